@@ -1,0 +1,35 @@
+"""The exploration engine: every interleaving of a Python model, reduced.
+
+This layer knows nothing about kernels. Models declare shared state (:class:`Shared` with
+:class:`Field` s), threads (plain functions), and checks; the engine explores their
+interleavings and reports :class:`Finding` s with replayable schedules.
+"""
+
+from pfnlab.explore.findings import Finding, ModelViolation, TraceStep, fail
+from pfnlab.explore.program import Check, Instance, Program
+from pfnlab.explore.runtime import Execution
+from pfnlab.explore.schedule import Schedule, Step
+from pfnlab.explore.shared import Field, Shared, atomic, context, free, is_freed, set_context
+from pfnlab.explore.sync import Lock, wait_until
+
+__all__ = [
+    "Check",
+    "Execution",
+    "Field",
+    "Finding",
+    "Instance",
+    "Lock",
+    "ModelViolation",
+    "Program",
+    "Schedule",
+    "Shared",
+    "Step",
+    "TraceStep",
+    "atomic",
+    "context",
+    "fail",
+    "free",
+    "is_freed",
+    "set_context",
+    "wait_until",
+]

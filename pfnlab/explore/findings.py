@@ -1,0 +1,77 @@
+"""Findings: what an execution can show, with the schedule and trace that show it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pfnlab.explore.schedule import Schedule
+
+
+class ModelViolation(Exception):
+    """Raised by model code (through :func:`fail`) when a property is violated at a step."""
+
+    def __init__(self, prop: str, message: str) -> None:
+        super().__init__(f"{prop}: {message}")
+        self.prop = prop
+        self.message = message
+
+
+def fail(prop: str, message: str) -> None:
+    """Report that property ``prop`` is violated at this step; the execution stops here."""
+    raise ModelViolation(prop, message)
+
+
+# Finding kinds.
+INVARIANT = "invariant"        # an invariant was false after a step
+ASSERTION = "assertion"        # model code raised AssertionError or called fail()
+HANG = "hang"                  # live threads all blocked, none able to wake
+FINAL = "final-check"          # an end-of-execution check failed (leaks)
+EXCEPTION = "exception"        # model code raised another exception
+USE_AFTER_FREE = "use-after-free"  # a thread touched an object another step freed
+NO_PROGRESS = "no-progress"    # an execution exceeded the step limit (livelock?)
+
+
+@dataclass
+class TraceStep:
+    """One step of a recorded execution, in model terms."""
+
+    index: int
+    thread: str
+    label: str
+    where: tuple[str, ...]
+    action: str            # read, write, rmw, lock, unlock, wait, free
+    obj: str
+    field: str
+    before: Any = None
+    after: Any = None
+    failed_attempt: bool = False   # a contended lock or a wait whose condition was false
+    preempted: bool = False        # the previous thread could have continued
+
+
+@dataclass
+class Finding:
+    """A property violation with the execution that shows it.
+
+    ``schedule`` replays it; ``trace`` is the recorded execution; ``minimal`` says in what
+    sense the execution is the smallest one showing the finding (or why it may not be).
+    """
+
+    kind: str
+    prop: str
+    message: str
+    schedule: Schedule
+    trace: list[TraceStep] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    preemptions: int = 0
+    minimal: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Two findings are the same if they have the same kind and property."""
+        return (self.kind, self.prop)
+
+    @property
+    def steps(self) -> int:
+        """Number of steps in the execution that shows this finding."""
+        return len(self.schedule)

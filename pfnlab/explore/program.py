@@ -1,0 +1,52 @@
+"""What a model hands the engine: a build function that creates shared state and threads.
+
+A :class:`Program` is deterministic: every call of ``build()`` creates the same objects (same
+names, same initial values) and the same threads. The engine calls it once per execution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Check:
+    """A named predicate over shared state, evaluated without scheduling points.
+
+    For invariants and final checks ``fn`` returns ``None`` when the property holds and a
+    one-line message when it does not. For goals ("sometimes" properties) it returns a bool.
+    ``prop`` is the property id reported in findings (defaults to ``name``).
+    """
+
+    name: str
+    fn: Callable[[], object]
+    prop: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.prop:
+            object.__setattr__(self, "prop", self.name)
+
+
+@dataclass
+class Instance:
+    """One freshly built model: its threads and the properties to check.
+
+    - ``threads``: name → function run as a model thread (order is significant and stable).
+    - ``invariants``: checked after every step that wrote a field they read.
+    - ``final_checks``: checked when every thread has finished (leaks, balance).
+    - ``goals``: "sometimes" properties; the result says which were reached in some state.
+    """
+
+    threads: dict[str, Callable[[], object]]
+    invariants: list[Check] = field(default_factory=list)
+    final_checks: list[Check] = field(default_factory=list)
+    goals: list[Check] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Program:
+    """A named, deterministic model: ``build()`` returns a fresh :class:`Instance`."""
+
+    name: str
+    build: Callable[[], Instance]

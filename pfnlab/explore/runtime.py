@@ -1,0 +1,713 @@
+"""One execution of a program: threads in greenlets, stepped one scheduling point at a time.
+
+The search strategies drive an :class:`Execution` through a tiny interface:
+``enabled()``, ``pending_footprint(tid)``, ``step(tid)``, ``fingerprint()`` and the
+``finding`` / ``finished`` attributes. A *step* performs a thread's pending shared access (or
+lock, wait, free) and then runs the thread's local code up to its next shared access.
+
+State fingerprints combine an incremental (Zobrist) hash of every shared field with one key
+per thread: a hash of the sequence of values the thread has received from shared state.
+Threads are deterministic, so equal keys mean equal thread states; a finished thread's key is
+a constant. Every step extends some thread's history or blocks a thread, so no fingerprint
+repeats along an execution: the state graph is acyclic.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import greenlet
+
+from pfnlab.explore.findings import (
+    ASSERTION,
+    EXCEPTION,
+    FINAL,
+    HANG,
+    INVARIANT,
+    NO_PROGRESS,
+    USE_AFTER_FREE,
+    Finding,
+    ModelViolation,
+    TraceStep,
+)
+from pfnlab.explore.program import Check, Instance, Program
+from pfnlab.explore.schedule import Schedule, Step
+from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared
+
+# Pending operation kinds.
+READ, WRITE, RMW, ACQUIRE, RELEASE, WAIT, FREE = range(7)
+_ACTION = ("read", "write", "rmw", "lock", "unlock", "wait", "free")
+
+# Modes of the execution: who is running model code right now.
+_SCHED, _THREAD, _PEEK = range(3)
+
+_DONE = hash("<finished thread>")
+
+#: A footprint: the (object index, field, is_write) triples a step touches.
+Footprint = tuple[tuple[int, str, bool], ...]
+
+
+class Op:
+    """A thread's pending scheduling point."""
+
+    __slots__ = ("arg", "field", "kind", "obj", "where")
+
+    def __init__(self, kind: int, obj: Shared, field: str, arg: Any = None) -> None:
+        self.kind = kind
+        self.obj = obj
+        self.field = field
+        self.arg = arg
+        self.where: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """A label for this step, without the function name."""
+        name = self.obj.__dict__["_name"]
+        k = self.kind
+        if k == ACQUIRE:
+            return f"lock {name}"
+        if k == RELEASE:
+            return f"unlock {name}"
+        if k == WAIT:
+            return f"wait {self.field}"
+        if k == FREE:
+            return f"free {name}"
+        return f"{_ACTION[k]} {name}.{self.field}"
+
+
+class ThreadState:
+    """The engine's view of one model thread."""
+
+    __slots__ = ("blocked", "glet", "key", "name", "op", "reads", "tid", "value", "watched")
+
+    def __init__(self, tid: int, name: str, glet: greenlet.greenlet) -> None:
+        self.tid = tid
+        self.name = name
+        self.glet = glet
+        self.op: Op | None = None      # None once finished
+        self.key = hash(name)          # history hash
+        self.blocked = False           # failed an attempt; waits for a write to `reads`
+        self.reads: Footprint = ()     # footprint of the pending lock/wait attempt
+        self.value = False             # whether the pending lock/wait attempt would succeed
+        self.watched: list[tuple[int, str]] = []  # fields whose writes re-check the attempt
+
+
+_ENGINE_FILES = {
+    __file__.rsplit("/", 1)[0] + "/" + f for f in ("runtime.py", "shared.py", "sync.py")
+}
+
+
+def hide_from_traces(filename: str) -> None:
+    """Leave the functions of ``filename`` out of step labels (dispatch wrappers)."""
+    _ENGINE_FILES.add(filename)
+
+
+class Execution:
+    """One run of ``program`` from its initial state, stepped by a search strategy."""
+
+    def __init__(
+        self,
+        program: Program,
+        *,
+        trace: bool = False,
+        check_invariants: bool = True,
+        goals_reached: set[str] | None = None,
+        max_steps: int = 10_000,
+    ) -> None:
+        self.program = program
+        self.trace_on = trace
+        self.check_on = check_invariants
+        self.max_steps = max_steps
+        self.objects: list[Shared] = []
+        self.names: dict[str, Shared] = {}
+        self.mode = _SCHED
+        self.peek: set[tuple[int, str]] | None = None
+        self.hashable = True
+        self.zob = 0
+        self.nsteps = 0
+        self.finding: Finding | None = None
+        self.finished = False            # every thread finished (final checks done)
+        self.schedule: list[int] = []    # tids chosen so far
+        self.trace: list[TraceStep] = []
+        self.labels: list[str] = []
+        self.watch: dict[tuple[int, str], set[int]] = {}
+        self.goals_reached = goals_reached if goals_reached is not None else set()
+        self._main: greenlet.greenlet | None = None
+        self.context: Any = None
+
+        prev = HOOKS.current
+        HOOKS.current = self
+        try:
+            inst = program.build()
+        finally:
+            HOOKS.current = prev
+        if not isinstance(inst, Instance):
+            raise TypeError(
+                f"program {program.name!r}: build() returned {type(inst).__name__}, "
+                "expected pfnlab.explore.Instance(threads=..., invariants=...)"
+            )
+        if not inst.threads:
+            raise ValueError(f"program {program.name!r} has no threads")
+        self.instance = inst
+        self.threads: list[ThreadState] = []
+        for tid, (name, fn) in enumerate(inst.threads.items()):
+            self.threads.append(ThreadState(tid, name, greenlet.greenlet(self._trampoline(fn))))
+        for obj in self.objects:
+            self._hash_object(obj)
+        # invariants / goals: per-check read sets, re-evaluated when a step writes into them
+        self.inv_reads: list[set[tuple[int, str]]] = [set() for _ in inst.invariants]
+        self.goal_reads: list[set[tuple[int, str]]] = [set() for _ in inst.goals]
+        # run every thread to its first scheduling point
+        for t in self.threads:
+            self._resume(t, None)
+            if self.finding is not None:
+                return
+        if self.check_on:
+            self._check_all()
+        self._check_end()
+
+    # ------------------------------------------------------------------ registration
+    def register(self, obj: Shared) -> int:
+        """Give a newly created shared object its index (called by Shared.__init__)."""
+        name = obj.__dict__["_name"]
+        if name in self.names:
+            raise ValueError(f"two shared objects are both named {name!r}; names must be unique")
+        self.names[name] = obj
+        self.objects.append(obj)
+        if self.mode != _SCHED or self.nsteps:
+            self._hash_object(obj)
+        return len(self.objects) - 1
+
+    def _hash_object(self, obj: Shared) -> None:
+        d = obj.__dict__
+        name = d["_name"]
+        for f in type(obj)._fields_:
+            self._zob(name, f, d[f])
+
+    def _zob(self, name: str, field: str, value: Any) -> None:
+        try:
+            self.zob ^= hash((name, field, value))
+        except TypeError:
+            self.hashable = False
+
+    # ------------------------------------------------------------------ thread side
+    def _trampoline(self, fn: Callable[[], object]) -> Callable[[Any], object]:
+        def run(_first: Any) -> object:
+            return fn()
+
+        return run
+
+    def _yield(self, op: Op) -> Any:
+        if self.trace_on:
+            op.where = _model_stack()
+        assert self._main is not None
+        return self._main.switch(op)
+
+    def read(self, obj: Shared, field: str) -> Any:
+        """A field read by model code (a scheduling point when a thread runs)."""
+        mode = self.mode
+        if mode == _THREAD:
+            return self._yield(Op(READ, obj, field))
+        if mode == _PEEK and self.peek is not None:
+            self.peek.add((obj.__dict__["_idx"], field))
+        return obj.__dict__[field]
+
+    def write(self, obj: Shared, field: str, value: Any) -> None:
+        """A field write by model code (a scheduling point when a thread runs)."""
+        if self.mode == _THREAD:
+            self._yield(Op(WRITE, obj, field, value))
+            return
+        if self.mode == _PEEK:
+            raise RuntimeError(
+                f"invariant or condition wrote {obj.__dict__['_name']}.{field}: checks must "
+                "only read shared state"
+            )
+        d = obj.__dict__
+        if self.nsteps or self.threads_started():
+            self._zob(d["_name"], field, d[field])
+            self._zob(d["_name"], field, value)
+        d[field] = value
+
+    def threads_started(self) -> bool:
+        """Whether set-up is over (threads exist)."""
+        return bool(getattr(self, "threads", None))
+
+    def rmw(self, obj: Shared, field: str, update: Callable[[Any], tuple[Any, Any]]) -> Any:
+        """An atomic read-modify-write (one scheduling point)."""
+        if self.mode == _THREAD:
+            return self._yield(Op(RMW, obj, field, update))
+        new, result = update(obj.__dict__[field])
+        self.write(obj, field, new)
+        return result
+
+    def acquire(self, lock: Shared) -> None:
+        """Lock acquire by model code."""
+        if self.mode != _THREAD:
+            raise RuntimeError("locks can only be taken by model threads")
+        self._yield(Op(ACQUIRE, lock, "owner"))
+
+    def release(self, lock: Shared) -> None:
+        """Lock release by model code."""
+        if self.mode != _THREAD:
+            raise RuntimeError("locks can only be released by model threads")
+        self._yield(Op(RELEASE, lock, "owner"))
+
+    def wait(self, cond: Callable[[], object], what: str) -> None:
+        """Wait until ``cond()`` holds (a scheduling point; may block)."""
+        if self.mode != _THREAD:
+            raise RuntimeError("wait_until can only be called by model threads")
+        self._yield(Op(WAIT, _NOBODY, what, cond))
+
+    def free(self, obj: Shared, why: str) -> None:
+        """Free a shared object (a scheduling point that conflicts with every access to it)."""
+        if self.mode == _THREAD:
+            self._yield(Op(FREE, obj, ALL_FIELDS, why))
+            return
+        obj.__dict__["_freed"] = why or "freed"
+
+    # ------------------------------------------------------------------ scheduler side
+    def enabled(self) -> list[int]:
+        """Threads that can take a step now (not finished, not blocked)."""
+        if self.finding is not None:
+            return []
+        return [t.tid for t in self.threads if t.op is not None and not t.blocked]
+
+    def live(self) -> list[int]:
+        """Threads that have not finished."""
+        return [t.tid for t in self.threads if t.op is not None]
+
+    def pending_footprint(self, tid: int) -> Footprint:
+        """The footprint of thread ``tid``'s next step (conservative for lock attempts)."""
+        op = self.threads[tid].op
+        if op is None:
+            return ()
+        k = op.kind
+        if k == WAIT:
+            return self.threads[tid].reads
+        idx = op.obj.__dict__["_idx"]
+        return ((idx, op.field, k != READ),)
+
+    def label(self, tid: int) -> str:
+        """The label of thread ``tid``'s next step."""
+        op = self.threads[tid].op
+        if op is None:
+            return "(finished)"
+        fn = op.where[-1] if op.where else ""
+        return f"{fn}: {op.describe()}" if fn else op.describe()
+
+    def fingerprint(self) -> int | None:
+        """A hash of the whole state (shared fields and thread states), or None if unhashable."""
+        if not self.hashable:
+            return None
+        return hash((self.zob, tuple((t.key, t.blocked) for t in self.threads)))
+
+    def step(self, tid: int) -> Footprint:
+        """Run thread ``tid``'s pending step; returns the step's footprint."""
+        t = self.threads[tid]
+        op = t.op
+        if op is None or t.blocked or self.finding is not None:
+            raise RuntimeError(f"thread {t.name} cannot step now")
+        self.schedule.append(tid)
+        self.nsteps += 1
+        obj = op.obj
+        d = obj.__dict__
+        k = op.kind
+        name = d["_name"]
+        if self.trace_on:
+            self.labels.append(self.label(tid))
+        if d["_freed"] is not None and k != WAIT:
+            self._uaf(t, op)
+            return ((d["_idx"], op.field, k != READ),)
+        before: Any = None
+        failed = False
+        resume = True
+        result: Any = None
+        fp: Footprint
+        field = op.field
+        if k == READ:
+            result = d[field]
+            fp = ((d["_idx"], field, False),)
+            before = result
+        elif k == WRITE:
+            before = d[field]
+            self._set(obj, name, field, op.arg)
+            fp = ((d["_idx"], field, True),)
+        elif k == RMW:
+            before = d[field]
+            new, result = op.arg(before)
+            self._set(obj, name, field, new)
+            fp = ((d["_idx"], field, True),)
+        elif k == ACQUIRE:
+            before = d["owner"]
+            if before is None:
+                self._set(obj, name, "owner", t.name)
+                fp = ((d["_idx"], "owner", True),)
+            else:
+                failed = True
+                fp = ((d["_idx"], "owner", False),)
+                t.reads = fp
+                self._block(t, ((d["_idx"], "owner"),))
+                resume = False
+        elif k == RELEASE:
+            before = d["owner"]
+            if before != t.name:
+                self._set_finding(
+                    t,
+                    ASSERTION,
+                    "lock-balance",
+                    f"{t.name} released {name} held by {before or 'nobody'}",
+                )
+                return ((d["_idx"], "owner", True),)
+            self._set(obj, name, "owner", None)
+            fp = ((d["_idx"], "owner", True),)
+        elif k == WAIT:
+            ok, reads = self._eval_cond(t, op)
+            if self.finding is not None:
+                return ()
+            fp = tuple((i, f, False) for i, f in sorted(reads))
+            t.reads = fp
+            if not ok:
+                failed = True
+                resume = False
+                self._block(t, reads)
+            before = ok
+        else:  # FREE
+            d["_freed"] = op.arg or "freed"
+            self.zob ^= hash((name, "_freed", op.arg))
+            fp = ((d["_idx"], ALL_FIELDS, True),)
+            self._wake_object(d["_idx"])
+        if self.trace_on:
+            after = d.get(field) if k in (WRITE, RMW, ACQUIRE, RELEASE) else None
+            self.trace.append(
+                TraceStep(
+                    index=len(self.trace),
+                    thread=t.name,
+                    label=self.labels[-1],
+                    where=op.where,
+                    action=_ACTION[k],
+                    obj=name if k != WAIT else "",
+                    field=field,
+                    before=before,
+                    after=after,
+                    failed_attempt=failed,
+                )
+            )
+        if resume:
+            t.key = hash((t.key, result))
+            self._resume(t, result)
+        if self.finding is None and self.check_on:
+            self._check_after(fp)
+        if self.finding is None:
+            self._check_end()
+        return fp
+
+    # ------------------------------------------------------------------ internals
+    def _set(self, obj: Shared, name: str, field: str, value: Any) -> None:
+        d = obj.__dict__
+        old = d[field]
+        d[field] = value
+        try:
+            self.zob ^= hash((name, field, old)) ^ hash((name, field, value))
+        except TypeError:
+            self.hashable = False
+        w = self.watch.get((d["_idx"], field))
+        if w:
+            self._wake(w)
+
+    def _wake_object(self, idx: int) -> None:
+        tids: set[int] = set()
+        for (i, _f), w in self.watch.items():
+            if i == idx:
+                tids |= w
+        if tids:
+            self._wake(tids)
+
+    def _wake(self, tids: set[int]) -> None:
+        """Re-check the pending attempts of threads watching a field that was just written."""
+        for tid in sorted(tids):
+            t = self.threads[tid]
+            op = t.op
+            if op is None:
+                continue
+            if op.kind == ACQUIRE:
+                if op.obj.__dict__["owner"] is None:
+                    t.blocked = False
+                    t.value = True
+                    self._unwatch(t)
+                continue
+            ok, reads = self._eval_cond(t, op)
+            t.value = ok
+            t.reads = tuple((i, f, False) for i, f in sorted(reads))
+            self._unwatch(t)
+            self._watch(t, reads)
+            if ok:
+                t.blocked = False
+
+    def _block(self, t: ThreadState, reads: Any) -> None:
+        t.blocked = True
+        t.value = False
+        self._unwatch(t)
+        self._watch(t, reads)
+
+    def _watch(self, t: ThreadState, reads: Any) -> None:
+        for key in reads:
+            self.watch.setdefault(key, set()).add(t.tid)
+            t.watched.append(key)
+
+    def _unwatch(self, t: ThreadState) -> None:
+        for key in t.watched:
+            self.watch[key].discard(t.tid)
+        t.watched.clear()
+
+    def _eval_cond(self, t: ThreadState, op: Op) -> tuple[bool, set[tuple[int, str]]]:
+        reads: set[tuple[int, str]] = set()
+        prev_mode, prev_peek = self.mode, self.peek
+        self.mode, self.peek = _PEEK, reads
+        prev = HOOKS.current
+        HOOKS.current = self
+        try:
+            ok = bool(op.arg())
+        except Exception as e:  # a broken condition is a finding, not a crash of the tool
+            self._set_finding(t, EXCEPTION, "exception", f"condition of wait {op.field!r}: {e!r}")
+            ok = False
+        finally:
+            self.mode, self.peek = prev_mode, prev_peek
+            HOOKS.current = prev
+        return ok, reads
+
+    def _resume(self, t: ThreadState, value: Any) -> None:
+        prev = HOOKS.current
+        HOOKS.current = self
+        self._main = greenlet.getcurrent()
+        self.mode = _THREAD
+        try:
+            nxt = t.glet.switch(value)
+        except ModelViolation as e:
+            self.mode = _SCHED
+            self._set_finding(t, ASSERTION, e.prop, e.message)
+            t.op = None
+            return
+        except AssertionError as e:
+            self.mode = _SCHED
+            msg = str(e) or _where_failed(e)
+            self._set_finding(t, ASSERTION, "assertion", msg)
+            t.op = None
+            return
+        except Exception as e:
+            self.mode = _SCHED
+            self._set_finding(
+                t, EXCEPTION, "exception", f"{type(e).__name__}: {e}", tb=traceback.format_exc()
+            )
+            t.op = None
+            return
+        finally:
+            self.mode = _SCHED
+            HOOKS.current = prev
+        self._unwatch(t)
+        if t.glet.dead:
+            t.op = None
+            t.key = _DONE
+            t.reads = ()
+            return
+        t.op = nxt
+        if nxt.kind == WAIT:
+            ok, reads = self._eval_cond(t, nxt)
+            t.value = ok
+            t.reads = tuple((i, f, False) for i, f in sorted(reads))
+            self._watch(t, reads)
+        elif nxt.kind == ACQUIRE:
+            t.value = nxt.obj.__dict__["owner"] is None
+
+    def _uaf(self, t: ThreadState, op: Op) -> None:
+        d = op.obj.__dict__
+        why = d["_freed"]
+        prop = USE_AFTER_FREE
+        if isinstance(why, tuple):
+            prop, why = why
+        self._set_finding(
+            t,
+            USE_AFTER_FREE,
+            prop,
+            f"{t.name} {op.describe()} after it was freed ({why})",
+        )
+
+    def _set_finding(
+        self, t: ThreadState | None, kind: str, prop: str, message: str, tb: str = ""
+    ) -> None:
+        if self.finding is not None:
+            return
+        details: dict[str, Any] = {}
+        if t is not None:
+            details["thread"] = t.name
+        if tb:
+            details["traceback"] = tb
+        self.finding = Finding(kind, prop, message, Schedule(self._steps()), details=details)
+
+    def _steps(self) -> list[Step]:
+        names = [t.name for t in self.threads]
+        if self.labels:
+            return [Step(names[tid], lab) for tid, lab in zip(self.schedule, self.labels)]
+        return [Step(names[tid], "") for tid in self.schedule]
+
+    def _run_check(self, check: Check, reads: set[tuple[int, str]] | None) -> object:
+        prev_mode, prev_peek = self.mode, self.peek
+        self.mode, self.peek = _PEEK, reads
+        prev = HOOKS.current
+        HOOKS.current = self
+        try:
+            return check.fn()
+        except Exception as e:
+            self._set_finding(None, EXCEPTION, "exception", f"check {check.name}: {e!r}")
+            return None
+        finally:
+            self.mode, self.peek = prev_mode, prev_peek
+            HOOKS.current = prev
+
+    def _check_all(self) -> None:
+        inst = self.instance
+        for i, inv in enumerate(inst.invariants):
+            self._check_inv(i, inv)
+            if self.finding is not None:
+                return
+        for i, goal in enumerate(inst.goals):
+            self._check_goal(i, goal)
+
+    def _check_inv(self, i: int, inv: Check) -> None:
+        reads: set[tuple[int, str]] = set()
+        msg = self._run_check(inv, reads)
+        self.inv_reads[i] = reads
+        if msg and self.finding is None:
+            self._set_finding(None, INVARIANT, inv.prop, str(msg))
+
+    def _check_goal(self, i: int, goal: Check) -> None:
+        if goal.name in self.goals_reached:
+            return
+        reads: set[tuple[int, str]] = set()
+        if self._run_check(goal, reads):
+            self.goals_reached.add(goal.name)
+        self.goal_reads[i] = reads
+
+    def _check_after(self, fp: Footprint) -> None:
+        writes = [(i, f) for i, f, w in fp if w]
+        if not writes:
+            return
+        inst = self.instance
+        for i, inv in enumerate(inst.invariants):
+            if _touches(self.inv_reads[i], writes):
+                self._check_inv(i, inv)
+                if self.finding is not None:
+                    return
+        for i, goal in enumerate(inst.goals):
+            if goal.name not in self.goals_reached and _touches(self.goal_reads[i], writes):
+                self._check_goal(i, goal)
+
+    def _check_end(self) -> None:
+        if self.finding is not None or self.finished:
+            return
+        if self.nsteps > self.max_steps:
+            self._set_finding(
+                None,
+                NO_PROGRESS,
+                "no-progress",
+                f"execution did not finish within {self.max_steps} steps: a livelock or an "
+                "unbounded retry loop? raise max_steps if the model really needs more",
+            )
+            return
+        if any(t.op is not None for t in self.threads):
+            if not any(t.op is not None and not t.blocked for t in self.threads):
+                self._hang()
+            return
+        self.finished = True
+        if not self.check_on:
+            return
+        for chk in self.instance.final_checks:
+            msg = self._run_check(chk, None)
+            if msg and self.finding is None:
+                self._set_finding(None, FINAL, chk.prop, str(msg))
+                return
+
+    def _hang(self) -> None:
+        waits: dict[str, str] = {}
+        for t in self.threads:
+            op = t.op
+            if op is None:
+                continue
+            if op.kind == ACQUIRE:
+                waits[t.name] = f"lock {op.obj.name} held by {op.obj.__dict__['owner']}"
+            else:
+                waits[t.name] = op.field
+        desc = "; ".join(f"{n} waits for {w}" for n, w in waits.items())
+        self._set_finding(None, HANG, "hang", f"every live thread is blocked: {desc}")
+        assert self.finding is not None
+        self.finding.details["waits"] = waits
+
+    def waiting_for(self) -> dict[str, str]:
+        """What each blocked thread waits for (hang reports)."""
+        out: dict[str, str] = {}
+        for t in self.threads:
+            if t.op is not None and t.blocked:
+                out[t.name] = t.op.describe()
+        return out
+
+    def thread_names(self) -> list[str]:
+        """Names of the threads, indexed by tid."""
+        return [t.name for t in self.threads]
+
+    def tid_of(self, name: str) -> int:
+        """The tid of the thread called ``name``."""
+        for t in self.threads:
+            if t.name == name:
+                return t.tid
+        raise KeyError(name)
+
+    def close(self) -> None:
+        """Abandon the execution, ending its thread greenlets."""
+        for t in self.threads:
+            if not t.glet.dead:
+                try:
+                    t.glet.throw(greenlet.GreenletExit)
+                except Exception:
+                    pass
+        self.threads = []
+
+
+class _Nobody(Shared):
+    """Placeholder object for waits (their footprint is the condition's read set)."""
+
+
+_NOBODY = _Nobody.__new__(_Nobody)
+_NOBODY.__dict__.update(_name="<wait>", _freed=None, _idx=-1)
+
+
+def _touches(reads: set[tuple[int, str]], writes: list[tuple[int, str]]) -> bool:
+    for i, f in writes:
+        if (i, f) in reads:
+            return True
+        if f == ALL_FIELDS and any(r[0] == i for r in reads):
+            return True
+    return False
+
+
+def _model_stack() -> tuple[str, ...]:
+    """Names of the model functions on the current thread's stack, outermost first."""
+    f = sys._getframe(2)
+    names: list[str] = []
+    while f is not None:
+        code = f.f_code
+        if code.co_name == "run" and code.co_filename in _ENGINE_FILES:
+            break
+        if code.co_filename not in _ENGINE_FILES:
+            names.append(code.co_name)
+        f = f.f_back  # type: ignore[assignment]
+    names.reverse()
+    return tuple(names)
+
+
+def _where_failed(e: BaseException) -> str:
+    tb = traceback.extract_tb(e.__traceback__)
+    if tb:
+        fr = tb[-1]
+        return f"assertion failed in {fr.name} ({fr.filename.rsplit('/', 1)[-1]}:{fr.lineno})"
+    return "assertion failed"

@@ -1,0 +1,170 @@
+"""Shared model state: objects whose field reads and writes are scheduling points.
+
+A model declares its shared state as subclasses of :class:`Shared` with :class:`Field`
+descriptors::
+
+    class Page(Shared):
+        refcount = Field(1)
+        flags = Field(0)
+
+Inside a running execution, every read or write of a field by a model thread is one
+scheduling point whose *footprint* is ``(object, field, read|write)``. The exploration
+engine computes independence of two steps from their footprints; model code never declares
+it. Outside an execution (set-up code, reports) fields behave like plain attributes.
+
+Values stored in fields must be hashable (ints, strings, tuples, frozensets, None, other
+Shared objects) so that whole states can be fingerprinted; a field holding an unhashable value
+turns state caching off for that run, and the statistics say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
+
+T = TypeVar("T")
+
+#: Marker field name in a footprint meaning "every field of the object" (used by free()).
+ALL_FIELDS = "*"
+
+
+class _Hooks:
+    """The execution currently running, as seen by field descriptors (None when idle)."""
+
+    current: Any = None
+
+
+HOOKS = _Hooks()
+
+
+class Field(Generic[T]):
+    """A shared field: reads and writes by a model thread are scheduling points."""
+
+    __slots__ = ("default", "name")
+
+    def __init__(self, default: T) -> None:
+        self.default = default
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        fields = owner.__dict__.get("_fields_")
+        if fields is None:
+            inherited: tuple[str, ...] = ()
+            for base in owner.__mro__[1:]:
+                inherited = base.__dict__.get("_fields_", ()) or inherited
+                if inherited:
+                    break
+            owner._fields_ = inherited  # type: ignore[attr-defined]
+        owner._fields_ = (*owner._fields_, name)  # type: ignore[attr-defined]
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> Field[T]: ...
+
+    @overload
+    def __get__(self, obj: Shared, objtype: type | None = None) -> T: ...
+
+    def __get__(self, obj: Shared | None, objtype: type | None = None) -> T | Field[T]:
+        if obj is None:
+            return self
+        rt = HOOKS.current
+        if rt is None:
+            return obj.__dict__[self.name]  # type: ignore[no-any-return]
+        return rt.read(obj, self.name)  # type: ignore[no-any-return]
+
+    def __set__(self, obj: Shared, value: T) -> None:
+        rt = HOOKS.current
+        if rt is None:
+            obj.__dict__[self.name] = value
+        else:
+            rt.write(obj, self.name, value)
+
+
+class Shared:
+    """Base class of shared model objects. Each has a unique, stable ``name``.
+
+    The name is the object's identity across executions: fingerprints, footprints and
+    schedules refer to objects by name, so two executions of the same model agree on them.
+    """
+
+    _fields_: tuple[str, ...] = ()
+
+    def __init__(self, name: str) -> None:
+        self.__dict__["_name"] = name
+        self.__dict__["_freed"] = None
+        for f in type(self)._fields_:
+            default = getattr(type(self), f).default
+            self.__dict__[f] = default() if callable(default) else default
+        rt = HOOKS.current
+        self.__dict__["_idx"] = rt.register(self) if rt is not None else -1
+
+    @property
+    def name(self) -> str:
+        """The object's stable name, e.g. ``page@0x100``."""
+        return self.__dict__["_name"]  # type: ignore[no-any-return]
+
+    def __hash__(self) -> int:
+        return hash(("shared", self.__dict__["_name"]))
+
+    def __repr__(self) -> str:
+        return self.__dict__["_name"]  # type: ignore[no-any-return]
+
+    def peek(self, field: str) -> Any:
+        """Read a field without making a scheduling point (for reports and invariants)."""
+        return self.__dict__[field]
+
+    def fields(self) -> dict[str, Any]:
+        """All shared fields and their current values, without scheduling points."""
+        return {f: self.__dict__[f] for f in type(self)._fields_}
+
+
+def atomic(obj: Shared, field: str, update: Callable[[Any], tuple[Any, Any]]) -> Any:
+    """One atomic read-modify-write of ``obj.field`` as a single scheduling point.
+
+    ``update(old)`` returns ``(new, result)``; the field becomes ``new`` and ``result`` is
+    returned to the caller. This is how ``atomic_dec_and_test`` and friends are modelled.
+    """
+    rt = HOOKS.current
+    if rt is None:
+        new, result = update(obj.__dict__[field])
+        obj.__dict__[field] = new
+        return result
+    return rt.rmw(obj, field, update)
+
+
+def free(obj: Shared, why: str = "") -> None:
+    """Free ``obj``: any later access to it by a model thread is a use-after-free finding."""
+    rt = HOOKS.current
+    if rt is None:
+        obj.__dict__["_freed"] = why or "freed"
+        return
+    rt.free(obj, why)
+
+
+def is_freed(obj: Shared) -> bool:
+    """Whether ``obj`` has been freed (no scheduling point; for reports and invariants)."""
+    return obj.__dict__["_freed"] is not None
+
+
+_IDLE_CONTEXT: list[Any] = [None]
+
+
+def set_context(value: Any) -> None:
+    """Attach a model-defined context object (e.g. the host) to the running execution.
+
+    Called from a program's ``build()``; model functions find it again with
+    :func:`context`. Outside an execution it sets a process-wide default (unit tests).
+    """
+    rt = HOOKS.current
+    if rt is None:
+        _IDLE_CONTEXT[0] = value
+    else:
+        rt.context = value
+
+
+def context() -> Any:
+    """The context object of the running execution (see :func:`set_context`)."""
+    rt = HOOKS.current
+    if rt is None:
+        return _IDLE_CONTEXT[0]
+    return rt.context

@@ -1,0 +1,1 @@
+"""Shared plumbing of the kernel models: kernel functions that variants can override."""

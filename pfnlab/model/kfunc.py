@@ -1,0 +1,47 @@
+"""Kernel functions that a variant can replace by name.
+
+Model functions are decorated with :func:`kfunc`. A call goes to the running variant's
+override of that name if it has one, else to the decorated (base) implementation. Variants
+therefore change only the functions they change, and the model calls every kernel function
+by its kernel name, as the kernel does.
+
+The overrides in force come from the execution's context object: whatever
+:func:`pfnlab.explore.set_context` was given must have an ``overrides`` attribute mapping
+kernel-function names to implementations (an empty dict for the base model).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from pfnlab.explore.runtime import hide_from_traces
+from pfnlab.explore.shared import context
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Every kernel function of the model, by name: the base implementation.
+KERNEL_FUNCTIONS: dict[str, Callable[..., Any]] = {}
+
+
+def kfunc(fn: F) -> F:
+    """Register ``fn`` as a kernel function that variants may override by name."""
+    name = fn.__name__
+    if name in KERNEL_FUNCTIONS and KERNEL_FUNCTIONS[name] is not fn:
+        raise ValueError(f"kernel function {name!r} is defined twice in the model")
+    KERNEL_FUNCTIONS[name] = fn
+
+    @functools.wraps(fn)
+    def dispatch(*args: Any, **kwargs: Any) -> Any:
+        ctx = context()
+        impl = ctx.overrides.get(name) if ctx is not None else None
+        if impl is None:
+            return fn(*args, **kwargs)
+        return impl(*args, **kwargs)
+
+    dispatch.base = fn  # type: ignore[attr-defined]
+    return cast(F, dispatch)
+
+
+hide_from_traces(__file__)
