@@ -9,7 +9,7 @@ from pfnlab.explore.findings import Finding, ModelViolation, TraceStep, fail
 from pfnlab.explore.program import Check, Instance, Program
 from pfnlab.explore.runtime import Execution
 from pfnlab.explore.schedule import Schedule, Step
-from pfnlab.explore.shared import Field, Shared, atomic, context, free, is_freed, set_context
+from pfnlab.explore.shared import Field, Ghost, Shared, atomic, context, free, is_freed, set_context
 from pfnlab.explore.sync import Lock, wait_until
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "Execution",
     "Field",
     "Finding",
+    "Ghost",
     "Instance",
     "Lock",
     "ModelViolation",

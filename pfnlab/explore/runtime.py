@@ -136,6 +136,7 @@ class Execution:
         self.goals_reached = goals_reached if goals_reached is not None else set()
         self._main: greenlet.greenlet | None = None
         self.context: Any = None
+        self.ghost_writes: list[tuple[int, str]] = []
 
         prev = HOOKS.current
         HOOKS.current = self
@@ -228,6 +229,15 @@ class Execution:
         if self.nsteps or self.threads_started():
             self._zob(d["_name"], field, d[field])
             self._zob(d["_name"], field, value)
+        d[field] = value
+
+    def ghost_write(self, obj: Shared, field: str, value: Any) -> None:
+        """A ghost-field write: hashed into the state, re-checks invariants, not a step."""
+        d = obj.__dict__
+        if self.threads_started():
+            self._zob(d["_name"], field, d[field])
+            self._zob(d["_name"], field, value)
+            self.ghost_writes.append((d["_idx"], field))
         d[field] = value
 
     def threads_started(self) -> bool:
@@ -591,6 +601,9 @@ class Execution:
 
     def _check_after(self, fp: Footprint) -> None:
         writes = [(i, f) for i, f, w in fp if w]
+        if self.ghost_writes:
+            writes += self.ghost_writes
+            self.ghost_writes = []
         if not writes:
             return
         inst = self.instance

@@ -80,6 +80,29 @@ class Field(Generic[T]):
             rt.write(obj, self.name, value)
 
 
+class Ghost(Field[T]):
+    """Bookkeeping for checks (who holds which reference): part of the state, never a step.
+
+    Reads and writes of a ghost field are not scheduling points and carry no footprint, so
+    they must not steer the model's control flow, and concurrent updates must commute
+    (counters, sets). Invariants that read ghost fields are re-checked when they change.
+    """
+
+    __slots__ = ()
+
+    def __get__(self, obj: Shared | None, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj.__dict__[self.name]
+
+    def __set__(self, obj: Shared, value: T) -> None:
+        rt = HOOKS.current
+        if rt is None:
+            obj.__dict__[self.name] = value
+        else:
+            rt.ghost_write(obj, self.name, value)
+
+
 class Shared:
     """Base class of shared model objects. Each has a unique, stable ``name``.
 
