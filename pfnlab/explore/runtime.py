@@ -137,6 +137,7 @@ class Execution:
         self._main: greenlet.greenlet | None = None
         self.context: Any = None
         self.ghost_writes: list[tuple[int, str]] = []
+        self.hang_props: dict[str, str] = {}
 
         prev = HOOKS.current
         HOOKS.current = self
@@ -264,11 +265,14 @@ class Execution:
             raise RuntimeError("locks can only be released by model threads")
         self._yield(Op(RELEASE, lock, "owner"))
 
-    def wait(self, cond: Callable[[], object], what: str) -> None:
+    def wait(self, cond: Callable[[], object], what: str, prop: str = "") -> None:
         """Wait until ``cond()`` holds (a scheduling point; may block)."""
         if self.mode != _THREAD:
             raise RuntimeError("wait_until can only be called by model threads")
-        self._yield(Op(WAIT, _NOBODY, what, cond))
+        op = Op(WAIT, _NOBODY, what, cond)
+        if prop:
+            self.hang_props[what] = prop
+        self._yield(op)
 
     def free(self, obj: Shared, why: str) -> None:
         """Free a shared object (a scheduling point that conflicts with every access to it)."""
@@ -652,9 +656,19 @@ class Execution:
             else:
                 waits[t.name] = op.field
         desc = "; ".join(f"{n} waits for {w}" for n, w in waits.items())
-        self._set_finding(None, HANG, "hang", f"every live thread is blocked: {desc}")
+        prop = next((self.hang_props[w] for w in waits.values() if self.hang_props.get(w)), "")
+        self._set_finding(None, HANG, prop or "hang", f"every live thread is blocked: {desc}")
         assert self.finding is not None
         self.finding.details["waits"] = waits
+
+    def enable_checks(self) -> None:
+        """Turn invariant checking on after a re-execution that ran without it."""
+        if self.check_on:
+            return
+        self.check_on = True
+        self.ghost_writes = []
+        if self.finding is None:
+            self._check_all()
 
     def waiting_for(self) -> dict[str, str]:
         """What each blocked thread waits for (hang reports)."""

@@ -40,8 +40,11 @@ class Lock(Shared):
         return self.__dict__["owner"]  # type: ignore[no-any-return]
 
 
-def wait_until(cond: Callable[[], object], what: str) -> None:
+def wait_until(cond: Callable[[], object], what: str, prop: str = "") -> None:
     """Block until ``cond()`` is true. ``what`` names the wait in hang reports.
+
+    If the execution hangs with this thread waiting here, the hang is reported under
+    property ``prop`` (e.g. ``"teardown-terminates"``), else under ``"hang"``.
 
     ``cond`` is evaluated by the engine without scheduling points; the fields it reads are the
     footprint of the wait step. Only a step that writes one of them can wake the thread.
@@ -51,4 +54,4 @@ def wait_until(cond: Callable[[], object], what: str) -> None:
         if not cond():
             raise RuntimeError(f"wait_until({what}) outside an execution with a false condition")
         return
-    rt.wait(cond, what)
+    rt.wait(cond, what, prop)

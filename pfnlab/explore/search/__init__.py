@@ -1,0 +1,101 @@
+"""Search strategies over a program's executions, and the one entry point :func:`explore`.
+
+Strategies: ``dpor`` (exhaustive, reduced), ``brute`` (exhaustive, no reduction),
+``bounded`` (iterative preemption bounding), ``random`` (random walk), ``pct``.
+Every finding comes back with a labelled schedule, its recorded trace, its preemption count
+and a statement of minimality.
+"""
+
+from __future__ import annotations
+
+from pfnlab.explore.findings import Finding
+from pfnlab.explore.program import Program
+from pfnlab.explore.schedule import Schedule, Step
+from pfnlab.explore.search.bounded import explore_bounded
+from pfnlab.explore.search.brute import explore_brute
+from pfnlab.explore.search.common import Budget, Result, Stats
+from pfnlab.explore.search.dpor import explore_dpor
+from pfnlab.explore.search.minimize import minimize
+from pfnlab.explore.search.pct import explore_pct
+from pfnlab.explore.search.random_walk import explore_random
+from pfnlab.explore.search.replay import ReplayResult, replay
+
+STRATEGIES = ("dpor", "brute", "bounded", "random", "pct")
+
+__all__ = [
+    "STRATEGIES",
+    "Budget",
+    "ReplayResult",
+    "Result",
+    "Stats",
+    "explore",
+    "replay",
+]
+
+
+def explore(
+    program: Program,
+    *,
+    strategy: str = "dpor",
+    budget: Budget | None = None,
+    stop_first: bool = True,
+    minimal: bool = True,
+    preemptions: int = 2,
+    executions: int = 1000,
+    seed: int = 0,
+    depth: int = 3,
+    cache: bool = True,
+) -> Result:
+    """Search ``program``'s interleavings and return findings with their traces.
+
+    ``stop_first`` stops at the first finding; otherwise every distinct finding (by kind and
+    property) is collected. With ``minimal`` each finding's execution is replaced by one with
+    the fewest preemptions, then the fewest steps, that shows the same finding.
+    """
+    budget = budget or Budget()
+    if strategy == "dpor":
+        res = explore_dpor(program, budget, cache=cache, stop_first=stop_first)
+    elif strategy == "brute":
+        res = explore_brute(program, budget, stop_first=stop_first, collect_final_states=False)
+    elif strategy == "bounded":
+        res = explore_bounded(program, preemptions, budget, stop_first=stop_first, cache=cache)
+    elif strategy == "random":
+        res = explore_random(program, executions, seed, budget, stop_first=stop_first)
+    elif strategy == "pct":
+        res = explore_pct(program, executions, depth, seed, budget, stop_first=stop_first)
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    res.findings = [
+        explain(program, f, minimal=minimal, max_steps=budget.max_steps) for f in res.findings
+    ]
+    return res
+
+
+def explain(program: Program, finding: Finding, *, minimal: bool = True,
+            max_steps: int = 10_000) -> Finding:
+    """Minimise ``finding``'s execution (optionally) and record its labelled trace."""
+    from pfnlab.explore.runtime import Execution
+
+    probe = Execution(program, max_steps=max_steps)
+    names = probe.thread_names()
+    probe.close()
+    tids = [names.index(s.thread) for s in finding.schedule]
+    note = "as found by the search (not minimised)"
+    if minimal:
+        m = minimize(program, finding.key, tids, max_steps=max_steps)
+        tids = m.tids
+        if m.proven:
+            note = (f"minimal: fewest preemptions ({m.preemptions}), then fewest steps "
+                    f"({len(tids)}) among executions showing this finding")
+        else:
+            note = "not proven minimal: the minimisation budget ran out"
+    rr = replay(program, Schedule(Step(names[t], "") for t in tids), max_steps=max_steps)
+    f = rr.finding
+    if f is None or f.key != finding.key:
+        finding.minimal = "could not be reproduced by replay: is the model deterministic?"
+        return finding
+    f.trace = rr.trace
+    f.preemptions = rr.preemptions
+    f.minimal = note
+    f.details = {**finding.details, **f.details}
+    return f

@@ -1,0 +1,166 @@
+"""What every search strategy shares: budgets, statistics, results, re-execution."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pfnlab.explore.findings import Finding
+from pfnlab.explore.program import Program
+from pfnlab.explore.runtime import Execution, Footprint
+from pfnlab.explore.schedule import Schedule, Step
+from pfnlab.explore.shared import ALL_FIELDS
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits on one search. ``None`` means unlimited.
+
+    ``executions`` counts executions (complete, blocked, pruned or cut by a finding);
+    ``seconds`` is wall time; ``max_steps`` bounds one execution (longer is a finding).
+    """
+
+    executions: int | None = None
+    seconds: float | None = None
+    max_steps: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.executions is not None and self.executions < 1:
+            raise ValueError("an execution budget must be at least 1")
+        if self.seconds is not None and self.seconds <= 0:
+            raise ValueError("a time budget must be positive")
+
+
+@dataclass
+class Stats:
+    """Per-run statistics."""
+
+    executions: int = 0
+    complete: int = 0          # every thread finished
+    pruned: int = 0            # cut at a state explored before (state caching)
+    sleep_blocked: int = 0     # cut because every enabled thread was asleep (DPOR)
+    hangs: int = 0
+    findings: int = 0          # executions that ended in a finding
+    states: int = 0            # distinct states (when cached)
+    steps: int = 0             # scheduling steps run, including re-execution of prefixes
+    seconds: float = 0.0
+    max_depth: int = 0
+    caching: bool = False
+
+    @property
+    def steps_per_second(self) -> float:
+        """Scheduling steps per wall-clock second."""
+        return self.steps / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-compatible dict of the statistics."""
+        d = dict(self.__dict__)
+        d["steps_per_second"] = round(self.steps_per_second, 1)
+        d["seconds"] = round(self.seconds, 4)
+        return d
+
+
+@dataclass
+class Result:
+    """The outcome of one search: findings, what was covered, and statistics.
+
+    ``coverage`` says exactly what the search covered ("exhaustive: …", "all schedules
+    with ≤ 2 preemptions", "500 random executions (seed 1)", or where a budget cut it).
+    ``exhaustive`` is True only when every interleaving (up to equivalence) was covered.
+    """
+
+    program: str
+    strategy: str
+    findings: list[Finding]
+    coverage: str
+    exhaustive: bool
+    stats: Stats
+    goals_reached: list[str] = field(default_factory=list)
+    goals_missed: list[str] = field(default_factory=list)
+    final_states: set[Any] = field(default_factory=set)
+    violations: set[tuple[str, str, str]] = field(default_factory=set)
+
+    @property
+    def ok(self) -> bool:
+        """No finding."""
+        return not self.findings
+
+    def finding(self, prop: str) -> Finding | None:
+        """The first finding about property ``prop``, if any."""
+        for f in self.findings:
+            if f.prop == prop:
+                return f
+        return None
+
+
+class Clock:
+    """Wall time and execution budget bookkeeping."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget = budget
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds since the search started."""
+        return time.perf_counter() - self.start
+
+    def out(self, executions: int) -> bool:
+        """Whether the budget is used up."""
+        b = self.budget
+        if b.executions is not None and executions >= b.executions:
+            return True
+        return b.seconds is not None and self.elapsed() >= b.seconds
+
+
+def dependent(a: Footprint, b: Footprint) -> bool:
+    """Two steps of different threads conflict: same field of one object, one writes."""
+    for i1, f1, w1 in a:
+        for i2, f2, w2 in b:
+            if i1 == i2 and (w1 or w2) and (f1 == f2 or f1 == ALL_FIELDS or f2 == ALL_FIELDS):
+                return True
+    return False
+
+
+def replay_tids(
+    program: Program,
+    tids: list[int],
+    *,
+    trace: bool = False,
+    checks: bool = False,
+    goals: set[str] | None = None,
+    max_steps: int = 10_000,
+) -> Execution:
+    """Re-execute ``program`` from its initial state along ``tids``."""
+    ex = Execution(program, trace=trace, check_invariants=checks or trace, goals_reached=goals,
+                   max_steps=max_steps)
+    for tid in tids:
+        ex.step(tid)
+    if not (checks or trace):
+        ex.enable_checks()
+    return ex
+
+
+def final_state(ex: Execution) -> tuple[Any, ...]:
+    """A canonical value of the whole shared state (for differential tests)."""
+    out = []
+    for obj in ex.objects:
+        d = obj.__dict__
+        out.append((d["_name"], d["_freed"] is not None, tuple(obj.fields().items())))
+    return tuple(out)
+
+
+def count_preemptions(ex_enabled_before: list[list[int]], tids: list[int]) -> int:
+    """Preemptions in a schedule: switching away from a thread that could have continued."""
+    n = 0
+    for i in range(1, len(tids)):
+        prev, cur = tids[i - 1], tids[i]
+        if cur != prev and prev in ex_enabled_before[i]:
+            n += 1
+    return n
+
+
+def named_schedule(ex: Execution, tids: list[int]) -> Schedule:
+    """A schedule of thread names and labels for ``tids`` (``ex`` ran them with trace on)."""
+    names = ex.thread_names()
+    return Schedule(Step(names[t], lab) for t, lab in zip(tids, ex.labels))

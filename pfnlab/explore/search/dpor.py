@@ -1,0 +1,399 @@
+"""Source-set DPOR with sleep sets and state caching.
+
+The algorithm is Source-DPOR (Abdulla, Aronis, Jonsson, Sagonas, POPL 2014, Algorithm 1),
+run by re-execution: the stack holds one node per state of the current execution; a node
+keeps its backtrack set (the source set being built) and its sleep set; events carry vector
+clocks, and each new event is checked for races against the earlier events it conflicts
+with. For a race ``e ⋖ e'`` the node before ``e`` gets an initial of ``notdep(e).e'``.
+
+State caching on top (when the model state can be hashed): a state reached again is not
+explored again if its first exploration started with a sleep set contained in the current
+one. Its subtree may still race with the current prefix, so each cached state keeps a
+*summary*: the (thread, field, access) triples of every event explored below it. On a cache
+hit every stack event that conflicts with a summary entry of another thread, and does not
+happen before that thread's next step, gets its node fully expanded. That is the
+conservative summary method of stateful DPOR (Yang et al., SPIN 2008); it keeps the search
+sound at the cost of some reduction. The state graph is acyclic (see runtime.py), so no
+cycle proviso is needed.
+
+Invariants of the stack, written next to the data:
+- ``len(events) == len(stack) - 1`` between iterations: ``events[i]`` leads from
+  ``stack[i]`` to ``stack[i + 1]``;
+- ``obj_events[o]`` lists, in increasing order, the indices of events touching object ``o``;
+- a node's ``sleep`` holds the threads whose next step is covered elsewhere; explored
+  threads join it when their subtree is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pfnlab.explore.findings import HANG, Finding
+from pfnlab.explore.program import Program
+from pfnlab.explore.runtime import Execution, Footprint
+from pfnlab.explore.search.common import (
+    Budget,
+    Clock,
+    Result,
+    Stats,
+    dependent,
+    final_state,
+    replay_tids,
+)
+from pfnlab.explore.shared import ALL_FIELDS
+
+_Summary = frozenset[tuple[int, int, str, bool]]
+
+
+class _Event:
+    __slots__ = ("clock", "fp", "seq", "tid")
+
+    def __init__(self, tid: int, fp: Footprint, seq: int, clock: tuple[int, ...]) -> None:
+        self.tid = tid
+        self.fp = fp
+        self.seq = seq        # 1-based position of this event among its thread's events
+        self.clock = clock    # clock[t] = how many of thread t's events happen before (incl.)
+
+
+class _Node:
+    __slots__ = (
+        "backtrack",
+        "cur",
+        "enabled",
+        "fingerprint",
+        "full",
+        "init_sleep",
+        "pending",
+        "sleep",
+        "summary",
+        "tclock",
+    )
+
+    def __init__(
+        self,
+        enabled: list[int],
+        pending: dict[int, Footprint],
+        sleep: set[int],
+        tclock: tuple[tuple[int, ...], ...],
+        fingerprint: int | None,
+    ) -> None:
+        self.enabled = enabled
+        self.pending = pending
+        self.sleep = sleep
+        self.init_sleep = frozenset(sleep)
+        self.backtrack: set[int] = set()
+        for t in enabled:
+            if t not in sleep:
+                self.backtrack.add(t)
+                break
+        self.tclock = tclock
+        self.fingerprint = fingerprint
+        self.cur = -1
+        self.full = False
+        self.summary: set[tuple[int, int, str, bool]] = set()
+
+
+@dataclass
+class _Entry:
+    init_sleep: frozenset[int]
+    summary: _Summary | None = None
+
+
+class SourceDpor:
+    """One source-DPOR search of a program."""
+
+    def __init__(
+        self,
+        program: Program,
+        budget: Budget,
+        *,
+        cache: bool = True,
+        stop_first: bool = True,
+        collect_final_states: bool = False,
+    ) -> None:
+        self.program = program
+        self.budget = budget
+        self.cache_on = cache
+        self.stop_first = stop_first
+        self.collect = collect_final_states
+        self.stats = Stats()
+        self.goals: set[str] = set()
+        self.findings: dict[tuple[str, str], Finding] = {}
+        self.final_states: set[object] = set()
+        self.violations: set[tuple[str, str, str]] = set()
+        self.visited: dict[int, _Entry] = {}
+        self.stack: list[_Node] = []
+        self.events: list[_Event] = []
+        self.obj_events: dict[int, list[int]] = {}
+        self.ex: Execution | None = None
+        self.ex_depth = -1
+        self.nthreads = 0
+        self.goal_names: list[str] = []
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> Result:
+        """Explore; returns the result."""
+        clock = Clock(self.budget)
+        ex = self._fresh()
+        self.nthreads = len(ex.threads)
+        self.goal_names = [g.name for g in ex.instance.goals]
+        self.stats.caching = self.cache_on and ex.hashable
+        cut = False
+        if ex.finding is not None or ex.finished or not ex.enabled():
+            self._leaf(ex, None)
+        else:
+            zero = tuple(tuple(0 for _ in range(self.nthreads)) for _ in range(self.nthreads))
+            root = self._node(ex, set(), zero)
+            self.stack.append(root)
+            self.ex, self.ex_depth = ex, 0
+            cut = self._loop(clock)
+        self.stats.seconds = clock.elapsed()
+        self.stats.states = len(self.visited)
+        stopped = bool(self.findings) and self.stop_first
+        if cut:
+            coverage = (
+                f"budget reached after {self.stats.executions} executions "
+                f"({self.stats.seconds:.1f} s): partial, no claim beyond them"
+            )
+        elif stopped:
+            coverage = f"stopped at the first finding, after {self.stats.executions} executions"
+        else:
+            how = "source-set DPOR with sleep sets"
+            if self.stats.caching:
+                how += f" and state caching ({self.stats.states} states)"
+            coverage = f"exhaustive: every interleaving up to equivalence ({how})"
+        return Result(
+            program=self.program.name,
+            strategy="dpor",
+            findings=list(self.findings.values()),
+            coverage=coverage,
+            exhaustive=not cut and not stopped,
+            stats=self.stats,
+            goals_reached=[g for g in self.goal_names if g in self.goals],
+            goals_missed=[g for g in self.goal_names if g not in self.goals],
+            final_states=self.final_states,
+            violations=self.violations,
+        )
+
+    def _fresh(self) -> Execution:
+        return Execution(
+            self.program, goals_reached=self.goals, max_steps=self.budget.max_steps
+        )
+
+    def _loop(self, clock: Clock) -> bool:
+        stack, events = self.stack, self.events
+        while stack:
+            if clock.out(self.stats.executions):
+                return True
+            top = stack[-1]
+            depth = len(stack) - 1
+            p = -1
+            for t in sorted(top.backtrack):
+                if t not in top.sleep:
+                    p = t
+                    break
+            if p < 0:
+                self._pop()
+                continue
+            top.cur = p
+            ex = self._at(depth)
+            fp = ex.step(p)
+            self.stats.steps += 1
+            ev = self._event(p, fp, depth, top)
+            events.append(ev)
+            for o in {i for i, _f, _w in fp}:
+                self.obj_events.setdefault(o, []).append(depth)
+            top.summary.update((p, i, f, w) for i, f, w in fp)
+            child_sleep = {q for q in top.sleep if not dependent(top.pending.get(q, ()), fp)}
+            self.ex_depth = depth + 1
+            if ex.finding is not None or ex.finished:
+                self._leaf(ex, None)
+                self._undo_event()
+                top.sleep.add(p)
+                continue
+            enabled = ex.enabled()
+            if not enabled:  # pragma: no cover - the runtime reports hangs as findings
+                self._undo_event()
+                top.sleep.add(p)
+                continue
+            fpr = ex.fingerprint() if self.cache_on else None
+            if fpr is not None:
+                entry = self.visited.get(fpr)
+                if entry is not None and entry.init_sleep <= child_sleep:
+                    assert entry.summary is not None, "state graph must be acyclic"
+                    self.stats.pruned += 1
+                    self.stats.executions += 1
+                    top.summary |= entry.summary
+                    self._summary_races(entry.summary, depth + 1, ev, top)
+                    self._undo_event()
+                    top.sleep.add(p)
+                    continue
+            if all(t in child_sleep for t in enabled):
+                self.stats.sleep_blocked += 1
+                self.stats.executions += 1
+                self._undo_event()
+                top.sleep.add(p)
+                continue
+            tclock = top.tclock[:p] + (ev.clock,) + top.tclock[p + 1 :]
+            node = self._node(ex, child_sleep, tclock, fpr)
+            stack.append(node)
+            if len(stack) > self.stats.max_depth:
+                self.stats.max_depth = len(stack)
+            if fpr is not None:
+                entry = self.visited.get(fpr)
+                if entry is None:
+                    self.visited[fpr] = _Entry(node.init_sleep)
+                else:
+                    entry.init_sleep = entry.init_sleep & node.init_sleep
+        return False
+
+    # ------------------------------------------------------------------ helpers
+    def _node(
+        self,
+        ex: Execution,
+        sleep: set[int],
+        tclock: tuple[tuple[int, ...], ...],
+        fpr: int | None = None,
+    ) -> _Node:
+        pending = {t: ex.pending_footprint(t) for t in ex.live()}
+        return _Node(ex.enabled(), pending, sleep, tclock, fpr)
+
+    def _at(self, depth: int) -> Execution:
+        """The live execution, positioned at the state of ``stack[depth]``."""
+        if self.ex is not None and self.ex_depth == depth:
+            return self.ex
+        if self.ex is not None:
+            self.ex.close()
+        tids = [e.tid for e in self.events[:depth]]
+        ex = replay_tids(self.program, tids, goals=self.goals, max_steps=self.budget.max_steps)
+        self.stats.steps += len(tids)
+        self.ex, self.ex_depth = ex, depth
+        return ex
+
+    def _undo_event(self) -> None:
+        ev = self.events.pop()
+        j = len(self.events)
+        for o in {i for i, _f, _w in ev.fp}:
+            lst = self.obj_events[o]
+            assert lst[-1] == j
+            lst.pop()
+
+    def _pop(self) -> None:
+        node = self.stack.pop()
+        if node.fingerprint is not None:
+            entry = self.visited[node.fingerprint]
+            summ = frozenset(node.summary)
+            entry.summary = summ if entry.summary is None else entry.summary | summ
+        if not self.stack:
+            return
+        self._undo_event()
+        parent = self.stack[-1]
+        parent.summary |= node.summary
+        parent.sleep.add(parent.cur)
+        self.ex_depth = -1
+
+    def _leaf(self, ex: Execution, _node: _Node | None) -> None:
+        self.stats.executions += 1
+        if ex.finished and ex.finding is None:
+            self.stats.complete += 1
+            if self.collect:
+                self.final_states.add(final_state(ex))
+        f = ex.finding
+        if f is not None:
+            if self.collect:
+                self.violations.add((f.kind, f.prop, f.message))
+            self.stats.findings += 1
+            if f.kind == HANG:
+                self.stats.hangs += 1
+            if f.key not in self.findings:
+                self.findings[f.key] = f
+                if self.stop_first:
+                    self.stack.clear()
+        self.ex_depth = -1
+
+    # ------------------------------------------------------------------ races
+    def _event(self, p: int, fp: Footprint, depth: int, top: _Node) -> _Event:
+        """Vector clock of the new event and race detection against earlier events."""
+        events = self.events
+        c = list(top.tclock[p])
+        cands: set[int] = set()
+        for o in {i for i, _f, _w in fp}:
+            cands.update(self.obj_events.get(o, ()))
+        races: list[int] = []
+        for k in sorted(cands, reverse=True):
+            ek = events[k]
+            if ek.tid == p or ek.seq <= c[ek.tid] or not dependent(ek.fp, fp):
+                continue
+            races.append(k)
+            for t, v in enumerate(ek.clock):
+                if v > c[t]:
+                    c[t] = v
+        seq = top.tclock[p][p] + 1
+        c[p] = seq
+        clock = tuple(c)
+        ev = _Event(p, fp, seq, clock)
+        for k in races:
+            self._race(k, depth, ev)
+        return ev
+
+    def _race(self, k: int, j: int, ej: _Event) -> None:
+        """Handle the race events[k] ⋖ ej (ej would be events[j])."""
+        events = self.events
+        ek = events[k]
+        node = self.stack[k]
+        if node.full:
+            return
+        v = [events[i] for i in range(k + 1, j) if not ek.seq <= events[i].clock[ek.tid]]
+        v.append(ej)
+        initials: list[int] = []
+        seen: set[int] = set()
+        for idx, el in enumerate(v):
+            if el.tid in seen:
+                continue
+            seen.add(el.tid)
+            if not any(em.seq <= el.clock[em.tid] for em in v[:idx]):
+                initials.append(el.tid)
+        if any(t in node.backtrack for t in initials):
+            return
+        pick = ej.tid if ej.tid in initials else (initials[0] if initials else -1)
+        if pick in node.enabled:
+            node.backtrack.add(pick)
+        else:
+            node.backtrack.update(node.enabled)
+
+    def _summary_races(self, summary: _Summary, depth: int, ev: _Event, top: _Node) -> None:
+        """A cache hit at ``stack[depth]``: conservatively expand nodes that may race."""
+        events = self.events
+        tclock = list(top.tclock)
+        tclock[ev.tid] = ev.clock
+        for q, o, f, w in summary:
+            for k in self.obj_events.get(o, ()):
+                node = self.stack[k]
+                if node.full:
+                    continue
+                ek = events[k]
+                if ek.tid == q or ek.seq <= tclock[q][ek.tid]:
+                    continue
+                for i2, f2, w2 in ek.fp:
+                    if i2 == o and (w or w2) and (f == f2 or f == ALL_FIELDS or f2 == ALL_FIELDS):
+                        node.backtrack.update(node.enabled)
+                        node.full = True
+                        break
+
+
+def explore_dpor(
+    program: Program,
+    budget: Budget | None = None,
+    *,
+    cache: bool = True,
+    stop_first: bool = True,
+    collect_final_states: bool = False,
+) -> Result:
+    """Source-set DPOR with sleep sets (and state caching when states hash)."""
+    return SourceDpor(
+        program,
+        budget or Budget(),
+        cache=cache,
+        stop_first=stop_first,
+        collect_final_states=collect_final_states,
+    ).run()

@@ -1,0 +1,75 @@
+"""Replay a schedule of thread names and step labels against the current model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pfnlab.explore.findings import Finding, TraceStep
+from pfnlab.explore.program import Program
+from pfnlab.explore.runtime import Execution
+from pfnlab.explore.schedule import Schedule, Step
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did: the finding it reproduced (if any), or where it diverged."""
+
+    finding: Finding | None
+    trace: list[TraceStep]
+    diverged_at: int | None
+    message: str
+    steps_run: int
+    preemptions: int = 0
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the model no longer follows the schedule."""
+        return self.diverged_at is not None
+
+
+def replay(program: Program, schedule: Schedule | list[Step], *, strict: bool = True,
+           max_steps: int = 10_000) -> ReplayResult:
+    """Run ``schedule`` step by step with tracing on.
+
+    In strict mode the first step whose thread cannot run, or whose label differs from the
+    one the model now offers, stops the replay and says where. Otherwise label mismatches are
+    noted and the replay follows thread names only.
+    """
+    ex = Execution(program, trace=True, max_steps=max_steps)
+    names = ex.thread_names()
+    notes: list[str] = []
+    preemptions = 0
+    last = -1
+    for i, st in enumerate(schedule):
+        if ex.finding is not None or ex.finished:
+            return ReplayResult(ex.finding, ex.trace, i,
+                                f"step {i}: the execution already ended before {st}", i,
+                                preemptions)
+        if st.thread not in names:
+            return ReplayResult(None, ex.trace, i,
+                                f"step {i}: the model has no thread {st.thread!r} "
+                                f"(threads: {', '.join(names)})", i, preemptions)
+        tid = names.index(st.thread)
+        en = ex.enabled()
+        if tid not in en:
+            why = "has finished" if ex.threads[tid].op is None else "is blocked"
+            return ReplayResult(None, ex.trace, i,
+                                f"step {i}: {st.thread} cannot run here: it {why}", i,
+                                preemptions)
+        offered = ex.label(tid)
+        if st.label and offered != st.label:
+            msg = (f"step {i}: the schedule says {st.thread} '{st.label}', "
+                   f"the model offers '{offered}'")
+            if strict:
+                return ReplayResult(None, ex.trace, i, msg, i, preemptions)
+            notes.append(msg)
+        if last >= 0 and tid != last and last in en:
+            preemptions += 1
+        last = tid
+        ex.step(tid)
+        if ex.trace:
+            ex.trace[-1].preempted = preemptions > 0 and len(ex.trace) > 1 and (
+                ex.trace[-2].thread != st.thread and names.index(ex.trace[-2].thread) in en
+            )
+    msg = "; ".join(notes) if notes else "replayed every step"
+    return ReplayResult(ex.finding, ex.trace, None, msg, len(schedule), preemptions)
