@@ -1,0 +1,355 @@
+"""The host: pfn space, memmap, pgmaps and the VM's user mm, built class by class.
+
+Build it inside a program's ``build()`` (it creates shared objects) and install it with
+``set_context(World(host=host, ...))``. Every ``add_*`` builder allocates a fresh pfn range
+and a fresh, PMD-aligned hva range in ``host.mm`` and returns a :class:`Region`.
+
+Sizes: hvas and pfns are page numbers. The model's "2M" is a PMD of ``pmd_pages`` =
+``2**pmd_order`` pages (default 2): THP, hugetlb and 2M-aligned device-dax use it, so a huge
+page has 2 subpages unless a scenario asks for more. Everything stays small on purpose.
+
+Baseline references (ledger owners in parentheses):
+
+==================  ==========  =======================================================
+class               refcount    PTEs
+==================  ==========  =======================================================
+anon 4K             1 (mapping) normal, writable
+THP                 1 (mapping) one huge PMD; tails 0; PMD-mapped (TransCompoundMap)
+hugetlb             2 (pagecache, mapping) one huge PMD; vma pagesize = pmd_pages
+zero page           1           special, read-only (x86 maps the zero pfn pte_special)
+devdax / fsdax      1 (memmap_init) devmap (no reference); 4K or 2M-aligned devdax
+PFNMAP no page      --          special, VM_IO|VM_PFNMAP, pfns outside any section
+PFNMAP with page    1 (driver) or 0  special, VM_IO|VM_PFNMAP (remap_pfn_range)
+MIXEDMAP with page  2 (driver, mapping) normal (vm_insert_page)
+compound (non-THP)  head 1 (driver)  special, VM_IO|VM_PFNMAP; PageTransCompoundMap true
+==================  ==========  =======================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pfnlab.mm.dax import DaxDevice, dev_dax_fault_handler
+from pfnlab.mm.memmap import ONLINE, Section, arch_add_memory
+from pfnlab.mm.memremap import (
+    MEMORY_DEVICE_DEVDAX,
+    MEMORY_DEVICE_FS_DAX,
+    DevPagemap,
+    memremap_pages,
+)
+from pfnlab.mm.notifier import MAPPING
+from pfnlab.mm.page import HUGETLB, OTHER, THP, Page
+from pfnlab.mm.vma import (
+    VM_HUGEPAGE,
+    VM_HUGETLB,
+    VM_IO,
+    VM_MIXEDMAP,
+    VM_PFNMAP,
+    VM_WRITE,
+    AddressSpace,
+    Mm,
+    Pte,
+    PteVal,
+    Vma,
+)
+
+DRIVER = "driver"
+PAGECACHE = "pagecache"
+
+
+@dataclass(frozen=True)
+class Region:
+    """What a builder made: hvas ``[start, end)`` in ``host.mm``, backed by ``pfn..``."""
+
+    name: str
+    kind: str
+    start: int
+    end: int
+    pfn: int
+    vma: Vma
+    pgmap: DevPagemap | None = None
+    dax: DaxDevice | None = None
+    mapping: AddressSpace | None = None
+    pages: tuple[Page, ...] = field(default=(), repr=False)
+
+    @property
+    def hvas(self) -> range:
+        """The hvas of the region."""
+        return range(self.start, self.end)
+
+    @property
+    def npages(self) -> int:
+        """Number of pages (hvas) in the region."""
+        return self.end - self.start
+
+    def hva_of(self, pfn: int) -> int:
+        """The hva mapping ``pfn`` in this region."""
+        return self.start + (pfn - self.pfn)
+
+    def pfn_of(self, hva: int) -> int:
+        """The pfn mapped at ``hva`` in this region (as set up)."""
+        return self.pfn + (hva - self.start)
+
+
+class Host:
+    """The host's memory: sections, memmap, pgmaps, the zero page and the VM's ``mm``."""
+
+    def __init__(
+        self,
+        *,
+        pmd_order: int = 1,
+        first_pfn: int = 0x100,
+        first_hva: int = 0x10,
+        mm_name: str = "mm",
+    ) -> None:
+        self.pmd_pages = 1 << pmd_order
+        self.sections: dict[int, Section] = {}  # pfn -> section
+        self.memmap: dict[int, Page] = {}  # pfn -> struct page
+        self.pgmaps: dict[int, DevPagemap] = {}  # pgmap_array: pfn -> pgmap
+        self.devmap_managed_key = False  # static key: an fsdax pgmap exists
+        self.regions: list[Region] = []
+        self._pfn = first_pfn
+        self._hva = first_hva - first_hva % self.pmd_pages
+        self.mm = Mm(mm_name, self.pmd_pages)
+        zp = self._alloc_pfns(1)
+        arch_add_memory(self, zp, 1, device=False).state = ONLINE
+        zero = self.memmap[zp]
+        zero.refcount = 1
+        zero.reserved = True
+        self.zero_pfn = zp
+        self.zero_page = zero
+
+    # ------------------------------------------------------------------ helpers
+    def page(self, pfn: int) -> Page:
+        """The struct page of ``pfn`` (set-up and checks; no scheduling point)."""
+        return self.memmap[pfn]
+
+    def _alloc_pfns(self, n: int, align: int = 1) -> int:
+        pfn = -(-self._pfn // align) * align
+        self._pfn = pfn + n + self.pmd_pages  # leave a hole after every range
+        return pfn
+
+    def _alloc_hvas(self, n: int) -> int:
+        a = self.pmd_pages
+        hva = -(-self._hva // a) * a
+        self._hva = hva + n + a  # a guard gap between VMAs
+        return hva
+
+    def _ram(self, n: int, align: int = 1) -> tuple[int, list[Page]]:
+        pfn = self._alloc_pfns(n, align)
+        arch_add_memory(self, pfn, n, device=False).state = ONLINE
+        return pfn, [self.memmap[p] for p in range(pfn, pfn + n)]
+
+    def _vma(self, name: str, start: int, n: int, flags: int, **kw: Any) -> Vma:
+        vma = Vma(f"vma:{name}", self.mm, start, start + n, flags, **kw)
+        self.mm.vmas = tuple(sorted((*self.mm.vmas, vma), key=lambda v: v.start))
+        return vma
+
+    def _ptes(self, start: int, vals: list[PteVal | None]) -> None:
+        for i, v in enumerate(vals):
+            pte = Pte(f"pte:{self.mm.name}@{start + i:#x}")
+            pte.val = v
+            self.mm.ptes[start + i] = pte
+
+    def _pmds(self, start: int, n: int, vals: list[Any]) -> None:
+        for i in range(n // self.pmd_pages):
+            hva = start + i * self.pmd_pages
+            pmd = Pte(f"pmd:{self.mm.name}@{hva:#x}")
+            pmd.val = vals[i]
+            self.mm.pmds[hva // self.pmd_pages] = pmd
+
+    def _name(self, kind: str, name: str | None) -> str:
+        return name or f"{kind}{sum(r.kind == kind for r in self.regions)}"
+
+    def _add(self, region: Region) -> Region:
+        self.regions.append(region)
+        return region
+
+    # ------------------------------------------------------------------ builders
+    def add_anon(
+        self, npages: int = 1, *, writable: bool = True, name: str | None = None
+    ) -> Region:
+        """Anonymous 4K pages, faulted in: refcount 1 held by the PTE mapping."""
+        name = self._name("anon", name)
+        pfn, pages = self._ram(npages)
+        for p in pages:
+            p.refcount = 1
+            p.anon = True
+            p.owners = ((MAPPING, 1),)
+        hva = self._alloc_hvas(npages)
+        vma = self._vma(name, hva, npages, VM_WRITE if writable else 0)
+        self._ptes(hva, [PteVal(pfn + i, write=writable) for i in range(npages)])
+        return self._add(Region(name, "anon", hva, hva + npages, pfn, vma, pages=tuple(pages)))
+
+    def add_thp(self, nr_huge: int = 1, *, name: str | None = None) -> Region:
+        """Anonymous THPs, each PMD-mapped: head refcount 1 (mapping), tails 0."""
+        name = self._name("thp", name)
+        n = nr_huge * self.pmd_pages
+        pfn, pages = self._ram(n, self.pmd_pages)
+        hva = self._alloc_hvas(n)
+        for i, p in enumerate(pages):
+            head = pfn + i - i % self.pmd_pages
+            p.set_compound(THP, head, self.pmd_pages.bit_length() - 1)
+            p.anon = True
+            if p.pfn == head:
+                p.refcount = 1
+                p.compound_mapcount = 0
+                p.owners = ((MAPPING, 1),)
+                self.mm.rmap[head] = hva + i
+        vma = self._vma(name, hva, n, VM_WRITE | VM_HUGEPAGE)
+        self._ptes(hva, [None] * n)
+        self._pmds(hva, n, [PteVal(pfn + k * self.pmd_pages, huge=True) for k in range(nr_huge)])
+        return self._add(Region(name, "thp", hva, hva + n, pfn, vma, pages=tuple(pages)))
+
+    def add_hugetlb(self, nr_huge: int = 1, *, name: str | None = None) -> Region:
+        """hugetlbfs pages mapped by huge PMDs; vma_kernel_pagesize = pmd_pages."""
+        name = self._name("hugetlb", name)
+        n = nr_huge * self.pmd_pages
+        pfn, pages = self._ram(n, self.pmd_pages)
+        for i, p in enumerate(pages):
+            head = pfn + i - i % self.pmd_pages
+            p.set_compound(HUGETLB, head, self.pmd_pages.bit_length() - 1)
+            if p.pfn == head:
+                p.refcount = 2
+                p.compound_mapcount = 0
+                p.owners = ((MAPPING, 1), (PAGECACHE, 1))
+        hva = self._alloc_hvas(n)
+        vma = self._vma(name, hva, n, VM_WRITE | VM_HUGETLB, pagesize=self.pmd_pages)
+        self._pmds(hva, n, [PteVal(pfn + k * self.pmd_pages, huge=True) for k in range(nr_huge)])
+        return self._add(Region(name, "hugetlb", hva, hva + n, pfn, vma, pages=tuple(pages)))
+
+    def add_zero(self, npages: int = 1, *, name: str | None = None) -> Region:
+        """Anonymous memory read-faulted only: read-only special PTEs to the zero pfn."""
+        name = self._name("zero", name)
+        hva = self._alloc_hvas(npages)
+        vma = self._vma(name, hva, npages, VM_WRITE)
+        self._ptes(hva, [PteVal(self.zero_pfn, write=False, special=True)] * npages)
+        return self._add(
+            Region(name, "zero", hva, hva + npages, self.zero_pfn, vma, pages=(self.zero_page,))
+        )
+
+    def add_devdax(
+        self, npages: int = 1, *, align: int = 1, name: str | None = None, populated: bool = True
+    ) -> Region:
+        """A device-dax instance mapped whole; ``align`` 1 (4K) or ``pmd_pages`` (2M)."""
+        if align not in (1, self.pmd_pages) or npages % align:
+            raise ValueError(f"devdax align must be 1 or {self.pmd_pages} and divide npages")
+        name = self._name("dax", name)
+        pfn = self._alloc_pfns(npages, self.pmd_pages)
+        pgmap = DevPagemap(name, MEMORY_DEVICE_DEVDAX, pfn, npages)
+        memremap_pages(self, pgmap)
+        mapping = AddressSpace(f"{name}.i_mapping", tuple(range(pfn, pfn + npages)))
+        dax = DaxDevice(name, pgmap, mapping, align)
+        hva = self._alloc_hvas(npages)
+        vma = self._vma(
+            name,
+            hva,
+            npages,
+            VM_WRITE | VM_HUGEPAGE,
+            pagesize=align,
+            dax=True,
+            mapping=mapping,
+            fault=dev_dax_fault_handler(dax),
+        )
+        mapping.vmas.append(vma)
+        if align == 1:
+            self._ptes(
+                hva,
+                [
+                    PteVal(pfn + i, devmap=True, special=True) if populated else None
+                    for i in range(npages)
+                ],
+            )
+        else:
+            self._pmds(
+                hva,
+                npages,
+                [
+                    PteVal(pfn + k * align, devmap=True, special=True, huge=True)
+                    if populated
+                    else None
+                    for k in range(npages // align)
+                ],
+            )
+        pages = tuple(self.memmap[p] for p in range(pfn, pfn + npages))
+        return self._add(
+            Region(name, "devdax", hva, hva + npages, pfn, vma, pgmap, dax, mapping, pages)
+        )
+
+    def add_fsdax(self, npages: int = 1, *, name: str | None = None) -> Region:
+        """A file on an fsdax (pmem) filesystem mapped with devmap PTEs; free-at-1 pages."""
+        name = self._name("pmem", name)
+        pfn = self._alloc_pfns(npages)
+        pgmap = DevPagemap(name, MEMORY_DEVICE_FS_DAX, pfn, npages)
+        memremap_pages(self, pgmap)
+        mapping = AddressSpace(f"{name}.file", tuple(range(pfn, pfn + npages)))
+        hva = self._alloc_hvas(npages)
+        vma = self._vma(name, hva, npages, VM_WRITE, dax=True, mapping=mapping)
+        mapping.vmas.append(vma)
+        self._ptes(hva, [PteVal(pfn + i, devmap=True, special=True) for i in range(npages)])
+        pages = tuple(self.memmap[p] for p in range(pfn, pfn + npages))
+        return self._add(
+            Region(name, "fsdax", hva, hva + npages, pfn, vma, pgmap, None, mapping, pages)
+        )
+
+    def add_pfnmap_io(self, npages: int = 1, *, name: str | None = None) -> Region:
+        """VM_IO|VM_PFNMAP memory without struct page (MMIO): pfn_valid is false."""
+        name = self._name("mmio", name)
+        pfn = self._alloc_pfns(npages)
+        hva = self._alloc_hvas(npages)
+        vma = self._vma(name, hva, npages, VM_WRITE | VM_IO | VM_PFNMAP)
+        self._ptes(hva, [PteVal(pfn + i, special=True) for i in range(npages)])
+        return self._add(Region(name, "pfnmap_io", hva, hva + npages, pfn, vma))
+
+    def add_pfnmap_pages(
+        self,
+        npages: int = 1,
+        *,
+        refcounted: bool = True,
+        mixed: bool = False,
+        name: str | None = None,
+    ) -> Region:
+        """Driver pages with struct page mapped into userspace.
+
+        ``mixed=False``: remap_pfn_range, VM_IO|VM_PFNMAP, special PTEs; the pages have
+        refcount 1 (``refcounted``) or 0 (e.g. tails of a non-compound higher-order
+        allocation). ``mixed=True``: vm_insert_page into a VM_MIXEDMAP vma, normal PTEs that
+        hold a reference (requires ``refcounted``).
+        """
+        if mixed and not refcounted:
+            raise ValueError("vm_insert_page needs refcounted pages")
+        name = self._name("mixed" if mixed else "pfnmap", name)
+        pfn, pages = self._ram(npages)
+        for p in pages:
+            if refcounted:
+                p.refcount = 2 if mixed else 1
+                p.owners = ((DRIVER, 1), (MAPPING, 1)) if mixed else ((DRIVER, 1),)
+        hva = self._alloc_hvas(npages)
+        flags = VM_WRITE | (VM_MIXEDMAP if mixed else VM_IO | VM_PFNMAP)
+        vma = self._vma(name, hva, npages, flags)
+        self._ptes(hva, [PteVal(pfn + i, special=not mixed) for i in range(npages)])
+        kind = "mixedmap" if mixed else "pfnmap"
+        return self._add(Region(name, kind, hva, hva + npages, pfn, vma, pages=tuple(pages)))
+
+    def add_compound(
+        self, nr: int = 1, *, order: int | None = None, name: str | None = None
+    ) -> Region:
+        """Non-THP compound pages (driver __GFP_COMP) remapped with VM_IO|VM_PFNMAP."""
+        name = self._name("compound", name)
+        size = 1 << (order if order is not None else self.pmd_pages.bit_length() - 1)
+        n = nr * size
+        pfn, pages = self._ram(n, size)
+        for i, p in enumerate(pages):
+            head = pfn + i - i % size
+            p.set_compound(OTHER, head, size.bit_length() - 1)
+            if p.pfn == head:
+                p.refcount = 1
+                p.owners = ((DRIVER, 1),)
+        hva = self._alloc_hvas(n)
+        vma = self._vma(name, hva, n, VM_WRITE | VM_IO | VM_PFNMAP)
+        self._ptes(hva, [PteVal(pfn + i, special=True) for i in range(n)])
+        return self._add(Region(name, "compound", hva, hva + n, pfn, vma, pages=tuple(pages)))
+
+
+__all__ = ["DRIVER", "PAGECACHE", "Host", "Region"]

@@ -1,0 +1,114 @@
+"""The pfn space: memory sections, the memmap (``struct page`` array) and pfn lookups.
+
+Model choices:
+
+- A *section* is the unit of memory hotplug. The model gives every ``arch_add_memory`` call
+  its own :class:`Section` (sub-section hotplug granularity), so a ZONE_DEVICE range never
+  shares a section with online RAM. ``Section.state`` is a shared field (``"online"`` for
+  boot/onlined RAM, ``"present"`` for memory that has a memmap but was never onlined, which
+  is every ZONE_DEVICE range, and ``"absent"`` once ``arch_remove_memory`` ran): it plays the
+  role of ``ms->section_mem_map`` flags read by ``pfn_valid`` and ``online_section_nr``.
+- The memmap is the host's ``memmap`` dict (pfn -> :class:`~pfnlab.mm.page.Page`). It is
+  set up before the threads run and never changes; ``arch_remove_memory`` *frees* the page
+  objects instead of removing them, so a later access to one is a use-after-free finding
+  reported under ``no-metadata-after-teardown`` (I3). ``pfn_to_page`` is pointer arithmetic
+  in the kernel (vmemmap) and is not a scheduling point here either.
+- pfns in no section (MMIO, ``VM_IO|VM_PFNMAP`` memory without ``struct page``) are never
+  valid; ``pfn_valid`` answers for them without a scheduling point since nothing can change.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from pfnlab.explore import Field, Shared, context, fail, free
+from pfnlab.mm.props import NO_METADATA_AFTER_TEARDOWN
+from pfnlab.model.kfunc import kfunc
+
+if TYPE_CHECKING:
+    from pfnlab.mm.page import Page
+
+ONLINE = "online"
+PRESENT = "present"
+ABSENT = "absent"
+
+
+class Section(Shared):
+    """A memory section (``struct mem_section``) covering ``[start_pfn, start_pfn + nr)``."""
+
+    state: Field[str] = Field(PRESENT)
+
+    def __init__(self, name: str, start_pfn: int, nr_pages: int, device: bool) -> None:
+        super().__init__(name)
+        self.start_pfn = start_pfn
+        self.nr_pages = nr_pages
+        self.device = device
+
+
+def host() -> Any:
+    """The host of the running execution (``context().host``)."""
+    ctx = context()
+    if ctx is None or ctx.host is None:
+        raise RuntimeError("no host model: set_context(World(host=Host(...))) first")
+    return ctx.host
+
+
+@kfunc
+def pfn_valid(pfn: int) -> bool:
+    """include/linux/mmzone.h v5.4: the pfn has a memmap (section present, not removed)."""
+    sec = host().sections.get(pfn)
+    if sec is None:
+        return False
+    return bool(sec.state != ABSENT)
+
+
+@kfunc
+def pfn_to_page(pfn: int) -> Page:
+    """include/asm-generic/memory_model.h v5.4: vmemmap + pfn (the page may be freed)."""
+    page = host().memmap.get(pfn)
+    if page is None:
+        fail(NO_METADATA_AFTER_TEARDOWN, f"pfn_to_page({pfn:#x}): the pfn never had a memmap")
+    return page
+
+
+@kfunc
+def pfn_to_online_page(pfn: int) -> Page | None:
+    """include/linux/memory_hotplug.h v5.4: the page if the pfn's section is online, else NULL."""
+    sec = host().sections.get(pfn)
+    if sec is None or sec.state != ONLINE:
+        return None
+    return pfn_to_page(pfn)
+
+
+@kfunc
+def is_zero_pfn(pfn: int) -> bool:
+    """include/linux/mm.h v5.4 (x86): pfn == zero_pfn (a global, no struct page access)."""
+    return bool(pfn == host().zero_pfn)
+
+
+def arch_add_memory(h: Any, start_pfn: int, nr_pages: int, *, device: bool) -> Section:
+    """arch/x86/mm/init_64.c v5.4 (set-up only): add a section and allocate its memmap.
+
+    The pages are created uninitialised (refcount 0, zone NORMAL); the caller initialises
+    them (``online_pages`` for RAM, ``memmap_init_zone_device`` for ZONE_DEVICE).
+    """
+    from pfnlab.mm.page import Page
+
+    sec = Section(f"section@{start_pfn:#x}", start_pfn, nr_pages, device)
+    for pfn in range(start_pfn, start_pfn + nr_pages):
+        if pfn in h.sections:
+            raise ValueError(f"pfn {pfn:#x} is already in a section")
+        h.sections[pfn] = sec
+        h.memmap[pfn] = Page(pfn)
+    return sec
+
+
+@kfunc
+def arch_remove_memory(start_pfn: int, nr_pages: int) -> None:
+    """arch/x86/mm/init_64.c v5.4: section_deactivate; pfn_valid turns false, memmap freed."""
+    h = host()
+    sec = h.sections[start_pfn]
+    sec.state = ABSENT
+    for pfn in range(start_pfn, start_pfn + nr_pages):
+        why = (NO_METADATA_AFTER_TEARDOWN, f"memmap of pfn {pfn:#x} removed by arch_remove_memory")
+        free(h.memmap[pfn], cast(Any, why))  # the engine takes (property id, text) too

@@ -1,0 +1,151 @@
+"""MMU notifiers and the zap paths that fire them.
+
+Subscribers are objects with ``invalidate_range_start(mm, start, end)``,
+``invalidate_range_end(mm, start, end)`` and ``release(mm)`` (KVM's ``kvm->mmu_notifier``).
+They are stored in the shared field ``Mm.notifiers``, so they must hash stably across
+executions: make them :class:`~pfnlab.explore.Shared` objects. Ranges are ``[start, end)``
+in hva page numbers.
+
+Zapping follows the kernel's order: ``invalidate_range_start`` (KVM zaps its SPTEs), clear
+the PTEs under the page-table lock, ``invalidate_range_end``, and only then
+``tlb_finish_mmu`` puts the pages the cleared PTEs held a reference on. Devmap and special
+PTEs hold no reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pfnlab.mm.memmap import pfn_to_page
+from pfnlab.mm.page import Page, compound_head, put_page
+from pfnlab.mm.vma import (
+    TABLE,
+    AddressSpace,
+    Mm,
+    PteVal,
+    Vma,
+    entry_pfn,
+)
+from pfnlab.model.kfunc import kfunc
+
+#: ledger owner of the reference a PTE/PMD mapping holds on its page
+MAPPING = "mapping"
+
+
+@kfunc
+def mmu_notifier_register(mm: Mm, subscriber: Any) -> None:
+    """mm/mmu_notifier.c v5.4: add a subscription (mm_take_all_locks not modelled)."""
+    mm.notifiers = (*mm.notifiers, subscriber)
+
+
+@kfunc
+def mmu_notifier_unregister(mm: Mm, subscriber: Any) -> None:
+    """mm/mmu_notifier.c v5.4: ->release if still registered, then remove it."""
+    subs = mm.notifiers
+    if subscriber in subs:
+        subscriber.release(mm)
+        mm.notifiers = tuple(s for s in subs if s is not subscriber)
+
+
+@kfunc
+def mmu_notifier_invalidate_range_start(mm: Mm, start: int, end: int) -> None:
+    """include/linux/mmu_notifier.h v5.4: call every subscriber's invalidate_range_start."""
+    for sub in mm.notifiers:
+        sub.invalidate_range_start(mm, start, end)
+
+
+@kfunc
+def mmu_notifier_invalidate_range_end(mm: Mm, start: int, end: int) -> None:
+    """include/linux/mmu_notifier.h v5.4: call every subscriber's invalidate_range_end."""
+    for sub in mm.notifiers:
+        sub.invalidate_range_end(mm, start, end)
+
+
+@kfunc
+def mmu_notifier_release(mm: Mm) -> None:
+    """mm/mmu_notifier.c v5.4 __mmu_notifier_release: ->release for each, then unhash all."""
+    subs = mm.notifiers
+    for sub in subs:
+        sub.release(mm)
+    if subs:
+        mm.notifiers = ()
+
+
+@kfunc
+def unmap_page_range(vma: Vma, start: int, end: int) -> list[Page]:
+    """mm/memory.c v5.4: clear the PTEs/PMDs of [start, end) under the page-table lock.
+
+    Returns the pages whose mapping reference the caller puts after the TLB flush. A huge
+    PMD overlapping the range is zapped whole (partial-PMD zaps would split first).
+    """
+    mm = vma.mm
+    pmd_pages = mm.pmd_pages
+    freed: list[Page] = []
+    mm.ptl.acquire()
+    hva = start
+    while hva < end:
+        pmdp = mm.pmd(hva)
+        if pmdp is not None:
+            v = pmdp.val
+            if v != TABLE:
+                if isinstance(v, PteVal):
+                    pmdp.val = None  # zap_huge_pmd
+                    if not (v.devmap or v.special):
+                        head = pfn_to_page(v.pfn)
+                        if head.kind == "thp":
+                            head.compound_mapcount = head.compound_mapcount - 1
+                        freed.append(head)
+                hva = (hva // pmd_pages + 1) * pmd_pages
+                continue
+        ptep = mm.ptes.get(hva)
+        if ptep is not None:
+            v = ptep.val
+            if isinstance(v, PteVal):
+                ptep.val = None
+                if not (v.devmap or v.special):
+                    page = pfn_to_page(entry_pfn(v, hva, pmd_pages))
+                    if page.kind is not None:
+                        page.mapcount = page.mapcount - 1  # page_remove_rmap
+                    freed.append(page)
+        hva += 1
+    mm.ptl.release()
+    return freed
+
+
+@kfunc
+def tlb_finish_mmu(pages: list[Page]) -> None:
+    """mm/mmu_gather.c v5.4: after the TLB flush, free the batched pages (put_page each)."""
+    for page in pages:
+        put_page(compound_head(page), MAPPING)
+
+
+@kfunc
+def zap_page_range_single(vma: Vma, start: int, end: int) -> None:
+    """mm/memory.c v5.4: notifier start, unmap_single_vma, notifier end, tlb_finish_mmu."""
+    start, end = max(start, vma.start), min(end, vma.end)
+    if start >= end:
+        return
+    mm = vma.mm
+    mmu_notifier_invalidate_range_start(mm, start, end)
+    pages = unmap_page_range(vma, start, end)
+    mmu_notifier_invalidate_range_end(mm, start, end)
+    tlb_finish_mmu(pages)
+
+
+@kfunc
+def zap_page_range(vma: Vma, start: int, end: int) -> None:
+    """mm/memory.c v5.4 (MADV_DONTNEED): zap [start, end) of vma, notifier-bracketed."""
+    zap_page_range_single(vma, start, end)
+
+
+@kfunc
+def unmap_mapping_range(
+    mapping: AddressSpace, start: int = 0, nr: int = 0, even_cows: int = 0
+) -> None:
+    """mm/memory.c v5.4: zap file pages [start, start+nr) (nr 0: to EOF) in every mm."""
+    mapping.i_mmap_rwsem.acquire()
+    for vma in mapping.vmas:
+        first = vma.start + max(0, start - vma.pgoff)
+        last = vma.end if nr == 0 else min(vma.end, vma.start + start + nr - vma.pgoff)
+        zap_page_range_single(vma, first, last)
+    mapping.i_mmap_rwsem.release()
