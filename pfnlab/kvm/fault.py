@@ -1,0 +1,201 @@
+"""arch/x86/kvm/mmu.c v5.4.33: the TDP page fault (``tdp_page_fault``) and its helpers.
+
+Skeleton (kernel-semantics.md §1.4): choose the level from the VMA page size (gfn aligned
+down for huge), read ``mmu_notifier_seq``, look the pfn up (one reference), take mmu_lock,
+``mmu_notifier_retry`` → RET_PF_RETRY, THP adjust (reference shifted tail → head), install,
+unlock, ``kvm_release_pfn_clean`` on the (possibly shifted) pfn.
+
+Not modelled: ``fast_page_fault``, async page faults, prefetch (``direct_pte_prefetch``),
+the NX-hugepage split, MMIO SPTEs. The memslots are read once per fault and the slot is
+passed down (the kernel looks it up in ``mapping_level`` and again in ``try_async_pf``).
+"""
+
+from __future__ import annotations
+
+from pfnlab import mm
+from pfnlab.kvm import ghost
+from pfnlab.kvm.hva import __gfn_to_pfn_memslot, current_mm, gfn_to_memslot
+from pfnlab.kvm.kvm import PT_DIRECTORY_LEVEL, PT_PAGE_TABLE_LEVEL, Kvm, Memslot, Vcpu
+from pfnlab.kvm.notifier import mmu_notifier_retry
+from pfnlab.kvm.pfn import (
+    is_error_noslot_pfn,
+    is_error_pfn,
+    kvm_get_pfn,
+    kvm_is_reserved_pfn,
+    kvm_is_zone_device_pfn,
+    kvm_release_pfn_clean,
+)
+from pfnlab.kvm.spte import drop_spte, mmu_set_spte
+from pfnlab.model.kfunc import kfunc
+
+RET_PF_RETRY = 0
+RET_PF_EMULATE = 1
+RET_PF_INVALID = 2
+RET_PF_FIXED = 3
+RET_PF_ERROR = -14  # -EFAULT from kvm_handle_bad_page
+
+Origin = tuple[str, tuple[tuple[int, int], ...]]
+
+
+def fault_owner(vcpu: Vcpu) -> str:
+    """The ledger owner of a fault's references."""
+    return f"{vcpu.name}:fault"
+
+
+@kfunc
+def kvm_host_page_size(vcpu: Vcpu, slot: Memslot, gfn: int) -> int:
+    """virt/kvm/kvm_main.c v5.4: vma_kernel_pagesize of the VMA at the gfn's hva (in pages)."""
+    vma = mm.find_vma(current_mm(), slot.gfn_to_hva(gfn))
+    if vma is None:
+        return 1
+    return int(mm.vma_kernel_pagesize(vma))
+
+
+@kfunc
+def host_mapping_level(vcpu: Vcpu, slot: Memslot, gfn: int) -> int:
+    """arch/x86/kvm/mmu.c v5.4: the largest level whose size the VMA page size covers."""
+    size = kvm_host_page_size(vcpu, slot, gfn)
+    return PT_DIRECTORY_LEVEL if size >= vcpu.kvm.hpage_pages > 1 else PT_PAGE_TABLE_LEVEL
+
+
+@kfunc
+def mapping_level(vcpu: Vcpu, slot: Memslot | None, gfn: int) -> tuple[int, bool]:
+    """arch/x86/kvm/mmu.c v5.4: host level capped by lpage_info; 4K forced when dirty logging.
+
+    Returns ``(level, force_pt_level)``.
+    """
+    if slot is None or slot.dirty_logging:  # !memslot_valid_for_gpte(slot, true)
+        return (PT_PAGE_TABLE_LEVEL, True)
+    host_level = host_mapping_level(vcpu, slot, gfn)
+    if host_level == PT_PAGE_TABLE_LEVEL:
+        return (host_level, False)
+    if slot.lpage_disallowed(gfn, vcpu.kvm.hpage_pages):
+        return (PT_PAGE_TABLE_LEVEL, False)
+    return (PT_DIRECTORY_LEVEL, False)
+
+
+@kfunc
+def mmu_gfn_lpage_is_disallowed(vcpu: Vcpu, slot: Memslot, gfn: int, level: int) -> bool:
+    """arch/x86/kvm/mmu.c v5.4: lpage_info[level][gfn].disallow_lpage."""
+    return slot.lpage_disallowed(gfn, vcpu.kvm.hpage_pages)
+
+
+@kfunc
+def transparent_hugepage_adjust(
+    vcpu: Vcpu, slot: Memslot, gfn: int, pfn: int, level: int, owner: str
+) -> tuple[int, int]:
+    """arch/x86/kvm/mmu.c v5.4: map a THP tail huge; shift the reference to the head.
+
+    Returns ``(pfn, level)``.
+    """
+    kvm = vcpu.kvm
+    if (
+        not is_error_noslot_pfn(pfn)
+        and not kvm_is_reserved_pfn(pfn)
+        and not kvm_is_zone_device_pfn(pfn)
+        and level == PT_PAGE_TABLE_LEVEL
+        and mm.PageTransCompoundMap(mm.pfn_to_page(pfn))
+        and not mmu_gfn_lpage_is_disallowed(vcpu, slot, gfn, PT_DIRECTORY_LEVEL)
+    ):
+        # mmu_notifier_retry was successful and we hold the mmu_lock here, so the pmd
+        # can't become splitting from under us, and in turn __split_huge_page_refcount()
+        # can't run from under us and we can safely transfer the refcount from PG_tail to
+        # PG_head as we switch the pfn to tail to head.
+        level = PT_DIRECTORY_LEVEL
+        mask = kvm.pages_per_hpage(level) - 1
+        if (gfn & mask) != (pfn & mask):
+            ghost.event("VM_BUG_ON:transparent_hugepage_adjust", pfn, "gfn/pfn misaligned")
+        if pfn & mask:
+            kvm_release_pfn_clean(pfn, owner)
+            pfn &= ~mask
+            record_thp_shift(pfn)
+            kvm_get_pfn(pfn, owner)
+    return (pfn, level)
+
+
+def record_thp_shift(head: int) -> None:
+    """Ledger (I7): the reference is being moved to ``head``; is it a THP head?"""
+    from pfnlab.kvm.ghost import EV_THP_SHIFT_NON_THP, page_is_thp_head
+
+    why = page_is_thp_head(head)
+    if why:
+        ghost.event(EV_THP_SHIFT_NON_THP, head, why)
+
+
+def record_huge_spte(kvm: Kvm, slot: Memslot, gfn: int, level: int) -> None:
+    """Ledger (I7): a huge SPTE is being installed; does the host map this hva huge?"""
+    from pfnlab.kvm.ghost import EV_HUGE_SPTE_HOST_SMALL, host_level_truth
+
+    if level <= PT_PAGE_TABLE_LEVEL:
+        return
+    host = host_level_truth(kvm, slot.gfn_to_hva(gfn))
+    if host is not None and host < kvm.hpage_pages:
+        ghost.event(EV_HUGE_SPTE_HOST_SMALL, gfn, f"host maps the hva with {host} page(s)")
+
+
+@kfunc
+def __direct_map(
+    vcpu: Vcpu, slot: Memslot, gfn: int, write: bool, map_writable: bool, level: int, pfn: int,
+    origin: Origin,
+) -> int:
+    """arch/x86/kvm/mmu.c v5.4: walk to ``level`` (dropping a huge SPTE above a 4K target)."""
+    kvm = vcpu.kvm
+    if level == PT_PAGE_TABLE_LEVEL and kvm.hpage_pages > 1:
+        large = kvm.spte_of(PT_DIRECTORY_LEVEL, gfn)
+        if large is not None and large.spte is not None:
+            drop_spte(kvm, large)  # drop_large_spte
+    sptep = kvm.spte_of(level, gfn)
+    assert sptep is not None, f"no SPTE object for gfn {gfn:#x} level {level}"
+    base = gfn & ~(kvm.pages_per_hpage(level) - 1)
+    record_huge_spte(kvm, slot, base, level)
+    hvas = {slot.gfn_to_hva(g) for g in range(base, base + kvm.pages_per_hpage(level))}
+    mine = (origin[0], tuple((h, e) for h, e in origin[1] if h in hvas))
+    mmu_set_spte(kvm, sptep, write, pfn, False, map_writable, mine)
+    return RET_PF_FIXED
+
+
+@kfunc
+def try_async_pf(
+    vcpu: Vcpu, slot: Memslot | None, gfn: int, write: bool, owner: str
+) -> tuple[int, bool]:
+    """arch/x86/kvm/mmu.c v5.4: __gfn_to_pfn_memslot (async page faults not modelled)."""
+    return __gfn_to_pfn_memslot(slot, gfn, False, write, True, owner)
+
+
+def fault_origin(vcpu: Vcpu, slot: Memslot | None, gfn: int, owner: str) -> Origin:
+    """Ledger: epochs of every hva the fault could map (the huge range around ``gfn``)."""
+    kvm = vcpu.kvm
+    if slot is None:
+        return (owner, ())
+    n = kvm.hpage_pages
+    base = gfn & ~(n - 1)
+    hvas = [slot.gfn_to_hva(g) for g in range(base, base + n) if slot.contains(g)]
+    return ghost.origin_snapshot(kvm, hvas, owner)
+
+
+@kfunc
+def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
+    """arch/x86/kvm/mmu.c v5.4: the EPT/NPT fault (see the module docstring)."""
+    kvm = vcpu.kvm
+    slot = gfn_to_memslot(kvm.memslots, gfn)
+    level, force_pt_level = mapping_level(vcpu, slot, gfn)
+    if not force_pt_level:
+        gfn &= ~(kvm.pages_per_hpage(level) - 1)
+
+    mmu_seq = kvm.mmu_notifier_seq
+    origin = fault_origin(vcpu, slot, gfn, owner)
+    pfn, map_writable = try_async_pf(vcpu, slot, gfn, write, owner)
+    if is_error_pfn(pfn):  # handle_abnormal_pfn → kvm_handle_bad_page
+        return RET_PF_ERROR
+    if slot is None:  # noslot: MMIO, emulated
+        return RET_PF_EMULATE
+
+    r = RET_PF_RETRY
+    kvm.mmu_lock.acquire()
+    if not mmu_notifier_retry(kvm, mmu_seq):
+        if not force_pt_level:
+            pfn, level = transparent_hugepage_adjust(vcpu, slot, gfn, pfn, level, owner)
+        r = __direct_map(vcpu, slot, gfn, write, map_writable, level, pfn, origin)
+    kvm.mmu_lock.release()
+    kvm_release_pfn_clean(pfn, owner)
+    return r

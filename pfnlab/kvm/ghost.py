@@ -1,0 +1,324 @@
+"""The ledger: what KVM holds and did, kept for property checks (ghost state, no steps).
+
+Everything a property check needs about KVM is in one :class:`KvmLedger` object per VM,
+``kvm.ledger``. Its fields are :class:`~pfnlab.explore.Ghost` fields: updating them is not a
+scheduling point, they never steer the model, and every update commutes (counter
+increments, set insertions). The model updates them at the exact step where the kernel takes
+or drops the thing they describe.
+
+Fields (all hashable; read them with ``kvm.ledger.<field>`` or the helpers below):
+
+``refs``
+    The page references KVM holds now, as a sorted tuple of ``((head_pfn, owner), n)``.
+    ``head_pfn`` is the pfn of the page whose ``_refcount`` the reference pins (the compound
+    head: a reference taken through a THP tail pins the head). ``owner`` names the KVM
+    context that holds it: ``"<vcpu>:fault"`` (page fault, gup to release),
+    ``"<vcpu>:map"`` (``kvm_vcpu_map`` to ``kvm_vcpu_unmap``). Taken when gup returns a page
+    or ``kvm_get_pfn``/``kvm_try_get_pfn`` calls ``get_page``; dropped right before KVM calls
+    ``put_page``. A KVM put by an owner that holds no reference on that page is reported at
+    once: ``fail("no-put-unreferenced", ...)`` (I1/I2).
+``events``
+    A frozenset of ``(kind, pfn, detail)``: things that happened and that a property may
+    forbid. Kinds are the ``EV_*`` constants below: every ``WARN`` that fires
+    (``"WARN:<function>"``), A/D bits set on a page without the machinery (I6), a THP
+    reference shift or huge SPTE on a page that is not a THP / not mapped huge (I7), a
+    ``get_page`` on a page whose refcount was 0 (I2).
+``epoch`` / ``inval_active``
+    Per hva (sorted tuples of ``(hva, n)``): how many primary-MMU invalidations were
+    announced to KVM (``invalidate_range_start`` entered), and how many are inside
+    ``invalidate_range_start`` right now. Bumped by :class:`~pfnlab.kvm.kvm.Kvm`'s
+    subscriber methods *around* the variant's callback, so a variant cannot skip them.
+``Spte.origin`` (on each SPTE object, also ghost)
+    ``(owner, ((hva, epoch), ...))`` for an installed SPTE: the epochs of the hvas it maps,
+    read *before* the fault looked the pfn up. I4 (no stale SPTE): an SPTE whose recorded
+    epoch of some hva is older than the current one, while no ``invalidate_range_start``
+    for that hva is still running, maps a pfn the primary MMU has invalidated since.
+``maps``
+    A frozenset of ``(owner, gfn, pfn)``: ``kvm_vcpu_map`` mappings between map and unmap
+    (I9: each needs a reference held by the same owner on the page, unless the pfn has no
+    ``struct page``).
+``notifier_starts`` / ``notifier_ends``
+    How many ``invalidate_range_start`` / ``_end`` calls KVM received (I10: at the end they
+    are equal, ``kvm.mmu_notifier_count`` is 0 and ``kvm.mmu_notifier_seq`` grew by the
+    number of ends). ``BUG_ON(mmu_notifier_count < 0)`` is ``fail("notifier-bracket")``.
+
+Check helpers (:func:`check_refs_balanced`, :func:`check_no_stale_spte`, ...) return
+``None`` when the property holds and a one-line message when not, so that a scenario can
+wrap them directly in :class:`pfnlab.explore.Check`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from pfnlab.explore import Ghost, Shared, context, fail, is_freed
+
+if TYPE_CHECKING:
+    from pfnlab.kvm.kvm import Kvm
+
+# ------------------------------------------------------------------ property ids
+NO_PUT_UNREFERENCED = "no-put-unreferenced"   # I1/I2: KVM put without a KVM reference
+KVM_REFS_BALANCED = "kvm-refs-balanced"       # I1: KVM holds no reference at the end
+NO_STALE_SPTE = "no-stale-spte"               # I4
+AD_ONLY_TRACKED = "ad-only-tracked"           # I6
+THP_ONLY_THP = "thp-only-thp"                 # I7
+VCPU_MAP_HOLDS_REF = "vcpu-map-holds-ref"     # I9
+NOTIFIER_BRACKET = "notifier-bracket"         # I10
+NO_KVM_WARN = "no-kvm-warn"                   # a WARN in KVM code fired
+NO_GET_DEAD_PAGE = "no-get-dead-page"         # I2: get_page on a page with refcount 0
+
+# ------------------------------------------------------------------ event kinds
+EV_WARN = "WARN:"                  # prefix; the function name follows
+EV_AD_UNTRACKED = "ad-untracked"   # SetPageDirty/mark_page_accessed on an untracked page
+EV_THP_SHIFT_NON_THP = "thp-shift-non-thp"    # reference shifted to a non-THP head
+EV_HUGE_SPTE_HOST_SMALL = "huge-spte-host-small"  # huge SPTE where the host maps < huge
+EV_GET_DEAD_PAGE = "get-dead-page"  # get_page on a page whose refcount was 0
+EV_PFNMAP_REFCOUNTED = "pfnmap-refcounted"  # kvm_get_pfn on a VM_PFNMAP pfn
+
+
+class KvmLedger(Shared):
+    """Ghost bookkeeping of one VM (see the module docstring for each field)."""
+
+    refs: Ghost[tuple[tuple[tuple[int, str], int], ...]] = Ghost(())
+    events: Ghost[frozenset[tuple[str, int, str]]] = Ghost(frozenset())
+    epoch: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
+    inval_active: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
+    maps: Ghost[frozenset[tuple[str, int, int]]] = Ghost(frozenset())
+    notifier_starts: Ghost[int] = Ghost(0)
+    notifier_ends: Ghost[int] = Ghost(0)
+
+
+# ------------------------------------------------------------------ sorted-tuple maps
+def tget(items: tuple[tuple[Any, int], ...], key: Any) -> int:
+    """The count stored under ``key`` in a sorted ``((key, n), ...)`` tuple (0 if absent)."""
+    for k, n in items:
+        if k == key:
+            return n
+    return 0
+
+
+def tadd(items: tuple[tuple[Any, int], ...], key: Any, delta: int) -> tuple[Any, ...]:
+    """``items`` with ``delta`` added under ``key`` (entries that reach 0 are dropped)."""
+    d = dict(items)
+    n = d.get(key, 0) + delta
+    if n:
+        d[key] = n
+    else:
+        d.pop(key, None)
+    return tuple(sorted(d.items()))
+
+
+def _ledger() -> KvmLedger | None:
+    ctx = context()
+    kvm = getattr(ctx, "kvm", None) if ctx is not None else None
+    return None if kvm is None else kvm.ledger
+
+
+# ------------------------------------------------------------------ host truth (no steps)
+# These read the host model's objects directly (``__dict__``), never through fields, so
+# they are not scheduling points. They describe what a page *is*, independent of how the
+# variant under test classifies it.
+def head_pfn(page: Any) -> int:
+    """The pfn whose refcount a reference on ``page`` pins (its compound head)."""
+    d = page.__dict__
+    kind = d.get("kind")
+    if kind is None:
+        return int(d["pfn"])
+    if kind == "thp":
+        h = d.get("thp_head")
+        return int(d["pfn"] if h is None else h)
+    return int(d.get("head_pfn", d["pfn"]))
+
+
+def _host() -> Any:
+    ctx = context()
+    return getattr(ctx, "host", None) if ctx is not None else None
+
+
+def untracked_reason(page: Any) -> str:
+    """Why A/D bits must not be set on ``page`` (I6), or "" if they may."""
+    d = page.__dict__
+    if d.get("zone") == "DEVICE":
+        return "ZONE_DEVICE"
+    h = _host()
+    if h is not None and d.get("pfn") == getattr(h, "zero_pfn", None):
+        return "ZERO_PAGE"
+    if d.get("reserved"):
+        return "PG_reserved"
+    memmap = getattr(h, "memmap", {})
+    head = memmap.get(head_pfn(page), page)
+    if head.__dict__.get("refcount", 1) == 0:
+        return "non-refcounted (count 0)"
+    return ""
+
+
+def page_is_thp_head(pfn: int) -> str:
+    """Why ``pfn`` is not the head of a THP (I7), or "" if it is."""
+    h = _host()
+    page = getattr(h, "memmap", {}).get(pfn)
+    if page is None:
+        return "no struct page"
+    d = page.__dict__
+    if d.get("kind") != "thp":
+        return f"{d.get('kind') or 'order-0'} page, not a THP"
+    if d.get("thp_head") != pfn:
+        return "not a THP head (split, or a tail)"
+    return ""
+
+
+def host_level_truth(kvm: Kvm, hva: int) -> int | None:
+    """How many pages the primary MMU maps at ``hva`` with one entry (None: unknown)."""
+    mm_ = kvm.mm
+    pmd_of = getattr(mm_, "pmd", None)
+    if pmd_of is None:
+        return None
+    pmd = pmd_of(hva)
+    if pmd is None:
+        return 1
+    val = pmd.__dict__.get("val")
+    if getattr(val, "huge", False):
+        return int(mm_.pmd_pages)
+    return 1
+
+
+# ------------------------------------------------------------------ hooks used by the model
+def ref_taken(page: Any, owner: str) -> None:
+    """KVM now holds one more reference on ``page`` (gup returned it, or get_page)."""
+    led = _ledger()
+    if led is None:
+        return
+    led.refs = tadd(led.refs, (head_pfn(page), owner), 1)
+
+
+def ref_dropping(page: Any, owner: str, why: str) -> None:
+    """KVM is about to put one reference on ``page``; fail if ``owner`` holds none."""
+    led = _ledger()
+    if led is None:
+        return
+    key = (head_pfn(page), owner)
+    if tget(led.refs, key) <= 0:
+        holders = [f"{o} x{n}" for (p, o), n in led.refs if p == key[0]]
+        held = ", ".join(holders) if holders else "nobody in KVM"
+        fail(
+            NO_PUT_UNREFERENCED,
+            f"{why}: {owner} puts page pfn {key[0]:#x} but holds no reference on it "
+            f"(KVM references on it: {held})",
+        )
+    led.refs = tadd(led.refs, key, -1)
+
+
+def event(kind: str, pfn: int, detail: str = "") -> None:
+    """Record an event (a WARN, an A/D update on an untracked page, ...)."""
+    led = _ledger()
+    if led is None:
+        return
+    led.events = led.events | {(kind, pfn, detail)}
+
+
+def warn(function: str, pfn: int, detail: str = "") -> None:
+    """A ``WARN``/``WARN_ON_ONCE`` in ``function`` fired (visible as an event)."""
+    event(EV_WARN + function, pfn, detail)
+
+
+def ad_update(page: Any, what: str) -> None:
+    """KVM is about to set A or D (``what``) on ``page``: record I6 if it is untracked."""
+    why = untracked_reason(page)
+    if why:
+        event(EV_AD_UNTRACKED, head_pfn(page), f"{what} on {why} page")
+
+
+def get_on_dead_page(page: Any) -> None:
+    """Called right before KVM's get_page: record I2 if the refcount is 0."""
+    if page.__dict__.get("refcount", 1) == 0 and not is_freed(page):
+        event(EV_GET_DEAD_PAGE, head_pfn(page), "get_page on refcount 0")
+
+
+def map_taken(owner: str, gfn: int, pfn: int) -> None:
+    """kvm_vcpu_map established a mapping."""
+    led = _ledger()
+    if led is not None:
+        led.maps = led.maps | {(owner, gfn, pfn)}
+
+
+def map_dropped(owner: str, gfn: int, pfn: int) -> None:
+    """kvm_vcpu_unmap tore the mapping down (before releasing the reference)."""
+    led = _ledger()
+    if led is not None:
+        led.maps = led.maps - {(owner, gfn, pfn)}
+
+
+def origin_snapshot(kvm: Kvm, hvas: Iterable[int], owner: str) -> tuple[str, tuple[Any, ...]]:
+    """The origin of a pfn looked up now: the owner and the current epoch of ``hvas``."""
+    ep = kvm.ledger.epoch
+    return (owner, tuple((h, tget(ep, h)) for h in hvas))
+
+
+# ------------------------------------------------------------------ checks
+def check_refs_balanced(kvm: Kvm) -> str | None:
+    """I1 (final check): KVM holds no page reference once every thread finished."""
+    refs = kvm.ledger.refs
+    if not refs:
+        return None
+    held = ", ".join(f"pfn {p:#x} by {o} x{n}" for (p, o), n in refs)
+    return f"KVM still holds page references: {held}"
+
+
+def check_no_stale_spte(kvm: Kvm) -> str | None:
+    """I4 (invariant): no present SPTE maps a pfn the primary MMU invalidated since."""
+    led = kvm.ledger
+    for sp in kvm.sptes.values():
+        val = sp.peek("spte")
+        origin = sp.peek("origin")
+        if val is None or origin is None:
+            continue
+        for hva, ep in origin[1]:
+            if tget(led.epoch, hva) != ep and tget(led.inval_active, hva) == 0:
+                return (
+                    f"{sp.name} maps pfn {val.pfn:#x} (installed by {origin[0]}) but hva "
+                    f"{hva:#x} was invalidated after the pfn was looked up"
+                )
+    return None
+
+
+def check_no_events(kvm: Kvm, kinds: Iterable[str], prefix: bool = False) -> str | None:
+    """No event of these kinds (``prefix=True``: kinds are prefixes, e.g. ``EV_WARN``)."""
+    ks = tuple(kinds)
+    for kind, pfn, detail in sorted(kvm.ledger.events):
+        if (kind.startswith(ks) if prefix else kind in ks):
+            return f"{kind} on pfn {pfn:#x}: {detail}" if detail else f"{kind} on pfn {pfn:#x}"
+    return None
+
+
+def check_no_warn(kvm: Kvm) -> str | None:
+    """No WARN in KVM code fired."""
+    return check_no_events(kvm, (EV_WARN,), prefix=True)
+
+
+def check_vcpu_map_refs(kvm: Kvm) -> str | None:
+    """I9 (invariant): every live kvm_vcpu_map mapping of a memmap page holds a reference."""
+    led = kvm.ledger
+    host = getattr(context(), "host", None)
+    memmap = getattr(host, "memmap", {})
+    for owner, gfn, pfn in sorted(led.maps):
+        page = memmap.get(pfn)
+        if page is None:
+            continue
+        if tget(led.refs, (head_pfn(page), owner)) <= 0:
+            return f"{owner} maps gfn {gfn:#x} (pfn {pfn:#x}) without holding a reference"
+    return None
+
+
+def check_notifier_balanced(kvm: Kvm) -> str | None:
+    """I10 (final check): brackets balanced, count back to 0, seq bumped at every end."""
+    led = kvm.ledger
+    count = kvm.peek("mmu_notifier_count")
+    if led.notifier_starts != led.notifier_ends or count != 0:
+        return (
+            f"{led.notifier_starts} invalidate_range_start vs {led.notifier_ends} _end; "
+            f"mmu_notifier_count is {count}"
+        )
+    seq = kvm.peek("mmu_notifier_seq")
+    if seq < led.notifier_ends:
+        return f"mmu_notifier_seq {seq} < {led.notifier_ends} invalidate_range_end calls"
+    return None

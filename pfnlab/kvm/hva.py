@@ -1,0 +1,135 @@
+"""virt/kvm/kvm_main.c v5.4.33: gfn → hva → pfn (gup, or follow_pfn for VM_IO|VM_PFNMAP).
+
+C out-parameters become return values: ``hva_to_pfn`` and ``__gfn_to_pfn_memslot`` return
+``(pfn, writable)``. ``writable`` as an argument means the caller passed a ``writable``
+pointer (it accepts a writable mapping on a read fault). Not modelled: async page faults
+(``*async`` is never set), HWPOISON, and ``fixup_user_fault`` dropping mmap_sem
+(``-EAGAIN`` retry); the host mm model decides what mmap_sem means.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pfnlab import mm
+from pfnlab.explore import context
+from pfnlab.kvm import ghost
+from pfnlab.kvm.kvm import Memslot
+from pfnlab.kvm.pfn import (
+    KVM_PFN_ERR_FAULT,
+    KVM_PFN_ERR_RO_FAULT,
+    KVM_PFN_NOSLOT,
+    kvm_get_pfn,
+)
+from pfnlab.model.kfunc import kfunc
+
+EFAULT = 14
+
+
+def current_mm() -> Any:
+    """``current->mm`` of the VMM process: the mm the VM was created in."""
+    return context().kvm.mm
+
+
+@kfunc
+def hva_to_pfn_fast(addr: int, write_fault: bool, writable: bool, owner: str) -> int | None:
+    """virt/kvm/kvm_main.c v5.4: lockless __get_user_pages_fast(write=1); one reference."""
+    if not (write_fault or writable):
+        return None
+    page = mm.__get_user_pages_fast(current_mm(), addr, True, owner=owner)
+    if page is None:
+        return None
+    ghost.ref_taken(page, owner)
+    return int(mm.page_to_pfn(page))
+
+
+@kfunc
+def hva_to_pfn_slow(
+    addr: int, write_fault: bool, writable: bool, owner: str
+) -> tuple[int, int, bool]:
+    """virt/kvm/kvm_main.c v5.4: get_user_pages_unlocked; map a read fault writable if possible.
+
+    Returns ``(npages, pfn, writable)``.
+    """
+    mm_ = current_mm()
+    page = mm.get_user_pages_unlocked(mm_, addr, write_fault, owner=owner)
+    if page is None:
+        return (0, KVM_PFN_ERR_FAULT, False)
+    ghost.ref_taken(page, owner)
+    w = write_fault
+    # map read fault as writable if possible
+    if not write_fault and writable:
+        wpage = mm.__get_user_pages_fast(mm_, addr, True, owner=owner)
+        if wpage is not None:
+            ghost.ref_taken(wpage, owner)
+            w = True
+            ghost.ref_dropping(page, owner, "hva_to_pfn_slow")
+            mm.put_page(page, owner=owner)
+            page = wpage
+    return (1, int(mm.page_to_pfn(page)), w)
+
+
+@kfunc
+def hva_to_pfn_remapped(
+    vma: Any, addr: int, write_fault: bool, writable: bool, owner: str
+) -> tuple[int, int, bool]:
+    """virt/kvm/kvm_main.c v5.4: follow_pfn (+ fixup_user_fault), then kvm_get_pfn unpinned.
+
+    Returns ``(r, pfn, writable)``; ``r`` is 0 or ``-EFAULT``.
+    """
+    pfn = mm.follow_pfn(vma, addr)
+    if pfn is None:
+        mm.fixup_user_fault(current_mm(), addr, write_fault)
+        pfn = mm.follow_pfn(vma, addr)
+        if pfn is None:
+            return (-EFAULT, KVM_PFN_ERR_FAULT, False)
+    # Get a reference here because callers of *hva_to_pfn* and *gfn_to_pfn* will
+    # eventually call kvm_release_pfn_clean on the returned pfn.
+    kvm_get_pfn(pfn, owner)
+    return (0, pfn, True)
+
+
+@kfunc
+def hva_to_pfn(
+    addr: int, atomic: bool, write_fault: bool, writable: bool, owner: str
+) -> tuple[int, bool]:
+    """virt/kvm/kvm_main.c v5.4: fast gup, slow gup, then VM_IO|VM_PFNMAP via follow_pfn."""
+    pfn = hva_to_pfn_fast(addr, write_fault, writable, owner)
+    if pfn is not None:
+        return (pfn, writable or write_fault)
+    if atomic:
+        return (KVM_PFN_ERR_FAULT, False)
+    npages, pfn, w = hva_to_pfn_slow(addr, write_fault, writable, owner)
+    if npages == 1:
+        return (pfn, w)
+    vma = mm.find_vma_intersection(current_mm(), addr, addr + 1)
+    if vma is None:
+        return (KVM_PFN_ERR_FAULT, False)
+    if vma.flags & (mm.VM_IO | mm.VM_PFNMAP):
+        r, pfn, w = hva_to_pfn_remapped(vma, addr, write_fault, writable, owner)
+        if r < 0:
+            return (KVM_PFN_ERR_FAULT, False)
+        return (pfn, w)
+    return (KVM_PFN_ERR_FAULT, False)
+
+
+@kfunc
+def __gfn_to_pfn_memslot(
+    slot: Memslot | None, gfn: int, atomic: bool, write_fault: bool, writable: bool, owner: str
+) -> tuple[int, bool]:
+    """virt/kvm/kvm_main.c v5.4: no slot → NOSLOT; RO slot write → RO_FAULT; else hva_to_pfn."""
+    if slot is None or not slot.contains(gfn):
+        return (KVM_PFN_NOSLOT, False)
+    if slot.readonly and write_fault:
+        return (KVM_PFN_ERR_RO_FAULT, False)
+    if slot.readonly and writable:
+        writable = False
+    return hva_to_pfn(slot.gfn_to_hva(gfn), atomic, write_fault, writable, owner)
+
+
+def gfn_to_memslot(slots: tuple[Memslot, ...], gfn: int) -> Memslot | None:
+    """``__gfn_to_memslot`` over an already-read memslots array."""
+    for s in slots:
+        if s.contains(gfn):
+            return s
+    return None

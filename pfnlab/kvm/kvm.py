@@ -1,0 +1,215 @@
+"""KVM's per-VM state: memslots, SPTEs (each its own rmap), mmu_lock and the notifier seq/count.
+
+Model choices (the kernel objects they stand for in brackets):
+
+- :class:`Memslot` is immutable (``struct kvm_memory_slot``); ``Kvm.memslots`` is a shared
+  field holding the tuple of slots, so publishing new memslots (dirty logging off) is one
+  write and a fault reads the slots once (``kvm_vcpu_gfn_to_memslot``).
+- ``lpage_info`` disallow state is a pure function of the slot (misaligned head/tail, or
+  ``base_gfn`` and ``userspace_addr`` misaligned, as ``kvm_arch_create_memslot`` sets it);
+  write tracking for shadow paging is not modelled (TDP only).
+- There is one :class:`Spte` object per (level, gfn-aligned-to-level): level 1 for every gfn
+  of every slot and level 2 for every huge-aligned gfn. Its one field ``spte`` is the 64-bit
+  SPTE (:class:`SpteVal` or ``None``), read and written whole as the kernel does. Since an
+  object stands for exactly one SPTE of one gfn/level, it is its own rmap entry: a present
+  level-L SPTE is "in the rmap" of its gfn at level L. A huge SPTE installed over 4K SPTEs
+  leaves them present (the kernel unlinks the child page table; its SPTEs stay in the rmaps
+  and are zapped by notifiers exactly like these); a 4K install under a huge SPTE first
+  drops the huge one (``drop_large_spte``).
+- Huge means ``hpage_pages`` pages (level 2 only; 1G is not modelled). Scenarios pick it
+  to match the host model's huge page size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from pfnlab.explore import Field, Ghost, Lock, Shared
+from pfnlab.kvm.ghost import KvmLedger, tadd
+
+PT_PAGE_TABLE_LEVEL = 1
+PT_DIRECTORY_LEVEL = 2
+
+
+@dataclass(frozen=True)
+class Memslot:
+    """A memslot: gfns ``[base_gfn, base_gfn + npages)`` at hvas from ``userspace_addr``."""
+
+    id: int
+    base_gfn: int
+    npages: int
+    userspace_addr: int
+    readonly: bool = False
+    dirty_logging: bool = False
+
+    def contains(self, gfn: int) -> bool:
+        """Whether ``gfn`` is in this slot."""
+        return self.base_gfn <= gfn < self.base_gfn + self.npages
+
+    def gfn_to_hva(self, gfn: int) -> int:
+        """``__gfn_to_hva_memslot``."""
+        return self.userspace_addr + (gfn - self.base_gfn)
+
+    def hva_range_to_gfns(self, start: int, end: int) -> range:
+        """The gfns whose hva is in ``[start, end)`` (``hva_to_gfn_memslot`` on the overlap)."""
+        lo = max(start, self.userspace_addr)
+        hi = min(end, self.userspace_addr + self.npages)
+        if lo >= hi:
+            return range(0)
+        off = self.base_gfn - self.userspace_addr
+        return range(lo + off, hi + off)
+
+    def lpage_disallowed(self, gfn: int, hpage_pages: int) -> bool:
+        """``__mmu_gfn_lpage_is_disallowed`` at level 2 (from ``kvm_arch_create_memslot``)."""
+        mask = hpage_pages - 1
+        base = gfn & ~mask
+        if base < self.base_gfn or base + hpage_pages > self.base_gfn + self.npages:
+            return True
+        return bool((self.base_gfn ^ self.userspace_addr) & mask)
+
+
+class SpteVal(NamedTuple):
+    """The bits of a present SPTE that matter here."""
+
+    pfn: int
+    writable: bool
+    accessed: bool
+    dirty: bool
+
+
+class Spte(Shared):
+    """One SPTE (and its rmap entry) for ``gfn`` at ``level``; ``spte`` is None if not present."""
+
+    spte: Field[SpteVal | None] = Field(None)
+    #: ledger: ``(owner, ((hva, epoch), ...))`` of the installed value (see ghost.py)
+    origin: Ghost[tuple[str, tuple[tuple[int, int], ...]] | None] = Ghost(None)
+
+    def __init__(self, name: str, level: int, gfn: int, slot_id: int) -> None:
+        super().__init__(name)
+        self.level = level
+        self.gfn = gfn
+        self.slot_id = slot_id
+
+
+class Vcpu:
+    """A vCPU: a name (used for reference owners) and its VM. Immutable."""
+
+    def __init__(self, kvm: Kvm, name: str) -> None:
+        self.kvm = kvm
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Kvm(Shared):
+    """``struct kvm``: the fields other threads change, plus immutable set-up facts.
+
+    ``users_count`` is the VM's reference count (``kvm_get_kvm``/``kvm_put_kvm``): the VM
+    file holds one and each vCPU file one; the last put runs ``kvm_destroy_vm``.
+    """
+
+    mmu_notifier_seq: Field[int] = Field(0)
+    mmu_notifier_count: Field[int] = Field(0)
+    memslots: Field[tuple[Memslot, ...]] = Field(())
+    users_count: Field[int] = Field(1)
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        mm: Any,
+        memslots: Iterable[Memslot],
+        hpage_pages: int = 2,
+        users: int = 1,
+    ) -> None:
+        super().__init__(name)
+        self.mm = mm
+        self.hpage_pages = hpage_pages
+        self.mmu_lock = Lock(f"{name}.mmu_lock")
+        self.ledger = KvmLedger(f"{name}.ledger")
+        slots = tuple(memslots)
+        self.memslots = slots
+        self.users_count = users
+        self.sptes: dict[tuple[int, int], Spte] = {}
+        for slot in slots:
+            for gfn in range(slot.base_gfn, slot.base_gfn + slot.npages):
+                self._spte(PT_PAGE_TABLE_LEVEL, gfn, slot)
+                if hpage_pages > 1 and gfn % hpage_pages == 0:
+                    self._spte(PT_DIRECTORY_LEVEL, gfn, slot)
+
+    def _spte(self, level: int, gfn: int, slot: Memslot) -> None:
+        name = f"{self.name}.spte{'' if level == 1 else '2M'}[{gfn:#x}]"
+        self.sptes[(level, gfn)] = Spte(name, level, gfn, slot.id)
+
+    # -------------------------------------------------------------- pure helpers
+    def pages_per_hpage(self, level: int) -> int:
+        """``KVM_PAGES_PER_HPAGE(level)``."""
+        return 1 if level == PT_PAGE_TABLE_LEVEL else self.hpage_pages
+
+    def spte_of(self, level: int, gfn: int) -> Spte | None:
+        """The SPTE object mapping ``gfn`` at ``level`` (gfn aligned down), if any."""
+        mask = self.pages_per_hpage(level) - 1
+        return self.sptes.get((level, gfn & ~mask))
+
+    def slot_sptes(self, slot: Memslot, level: int) -> list[Spte]:
+        """The SPTE objects of ``slot`` at ``level`` (the slot's rmap array), in gfn order."""
+        return [
+            s for (lv, _), s in sorted(self.sptes.items()) if lv == level and s.slot_id == slot.id
+        ]
+
+    # -------------------------------------------------------------- mmu_notifier subscriber
+    def invalidate_range_start(self, mm: Any, start: int, end: int) -> None:
+        """mm → KVM: ``mmu_notifier_invalidate_range_start`` for hvas ``[start, end)``."""
+        from pfnlab.kvm.notifier import kvm_mmu_notifier_invalidate_range_start
+
+        led = self.ledger
+        ep, act = led.epoch, led.inval_active
+        for h in range(start, end):
+            ep = tadd(ep, h, 1)
+            act = tadd(act, h, 1)
+        led.epoch, led.inval_active = ep, act
+        led.notifier_starts = led.notifier_starts + 1
+        kvm_mmu_notifier_invalidate_range_start(self, start, end)
+        act = led.inval_active
+        for h in range(start, end):
+            act = tadd(act, h, -1)
+        led.inval_active = act
+
+    def invalidate_range_end(self, mm: Any, start: int, end: int) -> None:
+        """mm → KVM: ``mmu_notifier_invalidate_range_end``."""
+        from pfnlab.kvm.notifier import kvm_mmu_notifier_invalidate_range_end
+
+        self.ledger.notifier_ends = self.ledger.notifier_ends + 1
+        kvm_mmu_notifier_invalidate_range_end(self, start, end)
+
+    def release(self, mm: Any) -> None:
+        """mm → KVM: ``mmu_notifier_release`` (exit_mmap or unregister)."""
+        from pfnlab.kvm.notifier import kvm_mmu_notifier_release
+
+        kvm_mmu_notifier_release(self)
+
+
+def create_vm(
+    mm: Any,
+    memslots: Iterable[Memslot],
+    *,
+    vcpus: int = 1,
+    hpage_pages: int = 2,
+    vcpus_hold_vm: bool = True,
+    name: str = "kvm",
+) -> tuple[Kvm, list[Vcpu]]:
+    """``kvm_create_vm`` + ``KVM_CREATE_VCPU`` (set-up only): the VM registers its notifier.
+
+    With ``vcpus_hold_vm`` each vCPU holds a VM reference (as vCPU files do), so the
+    ``kvm_destroy_vm`` of :func:`~pfnlab.kvm.threads.vm_exit` runs only after every vCPU
+    thread called :func:`~pfnlab.kvm.threads.vcpu_exit`.
+    """
+    from pfnlab.mm import mmu_notifier_register
+
+    users = 1 + (vcpus if vcpus_hold_vm else 0)
+    kvm = Kvm(name, mm=mm, memslots=memslots, hpage_pages=hpage_pages, users=users)
+    mmu_notifier_register(mm, kvm)
+    return kvm, [Vcpu(kvm, f"vcpu{i}") for i in range(vcpus)]

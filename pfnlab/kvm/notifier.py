@@ -1,0 +1,68 @@
+"""virt/kvm/kvm_main.c v5.4.33: the MMU notifier callbacks, the retry check, VM teardown.
+
+``mmu_notifier_count++`` and ``mmu_notifier_seq++`` are plain increments under mmu_lock in
+the kernel; here each is one atomic step (same effect under the lock, one step fewer).
+``BUG_ON(kvm->mmu_notifier_count < 0)`` reads the count after the unlock in the kernel; the
+model checks the value it just wrote (``fail("notifier-bracket")``).
+"""
+
+from __future__ import annotations
+
+from pfnlab import mm
+from pfnlab.explore import atomic, fail, free
+from pfnlab.kvm import ghost
+from pfnlab.kvm.kvm import Kvm
+from pfnlab.kvm.spte import kvm_mmu_zap_all, kvm_unmap_hva_range
+from pfnlab.model.kfunc import kfunc
+
+
+@kfunc
+def kvm_mmu_notifier_invalidate_range_start(kvm: Kvm, start: int, end: int) -> None:
+    """virt/kvm/kvm_main.c v5.4: count++ and zap the range under mmu_lock (TLB flush implied)."""
+    kvm.mmu_lock.acquire()
+    atomic(kvm, "mmu_notifier_count", lambda c: (c + 1, None))
+    kvm_unmap_hva_range(kvm, start, end)
+    kvm.mmu_lock.release()
+
+
+@kfunc
+def kvm_mmu_notifier_invalidate_range_end(kvm: Kvm, start: int, end: int) -> None:
+    """virt/kvm/kvm_main.c v5.4: seq++, then count-- under mmu_lock; BUG_ON(count < 0)."""
+    kvm.mmu_lock.acquire()
+    atomic(kvm, "mmu_notifier_seq", lambda s: (s + 1, None))
+    count = atomic(kvm, "mmu_notifier_count", lambda c: (c - 1, c - 1))
+    kvm.mmu_lock.release()
+    if count < 0:
+        fail(ghost.NOTIFIER_BRACKET, f"BUG_ON(mmu_notifier_count < 0): count is {count}")
+
+
+@kfunc
+def kvm_mmu_notifier_release(kvm: Kvm) -> None:
+    """virt/kvm/kvm_main.c v5.4: kvm_arch_flush_shadow_all → kvm_mmu_zap_all."""
+    kvm_mmu_zap_all(kvm)
+
+
+@kfunc
+def mmu_notifier_retry(kvm: Kvm, mmu_seq: int) -> bool:
+    """include/linux/kvm_host.h v5.4: retry if an invalidation is running or one ended since."""
+    if kvm.mmu_notifier_count:
+        return True
+    return bool(kvm.mmu_notifier_seq != mmu_seq)
+
+
+@kfunc
+def kvm_destroy_vm(kvm: Kvm) -> None:
+    """virt/kvm/kvm_main.c v5.4: mmu_notifier_unregister (→ release: zap all), then free."""
+    unregister = getattr(mm, "mmu_notifier_unregister", None)
+    if unregister is not None:
+        unregister(kvm.mm, kvm)
+    else:
+        kvm_mmu_notifier_release(kvm)
+    free(kvm, "kvm_destroy_vm")
+
+
+@kfunc
+def kvm_put_kvm(kvm: Kvm) -> None:
+    """virt/kvm/kvm_main.c v5.4: drop a VM reference; the last one destroys the VM."""
+    if atomic(kvm, "users_count", lambda n: (n - 1, n - 1)) == 0:
+        kvm_destroy_vm(kvm)

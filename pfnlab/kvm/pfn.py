@@ -1,0 +1,107 @@
+"""virt/kvm/kvm_main.c v5.4.33: classifying pfns, and KVM's get/put and A/D helpers.
+
+Error pfns are negative ints here (``KVM_PFN_ERR_*``, ``KVM_PFN_NOSLOT``); the kernel's
+``is_error_pfn``/``is_noslot_pfn``/``is_error_noslot_pfn`` are pure bit tests and stay plain
+functions. Every function that takes or drops a page reference has an ``owner`` argument
+that the kernel does not have: it only names the KVM context in the ledger (ghost.py).
+"""
+
+from __future__ import annotations
+
+from pfnlab import mm
+from pfnlab.kvm import ghost
+from pfnlab.model.kfunc import kfunc
+
+KVM_PFN_ERR_FAULT = -1
+KVM_PFN_ERR_HWPOISON = -2
+KVM_PFN_ERR_RO_FAULT = -3
+KVM_PFN_NOSLOT = -16
+
+
+def is_error_pfn(pfn: int) -> bool:
+    """include/linux/kvm_host.h: ``pfn & KVM_PFN_ERR_MASK``."""
+    return KVM_PFN_NOSLOT < pfn < 0
+
+
+def is_noslot_pfn(pfn: int) -> bool:
+    """include/linux/kvm_host.h: ``pfn == KVM_PFN_NOSLOT``."""
+    return pfn == KVM_PFN_NOSLOT
+
+
+def is_error_noslot_pfn(pfn: int) -> bool:
+    """include/linux/kvm_host.h: an error pfn or the no-slot pfn."""
+    return pfn < 0
+
+
+@kfunc
+def kvm_is_zone_device_pfn(pfn: int) -> bool:
+    """virt/kvm/kvm_main.c v5.4 (a78986aae9b2): ZONE_DEVICE test; WARN_ON_ONCE if refcount 0."""
+    if not mm.pfn_valid(pfn):
+        return False
+    page = mm.pfn_to_page(pfn)
+    # The metadata is valid iff the device is pinned, e.g. by gup: WARN on a zero refcount.
+    if mm.page_count(page) == 0:
+        ghost.warn("kvm_is_zone_device_pfn", pfn, "page_count is 0: the pfn is not pinned")
+        return False
+    return bool(mm.is_zone_device_page(page))
+
+
+@kfunc
+def kvm_is_reserved_pfn(pfn: int) -> bool:
+    """virt/kvm/kvm_main.c v5.4: PageReserved and not ZONE_DEVICE; no memmap counts as reserved."""
+    if mm.pfn_valid(pfn):
+        return bool(mm.PageReserved(mm.pfn_to_page(pfn))) and not kvm_is_zone_device_pfn(pfn)
+    return True
+
+
+@kfunc
+def kvm_release_pfn_clean(pfn: int, owner: str = "kvm") -> None:
+    """virt/kvm/kvm_main.c v5.4: put the gup reference unless the pfn is an error or reserved."""
+    if not is_error_noslot_pfn(pfn) and not kvm_is_reserved_pfn(pfn):
+        page = mm.pfn_to_page(pfn)
+        ghost.ref_dropping(page, owner, "kvm_release_pfn_clean")
+        mm.put_page(page, owner=owner)
+
+
+@kfunc
+def kvm_release_pfn_dirty(pfn: int, owner: str = "kvm") -> None:
+    """virt/kvm/kvm_main.c v5.4: kvm_set_pfn_dirty, then kvm_release_pfn_clean."""
+    kvm_set_pfn_dirty(pfn)
+    kvm_release_pfn_clean(pfn, owner)
+
+
+@kfunc
+def kvm_release_pfn(pfn: int, dirty: bool, owner: str = "kvm") -> None:
+    """virt/kvm/kvm_main.c v5.4.33 (backport): dirty or clean release (no gfn_to_pfn_cache)."""
+    if dirty:
+        kvm_release_pfn_dirty(pfn, owner)
+    else:
+        kvm_release_pfn_clean(pfn, owner)
+
+
+@kfunc
+def kvm_set_pfn_dirty(pfn: int) -> None:
+    """virt/kvm/kvm_main.c v5.4: SetPageDirty unless reserved or ZONE_DEVICE."""
+    if not kvm_is_reserved_pfn(pfn) and not kvm_is_zone_device_pfn(pfn):
+        page = mm.pfn_to_page(pfn)
+        ghost.ad_update(page, "SetPageDirty")
+        mm.SetPageDirty(page)
+
+
+@kfunc
+def kvm_set_pfn_accessed(pfn: int) -> None:
+    """virt/kvm/kvm_main.c v5.4: mark_page_accessed unless reserved or ZONE_DEVICE."""
+    if not kvm_is_reserved_pfn(pfn) and not kvm_is_zone_device_pfn(pfn):
+        page = mm.pfn_to_page(pfn)
+        ghost.ad_update(page, "mark_page_accessed")
+        mm.mark_page_accessed(page)
+
+
+@kfunc
+def kvm_get_pfn(pfn: int, owner: str = "kvm") -> None:
+    """virt/kvm/kvm_main.c v5.4: get_page unless reserved (no check that the count is > 0)."""
+    if not kvm_is_reserved_pfn(pfn):
+        page = mm.pfn_to_page(pfn)
+        ghost.get_on_dead_page(page)
+        mm.get_page(page, owner=owner)
+        ghost.ref_taken(page, owner)

@@ -1,0 +1,63 @@
+"""virt/kvm/kvm_main.c v5.4.33: ``kvm_vcpu_map``/``kvm_vcpu_unmap`` (long-lived mappings).
+
+The reference ``gfn_to_pfn_memslot`` takes is held from map to unmap (I9); unlike SPTEs,
+these mappings are not revalidated by MMU notifiers. No ``gfn_to_pfn_cache`` (the
+kvm_map_gfn steal-time cache) is modelled. The 5.4.y ``kvm_release_pfn`` skips pfn 0; the
+model has no such special case (pfn 0 is an ordinary pfn in the host model).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from pfnlab import mm
+from pfnlab.kvm import ghost
+from pfnlab.kvm.hva import __gfn_to_pfn_memslot, gfn_to_memslot
+from pfnlab.kvm.kvm import Vcpu
+from pfnlab.kvm.pfn import is_error_noslot_pfn, kvm_release_pfn
+from pfnlab.model.kfunc import kfunc
+
+
+class HostMap(NamedTuple):
+    """``struct kvm_host_map``: page is None when the pfn was memremap()ed (no memmap)."""
+
+    gfn: int
+    pfn: int
+    page: Any
+    owner: str
+    pinned_page: Any = None   # v6.13: the page kvm_follow_pfn pinned (refcounted_page)
+
+
+def map_owner(vcpu: Vcpu) -> str:
+    """The ledger owner of a kvm_vcpu_map reference."""
+    return f"{vcpu.name}:map"
+
+
+@kfunc
+def kvm_vcpu_map(vcpu: Vcpu, gfn: int) -> HostMap | None:
+    """virt/kvm/kvm_main.c v5.4.33: gfn_to_pfn_memslot (one reference), then kmap/memremap."""
+    owner = map_owner(vcpu)
+    slot = gfn_to_memslot(vcpu.kvm.memslots, gfn)
+    pfn, _ = __gfn_to_pfn_memslot(slot, gfn, False, True, False, owner)
+    if is_error_noslot_pfn(pfn):
+        return None
+    page = mm.pfn_to_page(pfn) if mm.pfn_valid(pfn) else None  # kmap, else memremap
+    ghost.map_taken(owner, gfn, pfn)
+    return HostMap(gfn, pfn, page, owner)
+
+
+@kfunc
+def kvm_vcpu_unmap(vcpu: Vcpu, hmap: HostMap, dirty: bool) -> None:
+    """virt/kvm/kvm_main.c v5.4.33: kunmap/memunmap, then kvm_release_pfn(pfn, dirty)."""
+    ghost.map_dropped(hmap.owner, hmap.gfn, hmap.pfn)
+    kvm_release_pfn(hmap.pfn, dirty, hmap.owner)
+
+
+def touch_mapping(hmap: HostMap) -> None:
+    """The vCPU reads or writes the mapped memory (one access to the page's memory).
+
+    Modelled as a read of the page's flags: after the memmap (and with it the device's
+    linear map) is gone this is a use-after-free finding.
+    """
+    if hmap.page is not None:
+        _ = hmap.page.zone

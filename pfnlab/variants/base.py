@@ -1,0 +1,86 @@
+"""Design variants: named sets of kernel-function overrides, resolved through a parent chain.
+
+A :class:`Variant` changes only the functions it changes. Its effective overrides are its
+parent's, updated with its own (a child wins). ``v5.4`` (a78986aae9b2 merged) is the base
+model and overrides nothing. A variant's :meth:`world` builds the
+:class:`~pfnlab.model.world.World` a scenario installs with ``set_context``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pfnlab.model.kfunc import KERNEL_FUNCTIONS
+from pfnlab.model.world import World
+
+#: Every registered variant, by name (filled by the variant modules at import).
+VARIANTS: dict[str, Variant] = {}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A design variant: what it changes relative to ``parent``, and where it comes from."""
+
+    name: str
+    parent: str | None
+    summary: str
+    cite: str
+    overrides: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    mm_version: str = "5.4"
+
+    def resolved(self) -> dict[str, Callable[..., Any]]:
+        """The overrides in force: the parent chain's, updated with this variant's own."""
+        chain: list[Variant] = []
+        v: Variant | None = self
+        while v is not None:
+            if v in chain:
+                raise ValueError(f"variant {self.name!r}: parent chain loops at {v.name!r}")
+            chain.append(v)
+            v = get_variant(v.parent) if v.parent else None
+        out: dict[str, Callable[..., Any]] = {}
+        for v in reversed(chain):
+            out.update(v.overrides)
+        return out
+
+    def chain(self) -> list[str]:
+        """Names from this variant up to the root."""
+        names = [self.name]
+        v = self
+        while v.parent:
+            v = get_variant(v.parent)
+            names.append(v.name)
+        return names
+
+    def world(self, **kw: Any) -> World:
+        """A World with this variant's overrides (``kw``: host, kvm, extra, mm_version)."""
+        kw.setdefault("mm_version", self.mm_version)
+        return World(overrides=self.resolved(), variant=self.name, **kw)
+
+
+def register(variant: Variant) -> Variant:
+    """Add ``variant`` to :data:`VARIANTS` (names are unique)."""
+    if variant.name in VARIANTS:
+        raise ValueError(f"variant {variant.name!r} is defined twice")
+    for fn_name in variant.overrides:
+        if fn_name not in KERNEL_FUNCTIONS:
+            raise ValueError(
+                f"variant {variant.name!r} overrides {fn_name!r}, which is not a kernel "
+                "function of the model (decorate the base implementation with @kfunc)"
+            )
+    VARIANTS[variant.name] = variant
+    return variant
+
+
+def get_variant(name: str) -> Variant:
+    """The variant called ``name`` (KeyError listing the known ones otherwise)."""
+    _load_all()
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise KeyError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}") from None
+
+
+def _load_all() -> None:
+    import pfnlab.variants  # noqa: F401  (imports every variant module)

@@ -1,0 +1,72 @@
+"""dan-early-put: keep ZONE_DEVICE "reserved", put the gup reference right after gup.
+
+Dan Williams, Nov 6 2019 23:20
+(<CAPcyv4hMOxPDKAZtTvWKEMPBwE_kPrKPB_JxE2YfV5EKkKj_dQ@mail.gmail.com>):
+fold ZONE_DEVICE into the VM_IO/VM_PFNMAP treatment, ``put_page()`` immediately after gup
+in ``hva_to_pfn_fast``/``_slow``. Rejected: it "will break the page fault flow" (Sean,
+Nov 6 23:39) since nothing pins the page between gup and the SPTE install, and it breaks
+``kvm_vcpu_map``, which needs the page pinned from map to unmap (a78986aae9b2 message).
+On top of v5.3 (ZONE_DEVICE stays PG_reserved, so the later release skips it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pfnlab import mm
+from pfnlab.kvm import ghost
+from pfnlab.kvm.hva import current_mm
+from pfnlab.kvm.pfn import KVM_PFN_ERR_FAULT
+from pfnlab.variants.base import Variant, register
+
+
+def _early_put(page: Any, owner: str, where: str) -> None:
+    if mm.is_zone_device_page(page):
+        ghost.ref_dropping(page, owner, where)
+        mm.put_page(page, owner=owner)
+
+
+def hva_to_pfn_fast(addr: int, write_fault: bool, writable: bool, owner: str) -> int | None:
+    """virt/kvm/kvm_main.c dan-early-put: fast gup, then put a ZONE_DEVICE page at once."""
+    if not (write_fault or writable):
+        return None
+    page = mm.__get_user_pages_fast(current_mm(), addr, True, owner=owner)
+    if page is None:
+        return None
+    ghost.ref_taken(page, owner)
+    _early_put(page, owner, "hva_to_pfn_fast")
+    return int(mm.page_to_pfn(page))
+
+
+def hva_to_pfn_slow(
+    addr: int, write_fault: bool, writable: bool, owner: str
+) -> tuple[int, int, bool]:
+    """virt/kvm/kvm_main.c dan-early-put: slow gup, then put a ZONE_DEVICE page at once."""
+    mm_ = current_mm()
+    page = mm.get_user_pages_unlocked(mm_, addr, write_fault, owner=owner)
+    if page is None:
+        return (0, KVM_PFN_ERR_FAULT, False)
+    ghost.ref_taken(page, owner)
+    w = write_fault
+    if not write_fault and writable:
+        wpage = mm.__get_user_pages_fast(mm_, addr, True, owner=owner)
+        if wpage is not None:
+            ghost.ref_taken(wpage, owner)
+            w = True
+            ghost.ref_dropping(page, owner, "hva_to_pfn_slow")
+            mm.put_page(page, owner=owner)
+            page = wpage
+    _early_put(page, owner, "hva_to_pfn_slow")
+    return (1, int(mm.page_to_pfn(page)), w)
+
+
+VARIANT = register(
+    Variant(
+        name="dan-early-put",
+        parent="v5.3",
+        summary="ZONE_DEVICE stays reserved; hva_to_pfn_fast/slow put the device page right "
+        "after gup (no reference held while installing or while kvm_vcpu_map'd)",
+        cite="<CAPcyv4hMOxPDKAZtTvWKEMPBwE_kPrKPB_JxE2YfV5EKkKj_dQ@mail.gmail.com>",
+        overrides={"hva_to_pfn_fast": hva_to_pfn_fast, "hva_to_pfn_slow": hva_to_pfn_slow},
+    )
+)

@@ -1,0 +1,191 @@
+"""v6.13: KVM knows which page it refcounted; SPTE zaps do not touch ``struct page``.
+
+Sean Christopherson, "KVM: Stop grabbing references to PFNMAP'd pages" (v13, Oct 2024;
+8dd861cc07e2 "KVM: x86/mmu: Put refcounted pages instead of blindly releasing pfns"):
+
+- ``kvm_follow_pfn`` returns the pfn **and** ``refcounted_page`` (the page gup returned, or
+  NULL for PFNMAP memory, which is never refcounted: ``hva_to_pfn_remapped`` takes no
+  reference at all);
+- the fault releases exactly that page, under mmu_lock (``kvm_release_faultin_page``:
+  unused → plain put; installed and writable → dirty + accessed; else accessed);
+- ``mmu_spte_clear_track_bits`` only updates stats: no pfn → page, no A/D, no WARN;
+- ``kvm_vcpu_map`` pins the page (FOLL_PIN, modelled as a gup reference) and refuses
+  remapped pfns unless ``allow_unsafe_mappings``; unmap marks it dirty and unpins it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pfnlab import mm
+from pfnlab.explore import atomic
+from pfnlab.kvm import ghost
+from pfnlab.kvm.fault import (
+    RET_PF_EMULATE,
+    RET_PF_ERROR,
+    RET_PF_RETRY,
+    __direct_map,
+    fault_origin,
+)
+from pfnlab.kvm.hva import (
+    EFAULT,
+    current_mm,
+    gfn_to_memslot,
+    hva_to_pfn_fast,
+    hva_to_pfn_remapped,
+    hva_to_pfn_slow,
+)
+from pfnlab.kvm.kvm import Kvm, Memslot, Spte, SpteVal, Vcpu
+from pfnlab.kvm.notifier import mmu_notifier_retry
+from pfnlab.kvm.pfn import (
+    KVM_PFN_ERR_FAULT,
+    KVM_PFN_ERR_RO_FAULT,
+    KVM_PFN_NOSLOT,
+    is_error_noslot_pfn,
+    is_error_pfn,
+)
+from pfnlab.kvm.vcpu_map import HostMap, map_owner
+from pfnlab.model.kfunc import kfunc
+from pfnlab.variants.base import Variant, register
+from pfnlab.variants.v5_6 import kvm_mmu_hugepage_adjust, max_mapping_level
+
+#: module parameter kvm.allow_unsafe_mappings (off by default)
+ALLOW_UNSAFE_MAPPINGS = False
+
+
+def hva_to_pfn_remapped_613(
+    vma: Any, addr: int, write_fault: bool, writable: bool, owner: str
+) -> tuple[int, int, bool]:
+    """virt/kvm/kvm_main.c v6.13: follow_pfnmap_start; no reference (refcounted_page NULL)."""
+    pfn = mm.follow_pfn(vma, addr)
+    if pfn is None:
+        mm.fixup_user_fault(current_mm(), addr, write_fault)
+        pfn = mm.follow_pfn(vma, addr)
+        if pfn is None:
+            return (-EFAULT, KVM_PFN_ERR_FAULT, False)
+    return (0, pfn, True)
+
+
+@kfunc
+def kvm_follow_pfn(
+    slot: Memslot | None, gfn: int, write_fault: bool, writable: bool, owner: str, pin: bool
+) -> tuple[int, bool, Any]:
+    """virt/kvm/kvm_main.c v6.13: ``(pfn, writable, refcounted_page)``."""
+    if slot is None or not slot.contains(gfn):
+        return (KVM_PFN_NOSLOT, False, None)
+    if slot.readonly and write_fault:
+        return (KVM_PFN_ERR_RO_FAULT, False, None)
+    if slot.readonly:
+        writable = False
+    addr = slot.gfn_to_hva(gfn)
+    pfn = hva_to_pfn_fast(addr, write_fault, writable, owner)
+    if pfn is not None:  # kvm_resolve_pfn(page): refcounted_page = the gup page
+        return (pfn, writable or write_fault, mm.pfn_to_page(pfn))
+    npages, pfn, w = hva_to_pfn_slow(addr, write_fault, writable, owner)
+    if npages == 1:
+        return (pfn, w, mm.pfn_to_page(pfn))
+    vma = mm.find_vma_intersection(current_mm(), addr, addr + 1)
+    if vma is None or not vma.flags & (mm.VM_IO | mm.VM_PFNMAP):
+        return (KVM_PFN_ERR_FAULT, False, None)
+    if pin and not ALLOW_UNSAFE_MAPPINGS:
+        return (KVM_PFN_ERR_FAULT, False, None)
+    r, pfn, w = hva_to_pfn_remapped(vma, addr, write_fault, writable, owner)
+    if r < 0:
+        return (KVM_PFN_ERR_FAULT, False, None)
+    return (pfn, w, None)
+
+
+def _set_page_dirty(page: Any) -> None:
+    if not mm.PageReserved(page):  # kvm_is_ad_tracked_page
+        ghost.ad_update(page, "SetPageDirty")
+        mm.SetPageDirty(page)
+
+
+def _set_page_accessed(page: Any) -> None:
+    if not mm.PageReserved(page):
+        ghost.ad_update(page, "mark_page_accessed")
+        mm.mark_page_accessed(page)
+
+
+@kfunc
+def kvm_release_faultin_page(kvm: Kvm, page: Any, unused: bool, dirty: bool, owner: str) -> None:
+    """include/linux/kvm_host.h v6.13: put exactly the page the fault-in refcounted."""
+    if page is None:
+        return
+    if not unused:
+        if dirty:
+            _set_page_dirty(page)
+        _set_page_accessed(page)
+    ghost.ref_dropping(page, owner, "kvm_release_faultin_page")
+    mm.put_page(page, owner=owner)
+
+
+def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
+    """arch/x86/kvm/mmu/mmu.c v6.13 direct_page_fault: release refcounted_page under mmu_lock."""
+    kvm = vcpu.kvm
+    slot = gfn_to_memslot(kvm.memslots, gfn)
+    max_level = max_mapping_level(vcpu, slot, gfn)
+    mmu_seq = kvm.mmu_notifier_seq
+    origin = fault_origin(vcpu, slot, gfn, owner)
+    pfn, map_writable, page = kvm_follow_pfn(slot, gfn, write, True, owner, False)
+    if is_error_pfn(pfn):
+        return RET_PF_ERROR
+    if slot is None:
+        return RET_PF_EMULATE
+    r = RET_PF_RETRY
+    kvm.mmu_lock.acquire()
+    if not mmu_notifier_retry(kvm, mmu_seq):
+        level, pfn = kvm_mmu_hugepage_adjust(vcpu, slot, gfn, max_level, pfn)
+        r = __direct_map(vcpu, slot, gfn, write, map_writable, level, pfn, origin)
+    kvm_release_faultin_page(kvm, page, r == RET_PF_RETRY, map_writable, owner)
+    kvm.mmu_lock.release()
+    return r
+
+
+def mmu_spte_clear_track_bits(kvm: Kvm, sptep: Spte) -> bool:
+    """arch/x86/kvm/mmu/mmu.c v6.13: clear the SPTE, update stats; no struct page access."""
+    old: SpteVal | None = atomic(sptep, "spte", lambda v: (None, v))
+    sptep.origin = None
+    return old is not None
+
+
+def kvm_vcpu_map(vcpu: Vcpu, gfn: int) -> HostMap | None:
+    """virt/kvm/kvm_main.c v6.13 __kvm_vcpu_map: kvm_follow_pfn(pin), kmap or memremap."""
+    owner = map_owner(vcpu)
+    slot = gfn_to_memslot(vcpu.kvm.memslots, gfn)
+    pfn, _, pinned = kvm_follow_pfn(slot, gfn, True, False, owner, True)
+    if is_error_noslot_pfn(pfn):
+        return None
+    page = mm.pfn_to_page(pfn) if mm.pfn_valid(pfn) else None
+    ghost.map_taken(owner, gfn, pfn)
+    return HostMap(gfn, pfn, page, owner, pinned)
+
+
+def kvm_vcpu_unmap(vcpu: Vcpu, hmap: HostMap, dirty: bool) -> None:
+    """virt/kvm/kvm_main.c v6.13: kunmap/memunmap; dirty + unpin_user_page(pinned_page)."""
+    ghost.map_dropped(hmap.owner, hmap.gfn, hmap.pfn)
+    page = hmap.pinned_page
+    if page is not None:
+        if dirty:
+            _set_page_dirty(page)
+        ghost.ref_dropping(page, hmap.owner, "unpin_user_page")
+        mm.put_page(page, owner=hmap.owner)
+
+
+VARIANT = register(
+    Variant(
+        name="v6.13",
+        parent="v6.0",
+        summary="kvm_follow_pfn reports refcounted_page; faults put exactly it; SPTE zaps "
+        "never touch struct page; PFNMAP never refcounted; kvm_vcpu_map pins",
+        cite="8dd861cc07e2; \"KVM: Stop grabbing references to PFNMAP'd pages\" v13",
+        overrides={
+            "hva_to_pfn_remapped": hva_to_pfn_remapped_613,
+            "tdp_page_fault": tdp_page_fault,
+            "mmu_spte_clear_track_bits": mmu_spte_clear_track_bits,
+            "kvm_vcpu_map": kvm_vcpu_map,
+            "kvm_vcpu_unmap": kvm_vcpu_unmap,
+        },
+        mm_version="5.18",
+    )
+)
