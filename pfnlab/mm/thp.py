@@ -132,9 +132,11 @@ def thp_split_thread(mm: Mm, hva: int, pmd_only: bool = False) -> bool:
     if pmdp is None:
         return False
     pmd = pmdp.val
+    if pmd == TABLE:                          # already PTE-mapped (an earlier split_huge_pmd)
+        pmd = mm.ptes[hva].val
     if not isinstance(pmd, PteVal):
         return False
-    head = pfn_to_page(pmd.pfn)
+    head = compound_head(pfn_to_page(pmd.pfn))
     if not get_page_unless_zero(head, "split"):
         return False
     ok = split_huge_page(mm, head)
