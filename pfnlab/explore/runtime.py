@@ -14,6 +14,7 @@ repeats along an execution: the state graph is acyclic.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from collections.abc import Callable
@@ -274,7 +275,7 @@ class Execution:
             self.hang_props[what] = prop
         self._yield(op)
 
-    def free(self, obj: Shared, why: str) -> None:
+    def free(self, obj: Shared, why: str | tuple[str, str]) -> None:
         """Free a shared object (a scheduling point that conflicts with every access to it)."""
         if self.mode == _THREAD:
             self._yield(Op(FREE, obj, ALL_FIELDS, why))
@@ -562,7 +563,8 @@ class Execution:
     def _steps(self) -> list[Step]:
         names = [t.name for t in self.threads]
         if self.labels:
-            return [Step(names[tid], lab) for tid, lab in zip(self.schedule, self.labels)]
+            pairs = zip(self.schedule, self.labels, strict=False)
+            return [Step(names[tid], lab) for tid, lab in pairs]
         return [Step(names[tid], "") for tid in self.schedule]
 
     def _run_check(self, check: Check, reads: set[tuple[int, str]] | None) -> object:
@@ -693,10 +695,8 @@ class Execution:
         """Abandon the execution, ending its thread greenlets."""
         for t in self.threads:
             if not t.glet.dead:
-                try:
+                with contextlib.suppress(Exception):
                     t.glet.throw(greenlet.GreenletExit)
-                except Exception:
-                    pass
         self.threads = []
 
 

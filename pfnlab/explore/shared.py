@@ -55,8 +55,8 @@ class Field(Generic[T]):
                 inherited = base.__dict__.get("_fields_", ()) or inherited
                 if inherited:
                     break
-            owner._fields_ = inherited  # type: ignore[attr-defined]
-        owner._fields_ = (*owner._fields_, name)  # type: ignore[attr-defined]
+            setattr(owner, "_fields_", inherited)  # noqa: B010
+        setattr(owner, "_fields_", (*owner.__dict__["_fields_"], name))  # noqa: B010
 
     @overload
     def __get__(self, obj: None, objtype: type | None = None) -> Field[T]: ...
@@ -69,8 +69,8 @@ class Field(Generic[T]):
             return self
         rt = HOOKS.current
         if rt is None:
-            return obj.__dict__[self.name]  # type: ignore[no-any-return]
-        return rt.read(obj, self.name)  # type: ignore[no-any-return]
+            return obj.__dict__[self.name]
+        return rt.read(obj, self.name)
 
     def __set__(self, obj: Shared, value: T) -> None:
         rt = HOOKS.current
@@ -124,13 +124,13 @@ class Shared:
     @property
     def name(self) -> str:
         """The object's stable name, e.g. ``page@0x100``."""
-        return self.__dict__["_name"]  # type: ignore[no-any-return]
+        return self.__dict__["_name"]
 
     def __hash__(self) -> int:
         return hash(("shared", self.__dict__["_name"]))
 
     def __repr__(self) -> str:
-        return self.__dict__["_name"]  # type: ignore[no-any-return]
+        return self.__dict__["_name"]
 
     def peek(self, field: str) -> Any:
         """Read a field without making a scheduling point (for reports and invariants)."""
@@ -155,8 +155,12 @@ def atomic(obj: Shared, field: str, update: Callable[[Any], tuple[Any, Any]]) ->
     return rt.rmw(obj, field, update)
 
 
-def free(obj: Shared, why: str = "") -> None:
-    """Free ``obj``: any later access to it by a model thread is a use-after-free finding."""
+def free(obj: Shared, why: str | tuple[str, str] = "") -> None:
+    """Free ``obj``: any later access to it by a model thread is a use-after-free finding.
+
+    ``why`` says what freed it; a ``(property_id, text)`` tuple also names the property the
+    use-after-free is reported under (default ``"use-after-free"``).
+    """
     rt = HOOKS.current
     if rt is None:
         obj.__dict__["_freed"] = why or "freed"

@@ -37,7 +37,7 @@ class Lock(Shared):
 
     def held_by(self) -> str | None:
         """The holder's name, without a scheduling point (for invariants and reports)."""
-        return self.__dict__["owner"]  # type: ignore[no-any-return]
+        return self.__dict__["owner"]
 
 
 def wait_until(cond: Callable[[], object], what: str, prop: str = "") -> None:

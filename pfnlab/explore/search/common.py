@@ -117,7 +117,7 @@ def dependent(a: Footprint, b: Footprint) -> bool:
     """Two steps of different threads conflict: same field of one object, one writes."""
     for i1, f1, w1 in a:
         for i2, f2, w2 in b:
-            if i1 == i2 and (w1 or w2) and (f1 == f2 or f1 == ALL_FIELDS or f2 == ALL_FIELDS):
+            if i1 == i2 and (w1 or w2) and (f1 in (f2, ALL_FIELDS) or f2 == ALL_FIELDS):
                 return True
     return False
 
@@ -163,4 +163,4 @@ def count_preemptions(ex_enabled_before: list[list[int]], tids: list[int]) -> in
 def named_schedule(ex: Execution, tids: list[int]) -> Schedule:
     """A schedule of thread names and labels for ``tids`` (``ex`` ran them with trace on)."""
     names = ex.thread_names()
-    return Schedule(Step(names[t], lab) for t, lab in zip(tids, ex.labels))
+    return Schedule(Step(names[t], lab) for t, lab in zip(tids, ex.labels, strict=False))

@@ -234,7 +234,7 @@ class SourceDpor:
                 self._undo_event()
                 top.sleep.add(p)
                 continue
-            tclock = top.tclock[:p] + (ev.clock,) + top.tclock[p + 1 :]
+            tclock = (*top.tclock[:p], ev.clock, *top.tclock[p + 1:])
             node = self._node(ex, child_sleep, tclock, fpr)
             stack.append(node)
             if len(stack) > self.stats.max_depth:
@@ -375,7 +375,7 @@ class SourceDpor:
                 if ek.tid == q or ek.seq <= tclock[q][ek.tid]:
                     continue
                 for i2, f2, w2 in ek.fp:
-                    if i2 == o and (w or w2) and (f == f2 or f == ALL_FIELDS or f2 == ALL_FIELDS):
+                    if i2 == o and (w or w2) and (f in (f2, ALL_FIELDS) or f2 == ALL_FIELDS):
                         node.backtrack.update(node.enabled)
                         node.full = True
                         break
