@@ -40,7 +40,12 @@ Fields (all hashable; read them with ``kvm.ledger.<field>`` or the helpers below
 ``notifier_starts`` / ``notifier_ends``
     How many ``invalidate_range_start`` / ``_end`` calls KVM received (I10: at the end they
     are equal, ``kvm.mmu_notifier_count`` is 0 and ``kvm.mmu_notifier_seq`` grew by the
-    number of ends). ``BUG_ON(mmu_notifier_count < 0)`` is ``fail("notifier-bracket")``.
+    number of ends). ``BUG_ON(mmu_notifier_count < 0)`` is ``fail("notifier-balanced")``.
+
+``active``
+    The owners inside an operation that may hold references (a ``tdp_page_fault`` call,
+    ``kvm_vcpu_map`` to ``kvm_vcpu_unmap``); set by the thread bodies. An owner outside
+    every operation must hold no reference (I1, :func:`check_idle_owners_hold_nothing`).
 
 Check helpers (:func:`check_refs_balanced`, :func:`check_no_stale_spte`, ...) return
 ``None`` when the property holds and a one-line message when not, so that a scenario can
@@ -53,28 +58,61 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pfnlab.explore import Ghost, Shared, context, fail, is_freed
+from pfnlab.explore import runtime as _runtime
+from pfnlab.explore.shared import HOOKS
+from pfnlab.properties import (  # the registry, with meanings
+    AD_ONLY_TRACKED,
+    HUGE_ONLY_THP,
+    NO_METADATA_AFTER_TEARDOWN,
+    NO_PUT_UNREFERENCED,
+    NO_SPTE_TO_FREED,
+    NO_STALE_SPTE,
+    NOTIFIER_BALANCED,
+    PIN_HELD,
+    REFS_BALANCED,
+)
 
 if TYPE_CHECKING:
     from pfnlab.kvm.kvm import Kvm
 
-# ------------------------------------------------------------------ property ids
-NO_PUT_UNREFERENCED = "no-put-unreferenced"   # I1/I2: KVM put without a KVM reference
-KVM_REFS_BALANCED = "kvm-refs-balanced"       # I1: KVM holds no reference at the end
-NO_STALE_SPTE = "no-stale-spte"               # I4
-AD_ONLY_TRACKED = "ad-only-tracked"           # I6
-THP_ONLY_THP = "thp-only-thp"                 # I7
-VCPU_MAP_HOLDS_REF = "vcpu-map-holds-ref"     # I9
-NOTIFIER_BRACKET = "notifier-bracket"         # I10
-NO_KVM_WARN = "no-kvm-warn"                   # a WARN in KVM code fired
-NO_GET_DEAD_PAGE = "no-get-dead-page"         # I2: get_page on a page with refcount 0
+#: the property ids the ledger's checks report (I1-I7, I9, I10; I8 is the teardown's hang)
+LEDGER_PROPERTIES = (
+    REFS_BALANCED,
+    NO_PUT_UNREFERENCED,
+    NO_METADATA_AFTER_TEARDOWN,
+    NO_STALE_SPTE,
+    NO_SPTE_TO_FREED,
+    AD_ONLY_TRACKED,
+    HUGE_ONLY_THP,
+    PIN_HELD,
+    NOTIFIER_BALANCED,
+)
 
 # ------------------------------------------------------------------ event kinds
 EV_WARN = "WARN:"                  # prefix; the function name follows
+EV_VM_BUG_ON = "VM_BUG_ON:"        # prefix; the function name follows
 EV_AD_UNTRACKED = "ad-untracked"   # SetPageDirty/mark_page_accessed on an untracked page
 EV_THP_SHIFT_NON_THP = "thp-shift-non-thp"    # reference shifted to a non-THP head
 EV_HUGE_SPTE_HOST_SMALL = "huge-spte-host-small"  # huge SPTE where the host maps < huge
 EV_GET_DEAD_PAGE = "get-dead-page"  # get_page on a page whose refcount was 0
-EV_PFNMAP_REFCOUNTED = "pfnmap-refcounted"  # kvm_get_pfn on a VM_PFNMAP pfn
+
+#: the property each WARN reports (by the function it fires in); other WARNs are I3
+WARN_PROPERTY = {
+    "mmu_spte_clear_track_bits": NO_SPTE_TO_FREED,
+}
+
+
+def event_property(kind: str) -> str:
+    """The property id an event of ``kind`` violates (see pfnlab.properties)."""
+    if kind.startswith(EV_WARN):
+        return WARN_PROPERTY.get(kind[len(EV_WARN):], NO_METADATA_AFTER_TEARDOWN)
+    if kind.startswith(EV_VM_BUG_ON) or kind in (EV_THP_SHIFT_NON_THP, EV_HUGE_SPTE_HOST_SMALL):
+        return HUGE_ONLY_THP
+    if kind == EV_AD_UNTRACKED:
+        return AD_ONLY_TRACKED
+    if kind == EV_GET_DEAD_PAGE:
+        return NO_PUT_UNREFERENCED
+    raise ValueError(f"event kind {kind!r} has no property")
 
 
 class KvmLedger(Shared):
@@ -87,6 +125,7 @@ class KvmLedger(Shared):
     maps: Ghost[frozenset[tuple[str, int, int]]] = Ghost(frozenset())
     notifier_starts: Ghost[int] = Ghost(0)
     notifier_ends: Ghost[int] = Ghost(0)
+    active: Ghost[frozenset[str]] = Ghost(frozenset())
 
 
 # ------------------------------------------------------------------ sorted-tuple maps
@@ -234,6 +273,20 @@ def get_on_dead_page(page: Any) -> None:
         event(EV_GET_DEAD_PAGE, head_pfn(page), "get_page on refcount 0")
 
 
+def owner_begin(owner: str) -> None:
+    """``owner`` enters an operation that may take references (a fault, a map)."""
+    led = _ledger()
+    if led is not None:
+        led.active = led.active | {owner}
+
+
+def owner_end(owner: str) -> None:
+    """``owner``'s operation returned: from now on it must hold no reference."""
+    led = _ledger()
+    if led is not None:
+        led.active = led.active - {owner}
+
+
 def map_taken(owner: str, gfn: int, pfn: int) -> None:
     """kvm_vcpu_map established a mapping."""
     led = _ledger()
@@ -255,9 +308,25 @@ def origin_snapshot(kvm: Kvm, hvas: Iterable[int], owner: str) -> tuple[str, tup
 
 
 # ------------------------------------------------------------------ checks
+# Checks read state through :func:`observe`, so that the engine records what they read and
+# re-evaluates them when a step (or a ghost update) changes it.
+def observe(obj: Any, field: str) -> Any:
+    """Read ``obj.field`` (shared or ghost) inside a check, recording the read.
+
+    ``Field`` reads inside a check are recorded by the engine; ``Ghost`` reads are not (their
+    descriptor bypasses the runtime), so an invariant over ghost state alone would never be
+    re-evaluated. This goes through the runtime's read hook, which in a check (no thread
+    running) only records the read. Outside an execution it is a plain attribute read.
+    """
+    rt = HOOKS.current
+    if rt is None or getattr(rt, "mode", None) == _runtime._THREAD:
+        return obj.__dict__[field]
+    return rt.read(obj, field)
+
+
 def check_refs_balanced(kvm: Kvm) -> str | None:
     """I1 (final check): KVM holds no page reference once every thread finished."""
-    refs = kvm.ledger.refs
+    refs = observe(kvm.ledger, "refs")
     if not refs:
         return None
     held = ", ".join(f"pfn {p:#x} by {o} x{n}" for (p, o), n in refs)
@@ -267,13 +336,15 @@ def check_refs_balanced(kvm: Kvm) -> str | None:
 def check_no_stale_spte(kvm: Kvm) -> str | None:
     """I4 (invariant): no present SPTE maps a pfn the primary MMU invalidated since."""
     led = kvm.ledger
+    epoch = observe(led, "epoch")
+    active = observe(led, "inval_active")
     for sp in kvm.sptes.values():
-        val = sp.peek("spte")
-        origin = sp.peek("origin")
+        val = observe(sp, "spte")
+        origin = observe(sp, "origin")
         if val is None or origin is None:
             continue
         for hva, ep in origin[1]:
-            if tget(led.epoch, hva) != ep and tget(led.inval_active, hva) == 0:
+            if tget(epoch, hva) != ep and tget(active, hva) == 0:
                 return (
                     f"{sp.name} maps pfn {val.pfn:#x} (installed by {origin[0]}) but hva "
                     f"{hva:#x} was invalidated after the pfn was looked up"
@@ -281,10 +352,90 @@ def check_no_stale_spte(kvm: Kvm) -> str | None:
     return None
 
 
+def teardown_owns(pfn: int) -> str:
+    """Why a leak on ``pfn`` is left to the teardown to report, or "" (no steps).
+
+    A device page whose dev_pagemap teardown has begun (``DevPagemap.teardown``), or a page
+    whose memmap is already gone: the leak shows up as the teardown's hang (I8, mm 5.4) or
+    at the end of the execution (final :func:`check_refs_balanced`).
+    """
+    h = _host()
+    page = getattr(h, "memmap", {}).get(pfn)
+    if page is None:
+        return ""
+    if is_freed(page):
+        return "memmap removed"
+    if page.__dict__.get("zone") == "DEVICE":
+        pgmap = page.__dict__.get("pgmap")
+        if pgmap is not None and observe(pgmap, "teardown"):
+            return f"{pgmap.name} teardown in progress"
+    return ""
+
+
+def check_idle_owners_hold_nothing(kvm: Kvm) -> str | None:
+    """I1 (invariant): a fault or map that returned holds no page reference.
+
+    A leak on a page under teardown is left to the teardown (see :func:`teardown_owns`), so
+    that one leak is reported once, by its first consequence.
+    """
+    led = kvm.ledger
+    active = observe(led, "active")
+    for (pfn, owner), n in observe(led, "refs"):
+        if owner in active or n <= 0 or teardown_owns(pfn):
+            continue
+        return f"{owner} returned still holding {n} reference(s) on pfn {pfn:#x} (leaked)"
+    return None
+
+
+def check_no_spte_to_freed(kvm: Kvm, norefs: frozenset[int] = frozenset()) -> str | None:
+    """I5 (invariant): no present SPTE / kvm_vcpu_map mapping refers to a freed page.
+
+    Freed: the memmap was removed, or the (head) page is at refcount 0, i.e. back in the
+    allocator or returned to its pgmap. ``norefs``: head pfns that are legitimately at
+    refcount 0 (non-refcounted VM_PFNMAP pages), exempt from the refcount test.
+    """
+    h = _host()
+    memmap = getattr(h, "memmap", {})
+
+    def gone(pfn: int) -> str:
+        page = memmap.get(pfn)
+        if page is None:
+            return ""
+        hp = head_pfn(page)
+        head = memmap.get(hp, page)
+        count = observe(head, "refcount")  # recorded: re-checked when it changes or is freed
+        if is_freed(page) or is_freed(head):
+            return "its memmap was removed"
+        if count == 0 and hp not in norefs:
+            return "its page was freed (refcount 0)"
+        return ""
+
+    for sp in kvm.sptes.values():
+        val = observe(sp, "spte")
+        if val is None:
+            continue
+        why = gone(val.pfn)
+        if why:
+            return f"{sp.name} maps pfn {val.pfn:#x} but {why}"
+    for owner, gfn, pfn in sorted(observe(kvm.ledger, "maps")):
+        why = gone(pfn)
+        if why:
+            return f"{owner} kvm_vcpu_map of gfn {gfn:#x} refers to pfn {pfn:#x} but {why}"
+    return None
+
+
+def check_events(kvm: Kvm, prop: str) -> str | None:
+    """No recorded event (WARN, A/D, THP, dead get) that violates property ``prop``."""
+    for kind, pfn, detail in sorted(observe(kvm.ledger, "events")):
+        if event_property(kind) == prop:
+            return f"{kind} on pfn {pfn:#x}: {detail}" if detail else f"{kind} on pfn {pfn:#x}"
+    return None
+
+
 def check_no_events(kvm: Kvm, kinds: Iterable[str], prefix: bool = False) -> str | None:
     """No event of these kinds (``prefix=True``: kinds are prefixes, e.g. ``EV_WARN``)."""
     ks = tuple(kinds)
-    for kind, pfn, detail in sorted(kvm.ledger.events):
+    for kind, pfn, detail in sorted(observe(kvm.ledger, "events")):
         if (kind.startswith(ks) if prefix else kind in ks):
             return f"{kind} on pfn {pfn:#x}: {detail}" if detail else f"{kind} on pfn {pfn:#x}"
     return None
@@ -300,11 +451,12 @@ def check_vcpu_map_refs(kvm: Kvm) -> str | None:
     led = kvm.ledger
     host = getattr(context(), "host", None)
     memmap = getattr(host, "memmap", {})
-    for owner, gfn, pfn in sorted(led.maps):
+    refs = observe(led, "refs")
+    for owner, gfn, pfn in sorted(observe(led, "maps")):
         page = memmap.get(pfn)
         if page is None:
             continue
-        if tget(led.refs, (head_pfn(page), owner)) <= 0:
+        if tget(refs, (head_pfn(page), owner)) <= 0:
             return f"{owner} maps gfn {gfn:#x} (pfn {pfn:#x}) without holding a reference"
     return None
 
@@ -312,13 +464,13 @@ def check_vcpu_map_refs(kvm: Kvm) -> str | None:
 def check_notifier_balanced(kvm: Kvm) -> str | None:
     """I10 (final check): brackets balanced, count back to 0, seq bumped at every end."""
     led = kvm.ledger
-    count = kvm.peek("mmu_notifier_count")
-    if led.notifier_starts != led.notifier_ends or count != 0:
+    starts, ends = observe(led, "notifier_starts"), observe(led, "notifier_ends")
+    count = observe(kvm, "mmu_notifier_count")
+    if starts != ends or count != 0:
         return (
-            f"{led.notifier_starts} invalidate_range_start vs {led.notifier_ends} _end; "
-            f"mmu_notifier_count is {count}"
+            f"{starts} invalidate_range_start vs {ends} _end; mmu_notifier_count is {count}"
         )
-    seq = kvm.peek("mmu_notifier_seq")
-    if seq < led.notifier_ends:
-        return f"mmu_notifier_seq {seq} < {led.notifier_ends} invalidate_range_end calls"
+    seq = observe(kvm, "mmu_notifier_seq")
+    if seq < ends:
+        return f"mmu_notifier_seq {seq} < {ends} invalidate_range_end calls"
     return None

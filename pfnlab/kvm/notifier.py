@@ -3,7 +3,7 @@
 ``mmu_notifier_count++`` and ``mmu_notifier_seq++`` are plain increments under mmu_lock in
 the kernel; here each is one atomic step (same effect under the lock, one step fewer).
 ``BUG_ON(kvm->mmu_notifier_count < 0)`` reads the count after the unlock in the kernel; the
-model checks the value it just wrote (``fail("notifier-bracket")``).
+model checks the value it just wrote (``fail("notifier-balanced")``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def kvm_mmu_notifier_invalidate_range_end(kvm: Kvm, start: int, end: int) -> Non
     count = atomic(kvm, "mmu_notifier_count", lambda c: (c - 1, c - 1))
     kvm.mmu_lock.release()
     if count < 0:
-        fail(ghost.NOTIFIER_BRACKET, f"BUG_ON(mmu_notifier_count < 0): count is {count}")
+        fail(ghost.NOTIFIER_BALANCED, f"BUG_ON(mmu_notifier_count < 0): count is {count}")
 
 
 @kfunc

@@ -19,11 +19,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from pfnlab.explore import wait_until
+from pfnlab.kvm import ghost
 from pfnlab.kvm.collapse import kvm_mmu_zap_collapsible_sptes
 from pfnlab.kvm.fault import RET_PF_RETRY, fault_owner, tdp_page_fault
 from pfnlab.kvm.kvm import Kvm, Vcpu
 from pfnlab.kvm.notifier import kvm_put_kvm
-from pfnlab.kvm.vcpu_map import kvm_vcpu_map, kvm_vcpu_unmap, touch_mapping
+from pfnlab.kvm.vcpu_map import kvm_vcpu_map, kvm_vcpu_unmap, map_owner, touch_mapping
+from pfnlab.properties import NOTIFIER_BALANCED
 
 
 def vcpu_fault(vcpu: Vcpu, gfn: int, write: bool = False) -> int:
@@ -31,20 +33,29 @@ def vcpu_fault(vcpu: Vcpu, gfn: int, write: bool = False) -> int:
     kvm = vcpu.kvm
     owner = fault_owner(vcpu)
     while True:
+        ghost.owner_begin(owner)
         r = tdp_page_fault(vcpu, gfn, write, owner)
+        ghost.owner_end(owner)
         if r != RET_PF_RETRY:
             return r
-        wait_until(lambda: kvm.mmu_notifier_count == 0, what=f"{vcpu.name} fault retry")
+        # a count that never returns to 0 is an unbalanced notifier bracket (I10)
+        wait_until(
+            lambda: kvm.mmu_notifier_count == 0,
+            what=f"{vcpu.name} fault retry",
+            prop=NOTIFIER_BALANCED,
+        )
 
 
 def vcpu_map_thread(vcpu: Vcpu, gfn: int, dirty: bool = True) -> bool:
     """kvm_vcpu_map, touch the memory, kvm_vcpu_unmap; False if the map failed."""
+    owner = map_owner(vcpu)
+    ghost.owner_begin(owner)
     hmap = kvm_vcpu_map(vcpu, gfn)
-    if hmap is None:
-        return False
-    touch_mapping(hmap)
-    kvm_vcpu_unmap(vcpu, hmap, dirty)
-    return True
+    if hmap is not None:
+        touch_mapping(hmap)
+        kvm_vcpu_unmap(vcpu, hmap, dirty)
+    ghost.owner_end(owner)
+    return hmap is not None
 
 
 def dirty_log_disable(kvm: Kvm, slot_id: int = 0) -> None:

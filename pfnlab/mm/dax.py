@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pfnlab.explore import Field, Shared, atomic, wait_until
+from pfnlab.explore import Field, Shared, atomic, context, wait_until
 from pfnlab.mm.memmap import pfn_to_page
 from pfnlab.mm.memremap import TEARDOWN_TERMINATES, DevPagemap, memunmap_pages
 from pfnlab.mm.notifier import (
@@ -55,7 +55,11 @@ def dax_read_unlock(dax_dev: DaxDevice) -> None:
 def kill_dax(dax_dev: DaxDevice) -> None:
     """drivers/dax/super.c v5.4: clear DAXDEV_ALIVE, synchronize_srcu(&dax_srcu)."""
     dax_dev.alive = False
-    wait_until(lambda: dax_dev.srcu_readers == 0, what=f"{dax_dev.name} synchronize_srcu")
+    wait_until(
+        lambda: dax_dev.srcu_readers == 0,
+        what=f"{dax_dev.name} synchronize_srcu",
+        prop=TEARDOWN_TERMINATES,
+    )
 
 
 @kfunc
@@ -120,6 +124,11 @@ def dax_layout_busy_page(mapping: AddressSpace) -> Page | None:
 @kfunc
 def fsdax_break_layouts(mapping: AddressSpace) -> None:
     """fs/xfs/xfs_file.c v5.4 xfs_break_dax_layouts loop (thread body, before truncate)."""
+    memmap = getattr(context(), "host", None)
+    for pfn in mapping.pfns:  # ledger: this teardown waits for the pages' references
+        page = memmap.memmap.get(pfn) if memmap is not None else None
+        if page is not None and page.__dict__.get("pgmap") is not None:
+            page.__dict__["pgmap"].teardown = True
     while True:
         page = dax_layout_busy_page(mapping)
         if page is None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pfnlab.explore import Field, Shared, atomic, context, fail, wait_until
+from pfnlab.explore import Field, Ghost, Shared, atomic, context, fail, wait_until
 from pfnlab.mm.memmap import ONLINE, arch_add_memory, arch_remove_memory, host, pfn_to_page
 from pfnlab.mm.page import ZONE_DEVICE, put_page
-from pfnlab.mm.props import PGMAP_REF_BALANCE
+from pfnlab.mm.props import PGMAP_REF_BALANCE, TEARDOWN_TERMINATES
 from pfnlab.model.kfunc import kfunc
 
 MEMORY_DEVICE_DEVDAX = "devdax"
@@ -23,9 +23,6 @@ MEMORY_DEVICE_FS_DAX = "fsdax"
 
 #: ledger owner of the idle reference memmap_init_zone_device gives every device page
 BASELINE = "memmap_init"
-
-#: property id under which a teardown that never completes is reported (I8)
-TEARDOWN_TERMINATES = "teardown-terminates"
 
 
 class DevPagemap(Shared):
@@ -35,6 +32,9 @@ class DevPagemap(Shared):
         (1, False)
     )  # (percpu_ref count incl. the initial ref, __PERCPU_REF_DEAD)
     done: Field[bool] = Field(False)  # struct completion done
+    #: ledger: a teardown that waits for this pgmap's page references has begun
+    #: (memunmap_pages, fsdax layout breaking); checks leave leaks on it to the teardown
+    teardown: Ghost[bool] = Ghost(False)
 
     def __init__(self, name: str, type: str, start_pfn: int, nr_pages: int) -> None:
         super().__init__(f"pgmap:{name}")
@@ -168,6 +168,7 @@ def memunmap_pages(pgmap: DevPagemap) -> None:
     bulk, wait for ``done`` and remove the memmap whatever the page refcounts are.
     """
     start, nr = pgmap.start_pfn, pgmap.nr_pages
+    pgmap.teardown = True
     if context().mm_version == "5.4":
         dev_pagemap_kill(pgmap)
         for pfn in range(start, start + nr):

@@ -111,7 +111,7 @@ def test_invalidation_zaps_and_forces_retry(setup):
     assert ghost.check_notifier_balanced(kvm) is None
     with pytest.raises(ModelViolation) as e:  # an unbalanced end: BUG_ON(count < 0)
         kvm.invalidate_range_end(kvm.mm, hva, hva + 1)
-    assert e.value.prop == ghost.NOTIFIER_BRACKET
+    assert e.value.prop == ghost.NOTIFIER_BALANCED
 
 
 def test_stale_spte_is_detected(setup):
