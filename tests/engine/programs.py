@@ -100,22 +100,18 @@ def drain_hang(user_puts: bool = False) -> Program:
 
     def build() -> Instance:
         obj = Obj("obj")
-        live = Var("live")
-        live.v = 1
 
         def user() -> None:
-            if live.v:
-                atomic(obj, "refcount", lambda r: (r + 1, None))   # get
+            # get_page_unless_zero: take a reference only while the object is live
+            if atomic(obj, "refcount", lambda r: (r + 1, True) if r else (r, False)):
                 _ = obj.data
                 if user_puts:
                     atomic(obj, "refcount", lambda r: (r - 1, None))   # put
 
         def teardown() -> None:
-            live.v = 0
             atomic(obj, "refcount", lambda r: (r - 1, None))   # drop the initial reference
             wait_until(lambda: obj.refcount == 0, "obj refcount to drain",
                        prop="teardown-terminates")
-            free(obj, "teardown")
 
         return Instance(threads={"user": user, "teardown": teardown})
 
