@@ -47,6 +47,10 @@ Fields (all hashable; read them with ``kvm.ledger.<field>`` or the helpers below
     ``kvm_vcpu_map`` to ``kvm_vcpu_unmap``); set by the thread bodies. An owner outside
     every operation must hold no reference (I1, :func:`check_idle_owners_hold_nothing`).
 
+``retries``
+    How many faults returned RET_PF_RETRY (their mmu_notifier_retry saw an invalidation):
+    a witness that a fault overlapped an invalidation, for scenario goals.
+
 Check helpers (:func:`check_refs_balanced`, :func:`check_no_stale_spte`, ...) return
 ``None`` when the property holds and a one-line message when not, so that a scenario can
 wrap them directly in :class:`pfnlab.explore.Check`.
@@ -126,6 +130,7 @@ class KvmLedger(Shared):
     notifier_starts: Ghost[int] = Ghost(0)
     notifier_ends: Ghost[int] = Ghost(0)
     active: Ghost[frozenset[str]] = Ghost(frozenset())
+    retries: Ghost[int] = Ghost(0)
 
 
 # ------------------------------------------------------------------ sorted-tuple maps
@@ -285,6 +290,13 @@ def owner_end(owner: str) -> None:
     led = _ledger()
     if led is not None:
         led.active = led.active - {owner}
+
+
+def fault_retried() -> None:
+    """A fault returned RET_PF_RETRY: it overlapped an invalidation."""
+    led = _ledger()
+    if led is not None:
+        led.retries = led.retries + 1
 
 
 def map_taken(owner: str, gfn: int, pfn: int) -> None:
@@ -462,7 +474,13 @@ def check_vcpu_map_refs(kvm: Kvm) -> str | None:
 
 
 def check_notifier_balanced(kvm: Kvm) -> str | None:
-    """I10 (final check): brackets balanced, count back to 0, seq bumped at every end."""
+    """I10 (final check): brackets balanced, count back to 0, seq bumped at every end.
+
+    Not checked on a destroyed VM: once mmu_notifier_unregister removed it, an
+    invalidation whose start it saw does not deliver the end, and nothing reads the count.
+    """
+    if is_freed(kvm):
+        return None
     led = kvm.ledger
     starts, ends = observe(led, "notifier_starts"), observe(led, "notifier_ends")
     count = observe(kvm, "mmu_notifier_count")

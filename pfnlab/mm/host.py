@@ -230,11 +230,25 @@ class Host:
         )
 
     def add_devdax(
-        self, npages: int = 1, *, align: int = 1, name: str | None = None, populated: bool = True
+        self,
+        npages: int = 1,
+        *,
+        align: int = 1,
+        name: str | None = None,
+        populated: bool = True,
+        remapped: bool = False,
     ) -> Region:
-        """A device-dax instance mapped whole; ``align`` 1 (4K) or ``pmd_pages`` (2M)."""
+        """A device-dax instance mapped whole; ``align`` 1 (4K) or ``pmd_pages`` (2M).
+
+        ``remapped``: the device pages are instead mapped by a driver with
+        ``remap_pfn_range`` into a VM_IO|VM_PFNMAP vma of the same inode (special PTEs, no
+        devmap bit, no fault handler): gup refuses them and KVM takes the
+        ``hva_to_pfn_remapped`` path (Paolo, <8ba98630-9ca0-85c2-3c94-45d54a448fca@redhat.com>).
+        """
         if align not in (1, self.pmd_pages) or npages % align:
             raise ValueError(f"devdax align must be 1 or {self.pmd_pages} and divide npages")
+        if remapped and align != 1:
+            raise ValueError("remap_pfn_range of device memory is modelled with 4K PTEs only")
         name = self._name("dax", name)
         pfn = self._alloc_pfns(npages, self.pmd_pages)
         pgmap = DevPagemap(name, MEMORY_DEVICE_DEVDAX, pfn, npages)
@@ -242,18 +256,23 @@ class Host:
         mapping = AddressSpace(f"{name}.i_mapping", tuple(range(pfn, pfn + npages)))
         dax = DaxDevice(name, pgmap, mapping, align)
         hva = self._alloc_hvas(npages)
-        vma = self._vma(
-            name,
-            hva,
-            npages,
-            VM_WRITE | VM_HUGEPAGE,
-            pagesize=align,
-            dax=True,
-            mapping=mapping,
-            fault=dev_dax_fault_handler(dax),
-        )
+        if remapped:
+            vma = self._vma(name, hva, npages, VM_WRITE | VM_IO | VM_PFNMAP, mapping=mapping)
+        else:
+            vma = self._vma(
+                name,
+                hva,
+                npages,
+                VM_WRITE | VM_HUGEPAGE,
+                pagesize=align,
+                dax=True,
+                mapping=mapping,
+                fault=dev_dax_fault_handler(dax),
+            )
         mapping.vmas.append(vma)
-        if align == 1:
+        if remapped:
+            self._ptes(hva, [PteVal(pfn + i, special=True) for i in range(npages)])
+        elif align == 1:
             self._ptes(
                 hva,
                 [

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pfnlab.explore import atomic, wait_until
 from pfnlab.mm.memmap import pfn_to_page
 from pfnlab.mm.page import Page, compound_head, put_page
 from pfnlab.mm.vma import (
@@ -40,25 +41,42 @@ def mmu_notifier_register(mm: Mm, subscriber: Any) -> None:
 
 @kfunc
 def mmu_notifier_unregister(mm: Mm, subscriber: Any) -> None:
-    """mm/mmu_notifier.c v5.4: ->release if still registered, then remove it."""
+    """mm/mmu_notifier.c v5.4: ->release if still registered, remove it, synchronize_srcu.
+
+    The caller frees the subscriber afterwards (kvm_destroy_vm), so it must wait for every
+    notifier walk that may still call into it: ``synchronize_srcu(&srcu)``.
+    """
     subs = mm.notifiers
     if subscriber in subs:
         subscriber.release(mm)
-        mm.notifiers = tuple(s for s in subs if s is not subscriber)
+        mm.notifiers = tuple(s for s in mm.notifiers if s is not subscriber)
+    wait_until(lambda: mm.notifier_srcu == 0, what=f"{mm.name} mmu_notifier synchronize_srcu")
+
+
+def _srcu_read_lock(mm: Mm) -> None:
+    atomic(mm, "notifier_srcu", lambda n: (n + 1, None))
+
+
+def _srcu_read_unlock(mm: Mm) -> None:
+    atomic(mm, "notifier_srcu", lambda n: (n - 1, None))
 
 
 @kfunc
 def mmu_notifier_invalidate_range_start(mm: Mm, start: int, end: int) -> None:
-    """include/linux/mmu_notifier.h v5.4: call every subscriber's invalidate_range_start."""
+    """include/linux/mmu_notifier.h v5.4: under srcu, every subscriber's range_start."""
+    _srcu_read_lock(mm)
     for sub in mm.notifiers:
         sub.invalidate_range_start(mm, start, end)
+    _srcu_read_unlock(mm)
 
 
 @kfunc
 def mmu_notifier_invalidate_range_end(mm: Mm, start: int, end: int) -> None:
-    """include/linux/mmu_notifier.h v5.4: call every subscriber's invalidate_range_end."""
+    """include/linux/mmu_notifier.h v5.4: under srcu, every subscriber's range_end."""
+    _srcu_read_lock(mm)
     for sub in mm.notifiers:
         sub.invalidate_range_end(mm, start, end)
+    _srcu_read_unlock(mm)
 
 
 @kfunc

@@ -97,6 +97,7 @@ class Mm(Shared):
     notifiers: Field[tuple[Any, ...]] = Field(
         ()
     )  # tuple of subscribers (must hash stably: Shared objects)
+    notifier_srcu: Field[int] = Field(0)  # srcu read-side sections walking the notifiers
 
     def __init__(self, name: str, pmd_pages: int) -> None:
         super().__init__(name)

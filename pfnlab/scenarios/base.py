@@ -1,0 +1,265 @@
+"""What a scenario is, and the pieces every scenario builds from.
+
+A :class:`Scenario` is a named, sized recipe: ``build(variant, sizes)`` runs inside the
+engine's ``Execution`` (it is the body of ``Program.build``) and returns an
+:class:`~pfnlab.explore.Instance` with threads made of the model's thread bodies
+(:mod:`pfnlab.kvm.threads`, :mod:`pfnlab.mm.dax`, ...), the invariants and final checks of
+the properties it checks (ids from :mod:`pfnlab.properties`) and its goals.
+:meth:`Scenario.program` validates the sizes, installs the variant's
+:class:`~pfnlab.model.world.World` (overrides and mm version) before ``build`` runs, and
+returns the :class:`~pfnlab.explore.Program` the search explores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pfnlab.explore import Check, Ghost, Instance, Program, Shared, context, set_context
+from pfnlab.kvm import Kvm, Memslot, Vcpu, create_vm, ghost
+from pfnlab.mm import Host, Region
+from pfnlab.model.world import World
+from pfnlab.properties import (
+    AD_ONLY_TRACKED,
+    HUGE_ONLY_THP,
+    NO_METADATA_AFTER_TEARDOWN,
+    NO_PUT_UNREFERENCED,
+    NO_SPTE_TO_FREED,
+    NO_STALE_SPTE,
+    NOTIFIER_BALANCED,
+    PIN_HELD,
+    PROPERTIES,
+    REFS_BALANCED,
+    TEARDOWN_TERMINATES,
+)
+from pfnlab.variants import Variant
+
+#: goal names shared by scenarios
+GOAL_TEARDOWN = "teardown-completes"
+GOAL_OVERLAP = "fault-overlaps-invalidation"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A scenario: default sizes, the properties it checks, its goals and its builder."""
+
+    name: str
+    summary: str
+    params: dict[str, int]
+    properties: tuple[str, ...]
+    goals: tuple[str, ...]
+    build: Callable[[Variant, dict[str, int]], Instance]
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.properties if p not in PROPERTIES]
+        if unknown:
+            raise ValueError(f"scenario {self.name!r}: unknown property ids {unknown}")
+
+    def sizes(self, **sizes: int) -> dict[str, int]:
+        """The default sizes updated with ``sizes``; ValueError naming the valid ones."""
+        valid = ", ".join(f"{k} (default {v})" for k, v in self.params.items())
+        out = dict(self.params)
+        for k, v in sizes.items():
+            if k not in self.params:
+                raise ValueError(
+                    f"scenario {self.name!r} has no size {k!r}; valid sizes: {valid}"
+                )
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(
+                    f"scenario {self.name!r}: size {k}={v!r} must be an integer >= 1; "
+                    f"valid sizes: {valid}"
+                )
+            out[k] = v
+        return out
+
+    def program(self, variant: Variant, **sizes: int) -> Program:
+        """The program ``<variant>/<scenario>`` at these sizes (defaults for the rest)."""
+        merged = self.sizes(**sizes)
+        build = self.build
+
+        def run() -> Instance:
+            set_context(variant.world())
+            return build(variant, merged)
+
+        return Program(f"{variant.name}/{self.name}", run)
+
+
+# --------------------------------------------------------------------------- progress
+class Progress(Shared):
+    """Ghost milestones reached by the threads (for goals): ``done`` is a set of names."""
+
+    done: Ghost[frozenset[str]] = Ghost(frozenset())
+
+
+def reached(progress: Progress, milestone: str) -> None:
+    """Record that ``milestone`` happened (ghost: no scheduling point)."""
+    progress.done = progress.done | {milestone}
+
+
+# --------------------------------------------------------------------------- set-up
+@dataclass
+class Setup:
+    """What a scenario's set-up made: the host, the VM, its vCPUs, the regions."""
+
+    host: Host
+    kvm: Kvm
+    vcpus: list[Vcpu]
+    regions: list[Region]
+    progress: Progress
+
+    @property
+    def world(self) -> World:
+        """The running execution's World."""
+        w: World = context()
+        return w
+
+
+def vm_on(
+    host: Host,
+    regions: Iterable[Region],
+    vcpus: int,
+    *,
+    dirty_logging: bool = False,
+    vcpus_hold_vm: bool = True,
+) -> Setup:
+    """A VM with one memslot per region (gfns consecutive from 0) and ``vcpus`` vCPUs.
+
+    Installs host and VM into the World that :meth:`Scenario.program` set.
+    """
+    regs = list(regions)
+    slots = []
+    gfn = 0
+    for i, r in enumerate(regs):
+        slots.append(Memslot(i, gfn, r.npages, r.start, dirty_logging=dirty_logging))
+        gfn += r.npages
+        gfn = -(-gfn // host.pmd_pages) * host.pmd_pages  # keep slots huge-aligned
+    kvm, vs = create_vm(
+        host.mm, slots, vcpus=vcpus, hpage_pages=host.pmd_pages, vcpus_hold_vm=vcpus_hold_vm
+    )
+    w: Any = context()
+    w.host = host
+    w.kvm = kvm
+    return Setup(host, kvm, vs, regs, Progress("progress"))
+
+
+def norefs(host: Host) -> frozenset[int]:
+    """Head pfns at refcount 0 at set-up (non-refcounted pages; exempt from I5's test)."""
+    return frozenset(
+        pfn
+        for pfn, p in host.memmap.items()
+        if ghost.head_pfn(p) == pfn and p.__dict__["refcount"] == 0
+    )
+
+
+def checks(
+    s: Setup, props: Iterable[str]
+) -> tuple[list[Check], list[Check]]:
+    """Invariants and final checks of the ledger properties in ``props``.
+
+    ``teardown-terminates`` needs no check here: a teardown that never finishes is a hang
+    reported under it by the waits of the mm model. ``no-put-unreferenced`` and
+    ``no-metadata-after-teardown`` are also reported at the step (``fail()``, and
+    use-after-free of a removed memmap); the checks below add the ledger's events.
+    """
+    kvm = s.kvm
+    exempt = norefs(s.host)
+    inv: list[Check] = []
+    fin: list[Check] = []
+    for p in props:
+        if p == REFS_BALANCED:
+            inv.append(Check("fault/map returned holding a reference",
+                             lambda: ghost.check_idle_owners_hold_nothing(kvm), p))
+            fin.append(Check("KVM holds no reference at the end",
+                             lambda: ghost.check_refs_balanced(kvm), p))
+        elif p == NO_STALE_SPTE:
+            inv.append(Check("no stale SPTE", lambda: ghost.check_no_stale_spte(kvm), p))
+        elif p == NO_SPTE_TO_FREED:
+            inv.append(Check("no SPTE or map to a freed page",
+                             lambda: ghost.check_no_spte_to_freed(kvm, exempt), p))
+            inv.append(Check("no WARN on zapping a freed page", _events(kvm, p), p))
+        elif p == PIN_HELD:
+            inv.append(Check("kvm_vcpu_map holds its reference",
+                             lambda: ghost.check_vcpu_map_refs(kvm), p))
+        elif p == NOTIFIER_BALANCED:
+            fin.append(Check("notifier brackets balanced",
+                             lambda: ghost.check_notifier_balanced(kvm), p))
+        elif p in (NO_PUT_UNREFERENCED, NO_METADATA_AFTER_TEARDOWN, AD_ONLY_TRACKED,
+                   HUGE_ONLY_THP):
+            inv.append(Check(f"no {p} event", _events(kvm, p), p))
+        elif p == TEARDOWN_TERMINATES:
+            pass
+        else:  # pragma: no cover - guarded by Scenario.__post_init__
+            raise ValueError(f"no check for property {p!r}")
+    return inv, fin
+
+
+def _events(kvm: Kvm, prop: str) -> Callable[[], str | None]:
+    return lambda: ghost.check_events(kvm, prop)
+
+
+def goal_reached(s: Setup, milestone: str) -> Check:
+    """Goal: the milestone was recorded in some execution."""
+    prog = s.progress
+    return Check(milestone, lambda: milestone in ghost.observe(prog, "done"))
+
+
+def goal_overlap(s: Setup) -> Check:
+    """Goal: a fault's mmu_notifier_retry saw an invalidation (the fault returned RETRY)."""
+    led = s.kvm.ledger
+    return Check(GOAL_OVERLAP, lambda: ghost.observe(led, "retries") > 0)
+
+
+def instance(
+    s: Setup,
+    threads: dict[str, Callable[[], object]],
+    props: Iterable[str],
+    goals: Iterable[Check],
+) -> Instance:
+    """The Instance: threads, the checks of ``props``, and ``goals``."""
+    inv, fin = checks(s, props)
+    return Instance(threads=threads, invariants=inv, final_checks=fin, goals=list(goals))
+
+
+ALL_KVM = (
+    REFS_BALANCED,
+    NO_PUT_UNREFERENCED,
+    NO_METADATA_AFTER_TEARDOWN,
+    NO_STALE_SPTE,
+    NO_SPTE_TO_FREED,
+    AD_ONLY_TRACKED,
+    HUGE_ONLY_THP,
+)
+
+
+def vcpu_faults(s: Setup, i: int, gfns: list[int], *, write: bool = True,
+                exit_vcpu: bool = False) -> Callable[[], None]:
+    """Thread body: vCPU ``i`` faults on each gfn in turn (then closes its file)."""
+    from pfnlab.kvm import vcpu_exit, vcpu_fault
+
+    vcpu = s.vcpus[i]
+
+    def run() -> None:
+        for gfn in gfns:
+            vcpu_fault(vcpu, gfn, write)
+        if exit_vcpu:
+            vcpu_exit(vcpu)
+
+    return run
+
+
+def own_gfns(i: int, vcpus: int, pages: int, faults: int) -> list[int]:
+    """vCPU ``i``'s gfns: ``i, i + vcpus, ...`` modulo ``pages``, ``faults`` of them."""
+    return [(i + k * vcpus) % pages for k in range(faults)]
+
+
+def goal_map_during_invalidation(s: Setup) -> Check:
+    """Goal: a kvm_vcpu_map mapping is live while an invalidation has been announced."""
+    led = s.kvm.ledger
+    return Check(
+        GOAL_MAP_OVERLAP,
+        lambda: bool(ghost.observe(led, "maps")) and ghost.observe(led, "notifier_starts") > 0,
+    )
+
+
+GOAL_MAP_OVERLAP = "map-live-during-invalidation"

@@ -1,0 +1,67 @@
+"""dirty-log-collapse: dirty logging turned off while the device under the guest is unbound.
+
+The memslot over a devdax device starts with dirty logging on (4K SPTEs only). vCPUs fault;
+the ``dirtylog`` thread publishes the slot without KVM_MEM_LOG_DIRTY_PAGES and runs
+``kvm_mmu_zap_collapsible_sptes`` (under mmu_lock, holding no page reference: it classifies
+the pfn of each existing SPTE, the path a78986aae9b2 guarded with kvm_is_zone_device_pfn);
+the admin thread unbinds the device. The "SPTE present => device alive" chain of Paolo's
+argument is what keeps the classification safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pfnlab.explore import Instance
+from pfnlab.kvm import dirty_log_disable
+from pfnlab.mm import Host, dev_dax_unbind
+from pfnlab.properties import NOTIFIER_BALANCED, TEARDOWN_TERMINATES
+from pfnlab.scenarios.base import (
+    ALL_KVM,
+    GOAL_OVERLAP,
+    GOAL_TEARDOWN,
+    Scenario,
+    goal_overlap,
+    goal_reached,
+    instance,
+    own_gfns,
+    reached,
+    vcpu_faults,
+    vm_on,
+)
+from pfnlab.variants import Variant
+
+PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
+
+
+def build(variant: Variant, sz: dict[str, int]) -> Instance:
+    """devdax of ``pages``; slot with dirty logging; vCPUs, dirty-log disable, unbind."""
+    host = Host()
+    dax = host.add_devdax(sz["pages"], name="dax0")
+    s = vm_on(host, [dax], sz["vcpus"], dirty_logging=True)
+    assert dax.dax is not None
+    dev = dax.dax
+    kvm = s.kvm
+
+    def admin() -> None:
+        dev_dax_unbind(dev)
+        reached(s.progress, GOAL_TEARDOWN)
+
+    def dirtylog() -> None:
+        dirty_log_disable(kvm, 0)
+
+    threads: dict[str, Callable[[], object]] = {"admin": admin, "dirtylog": dirtylog}
+    for i in range(sz["vcpus"]):
+        gfns = own_gfns(i, sz["vcpus"], sz["pages"], sz["faults"])
+        threads[s.vcpus[i].name] = vcpu_faults(s, i, gfns)
+    return instance(s, threads, PROPERTIES, [goal_reached(s, GOAL_TEARDOWN), goal_overlap(s)])
+
+
+SCENARIO = Scenario(
+    name="dirty-log-collapse",
+    summary="dirty logging off (kvm_mmu_zap_collapsible_sptes) while the devdax is unbound",
+    params={"vcpus": 1, "pages": 1, "faults": 1},
+    properties=PROPERTIES,
+    goals=(GOAL_TEARDOWN, GOAL_OVERLAP),
+    build=build,
+)

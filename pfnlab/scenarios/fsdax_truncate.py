@@ -1,0 +1,61 @@
+"""fsdax-truncate: a guest on an fsdax (pmem) file while the file is truncated.
+
+vCPUs fault on their own gfns (a leaked reference keeps an fsdax page above its free-at-1
+baseline). The truncate thread breaks the DAX layouts first (XFS
+``xfs_break_dax_layouts``: ``dax_layout_busy_page`` unmaps the file, firing the MMU
+notifiers, then waits until each page's refcount falls back to 1). A leaked KVM reference
+blocks the truncate forever (kernel-semantics.md 2.7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pfnlab.explore import Instance
+from pfnlab.mm import Host, fsdax_break_layouts
+from pfnlab.properties import NOTIFIER_BALANCED, TEARDOWN_TERMINATES
+from pfnlab.scenarios.base import (
+    ALL_KVM,
+    GOAL_OVERLAP,
+    GOAL_TEARDOWN,
+    Scenario,
+    goal_overlap,
+    goal_reached,
+    instance,
+    own_gfns,
+    reached,
+    vcpu_faults,
+    vm_on,
+)
+from pfnlab.variants import Variant
+
+PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
+
+
+def build(variant: Variant, sz: dict[str, int]) -> Instance:
+    """fsdax file of ``pages`` pages, VM over it, vCPUs, and the truncating thread."""
+    host = Host()
+    pmem = host.add_fsdax(sz["pages"], name="pmem0")
+    s = vm_on(host, [pmem], sz["vcpus"])
+    mapping = pmem.mapping
+    assert mapping is not None
+
+    def truncate() -> None:
+        fsdax_break_layouts(mapping)
+        reached(s.progress, GOAL_TEARDOWN)
+
+    threads: dict[str, Callable[[], object]] = {"truncate": truncate}
+    for i in range(sz["vcpus"]):
+        gfns = own_gfns(i, sz["vcpus"], sz["pages"], sz["faults"])
+        threads[s.vcpus[i].name] = vcpu_faults(s, i, gfns)
+    return instance(s, threads, PROPERTIES, [goal_reached(s, GOAL_TEARDOWN), goal_overlap(s)])
+
+
+SCENARIO = Scenario(
+    name="fsdax-truncate",
+    summary="guest on an fsdax file while it is truncated: the layout-break wait",
+    params={"vcpus": 1, "pages": 1, "faults": 1},
+    properties=PROPERTIES,
+    goals=(GOAL_TEARDOWN, GOAL_OVERLAP),
+    build=build,
+)

@@ -1,0 +1,63 @@
+"""two-vcpu-same-gfn: two vCPUs fault on the same gfn of a devdax guest during unbind.
+
+Both faults gup the same device page and race to install the same SPTE (``mmu_set_spte``
+finds it present with the same pfn the second time); each must put exactly its own
+reference, including on the retry path, while the admin thread kills the device and zaps
+its mappings (``kill_dev_dax``; ``unbind=2`` runs the whole unbind with ``memunmap_pages``,
+about 100x more states).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pfnlab.explore import Instance
+from pfnlab.mm import Host, dev_dax_unbind, kill_dev_dax
+from pfnlab.properties import NOTIFIER_BALANCED, TEARDOWN_TERMINATES
+from pfnlab.scenarios.base import (
+    ALL_KVM,
+    GOAL_OVERLAP,
+    GOAL_TEARDOWN,
+    Scenario,
+    goal_overlap,
+    goal_reached,
+    instance,
+    reached,
+    vcpu_faults,
+    vm_on,
+)
+from pfnlab.variants import Variant
+
+PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
+
+
+def build(variant: Variant, sz: dict[str, int]) -> Instance:
+    """devdax of ``pages``; ``vcpus`` vCPUs all faulting on gfn 0 (then gfns 1..); unbind."""
+    host = Host()
+    dax = host.add_devdax(sz["pages"], name="dax0")
+    s = vm_on(host, [dax], sz["vcpus"])
+    assert dax.dax is not None
+    dev = dax.dax
+
+    def admin() -> None:
+        if sz["unbind"] > 1:
+            dev_dax_unbind(dev)
+        else:  # the zap half of the unbind only: kill_dax + unmap_mapping_range
+            kill_dev_dax(dev)
+        reached(s.progress, GOAL_TEARDOWN)
+
+    threads: dict[str, Callable[[], object]] = {"admin": admin}
+    gfns = [k % sz["pages"] for k in range(sz["faults"])]  # the same gfns for every vCPU
+    for i in range(sz["vcpus"]):
+        threads[s.vcpus[i].name] = vcpu_faults(s, i, gfns)
+    return instance(s, threads, PROPERTIES, [goal_reached(s, GOAL_TEARDOWN), goal_overlap(s)])
+
+
+SCENARIO = Scenario(
+    name="two-vcpu-same-gfn",
+    summary="two vCPUs fault on the same devdax gfn and race the install while it is unbound",
+    params={"vcpus": 2, "pages": 1, "faults": 1, "unbind": 1},
+    properties=PROPERTIES,
+    goals=(GOAL_TEARDOWN, GOAL_OVERLAP),
+    build=build,
+)
