@@ -29,3 +29,20 @@ from pfnlab.variants import (  # noqa: F401  (each module registers its variant)
 from pfnlab.variants.base import VARIANTS, Variant, get_variant
 
 __all__ = ["VARIANTS", "Variant", "get_variant"]
+
+#: The order of the thread and of kernel history, used by tables and lists.
+ORDER = (
+    "v5.3",
+    "sean-v1",
+    "v5.4",
+    "hildenbrand",
+    "dan-early-put",
+    "paolo-online-helper",
+    "v5.6",
+    "v6.0",
+    "v6.13",
+)
+_registered = dict(VARIANTS)
+VARIANTS.clear()
+VARIANTS.update({n: _registered[n] for n in ORDER})
+VARIANTS.update({n: v for n, v in _registered.items() if n not in VARIANTS})

@@ -32,6 +32,7 @@ def explore_bounded(
     goal_names = [g.name for g in probe.instance.goals]
     stats.caching = cache and probe.hashable
     done_bound = -1
+    found_bound = -1
     cut = False
     for bound in range(max_preemptions + 1):
         visited: dict[tuple[int, int], int] = {}
@@ -42,12 +43,14 @@ def explore_bounded(
             break
         done_bound = bound
         if findings and stop_first:
+            found_bound = bound
             break
     stats.seconds = clock.elapsed()
     if done_bound < 0:
         coverage = "budget reached before the 0-preemption schedules were all explored: partial"
-    elif findings and stop_first:
-        coverage = f"stopped at the first finding, with ≤ {done_bound} preemptions"
+    elif found_bound >= 0:
+        fewer = f"; none with ≤ {found_bound - 1}" if found_bound else ""
+        coverage = f"stopped at the first finding, with {found_bound} preemptions{fewer}"
     else:
         coverage = f"all schedules with ≤ {done_bound} preemptions"
         if cut:

@@ -1,0 +1,5 @@
+"""``python -m pfnlab``."""
+
+from pfnlab.cli import main
+
+main()

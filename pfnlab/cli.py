@@ -1,0 +1,206 @@
+"""The ``pfnlab`` command: the verdict matrix, one check with its traces, and the lists."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pfnlab.explore.search import STRATEGIES, Budget, explore
+from pfnlab.matrix import Options, as_json, default_jobs, run_matrix, validate
+from pfnlab.properties import PROPERTIES
+from pfnlab.report.table import render_matrix
+from pfnlab.report.trace import render_finding
+from pfnlab.scenarios import SCENARIOS
+from pfnlab.variants import VARIANTS
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    invoke_without_command=True,
+    help="Model-check KVM's pfn handling designs against host page lifetimes.",
+)
+
+VariantOpt = Annotated[list[str] | None, typer.Option(
+    "--variant", "-V", help="Variant to run (repeatable; default: all).")]
+ScenarioOpt = Annotated[list[str] | None, typer.Option(
+    "--scenario", "-S", help="Scenario to run (repeatable; default: all).")]
+SizeOpt = Annotated[list[str] | None, typer.Option(
+    "--size", help="A scenario size as NAME=N, e.g. --size vcpus=2 (repeatable).")]
+ExecOpt = Annotated[int | None, typer.Option(
+    "--executions", help="Stop each search after this many executions.")]
+SecOpt = Annotated[float | None, typer.Option(
+    "--seconds", help="Stop each search after this many seconds.")]
+StratOpt = Annotated[str, typer.Option(
+    "--strategy", help=f"Search strategy: {', '.join(STRATEGIES)}.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
+
+
+def _fail(msg: str) -> None:
+    Console(stderr=True).print(f"[bold red]pfnlab:[/] {msg}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _sizes(items: list[str] | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for it in items or []:
+        name, eq, val = it.partition("=")
+        if not eq or not name:
+            _fail(f"--size takes NAME=N (e.g. --size vcpus=2), not {it!r}")
+        try:
+            out[name] = int(val)
+        except ValueError:
+            _fail(f"--size {name}: {val!r} is not a whole number")
+        if out[name] < 1:
+            _fail(f"--size {name}={val}: sizes must be at least 1")
+    return out
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in ("text", "json"):
+        _fail(f"unknown format {fmt!r}; valid formats: text, json")
+
+
+def _check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        _fail(f"unknown strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
+
+
+@app.callback()
+def main_callback(ctx: typer.Context) -> None:
+    """With no command, run the matrix of every variant × every scenario."""
+    if ctx.invoked_subcommand is None:
+        matrix(None, None, None, None, 20.0, "dpor", "text", default_jobs())
+
+
+@app.command()
+def matrix(
+    variant: VariantOpt = None,
+    scenario: ScenarioOpt = None,
+    size: SizeOpt = None,
+    executions: ExecOpt = None,
+    seconds: SecOpt = 20.0,
+    strategy: StratOpt = "dpor",
+    format: FormatOpt = "text",
+    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.")] = default_jobs(),
+) -> None:
+    """Check every variant against every scenario and print one verdict table."""
+    _check_format(format)
+    _check_strategy(strategy)
+    opts = Options(
+        variants=list(variant or VARIANTS),
+        scenarios=list(scenario or SCENARIOS),
+        sizes=_sizes(size),
+        executions=executions,
+        seconds=seconds,
+        strategy=strategy,
+        jobs=jobs,
+    )
+    try:
+        validate(opts)
+    except ValueError as e:
+        _fail(str(e))
+    t0 = time.perf_counter()
+    cells = run_matrix(opts)
+    total = time.perf_counter() - t0
+    if format == "json":
+        print(json.dumps(as_json(cells, opts), indent=2))
+        return
+    render_matrix(cells, Console(width=140), total)
+
+
+@app.command()
+def check(
+    variant: Annotated[str, typer.Argument(help="Variant name (see pfnlab list).")],
+    scenario: Annotated[str, typer.Argument(help="Scenario name (see pfnlab list).")],
+    size: SizeOpt = None,
+    executions: ExecOpt = None,
+    seconds: SecOpt = None,
+    strategy: StratOpt = "dpor",
+    format: FormatOpt = "text",
+    first: Annotated[bool, typer.Option(
+        "--first/--all", help="Stop at the first finding, or collect every distinct one.")]
+    = False,
+) -> None:
+    """Check one variant in one scenario; print each finding with its minimal trace."""
+    _check_format(format)
+    _check_strategy(strategy)
+    opts = Options(variants=[variant], scenarios=[scenario], sizes=_sizes(size),
+                   executions=executions, seconds=seconds, strategy=strategy)
+    try:
+        validate(opts)
+    except ValueError as e:
+        _fail(str(e))
+    sc = SCENARIOS[scenario]
+    program = sc.program(VARIANTS[variant], **{k: v for k, v in opts.sizes.items()
+                                               if k in sc.params})
+    res = explore(program, strategy=strategy, stop_first=first,
+                  budget=Budget(executions=executions, seconds=seconds))
+    if format == "json":
+        print(json.dumps({
+            "schema": "pfnlab.check/1",
+            "variant": variant,
+            "scenario": scenario,
+            "coverage": res.coverage,
+            "exhaustive": res.exhaustive,
+            "goals_reached": res.goals_reached,
+            "goals_missed": res.goals_missed,
+            "stats": res.stats.as_dict(),
+            "findings": [
+                {"kind": f.kind, "property": f.prop, "message": f.message,
+                 "preemptions": f.preemptions, "minimal": f.minimal,
+                 "schedule": f.schedule.to_json()}
+                for f in res.findings
+            ],
+        }, indent=2))
+    else:
+        out = []
+        for f in res.findings:
+            out.append(render_finding(f"{variant} / {scenario}", f))
+            out.append("")
+        if not res.findings:
+            out.append(f"{variant} / {scenario}: no finding")
+        out.append(f"coverage: {res.coverage}")
+        if res.goals_missed:
+            out.append(f"goals never reached (a pass would be vacuous): "
+                       f"{', '.join(res.goals_missed)}")
+        elif res.goals_reached:
+            out.append(f"goals reached: {', '.join(res.goals_reached)}")
+        st = res.stats
+        out.append(f"{st.executions:,} executions, {st.states:,} states, {st.steps:,} steps, "
+                   f"{st.seconds:.2f} s")
+        print("\n".join(out))
+    if res.findings:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """Name the variants, scenarios and properties, one line each."""
+    out = ["variants:"]
+    w = max(len(n) for n in VARIANTS)
+    for name, v in VARIANTS.items():
+        out.append(f"  {name.ljust(w)}  {v.summary}")
+    out.append("scenarios:")
+    w = max(len(n) for n in SCENARIOS)
+    for name, s in SCENARIOS.items():
+        sizes = ", ".join(f"{k}={v}" for k, v in s.params.items())
+        out.append(f"  {name.ljust(w)}  {s.summary} [{sizes}]")
+    out.append("properties:")
+    w = max(len(n) for n in PROPERTIES)
+    for pid, p in PROPERTIES.items():
+        out.append(f"  {pid.ljust(w)}  ({p.invariant}) {p.meaning}")
+    print("\n".join(out))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="pfnlab")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

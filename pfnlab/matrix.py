@@ -1,0 +1,229 @@
+"""The main job: every variant × every scenario through the checker, one verdict per property.
+
+A cell's verdict for a property comes only from the search that ran for that cell:
+
+- ``violated``: the search found an execution that violates it (the one-line reason is the
+  finding's message);
+- ``holds``: the scenario checks it, the search covered every interleaving (up to
+  equivalence) and none violates it, and every "sometimes" goal of the scenario was reached;
+- ``not-covered``: the scenario checks it, nothing violated it, but the search was cut by a
+  budget or bound, or a goal was never reached (a vacuous pass is not a pass);
+- ``n/a``: the scenario does not check it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pfnlab.explore.search import Budget, explore
+from pfnlab.properties import PROPERTIES
+from pfnlab.scenarios import SCENARIOS
+from pfnlab.variants import VARIANTS
+
+HOLDS, VIOLATED, NA, NOT_COVERED = "holds", "violated", "n/a", "not-covered"
+
+
+@dataclass
+class Verdict:
+    """One property's verdict in one cell."""
+
+    verdict: str
+    reason: str = ""
+
+
+@dataclass
+class Cell:
+    """The result of checking one variant against one scenario."""
+
+    variant: str
+    scenario: str
+    sizes: dict[str, int]
+    verdicts: dict[str, Verdict]
+    coverage: str
+    exhaustive: bool
+    executions: int
+    states: int
+    steps: int
+    seconds: float
+    goals_reached: list[str] = field(default_factory=list)
+    goals_missed: list[str] = field(default_factory=list)
+    model_errors: list[str] = field(default_factory=list)
+
+    def violated(self) -> list[str]:
+        """Ids of the violated properties, in registry order."""
+        return [p for p, v in self.verdicts.items() if v.verdict == VIOLATED]
+
+    def status(self) -> str:
+        """``violated``, ``model-error``, ``not-covered`` or ``holds`` for the whole cell."""
+        if self.model_errors:
+            return "model-error"
+        if self.violated():
+            return VIOLATED
+        if any(v.verdict == NOT_COVERED for v in self.verdicts.values()):
+            return NOT_COVERED
+        return HOLDS
+
+
+@dataclass
+class Options:
+    """What to run: names, sizes, budget and strategy."""
+
+    variants: list[str]
+    scenarios: list[str]
+    sizes: dict[str, int] = field(default_factory=dict)
+    executions: int | None = None
+    seconds: float | None = 20.0
+    strategy: str = "dpor"
+    preemptions: int = 2
+    jobs: int = 1
+
+
+def validate(opts: Options) -> None:
+    """Raise ValueError with a message listing what is valid, for any bad input."""
+    bad = [v for v in opts.variants if v not in VARIANTS]
+    if bad:
+        raise ValueError(f"unknown variant {bad[0]!r}; valid variants: {', '.join(VARIANTS)}")
+    bad = [s for s in opts.scenarios if s not in SCENARIOS]
+    if bad:
+        raise ValueError(
+            f"unknown scenario {bad[0]!r}; valid scenarios: {', '.join(SCENARIOS)}"
+        )
+    for k, v in opts.sizes.items():
+        having = [s for s in opts.scenarios if k in SCENARIOS[s].params]
+        if not having:
+            valid = sorted({p for s in opts.scenarios for p in SCENARIOS[s].params})
+            raise ValueError(
+                f"no selected scenario has a size {k!r}; valid sizes: {', '.join(valid)}"
+            )
+        if v < 1:
+            raise ValueError(f"size {k}={v} must be at least 1")
+    Budget(executions=opts.executions, seconds=opts.seconds)
+    if opts.jobs < 1:
+        raise ValueError("--jobs must be at least 1")
+
+
+def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
+    """Check one variant against one scenario."""
+    sc = SCENARIOS[scenario]
+    sizes = {k: v for k, v in opts.sizes.items() if k in sc.params}
+    program = sc.program(VARIANTS[variant], **sizes)
+    t0 = time.perf_counter()
+    res = explore(
+        program,
+        strategy=opts.strategy,
+        budget=Budget(executions=opts.executions, seconds=opts.seconds),
+        stop_first=False,
+        minimal=False,
+        preemptions=opts.preemptions,
+    )
+    seconds = time.perf_counter() - t0
+    verdicts: dict[str, Verdict] = {}
+    errors: list[str] = []
+    found: dict[str, str] = {}
+    for f in res.findings:
+        if f.prop in PROPERTIES:
+            found.setdefault(f.prop, f.message)
+        else:
+            errors.append(f"{f.kind} ({f.prop}): {f.message}")
+    for pid in PROPERTIES:
+        if pid in found:
+            verdicts[pid] = Verdict(VIOLATED, found[pid])
+        elif pid not in sc.properties:
+            verdicts[pid] = Verdict(NA)
+        elif not res.exhaustive:
+            verdicts[pid] = Verdict(NOT_COVERED, res.coverage)
+        elif res.goals_missed:
+            verdicts[pid] = Verdict(
+                NOT_COVERED, f"vacuous: goal never reached: {', '.join(res.goals_missed)}"
+            )
+        else:
+            verdicts[pid] = Verdict(HOLDS)
+    return Cell(
+        variant=variant,
+        scenario=scenario,
+        sizes=sc.sizes(**sizes),
+        verdicts=verdicts,
+        coverage=res.coverage,
+        exhaustive=res.exhaustive,
+        executions=res.stats.executions,
+        states=res.stats.states,
+        steps=res.stats.steps,
+        seconds=seconds,
+        goals_reached=res.goals_reached,
+        goals_missed=res.goals_missed,
+        model_errors=errors,
+    )
+
+
+def _run_pair(args: tuple[str, str, Options]) -> Cell:
+    return run_cell(*args)
+
+
+def run_matrix(opts: Options, on_cell: Any = None) -> list[Cell]:
+    """Every selected variant × scenario, in registry order (``jobs`` worker processes)."""
+    validate(opts)
+    pairs = [(v, s, opts) for v in opts.variants for s in opts.scenarios]
+    cells: list[Cell] = []
+    if opts.jobs > 1 and len(pairs) > 1:
+        with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
+            for cell in pool.map(_run_pair, pairs):
+                cells.append(cell)
+                if on_cell:
+                    on_cell(cell)
+    else:
+        for pair in pairs:
+            cell = _run_pair(pair)
+            cells.append(cell)
+            if on_cell:
+                on_cell(cell)
+    return cells
+
+
+def default_jobs() -> int:
+    """Worker processes by default: the machine's cores, at most 2."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def as_json(cells: Iterable[Cell], opts: Options) -> dict[str, Any]:
+    """The matrix as JSON: parameters and one record per (variant, scenario, property)."""
+    rows = []
+    for c in cells:
+        for pid, v in c.verdicts.items():
+            row: dict[str, Any] = {
+                "variant": c.variant,
+                "scenario": c.scenario,
+                "property": pid,
+                "verdict": v.verdict,
+                "executions": c.executions,
+                "seconds": round(c.seconds, 3),
+                "coverage": c.coverage,
+            }
+            if v.reason:
+                row["reason"] = v.reason
+            rows.append(row)
+    params = asdict(opts)
+    params.pop("jobs")
+    return {
+        "schema": "pfnlab.matrix/1",
+        "parameters": params,
+        "results": rows,
+        "cells": [
+            {
+                "variant": c.variant,
+                "scenario": c.scenario,
+                "sizes": c.sizes,
+                "status": c.status(),
+                "states": c.states,
+                "steps": c.steps,
+                "goals_reached": c.goals_reached,
+                "goals_missed": c.goals_missed,
+                "model_errors": c.model_errors,
+            }
+            for c in cells
+        ],
+    }

@@ -1,0 +1,1 @@
+"""Reports: they only read results (cells, findings) and render them."""
