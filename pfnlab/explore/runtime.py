@@ -47,6 +47,9 @@ _SCHED, _THREAD, _PEEK = range(3)
 
 _DONE = hash("<finished thread>")
 
+#: Footprint entry of a step that changes what some check reads (see ``visible``).
+_OBSERVED = (-2, "<observed by a check>", True)
+
 #: A footprint: the (object index, field, is_write) triples a step touches.
 Footprint = tuple[tuple[int, str, bool], ...]
 
@@ -116,6 +119,8 @@ class Execution:
         check_invariants: bool = True,
         goals_reached: set[str] | None = None,
         max_steps: int = 10_000,
+        visible: set[tuple[int, str]] | None = None,
+        observed: set[tuple[int, str]] | None = None,
     ) -> None:
         self.program = program
         self.trace_on = trace
@@ -135,6 +140,13 @@ class Execution:
         self.labels: list[str] = []
         self.watch: dict[tuple[int, str], set[int]] = {}
         self.goals_reached = goals_reached if goals_reached is not None else set()
+        # The visibility proviso: a step that writes a field some invariant reads gets a write
+        # of a pseudo-object in its footprint, so the reduced search orders all such steps.
+        # ``observed`` accumulates every field any invariant has read (the search grows
+        # ``visible`` to it until nothing new is observed). Final checks need no such care:
+        # equivalent interleavings end in the same state.
+        self.visible: set[tuple[int, str]] = visible if visible is not None else set()
+        self.observed: set[tuple[int, str]] = observed if observed is not None else set()
         self._main: greenlet.greenlet | None = None
         self.context: Any = None
         self.ghost_writes: list[tuple[int, str]] = []
@@ -412,8 +424,19 @@ class Execution:
         if resume:
             t.key = hash((t.key, result))
             self._resume(t, result)
+        if self.ghost_writes:
+            fp = fp + tuple((i, f, True) for i, f in self.ghost_writes)
+        visible = self.visible
+        if visible and any(
+            (i, f) in visible or (f == ALL_FIELDS and any(v[0] == i for v in visible))
+            for i, f, w in fp
+            if w
+        ):
+            fp = (*fp, _OBSERVED)
         if self.finding is None and self.check_on:
             self._check_after(fp)
+        else:
+            self.ghost_writes = []
         if self.finding is None:
             self._check_end()
         return fp
@@ -567,8 +590,12 @@ class Execution:
             return [Step(names[tid], lab) for tid, lab in pairs]
         return [Step(names[tid], "") for tid in self.schedule]
 
-    def _run_check(self, check: Check, reads: set[tuple[int, str]] | None) -> object:
+    def _run_check(
+        self, check: Check, reads: set[tuple[int, str]] | None, observe: bool = False
+    ) -> object:
         prev_mode, prev_peek = self.mode, self.peek
+        if reads is None:
+            reads = set()
         self.mode, self.peek = _PEEK, reads
         prev = HOOKS.current
         HOOKS.current = self
@@ -580,6 +607,8 @@ class Execution:
         finally:
             self.mode, self.peek = prev_mode, prev_peek
             HOOKS.current = prev
+            if observe:
+                self.observed |= reads
 
     def _check_all(self) -> None:
         inst = self.instance
@@ -592,7 +621,7 @@ class Execution:
 
     def _check_inv(self, i: int, inv: Check) -> None:
         reads: set[tuple[int, str]] = set()
-        msg = self._run_check(inv, reads)
+        msg = self._run_check(inv, reads, observe=True)
         self.inv_reads[i] = reads
         if msg and self.finding is None:
             self._set_finding(None, INVARIANT, inv.prop, str(msg))
@@ -639,8 +668,10 @@ class Execution:
                 self._hang()
             return
         self.finished = True
-        if not self.check_on:
-            return
+        if self.check_on:
+            self._final_checks()
+
+    def _final_checks(self) -> None:
         for chk in self.instance.final_checks:
             msg = self._run_check(chk, None)
             if msg and self.finding is None:
@@ -671,6 +702,8 @@ class Execution:
         self.ghost_writes = []
         if self.finding is None:
             self._check_all()
+        if self.finding is None and self.finished:
+            self._final_checks()
 
     def waiting_for(self) -> dict[str, str]:
         """What each blocked thread waits for (hang reports)."""

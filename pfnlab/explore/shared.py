@@ -93,6 +93,9 @@ class Ghost(Field[T]):
     def __get__(self, obj: Shared | None, objtype: type | None = None) -> Any:
         if obj is None:
             return self
+        rt = HOOKS.current
+        if rt is not None and rt.peek is not None:
+            rt.peek.add((obj.__dict__["_idx"], self.name))
         return obj.__dict__[self.name]
 
     def __set__(self, obj: Shared, value: T) -> None:

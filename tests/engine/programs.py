@@ -13,6 +13,7 @@ from pfnlab.explore import (
     Check,
     Field,
     Instance,
+    Ghost,
     Lock,
     Program,
     Shared,
@@ -27,6 +28,12 @@ class Var(Shared):
     """A shared integer variable."""
 
     v = Field(0)
+
+
+class Note(Shared):
+    """Ghost bookkeeping: which thread wrote last (updates do not commute)."""
+
+    last = Ghost(-1)
 
 
 class Obj(Shared):
@@ -182,14 +189,33 @@ def independent(nthreads: int = 3, steps: int = 4) -> Program:
 #   ("cs", lock, [ops])        lock; ops; unlock
 #   ("wait", var, value)       wait_until var.v == value
 #   ("assert", c)              fail if local == c
+#   ("ghost", c)               ghost note.last = c (not a step; order matters)
+# ``inv`` = (a, b): invariant "not (x0 == a and x1 == b)"; ``ghost_final`` = c: final check
+# "note.last != c".
 
 
-def random_program(spec: list[list[tuple[Any, ...]]], nvars: int, nlocks: int) -> Program:
+def random_program(
+    spec: list[list[tuple[Any, ...]]],
+    nvars: int,
+    nlocks: int,
+    inv: tuple[int, int] | None = None,
+    ghost_final: int | None = None,
+) -> Program:
     """A Program from a plain-data description (see the op list above)."""
 
     def build() -> Instance:
         vs = [Var(f"x{i}") for i in range(nvars)]
         ls = [Lock(f"L{i}") for i in range(nlocks)]
+        note = Note("note")
+        invariants = []
+        if inv is not None:
+            a, b = inv
+            invariants.append(Check("pair", lambda: "x0, x1 = forbidden pair"
+                                    if (vs[0].v, vs[1].v) == (a, b) else None))
+        finals = []
+        if ghost_final is not None:
+            finals.append(Check("ghost", lambda: "note.last = forbidden"
+                                if note.last == ghost_final else None))
 
         def run_ops(ops: list[tuple[Any, ...]], local: list[int]) -> None:
             for op in ops:
@@ -209,10 +235,13 @@ def random_program(spec: list[list[tuple[Any, ...]]], nvars: int, nlocks: int) -
                     wait_until(lambda var=var, val=val: var.v == val, f"x{op[1]} == {val}")
                 elif kind == "assert" and local[0] == op[1]:
                     fail("local-assert", f"local == {op[1]}")
+                elif kind == "ghost":
+                    note.last = op[1]
 
         def thread(ops: list[tuple[Any, ...]]) -> Any:
             return lambda: run_ops(ops, [0])
 
-        return Instance(threads={f"t{i}": thread(ops) for i, ops in enumerate(spec)})
+        return Instance(threads={f"t{i}": thread(ops) for i, ops in enumerate(spec)},
+                        invariants=invariants, final_checks=finals)
 
     return Program("random", build)

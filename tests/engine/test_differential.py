@@ -25,6 +25,7 @@ def _op(depth: int) -> st.SearchStrategy:
         st.tuples(st.just("inc"), var),
         st.tuples(st.just("wait"), var, st.integers(0, 2)),
         st.tuples(st.just("assert"), st.integers(1, 3)),
+        st.tuples(st.just("ghost"), st.integers(0, 2)),
     )
     if depth == 0:
         return simple
@@ -33,13 +34,18 @@ def _op(depth: int) -> st.SearchStrategy:
     return st.one_of(simple, cs)
 
 
-programs = st.lists(st.lists(_op(1), min_size=1, max_size=3), min_size=2, max_size=3)
+programs = st.tuples(
+    st.lists(st.lists(_op(1), min_size=1, max_size=3), min_size=2, max_size=3),
+    st.none() | st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    st.none() | st.integers(0, 2),
+)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs)
-def test_dpor_matches_brute_force(spec: list) -> None:
-    prog = random_program(spec, NVARS, NLOCKS)
+def test_dpor_matches_brute_force(args: tuple) -> None:
+    spec, inv, ghost_final = args
+    prog = random_program(spec, NVARS, NLOCKS, inv, ghost_final)
     brute = explore_brute(prog, stop_first=False, collect_final_states=True)
     for cache in (True, False):
         red = explore_dpor(prog, cache=cache, stop_first=False, collect_final_states=True)

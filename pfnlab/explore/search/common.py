@@ -47,6 +47,7 @@ class Stats:
     seconds: float = 0.0
     max_depth: int = 0
     caching: bool = False
+    rounds: int = 1            # DPOR runs until the fields checks read are a fixpoint
 
     @property
     def steps_per_second(self) -> float:
@@ -130,10 +131,12 @@ def replay_tids(
     checks: bool = False,
     goals: set[str] | None = None,
     max_steps: int = 10_000,
+    visible: set[tuple[int, str]] | None = None,
+    observed: set[tuple[int, str]] | None = None,
 ) -> Execution:
     """Re-execute ``program`` from its initial state along ``tids``."""
     ex = Execution(program, trace=trace, check_invariants=checks or trace, goals_reached=goals,
-                   max_steps=max_steps)
+                   max_steps=max_steps, visible=visible, observed=observed)
     for tid in tids:
         ex.step(tid)
     if not (checks or trace):

@@ -20,8 +20,21 @@ Invariants of the stack, written next to the data:
 - ``len(events) == len(stack) - 1`` between iterations: ``events[i]`` leads from
   ``stack[i]`` to ``stack[i + 1]``;
 - ``obj_events[o]`` lists, in increasing order, the indices of events touching object ``o``;
-- a node's ``sleep`` holds the threads whose next step is covered elsewhere; explored
-  threads join it when their subtree is done.
+- a node's ``sleep`` maps the threads whose next step is covered elsewhere to that step's
+  footprint (as executed when it was explored); explored threads join it when their subtree
+  is done. A sleeping thread's next step cannot change without a dependent step, which wakes
+  it, so the recorded footprint stays exact.
+
+Findings cut executions short. The step that causes a finding disables every other thread,
+so it is treated as dependent with each of their pending steps, and those pending steps are
+race-checked as if they ran next; otherwise reorderings that reach other findings would be
+lost.
+
+The visibility proviso: invariants read shared (and ghost) fields at intermediate states.
+Steps that write a field an invariant reads carry a write of a shared pseudo-object, so their
+relative order is explored. Which fields invariants read is learnt while searching; if a
+search observes a field it did not treat as visible, it is run again with the larger set,
+until nothing new is observed (``Stats.rounds``). Ghost writes count as writes in footprints.
 """
 
 from __future__ import annotations
@@ -73,14 +86,14 @@ class _Node:
         self,
         enabled: list[int],
         pending: dict[int, Footprint],
-        sleep: set[int],
+        sleep: dict[int, Footprint],
         tclock: tuple[tuple[int, ...], ...],
         fingerprint: int | None,
     ) -> None:
         self.enabled = enabled
         self.pending = pending
         self.sleep = sleep
-        self.init_sleep = frozenset(sleep)
+        self.init_sleep = frozenset(sleep)   # threads asleep on arrival
         self.backtrack: set[int] = set()
         for t in enabled:
             if t not in sleep:
@@ -129,24 +142,29 @@ class SourceDpor:
         self.ex_depth = -1
         self.nthreads = 0
         self.goal_names: list[str] = []
+        self.visible: set[tuple[int, str]] = set()
+        self.observed: set[tuple[int, str]] = set()
 
     # ------------------------------------------------------------------ driver
     def run(self) -> Result:
-        """Explore; returns the result."""
+        """Explore, re-running until the visible fields are a fixpoint; returns the result."""
         clock = Clock(self.budget)
-        ex = self._fresh()
-        self.nthreads = len(ex.threads)
-        self.goal_names = [g.name for g in ex.instance.goals]
-        self.stats.caching = self.cache_on and ex.hashable
-        cut = False
-        if ex.finding is not None or ex.finished or not ex.enabled():
-            self._leaf(ex, None)
-        else:
-            zero = tuple(tuple(0 for _ in range(self.nthreads)) for _ in range(self.nthreads))
-            root = self._node(ex, set(), zero)
-            self.stack.append(root)
-            self.ex, self.ex_depth = ex, 0
-            cut = self._loop(clock)
+        probe = self._fresh()
+        self.visible = set(probe.observed)
+        probe.close()
+        steps = 0
+        rounds = 0
+        while True:
+            rounds += 1
+            self._reset()
+            cut = self._round(clock)
+            steps += self.stats.steps
+            new = self.observed - self.visible
+            if cut or (self.findings and self.stop_first) or not new:
+                break
+            self.visible |= new
+        self.stats.steps = steps
+        self.stats.rounds = rounds
         self.stats.seconds = clock.elapsed()
         self.stats.states = len(self.visited)
         stopped = bool(self.findings) and self.stop_first
@@ -175,9 +193,37 @@ class SourceDpor:
             violations=self.violations,
         )
 
+    def _reset(self) -> None:
+        self.stats = Stats()
+        self.goals = set()
+        self.findings = {}
+        self.final_states = set()
+        self.violations = set()
+        self.visited = {}
+        self.stack = []
+        self.events = []
+        self.obj_events = {}
+        self.ex = None
+        self.ex_depth = -1
+
+    def _round(self, clock: Clock) -> bool:
+        ex = self._fresh()
+        self.nthreads = len(ex.threads)
+        self.goal_names = [g.name for g in ex.instance.goals]
+        self.stats.caching = self.cache_on and ex.hashable
+        if ex.finding is not None or ex.finished or not ex.enabled():
+            self._leaf(ex, None)
+            return False
+        zero = tuple(tuple(0 for _ in range(self.nthreads)) for _ in range(self.nthreads))
+        root = self._node(ex, {}, zero)
+        self.stack.append(root)
+        self.ex, self.ex_depth = ex, 0
+        return self._loop(clock)
+
     def _fresh(self) -> Execution:
         return Execution(
-            self.program, goals_reached=self.goals, max_steps=self.budget.max_steps
+            self.program, goals_reached=self.goals, max_steps=self.budget.max_steps,
+            visible=self.visible, observed=self.observed,
         )
 
     def _loop(self, clock: Clock) -> bool:
@@ -204,35 +250,37 @@ class SourceDpor:
             for o in {i for i, _f, _w in fp}:
                 self.obj_events.setdefault(o, []).append(depth)
             top.summary.update((p, i, f, w) for i, f, w in fp)
-            child_sleep = {q for q in top.sleep if not dependent(top.pending.get(q, ()), fp)}
+            child_sleep = {q: f for q, f in top.sleep.items() if not dependent(f, fp)}
             self.ex_depth = depth + 1
             if ex.finding is not None or ex.finished:
+                if ex.finding is not None and not self.stop_first:
+                    self._cut_races(ex, depth, ev, top)
                 self._leaf(ex, None)
                 self._undo_event()
-                top.sleep.add(p)
+                top.sleep[p] = fp
                 continue
             enabled = ex.enabled()
             if not enabled:  # pragma: no cover - the runtime reports hangs as findings
                 self._undo_event()
-                top.sleep.add(p)
+                top.sleep[p] = fp
                 continue
             fpr = ex.fingerprint() if self.cache_on else None
             if fpr is not None:
                 entry = self.visited.get(fpr)
-                if entry is not None and entry.init_sleep <= child_sleep:
+                if entry is not None and entry.init_sleep.issubset(child_sleep):
                     assert entry.summary is not None, "state graph must be acyclic"
                     self.stats.pruned += 1
                     self.stats.executions += 1
                     top.summary |= entry.summary
                     self._summary_races(entry.summary, depth + 1, ev, top)
                     self._undo_event()
-                    top.sleep.add(p)
+                    top.sleep[p] = fp
                     continue
             if all(t in child_sleep for t in enabled):
                 self.stats.sleep_blocked += 1
                 self.stats.executions += 1
                 self._undo_event()
-                top.sleep.add(p)
+                top.sleep[p] = fp
                 continue
             tclock = (*top.tclock[:p], ev.clock, *top.tclock[p + 1:])
             node = self._node(ex, child_sleep, tclock, fpr)
@@ -251,7 +299,7 @@ class SourceDpor:
     def _node(
         self,
         ex: Execution,
-        sleep: set[int],
+        sleep: dict[int, Footprint],
         tclock: tuple[tuple[int, ...], ...],
         fpr: int | None = None,
     ) -> _Node:
@@ -265,7 +313,8 @@ class SourceDpor:
         if self.ex is not None:
             self.ex.close()
         tids = [e.tid for e in self.events[:depth]]
-        ex = replay_tids(self.program, tids, goals=self.goals, max_steps=self.budget.max_steps)
+        ex = replay_tids(self.program, tids, goals=self.goals, max_steps=self.budget.max_steps,
+                         visible=self.visible, observed=self.observed)
         self.stats.steps += len(tids)
         self.ex, self.ex_depth = ex, depth
         return ex
@@ -286,10 +335,11 @@ class SourceDpor:
             entry.summary = summ if entry.summary is None else entry.summary | summ
         if not self.stack:
             return
+        fp = self.events[-1].fp
         self._undo_event()
         parent = self.stack[-1]
         parent.summary |= node.summary
-        parent.sleep.add(parent.cur)
+        parent.sleep[parent.cur] = fp
         self.ex_depth = -1
 
     def _leaf(self, ex: Execution, _node: _Node | None) -> None:
@@ -314,27 +364,50 @@ class SourceDpor:
     # ------------------------------------------------------------------ races
     def _event(self, p: int, fp: Footprint, depth: int, top: _Node) -> _Event:
         """Vector clock of the new event and race detection against earlier events."""
+        ev, races = self._scan(p, fp, top.tclock[p], None)
+        for k in races:
+            self._race(k, depth, ev)
+        return ev
+
+    def _scan(
+        self, p: int, fp: Footprint, pclock: tuple[int, ...], forced: int | None
+    ) -> tuple[_Event, list[int]]:
+        """The clock of p's step ``fp`` after ``self.events``, and the events it races with.
+
+        ``forced`` is the index of an event treated as dependent whatever the footprints.
+        """
         events = self.events
-        c = list(top.tclock[p])
+        c = list(pclock)
         cands: set[int] = set()
         for o in {i for i, _f, _w in fp}:
             cands.update(self.obj_events.get(o, ()))
+        if forced is not None:
+            cands.add(forced)
         races: list[int] = []
         for k in sorted(cands, reverse=True):
             ek = events[k]
-            if ek.tid == p or ek.seq <= c[ek.tid] or not dependent(ek.fp, fp):
+            if ek.tid == p or ek.seq <= c[ek.tid]:
+                continue
+            if k != forced and not dependent(ek.fp, fp):
                 continue
             races.append(k)
             for t, v in enumerate(ek.clock):
                 if v > c[t]:
                     c[t] = v
-        seq = top.tclock[p][p] + 1
+        seq = pclock[p] + 1
         c[p] = seq
-        clock = tuple(c)
-        ev = _Event(p, fp, seq, clock)
-        for k in races:
-            self._race(k, depth, ev)
-        return ev
+        return _Event(p, fp, seq, tuple(c)), races
+
+    def _cut_races(self, ex: Execution, depth: int, ev: _Event, top: _Node) -> None:
+        """A finding at events[depth] cut the execution: race-check the pending steps."""
+        for t in ex.threads:
+            q = t.tid
+            if q == ev.tid or t.op is None or t.blocked:
+                continue
+            tq = ev.clock if q == ev.tid else top.tclock[q]
+            virtual, races = self._scan(q, ex.pending_footprint(q), tq, depth)
+            for k in races:
+                self._race(k, depth + 1, virtual)
 
     def _race(self, k: int, j: int, ej: _Event) -> None:
         """Handle the race events[k] ⋖ ej (ej would be events[j])."""
