@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from typing import Annotated
 
@@ -72,7 +71,7 @@ def _check_strategy(strategy: str) -> None:
 
 @app.callback()
 def main_callback(ctx: typer.Context) -> None:
-    """With no command, run the matrix of every variant × every scenario."""
+    """With no command, run the matrix of every variant by every scenario."""
     if ctx.invoked_subcommand is None:
         matrix(None, None, None, None, 20.0, "dpor", "text", default_jobs())
 
@@ -203,4 +202,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -1,4 +1,4 @@
-"""The main job: every variant × every scenario through the checker, one verdict per property.
+"""The main job: every variant by every scenario through the checker, one verdict per property.
 
 A cell's verdict for a property comes only from the search that ran for that cell:
 
@@ -165,7 +165,7 @@ def _run_pair(args: tuple[str, str, Options]) -> Cell:
 
 
 def run_matrix(opts: Options, on_cell: Any = None) -> list[Cell]:
-    """Every selected variant × scenario, in registry order (``jobs`` worker processes)."""
+    """Every selected variant and scenario, in registry order (``jobs`` worker processes)."""
     validate(opts)
     pairs = [(v, s, opts) for v in opts.variants for s in opts.scenarios]
     cells: list[Cell] = []

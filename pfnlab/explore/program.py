@@ -17,11 +17,18 @@ class Check:
     For invariants and final checks ``fn`` returns ``None`` when the property holds and a
     one-line message when it does not. For goals ("sometimes" properties) it returns a bool.
     ``prop`` is the property id reported in findings (defaults to ``name``).
+
+    ``stable`` declares an invariant that, once violated, stays violated (e.g. "no WARN has
+    fired" over a log that only grows). Every equivalent interleaving then shows the
+    violation, so the reduced search need not order the steps that change what it reads;
+    an unstable invariant makes those steps mutually dependent (the visibility proviso).
+    Declaring an invariant stable when it is not can hide violations.
     """
 
     name: str
     fn: Callable[[], object]
     prop: str = ""
+    stable: bool = False
 
     def __post_init__(self) -> None:
         if not self.prop:

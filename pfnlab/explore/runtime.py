@@ -621,7 +621,7 @@ class Execution:
 
     def _check_inv(self, i: int, inv: Check) -> None:
         reads: set[tuple[int, str]] = set()
-        msg = self._run_check(inv, reads, observe=True)
+        msg = self._run_check(inv, reads, observe=not inv.stable)
         self.inv_reads[i] = reads
         if msg and self.finding is None:
             self._set_finding(None, INVARIANT, inv.prop, str(msg))

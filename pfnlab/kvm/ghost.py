@@ -62,8 +62,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pfnlab.explore import Ghost, Shared, context, fail, is_freed
-from pfnlab.explore import runtime as _runtime
-from pfnlab.explore.shared import HOOKS
 from pfnlab.properties import (  # the registry, with meanings
     AD_ONLY_TRACKED,
     HUGE_ONLY_THP,
@@ -320,20 +318,11 @@ def origin_snapshot(kvm: Kvm, hvas: Iterable[int], owner: str) -> tuple[str, tup
 
 
 # ------------------------------------------------------------------ checks
-# Checks read state through :func:`observe`, so that the engine records what they read and
-# re-evaluates them when a step (or a ghost update) changes it.
+# Checks read state with plain attribute reads: inside a check the engine records every
+# Field and Ghost read, and re-evaluates the check when a step (or a ghost update) changes it.
 def observe(obj: Any, field: str) -> Any:
-    """Read ``obj.field`` (shared or ghost) inside a check, recording the read.
-
-    ``Field`` reads inside a check are recorded by the engine; ``Ghost`` reads are not (their
-    descriptor bypasses the runtime), so an invariant over ghost state alone would never be
-    re-evaluated. This goes through the runtime's read hook, which in a check (no thread
-    running) only records the read. Outside an execution it is a plain attribute read.
-    """
-    rt = HOOKS.current
-    if rt is None or getattr(rt, "mode", None) == _runtime._THREAD:
-        return obj.__dict__[field]
-    return rt.read(obj, field)
+    """Read ``obj.field`` (shared or ghost) inside a check; the engine records the read."""
+    return getattr(obj, field)
 
 
 def check_refs_balanced(kvm: Kvm) -> str | None:
