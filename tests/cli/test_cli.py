@@ -1,0 +1,93 @@
+"""The command line: lists, bad input, JSON matrix, check output."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pfnlab", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+
+
+def test_list_names_everything() -> None:
+    out = run("list")
+    assert out.returncode == 0
+    from pfnlab.properties import PROPERTIES
+    from pfnlab.scenarios import SCENARIOS
+    from pfnlab.variants import VARIANTS
+
+    for name in [*VARIANTS, *SCENARIOS, *PROPERTIES]:
+        assert re.search(rf"^  {re.escape(name)}\s", out.stdout, re.M), name
+    assert out.stdout.splitlines()[1].split()[0] == "v5.3"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "v9.9", "devdax-unbind"], "unknown variant 'v9.9'; valid variants: v5.3,"),
+        (["check", "v5.4", "nope"], "unknown scenario 'nope'; valid scenarios: devdax-unbind,"),
+        (["matrix", "-S", "devdax-unbind", "--size", "vcpus=0"], "must be at least 1"),
+        (["matrix", "-S", "devdax-unbind", "--size", "bogus=1"], "valid sizes:"),
+        (["matrix", "--executions", "0"], "an execution budget must be at least 1"),
+        (["matrix", "--seconds", "0"], "a time budget must be positive"),
+        (["matrix", "--format", "xml"], "unknown format 'xml'; valid formats: text, json"),
+        (["check", "v5.4", "devdax-unbind", "--strategy", "bfs"], "unknown strategy 'bfs'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_clear_message(args: list[str], message: str) -> None:
+    out = run(*args)
+    assert out.returncode == 2, out
+    assert message in " ".join(out.stderr.split()), out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_matrix_json_records() -> None:
+    out = run("matrix", "-V", "v5.3", "-V", "v5.4", "-S", "devdax-unbind", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["schema"] == "pfnlab.matrix/1"
+    assert data["parameters"]["variants"] == ["v5.3", "v5.4"]
+    rows = {(r["variant"], r["property"]): r for r in data["results"]}
+    assert set(rows[("v5.3", "teardown-terminates")]) >= {
+        "variant", "scenario", "property", "verdict", "executions", "seconds", "coverage"}
+    assert rows[("v5.3", "teardown-terminates")]["verdict"] == "violated"
+    assert rows[("v5.3", "refs-balanced")]["verdict"] == "violated"
+    assert rows[("v5.4", "teardown-terminates")]["verdict"] == "holds"
+    assert rows[("v5.4", "pin-held")]["verdict"] == "n/a"
+    assert all(r["coverage"].startswith("exhaustive") for r in data["results"])
+
+
+def test_matrix_text_has_a_total_line() -> None:
+    out = run("matrix", "-V", "v5.3", "-S", "devdax-unbind", "-S", "thp-split")
+    assert out.returncode == 0, out.stderr
+    assert "✘ teardown-terminates" in out.stdout
+    assert re.search(r"total: 2 cells — 1 hold everything, 1 with violations, 0 not fully "
+                     r"covered; [\d,]+ executions; [\d.]+ s", out.stdout)
+
+
+def test_check_prints_the_minimal_hang_trace() -> None:
+    out = run("check", "v5.3", "devdax-unbind")
+    assert out.returncode == 1
+    text = out.stdout
+    assert "v5.3 / devdax-unbind: teardown-terminates violated (hang)" in text
+    assert "minimal: fewest preemptions" in text
+    assert "memunmap_pages › dev_pagemap_cleanup()" in " ".join(text.split())
+    assert "kvm_release_pfn_clean › kvm_is_reserved_pfn › pfn_valid()" in " ".join(text.split())
+    assert all(len(line) <= 80 for line in text.splitlines() if not line.startswith("coverage"))
+
+
+def test_check_clean_variant_says_what_was_covered() -> None:
+    out = run("check", "v5.4", "devdax-unbind", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["findings"] == [] and data["exhaustive"]
+    assert data["goals_missed"] == []
