@@ -19,7 +19,7 @@ def _val(v: Any) -> str:
 
 def step_lines(st: TraceStep) -> list[str]:
     """The kernel function and what the step did, as short lines."""
-    fn = " › ".join(st.where[-3:]) if st.where else st.thread
+    fn = " > ".join(st.where[-3:]) if st.where else st.thread
     if st.action == "wait":
         what = f"wait: {st.field}" + (" (not yet)" if st.failed_attempt else "")
     elif st.action == "lock":
@@ -31,7 +31,7 @@ def step_lines(st: TraceStep) -> list[str]:
     elif st.action == "read":
         what = f"{st.obj}.{st.field} = {_val(st.before)}"
     else:
-        what = f"{st.obj}.{st.field} {_val(st.before)}→{_val(st.after)}"
+        what = f"{st.obj}.{st.field} {_val(st.before)} -> {_val(st.after)}"
     return [fn + "()", "  " + what]
 
 

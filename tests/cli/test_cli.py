@@ -80,8 +80,8 @@ def test_check_prints_the_minimal_hang_trace() -> None:
     text = out.stdout
     assert "v5.3 / devdax-unbind: teardown-terminates violated (hang)" in text
     assert "minimal: fewest preemptions" in text
-    assert "memunmap_pages › dev_pagemap_cleanup()" in " ".join(text.split())
-    assert "kvm_release_pfn_clean › kvm_is_reserved_pfn › pfn_valid()" in " ".join(text.split())
+    assert "memunmap_pages > dev_pagemap_cleanup()" in " ".join(text.split())
+    assert "kvm_release_pfn_clean > kvm_is_reserved_pfn > pfn_valid()" in " ".join(text.split())
     assert all(len(line) <= 80 for line in text.splitlines() if not line.startswith("coverage"))
 
 
