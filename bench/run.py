@@ -131,7 +131,7 @@ def main() -> None:
     for r in rows:
         red = ""
         if "reduction" in r:
-            red = ("≥ " if r["reduction_is_lower_bound"] else "") + f"{r["reduction"]}x"
+            red = (">= " if r["reduction_is_lower_bound"] else "") + f"{r['reduction']}x"
         execs = f"{r['executions']:,}" + ("" if r["exhaustive"] else " (cut)")
         table.add_row(r["program"], r["search"], execs,
                       "" if r["states"] is None else f"{r['states']:,}",
