@@ -12,8 +12,8 @@ from typing import Any
 from pfnlab.explore import (
     Check,
     Field,
-    Instance,
     Ghost,
+    Instance,
     Lock,
     Program,
     Shared,
