@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import Progress
 
-from pfnlab.explore.search import STRATEGIES, Budget, explore
-from pfnlab.matrix import Options, as_json, default_jobs, run_matrix, validate
+from pfnlab.explore.search import STRATEGIES, Budget, Stats, explore, reporting
+from pfnlab.matrix import Cell, Options, as_json, default_jobs, run_matrix, validate
 from pfnlab.properties import PROPERTIES
 from pfnlab.report.table import render_matrix
 from pfnlab.report.trace import render_finding
@@ -37,6 +41,26 @@ SecOpt = Annotated[float | None, typer.Option(
 StratOpt = Annotated[str, typer.Option(
     "--strategy", help=f"Search strategy: {', '.join(STRATEGIES)}.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
+
+
+@contextmanager
+def _live(label: str) -> Iterator[None]:
+    """A status line with the search's progress on a terminal; nothing otherwise."""
+    if not sys.stdout.isatty():
+        yield
+        return
+    console = Console(stderr=True)
+    with console.status(f"{label}: starting") as status:
+
+        def update(stats: Stats, elapsed: float) -> None:
+            status.update(
+                f"{label}: {stats.executions:,} executions, {stats.states:,} states, "
+                f"{stats.steps / max(elapsed, 1e-9):,.0f} steps/s, {elapsed:.1f} s "
+                "(no claim until the search ends; Ctrl-C stops and reports)"
+            )
+
+        with reporting(update):
+            yield
 
 
 def _fail(msg: str) -> None:
@@ -104,12 +128,33 @@ def matrix(
     except ValueError as e:
         _fail(str(e))
     t0 = time.perf_counter()
-    cells = run_matrix(opts)
+    cells: list[Cell] = []
+    interrupted = False
+    try:
+        if sys.stdout.isatty() and format == "text":
+            n = len(opts.variants) * len(opts.scenarios)
+            with Progress(console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("checking", total=n)
+
+                def advance(cell: Cell) -> None:
+                    cells.append(cell)
+                    bar.update(task, advance=1,
+                               description=f"{cell.variant} / {cell.scenario}")
+
+                run_matrix(opts, on_cell=advance)
+        else:
+            run_matrix(opts, on_cell=cells.append)
+    except KeyboardInterrupt:
+        interrupted = True
     total = time.perf_counter() - t0
     if format == "json":
         print(json.dumps(as_json(cells, opts), indent=2))
         return
     render_matrix(cells, Console(width=140), total)
+    if interrupted:
+        print(f"interrupted (Ctrl-C): {len(cells)} of "
+              f"{len(opts.variants) * len(opts.scenarios)} cells checked")
+        raise typer.Exit(130)
 
 
 @app.command()
@@ -137,8 +182,9 @@ def check(
     sc = SCENARIOS[scenario]
     program = sc.program(VARIANTS[variant], **{k: v for k, v in opts.sizes.items()
                                                if k in sc.params})
-    res = explore(program, strategy=strategy, stop_first=first,
-                  budget=Budget(executions=executions, seconds=seconds))
+    with _live(f"{variant} / {scenario}"):
+        res = explore(program, strategy=strategy, stop_first=first,
+                      budget=Budget(executions=executions, seconds=seconds))
     if format == "json":
         print(json.dumps({
             "schema": "pfnlab.check/1",

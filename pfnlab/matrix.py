@@ -171,10 +171,14 @@ def run_matrix(opts: Options, on_cell: Any = None) -> list[Cell]:
     cells: list[Cell] = []
     if opts.jobs > 1 and len(pairs) > 1:
         with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
-            for cell in pool.map(_run_pair, pairs):
-                cells.append(cell)
-                if on_cell:
-                    on_cell(cell)
+            try:
+                for cell in pool.map(_run_pair, pairs):
+                    cells.append(cell)
+                    if on_cell:
+                        on_cell(cell)
+            except KeyboardInterrupt:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     else:
         for pair in pairs:
             cell = _run_pair(pair)

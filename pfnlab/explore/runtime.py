@@ -705,14 +705,6 @@ class Execution:
         if self.finding is None and self.finished:
             self._final_checks()
 
-    def waiting_for(self) -> dict[str, str]:
-        """What each blocked thread waits for (hang reports)."""
-        out: dict[str, str] = {}
-        for t in self.threads:
-            if t.op is not None and t.blocked:
-                out[t.name] = t.op.describe()
-        return out
-
     def thread_names(self) -> list[str]:
         """Names of the threads, indexed by tid."""
         return [t.name for t in self.threads]

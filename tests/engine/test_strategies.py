@@ -75,3 +75,29 @@ def test_executions_equal_mazurkiewicz_traces(cache: bool) -> None:
     # shared counter tells traces apart: 3! = 6 traces
     red = explore(independent(3, 2), stop_first=False, cache=cache)
     assert red.stats.executions == 6
+
+
+@pytest.mark.parametrize("strategy", ["dpor", "brute", "bounded", "random", "pct"])
+def test_progress_reports_and_ctrl_c_gives_a_partial_result(strategy: str) -> None:
+    from pfnlab.explore.search import common, reporting
+
+    seen: list[int] = []
+
+    def progress(stats, elapsed: float) -> None:
+        seen.append(stats.executions)
+        if len(seen) == 2:
+            raise KeyboardInterrupt   # what Ctrl-C does in the middle of a search
+
+    # report on every call, so that the test does not depend on timing
+    orig = common.time.perf_counter
+    ticks = iter(range(10**9))
+    common.time.perf_counter = lambda: float(next(ticks))  # type: ignore[assignment]
+    try:
+        with reporting(progress):
+            res = explore(independent(4, 3), strategy=strategy, stop_first=False,
+                          executions=10**6)
+    finally:
+        common.time.perf_counter = orig  # type: ignore[assignment]
+    assert len(seen) == 2
+    assert not res.exhaustive
+    assert "interrupted" in res.coverage, res.coverage

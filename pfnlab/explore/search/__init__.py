@@ -8,12 +8,14 @@ and a statement of minimality.
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
 from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.search.bounded import explore_bounded
 from pfnlab.explore.search.brute import explore_brute
-from pfnlab.explore.search.common import Budget, Result, Stats
+from pfnlab.explore.search.common import Budget, Result, Stats, reporting
 from pfnlab.explore.search.dpor import explore_dpor
 from pfnlab.explore.search.minimize import minimize
 from pfnlab.explore.search.pct import explore_pct
@@ -30,6 +32,7 @@ __all__ = [
     "Stats",
     "explore",
     "replay",
+    "reporting",
 ]
 
 
@@ -65,9 +68,12 @@ def explore(
         res = explore_pct(program, executions, depth, seed, budget, stop_first=stop_first)
     else:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    res.findings = [
-        explain(program, f, minimal=minimal, max_steps=budget.max_steps) for f in res.findings
-    ]
+    interrupted = res.coverage.startswith("interrupted")
+    with suppress(KeyboardInterrupt):  # a second Ctrl-C: keep the findings unexplained
+        res.findings = [
+            explain(program, f, minimal=minimal and not interrupted, max_steps=budget.max_steps)
+            for f in res.findings
+        ]
     return res
 
 

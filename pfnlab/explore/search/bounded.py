@@ -36,8 +36,11 @@ def explore_bounded(
     cut = False
     for bound in range(max_preemptions + 1):
         visited: dict[tuple[int, int], int] = {}
-        cut = _one_bound(program, bound, budget, clock, stats, goals, findings, visited,
-                         stop_first, cache)
+        try:
+            cut = _one_bound(program, bound, budget, clock, stats, goals, findings, visited,
+                             stop_first, cache)
+        except KeyboardInterrupt:
+            clock.interrupted = cut = True
         stats.states = max(stats.states, len(visited))
         if cut:
             break
@@ -47,14 +50,15 @@ def explore_bounded(
             break
     stats.seconds = clock.elapsed()
     if done_bound < 0:
-        coverage = "budget reached before the 0-preemption schedules were all explored: partial"
+        coverage = clock.cut(stats) + " (not even every 0-preemption schedule)"
     elif found_bound >= 0:
         fewer = f"; none with ≤ {found_bound - 1}" if found_bound else ""
         coverage = f"stopped at the first finding, with {found_bound} preemptions{fewer}"
     else:
         coverage = f"all schedules with ≤ {done_bound} preemptions"
         if cut:
-            coverage += f", and part of those with {done_bound + 1} (budget reached)"
+            why = "interrupted" if clock.interrupted else "budget reached"
+            coverage += f", and part of those with {done_bound + 1} ({why})"
     return Result(
         program=program.name,
         strategy="bounded",
@@ -91,7 +95,7 @@ def _one_bound(
     ]
     live_prefix: list[int] | None = []
     while stack:
-        if clock.out(stats.executions):
+        if clock.out(stats):
             return True
         prefix, _last, _used, choices = stack[-1]
         if not choices:

@@ -49,38 +49,42 @@ def explore_brute(
 
     if ex.finding is not None or ex.finished:
         leaf(ex)
+        stack = []
     else:
         stack.append(([], list(reversed(ex.enabled()))))
-        live = ex
-        live_prefix: list[int] | None = []
+    live = ex
+    live_prefix: list[int] | None = []
+    try:
         while stack:
-            if clock.out(stats.executions):
-                cut = True
-                break
-            prefix, choices = stack[-1]
-            if not choices:
-                stack.pop()
-                continue
-            tid = choices.pop()
-            if live_prefix != prefix:
-                live.close()
-                live = replay_tids(program, prefix, goals=goals, max_steps=budget.max_steps)
-                stats.steps += len(prefix)
-            live.step(tid)
-            stats.steps += 1
-            new_prefix = [*prefix, tid]
-            stats.max_depth = max(stats.max_depth, len(new_prefix))
-            if live.finding is not None or live.finished:
-                live_prefix = None
-                if leaf(live):
+                if clock.out(stats):
+                    cut = True
                     break
-                continue
-            live_prefix = new_prefix
-            stack.append((new_prefix, list(reversed(live.enabled()))))
+                prefix, choices = stack[-1]
+                if not choices:
+                    stack.pop()
+                    continue
+                tid = choices.pop()
+                if live_prefix != prefix:
+                    live.close()
+                    live = replay_tids(program, prefix, goals=goals, max_steps=budget.max_steps)
+                    stats.steps += len(prefix)
+                live.step(tid)
+                stats.steps += 1
+                new_prefix = [*prefix, tid]
+                stats.max_depth = max(stats.max_depth, len(new_prefix))
+                if live.finding is not None or live.finished:
+                    live_prefix = None
+                    if leaf(live):
+                        break
+                    continue
+                live_prefix = new_prefix
+                stack.append((new_prefix, list(reversed(live.enabled()))))
+    except KeyboardInterrupt:
+        clock.interrupted = cut = True
     stats.seconds = clock.elapsed()
     stopped = stop_first and bool(findings)
     if cut:
-        coverage = f"budget reached after {stats.executions} executions: partial"
+        coverage = clock.cut(stats)
     elif stopped:
         coverage = f"stopped at the first finding, after {stats.executions} executions"
     else:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
-from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.shared import ALL_FIELDS
 
 
@@ -95,23 +96,53 @@ class Result:
         return None
 
 
+ProgressFn = Callable[[Stats, float], None]
+_PROGRESS: list[ProgressFn | None] = [None]
+
+
+@contextmanager
+def reporting(progress: ProgressFn | None) -> Iterator[None]:
+    """Within this block, searches call ``progress(stats, elapsed)`` about 5 times a second."""
+    prev = _PROGRESS[0]
+    _PROGRESS[0] = progress
+    try:
+        yield
+    finally:
+        _PROGRESS[0] = prev
+
+
 class Clock:
-    """Wall time and execution budget bookkeeping."""
+    """Wall time and execution budget bookkeeping; progress reports; Ctrl-C."""
 
     def __init__(self, budget: Budget) -> None:
         self.budget = budget
         self.start = time.perf_counter()
+        self.progress = _PROGRESS[0]
+        self.last = self.start
+        self.interrupted = False
 
     def elapsed(self) -> float:
         """Seconds since the search started."""
         return time.perf_counter() - self.start
 
-    def out(self, executions: int) -> bool:
-        """Whether the budget is used up."""
+    def out(self, stats: Stats) -> bool:
+        """Whether the budget is used up (and report progress now and then)."""
+        if self.progress is not None:
+            now = time.perf_counter()
+            if now - self.last >= 0.2:
+                self.last = now
+                stats.seconds = now - self.start
+                self.progress(stats, stats.seconds)
         b = self.budget
-        if b.executions is not None and executions >= b.executions:
+        if b.executions is not None and stats.executions >= b.executions:
             return True
         return b.seconds is not None and self.elapsed() >= b.seconds
+
+    def cut(self, stats: Stats) -> str:
+        """The coverage text of a search that a budget or Ctrl-C stopped."""
+        why = "interrupted (Ctrl-C)" if self.interrupted else "budget reached"
+        return (f"{why} after {stats.executions} executions ({self.elapsed():.1f} s): "
+                "partial, no claim beyond them")
 
 
 def dependent(a: Footprint, b: Footprint) -> bool:
@@ -151,19 +182,3 @@ def final_state(ex: Execution) -> tuple[Any, ...]:
         d = obj.__dict__
         out.append((d["_name"], d["_freed"] is not None, tuple(obj.fields().items())))
     return tuple(out)
-
-
-def count_preemptions(ex_enabled_before: list[list[int]], tids: list[int]) -> int:
-    """Preemptions in a schedule: switching away from a thread that could have continued."""
-    n = 0
-    for i in range(1, len(tids)):
-        prev, cur = tids[i - 1], tids[i]
-        if cur != prev and prev in ex_enabled_before[i]:
-            n += 1
-    return n
-
-
-def named_schedule(ex: Execution, tids: list[int]) -> Schedule:
-    """A schedule of thread names and labels for ``tids`` (``ex`` ran them with trace on)."""
-    names = ex.thread_names()
-    return Schedule(Step(names[t], lab) for t, lab in zip(tids, ex.labels, strict=False))

@@ -157,7 +157,10 @@ class SourceDpor:
         while True:
             rounds += 1
             self._reset()
-            cut = self._round(clock)
+            try:
+                cut = self._round(clock)
+            except KeyboardInterrupt:
+                clock.interrupted = cut = True
             steps += self.stats.steps
             new = self.observed - self.visible
             if cut or (self.findings and self.stop_first) or not new:
@@ -169,10 +172,7 @@ class SourceDpor:
         self.stats.states = len(self.visited)
         stopped = bool(self.findings) and self.stop_first
         if cut:
-            coverage = (
-                f"budget reached after {self.stats.executions} executions "
-                f"({self.stats.seconds:.1f} s): partial, no claim beyond them"
-            )
+            coverage = clock.cut(self.stats)
         elif stopped:
             coverage = f"stopped at the first finding, after {self.stats.executions} executions"
         else:
@@ -229,7 +229,7 @@ class SourceDpor:
     def _loop(self, clock: Clock) -> bool:
         stack, events = self.stack, self.events
         while stack:
-            if clock.out(self.stats.executions):
+            if clock.out(self.stats):
                 return True
             top = stack[-1]
             depth = len(stack) - 1
@@ -344,6 +344,7 @@ class SourceDpor:
 
     def _leaf(self, ex: Execution, _node: _Node | None) -> None:
         self.stats.executions += 1
+        self.stats.states = len(self.visited)
         if ex.finished and ex.finding is None:
             self.stats.complete += 1
             if self.collect:

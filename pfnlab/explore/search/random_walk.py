@@ -32,13 +32,37 @@ def _sample(program: Program, executions: int, budget: Budget, clock: Clock, sto
     goals: set[str] = set()
     findings: dict[tuple[str, str], Finding] = {}
     goal_names: list[str] = []
-    cut = False
+    try:
+        _run_samples(program, executions, budget, clock, stop_first, choose, reset, stats,
+                     goals, findings, goal_names)
+    except KeyboardInterrupt:
+        clock.interrupted = True
+    cut = clock.interrupted or (stats.executions < executions and not (stop_first and findings))
+    stats.seconds = clock.elapsed()
+    coverage = what.format(n=stats.executions)
+    if cut:
+        coverage += " (interrupted)" if clock.interrupted else " (budget reached)"
+    return Result(
+        program=program.name,
+        strategy=name,
+        findings=list(findings.values()),
+        coverage=coverage,
+        exhaustive=False,
+        stats=stats,
+        goals_reached=[g for g in goal_names if g in goals],
+        goals_missed=[g for g in goal_names if g not in goals],
+    )
+
+
+def _run_samples(program: Program, executions: int, budget: Budget, clock: Clock,
+                 stop_first: bool, choose: object, reset: object, stats: Stats,
+                 goals: set[str], findings: dict[tuple[str, str], Finding],
+                 goal_names: list[str]) -> None:
     for _ in range(executions):
-        if clock.out(stats.executions):
-            cut = True
-            break
+        if clock.out(stats):
+            return
         ex = replay_tids(program, [], goals=goals, max_steps=budget.max_steps)
-        goal_names = [g.name for g in ex.instance.goals]
+        goal_names[:] = [g.name for g in ex.instance.goals]
         if callable(reset):
             reset(ex)
         n = 0
@@ -56,21 +80,7 @@ def _sample(program: Program, executions: int, budget: Budget, clock: Clock, sto
             findings.setdefault(ex.finding.key, ex.finding)
             ex.close()
             if stop_first:
-                break
+                return
         else:
             stats.complete += 1
             ex.close()
-    stats.seconds = clock.elapsed()
-    coverage = what.format(n=stats.executions)
-    if cut:
-        coverage += " (budget reached)"
-    return Result(
-        program=program.name,
-        strategy=name,
-        findings=list(findings.values()),
-        coverage=coverage,
-        exhaustive=False,
-        stats=stats,
-        goals_reached=[g for g in goal_names if g in goals],
-        goals_missed=[g for g in goal_names if g not in goals],
-    )
