@@ -27,6 +27,7 @@ compound (non-THP)  head 1 (driver)  special, VM_IO|VM_PFNMAP; PageTransCompound
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +109,10 @@ class Host:
         self.memmap: dict[int, Page] = {}  # pfn -> struct page
         self.pgmaps: dict[int, DevPagemap] = {}  # pgmap_array: pfn -> pgmap
         self.devmap_managed_key = False  # static key: an fsdax pgmap exists
+        #: ghost callbacks ``hook(page)`` run (no steps) when a page's freed state changes:
+        #: its refcount reaches or leaves 0, or its memmap is removed (see
+        #: :func:`~pfnlab.mm.memmap.run_free_hooks`); subscribers register at set-up
+        self.free_hooks: list[Callable[[Page], None]] = []
         self.regions: list[Region] = []
         self._pfn = first_pfn
         self._hva = first_hva - first_hva % self.pmd_pages

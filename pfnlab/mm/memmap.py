@@ -112,3 +112,16 @@ def arch_remove_memory(start_pfn: int, nr_pages: int) -> None:
     for pfn in range(start_pfn, start_pfn + nr_pages):
         why = (NO_METADATA_AFTER_TEARDOWN, f"memmap of pfn {pfn:#x} removed by arch_remove_memory")
         free(h.memmap[pfn], cast(Any, why))  # the engine takes (property id, text) too
+        run_free_hooks(h.memmap[pfn])
+
+
+def run_free_hooks(page: Page) -> None:
+    """Ledger (no steps): run the host's ``free_hooks`` on ``page``, whose freed state changed.
+
+    Called in the step that made the change: a refcount reaching or leaving 0, the removal
+    of its memmap. Hooks only read state without scheduling points and write ghost fields.
+    """
+    ctx = context()
+    h = getattr(ctx, "host", None) if ctx is not None else None
+    for hook in getattr(h, "free_hooks", ()):
+        hook(page)

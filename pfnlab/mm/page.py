@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pfnlab.explore import Field, Ghost, Shared, atomic, context, fail
-from pfnlab.mm.memmap import host, pfn_to_page
+from pfnlab.mm.memmap import host, pfn_to_page, run_free_hooks
 from pfnlab.mm.props import NO_PUT_UNREFERENCED
 from pfnlab.model.kfunc import kfunc
 
@@ -91,6 +91,8 @@ def page_ref_inc(page: Page, owner: str = "", why: str = "get_page") -> int:
     """include/linux/page_ref.h: atomic_inc(&page->_refcount); returns the old count."""
     old: int = atomic(page, "refcount", lambda c: (c + 1, c))
     _ledger(page, 1, owner)
+    if old == 0:
+        run_free_hooks(page)
     return old
 
 
@@ -100,6 +102,8 @@ def page_ref_dec_return(page: Page, owner: str = "", why: str = "put_page") -> i
     if old <= 0:
         fail(NO_PUT_UNREFERENCED, f"{why} on {page.name} with refcount 0")
     _ledger(page, -1, owner)
+    if old == 1:
+        run_free_hooks(page)
     return old - 1
 
 
@@ -114,12 +118,15 @@ def page_ref_add_unless_zero(page: Page, owner: str = "") -> bool:
 def page_ref_freeze(page: Page, count: int) -> bool:
     """include/linux/page_ref.h: cmpxchg(refcount, count, 0)."""
     ok: bool = atomic(page, "refcount", lambda c: (0, True) if c == count else (c, False))
+    if ok:
+        run_free_hooks(page)
     return ok
 
 
 def set_page_count(page: Page, count: int) -> None:
     """include/linux/page_ref.h: atomic_set(&page->_refcount, count)."""
     page.refcount = count
+    run_free_hooks(page)  # the old count is not read (that would be a step): may be 0
 
 
 # --------------------------------------------------------------------------- predicates
