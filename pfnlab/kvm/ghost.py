@@ -6,7 +6,9 @@ scheduling point, they never steer the model, and every update commutes (counter
 increments, set insertions). The model updates them at the exact step where the kernel takes
 or drops the thing they describe.
 
-Fields (all hashable; read them with ``kvm.ledger.<field>`` or the helpers below):
+Fields (all hashable; read them with ``kvm.ledger.<field>`` or the helpers below;
+``refs``, ``active`` and ``maps`` are kept per vCPU in :class:`OwnerLedger` parts and read
+as their union):
 
 ``refs``
     The page references KVM holds now, as a sorted tuple of ``((head_pfn, owner), n)``.
@@ -22,7 +24,8 @@ Fields (all hashable; read them with ``kvm.ledger.<field>`` or the helpers below
     forbid. Kinds are the ``EV_*`` constants below: every ``WARN`` that fires
     (``"WARN:<function>"``), A/D bits set on a page without the machinery (I6), a THP
     reference shift or huge SPTE on a page that is not a THP / not mapped huge (I7), a
-    ``get_page`` on a page whose refcount was 0 (I2).
+    ``get_page`` on a page whose refcount was 0 (I2), and the violations of I1, I4, I5 and
+    I9, recorded at the step where they arise (see "Stable checks" below).
 ``epoch`` / ``inval_active``
     Per hva (sorted tuples of ``(hva, n)``): how many primary-MMU invalidations were
     announced to KVM (``invalidate_range_start`` entered), and how many are inside
@@ -48,8 +51,31 @@ Fields (all hashable; read them with ``kvm.ledger.<field>`` or the helpers below
     every operation must hold no reference (I1, :func:`check_idle_owners_hold_nothing`).
 
 ``retries``
-    How many faults returned RET_PF_RETRY (their mmu_notifier_retry saw an invalidation):
-    a witness that a fault overlapped an invalidation, for scenario goals.
+    How many times a fault's ``mmu_notifier_retry`` saw an invalidation (the fault then
+    returns RET_PF_RETRY): a witness that a fault overlapped an invalidation, for scenario
+    goals. Counted at the retry check itself, so that the goal is reached even when the
+    fault goes on to leak its reference (a finding that cuts the execution).
+
+Stable checks: events are recorded where a violation *arises*, so that every property is
+checked by a stable invariant (the ledger's ``events`` only grow) and the search needs no
+visibility ordering for it:
+
+- I1 (refs-balanced): when an owner's operation returns (:func:`owner_end`) holding a
+  reference, or a reference is taken by an owner outside every operation;
+- I4 (no-stale-spte): when an SPTE is installed (``mmu_set_spte``) with an origin older than
+  the current epoch of an hva no invalidation is active on, and when the last active
+  ``invalidate_range_start`` of an hva returns while such an SPTE is present;
+- I5 (no-spte-to-freed): when an SPTE or map is installed on a freed page, and when a page
+  is freed (refcount 0, memmap removed) while an SPTE or map refers to it (the host's
+  ``free_hooks``, registered by :func:`~pfnlab.kvm.kvm.create_vm`);
+- I9 (pin-held): when KVM drops a reference of an owner that has a live map of the page,
+  and when the owner touches or unmaps a map it holds no reference for.
+
+A hook decides from state it reads without scheduling points (``__dict__``, ghost fields),
+which leaves no trace in the step's footprint. Where the decision depends on a field that
+another thread writes in a step not otherwise ordered with this one, the hook rewrites that
+field unchanged (:func:`depends_on`): a ghost write conflicts with every other write of it,
+so the reduced search explores both orders of the two steps.
 
 Check helpers (:func:`check_refs_balanced`, :func:`check_no_stale_spte`, ...) return
 ``None`` when the property holds and a one-line message when not, so that a scenario can
@@ -97,6 +123,14 @@ EV_AD_UNTRACKED = "ad-untracked"   # SetPageDirty/mark_page_accessed on an untra
 EV_THP_SHIFT_NON_THP = "thp-shift-non-thp"    # reference shifted to a non-THP head
 EV_HUGE_SPTE_HOST_SMALL = "huge-spte-host-small"  # huge SPTE where the host maps < huge
 EV_GET_DEAD_PAGE = "get-dead-page"  # get_page on a page whose refcount was 0
+# Violations detected at the step where they arise (the invariants they replace could flip
+# back: a stale or freed SPTE gets zapped, a teardown begins, a map is dropped). The detail
+# is the whole message.
+EV_LEAK = "leak"                    # I1: an idle owner holds a reference
+EV_STALE_SPTE = "stale-spte"        # I4: an SPTE maps a pfn invalidated after its lookup
+EV_SPTE_TO_FREED = "spte-to-freed"  # I5: an SPTE or map refers to a freed page
+EV_MAP_UNPINNED = "map-unpinned"    # I9: a live kvm_vcpu_map without its reference
+_SENTENCE_KINDS = frozenset({EV_LEAK, EV_STALE_SPTE, EV_SPTE_TO_FREED, EV_MAP_UNPINNED})
 
 #: the property each WARN reports (by the function it fires in); other WARNs are I3
 WARN_PROPERTY = {
@@ -114,21 +148,77 @@ def event_property(kind: str) -> str:
         return AD_ONLY_TRACKED
     if kind == EV_GET_DEAD_PAGE:
         return NO_PUT_UNREFERENCED
+    if kind == EV_LEAK:
+        return REFS_BALANCED
+    if kind == EV_STALE_SPTE:
+        return NO_STALE_SPTE
+    if kind == EV_SPTE_TO_FREED:
+        return NO_SPTE_TO_FREED
+    if kind == EV_MAP_UNPINNED:
+        return PIN_HELD
     raise ValueError(f"event kind {kind!r} has no property")
 
 
-class KvmLedger(Shared):
-    """Ghost bookkeeping of one VM (see the module docstring for each field)."""
+class OwnerLedger(Shared):
+    """The per-owner part of the ledger: ``refs``, ``active`` and ``maps`` of its owners.
+
+    Ghost writes conflict like writes in the search, so one field updated by every vCPU
+    would order all their gets, puts, maps and operation brackets against each other. Each
+    vCPU's owners (``vcpuN:fault``, ``vcpuN:map``: one thread) get their own part; the
+    decisions of the hooks read only the part of the owner they are about.
+    """
 
     refs: Ghost[tuple[tuple[tuple[int, str], int], ...]] = Ghost(())
+    active: Ghost[frozenset[str]] = Ghost(frozenset())
+    maps: Ghost[frozenset[tuple[str, int, int]]] = Ghost(frozenset())
+
+
+class KvmLedger(Shared):
+    """Ghost bookkeeping of one VM (see the module docstring for each field).
+
+    ``refs``, ``active`` and ``maps`` are the union of the :class:`OwnerLedger` parts: one
+    per vCPU (see :meth:`add_parts`) and one for any other owner.
+    """
+
     events: Ghost[frozenset[tuple[str, int, str]]] = Ghost(frozenset())
     epoch: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
     inval_active: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
-    maps: Ghost[frozenset[tuple[str, int, int]]] = Ghost(frozenset())
     notifier_starts: Ghost[int] = Ghost(0)
     notifier_ends: Ghost[int] = Ghost(0)
-    active: Ghost[frozenset[str]] = Ghost(frozenset())
     retries: Ghost[int] = Ghost(0)
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.other = OwnerLedger(f"{name}[other]")
+        self.parts: dict[str, OwnerLedger] = {}
+
+    def add_parts(self, prefixes: Iterable[str]) -> None:
+        """Set-up: a part for the owners ``<prefix>:...`` of each prefix (a vCPU name)."""
+        for p in prefixes:
+            self.parts[p] = OwnerLedger(f"{self.name}[{p}]")
+
+    def part(self, owner: str) -> OwnerLedger:
+        """The part that keeps ``owner``'s bookkeeping (no steps)."""
+        return self.parts.get(owner.split(":", 1)[0], self.other)
+
+    def all_parts(self) -> list[OwnerLedger]:
+        """Every part, in a fixed order."""
+        return [*self.parts.values(), self.other]
+
+    @property
+    def refs(self) -> tuple[tuple[tuple[int, str], int], ...]:
+        """Every owner's references, sorted ``((head_pfn, owner), n)``."""
+        return tuple(sorted(x for p in self.all_parts() for x in p.refs))
+
+    @property
+    def active(self) -> frozenset[str]:
+        """The owners inside an operation."""
+        return frozenset().union(*(p.active for p in self.all_parts()))
+
+    @property
+    def maps(self) -> frozenset[tuple[str, int, int]]:
+        """The live kvm_vcpu_map mappings ``(owner, gfn, pfn)``."""
+        return frozenset().union(*(p.maps for p in self.all_parts()))
 
 
 # ------------------------------------------------------------------ sorted-tuple maps
@@ -226,11 +316,18 @@ def host_level_truth(kvm: Kvm, hva: int) -> int | None:
 
 # ------------------------------------------------------------------ hooks used by the model
 def ref_taken(page: Any, owner: str) -> None:
-    """KVM now holds one more reference on ``page`` (gup returned it, or get_page)."""
+    """KVM now holds one more reference on ``page`` (gup returned it, or get_page).
+
+    I1: an owner outside every operation (see :func:`owner_begin`) that takes a reference
+    leaks it from this step on.
+    """
     led = _ledger()
     if led is None:
         return
-    led.refs = tadd(led.refs, (head_pfn(page), owner), 1)
+    part = led.part(owner)
+    part.refs = tadd(part.refs, (head_pfn(page), owner), 1)
+    if owner not in part.active:
+        check_owner_leaks(led, owner)
 
 
 def ref_dropping(page: Any, owner: str, why: str) -> None:
@@ -239,7 +336,8 @@ def ref_dropping(page: Any, owner: str, why: str) -> None:
     if led is None:
         return
     key = (head_pfn(page), owner)
-    if tget(led.refs, key) <= 0:
+    part = led.part(owner)
+    if tget(part.refs, key) <= 0:
         holders = [f"{o} x{n}" for (p, o), n in led.refs if p == key[0]]
         held = ", ".join(holders) if holders else "nobody in KVM"
         fail(
@@ -247,7 +345,8 @@ def ref_dropping(page: Any, owner: str, why: str) -> None:
             f"{why}: {owner} puts page pfn {key[0]:#x} but holds no reference on it "
             f"(KVM references on it: {held})",
         )
-    led.refs = tadd(led.refs, key, -1)
+    part.refs = tadd(part.refs, key, -1)
+    check_maps_pinned(led, owner)
 
 
 def event(kind: str, pfn: int, detail: str = "") -> None:
@@ -255,7 +354,20 @@ def event(kind: str, pfn: int, detail: str = "") -> None:
     led = _ledger()
     if led is None:
         return
+    _record(led, kind, pfn, detail)
+
+
+def _record(led: KvmLedger, kind: str, pfn: int, detail: str) -> None:
     led.events = led.events | {(kind, pfn, detail)}
+
+
+def depends_on(obj: Any, field: str) -> None:
+    """A hook decided something from ghost ``obj.field``: rewrite it unchanged (no step).
+
+    Ghost reads leave no footprint; the ghost write does, and conflicts with every write of
+    the field, so the search orders this step against the steps that change it.
+    """
+    setattr(obj, field, getattr(obj, field))
 
 
 def warn(function: str, pfn: int, detail: str = "") -> None:
@@ -280,14 +392,47 @@ def owner_begin(owner: str) -> None:
     """``owner`` enters an operation that may take references (a fault, a map)."""
     led = _ledger()
     if led is not None:
-        led.active = led.active | {owner}
+        part = led.part(owner)
+        part.active = part.active | {owner}
 
 
 def owner_end(owner: str) -> None:
-    """``owner``'s operation returned: from now on it must hold no reference."""
+    """``owner``'s operation returned: from now on it must hold no reference (I1)."""
     led = _ledger()
     if led is not None:
-        led.active = led.active - {owner}
+        part = led.part(owner)
+        part.active = part.active - {owner}
+        check_owner_leaks(led, owner)
+
+
+def check_owner_leaks(led: KvmLedger, owner: str) -> None:
+    """I1 at the step an owner becomes idle: record a leak for every reference it holds.
+
+    An idle owner's references cannot change (only its own thread takes and drops them), so
+    a leak that is not reported here stays until the end and the final check reports it.
+    The deferral of :func:`teardown_owns` is kept: whether a teardown that waits for the
+    page's references has begun is decided at this step (the teardown flag only goes from
+    False to True, and this step depends on its write), so a leak is reported once, by its
+    first consequence: here when the owner returns before the teardown begins, as the
+    teardown's hang (or the final check) when it returns after.
+    """
+    for (pfn, o), n in led.part(owner).refs:
+        if o != owner or n <= 0:
+            continue
+        pgmap = _pgmap(pfn)
+        if pgmap is not None:
+            depends_on(pgmap, "teardown")
+        if teardown_owns(pfn):
+            continue
+        _record(led, EV_LEAK, pfn,
+                f"{owner} returned still holding {n} reference(s) on pfn {pfn:#x} (leaked)")
+
+
+def _pgmap(pfn: int) -> Any:
+    page = getattr(_host(), "memmap", {}).get(pfn)
+    if page is None or page.__dict__.get("zone") != "DEVICE":
+        return None
+    return page.__dict__.get("pgmap")
 
 
 def fault_retried() -> None:
@@ -298,17 +443,159 @@ def fault_retried() -> None:
 
 
 def map_taken(owner: str, gfn: int, pfn: int) -> None:
-    """kvm_vcpu_map established a mapping."""
+    """kvm_vcpu_map established a mapping; I5 if the page is already freed.
+
+    I9 is not decided here but at the owner's next touch or unmap: the map is live from
+    this step, so a scenario goal can see it before the missing pin is reported.
+    """
+    ctx = context()
+    kvm = getattr(ctx, "kvm", None) if ctx is not None else None
+    if kvm is None:
+        return
+    led = kvm.ledger
+    part = led.part(owner)
+    part.maps = part.maps | {(owner, gfn, pfn)}
+    why = freed_reason(pfn, kvm.norefs)
+    if why:
+        _record(led, EV_SPTE_TO_FREED, pfn,
+                f"{owner} kvm_vcpu_map of gfn {gfn:#x} refers to pfn {pfn:#x} but {why}")
+
+
+def map_touched(owner: str) -> None:
+    """The owner accessed its mapped memory: I9 if it holds no reference for a live map."""
     led = _ledger()
     if led is not None:
-        led.maps = led.maps | {(owner, gfn, pfn)}
+        check_maps_pinned(led, owner)
 
 
 def map_dropped(owner: str, gfn: int, pfn: int) -> None:
-    """kvm_vcpu_unmap tore the mapping down (before releasing the reference)."""
+    """kvm_vcpu_unmap tore the mapping down (before releasing the reference); I9 first."""
     led = _ledger()
     if led is not None:
-        led.maps = led.maps - {(owner, gfn, pfn)}
+        check_maps_pinned(led, owner)
+        part = led.part(owner)
+        part.maps = part.maps - {(owner, gfn, pfn)}
+
+
+def check_maps_pinned(led: KvmLedger, owner: str) -> None:
+    """I9 at the step it can arise: every live map of ``owner`` on a memmap page holds a
+    reference of ``owner`` on the (head) page. Only ``owner``'s thread changes its maps and
+    references, so program order fixes what this sees."""
+    memmap = getattr(_host(), "memmap", {})
+    part = led.part(owner)
+    for o, gfn, pfn in sorted(part.maps):
+        if o != owner:
+            continue
+        page = memmap.get(pfn)
+        if page is None:
+            continue
+        if tget(part.refs, (head_pfn(page), o)) <= 0:
+            _record(led, EV_MAP_UNPINNED, pfn,
+                    f"{o} maps gfn {gfn:#x} (pfn {pfn:#x}) without holding a reference")
+
+
+# ------------------------------------------------------------------ I4 and I5 where they arise
+def freed_reason(pfn: int, norefs: frozenset[int] = frozenset()) -> str:
+    """Why ``pfn``'s page counts as freed (I5), or "" (no steps, no recorded reads).
+
+    Freed: the memmap was removed, or the (head) page is at refcount 0 (back in the
+    allocator or returned to its pgmap), unless its head pfn is in ``norefs`` (pages that
+    are legitimately at 0, e.g. non-refcounted VM_PFNMAP pages).
+    """
+    memmap = getattr(_host(), "memmap", {})
+    page = memmap.get(pfn)
+    if page is None:
+        return ""
+    hp = head_pfn(page)
+    head = memmap.get(hp, page)
+    if is_freed(page) or is_freed(head):
+        return "its memmap was removed"
+    if head.__dict__["refcount"] == 0 and hp not in norefs:
+        return "its page was freed (refcount 0)"
+    return ""
+
+
+def refcount_zero_heads(host: Any) -> frozenset[int]:
+    """Head pfns at refcount 0 now (at set-up: non-refcounted pages, exempt from I5)."""
+    return frozenset(
+        pfn
+        for pfn, p in host.memmap.items()
+        if head_pfn(p) == pfn and p.__dict__["refcount"] == 0
+    )
+
+
+def _stale(kvm: Kvm, sp: Any, epoch: Any, active: Any) -> str:
+    val = sp.__dict__["spte"]
+    origin = sp.__dict__["origin"]
+    if val is None or origin is None:
+        return ""
+    for hva, ep in origin[1]:
+        if tget(epoch, hva) != ep and tget(active, hva) == 0:
+            return (
+                f"{sp.name} maps pfn {val.pfn:#x} (installed by {origin[0]}) but hva "
+                f"{hva:#x} was invalidated after the pfn was looked up"
+            )
+    return ""
+
+
+def spte_installed(kvm: Kvm, sp: Any) -> None:
+    """``mmu_set_spte`` just installed ``sp``: I4 if its origin is stale, I5 if freed.
+
+    Runs in the step that wrote the SPTE (under mmu_lock). The epochs it compares with are
+    bumped by invalidations outside mmu_lock, so it depends on them explicitly.
+    """
+    led = kvm.ledger
+    depends_on(led, "epoch")
+    depends_on(led, "inval_active")
+    why = _stale(kvm, sp, led.epoch, led.inval_active)
+    if why:
+        _record(led, EV_STALE_SPTE, sp.__dict__["spte"].pfn, why)
+    val = sp.__dict__["spte"]
+    if val is not None:
+        gone = freed_reason(val.pfn, kvm.norefs)
+        if gone:
+            _record(led, EV_SPTE_TO_FREED, val.pfn, f"{sp.name} maps pfn {val.pfn:#x} but {gone}")
+
+
+def invalidation_returned(kvm: Kvm) -> None:
+    """An ``invalidate_range_start`` returned (``inval_active`` just dropped): I4 for every
+    present SPTE whose origin is older than the epoch of an hva no longer invalidated.
+
+    SPTEs change under mmu_lock, which the callback released in this very step; the
+    rewrite of their origins keeps the order explicit anyway.
+    """
+    led = kvm.ledger
+    epoch, active = led.epoch, led.inval_active
+    for sp in kvm.sptes.values():
+        depends_on(sp, "origin")
+        why = _stale(kvm, sp, epoch, active)
+        if why:
+            _record(led, EV_STALE_SPTE, sp.__dict__["spte"].pfn, why)
+
+
+def page_freed(kvm: Kvm, page: Any) -> None:
+    """Host free hook: ``page`` just reached refcount 0, left it, or lost its memmap.
+
+    I5 for every present SPTE and live map whose page is now freed. The decision reads every
+    SPTE and map, so this step depends on all of them (installs and zaps rewrite the
+    origins, maps and unmaps the ledger's ``maps``).
+    """
+    led = kvm.ledger
+    for part in led.all_parts():
+        depends_on(part, "maps")
+    for sp in kvm.sptes.values():
+        depends_on(sp, "origin")
+        val = sp.__dict__["spte"]
+        if val is None:
+            continue
+        why = freed_reason(val.pfn, kvm.norefs)
+        if why:
+            _record(led, EV_SPTE_TO_FREED, val.pfn, f"{sp.name} maps pfn {val.pfn:#x} but {why}")
+    for owner, gfn, pfn in sorted(led.maps):
+        why = freed_reason(pfn, kvm.norefs)
+        if why:
+            _record(led, EV_SPTE_TO_FREED, pfn,
+                    f"{owner} kvm_vcpu_map of gfn {gfn:#x} refers to pfn {pfn:#x} but {why}")
 
 
 def origin_snapshot(kvm: Kvm, hvas: Iterable[int], owner: str) -> tuple[str, tuple[Any, ...]]:
@@ -429,6 +716,8 @@ def check_events(kvm: Kvm, prop: str) -> str | None:
     """No recorded event (WARN, A/D, THP, dead get) that violates property ``prop``."""
     for kind, pfn, detail in sorted(observe(kvm.ledger, "events")):
         if event_property(kind) == prop:
+            if kind in _SENTENCE_KINDS:
+                return detail
             return f"{kind} on pfn {pfn:#x}: {detail}" if detail else f"{kind} on pfn {pfn:#x}"
     return None
 

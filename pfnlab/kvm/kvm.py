@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pfnlab.explore import Field, Ghost, Lock, Shared
+from pfnlab.kvm import ghost
 from pfnlab.kvm.ghost import KvmLedger, tadd
 
 PT_PAGE_TABLE_LEVEL = 1
@@ -133,6 +134,8 @@ class Kvm(Shared):
         slots = tuple(memslots)
         self.memslots = slots
         self.users_count = users
+        #: head pfns legitimately at refcount 0 (non-refcounted pages; exempt from I5)
+        self.norefs: frozenset[int] = frozenset()
         self.sptes: dict[tuple[int, int], Spte] = {}
         for slot in slots:
             for gfn in range(slot.base_gfn, slot.base_gfn + slot.npages):
@@ -177,6 +180,7 @@ class Kvm(Shared):
         for h in range(start, end):
             act = tadd(act, h, -1)
         led.inval_active = act
+        ghost.invalidation_returned(self)
 
     def invalidate_range_end(self, mm: Any, start: int, end: int) -> None:
         """mm → KVM: ``mmu_notifier_invalidate_range_end``."""
@@ -200,16 +204,26 @@ def create_vm(
     hpage_pages: int = 2,
     vcpus_hold_vm: bool = True,
     name: str = "kvm",
+    host: Any = None,
 ) -> tuple[Kvm, list[Vcpu]]:
     """``kvm_create_vm`` + ``KVM_CREATE_VCPU`` (set-up only): the VM registers its notifier.
 
     With ``vcpus_hold_vm`` each vCPU holds a VM reference (as vCPU files do), so the
     ``kvm_destroy_vm`` of :func:`~pfnlab.kvm.threads.vm_exit` runs only after every vCPU
     thread called :func:`~pfnlab.kvm.threads.vcpu_exit`.
+
+    With ``host`` (ledger only, no kernel counterpart): the pages at refcount 0 now are
+    recorded as non-refcounted, and the VM registers a host free hook that reports I5 when
+    a page is freed under one of its SPTEs or maps (:func:`~pfnlab.kvm.ghost.page_freed`).
     """
     from pfnlab.mm import mmu_notifier_register
 
     users = 1 + (vcpus if vcpus_hold_vm else 0)
     kvm = Kvm(name, mm=mm, memslots=memslots, hpage_pages=hpage_pages, users=users)
     mmu_notifier_register(mm, kvm)
-    return kvm, [Vcpu(kvm, f"vcpu{i}") for i in range(vcpus)]
+    names = [f"vcpu{i}" for i in range(vcpus)]
+    kvm.ledger.add_parts(names)
+    if host is not None:
+        kvm.norefs = ghost.refcount_zero_heads(host)
+        host.free_hooks.append(lambda page: ghost.page_freed(kvm, page))
+    return kvm, [Vcpu(kvm, n) for n in names]

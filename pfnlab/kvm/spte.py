@@ -107,6 +107,7 @@ def mmu_set_spte(
     else:
         sptep.spte = new
     sptep.origin = origin
+    ghost.spte_installed(kvm, sptep)
     return 0
 
 

@@ -38,7 +38,6 @@ def vcpu_fault(vcpu: Vcpu, gfn: int, write: bool = False) -> int:
         ghost.owner_end(owner)
         if r != RET_PF_RETRY:
             return r
-        ghost.fault_retried()
         # a count that never returns to 0 is an unbalanced notifier bracket (I10)
         wait_until(
             lambda: kvm.mmu_notifier_count == 0,

@@ -61,3 +61,4 @@ def touch_mapping(hmap: HostMap) -> None:
     """
     if hmap.page is not None:
         _ = hmap.page.zone
+    ghost.map_touched(hmap.owner)
