@@ -9,7 +9,17 @@ from pfnlab.explore.findings import Finding, ModelViolation, TraceStep, fail
 from pfnlab.explore.program import Check, Instance, Program
 from pfnlab.explore.runtime import Execution
 from pfnlab.explore.schedule import Schedule, Step
-from pfnlab.explore.shared import Field, Ghost, Shared, atomic, context, free, is_freed, set_context
+from pfnlab.explore.shared import (
+    Field,
+    Ghost,
+    Shared,
+    atomic,
+    context,
+    free,
+    is_freed,
+    note,
+    set_context,
+)
 from pfnlab.explore.sync import Lock, wait_until
 
 __all__ = [
@@ -31,6 +41,7 @@ __all__ = [
     "fail",
     "free",
     "is_freed",
+    "note",
     "set_context",
     "wait_until",
 ]

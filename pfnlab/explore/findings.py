@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from dataclasses import field as _field
 from typing import Any
 
 from pfnlab.explore.schedule import Schedule
@@ -47,6 +48,14 @@ class TraceStep:
     after: Any = None
     failed_attempt: bool = False   # a contended lock or a wait whose condition was false
     preempted: bool = False        # the previous thread could have continued
+    #: ghost writes the thread made right after this step, before its next one:
+    #: ``(object, field, before, after)``, e.g. a reference ledger updated after a get
+    ghosts: list[tuple[str, str, Any, Any]] = _field(default_factory=list)
+    #: :func:`note` texts the thread recorded right after this step (e.g. what a predicate
+    #: returned, decided by the value this step read)
+    notes: list[str] = _field(default_factory=list)
+    #: for a wait, the ``object.field`` s its condition read
+    reads: tuple[str, ...] = ()
 
 
 @dataclass
@@ -65,6 +74,9 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
     preemptions: int = 0
     minimal: str = ""
+    #: every shared object's fields (ghosts included) when the traced execution stopped,
+    #: by object name; filled by replay (trace mode), for reports
+    state: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -151,6 +151,7 @@ class Execution:
         self.context: Any = None
         self.ghost_writes: list[tuple[int, str]] = []
         self.hang_props: dict[str, str] = {}
+        self._traced: TraceStep | None = None  # trace mode: the step whose thread runs on
 
         prev = HOOKS.current
         HOOKS.current = self
@@ -252,7 +253,14 @@ class Execution:
             self._zob(d["_name"], field, d[field])
             self._zob(d["_name"], field, value)
             self.ghost_writes.append((d["_idx"], field))
+            if self._traced is not None:
+                self._traced.ghosts.append((d["_name"], field, d[field], value))
         d[field] = value
+
+    def note(self, text: str) -> None:
+        """Trace mode: attach ``text`` to the step after which the running thread goes on."""
+        if self._traced is not None:
+            self._traced.notes.append(text)
 
     def threads_started(self) -> bool:
         """Whether set-up is over (threads exist)."""
@@ -419,11 +427,15 @@ class Execution:
                     before=before,
                     after=after,
                     failed_attempt=failed,
+                    reads=tuple(f"{self.objects[i].__dict__['_name']}.{f}"
+                                for i, f, _w in fp) if k == WAIT else (),
                 )
             )
+            self._traced = self.trace[-1]
         if resume:
             t.key = hash((t.key, result))
             self._resume(t, result)
+        self._traced = None
         if self.ghost_writes:
             fp = fp + tuple((i, f, True) for i, f in self.ghost_writes)
         visible = self.visible

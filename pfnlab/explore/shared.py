@@ -171,6 +171,17 @@ def free(obj: Shared, why: str | tuple[str, str] = "") -> None:
     rt.free(obj, why)
 
 
+def note(text: str) -> None:
+    """Annotate the running thread's latest step with ``text`` (trace mode only).
+
+    Reports show notes next to the step, e.g. what a predicate returned. Outside a traced
+    execution this does nothing, so model code may call it freely; it is not a step.
+    """
+    rt = HOOKS.current
+    if rt is not None and rt.trace_on:
+        rt.note(text)
+
+
 def is_freed(obj: Shared) -> bool:
     """Whether ``obj`` has been freed (no scheduling point; for reports and invariants)."""
     return obj.__dict__["_freed"] is not None

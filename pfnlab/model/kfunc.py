@@ -5,6 +5,10 @@ override of that name if it has one, else to the decorated (base) implementation
 therefore change only the functions they change, and the model calls every kernel function
 by its kernel name, as the kernel does.
 
+In a traced execution, every kernel function that returns a bool (a predicate such as
+``kvm_is_reserved_pfn``) notes its call and result on the thread's latest step
+(``"kvm_is_reserved_pfn(0x104) = True"``), so reports can say what decided a branch.
+
 The overrides in force come from the execution's context object: whatever
 :func:`pfnlab.explore.set_context` was given must have an ``overrides`` attribute mapping
 kernel-function names to implementations (an empty dict for the base model).
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from pfnlab.explore.runtime import hide_from_traces
-from pfnlab.explore.shared import context
+from pfnlab.explore.shared import HOOKS, Shared, context
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,12 +40,30 @@ def kfunc(fn: F) -> F:
     def dispatch(*args: Any, **kwargs: Any) -> Any:
         ctx = context()
         impl = ctx.overrides.get(name) if ctx is not None else None
-        if impl is None:
-            return fn(*args, **kwargs)
-        return impl(*args, **kwargs)
+        result = (fn if impl is None else impl)(*args, **kwargs)
+        if result is True or result is False:
+            rt = HOOKS.current
+            if rt is not None and rt.trace_on:
+                rt.note(f"{name}({_args(args)}) = {result}")
+        return result
 
     dispatch.base = fn  # type: ignore[attr-defined]
     return cast(F, dispatch)
+
+
+def _args(args: tuple[Any, ...]) -> str:
+    """Short argument text for a predicate's trace note: ints in hex, objects by name."""
+    out = []
+    for a in args:
+        if isinstance(a, bool) or a is None:
+            out.append(str(a))
+        elif isinstance(a, int):
+            out.append(hex(a))
+        elif isinstance(a, Shared):
+            out.append(a.name)
+        else:
+            out.append(type(a).__name__)
+    return ", ".join(out)
 
 
 hide_from_traces(__file__)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from pfnlab.explore.findings import Finding, TraceStep
 from pfnlab.explore.program import Program
@@ -20,6 +21,8 @@ class ReplayResult:
     message: str
     steps_run: int
     preemptions: int = 0
+    #: every object's fields where the replay stopped (see :func:`snapshot`)
+    state: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def diverged(self) -> bool:
@@ -36,6 +39,23 @@ def replay(program: Program, schedule: Schedule | list[Step], *, strict: bool = 
     noted and the replay follows thread names only.
     """
     ex = Execution(program, trace=True, max_steps=max_steps)
+    rr = _replay(ex, schedule, strict)
+    rr.state = snapshot(ex)
+    if rr.finding is not None:
+        rr.finding.state = rr.state
+    return rr
+
+
+def snapshot(ex: Execution) -> dict[str, dict[str, Any]]:
+    """Every shared object's fields (ghosts too) by name; ``_freed`` says what freed it."""
+    out: dict[str, dict[str, Any]] = {}
+    for obj in ex.objects:
+        d = obj.__dict__
+        out[d["_name"]] = {**obj.fields(), "_freed": d["_freed"]}
+    return out
+
+
+def _replay(ex: Execution, schedule: Schedule | list[Step], strict: bool) -> ReplayResult:
     names = ex.thread_names()
     notes: list[str] = []
     preemptions = 0
