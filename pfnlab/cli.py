@@ -13,11 +13,11 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from pfnlab.explore.search import STRATEGIES, Budget, Stats, explore, reporting
+from pfnlab.explore.program import Program
+from pfnlab.explore.search import STRATEGIES, Budget, Result, Stats, explore, reporting
 from pfnlab.matrix import Cell, Options, as_json, default_jobs, run_matrix, validate
 from pfnlab.properties import PROPERTIES
 from pfnlab.report.table import render_matrix
-from pfnlab.report.trace import render_finding
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.variants import VARIANTS
 
@@ -41,6 +41,10 @@ SecOpt = Annotated[float | None, typer.Option(
 StratOpt = Annotated[str, typer.Option(
     "--strategy", help=f"Search strategy: {', '.join(STRATEGIES)}.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
+FullOpt = Annotated[bool, typer.Option(
+    "--full", help="Show every step of each trace, not only the kernel-level ones.")]
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", help="Write the JSON report to this file (implies --format json).")]
 
 
 @contextmanager
@@ -169,6 +173,8 @@ def check(
     first: Annotated[bool, typer.Option(
         "--first/--all", help="Stop at the first finding, or collect every distinct one.")]
     = False,
+    full: FullOpt = False,
+    output: OutputOpt = None,
 ) -> None:
     """Check one variant in one scenario; print each finding with its minimal trace."""
     _check_format(format)
@@ -185,41 +191,121 @@ def check(
     with _live(f"{variant} / {scenario}"):
         res = explore(program, strategy=strategy, stop_first=first,
                       budget=Budget(executions=executions, seconds=seconds))
-    if format == "json":
-        print(json.dumps({
-            "schema": "pfnlab.check/1",
+    _print_check(variant, scenario, opts.sizes, program, res, format, full, output)
+    if res.findings:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- reports (issue 4)
+
+
+def _emit_json(doc: dict[str, object], output: str | None) -> None:
+    text = json.dumps(doc, indent=2)
+    if output:
+        with open(output, "w") as fh:
+            fh.write(text + "\n")
+    else:
+        print(text)
+
+
+def _print_check(variant: str, scenario: str, sizes: dict[str, int], program: Program,
+                 res: Result, fmt: str, full: bool, output: str | None) -> None:
+    """The output of ``check``: the mail-ready report per finding, or the JSON document."""
+    import textwrap
+
+    from pfnlab.report.analysis import analyse, render_report
+    from pfnlab.report.jsonout import CHECK_SCHEMA, finding_json
+
+    title = f"{variant} / {scenario}"
+    analyses = [analyse(program, f) for f in res.findings]
+    if fmt == "json" or output:
+        sc = SCENARIOS[scenario]
+        _emit_json({
+            "schema": CHECK_SCHEMA,
             "variant": variant,
             "scenario": scenario,
+            "sizes": sc.sizes(**{k: v for k, v in sizes.items() if k in sc.params}),
             "coverage": res.coverage,
             "exhaustive": res.exhaustive,
             "goals_reached": res.goals_reached,
             "goals_missed": res.goals_missed,
             "stats": res.stats.as_dict(),
-            "findings": [
-                {"kind": f.kind, "property": f.prop, "message": f.message,
-                 "preemptions": f.preemptions, "minimal": f.minimal,
-                 "schedule": f.schedule.to_json()}
-                for f in res.findings
-            ],
-        }, indent=2))
-    else:
-        out = []
-        for f in res.findings:
-            out.append(render_finding(f"{variant} / {scenario}", f))
-            out.append("")
-        if not res.findings:
-            out.append(f"{variant} / {scenario}: no finding")
-        out.append(f"coverage: {res.coverage}")
-        if res.goals_missed:
-            out.append(f"goals never reached (a pass would be vacuous): "
-                       f"{', '.join(res.goals_missed)}")
-        elif res.goals_reached:
-            out.append(f"goals reached: {', '.join(res.goals_reached)}")
-        st = res.stats
-        out.append(f"{st.executions:,} executions, {st.states:,} states, {st.steps:,} steps, "
-                   f"{st.seconds:.2f} s")
-        print("\n".join(out))
-    if res.findings:
+            "findings": [finding_json(title, an) for an in analyses],
+        }, output)
+        if not output:
+            return
+    out = []
+    for an in analyses:
+        out.append(render_report(title, an, full=full))
+        out.append("")
+    if not res.findings:
+        out.append(f"{title}: no finding")
+    out += textwrap.wrap(f"coverage: {res.coverage}", 80, subsequent_indent="  ")
+    if res.goals_missed:
+        out += textwrap.wrap(f"goals never reached (a pass would be vacuous): "
+                             f"{', '.join(res.goals_missed)}", 80, subsequent_indent="  ")
+    elif res.goals_reached:
+        out += textwrap.wrap(f"goals reached: {', '.join(res.goals_reached)}", 80,
+                             subsequent_indent="  ")
+    st = res.stats
+    out.append(f"{st.executions:,} executions, {st.states:,} states, {st.steps:,} steps, "
+               f"{st.seconds:.2f} s")
+    if output:
+        out.append(f"JSON report written to {output}")
+    print("\n".join(out))
+
+
+@app.command("diff")
+def diff_cmd(
+    variant_a: Annotated[str, typer.Argument(help="The variant before the patch.")],
+    variant_b: Annotated[str, typer.Argument(help="The variant after the patch.")],
+    scenario: Annotated[list[str] | None, typer.Argument(
+        help="Scenarios to compare on (default: all).")] = None,
+    size: SizeOpt = None,
+    executions: ExecOpt = None,
+    seconds: SecOpt = None,
+    format: FormatOpt = "text",
+    full: FullOpt = False,
+    output: OutputOpt = None,
+) -> None:
+    """List the properties that hold in one variant and not the other, with the traces."""
+    from pfnlab.report.diffmode import diff, diff_json, render_diff
+
+    _check_format(format)
+    names = list(scenario or SCENARIOS)
+    opts = Options(variants=[variant_a, variant_b], scenarios=names, sizes=_sizes(size),
+                   executions=executions, seconds=seconds)
+    try:
+        validate(opts)
+    except ValueError as e:
+        _fail(str(e))
+    diffs = diff(variant_a, variant_b, names, sizes=opts.sizes,
+                 budget=Budget(executions=executions, seconds=seconds))
+    if format == "json" or output:
+        _emit_json(diff_json(variant_a, variant_b, diffs), output)
+        if not output:
+            return
+    print(render_diff(variant_a, variant_b, diffs, full=full))
+
+
+@app.command("replay")
+def replay_cmd(
+    file: Annotated[str, typer.Argument(help="A JSON report of pfnlab check or diff.")],
+) -> None:
+    """Re-run each saved finding's schedule; exit 0 only if every finding reproduces."""
+    from pfnlab.report.jsonout import replay_document
+
+    try:
+        with open(file) as fh:
+            doc = json.load(fh)
+        outcomes = replay_document(doc)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        _fail(f"{file}: {e}")
+    if not outcomes:
+        print(f"{file}: no finding to replay")
+    for o in outcomes:
+        print(o.line())
+    if not all(o.reproduced for o in outcomes):
         raise typer.Exit(1)
 
 

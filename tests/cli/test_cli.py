@@ -79,10 +79,12 @@ def test_check_prints_the_minimal_hang_trace() -> None:
     assert out.returncode == 1
     text = out.stdout
     assert "v5.3 / devdax-unbind: teardown-terminates violated (hang)" in text
-    assert "minimal: fewest preemptions" in text
-    assert "memunmap_pages > dev_pagemap_cleanup()" in " ".join(text.split())
-    assert "kvm_release_pfn_clean > kvm_is_reserved_pfn > pfn_valid()" in " ".join(text.split())
-    assert all(len(line) <= 80 for line in text.splitlines() if not line.startswith("coverage"))
+    assert "minimal: fewest preemptions" in " ".join(text.split())
+    assert "admin: memunmap_pages waits on pgmap dax0 done" in text
+    assert "kvm_release_pfn_clean()" in text and "pfn_valid()" not in text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    full = run("check", "v5.3", "devdax-unbind", "--full").stdout
+    assert "pfn_valid()" in full and "section@0x104.state == present" in full
 
 
 def test_check_clean_variant_says_what_was_covered() -> None:

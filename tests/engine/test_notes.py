@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pfnlab.explore import Field, Ghost, Instance, Program, Shared, atomic, note
 from pfnlab.explore.runtime import Execution
-from pfnlab.explore.search import replay
 from pfnlab.explore.schedule import Schedule, Step
+from pfnlab.explore.search import replay
 
 
 class Obj(Shared):

@@ -1,0 +1,62 @@
+"""Everything a report says about one finding: ledger, hang chains, causal core, mail text."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+from pfnlab.explore.findings import Finding
+from pfnlab.explore.program import Program
+from pfnlab.report.causal import Causal, causal_core
+from pfnlab.report.hangchain import Chain, hang_chains, render_hang
+from pfnlab.report.ledger import Ledger, build_ledger, render_ledger
+from pfnlab.report.mailtrace import WIDTH, render_mail
+
+
+@dataclass
+class Analysis:
+    """The derived parts of a finding's report."""
+
+    finding: Finding
+    ledger: Ledger
+    chains: list[Chain]
+    causal: Causal
+
+    def decisive(self) -> set[int]:
+        """Steps the short trace shows even when they only read."""
+        pair = {s for s in (self.causal.first, self.causal.second) if s is not None}
+        return self.ledger.decisive_steps() | pair
+
+
+def analyse(program: Program, finding: Finding) -> Analysis:
+    """Ledger, hang chains and causal core of ``finding`` (its trace must be recorded)."""
+    led = build_ledger(finding)
+    return Analysis(finding, led, hang_chains(finding, led), causal_core(program, finding))
+
+
+def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
+    """The mail-ready text of one finding: what, why (ledger, chain, core), then the trace."""
+    f = an.finding
+    out = [f"{title}: {f.prop} violated ({f.kind})"]
+    out += textwrap.wrap(f.message, WIDTH, initial_indent="  ", subsequent_indent="  ")
+    out.append("")
+    if an.chains:
+        out += render_hang(an.chains)
+    leaks = [] if an.chains else an.ledger.leaks
+    for lk in leaks:
+        out += textwrap.wrap("leak: " + lk.sentence(), WIDTH, subsequent_indent="  ")
+    from pfnlab.report.ledger import underflow_sentence
+
+    for u in an.ledger.underflows:
+        out += textwrap.wrap("underflow: " + underflow_sentence(u), WIDTH,
+                             subsequent_indent="  ")
+    out += an.causal.lines()
+    out.append("")
+    shown = "every step" if full else "kernel-level steps; --full for every step"
+    out += textwrap.wrap(f"trace ({f.steps} steps, {shown}; {f.minimal}):", WIDTH)
+    out.append("")
+    out.append(render_mail(f, full=full, decisive=an.decisive()))
+    if full and an.ledger.events:
+        out.append("")
+        out += render_ledger(an.ledger)
+    return "\n".join(out)

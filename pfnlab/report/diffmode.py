@@ -1,0 +1,144 @@
+"""Patch-diff mode: which properties hold in one variant and not in the other, and why.
+
+Both variants are checked on the same scenarios with the same budget (every distinct
+finding collected). A property is ``fixed`` when A violates it and B does not, ``broken``
+when B violates it and A does not; either way the report shows the trace that tells them
+apart (the violating side's minimal trace) and what that schedule does on the other
+variant (replayed by thread names: it diverges, or runs without the finding). A property
+that B does not violate only counts as holding if B's search was exhaustive; otherwise the
+difference is reported as ``unknown``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pfnlab.explore.findings import Finding
+from pfnlab.explore.schedule import Schedule, Step
+from pfnlab.explore.search import Budget, Result, explore, replay
+from pfnlab.report.analysis import Analysis, analyse, render_report
+from pfnlab.scenarios import SCENARIOS
+from pfnlab.variants import VARIANTS
+
+FIXED, BROKEN, BOTH, UNKNOWN = "fixed", "broken", "violated-in-both", "unknown"
+
+
+@dataclass
+class PropDiff:
+    """One property that differs (or fails on both sides) in one scenario."""
+
+    prop: str
+    change: str
+    found_in: str                    # the variant whose trace is shown
+    analysis: Analysis | None
+    other: str                       # what the schedule does on the other variant
+    message_a: str = ""
+    message_b: str = ""
+
+
+@dataclass
+class ScenarioDiff:
+    """The differences in one scenario."""
+
+    scenario: str
+    sizes: dict[str, int]
+    exhaustive_a: bool
+    exhaustive_b: bool
+    props: list[PropDiff] = field(default_factory=list)
+
+
+def _by_prop(res: Result) -> dict[str, Finding]:
+    out: dict[str, Finding] = {}
+    for f in res.findings:
+        out.setdefault(f.prop, f)
+    return out
+
+
+def _on_other(variant: str, scenario: str, sizes: dict[str, int], f: Finding) -> str:
+    sc = SCENARIOS[scenario]
+    prog = sc.program(VARIANTS[variant], **sizes)
+    rr = replay(prog, Schedule(Step(s.thread, "") for s in f.schedule), strict=False)
+    if rr.diverged:
+        return f"on {variant} the schedule diverges: {rr.message}"
+    g = rr.finding
+    if g is None:
+        return f"on {variant} the same schedule runs without a finding"
+    if g.key == f.key:
+        return f"on {variant} the same schedule shows it too"
+    return f"on {variant} the same schedule ends in {g.kind} {g.prop}: {g.message}"
+
+
+def diff(a: str, b: str, scenarios: list[str], *, sizes: dict[str, int] | None = None,
+         budget: Budget | None = None) -> list[ScenarioDiff]:
+    """Check ``a`` and ``b`` on each scenario and list the properties that differ."""
+    out: list[ScenarioDiff] = []
+    for name in scenarios:
+        sc = SCENARIOS[name]
+        sz = {k: v for k, v in (sizes or {}).items() if k in sc.params}
+        pa, pb = sc.program(VARIANTS[a], **sz), sc.program(VARIANTS[b], **sz)
+        ra = explore(pa, stop_first=False, budget=budget)
+        rb = explore(pb, stop_first=False, budget=budget)
+        fa, fb = _by_prop(ra), _by_prop(rb)
+        sd = ScenarioDiff(name, sc.sizes(**sz), ra.exhaustive, rb.exhaustive)
+        for prop in dict.fromkeys([*fa, *fb]):
+            x, y = fa.get(prop), fb.get(prop)
+            if x is not None and y is not None:
+                sd.props.append(PropDiff(prop, BOTH, a, analyse(pa, x),
+                                         _on_other(b, name, sz, x), x.message, y.message))
+            elif x is not None:
+                change = FIXED if rb.exhaustive and not rb.goals_missed else UNKNOWN
+                sd.props.append(PropDiff(prop, change, a, analyse(pa, x),
+                                         _on_other(b, name, sz, x), x.message, ""))
+            elif y is not None:
+                change = BROKEN if ra.exhaustive and not ra.goals_missed else UNKNOWN
+                sd.props.append(PropDiff(prop, change, b, analyse(pb, y),
+                                         _on_other(a, name, sz, y), "", y.message))
+        out.append(sd)
+    return out
+
+
+def render_diff(a: str, b: str, diffs: list[ScenarioDiff], *, full: bool = False) -> str:
+    """Text: a summary line per property, then the trace that tells each apart."""
+    out: list[str] = [f"diff {a} -> {b}"]
+    for sd in diffs:
+        cov = ("exhaustive" if sd.exhaustive_a and sd.exhaustive_b
+               else "NOT exhaustive: differences may be missed")
+        out.append(f"{sd.scenario} ({cov}):")
+        if not sd.props:
+            out.append(f"  no difference: the same properties hold in {a} and {b}")
+        for p in sd.props:
+            label = {FIXED: f"fixed in {b}", BROKEN: f"broken in {b}",
+                     BOTH: "violated in both", UNKNOWN: "differs (search not exhaustive)"}
+            out.append(f"  {p.prop}: {label[p.change]}")
+    for sd in diffs:
+        for p in sd.props:
+            if p.analysis is None or p.change == BOTH:
+                continue
+            out.append("")
+            out.append("-" * 80)
+            out.append(render_report(f"{p.found_in} / {sd.scenario}", p.analysis, full=full))
+            out.append("")
+            out.append(p.other)
+    return "\n".join(out)
+
+
+def diff_json(a: str, b: str, diffs: list[ScenarioDiff]) -> dict[str, Any]:
+    """The ``pfnlab.diff/1`` document (see the schema)."""
+    from pfnlab.report.jsonout import DIFF_SCHEMA, finding_json
+
+    return {
+        "schema": DIFF_SCHEMA, "variant_a": a, "variant_b": b,
+        "scenarios": [
+            {"scenario": sd.scenario, "sizes": sd.sizes, "exhaustive_a": sd.exhaustive_a,
+             "exhaustive_b": sd.exhaustive_b,
+             "properties": [
+                 {"property": p.prop, "change": p.change, "found_in": p.found_in,
+                  "message_a": p.message_a, "message_b": p.message_b,
+                  "on_other_variant": p.other,
+                  "finding": (finding_json(f"{p.found_in} / {sd.scenario}", p.analysis)
+                              if p.analysis is not None else None)}
+                 for p in sd.props]}
+            for sd in diffs
+        ],
+    }

@@ -1,0 +1,142 @@
+"""JSON reports (``--format json``) and their replay.
+
+Documents follow ``pfnlab/report/schema/finding.schema.json`` (JSON Schema 2020-12). The
+top-level ``schema`` field names the document type and version: ``pfnlab.check/2`` for
+``pfnlab check``, ``pfnlab.diff/1`` for ``pfnlab diff``. Each finding carries its schedule
+(thread name and step label per step), which :func:`replay_document` re-runs against the
+current model: the finding reproduces, or the replay says where the execution diverges.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from pfnlab.explore.findings import Finding, TraceStep
+from pfnlab.explore.schedule import Schedule
+from pfnlab.explore.search import replay
+from pfnlab.report.analysis import Analysis, render_report
+
+CHECK_SCHEMA = "pfnlab.check/2"
+DIFF_SCHEMA = "pfnlab.diff/1"
+
+
+def jsonable(v: Any) -> Any:
+    """A model value as JSON: tuples and sets as lists, objects by name or repr."""
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    if isinstance(v, tuple | list):
+        return [jsonable(x) for x in v]
+    if isinstance(v, frozenset | set):
+        return sorted((jsonable(x) for x in v), key=repr)
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    return repr(v)
+
+
+def step_json(st: TraceStep) -> dict[str, Any]:
+    """One trace step (see the schema's ``traceStep``)."""
+    return {
+        "index": st.index, "thread": st.thread, "label": st.label, "where": list(st.where),
+        "action": st.action, "object": st.obj, "field": st.field,
+        "before": jsonable(st.before), "after": jsonable(st.after),
+        "failed_attempt": st.failed_attempt, "preempted": st.preempted,
+        "ghosts": [{"object": o, "field": f, "before": jsonable(b), "after": jsonable(a)}
+                   for o, f, b, a in st.ghosts],
+        "notes": list(st.notes), "reads": list(st.reads),
+    }
+
+
+def finding_json(title: str, an: Analysis) -> dict[str, Any]:
+    """One finding with its schedule, trace, ledger, hang chains, causal core and text."""
+    f = an.finding
+    return {
+        "kind": f.kind, "property": f.prop, "message": f.message,
+        "thread": f.details.get("thread"), "steps": f.steps, "preemptions": f.preemptions,
+        "minimal": f.minimal, "schedule": f.schedule.to_json(),
+        "trace": [step_json(st) for st in f.trace],
+        "ledger": an.ledger.as_json(),
+        "hang_chains": [c.as_json() for c in an.chains],
+        "causal": an.causal.as_json(),
+        "text": render_report(title, an),
+    }
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema of pfnlab's JSON documents."""
+    text = resources.files("pfnlab.report").joinpath("schema/finding.schema.json").read_text()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+def validate(doc: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` unless ``doc`` follows the schema."""
+    import jsonschema
+
+    jsonschema.validate(doc, load_schema())
+
+
+@dataclass
+class ReplayOutcome:
+    """A saved finding replayed against the current model."""
+
+    where: str            # "v5.3 / devdax-unbind: teardown-terminates"
+    reproduced: bool
+    message: str
+
+    def line(self) -> str:
+        """One line of ``pfnlab replay`` output."""
+        verdict = "reproduces" if self.reproduced else "DOES NOT reproduce"
+        return f"{self.where}: {verdict}: {self.message}"
+
+
+def _saved_findings(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, int], dict[str, Any]]]:
+    """(variant, scenario, sizes, finding) of every finding a document holds."""
+    schema = doc.get("schema")
+    if schema == CHECK_SCHEMA:
+        return [(doc["variant"], doc["scenario"], doc.get("sizes", {}), f)
+                for f in doc["findings"]]
+    if schema == DIFF_SCHEMA:
+        out = []
+        for sc in doc["scenarios"]:
+            for p in sc["properties"]:
+                f = p.get("finding")
+                if f is not None:
+                    out.append((p["found_in"], sc["scenario"], sc.get("sizes", {}), f))
+        return out
+    raise ValueError(f"not a pfnlab report: schema {schema!r} (expected {CHECK_SCHEMA} or "
+                     f"{DIFF_SCHEMA})")
+
+
+def replay_saved(variant: str, scenario: str, sizes: dict[str, int],
+                 saved: dict[str, Any]) -> ReplayOutcome:
+    """Replay one saved finding's schedule (strict: labels must match)."""
+    from pfnlab.scenarios import SCENARIOS
+    from pfnlab.variants import VARIANTS
+
+    where = f"{variant} / {scenario}: {saved['property']} ({saved['kind']})"
+    if variant not in VARIANTS or scenario not in SCENARIOS:
+        return ReplayOutcome(where, False, "the model has no such variant or scenario")
+    sc = SCENARIOS[scenario]
+    program = sc.program(VARIANTS[variant], **{k: v for k, v in sizes.items()
+                                               if k in sc.params})
+    rr = replay(program, Schedule.from_json(saved["schedule"]))
+    f: Finding | None = rr.finding
+    if rr.diverged:
+        got = f" (the execution ended with {f.kind} {f.prop})" if f is not None else ""
+        return ReplayOutcome(where, False, f"diverged at {rr.message}{got}")
+    if f is None:
+        return ReplayOutcome(where, False,
+                             f"replayed all {rr.steps_run} steps without a finding")
+    if (f.kind, f.prop) != (saved["kind"], saved["property"]):
+        return ReplayOutcome(where, False,
+                             f"replayed all {rr.steps_run} steps, but found {f.kind} {f.prop}: "
+                             f"{f.message}")
+    return ReplayOutcome(where, True, f"{rr.steps_run} steps, {f.message}")
+
+
+def replay_document(doc: dict[str, Any]) -> list[ReplayOutcome]:
+    """Replay every finding of a ``check`` or ``diff`` document."""
+    return [replay_saved(v, s, sz, f) for v, s, sz, f in _saved_findings(doc)]

@@ -1,0 +1,253 @@
+"""The reference-owner ledger of a finding: every get and put of a page refcount or a pgmap
+reference, with its owner, kernel function, step and reason, read from the recorded trace.
+
+A page reference's owner comes from the model's ghost ledger ``Page.owners``, whose update
+the trace records on the step of the atomic (``TraceStep.ghosts``). A pgmap reference has no
+ledger in the model: its owner is the thread that took it. The kernel function of a get or
+put is the caller of the outermost refcount API on the step's model stack (``gup`` in
+``hva_to_pfn_fast``, ``put_page`` in ``memunmap_pages``).
+
+A leak is a get with no put by the same owner when the trace ends; the report says which
+release function the owner's thread ran instead and the predicate that made it skip the put
+(from the trace's notes of what predicates returned). An underflow is a put its owner had
+no get for.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pfnlab.explore.findings import Finding, TraceStep
+
+#: refcount APIs, outermost first wins: (pattern on a function name, family shown in reports)
+_API = (
+    (re.compile(r"get_user_pages"), "gup"),
+    (re.compile(r"^(get_page|try_get_page|get_page_unless_zero|kvm_get_pfn)$"), "get_page"),
+    (re.compile(r"^put_page$"), "put_page"),
+    (re.compile(r"^(get_dev_pagemap|put_dev_pagemap|dev_pagemap_kill)$"), ""),
+    (re.compile(r"^(percpu_ref_\w+|page_ref_\w+|try_get_compound_head|set_page_count)$"), ""),
+)
+#: functions that drop what their caller got (where a skipped put shows)
+_RELEASE = re.compile(r"release|_put|put_|unpin|unmap")
+_NOTE = re.compile(r"^(\w+)\((.*)\) = (True|False)$")
+
+
+@dataclass
+class RefEvent:
+    """One get (``delta > 0``) or put of a counted reference."""
+
+    step: int
+    thread: str
+    counter: str          # "page 0x104", "pgmap dax0"
+    obj: str              # model object name, "page@0x104"
+    delta: int
+    count_before: int
+    count_after: int
+    owner: str            # ledger owner, or the thread for unledgered references
+    site: str             # kernel function that took or dropped it
+    api: str              # refcount API it went through ("gup", "put_page", ...)
+    dead: bool = False    # pgmap: the put killed the ref (percpu_ref_kill)
+    match: int | None = None  # step of the matching put (for a get) or get (for a put)
+
+    @property
+    def why(self) -> str:
+        """``"gup in hva_to_pfn_fast"``."""
+        return f"{self.api} in {self.site}" if self.api and self.api != self.site else self.site
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON object (see the schema's ``refEvent``)."""
+        return {
+            "step": self.step, "thread": self.thread, "counter": self.counter,
+            "delta": self.delta, "count_before": self.count_before,
+            "count_after": self.count_after, "owner": self.owner, "function": self.site,
+            "api": self.api, "match": self.match,
+        }
+
+
+@dataclass
+class Leak:
+    """A get never put: by whom, where, and what the owner's thread did instead."""
+
+    get: RefEvent
+    skipped_by: str = ""      # release function that ran without putting it
+    skipped_at: int | None = None
+    because: str = ""         # "kvm_is_reserved_pfn(0x104) returned true"
+    decided_at: int | None = None  # the step whose read decided the skip
+
+    def sentence(self) -> str:
+        """One line for a mail: who took it, and why it was never put."""
+        g = self.get
+        who = g.thread if g.owner in (g.thread, "") else f"{g.thread} ({g.owner})"
+        s = f"{g.counter}: reference taken by {who} in {g.site} (step {g.step}) was never put"
+        if self.skipped_by:
+            s += f": {self.skipped_by} skipped it at step {self.skipped_at}"
+            if self.because:
+                s += f" because {self.because}"
+        else:
+            s += f": {g.thread} never reached a put of it"
+        return s
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON object (see the schema's ``leak``)."""
+        return {"get": self.get.as_json(), "skipped_by": self.skipped_by,
+                "skipped_at": self.skipped_at, "because": self.because,
+                "sentence": self.sentence()}
+
+
+@dataclass
+class Ledger:
+    """Every counted get/put of a trace, the leaks and the unmatched puts."""
+
+    events: list[RefEvent] = field(default_factory=list)
+    leaks: list[Leak] = field(default_factory=list)
+    underflows: list[RefEvent] = field(default_factory=list)
+    #: owners holding references since set-up, per counter (from the first ledger change)
+    initial: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def decisive_steps(self) -> set[int]:
+        """Steps a mail trace should show even if they only read: the skips' decisions."""
+        return {lk.decided_at for lk in self.leaks if lk.decided_at is not None}
+
+    def held(self, obj: str) -> list[RefEvent]:
+        """The gets on ``obj`` (model name) still unmatched at the end of the trace."""
+        return [e for e in self.events if e.obj == obj and e.delta > 0 and e.match is None]
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON object (see the schema's ``ledger``)."""
+        return {
+            "events": [e.as_json() for e in self.events],
+            "leaks": [lk.as_json() for lk in self.leaks],
+            "underflows": [{**u.as_json(), "sentence": underflow_sentence(u)}
+                           for u in self.underflows],
+        }
+
+
+def counter_name(obj: str) -> str:
+    """``page@0x104`` -> ``page 0x104``; ``pgmap:dax0`` -> ``pgmap dax0``."""
+    return obj.replace("@", " ").replace(":", " ", 1)
+
+
+def site_of(where: tuple[str, ...]) -> tuple[str, str]:
+    """(kernel function, API family) of a refcount step: the caller of the outermost API."""
+    for i, fn in enumerate(where):
+        for pat, family in _API:
+            if pat.search(fn):
+                site = where[i - 1] if i > 0 else fn
+                return site, family or fn
+    return (where[-1] if where else "?"), ""
+
+
+def _count(obj: str, field_: str, v: Any) -> int | None:
+    if obj.startswith("page@") and field_ == "refcount" and isinstance(v, int):
+        return v
+    if obj.startswith("pgmap:") and field_ == "ref" and isinstance(v, tuple):
+        return int(v[0])
+    return None
+
+
+def _owner_delta(st: TraceStep, delta: int) -> str | None:
+    for obj, fld, before, after in st.ghosts:
+        if obj == st.obj and fld == "owners":
+            b, a = dict(before), dict(after)
+            for o in sorted(set(a) | set(b)):
+                if a.get(o, 0) - b.get(o, 0) == delta:
+                    return str(o)
+    return None
+
+
+def build_ledger(finding: Finding) -> Ledger:
+    """The ledger of ``finding``'s trace (see the module docstring)."""
+    led = Ledger()
+    open_gets: dict[tuple[str, str], list[RefEvent]] = {}
+    for st in finding.trace:
+        if st.action not in ("rmw", "write"):
+            continue
+        b, a = _count(st.obj, st.field, st.before), _count(st.obj, st.field, st.after)
+        if b is None or a is None:
+            continue
+        dead = (st.obj.startswith("pgmap:") and isinstance(st.after, tuple)
+                and bool(st.after[1]) and not st.before[1])
+        if a == b and not (st.obj.startswith("page@") and b == 0 and "put" in st.label):
+            continue
+        delta = a - b
+        site, api = site_of(st.where)
+        owner = _owner_delta(st, delta) if delta else None
+        for obj, fld, before, _after in st.ghosts:
+            if obj == st.obj and fld == "owners":
+                led.initial.setdefault(st.obj, dict(before))
+        if owner is None:
+            owner = "initial" if dead else st.thread
+        ev = RefEvent(st.index, st.thread, counter_name(st.obj), st.obj, delta, b, a, owner,
+                      site, api, dead=dead)
+        led.events.append(ev)
+        key = (st.obj, owner)
+        if delta > 0:
+            open_gets.setdefault(key, []).append(ev)
+        else:
+            pending = open_gets.get(key)
+            if pending:
+                g = pending.pop()
+                g.match, ev.match = ev.step, g.step
+            elif b <= 0 or not (dead or led.initial.get(st.obj, {}).get(owner, 0) > 0
+                                or (st.obj.startswith("pgmap:") and b > 0)):
+                led.underflows.append(ev)
+    for gets in open_gets.values():
+        for g in gets:
+            if g.obj.startswith("page@"):
+                led.leaks.append(_explain_leak(finding, g))
+    led.leaks.sort(key=lambda lk: lk.get.step)
+    return led
+
+
+def _explain_leak(finding: Finding, g: RefEvent) -> Leak:
+    """Find the release function the owner's thread ran after the get without a put."""
+    lk = Leak(g)
+    for st in finding.trace[g.step + 1:]:
+        if st.thread != g.thread:
+            continue
+        for text in reversed(st.notes):
+            m = _NOTE.match(text)
+            if m is None or m.group(1) not in st.where:
+                continue
+            j = st.where.index(m.group(1))
+            caller = st.where[j - 1] if j > 0 else ""
+            if caller and _RELEASE.search(caller):
+                lk.skipped_by, lk.skipped_at, lk.decided_at = caller, st.index, st.index
+                lk.because = f"{m.group(1)}({m.group(2)}) returned {m.group(3).lower()}"
+                return lk
+    return lk
+
+
+def underflow_sentence(u: RefEvent) -> str:
+    """``put by admin in memunmap_pages (step 50) had no matching get``."""
+    return (f"{u.counter}: put by {u.thread} in {u.site} (step {u.step}, owner {u.owner}) "
+            f"had no matching get (count {u.count_before} -> {u.count_after})")
+
+
+def render_ledger(led: Ledger) -> list[str]:
+    """The ledger section of a text report: leaks, underflows, then every get/put."""
+    import textwrap
+
+    out: list[str] = []
+    for lk in led.leaks:
+        out += textwrap.wrap("leak: " + lk.sentence(), 80, subsequent_indent="  ")
+    for u in led.underflows:
+        out += textwrap.wrap("underflow: " + underflow_sentence(u), 80, subsequent_indent="  ")
+    if led.events:
+        out.append("references (step thread: change, owner, function):")
+        for e in led.events:
+            sign = "get" if e.delta > 0 else ("kill" if e.dead else "put")
+            if e.dead:
+                pair = "the initial reference"
+            elif e.delta > 0:
+                pair = "never put" if e.match is None else f"put at step {e.match}"
+            else:
+                pair = "held since set-up" if e.match is None else f"taken at step {e.match}"
+            if e in led.underflows:
+                pair = "NO MATCHING GET"
+            line = (f"  {e.step:3d} {e.thread}: {sign} {e.counter} {e.count_before} -> "
+                    f"{e.count_after}, {e.owner}, {e.why}; {pair}")
+            out += textwrap.wrap(line, 80, subsequent_indent="        ")
+    return out

@@ -1,0 +1,147 @@
+"""Email-ready traces: one column per thread, at most 80 columns, plain ASCII.
+
+In the style of lockdep's "possible unsafe locking scenario": thread names head the
+columns, each row is one step of the (minimal) execution in its thread's column, labelled
+with the step's number in the full trace and the kernel function that took it. The short
+form collapses raw field accesses into kernel-level actions: refcount changes
+(``page 0x104 ref 1 -> 2``), locks, waits, frees and writes that change a value (an SPTE
+installed or zapped); plain reads are left out unless the report marks them as deciding
+(``kvm_is_reserved_pfn(0x104) = true``). ``full=True`` shows every step.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import dataclass
+from typing import Any
+
+from pfnlab.explore.findings import Finding, TraceStep
+from pfnlab.report.ledger import counter_name, site_of
+
+WIDTH = 80
+PREFIX = 5  # "%3d  "
+_NOTE = re.compile(r"^(\w+)\((.*)\) = (True|False)$")
+
+
+@dataclass
+class Row:
+    """A shown step: its index, thread, kernel function and what it did."""
+
+    index: int
+    thread: str
+    function: str
+    text: str
+
+
+def short(v: Any, limit: int = 24) -> str:
+    """A value in a few ASCII characters: pfns in hex, tuples and long reprs cut."""
+    if v is None or isinstance(v, bool | int):
+        return hex(v) if isinstance(v, int) and not isinstance(v, bool) and v > 9 else str(v)
+    pfn = getattr(v, "pfn", None)
+    if isinstance(pfn, int):
+        return f"pfn {pfn:#x}"
+    if isinstance(v, tuple | frozenset | list):
+        items = [short(x, 12) for x in list(v)[:3]]
+        s = "(" + ", ".join(items) + (", ...)" if len(v) > 3 else ")")
+    else:
+        s = str(v)
+    s = s.encode("ascii", "replace").decode()
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _note_call(st: TraceStep) -> tuple[str, str] | None:
+    """(caller, "pred(args) = value") of the outermost predicate noted on ``st``."""
+    for text in reversed(st.notes):
+        m = _NOTE.match(text)
+        if m and m.group(1) in st.where:
+            j = st.where.index(m.group(1))
+            caller = st.where[j - 1] if j > 0 else st.thread
+            return caller, f"{m.group(1)}({m.group(2)}) = {m.group(3).lower()}"
+    return None
+
+
+def describe(st: TraceStep, *, full: bool = False, decisive: bool = False) -> Row | None:
+    """The row of a step, or None when the short form leaves it out."""
+    inner = st.where[-1] if st.where else st.thread
+    a = st.action
+    if st.obj.startswith(("page@", "pgmap:")) and st.field in ("refcount", "ref") and a in (
+        "rmw", "write"
+    ):
+        site, _api = site_of(st.where)
+        b = st.before[0] if isinstance(st.before, tuple) else st.before
+        af = st.after[0] if isinstance(st.after, tuple) else st.after
+        killed = isinstance(st.after, tuple) and st.after[1] and not st.before[1]
+        if b == af and not full and not killed:
+            return None
+        extra = ", killed" if killed else ""
+        return Row(st.index, st.thread, site, f"{counter_name(st.obj)} ref {b} -> {af}{extra}")
+    if a == "lock":
+        return Row(st.index, st.thread, inner,
+                   f"lock({st.obj})" + (" - held, waits" if st.failed_attempt else ""))
+    if a == "unlock":
+        return Row(st.index, st.thread, inner, f"unlock({st.obj})")
+    if a == "free":
+        return Row(st.index, st.thread, inner, f"free({st.obj})")
+    if a == "wait":
+        fn = st.where[-2] if len(st.where) >= 2 else inner
+        what = f"wait {st.field}" + (" - BLOCKS" if st.failed_attempt else "")
+        return Row(st.index, st.thread, fn, what)
+    if a in ("write", "rmw"):
+        if st.before == st.after and not full:
+            return None
+        return Row(st.index, st.thread, inner,
+                   f"{st.obj}.{st.field} {short(st.before)} -> {short(st.after)}")
+    # a read
+    nc = _note_call(st)
+    if decisive and nc is not None:
+        return Row(st.index, st.thread, nc[0], nc[1])
+    if not (full or decisive):
+        return None
+    text = f"{st.obj}.{st.field} == {short(st.before)}"
+    if nc is not None:
+        text += f"; {nc[1]}"
+    return Row(st.index, st.thread, inner, text)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Wrap on spaces; split a too long identifier after an underscore."""
+    out: list[str] = []
+    for ln in textwrap.wrap(text, width, break_long_words=False,
+                            break_on_hyphens=False) or [""]:
+        while len(ln) > width:
+            cut = ln.rfind("_", 0, width) + 1 or width
+            out.append(ln[:cut])
+            ln = "  " + ln[cut:]
+        out.append(ln)
+    return out
+
+
+def render_mail(finding: Finding, *, full: bool = False, decisive: set[int] | None = None,
+                threads: list[str] | None = None) -> str:
+    """The trace as columns per thread (see the module docstring)."""
+    decisive = decisive or set()
+    names = threads or list(dict.fromkeys(s.thread for s in finding.trace))
+    ncol = max(1, len(names))
+    colw = (WIDTH - PREFIX - (ncol - 1)) // ncol
+    out = [(" " * PREFIX + " ".join(n[:colw].ljust(colw) for n in names)).rstrip(),
+           (" " * PREFIX + " ".join(("-" * min(len(n), colw)).ljust(colw)
+                                    for n in names)).rstrip()]
+    last_fn: dict[str, str] = {}
+    last_thread = ""
+    for st in finding.trace:
+        row = describe(st, full=full, decisive=st.index in decisive)
+        if row is None:
+            continue
+        col = names.index(row.thread) if row.thread in names else 0
+        lines: list[str] = []
+        if last_fn.get(row.thread) != row.function or last_thread != row.thread:
+            lines += _wrap(row.function + "()", colw)
+        lines += ["  " + ln for ln in _wrap(row.text, colw - 2)]
+        last_fn[row.thread], last_thread = row.function, row.thread
+        for i, ln in enumerate(lines):
+            prefix = f"{st.index:3d}  " if i == 0 else " " * PREFIX
+            cells = [" " * colw] * ncol
+            cells[col] = ln.ljust(colw)
+            out.append((prefix + " ".join(cells)).rstrip())
+    return "\n".join(out)
