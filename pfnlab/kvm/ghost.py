@@ -166,11 +166,19 @@ class OwnerLedger(Shared):
     would order all their gets, puts, maps and operation brackets against each other. Each
     vCPU's owners (``vcpuN:fault``, ``vcpuN:map``: one thread) get their own part; the
     decisions of the hooks read only the part of the owner they are about.
+
+    ``active`` is a plain attribute, not a ghost field: only the owner's own thread enters
+    and leaves its operations, so whether it is inside one is a function of that thread's
+    position, which the search's state already distinguishes (a write of it would only add
+    orderings, e.g. with the step a thread's start-up ghost writes are charged to).
     """
 
     refs: Ghost[tuple[tuple[tuple[int, str], int], ...]] = Ghost(())
-    active: Ghost[frozenset[str]] = Ghost(frozenset())
     maps: Ghost[frozenset[tuple[str, int, int]]] = Ghost(frozenset())
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.active: frozenset[str] = frozenset()
 
 
 class KvmLedger(Shared):
@@ -541,13 +549,21 @@ def _stale(kvm: Kvm, sp: Any, epoch: Any, active: Any) -> str:
 def spte_installed(kvm: Kvm, sp: Any) -> None:
     """``mmu_set_spte`` just installed ``sp``: I4 if its origin is stale, I5 if freed.
 
-    Runs in the step that wrote the SPTE (under mmu_lock). The epochs it compares with are
-    bumped by invalidations outside mmu_lock, so it depends on them explicitly.
+    Runs in the step that wrote the SPTE (under mmu_lock). An ``invalidate_range_start``
+    bumps ``epoch`` and ``inval_active`` together outside mmu_lock, in a step not ordered
+    with this one; its return (where I4 is checked too) is ordered by mmu_lock. If every
+    hva's epoch is still the origin's, the decision is "not stale" whichever way such a
+    start is ordered against this step (before: the hva is active; after: nothing changed
+    yet), so the step depends on the epochs only when some hva was invalidated since the
+    lookup, where the order decides.
     """
     led = kvm.ledger
-    depends_on(led, "epoch")
-    depends_on(led, "inval_active")
-    why = _stale(kvm, sp, led.epoch, led.inval_active)
+    origin = sp.__dict__["origin"]
+    epoch = led.epoch
+    if origin is not None and any(tget(epoch, h) != ep for h, ep in origin[1]):
+        depends_on(led, "epoch")
+        depends_on(led, "inval_active")
+    why = _stale(kvm, sp, epoch, led.inval_active)
     if why:
         _record(led, EV_STALE_SPTE, sp.__dict__["spte"].pfn, why)
     val = sp.__dict__["spte"]
