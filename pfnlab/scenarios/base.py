@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from pfnlab.explore import Check, Ghost, Instance, Program, Shared, context, set_context
 from pfnlab.kvm import Kvm, Memslot, Vcpu, create_vm, ghost
@@ -73,16 +73,52 @@ class Scenario:
             out[k] = v
         return out
 
-    def program(self, variant: Variant, **sizes: int) -> Program:
-        """The program ``<variant>/<scenario>`` at these sizes (defaults for the rest)."""
+    @overload
+    def program(self, variant: Variant, **sizes: int) -> Program: ...
+
+    @overload
+    def program(self, variant: Variant, mm: str | None = None, **sizes: int) -> Program: ...
+
+    def program(self, variant: Variant, mm: object = None, **sizes: int) -> Program:
+        """The program ``<variant>/<scenario>`` at these sizes (defaults for the rest).
+
+        ``mm`` selects the host mm the KVM design runs on (:func:`mm_version`): ``None``
+        (default) or ``"5.4"``, the mm of the 2019 thread; ``"5.18"``; ``"variant"``, the
+        variant's own ``mm_version``. Comparing designs on the same mm is the default.
+        (The first overload only lets callers pass a ``dict[str, int]`` of sizes.)
+        """
         merged = self.sizes(**sizes)
+        mm_ver = mm_version(variant, mm)
         build = self.build
 
         def run() -> Instance:
-            set_context(variant.world())
+            set_context(variant.world(mm_version=mm_ver))
             return build(variant, merged)
 
         return Program(f"{variant.name}/{self.name}", run)
+
+
+#: host mm versions a scenario can run on (see :func:`mm_version`)
+MM_VERSIONS = ("5.4", "5.18")
+#: the default: the mm of the 2019 thread (memunmap_pages waits for page references)
+DEFAULT_MM = "5.4"
+
+
+def mm_version(variant: Variant, mm: object) -> str:
+    """The mm version for ``mm``: ``None`` → 5.4, "5.4"/"5.18", "variant" → the variant's.
+
+    "5.4": ``memunmap_pages`` drops the idle page references and waits for the rest (the
+    2019 hang). "5.18" (27674ef6c73f): it waits only for the pgmap's percpu_ref and removes
+    the memmap whatever the page refcounts are. ValueError naming the valid values.
+    """
+    if mm is None:
+        return DEFAULT_MM
+    if mm == "variant":
+        return variant.mm_version
+    if isinstance(mm, str) and mm in MM_VERSIONS:
+        return mm
+    valid = ", ".join(repr(v) for v in (None, *MM_VERSIONS, "variant"))
+    raise ValueError(f"unknown mm {mm!r}; valid: {valid}")
 
 
 # --------------------------------------------------------------------------- progress
