@@ -1,0 +1,66 @@
+"""Counterfactual designs the thread argued about but nobody posted as a patch.
+
+They are not registered variants (``pfnlab list`` does not show them, the matrix does not
+run them); the thread report runs them through :func:`registered` only for the claim that
+needs them, and says that they are probes.
+
+- ``v5.4-ad-unfiltered``: the merged fix, but ``kvm_set_pfn_accessed``/``kvm_set_pfn_dirty``
+  keep their v5.3 body (skip only reserved pfns). ZONE_DEVICE is no longer reserved, so
+  this is "Sean's patch without its A/D half": what Paolo said would need fixing first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pfnlab import mm
+from pfnlab.kvm import ghost
+from pfnlab.kvm.pfn import kvm_is_reserved_pfn
+from pfnlab.variants import VARIANTS, Variant
+
+AD_UNFILTERED = "v5.4-ad-unfiltered"
+
+
+def kvm_set_pfn_dirty(pfn: int) -> None:
+    """virt/kvm/kvm_main.c v5.3 body: SetPageDirty unless reserved (no ZONE_DEVICE test)."""
+    if not kvm_is_reserved_pfn(pfn):
+        page = mm.pfn_to_page(pfn)
+        ghost.ad_update(page, "SetPageDirty")
+        mm.SetPageDirty(page)
+
+
+def kvm_set_pfn_accessed(pfn: int) -> None:
+    """virt/kvm/kvm_main.c v5.3 body: mark_page_accessed unless reserved."""
+    if not kvm_is_reserved_pfn(pfn):
+        page = mm.pfn_to_page(pfn)
+        ghost.ad_update(page, "mark_page_accessed")
+        mm.mark_page_accessed(page)
+
+
+PROBES: dict[str, Variant] = {
+    AD_UNFILTERED: Variant(
+        name=AD_UNFILTERED,
+        parent="v5.4",
+        summary="probe: v5.4 with the v5.3 kvm_set_pfn_accessed/dirty (no ZONE_DEVICE "
+        "filter)",
+        cite="counterfactual for Paolo's <1cf71906-ba99-e637-650f-fc08ac4f3d5f@redhat.com>",
+        overrides={
+            "kvm_set_pfn_dirty": kvm_set_pfn_dirty,
+            "kvm_set_pfn_accessed": kvm_set_pfn_accessed,
+        },
+    ),
+}
+
+
+@contextmanager
+def registered(name: str) -> Iterator[None]:
+    """Make probe ``name`` visible to :func:`pfnlab.matrix.run_cell` for the block only."""
+    if name not in PROBES or name in VARIANTS:
+        yield
+        return
+    VARIANTS[name] = PROBES[name]
+    try:
+        yield
+    finally:
+        VARIANTS.pop(name, None)
