@@ -328,6 +328,28 @@ def list_cmd() -> None:
     print("\n".join(out))
 
 
+@app.command("thread")
+def thread_cmd(
+    format: Annotated[str, typer.Option(
+        "--format", help="Output format: text (mail-ready) or md.")] = "text",
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="Write to this file instead of standard output.")] = None,
+) -> None:
+    """Walk the 2019 ZONE_DEVICE thread: each claim, its runs and the computed verdict."""
+    from pfnlab.thread.render import render_markdown, render_text
+    from pfnlab.thread.run import run_thread
+
+    if format not in ("text", "md"):
+        _fail(f"unknown format {format!r}; valid formats: text, md")
+    report = run_thread()
+    out = render_markdown(report) if format == "md" else render_text(report)
+    if output:
+        with open(output, "w") as fh:
+            fh.write(out)
+    else:
+        print(out, end="")
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="pfnlab")
