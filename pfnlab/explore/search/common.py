@@ -182,3 +182,62 @@ def final_state(ex: Execution) -> tuple[Any, ...]:
         d = obj.__dict__
         out.append((d["_name"], d["_freed"] is not None, tuple(obj.fields().items())))
     return tuple(out)
+
+
+class Run:
+    """The bookkeeping every strategy shares: statistics, goals, distinct findings."""
+
+    def __init__(self, program: Program, budget: Budget) -> None:
+        self.program = program
+        self.budget = budget
+        self.clock = Clock(budget)
+        self.stats = Stats()
+        self.goals: set[str] = set()
+        self.goal_names: list[str] = []
+        self.findings: dict[tuple[str, str], Finding] = {}
+        self.final_states: set[Any] = set()
+        self.violations: set[tuple[str, str, str]] = set()
+
+    def execution(self, tids: list[int], **kw: Any) -> Execution:
+        """A re-execution of ``tids`` sharing this run's goals and step limit."""
+        ex = replay_tids(self.program, tids, goals=self.goals, max_steps=self.budget.max_steps,
+                         **kw)
+        self.goal_names = [g.name for g in ex.instance.goals]
+        return ex
+
+    def leaf(self, ex: Execution, *, collect: bool = False) -> Finding | None:
+        """Count an execution that ended (complete, hang or finding); returns a new finding."""
+        st = self.stats
+        st.executions += 1
+        f = ex.finding
+        if f is None:
+            if ex.finished:
+                st.complete += 1
+                if collect:
+                    self.final_states.add(final_state(ex))
+            return None
+        st.findings += 1
+        if f.kind == "hang":
+            st.hangs += 1
+        if collect:
+            self.violations.add((f.kind, f.prop, f.message))
+        if f.key in self.findings:
+            return None
+        self.findings[f.key] = f
+        return f
+
+    def result(self, strategy: str, coverage: str, exhaustive: bool) -> Result:
+        """The Result of this run."""
+        self.stats.seconds = self.clock.elapsed()
+        return Result(
+            program=self.program.name,
+            strategy=strategy,
+            findings=list(self.findings.values()),
+            coverage=coverage,
+            exhaustive=exhaustive,
+            stats=self.stats,
+            goals_reached=[g for g in self.goal_names if g in self.goals],
+            goals_missed=[g for g in self.goal_names if g not in self.goals],
+            final_states=self.final_states,
+            violations=self.violations,
+        )

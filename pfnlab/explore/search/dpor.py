@@ -41,17 +41,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pfnlab.explore.findings import HANG, Finding
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.search.common import (
     Budget,
     Clock,
     Result,
+    Run,
     Stats,
     dependent,
-    final_state,
-    replay_tids,
 )
 from pfnlab.explore.shared import ALL_FIELDS
 
@@ -129,11 +127,7 @@ class SourceDpor:
         self.cache_on = cache
         self.stop_first = stop_first
         self.collect = collect_final_states
-        self.stats = Stats()
-        self.goals: set[str] = set()
-        self.findings: dict[tuple[str, str], Finding] = {}
-        self.final_states: set[object] = set()
-        self.violations: set[tuple[str, str, str]] = set()
+        self.r = Run(program, budget)
         self.visited: dict[int, _Entry] = {}
         self.stack: list[_Node] = []
         self.events: list[_Event] = []
@@ -141,9 +135,13 @@ class SourceDpor:
         self.ex: Execution | None = None
         self.ex_depth = -1
         self.nthreads = 0
-        self.goal_names: list[str] = []
         self.visible: set[tuple[int, str]] = set()
         self.observed: set[tuple[int, str]] = set()
+
+    @property
+    def stats(self) -> Stats:
+        """The statistics of the current round."""
+        return self.r.stats
 
     # ------------------------------------------------------------------ driver
     def run(self) -> Result:
@@ -156,21 +154,20 @@ class SourceDpor:
         rounds = 0
         while True:
             rounds += 1
-            self._reset()
+            self._reset(clock)
             try:
                 cut = self._round(clock)
             except KeyboardInterrupt:
                 clock.interrupted = cut = True
             steps += self.stats.steps
             new = self.observed - self.visible
-            if cut or (self.findings and self.stop_first) or not new:
+            if cut or (self.r.findings and self.stop_first) or not new:
                 break
             self.visible |= new
         self.stats.steps = steps
         self.stats.rounds = rounds
-        self.stats.seconds = clock.elapsed()
         self.stats.states = len(self.visited)
-        stopped = bool(self.findings) and self.stop_first
+        stopped = bool(self.r.findings) and self.stop_first
         if cut:
             coverage = clock.cut(self.stats)
         elif stopped:
@@ -180,25 +177,11 @@ class SourceDpor:
             if self.stats.caching:
                 how += f" and state caching ({self.stats.states} states)"
             coverage = f"exhaustive: every interleaving up to equivalence ({how})"
-        return Result(
-            program=self.program.name,
-            strategy="dpor",
-            findings=list(self.findings.values()),
-            coverage=coverage,
-            exhaustive=not cut and not stopped,
-            stats=self.stats,
-            goals_reached=[g for g in self.goal_names if g in self.goals],
-            goals_missed=[g for g in self.goal_names if g not in self.goals],
-            final_states=self.final_states,
-            violations=self.violations,
-        )
+        return self.r.result("dpor", coverage, not cut and not stopped)
 
-    def _reset(self) -> None:
-        self.stats = Stats()
-        self.goals = set()
-        self.findings = {}
-        self.final_states = set()
-        self.violations = set()
+    def _reset(self, clock: Clock) -> None:
+        self.r = Run(self.program, self.budget)
+        self.r.clock = clock
         self.visited = {}
         self.stack = []
         self.events = []
@@ -209,7 +192,6 @@ class SourceDpor:
     def _round(self, clock: Clock) -> bool:
         ex = self._fresh()
         self.nthreads = len(ex.threads)
-        self.goal_names = [g.name for g in ex.instance.goals]
         self.stats.caching = self.cache_on and ex.hashable
         if ex.finding is not None or ex.finished or not ex.enabled():
             self._leaf(ex, None)
@@ -221,10 +203,7 @@ class SourceDpor:
         return self._loop(clock)
 
     def _fresh(self) -> Execution:
-        return Execution(
-            self.program, goals_reached=self.goals, max_steps=self.budget.max_steps,
-            visible=self.visible, observed=self.observed,
-        )
+        return self.r.execution([], visible=self.visible, observed=self.observed)
 
     def _loop(self, clock: Clock) -> bool:
         stack, events = self.stack, self.events
@@ -313,8 +292,7 @@ class SourceDpor:
         if self.ex is not None:
             self.ex.close()
         tids = [e.tid for e in self.events[:depth]]
-        ex = replay_tids(self.program, tids, goals=self.goals, max_steps=self.budget.max_steps,
-                         visible=self.visible, observed=self.observed)
+        ex = self.r.execution(tids, visible=self.visible, observed=self.observed)
         self.stats.steps += len(tids)
         self.ex, self.ex_depth = ex, depth
         return ex
@@ -343,23 +321,10 @@ class SourceDpor:
         self.ex_depth = -1
 
     def _leaf(self, ex: Execution, _node: _Node | None) -> None:
-        self.stats.executions += 1
+        new = self.r.leaf(ex, collect=self.collect)
         self.stats.states = len(self.visited)
-        if ex.finished and ex.finding is None:
-            self.stats.complete += 1
-            if self.collect:
-                self.final_states.add(final_state(ex))
-        f = ex.finding
-        if f is not None:
-            if self.collect:
-                self.violations.add((f.kind, f.prop, f.message))
-            self.stats.findings += 1
-            if f.kind == HANG:
-                self.stats.hangs += 1
-            if f.key not in self.findings:
-                self.findings[f.key] = f
-                if self.stop_first:
-                    self.stack.clear()
+        if new is not None and self.stop_first:
+            self.stack.clear()
         self.ex_depth = -1
 
     # ------------------------------------------------------------------ races

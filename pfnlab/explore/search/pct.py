@@ -12,8 +12,8 @@ import random
 
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution
-from pfnlab.explore.search.common import Budget, Clock, Result
-from pfnlab.explore.search.random_walk import _sample
+from pfnlab.explore.search.common import Budget, Result
+from pfnlab.explore.search.random_walk import sample
 
 
 def explore_pct(
@@ -27,8 +27,6 @@ def explore_pct(
     steps_hint: int = 64,
 ) -> Result:
     """Run ``executions`` PCT schedules of bug depth ``depth`` from ``seed``."""
-    budget = budget or Budget()
-    clock = Clock(budget)
     rng = random.Random(seed)
     state: dict[str, object] = {"k": steps_hint}
     prio: dict[int, int] = {}
@@ -55,5 +53,5 @@ def explore_pct(
             state["k"] = step + 1
         return best
 
-    return _sample(program, executions, budget, clock, stop_first, "pct", choose,
-                   f"{{n}} PCT executions (depth {depth}, seed {seed})", reset)
+    return sample(program, executions, budget or Budget(), stop_first, "pct", choose,
+                  f"{{n}} PCT executions (depth {depth}, seed {seed})", reset)

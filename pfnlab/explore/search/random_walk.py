@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
-from pfnlab.explore.findings import HANG, Finding
 from pfnlab.explore.program import Program
-from pfnlab.explore.search.common import Budget, Clock, Result, Stats, replay_tids
+from pfnlab.explore.runtime import Execution
+from pfnlab.explore.search.common import Budget, Result, Run
 
 
 def explore_random(
@@ -18,69 +19,47 @@ def explore_random(
     stop_first: bool = True,
 ) -> Result:
     """Run ``executions`` random schedules from ``seed`` (reproducible)."""
-    budget = budget or Budget()
-    clock = Clock(budget)
     rng = random.Random(seed)
-    return _sample(program, executions, budget, clock, stop_first, "random",
-                   lambda ex, step: rng.choice(ex.enabled()),
-                   f"{{n}} random executions (seed {seed})")
+    return sample(program, executions, budget or Budget(), stop_first, "random",
+                  lambda ex, step: rng.choice(ex.enabled()),
+                  f"{{n}} random executions (seed {seed})")
 
 
-def _sample(program: Program, executions: int, budget: Budget, clock: Clock, stop_first: bool,
-            name: str, choose: object, what: str, reset: object = None) -> Result:
-    stats = Stats()
-    goals: set[str] = set()
-    findings: dict[tuple[str, str], Finding] = {}
-    goal_names: list[str] = []
+def sample(
+    program: Program,
+    executions: int,
+    budget: Budget,
+    stop_first: bool,
+    name: str,
+    choose: Callable[[Execution, int], int],
+    what: str,
+    reset: Callable[[Execution], None] | None = None,
+) -> Result:
+    """Run ``executions`` executions, ``choose(ex, step)`` picking each step's thread."""
+    run = Run(program, budget)
+    stats = run.stats
     try:
-        _run_samples(program, executions, budget, clock, stop_first, choose, reset, stats,
-                     goals, findings, goal_names)
+        for _ in range(executions):
+            if run.clock.out(stats):
+                break
+            ex = run.execution([])
+            if reset is not None:
+                reset(ex)
+            n = 0
+            while ex.finding is None and not ex.finished:
+                ex.step(choose(ex, n))
+                n += 1
+            stats.steps += n
+            stats.max_depth = max(stats.max_depth, n)
+            new = run.leaf(ex)
+            ex.close()
+            if new is not None and stop_first:
+                break
     except KeyboardInterrupt:
-        clock.interrupted = True
-    cut = clock.interrupted or (stats.executions < executions and not (stop_first and findings))
-    stats.seconds = clock.elapsed()
+        run.clock.interrupted = True
+    cut = run.clock.interrupted or (
+        stats.executions < executions and not (stop_first and run.findings))
     coverage = what.format(n=stats.executions)
     if cut:
-        coverage += " (interrupted)" if clock.interrupted else " (budget reached)"
-    return Result(
-        program=program.name,
-        strategy=name,
-        findings=list(findings.values()),
-        coverage=coverage,
-        exhaustive=False,
-        stats=stats,
-        goals_reached=[g for g in goal_names if g in goals],
-        goals_missed=[g for g in goal_names if g not in goals],
-    )
-
-
-def _run_samples(program: Program, executions: int, budget: Budget, clock: Clock,
-                 stop_first: bool, choose: object, reset: object, stats: Stats,
-                 goals: set[str], findings: dict[tuple[str, str], Finding],
-                 goal_names: list[str]) -> None:
-    for _ in range(executions):
-        if clock.out(stats):
-            return
-        ex = replay_tids(program, [], goals=goals, max_steps=budget.max_steps)
-        goal_names[:] = [g.name for g in ex.instance.goals]
-        if callable(reset):
-            reset(ex)
-        n = 0
-        while ex.finding is None and not ex.finished:
-            assert callable(choose)
-            ex.step(choose(ex, n))
-            n += 1
-        stats.steps += n
-        stats.max_depth = max(stats.max_depth, n)
-        stats.executions += 1
-        if ex.finding is not None:
-            stats.findings += 1
-            if ex.finding.kind == HANG:
-                stats.hangs += 1
-            findings.setdefault(ex.finding.key, ex.finding)
-            ex.close()
-            if stop_first:
-                return
-        else:
-            stats.complete += 1
-            ex.close()
+        coverage += " (interrupted)" if run.clock.interrupted else " (budget reached)"
+    return run.result(name, coverage, False)

@@ -93,3 +93,12 @@ def _replay(ex: Execution, schedule: Schedule | list[Step], strict: bool) -> Rep
             )
     msg = "; ".join(notes) if notes else "replayed every step"
     return ReplayResult(ex.finding, ex.trace, None, msg, len(schedule), preemptions)
+
+
+def initial_state(program: Program) -> dict[str, dict[str, str]]:
+    """Every shared object's fields (ghost fields too) in the initial state, as text."""
+    ex = Execution(program)
+    state = {name: {f: repr(v) for f, v in fields.items() if f != "_freed"}
+             for name, fields in snapshot(ex).items()}
+    ex.close()
+    return state
