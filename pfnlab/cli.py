@@ -67,6 +67,30 @@ def _live(label: str) -> Iterator[None]:
             yield
 
 
+def _write_html(path: str, title: str, program: Program, res: Result) -> None:
+    from pfnlab.explore.search.replay import initial_state
+    from pfnlab.report.analysis import analyse
+    from pfnlab.report.hangchain import render_hang
+    from pfnlab.report.html import Section, render_html
+    from pfnlab.report.ledger import render_ledger
+
+    sections = []
+    for f in res.findings:
+        an = analyse(program, f)
+        notes = []
+        if an.chains:
+            notes.append(("hang chain", "\n".join(render_hang(an.chains))))
+        ledger = render_ledger(an.ledger)
+        if ledger:
+            notes.append(("reference ledger", "\n".join(ledger)))
+        notes.append(("causal core", an.causal.text))
+        pair = tuple(s for s in (an.causal.first, an.causal.second) if s is not None)
+        sections.append(Section(f"{title}: {f.prop}", f, notes, pair))
+    page = render_html(title, sections, initial_state(program), subtitle=res.coverage)
+    with open(path, "w") as fh:
+        fh.write(page)
+
+
 def _fail(msg: str) -> None:
     Console(stderr=True).print(f"[bold red]pfnlab:[/] {msg}", highlight=False)
     raise typer.Exit(2)
@@ -173,6 +197,8 @@ def check(
     first: Annotated[bool, typer.Option(
         "--first/--all", help="Stop at the first finding, or collect every distinct one.")]
     = False,
+    html: Annotated[str | None, typer.Option(
+        "--html", help="Also write a self-contained HTML report to this file.")] = None,
     full: FullOpt = False,
     output: OutputOpt = None,
 ) -> None:
@@ -191,6 +217,8 @@ def check(
     with _live(f"{variant} / {scenario}"):
         res = explore(program, strategy=strategy, stop_first=first,
                       budget=Budget(executions=executions, seconds=seconds))
+    if html:
+        _write_html(html, f"pfnlab: {variant} / {scenario}", program, res)
     _print_check(variant, scenario, opts.sizes, program, res, format, full, output)
     if res.findings:
         raise typer.Exit(1)
