@@ -41,6 +41,10 @@ SecOpt = Annotated[float | None, typer.Option(
 StratOpt = Annotated[str, typer.Option(
     "--strategy", help=f"Search strategy: {', '.join(STRATEGIES)}.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
+MmOpt = Annotated[str | None, typer.Option(
+    "--mm", help="Host mm the designs run on: 5.4 (default, the 2019 thread's: teardown "
+    "waits for page references), 5.18 (27674ef6c73f: it does not), or variant (each "
+    "variant's own).")]
 FullOpt = Annotated[bool, typer.Option(
     "--full", help="Show every step of each trace, not only the kernel-level ones.")]
 OutputOpt = Annotated[str | None, typer.Option(
@@ -125,7 +129,7 @@ def _check_strategy(strategy: str) -> None:
 def main_callback(ctx: typer.Context) -> None:
     """With no command, run the matrix of every variant by every scenario."""
     if ctx.invoked_subcommand is None:
-        matrix(None, None, None, None, 20.0, "dpor", "text", default_jobs())
+        matrix(None, None, None, None, 20.0, "dpor", "text", default_jobs(), None)
 
 
 @app.command()
@@ -138,6 +142,7 @@ def matrix(
     strategy: StratOpt = "dpor",
     format: FormatOpt = "text",
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.")] = default_jobs(),
+    mm: MmOpt = None,
 ) -> None:
     """Check every variant against every scenario and print one verdict table."""
     _check_format(format)
@@ -150,6 +155,7 @@ def matrix(
         seconds=seconds,
         strategy=strategy,
         jobs=jobs,
+        mm=mm,
     )
     try:
         validate(opts)
@@ -201,19 +207,20 @@ def check(
         "--html", help="Also write a self-contained HTML report to this file.")] = None,
     full: FullOpt = False,
     output: OutputOpt = None,
+    mm: MmOpt = None,
 ) -> None:
     """Check one variant in one scenario; print each finding with its minimal trace."""
     _check_format(format)
     _check_strategy(strategy)
     opts = Options(variants=[variant], scenarios=[scenario], sizes=_sizes(size),
-                   executions=executions, seconds=seconds, strategy=strategy)
+                   executions=executions, seconds=seconds, strategy=strategy, mm=mm)
     try:
         validate(opts)
     except ValueError as e:
         _fail(str(e))
     sc = SCENARIOS[scenario]
-    program = sc.program(VARIANTS[variant], **{k: v for k, v in opts.sizes.items()
-                                               if k in sc.params})
+    program = sc.program(VARIANTS[variant], mm=mm, **{k: v for k, v in opts.sizes.items()
+                                                      if k in sc.params})
     with _live(f"{variant} / {scenario}"):
         res = explore(program, strategy=strategy, stop_first=first,
                       budget=Budget(executions=executions, seconds=seconds))
@@ -359,18 +366,25 @@ def list_cmd() -> None:
 @app.command("thread")
 def thread_cmd(
     format: Annotated[str, typer.Option(
-        "--format", help="Output format: text (mail-ready) or md.")] = "text",
+        "--format", help="Output format: text (mail-ready), md or html.")] = "text",
     output: Annotated[str | None, typer.Option(
         "--output", "-o", help="Write to this file instead of standard output.")] = None,
 ) -> None:
     """Walk the 2019 ZONE_DEVICE thread: each claim, its runs and the computed verdict."""
-    from pfnlab.thread.render import render_markdown, render_text
+    from pfnlab.report.html import render_html
+    from pfnlab.thread.render import render_html_section, render_markdown, render_text
     from pfnlab.thread.run import run_thread
 
-    if format not in ("text", "md"):
-        _fail(f"unknown format {format!r}; valid formats: text, md")
+    if format not in ("text", "md", "html"):
+        _fail(f"unknown format {format!r}; valid formats: text, md, html")
     report = run_thread()
-    out = render_markdown(report) if format == "md" else render_text(report)
+    if format == "html":
+        out = render_html("pfnlab: the 2019 ZONE_DEVICE thread, claim by claim", [], {},
+                          extra_html=render_html_section(report))
+    elif format == "md":
+        out = render_markdown(report)
+    else:
+        out = render_text(report)
     if output:
         with open(output, "w") as fh:
             fh.write(out)

@@ -26,6 +26,7 @@ from pfnlab.scenarios import SCENARIOS
 from pfnlab.variants import VARIANTS
 
 HOLDS, VIOLATED, NA, NOT_COVERED = "holds", "violated", "n/a", "not-covered"
+MM_CHOICES = (None, "5.4", "5.18", "variant")
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Options:
     seconds: float | None = 20.0
     strategy: str = "dpor"
     preemptions: int = 2
+    mm: str | None = None      # host mm: None/"5.4" (the thread's), "5.18", "variant"
     jobs: int = 1
 
 
@@ -103,6 +105,10 @@ def validate(opts: Options) -> None:
         if v < 1:
             raise ValueError(f"size {k}={v} must be at least 1")
     Budget(executions=opts.executions, seconds=opts.seconds)
+    if opts.mm not in MM_CHOICES:
+        raise ValueError(
+            f"unknown mm version {opts.mm!r}; valid: {', '.join(c for c in MM_CHOICES if c)}"
+        )
     if opts.jobs < 1:
         raise ValueError("--jobs must be at least 1")
 
@@ -111,7 +117,7 @@ def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
     """Check one variant against one scenario."""
     sc = SCENARIOS[scenario]
     sizes = {k: v for k, v in opts.sizes.items() if k in sc.params}
-    program = sc.program(VARIANTS[variant], **sizes)
+    program = sc.program(VARIANTS[variant], mm=opts.mm, **sizes)
     t0 = time.perf_counter()
     res = explore(
         program,

@@ -104,6 +104,7 @@ tr.changed td { background: #fff6d6; }
 <header><h1>{{ title }}</h1>{% if subtitle %}<div>{{ subtitle }}</div>{% endif %}</header>
 <main>
 <div>
+{{ extra_html|safe }}
 {% for s in sections %}
 <section class="finding" data-finding="{{ loop.index0 }}">
   <h2>{{ s.title }}</h2>
@@ -125,8 +126,8 @@ tr.changed td { background: #fff6d6; }
 </section>
 {% endfor %}
 </div>
-<aside id="detail"><h3>Click a step</h3><p>Its call stack, what it changed, and the whole
-model state after it appear here.</p></aside>
+{% if sections %}<aside id="detail"><h3>Click a step</h3><p>Its call stack, what it changed,
+and the whole model state after it appear here.</p></aside>{% endif %}
 </main>
 <script id="data" type="application/json">{{ data|safe }}</script>
 <script>
@@ -174,8 +175,8 @@ document.querySelectorAll(".step").forEach(e => e.addEventListener("click",
 
 
 def render_html(title: str, sections: list[Section], initial: dict[str, dict[str, str]],
-                subtitle: str = "") -> str:
-    """The whole page as a string."""
+                subtitle: str = "", extra_html: str = "") -> str:
+    """The whole page as a string; ``extra_html`` is a trusted fragment shown first."""
     env = Environment(autoescape=True)
     tpl = env.from_string(_TEMPLATE)
     views = []
@@ -192,4 +193,5 @@ def render_html(title: str, sections: list[Section], initial: dict[str, dict[str
         })
     data = {"initial": initial, "findings": [{"steps": v["steps"]} for v in views]}
     blob = json.dumps(data).replace("</", "<\\/")
-    return tpl.render(title=title, subtitle=subtitle, sections=views, data=blob)
+    return tpl.render(title=title, subtitle=subtitle, sections=views, data=blob,
+                      extra_html=extra_html)

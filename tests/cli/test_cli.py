@@ -41,6 +41,8 @@ def test_list_names_everything() -> None:
         (["matrix", "--seconds", "0"], "a time budget must be positive"),
         (["matrix", "--format", "xml"], "unknown format 'xml'; valid formats: text, json"),
         (["check", "v5.4", "devdax-unbind", "--strategy", "bfs"], "unknown strategy 'bfs'"),
+        (["matrix", "--mm", "4.19"], "unknown mm version '4.19'; valid: 5.4, 5.18, variant"),
+        (["thread", "--format", "pdf"], "unknown format 'pdf'; valid formats: text, md, html"),
     ],
 )
 def test_bad_input_exits_2_with_one_clear_message(args: list[str], message: str) -> None:

@@ -62,3 +62,11 @@ def test_click_a_step_shows_its_change_and_the_state(page_file: Path) -> None:
             assert page.locator(".step.causal").count() == 2
         finally:
             browser.close()
+
+
+def test_page_with_only_a_fragment_has_no_step_panel() -> None:
+    from pfnlab.report.html import render_html
+
+    page = render_html("t", [], {}, extra_html="<section id='thread'>claims</section>")
+    assert "<section id='thread'>claims</section>" in page
+    assert 'id="detail"' not in page
