@@ -299,3 +299,26 @@ def goal_map_during_invalidation(s: Setup) -> Check:
 
 
 GOAL_MAP_OVERLAP = "map-live-during-invalidation"
+
+
+def with_vcpus(
+    s: Any,
+    sz: dict[str, int],
+    first: dict[str, Callable[[], object]],
+    gfns_of: Callable[[int], list[int]] | None = None,
+    exit_vcpu: bool = False,
+) -> dict[str, Callable[[], object]]:
+    """The ``first`` threads (teardowns: listed first, so the search's first execution runs
+    them to the end), then one fault thread per vCPU, on its own gfns unless ``gfns_of(i)``
+    says otherwise."""
+    threads = dict(first)
+    n = sz["vcpus"]
+    for i in range(n):
+        gfns = gfns_of(i) if gfns_of else own_gfns(i, n, sz["pages"], sz["faults"])
+        threads[s.vcpus[i].name] = vcpu_faults(s, i, gfns, exit_vcpu=exit_vcpu)
+    return threads
+
+
+def teardown_goals(s: Any) -> list[Check]:
+    """The goals of a scenario with a teardown and faults: both happen, and overlap."""
+    return [goal_reached(s, GOAL_TEARDOWN), goal_overlap(s)]

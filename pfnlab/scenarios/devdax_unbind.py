@@ -10,8 +10,6 @@ This is the reference scenario of state-space.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pfnlab.explore import Instance
 from pfnlab.kvm import vm_exit
 from pfnlab.mm import Host, dev_dax_unbind
@@ -21,13 +19,11 @@ from pfnlab.scenarios.base import (
     GOAL_OVERLAP,
     GOAL_TEARDOWN,
     Scenario,
-    goal_overlap,
-    goal_reached,
     instance,
-    own_gfns,
     reached,
-    vcpu_faults,
+    teardown_goals,
     vm_on,
+    with_vcpus,
 )
 from pfnlab.variants import Variant
 
@@ -41,21 +37,14 @@ def build(variant: Variant, sz: dict[str, int]) -> Instance:
     s = vm_on(host, [dax], sz["vcpus"])
     assert dax.dax is not None
     dev = dax.dax
-    # the admin thread is listed first: the search's first execution then runs the teardown
-    # to the end, so its races with the vCPUs are seen even when later executions are cut
-    # short by a finding (see the engine note in the report)
-    threads: dict[str, Callable[[], object]] = {"admin": lambda: admin()}
-    n, pages = sz["vcpus"], sz["pages"]
-    for i in range(n):
-        gfns = own_gfns(i, n, pages, sz["faults"])
-        threads[s.vcpus[i].name] = vcpu_faults(s, i, gfns, exit_vcpu=True)
 
     def admin() -> None:
         vm_exit(s.kvm)
         dev_dax_unbind(dev)
         reached(s.progress, GOAL_TEARDOWN)
 
-    return instance(s, threads, PROPERTIES, [goal_reached(s, GOAL_TEARDOWN), goal_overlap(s)])
+    threads = with_vcpus(s, sz, {"admin": admin}, exit_vcpu=True)
+    return instance(s, threads, PROPERTIES, teardown_goals(s))
 
 
 SCENARIO = Scenario(

@@ -10,8 +10,6 @@ argument is what keeps the classification safe.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pfnlab.explore import Instance
 from pfnlab.kvm import dirty_log_disable
 from pfnlab.mm import Host, dev_dax_unbind
@@ -21,13 +19,11 @@ from pfnlab.scenarios.base import (
     GOAL_OVERLAP,
     GOAL_TEARDOWN,
     Scenario,
-    goal_overlap,
-    goal_reached,
     instance,
-    own_gfns,
     reached,
-    vcpu_faults,
+    teardown_goals,
     vm_on,
+    with_vcpus,
 )
 from pfnlab.variants import Variant
 
@@ -50,11 +46,8 @@ def build(variant: Variant, sz: dict[str, int]) -> Instance:
     def dirtylog() -> None:
         dirty_log_disable(kvm, 0)
 
-    threads: dict[str, Callable[[], object]] = {"admin": admin, "dirtylog": dirtylog}
-    for i in range(sz["vcpus"]):
-        gfns = own_gfns(i, sz["vcpus"], sz["pages"], sz["faults"])
-        threads[s.vcpus[i].name] = vcpu_faults(s, i, gfns)
-    return instance(s, threads, PROPERTIES, [goal_reached(s, GOAL_TEARDOWN), goal_overlap(s)])
+    threads = with_vcpus(s, sz, {"admin": admin, "dirtylog": dirtylog})
+    return instance(s, threads, PROPERTIES, teardown_goals(s))
 
 
 SCENARIO = Scenario(

@@ -9,8 +9,6 @@ blocks the truncate forever (kernel-semantics.md 2.7).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pfnlab.explore import Instance
 from pfnlab.mm import Host, fsdax_break_layouts
 from pfnlab.properties import NOTIFIER_BALANCED, TEARDOWN_TERMINATES
@@ -19,13 +17,11 @@ from pfnlab.scenarios.base import (
     GOAL_OVERLAP,
     GOAL_TEARDOWN,
     Scenario,
-    goal_overlap,
-    goal_reached,
     instance,
-    own_gfns,
     reached,
-    vcpu_faults,
+    teardown_goals,
     vm_on,
+    with_vcpus,
 )
 from pfnlab.variants import Variant
 
@@ -44,11 +40,8 @@ def build(variant: Variant, sz: dict[str, int]) -> Instance:
         fsdax_break_layouts(mapping)
         reached(s.progress, GOAL_TEARDOWN)
 
-    threads: dict[str, Callable[[], object]] = {"truncate": truncate}
-    for i in range(sz["vcpus"]):
-        gfns = own_gfns(i, sz["vcpus"], sz["pages"], sz["faults"])
-        threads[s.vcpus[i].name] = vcpu_faults(s, i, gfns)
-    return instance(s, threads, PROPERTIES, [goal_reached(s, GOAL_TEARDOWN), goal_overlap(s)])
+    threads = with_vcpus(s, sz, {"truncate": truncate})
+    return instance(s, threads, PROPERTIES, teardown_goals(s))
 
 
 SCENARIO = Scenario(

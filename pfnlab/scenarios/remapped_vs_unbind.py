@@ -13,8 +13,6 @@ locking (notifier seq/count, mmu_lock, the devdax unbind order) closes every win
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pfnlab.explore import Instance
 from pfnlab.mm import Host, dev_dax_unbind
 from pfnlab.properties import NOTIFIER_BALANCED, TEARDOWN_TERMINATES
@@ -23,13 +21,11 @@ from pfnlab.scenarios.base import (
     GOAL_OVERLAP,
     GOAL_TEARDOWN,
     Scenario,
-    goal_overlap,
-    goal_reached,
     instance,
-    own_gfns,
     reached,
-    vcpu_faults,
+    teardown_goals,
     vm_on,
+    with_vcpus,
 )
 from pfnlab.variants import Variant
 
@@ -48,11 +44,8 @@ def build(variant: Variant, sz: dict[str, int]) -> Instance:
         dev_dax_unbind(dev)
         reached(s.progress, GOAL_TEARDOWN)
 
-    threads: dict[str, Callable[[], object]] = {"admin": admin}
-    for i in range(sz["vcpus"]):
-        gfns = own_gfns(i, sz["vcpus"], sz["pages"], sz["faults"])
-        threads[s.vcpus[i].name] = vcpu_faults(s, i, gfns)
-    return instance(s, threads, PROPERTIES, [goal_reached(s, GOAL_TEARDOWN), goal_overlap(s)])
+    threads = with_vcpus(s, sz, {"admin": admin})
+    return instance(s, threads, PROPERTIES, teardown_goals(s))
 
 
 SCENARIO = Scenario(

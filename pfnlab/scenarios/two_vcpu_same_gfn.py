@@ -9,8 +9,6 @@ about 100x more states).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pfnlab.explore import Instance
 from pfnlab.mm import Host, dev_dax_unbind, kill_dev_dax
 from pfnlab.properties import NOTIFIER_BALANCED, TEARDOWN_TERMINATES
@@ -19,12 +17,11 @@ from pfnlab.scenarios.base import (
     GOAL_OVERLAP,
     GOAL_TEARDOWN,
     Scenario,
-    goal_overlap,
-    goal_reached,
     instance,
     reached,
-    vcpu_faults,
+    teardown_goals,
     vm_on,
+    with_vcpus,
 )
 from pfnlab.variants import Variant
 
@@ -46,11 +43,9 @@ def build(variant: Variant, sz: dict[str, int]) -> Instance:
             kill_dev_dax(dev)
         reached(s.progress, GOAL_TEARDOWN)
 
-    threads: dict[str, Callable[[], object]] = {"admin": admin}
     gfns = [k % sz["pages"] for k in range(sz["faults"])]  # the same gfns for every vCPU
-    for i in range(sz["vcpus"]):
-        threads[s.vcpus[i].name] = vcpu_faults(s, i, gfns)
-    return instance(s, threads, PROPERTIES, [goal_reached(s, GOAL_TEARDOWN), goal_overlap(s)])
+    threads = with_vcpus(s, sz, {"admin": admin}, gfns_of=lambda _i: gfns)
+    return instance(s, threads, PROPERTIES, teardown_goals(s))
 
 
 SCENARIO = Scenario(
