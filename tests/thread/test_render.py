@@ -132,10 +132,10 @@ def test_readme_points_to_the_thread_report_first() -> None:
 
 
 def test_cli_rejects_unknown_format() -> None:
-    out = subprocess.run([sys.executable, "-m", "pfnlab", "thread", "--format", "html"],
+    out = subprocess.run([sys.executable, "-m", "pfnlab", "thread", "--format", "pdf"],
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 2
-    assert "text, md" in out.stderr
+    assert "valid formats: text, md, html" in out.stderr
 
 
 def test_cli_writes_the_report(report: Report, monkeypatch: pytest.MonkeyPatch,
