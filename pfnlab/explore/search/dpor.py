@@ -371,7 +371,10 @@ class SourceDpor:
             if q == ev.tid or t.op is None or t.blocked:
                 continue
             tq = ev.clock if q == ev.tid else top.tclock[q]
-            virtual, races = self._scan(q, ex.pending_footprint(q), tq, depth)
+            pending = ex.pending_footprint(q)
+            # they belong to this state's future too: a later cache hit must see them
+            top.summary.update((q, i, f, w) for i, f, w in pending)
+            virtual, races = self._scan(q, pending, tq, depth)
             for k in races:
                 self._race(k, depth + 1, virtual)
 
