@@ -1,3 +1,176 @@
-"""pfnlab: a model checker for KVM/mm page-refcount and page-lifetime bugs."""
+"""pfnlab: a model checker for KVM/mm page-refcount and page-lifetime bugs.
+
+This module is the public API: everything a model file needs is one import away
+(``from pfnlab import ...``), and the built-in scenarios and variants are written with it.
+The kernel functions themselves are in :mod:`pfnlab.mm` (host mm) and :mod:`pfnlab.kvm`
+(KVM's MMU), under their kernel names.
+
+Declare
+    - :func:`scenario` (decorator) — a scenario: default sizes, properties, goals, and the
+      builder that makes the host, the VM, the threads and the checks;
+    - :func:`variant` — a design: its parent and the kernel functions it overrides by name;
+    - :func:`define_property` — a property of your own, checked by your own
+      :class:`Check` s (invariants after every step, final checks at the end);
+    - :func:`kfunc` — a new kernel function that variants may override by name.
+
+Build (inside a scenario's builder)
+    - :class:`Host` — the host: ``add_anon``, ``add_thp``, ``add_devdax``, ``add_fsdax``,
+      ``add_pfnmap_io``, ... each returns a :class:`Region` (pfns, VMA, mappings);
+    - :func:`vm_on` — a VM with one memslot per region and its vCPUs (a :class:`Setup`);
+    - thread bodies (plain functions; each read or write of a shared field is a scheduling
+      point): :func:`vcpu_faults`, :func:`vcpu_fault`, :func:`vm_exit`,
+      :func:`vcpu_exit`, :func:`dev_dax_unbind`, :func:`kill_dev_dax`,
+      :func:`fsdax_break_layouts`, :func:`dirty_log_disable`, :func:`vcpu_map_thread`,
+      :func:`thp_split_thread`; :func:`with_vcpus` adds a fault thread per vCPU;
+    - :func:`instance` — the threads, the built-in checks of the properties, goals and
+      your own checks.
+
+Check
+    - :func:`check` — explore one variant in one scenario (a :class:`Result`);
+      :func:`diff` — which properties one variant fixes or breaks relative to another;
+      :func:`report` — the mail-ready text of a result's findings;
+    - :func:`load_model` — load a model file (what ``pfnlab --model FILE`` does).
+"""
+
+from pfnlab.explore import Check, Instance, Lock, Shared, fail, wait_until
+from pfnlab.explore.shared import Field, Ghost
+from pfnlab.kvm import (
+    Kvm,
+    Memslot,
+    Vcpu,
+    dirty_log_disable,
+    ghost,
+    kvm_vcpu_map,
+    kvm_vcpu_unmap,
+    vcpu_exit,
+    vcpu_fault,
+    vcpu_map_thread,
+    vm_exit,
+)
+from pfnlab.kvm.vcpu_map import map_owner, touch_mapping
+from pfnlab.mm import (
+    Host,
+    Region,
+    dev_dax_unbind,
+    fsdax_break_layouts,
+    kill_dev_dax,
+    thp_split_thread,
+)
+from pfnlab.model.kfunc import KERNEL_FUNCTIONS, kfunc
+from pfnlab.model.scenario import (
+    ALL_KVM,
+    GOAL_MAP_OVERLAP,
+    GOAL_OVERLAP,
+    GOAL_TEARDOWN,
+    SCENARIOS,
+    Scenario,
+    Setup,
+    goal_map_during_invalidation,
+    goal_overlap,
+    goal_reached,
+    instance,
+    own_gfns,
+    reached,
+    register_scenario,
+    scenario,
+    teardown_goals,
+    vcpu_faults,
+    vm_on,
+    with_vcpus,
+)
+from pfnlab.model.variant import VARIANTS, Variant, register, variant
+from pfnlab.properties import (
+    NO_METADATA_AFTER_TEARDOWN,
+    NO_PUT_UNREFERENCED,
+    NO_SPTE_TO_FREED,
+    NO_STALE_SPTE,
+    NOTIFIER_BALANCED,
+    PIN_HELD,
+    PROPERTIES,
+    REFS_BALANCED,
+    TEARDOWN_TERMINATES,
+    Property,
+    define_property,
+)
+
+register_variant = register
+
+# the built-in variants and scenarios, declared with the names above
+import pfnlab.variants  # noqa: E402, I001
+import pfnlab.scenarios  # noqa: E402, F401
+
+from pfnlab.api import ModelFileError, Result, check, diff, load_model, report  # noqa: E402
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "ALL_KVM",
+    "GOAL_MAP_OVERLAP",
+    "GOAL_OVERLAP",
+    "GOAL_TEARDOWN",
+    "KERNEL_FUNCTIONS",
+    "NOTIFIER_BALANCED",
+    "NO_METADATA_AFTER_TEARDOWN",
+    "NO_PUT_UNREFERENCED",
+    "NO_SPTE_TO_FREED",
+    "NO_STALE_SPTE",
+    "PIN_HELD",
+    "PROPERTIES",
+    "REFS_BALANCED",
+    "SCENARIOS",
+    "TEARDOWN_TERMINATES",
+    "VARIANTS",
+    "Check",
+    "Field",
+    "Ghost",
+    "Host",
+    "Instance",
+    "Kvm",
+    "Lock",
+    "Memslot",
+    "ModelFileError",
+    "Property",
+    "Region",
+    "Result",
+    "Scenario",
+    "Setup",
+    "Shared",
+    "Variant",
+    "Vcpu",
+    "check",
+    "define_property",
+    "dev_dax_unbind",
+    "diff",
+    "dirty_log_disable",
+    "fail",
+    "fsdax_break_layouts",
+    "ghost",
+    "goal_map_during_invalidation",
+    "goal_overlap",
+    "goal_reached",
+    "instance",
+    "kfunc",
+    "kill_dev_dax",
+    "kvm_vcpu_map",
+    "kvm_vcpu_unmap",
+    "load_model",
+    "map_owner",
+    "own_gfns",
+    "reached",
+    "register_scenario",
+    "register_variant",
+    "report",
+    "scenario",
+    "teardown_goals",
+    "thp_split_thread",
+    "touch_mapping",
+    "variant",
+    "vcpu_exit",
+    "vcpu_fault",
+    "vcpu_faults",
+    "vcpu_map_thread",
+    "vm_exit",
+    "vm_on",
+    "wait_until",
+    "with_vcpus",
+]

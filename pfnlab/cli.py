@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from pfnlab.api import ModelFile, ModelFileError, load_model
 from pfnlab.explore.program import Program
 from pfnlab.explore.search import STRATEGIES, Budget, Result, Stats, explore, reporting
 from pfnlab.matrix import Cell, Options, as_json, default_jobs, run_matrix, validate
@@ -47,6 +48,9 @@ MmOpt = Annotated[str | None, typer.Option(
     "variant's own).")]
 FullOpt = Annotated[bool, typer.Option(
     "--full", help="Show every step of each trace, not only the kernel-level ones.")]
+ModelOpt = Annotated[list[str] | None, typer.Option(
+    "--model", "-m", help="A model file (.py) whose scenarios and variants to load "
+    "(repeatable); see docs/tutorial.md.")]
 OutputOpt = Annotated[str | None, typer.Option(
     "--output", "-o", help="Write the JSON report to this file (implies --format json).")]
 
@@ -96,8 +100,19 @@ def _write_html(path: str, title: str, program: Program, res: Result) -> None:
 
 
 def _fail(msg: str) -> None:
-    Console(stderr=True).print(f"[bold red]pfnlab:[/] {msg}", highlight=False)
+    Console(stderr=True).print(f"[bold red]pfnlab:[/] {msg}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def _load(models: list[str] | None) -> list[ModelFile]:
+    """Load each model file; a broken one exits 2 with ``FILE:LINE: what is wrong``."""
+    out = []
+    for path in models or []:
+        try:
+            out.append(load_model(path))
+        except ModelFileError as e:
+            _fail(str(e))
+    return out
 
 
 def _sizes(items: list[str] | None) -> dict[str, int]:
@@ -129,7 +144,7 @@ def _check_strategy(strategy: str) -> None:
 def main_callback(ctx: typer.Context) -> None:
     """With no command, run the matrix of every variant by every scenario."""
     if ctx.invoked_subcommand is None:
-        matrix(None, None, None, None, 20.0, "dpor", "text", default_jobs(), None)
+        matrix(None, None, None, None, 20.0, "dpor", "text", default_jobs(), None, None)
 
 
 @app.command()
@@ -143,8 +158,10 @@ def matrix(
     format: FormatOpt = "text",
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.")] = default_jobs(),
     mm: MmOpt = None,
+    model: ModelOpt = None,
 ) -> None:
     """Check every variant against every scenario and print one verdict table."""
+    _load(model)
     _check_format(format)
     _check_strategy(strategy)
     opts = Options(
@@ -193,8 +210,10 @@ def matrix(
 
 @app.command()
 def check(
-    variant: Annotated[str, typer.Argument(help="Variant name (see pfnlab list).")],
-    scenario: Annotated[str, typer.Argument(help="Scenario name (see pfnlab list).")],
+    names: Annotated[list[str], typer.Argument(
+        help="VARIANT SCENARIO (see pfnlab list); a model file FILE.py may come first, "
+        "and then a name its declarations make obvious may be left out.",
+        metavar="[FILE.py] VARIANT SCENARIO")],
     size: SizeOpt = None,
     executions: ExecOpt = None,
     seconds: SecOpt = None,
@@ -208,8 +227,13 @@ def check(
     full: FullOpt = False,
     output: OutputOpt = None,
     mm: MmOpt = None,
+    model: ModelOpt = None,
 ) -> None:
     """Check one variant in one scenario; print each finding with its minimal trace."""
+    files = [n for n in names if n.endswith(".py")]
+    loaded = _load([*(model or []), *files])
+    variant, scenario = _check_names([n for n in names if not n.endswith(".py")],
+                                     loaded[len(model or []):])
     _check_format(format)
     _check_strategy(strategy)
     opts = Options(variants=[variant], scenarios=[scenario], sizes=_sizes(size),
@@ -229,6 +253,30 @@ def check(
     _print_check(variant, scenario, opts.sizes, program, res, format, full, output)
     if res.findings:
         raise typer.Exit(1)
+
+
+def _check_names(names: list[str], files: list[ModelFile]) -> tuple[str, str]:
+    """VARIANT and SCENARIO of ``pfnlab check``: given, or the only ones ``files`` declare."""
+    if len(names) == 2:
+        return names[0], names[1]
+    if len(names) > 2:
+        _fail(f"check takes VARIANT SCENARIO, not {' '.join(names)}")
+    declared_v = [v for f in files for v in f.variants]
+    declared_s = [s for f in files for s in f.scenarios]
+    if not files:
+        _fail("check takes VARIANT SCENARIO (see pfnlab list), or a model file FILE.py first")
+    if len(names) == 1:
+        if names[0] in SCENARIOS and names[0] not in VARIANTS and len(declared_v) == 1:
+            return declared_v[0], names[0]
+        if len(declared_s) == 1:
+            return names[0], declared_s[0]
+    elif len(declared_v) == 1 and len(declared_s) == 1:
+        return declared_v[0], declared_s[0]
+    _fail(f"which VARIANT SCENARIO? the model file declares variants "
+          f"{', '.join(declared_v) or '(none)'} and scenarios {', '.join(declared_s) or '(none)'}"
+          f"; e.g. pfnlab check {files[0].path} "
+          f"{(declared_v or list(VARIANTS))[0]} {(declared_s or list(SCENARIOS))[0]}")
+    raise AssertionError  # unreachable: _fail exits
 
 
 # ---------------------------------------------------------------- reports (issue 4)
@@ -302,10 +350,12 @@ def diff_cmd(
     format: FormatOpt = "text",
     full: FullOpt = False,
     output: OutputOpt = None,
+    model: ModelOpt = None,
 ) -> None:
     """List the properties that hold in one variant and not the other, with the traces."""
     from pfnlab.report.diffmode import diff, diff_json, render_diff
 
+    _load(model)
     _check_format(format)
     names = list(scenario or SCENARIOS)
     opts = Options(variants=[variant_a, variant_b], scenarios=names, sizes=_sizes(size),
@@ -326,8 +376,10 @@ def diff_cmd(
 @app.command("replay")
 def replay_cmd(
     file: Annotated[str, typer.Argument(help="A JSON report of pfnlab check or diff.")],
+    model: ModelOpt = None,
 ) -> None:
     """Re-run each saved finding's schedule; exit 0 only if every finding reproduces."""
+    _load(model)
     from pfnlab.report.jsonout import replay_document
 
     try:
@@ -345,8 +397,9 @@ def replay_cmd(
 
 
 @app.command("list")
-def list_cmd() -> None:
+def list_cmd(model: ModelOpt = None) -> None:
     """Name the variants, scenarios and properties, one line each."""
+    _load(model)
     out = ["variants:"]
     w = max(len(n) for n in VARIANTS)
     for name, v in VARIANTS.items():

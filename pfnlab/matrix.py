@@ -13,6 +13,7 @@ A cell's verdict for a property comes only from the search that ran for that cel
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import time
 from collections.abc import Iterable
@@ -176,7 +177,10 @@ def run_matrix(opts: Options, on_cell: Any = None) -> list[Cell]:
     pairs = [(v, s, opts) for v in opts.variants for s in opts.scenarios]
     cells: list[Cell] = []
     if opts.jobs > 1 and len(pairs) > 1:
-        with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
+        # fork: the workers inherit every registered scenario and variant, including
+        # those of model files loaded with --model (spawn would only re-import built-ins)
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+        with ProcessPoolExecutor(max_workers=opts.jobs, mp_context=ctx) as pool:
             try:
                 for cell in pool.map(_run_pair, pairs):
                     cells.append(cell)

@@ -108,8 +108,31 @@ PROPERTIES: dict[str, Property] = {
     )
 }
 
+#: the ids above: the properties of the kernel models
+BUILTIN = frozenset(PROPERTIES)
+
+
+def define_property(id: str, meaning: str, invariant: str = "user") -> str:
+    """Register a property of your own and return its id (for ``Check(..., prop=id)``).
+
+    A finding whose ``prop`` is a registered id is a verdict (``check``, ``matrix``,
+    ``diff`` report it under that id); any other finding is a model error. Defining the
+    same id again with the same meaning is a no-op; with another meaning, ValueError.
+    """
+    if not id or not isinstance(id, str) or any(c.isspace() for c in id):
+        raise ValueError(f"property id {id!r} must be a non-empty word, e.g. 'cache-valid'")
+    old = PROPERTIES.get(id)
+    if old is not None:
+        if old.meaning == meaning and old.invariant == invariant:
+            return id
+        raise ValueError(f"property {id!r} is defined twice (with another meaning)")
+    PROPERTIES[id] = Property(id, invariant, meaning)
+    return id
+
+
 __all__ = [
     "AD_ONLY_TRACKED",
+    "BUILTIN",
     "HUGE_ONLY_THP",
     "NOTIFIER_BALANCED",
     "NO_METADATA_AFTER_TEARDOWN",
@@ -121,4 +144,5 @@ __all__ = [
     "REFS_BALANCED",
     "TEARDOWN_TERMINATES",
     "Property",
+    "define_property",
 ]

@@ -1,4 +1,5 @@
-"""Every ```python block in the README and docs/ runs."""
+"""Every ```python block in the README and docs/ runs: a file's blocks in order, in one
+namespace (a tutorial builds on its earlier blocks); what they declare is undone after."""
 
 from __future__ import annotations
 
@@ -7,18 +8,23 @@ from pathlib import Path
 
 import pytest
 
+from pfnlab.api import registries_restored
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCKS = [
-    pytest.param(code, id=f"{path.name}:{n}")
-    for path in DOCS if path.exists()
-    for n, code in enumerate(re.findall(r"```python\n(.*?)```", path.read_text(), re.S))
+FILES = [
+    pytest.param(path, id=path.name)
+    for path in DOCS if path.exists() and "```python\n" in path.read_text()
 ]
 
 
-@pytest.mark.parametrize("code", BLOCKS)
-def test_doc_example_runs(code: str) -> None:
-    exec(compile(code, "<doc>", "exec"), {"__name__": "__doc_example__"})
+@pytest.mark.parametrize("path", FILES)
+def test_doc_examples_run(path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", path.read_text(), re.S)
+    ns: dict[str, object] = {"__name__": "__doc_example__"}
+    with registries_restored():
+        for n, code in enumerate(blocks):
+            exec(compile(code, f"<{path.name}:block {n}>", "exec"), ns)
 
 
 def test_readme_starts_with_the_two_commands() -> None:

@@ -19,6 +19,7 @@ from typing import Any, overload
 from pfnlab.explore import Check, Ghost, Instance, Program, Shared, context, set_context
 from pfnlab.kvm import Kvm, Memslot, Vcpu, create_vm, ghost
 from pfnlab.mm import Host, Region
+from pfnlab.model.variant import Variant
 from pfnlab.model.world import World
 from pfnlab.properties import (
     AD_ONLY_TRACKED,
@@ -33,7 +34,6 @@ from pfnlab.properties import (
     REFS_BALANCED,
     TEARDOWN_TERMINATES,
 )
-from pfnlab.variants import Variant
 
 #: goal names shared by scenarios
 GOAL_TEARDOWN = "teardown-completes"
@@ -96,6 +96,52 @@ class Scenario:
             return build(variant, merged)
 
         return Program(f"{variant.name}/{self.name}", run)
+
+
+#: Every registered scenario, by name, in the order the checker reports them.
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def register_scenario(sc: Scenario) -> Scenario:
+    """Add ``sc`` to :data:`SCENARIOS` (ValueError if the name is taken)."""
+    if sc.name in SCENARIOS:
+        raise ValueError(f"scenario {sc.name!r} is defined twice")
+    SCENARIOS[sc.name] = sc
+    return sc
+
+
+def scenario(
+    name: str,
+    *,
+    summary: str = "",
+    sizes: dict[str, int] | None = None,
+    properties: Iterable[str] = (),
+    goals: Iterable[str] = (),
+) -> Callable[[Callable[[Variant, dict[str, int]], Instance]], Scenario]:
+    """Decorator: declare and register a scenario whose builder is the decorated function.
+
+    The builder ``build(variant, sizes)`` runs at the start of every execution: it makes
+    the host (:class:`~pfnlab.mm.Host`), the VM (:func:`vm_on`), the threads, and returns
+    :func:`instance` (or an :class:`~pfnlab.explore.Instance`). ``sizes`` are the default
+    sizes (``--size NAME=N`` changes them), ``properties`` the ids checked (built-in ones
+    from :data:`~pfnlab.properties.PROPERTIES`, or your own from
+    :func:`~pfnlab.properties.define_property`), ``goals`` the names of the "sometimes"
+    goals the builder returns (a pass with a goal never reached is reported not covered).
+    The summary defaults to the builder's docstring's first line.
+    """
+
+    def deco(build: Callable[[Variant, dict[str, int]], Instance]) -> Scenario:
+        doc = (build.__doc__ or "").strip().splitlines()
+        return register_scenario(Scenario(
+            name=name,
+            summary=summary or (doc[0] if doc else name),
+            params=dict(sizes or {}),
+            properties=tuple(properties),
+            goals=tuple(goals),
+            build=build,
+        ))
+
+    return deco
 
 
 #: host mm versions a scenario can run on (see :func:`mm_version`)
@@ -223,9 +269,10 @@ def checks(
                    HUGE_ONLY_THP):
             # the ledger's events only grow: these invariants are stable
             inv.append(Check(f"no {p} event", _events(kvm, p), p, stable=True))
-        elif p == TEARDOWN_TERMINATES:
+        elif p == TEARDOWN_TERMINATES or p not in _LEDGER_PROPS:
+            # a hang, or a property of your own: its checks are passed to instance()
             pass
-        else:  # pragma: no cover - guarded by Scenario.__post_init__
+        else:  # pragma: no cover - every built-in property is handled above
             raise ValueError(f"no check for property {p!r}")
     return inv, fin
 
@@ -250,12 +297,30 @@ def instance(
     s: Setup,
     threads: dict[str, Callable[[], object]],
     props: Iterable[str],
-    goals: Iterable[Check],
+    goals: Iterable[Check] = (),
+    *,
+    invariants: Iterable[Check] = (),
+    final_checks: Iterable[Check] = (),
 ) -> Instance:
-    """The Instance: threads, the checks of ``props``, and ``goals``."""
-    inv, fin = checks(s, props)
-    return Instance(threads=threads, invariants=inv, final_checks=fin, goals=list(goals))
+    """The Instance: threads, the checks of ``props``, ``goals``, and checks of your own.
 
+    ``threads`` maps thread names to plain functions (no arguments; a read or write of a
+    shared field is a scheduling point). The built-in properties in ``props`` get the
+    model's ledger checks; ``invariants`` (checked after every step) and ``final_checks``
+    (checked when every thread has finished) are :class:`~pfnlab.explore.Check` s of your
+    own: ``Check(name, fn, prop)`` where ``fn()`` returns ``None`` when it holds, else a
+    one-line message, and ``prop`` is the property id the finding is reported under.
+    """
+    inv, fin = checks(s, props)
+    return Instance(threads=threads, invariants=[*inv, *invariants],
+                    final_checks=[*fin, *final_checks], goals=list(goals))
+
+
+_LEDGER_PROPS = frozenset({
+    REFS_BALANCED, NO_STALE_SPTE, NO_SPTE_TO_FREED, PIN_HELD, NOTIFIER_BALANCED,
+    NO_PUT_UNREFERENCED, NO_METADATA_AFTER_TEARDOWN, AD_ONLY_TRACKED, HUGE_ONLY_THP,
+    TEARDOWN_TERMINATES,
+})
 
 ALL_KVM = (
     REFS_BALANCED,

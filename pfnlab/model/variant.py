@@ -8,6 +8,7 @@ model and overrides nothing. A variant's :meth:`world` builds the
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,12 +66,42 @@ def register(variant: Variant) -> Variant:
         raise ValueError(f"variant {variant.name!r} is defined twice")
     for fn_name in variant.overrides:
         if fn_name not in KERNEL_FUNCTIONS:
+            close = difflib.get_close_matches(fn_name, KERNEL_FUNCTIONS, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise ValueError(
                 f"variant {variant.name!r} overrides {fn_name!r}, which is not a kernel "
-                "function of the model (decorate the base implementation with @kfunc)"
+                f"function of the model{hint}; decorate a new one with @kfunc"
             )
     VARIANTS[variant.name] = variant
     return variant
+
+
+def variant(
+    name: str,
+    parent: str | None = "v5.4",
+    overrides: dict[str, Callable[..., Any]] | None = None,
+    *,
+    summary: str = "",
+    cite: str = "",
+    mm_version: str = "5.4",
+) -> Variant:
+    """Declare and register a variant: ``parent``'s kernel functions, with ``overrides``.
+
+    ``overrides`` maps kernel-function names (``"kvm_release_pfn_clean"``, any function of
+    the model decorated with :func:`~pfnlab.model.kfunc.kfunc`) to the implementations
+    this design uses; everything else is the parent's. ``parent`` is a registered variant
+    (``"v5.4"``, the base model, by default). Returns the registered :class:`Variant`;
+    ValueError for a name defined twice, an unknown parent, or an override of a name that
+    is not a kernel function (the message lists what is valid).
+    """
+    if parent is not None and parent not in VARIANTS:
+        _load_all()
+        if parent not in VARIANTS:
+            raise ValueError(
+                f"variant {name!r}: unknown parent {parent!r}; known: {', '.join(VARIANTS)}"
+            )
+    return register(Variant(name=name, parent=parent, summary=summary or name, cite=cite,
+                            overrides=dict(overrides or {}), mm_version=mm_version))
 
 
 def get_variant(name: str) -> Variant:

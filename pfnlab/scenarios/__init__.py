@@ -13,6 +13,7 @@ two-vcpu-same-gfn   two vCPUs fault on the same devdax gfn while it is unbound
 ==================  =========================================================================
 """
 
+from pfnlab import SCENARIOS, Scenario, register_scenario
 from pfnlab.scenarios import (
     devdax_unbind,
     dirty_log_collapse,
@@ -22,11 +23,8 @@ from pfnlab.scenarios import (
     two_vcpu_same_gfn,
     vcpu_map_vs_unbind,
 )
-from pfnlab.scenarios.base import Scenario
 
-SCENARIOS: dict[str, Scenario] = {
-    s.name: s
-    for s in (
+for _s in (
         devdax_unbind.SCENARIO,
         fsdax_truncate.SCENARIO,
         thp_split.SCENARIO,
@@ -34,8 +32,8 @@ SCENARIOS: dict[str, Scenario] = {
         remapped_vs_unbind.SCENARIO,
         vcpu_map_vs_unbind.SCENARIO,
         two_vcpu_same_gfn.SCENARIO,
-    )
-}
+):
+    register_scenario(_s)
 
 
 def get_scenario(name: str) -> Scenario:

@@ -10,22 +10,24 @@ This is the reference scenario of state-space.md.
 
 from __future__ import annotations
 
-from pfnlab.explore import Instance
-from pfnlab.kvm import vm_exit
-from pfnlab.mm import Host, dev_dax_unbind
-from pfnlab.properties import NOTIFIER_BALANCED, TEARDOWN_TERMINATES
-from pfnlab.scenarios.base import (
+from pfnlab import (
     ALL_KVM,
     GOAL_OVERLAP,
     GOAL_TEARDOWN,
+    NOTIFIER_BALANCED,
+    TEARDOWN_TERMINATES,
+    Host,
+    Instance,
     Scenario,
+    Variant,
+    dev_dax_unbind,
     instance,
     reached,
     teardown_goals,
+    vm_exit,
     vm_on,
     with_vcpus,
 )
-from pfnlab.variants import Variant
 
 PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
 

@@ -10,22 +10,24 @@ argument is what keeps the classification safe.
 
 from __future__ import annotations
 
-from pfnlab.explore import Instance
-from pfnlab.kvm import dirty_log_disable
-from pfnlab.mm import Host, dev_dax_unbind
-from pfnlab.properties import NOTIFIER_BALANCED, TEARDOWN_TERMINATES
-from pfnlab.scenarios.base import (
+from pfnlab import (
     ALL_KVM,
     GOAL_OVERLAP,
     GOAL_TEARDOWN,
+    NOTIFIER_BALANCED,
+    TEARDOWN_TERMINATES,
+    Host,
+    Instance,
     Scenario,
+    Variant,
+    dev_dax_unbind,
+    dirty_log_disable,
     instance,
     reached,
     teardown_goals,
     vm_on,
     with_vcpus,
 )
-from pfnlab.variants import Variant
 
 PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
 

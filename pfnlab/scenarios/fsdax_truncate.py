@@ -9,21 +9,23 @@ blocks the truncate forever (kernel-semantics.md 2.7).
 
 from __future__ import annotations
 
-from pfnlab.explore import Instance
-from pfnlab.mm import Host, fsdax_break_layouts
-from pfnlab.properties import NOTIFIER_BALANCED, TEARDOWN_TERMINATES
-from pfnlab.scenarios.base import (
+from pfnlab import (
     ALL_KVM,
     GOAL_OVERLAP,
     GOAL_TEARDOWN,
+    NOTIFIER_BALANCED,
+    TEARDOWN_TERMINATES,
+    Host,
+    Instance,
     Scenario,
+    Variant,
+    fsdax_break_layouts,
     instance,
     reached,
     teardown_goals,
     vm_on,
     with_vcpus,
 )
-from pfnlab.variants import Variant
 
 PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
 

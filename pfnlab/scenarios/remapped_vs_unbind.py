@@ -13,21 +13,23 @@ locking (notifier seq/count, mmu_lock, the devdax unbind order) closes every win
 
 from __future__ import annotations
 
-from pfnlab.explore import Instance
-from pfnlab.mm import Host, dev_dax_unbind
-from pfnlab.properties import NOTIFIER_BALANCED, TEARDOWN_TERMINATES
-from pfnlab.scenarios.base import (
+from pfnlab import (
     ALL_KVM,
     GOAL_OVERLAP,
     GOAL_TEARDOWN,
+    NOTIFIER_BALANCED,
+    TEARDOWN_TERMINATES,
+    Host,
+    Instance,
     Scenario,
+    Variant,
+    dev_dax_unbind,
     instance,
     reached,
     teardown_goals,
     vm_on,
     with_vcpus,
 )
-from pfnlab.variants import Variant
 
 PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
 

@@ -12,21 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pfnlab.explore import Instance
-from pfnlab.mm import Host, thp_split_thread
-from pfnlab.properties import NOTIFIER_BALANCED
-from pfnlab.scenarios.base import (
+from pfnlab import (
     ALL_KVM,
     GOAL_OVERLAP,
+    NOTIFIER_BALANCED,
+    Host,
+    Instance,
     Scenario,
+    Variant,
     goal_overlap,
     goal_reached,
     instance,
     reached,
+    thp_split_thread,
     vcpu_faults,
     vm_on,
 )
-from pfnlab.variants import Variant
 
 PROPERTIES = (*ALL_KVM, NOTIFIER_BALANCED)
 GOAL_SPLIT = "split-completes"

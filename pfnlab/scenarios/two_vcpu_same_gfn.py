@@ -9,21 +9,24 @@ about 100x more states).
 
 from __future__ import annotations
 
-from pfnlab.explore import Instance
-from pfnlab.mm import Host, dev_dax_unbind, kill_dev_dax
-from pfnlab.properties import NOTIFIER_BALANCED, TEARDOWN_TERMINATES
-from pfnlab.scenarios.base import (
+from pfnlab import (
     ALL_KVM,
     GOAL_OVERLAP,
     GOAL_TEARDOWN,
+    NOTIFIER_BALANCED,
+    TEARDOWN_TERMINATES,
+    Host,
+    Instance,
     Scenario,
+    Variant,
+    dev_dax_unbind,
     instance,
+    kill_dev_dax,
     reached,
     teardown_goals,
     vm_on,
     with_vcpus,
 )
-from pfnlab.variants import Variant
 
 PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
 

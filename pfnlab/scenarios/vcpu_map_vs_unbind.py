@@ -11,24 +11,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pfnlab.explore import Instance
-from pfnlab.kvm import ghost, kvm_vcpu_map, kvm_vcpu_unmap
-from pfnlab.kvm.vcpu_map import map_owner, touch_mapping
-from pfnlab.mm import Host, dev_dax_unbind
-from pfnlab.properties import NO_SPTE_TO_FREED, PIN_HELD, TEARDOWN_TERMINATES
-from pfnlab.scenarios.base import (
+from pfnlab import (
     ALL_KVM,
     GOAL_MAP_OVERLAP,
     GOAL_TEARDOWN,
+    NO_SPTE_TO_FREED,
+    PIN_HELD,
+    TEARDOWN_TERMINATES,
+    Host,
+    Instance,
     Scenario,
     Setup,
+    Variant,
+    dev_dax_unbind,
+    ghost,
     goal_map_during_invalidation,
     goal_reached,
     instance,
+    kvm_vcpu_map,
+    kvm_vcpu_unmap,
+    map_owner,
     reached,
+    touch_mapping,
     vm_on,
 )
-from pfnlab.variants import Variant
 
 # pin-held first: a map without its reference is reported as that, not as what follows
 PROPERTIES = (PIN_HELD, *ALL_KVM, TEARDOWN_TERMINATES)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pfnlab import mm
+from pfnlab import Variant, mm, register_variant
 from pfnlab.kvm import ghost
 from pfnlab.kvm.hva import current_mm
 from pfnlab.kvm.pfn import KVM_PFN_ERR_FAULT
-from pfnlab.variants.base import Variant, register
 
 
 def _early_put(page: Any, owner: str, where: str) -> None:
@@ -60,7 +59,7 @@ def hva_to_pfn_slow(
     return (1, int(mm.page_to_pfn(page)), w)
 
 
-VARIANT = register(
+VARIANT = register_variant(
     Variant(
         name="dan-early-put",
         parent="v5.3",

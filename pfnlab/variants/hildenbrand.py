@@ -9,8 +9,7 @@ still never put; David said so himself (<ed89cd61-7c45-8c9c-ffeb-f27b1872bd7a@re
 
 from __future__ import annotations
 
-from pfnlab import mm
-from pfnlab.variants.base import Variant, register
+from pfnlab import Variant, mm, register_variant
 
 
 def kvm_is_reserved_pfn(pfn: int) -> bool:
@@ -21,7 +20,7 @@ def kvm_is_reserved_pfn(pfn: int) -> bool:
     return True
 
 
-VARIANT = register(
+VARIANT = register_variant(
     Variant(
         name="hildenbrand",
         parent="v5.3",

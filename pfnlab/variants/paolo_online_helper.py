@@ -10,14 +10,13 @@ A/D helpers still use kvm_is_zone_device_pfn).
 
 from __future__ import annotations
 
-from pfnlab import mm
+from pfnlab import Variant, mm, register_variant
 from pfnlab.kvm import ghost
 from pfnlab.kvm.fault import mmu_gfn_lpage_is_disallowed, record_thp_shift
 from pfnlab.kvm.kvm import PT_DIRECTORY_LEVEL, PT_PAGE_TABLE_LEVEL, Kvm, Memslot, Spte, Vcpu
 from pfnlab.kvm.pfn import is_error_noslot_pfn, kvm_get_pfn, kvm_release_pfn_clean
 from pfnlab.kvm.spte import drop_spte
 from pfnlab.model.kfunc import kfunc
-from pfnlab.variants.base import Variant, register
 
 
 @kfunc
@@ -62,7 +61,7 @@ def kvm_mmu_zap_collapsible_spte(kvm: Kvm, slot: Memslot, sptep: Spte) -> bool:
     return False
 
 
-VARIANT = register(
+VARIANT = register_variant(
     Variant(
         name="paolo-online-helper",
         parent="v5.4",

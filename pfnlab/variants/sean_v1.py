@@ -13,11 +13,10 @@ thread). Differences from the merged v2 (a78986aae9b2):
 
 from __future__ import annotations
 
-from pfnlab import mm
+from pfnlab import Variant, mm, register_variant
 from pfnlab.kvm import ghost
 from pfnlab.kvm.pfn import kvm_is_reserved_pfn as _reserved
 from pfnlab.kvm.pfn import kvm_is_zone_device_pfn as _zone_device
-from pfnlab.variants.base import Variant, register
 
 
 def kvm_is_zone_device_pfn(pfn: int) -> bool:
@@ -47,7 +46,7 @@ def kvm_get_pfn(pfn: int, owner: str = "kvm") -> None:
         ghost.ref_taken(page, owner)
 
 
-VARIANT = register(
+VARIANT = register_variant(
     Variant(
         name="sean-v1",
         parent="v5.4",

@@ -10,8 +10,7 @@ analysed by David Hildenbrand (<ed89cd61-7c45-8c9c-ffeb-f27b1872bd7a@redhat.com>
 
 from __future__ import annotations
 
-from pfnlab import mm
-from pfnlab.variants.base import Variant, register
+from pfnlab import Variant, mm, register_variant
 
 
 def kvm_is_reserved_pfn(pfn: int) -> bool:
@@ -26,7 +25,7 @@ def kvm_is_zone_device_pfn(pfn: int) -> bool:
     return False
 
 
-VARIANT = register(
+VARIANT = register_variant(
     Variant(
         name="v5.3",
         parent="v5.4",

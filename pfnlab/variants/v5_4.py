@@ -4,9 +4,9 @@ ZONE_DEVICE pages as being reserved", Sean Christopherson, v2 patch 1/3,
 
 from __future__ import annotations
 
-from pfnlab.variants.base import Variant, register
+from pfnlab import Variant, register_variant
 
-VARIANT = register(
+VARIANT = register_variant(
     Variant(
         name="v5.4",
         parent=None,

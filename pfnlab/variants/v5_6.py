@@ -13,7 +13,7 @@ Sean Christopherson, "KVM: x86/mmu: Walk host page tables to find THP mappings" 
 
 from __future__ import annotations
 
-from pfnlab import mm
+from pfnlab import Variant, mm, register_variant
 from pfnlab.kvm.fault import (
     RET_PF_EMULATE,
     RET_PF_ERROR,
@@ -34,7 +34,6 @@ from pfnlab.kvm.pfn import (
 )
 from pfnlab.kvm.spte import drop_spte
 from pfnlab.model.kfunc import kfunc
-from pfnlab.variants.base import Variant, register
 
 
 @kfunc
@@ -108,7 +107,7 @@ def kvm_mmu_zap_collapsible_spte(kvm: Kvm, slot: Memslot, sptep: Spte) -> bool:
     return False
 
 
-VARIANT = register(
+VARIANT = register_variant(
     Variant(
         name="v5.6",
         parent="v5.4",

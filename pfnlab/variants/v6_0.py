@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pfnlab import mm
+from pfnlab import Variant, mm, register_variant
 from pfnlab.explore import atomic
 from pfnlab.kvm import ghost
 from pfnlab.kvm.fault import (
@@ -39,7 +39,6 @@ from pfnlab.kvm.notifier import mmu_notifier_retry
 from pfnlab.kvm.pfn import KVM_PFN_ERR_FAULT, is_error_noslot_pfn, is_error_pfn
 from pfnlab.kvm.spte import drop_spte
 from pfnlab.model.kfunc import kfunc
-from pfnlab.variants.base import Variant, register
 from pfnlab.variants.v5_6 import kvm_mmu_hugepage_adjust as hugepage_adjust
 from pfnlab.variants.v5_6 import max_mapping_level
 
@@ -248,7 +247,7 @@ def kvm_mmu_zap_collapsible_spte(kvm: Kvm, slot: Memslot, sptep: Spte) -> bool:
     return False
 
 
-VARIANT = register(
+VARIANT = register_variant(
     Variant(
         name="v6.0",
         parent="v5.6",

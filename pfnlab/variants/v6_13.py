@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pfnlab import mm
+from pfnlab import Variant, mm, register_variant
 from pfnlab.explore import atomic
 from pfnlab.kvm import ghost
 from pfnlab.kvm.fault import (
@@ -46,7 +46,6 @@ from pfnlab.kvm.pfn import (
 )
 from pfnlab.kvm.vcpu_map import HostMap, map_owner
 from pfnlab.model.kfunc import kfunc
-from pfnlab.variants.base import Variant, register
 from pfnlab.variants.v5_6 import kvm_mmu_hugepage_adjust, max_mapping_level
 
 #: module parameter kvm.allow_unsafe_mappings (off by default)
@@ -172,7 +171,7 @@ def kvm_vcpu_unmap(vcpu: Vcpu, hmap: HostMap, dirty: bool) -> None:
         mm.put_page(page, owner=hmap.owner)
 
 
-VARIANT = register(
+VARIANT = register_variant(
     Variant(
         name="v6.13",
         parent="v6.0",

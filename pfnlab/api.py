@@ -1,0 +1,225 @@
+"""Checking from Python, and loading model files: what the ``pfnlab`` command does.
+
+- :func:`check` explores one variant in one scenario and returns a :class:`Result`;
+- :func:`diff` compares two variants on scenarios (``pfnlab diff``) and returns its text;
+- :func:`load_model` imports a user's model file so that the scenarios, variants and
+  properties it declares are registered (``pfnlab --model FILE``); a broken file raises
+  :class:`ModelFileError` whose message is ``FILE:LINE: what is wrong``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from pfnlab.explore.program import Program
+from pfnlab.explore.search import Budget, explore
+from pfnlab.explore.search.common import Result as SearchResult
+from pfnlab.model.kfunc import KERNEL_FUNCTIONS
+from pfnlab.model.scenario import SCENARIOS
+from pfnlab.model.variant import VARIANTS
+from pfnlab.properties import PROPERTIES
+
+
+@dataclass
+class Result:
+    """One check: the variant, the scenario, the program explored and the search's result."""
+
+    variant: str
+    scenario: str
+    program: Program
+    search: SearchResult
+
+    @property
+    def ok(self) -> bool:
+        """No finding."""
+        return self.search.ok
+
+    @property
+    def findings(self) -> list[object]:
+        """The findings (:class:`~pfnlab.explore.Finding`), each with its minimal trace."""
+        return list(self.search.findings)
+
+    @property
+    def violated(self) -> list[str]:
+        """The ids of the violated properties, in the order found."""
+        return list(dict.fromkeys(f.prop for f in self.search.findings))
+
+    @property
+    def coverage(self) -> str:
+        """What the search covered ("exhaustive: ...", or where a budget cut it)."""
+        return self.search.coverage
+
+    @property
+    def exhaustive(self) -> bool:
+        """Every interleaving (up to equivalence) was explored."""
+        return self.search.exhaustive
+
+    @property
+    def goals_missed(self) -> list[str]:
+        """Goals of the scenario no execution reached (a pass would be vacuous)."""
+        return list(self.search.goals_missed)
+
+    def summary(self) -> str:
+        """One line: findings or pass, and the coverage."""
+        head = (f"{self.variant} / {self.scenario}: "
+                + (f"violates {', '.join(self.violated)}" if self.violated else "no finding"))
+        extra = f"; goals never reached: {', '.join(self.goals_missed)}" if self.goals_missed \
+            else ""
+        st = self.search.stats
+        return f"{head} ({self.coverage}; {st.executions} executions{extra})"
+
+    def report(self, full: bool = False) -> str:
+        """The text ``pfnlab check`` prints for each finding (ledger, causal core, trace)."""
+        return report(self, full=full)
+
+
+def check(variant: str, scenario: str, *, mm: str | None = None, strategy: str = "dpor",
+          executions: int | None = None, seconds: float | None = None,
+          stop_first: bool = False, **sizes: int) -> Result:
+    """Explore ``variant`` in ``scenario`` (``sizes`` override the scenario's defaults).
+
+    Names are looked up in :data:`~pfnlab.VARIANTS` and :data:`~pfnlab.SCENARIOS`
+    (KeyError listing the known ones). Every distinct finding is collected, each with its
+    minimal trace, unless ``stop_first``.
+    """
+    if variant not in VARIANTS:
+        raise KeyError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    if scenario not in SCENARIOS:
+        raise KeyError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+    program = SCENARIOS[scenario].program(VARIANTS[variant], mm=mm, **sizes)
+    res = explore(program, strategy=strategy, stop_first=stop_first,
+                  budget=Budget(executions=executions, seconds=seconds))
+    return Result(variant, scenario, program, res)
+
+
+def report(result: Result, full: bool = False) -> str:
+    """The mail-ready report of every finding of ``result`` (empty string if none)."""
+    from pfnlab.report.analysis import analyse, render_report
+
+    title = f"{result.variant} / {result.scenario}"
+    return "\n\n".join(render_report(title, analyse(result.program, f), full=full)
+                       for f in result.search.findings)
+
+
+def diff(variant_a: str, variant_b: str, scenarios: list[str] | str, *,
+         full: bool = False, **sizes: int) -> str:
+    """The text of ``pfnlab diff A B SCENARIO...``: what B fixes and breaks, with traces."""
+    from pfnlab.report.diffmode import diff as run_diff
+    from pfnlab.report.diffmode import render_diff
+
+    names = [scenarios] if isinstance(scenarios, str) else list(scenarios)
+    for v in (variant_a, variant_b):
+        if v not in VARIANTS:
+            raise KeyError(f"unknown variant {v!r}; known: {', '.join(VARIANTS)}")
+    return render_diff(variant_a, variant_b, run_diff(variant_a, variant_b, names, sizes=sizes),
+                       full=full)
+
+
+# ----------------------------------------------------------------------------- model files
+class ModelFileError(Exception):
+    """A model file that does not load: the message is ``FILE:LINE: what is wrong``."""
+
+
+@dataclass
+class ModelFile:
+    """What a loaded model file declared."""
+
+    path: str
+    module: ModuleType
+    scenarios: list[str] = field(default_factory=list)
+    variants: list[str] = field(default_factory=list)
+    properties: list[str] = field(default_factory=list)
+
+
+_LOADED: dict[str, ModelFile] = {}
+
+
+def load_model(path: str | os.PathLike[str]) -> ModelFile:
+    """Import the model file at ``path``; its declarations register into the registries.
+
+    Loading the same file again returns what the first load declared. A file that does not
+    compile, raises while it is imported or declares a name twice raises
+    :class:`ModelFileError` naming the file and line, and registers nothing.
+    """
+    full = os.path.abspath(os.fspath(path))
+    if full in _LOADED:
+        return _LOADED[full]
+    shown = os.fspath(path)
+    try:
+        with open(full, encoding="utf-8") as fh:
+            source = fh.read()
+    except OSError as e:
+        raise ModelFileError(f"{shown}: cannot read the model file: {e.strerror}") from None
+    try:
+        compile(source, full, "exec")
+    except SyntaxError as e:
+        where = f"{shown}:{e.lineno}" if e.lineno else shown
+        text = (e.text or "").rstrip("\n")
+        caret = ""
+        if text and e.offset:
+            indent = len(text) - len(text.lstrip())
+            caret = f"\n    {text.strip()}\n    {' ' * max(0, e.offset - 1 - indent)}^"
+        raise ModelFileError(f"{where}: invalid syntax: {e.msg}{caret}") from None
+    stem = os.path.splitext(os.path.basename(full))[0]
+    digest = hashlib.sha1(full.encode()).hexdigest()[:8]
+    modname = f"pfnlab_model_{''.join(c if c.isalnum() else '_' for c in stem)}_{digest}"
+    spec = importlib.util.spec_from_file_location(modname, full)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    before = _keys()
+    sys.modules[modname] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as e:
+        sys.modules.pop(modname, None)
+        _rollback(before)
+        if isinstance(e, KeyboardInterrupt | SystemExit):
+            raise
+        line = None
+        for fr in traceback.extract_tb(e.__traceback__):
+            if os.path.abspath(fr.filename) == full:
+                line = fr.lineno
+        where = f"{shown}:{line}" if line else shown
+        raise ModelFileError(f"{where}: {type(e).__name__}: {e}") from None
+    after = _keys()
+    mf = ModelFile(full, module,
+                   scenarios=[n for n in SCENARIOS if n not in before[0]],
+                   variants=[n for n in VARIANTS if n not in before[1]],
+                   properties=[n for n in PROPERTIES if n not in before[2]])
+    del after
+    _LOADED[full] = mf
+    return mf
+
+
+def _keys() -> tuple[set[str], set[str], set[str], set[str]]:
+    return set(SCENARIOS), set(VARIANTS), set(PROPERTIES), set(KERNEL_FUNCTIONS)
+
+
+def _rollback(before: tuple[set[str], set[str], set[str], set[str]]) -> None:
+    regs: tuple[dict[str, Any], ...] = (SCENARIOS, VARIANTS, PROPERTIES, KERNEL_FUNCTIONS)
+    for reg, keys in zip(regs, before, strict=True):
+        for k in [k for k in reg if k not in keys]:
+            del reg[k]
+
+
+@contextmanager
+def registries_restored() -> Iterator[None]:
+    """Undo, on exit, every scenario, variant, property and kernel function declared inside
+    (and forget the model files loaded inside): for tests that load model files."""
+    before = _keys()
+    loaded = set(_LOADED)
+    try:
+        yield
+    finally:
+        _rollback(before)
+        for k in [k for k in _LOADED if k not in loaded]:
+            del _LOADED[k]

@@ -1,0 +1,120 @@
+"""The user-style models in examples/: each buggy variant shows its bug, each fix holds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import pfnlab
+from pfnlab.api import registries_restored
+
+ROOT = Path(__file__).resolve().parents[2]
+EX = ROOT / "examples"
+
+# file, scenario, buggy variant, the property it violates, fixed variant, steps in the trace
+CASES = [
+    ("pfncache.py", "pfncache-vs-unbind", "v5.4", "no-metadata-after-teardown",
+     "pfncache-fixed",
+     ["gpc_refresh()", "kvm_release_pfn_clean()", "arch_remove_memory()", "free(page@0x104)"]),
+    ("retry_leak.py", "fault-vs-zap", "retry-leak", "refs-balanced", "retry-leak-fixed",
+     ["kvm_mmu_notifier_invalidate_range_", "hva_to_pfn_fast()", "tdp_page_fault_leaky()"]),
+    ("thp_split_huge.py", "fault-vs-pmd-split", "thp-map-by-page", "huge-only-thp",
+     "thp-map-by-mapping",
+     ["__split_huge_pmd_locked()", "hva_to_pfn_fast()", "transparent_hugepage_adjust()"]),
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated() -> Iterator[None]:
+    with registries_restored():
+        yield
+
+
+@pytest.mark.parametrize(("file", "scenario", "buggy", "prop", "fixed", "steps"), CASES,
+                         ids=[c[0] for c in CASES])
+def test_example_bug_and_fix(file: str, scenario: str, buggy: str, prop: str, fixed: str,
+                             steps: list[str]) -> None:
+    mf = pfnlab.load_model(EX / file)
+    assert scenario in mf.scenarios
+    bad = pfnlab.check(buggy, scenario)
+    assert bad.violated == [prop], bad.summary()
+    text = bad.report()
+    trace = text[text.index("trace ("):]
+    pos = [trace.find(s) for s in steps]
+    assert all(p >= 0 for p in pos) and pos == sorted(pos), (steps, pos, text)
+    good = pfnlab.check(fixed, scenario)
+    assert good.ok and good.exhaustive and not good.goals_missed, good.summary()
+    # the fix is a variant: diff names what it fixes
+    d = pfnlab.diff(buggy, fixed, scenario)
+    assert prop in d and "fixed" in d, d
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pfnlab", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+
+
+def test_cli_with_model_file() -> None:
+    m = "examples/pfncache.py"
+    out = run("list", "--model", m)
+    assert out.returncode == 0, out.stderr
+    assert "pfncache-vs-unbind" in out.stdout and "pfncache-fixed" in out.stdout
+    assert "gpc-released" in out.stdout
+    out = run("check", "v5.4", "pfncache-vs-unbind", "--model", m)
+    assert out.returncode == 1, out.stderr
+    assert "no-metadata-after-teardown violated" in out.stdout
+    out = run("check", m, "pfncache-fixed")          # the file's only scenario
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "pfncache-fixed / pfncache-vs-unbind: no finding" in out.stdout
+    out = run("diff", "v5.4", "pfncache-fixed", "pfncache-vs-unbind", "--model", m)
+    assert out.returncode == 0, out.stderr
+    assert "fixed" in out.stdout
+    out = run("matrix", "--model", m, "-S", "pfncache-vs-unbind", "-V", "v5.4",
+              "-V", "pfncache-fixed", "--jobs", "2", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    import json
+    cells = {c["variant"]: c["status"] for c in json.loads(out.stdout)["cells"]}
+    assert cells == {"v5.4": "violated", "pfncache-fixed": "holds"}
+
+
+def test_cli_check_file_alone_is_ambiguous_with_two_variants() -> None:
+    out = run("check", "examples/retry_leak.py")
+    assert out.returncode == 2
+    assert "retry-leak, retry-leak-fixed" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("from pfnlab import scenario\n\ndef f(:\n    pass\n", "bad.py:3: invalid syntax"),
+    ("import pfnlab\n\nx = 1\nraise RuntimeError('boom')\n",
+     "bad.py:4: RuntimeError: boom"),
+    ("from pfnlab import variant\n\nvariant('v5.4', parent='v5.3')\n",
+     "bad.py:3: ValueError: variant 'v5.4' is defined twice"),
+    ("from pfnlab import variant\n\nvariant('x', overrides={'kvm_is_reserved_pf': len})\n",
+     "did you mean kvm_is_reserved_pfn"),
+    ("from pfnlab import variant\n\nvariant('x', parent='nope')\n",
+     "bad.py:3: ValueError: variant 'x': unknown parent 'nope'"),
+])
+def test_broken_model_file_points_at_the_line(tmp_path: Path, source: str,
+                                               message: str) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text(source)
+    out = run("list", "--model", str(bad))
+    assert out.returncode == 2
+    assert message in out.stderr.replace("\n", " ") or message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    with pytest.raises(pfnlab.ModelFileError, match=r"bad\.py"):
+        pfnlab.load_model(bad)
+    assert "x" not in pfnlab.VARIANTS          # nothing half-registered
+
+
+def test_error_in_a_called_function_points_at_the_user_line(tmp_path: Path) -> None:
+    bad = tmp_path / "deep.py"
+    bad.write_text("from pfnlab import scenario\n\n\ndef helper():\n    return {}['k']\n\n\n"
+                   "helper()\n")
+    with pytest.raises(pfnlab.ModelFileError, match=r"deep.py:5: KeyError: 'k'"):
+        pfnlab.load_model(bad)
