@@ -73,6 +73,7 @@ class _Node:
         "enabled",
         "fingerprint",
         "full",
+        "hints",
         "init_sleep",
         "pending",
         "sleep",
@@ -101,6 +102,8 @@ class _Node:
         self.fingerprint = fingerprint
         self.cur = -1
         self.full = False
+        # thread -> reversal sequences to follow after it (see _race)
+        self.hints: dict[int, set[tuple[int, ...]]] = {}
         self.summary: set[tuple[int, int, str, bool]] = set()
 
 
@@ -243,8 +246,9 @@ class SourceDpor:
                 self._undo_event()
                 top.sleep[p] = fp
                 continue
+            follow = top.hints.get(p, ())
             fpr = ex.fingerprint() if self.cache_on else None
-            if fpr is not None:
+            if fpr is not None and not follow:
                 entry = self.visited.get(fpr)
                 if entry is not None and entry.init_sleep.issubset(child_sleep):
                     assert entry.summary is not None, "state graph must be acyclic"
@@ -263,6 +267,12 @@ class SourceDpor:
                 continue
             tclock = (*top.tclock[:p], ev.clock, *top.tclock[p + 1:])
             node = self._node(ex, child_sleep, tclock, fpr)
+            for seq in follow:
+                t = seq[0]
+                if t in node.enabled and t not in node.sleep:
+                    node.backtrack.add(t)
+                    if len(seq) > 1:
+                        node.hints.setdefault(t, set()).add(seq[1:])
             stack.append(node)
             if len(stack) > self.stats.max_depth:
                 self.stats.max_depth = len(stack)
@@ -395,13 +405,27 @@ class SourceDpor:
             seen.add(el.tid)
             if not any(em.seq <= el.clock[em.tid] for em in v[:idx]):
                 initials.append(el.tid)
-        if any(t in node.backtrack for t in initials):
-            return
-        pick = ej.tid if ej.tid in initials else (initials[0] if initials else -1)
-        if pick in node.enabled:
-            node.backtrack.add(pick)
-        else:
-            node.backtrack.update(node.enabled)
+        head = next((t for t in initials if t in node.backtrack), -1)
+        if head < 0:
+            head = ej.tid if ej.tid in initials else (initials[0] if initials else -1)
+            if head in node.enabled:
+                node.backtrack.add(head)
+            else:
+                node.backtrack.update(node.enabled)
+                return
+        # Remember the rest of the reversal, to follow it after ``head`` (as wakeup trees
+        # do): source-DPOR alone relies on rediscovering the race in the new execution,
+        # which fails when a step's footprint depends on values it reads (a wait that
+        # succeeds and then updates ghost state, versus one that fails).
+        rest: list[int] = []
+        skipped = False
+        for el in v:
+            if not skipped and el.tid == head:
+                skipped = True
+                continue
+            rest.append(el.tid)
+        if rest:
+            node.hints.setdefault(head, set()).add(tuple(rest))
 
     def _summary_races(self, summary: _Summary, depth: int, ev: _Event, top: _Node) -> None:
         """A cache hit at ``stack[depth]``: conservatively expand nodes that may race."""
