@@ -32,3 +32,29 @@ def test_readme_starts_with_the_two_commands() -> None:
     blocks = re.findall(r"```sh\n(.*?)```", "\n".join(lines[:15]), re.S)
     assert blocks[0].strip().endswith("pfnlab")
     assert "pytest" in blocks[1]
+
+
+def test_tutorial_shell_commands_run_on_its_model_file(tmp_path: Path) -> None:
+    """The tutorial's ```sh commands, run on the my_bug.py its blocks build."""
+    import shlex
+    import subprocess
+    import sys
+
+    text = (ROOT / "docs" / "tutorial.md").read_text()
+    # python blocks introduced by a line naming my_bug.py make up the file
+    parts = re.findall(r"([^\n]*)\n\n```python\n(.*?)```", text, re.S)
+    model = "\n\n".join(code for intro, code in parts if "my_bug.py" in intro)
+    assert "variant(" in model and "@scenario" in model
+    (tmp_path / "my_bug.py").write_text(model)
+    commands = [ln.split("#")[0].strip()
+                for block in re.findall(r"```sh\n(.*?)```", text, re.S)
+                for ln in block.splitlines() if ln.strip().startswith("pfnlab ")]
+    assert len(commands) >= 5
+    for cmd in commands:
+        args = shlex.split(cmd)[1:]
+        out = subprocess.run([sys.executable, "-m", "pfnlab", *args], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+        # 1: the check reports the tutorial's bug; anything else must succeed
+        assert out.returncode in (0, 1), (cmd, out.stderr)
+        assert "Traceback" not in out.stderr and out.stdout.strip(), cmd
+    assert (tmp_path / "r.html").exists()
