@@ -58,3 +58,12 @@ def test_tutorial_shell_commands_run_on_its_model_file(tmp_path: Path) -> None:
         assert out.returncode in (0, 1), (cmd, out.stderr)
         assert "Traceback" not in out.stderr and out.stdout.strip(), cmd
     assert (tmp_path / "r.html").exists()
+    # the pytest example of the tutorial, run by pytest with pfnlab's plugin
+    tests = [code for _intro, code in parts if code.startswith("# test_my_bug.py")]
+    assert tests
+    (tmp_path / "test_my_bug.py").write_text(tests[0])
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "test_my_bug.py"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 passed" in out.stdout
