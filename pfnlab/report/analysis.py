@@ -50,6 +50,12 @@ def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
     for u in an.ledger.underflows:
         out += textwrap.wrap("underflow: " + underflow_sentence(u), WIDTH,
                              subsequent_indent="  ")
+    if an.causal.first is not None and an.ledger.leaks:
+        # the pair below decides only whether the leaking path runs: do not let it read as
+        # the cause
+        out += textwrap.wrap("cause: the leaked reference above; the racing pair below only "
+                             "decides whether that reference is taken at all.", WIDTH,
+                             subsequent_indent="  ")
     out += an.causal.lines()
     out.append("")
     shown = "every step" if full else "kernel-level steps; --full for every step"

@@ -96,6 +96,8 @@ def test_check_text_is_mail_ready() -> None:
     assert all(len(line) <= 80 for line in out.stdout.splitlines())
     assert out.stdout.isascii()
     assert HANG in out.stdout and "causal core:" in out.stdout
+    assert ("cause: the leaked reference above; the racing pair below only decides whether\n"
+            "  that reference is taken at all.\ncausal core:") in out.stdout
 
 
 @pytest.fixture(scope="module")
