@@ -15,8 +15,11 @@ from typing import Any
 
 from pfnlab import Variant, mm, register_variant
 from pfnlab.kvm import ghost
-from pfnlab.kvm.hva import current_mm
-from pfnlab.kvm.pfn import KVM_PFN_ERR_FAULT
+from pfnlab.model.kfunc import KERNEL_FUNCTIONS
+
+# the base (v5.4 = v5.3 here) implementations: this variant adds the put after them
+base_fast = KERNEL_FUNCTIONS["hva_to_pfn_fast"]
+base_slow = KERNEL_FUNCTIONS["hva_to_pfn_slow"]
 
 
 def _early_put(page: Any, owner: str, where: str) -> None:
@@ -27,36 +30,20 @@ def _early_put(page: Any, owner: str, where: str) -> None:
 
 def hva_to_pfn_fast(addr: int, write_fault: bool, writable: bool, owner: str) -> int | None:
     """virt/kvm/kvm_main.c dan-early-put: fast gup, then put a ZONE_DEVICE page at once."""
-    if not (write_fault or writable):
-        return None
-    page = mm.__get_user_pages_fast(current_mm(), addr, True, owner=owner)
-    if page is None:
-        return None
-    ghost.ref_taken(page, owner)
-    _early_put(page, owner, "hva_to_pfn_fast")
-    return int(mm.page_to_pfn(page))
+    pfn = base_fast(addr, write_fault, writable, owner)
+    if pfn is not None:
+        _early_put(mm.pfn_to_page(pfn), owner, "hva_to_pfn_fast")
+    return pfn
 
 
 def hva_to_pfn_slow(
     addr: int, write_fault: bool, writable: bool, owner: str
 ) -> tuple[int, int, bool]:
     """virt/kvm/kvm_main.c dan-early-put: slow gup, then put a ZONE_DEVICE page at once."""
-    mm_ = current_mm()
-    page = mm.get_user_pages_unlocked(mm_, addr, write_fault, owner=owner)
-    if page is None:
-        return (0, KVM_PFN_ERR_FAULT, False)
-    ghost.ref_taken(page, owner)
-    w = write_fault
-    if not write_fault and writable:
-        wpage = mm.__get_user_pages_fast(mm_, addr, True, owner=owner)
-        if wpage is not None:
-            ghost.ref_taken(wpage, owner)
-            w = True
-            ghost.ref_dropping(page, owner, "hva_to_pfn_slow")
-            mm.put_page(page, owner=owner)
-            page = wpage
-    _early_put(page, owner, "hva_to_pfn_slow")
-    return (1, int(mm.page_to_pfn(page)), w)
+    npages, pfn, w = base_slow(addr, write_fault, writable, owner)
+    if npages:
+        _early_put(mm.pfn_to_page(pfn), owner, "hva_to_pfn_slow")
+    return (npages, pfn, w)
 
 
 VARIANT = register_variant(
