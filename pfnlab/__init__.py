@@ -17,6 +17,7 @@ Build (inside a scenario's builder)
     - :class:`Host` — the host: ``add_anon``, ``add_thp``, ``add_devdax``, ``add_fsdax``,
       ``add_pfnmap_io``, ... each returns a :class:`Region` (pfns, VMA, mappings);
     - :func:`vm_on` — a VM with one memslot per region and its vCPUs (a :class:`Setup`);
+      :func:`vm_on_devdax` — the same over one device-dax region, with the device;
     - thread bodies (plain functions; each read or write of a shared field is a scheduling
       point): :func:`vcpu_faults`, :func:`vcpu_fault`, :func:`vm_exit`,
       :func:`vcpu_exit`, :func:`dev_dax_unbind`, :func:`kill_dev_dax`,
@@ -76,6 +77,7 @@ from pfnlab.model.scenario import (
     teardown_goals,
     vcpu_faults,
     vm_on,
+    vm_on_devdax,
     with_vcpus,
 )
 from pfnlab.model.variant import VARIANTS, Variant, register, variant
@@ -171,6 +173,7 @@ __all__ = [
     "vcpu_map_thread",
     "vm_exit",
     "vm_on",
+    "vm_on_devdax",
     "wait_until",
     "with_vcpus",
 ]

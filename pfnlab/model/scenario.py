@@ -226,6 +226,22 @@ def vm_on(
     return Setup(host, kvm, vs, regs, Progress("progress"))
 
 
+def vm_on_devdax(
+    pages: int, vcpus: int, *, remapped: bool = False, dirty_logging: bool = False
+) -> tuple[Setup, Any]:
+    """A host with one device-dax region ``dax0`` of ``pages`` and a VM over it.
+
+    Returns the :class:`Setup` and the dax device (what ``dev_dax_unbind`` tears down);
+    ``remapped`` maps the device with remap_pfn_range (VM_PFNMAP), ``dirty_logging`` turns
+    dirty logging on in the memslot.
+    """
+    host = Host()
+    dax = host.add_devdax(pages, name="dax0", remapped=remapped)
+    s = vm_on(host, [dax], vcpus, dirty_logging=dirty_logging)
+    assert dax.dax is not None
+    return s, dax.dax
+
+
 def norefs(host: Host) -> frozenset[int]:
     """Head pfns at refcount 0 at set-up (non-refcounted pages; exempt from I5's test)."""
     return ghost.refcount_zero_heads(host)

@@ -16,7 +16,6 @@ from pfnlab import (
     GOAL_TEARDOWN,
     NOTIFIER_BALANCED,
     TEARDOWN_TERMINATES,
-    Host,
     Instance,
     Scenario,
     Variant,
@@ -25,7 +24,7 @@ from pfnlab import (
     reached,
     teardown_goals,
     vm_exit,
-    vm_on,
+    vm_on_devdax,
     with_vcpus,
 )
 
@@ -34,11 +33,7 @@ PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
 
 def build(variant: Variant, sz: dict[str, int]) -> Instance:
     """Host with one 4K-aligned devdax of ``pages``; VM over it; vCPUs and the admin."""
-    host = Host()
-    dax = host.add_devdax(sz["pages"], name="dax0")
-    s = vm_on(host, [dax], sz["vcpus"])
-    assert dax.dax is not None
-    dev = dax.dax
+    s, dev = vm_on_devdax(sz["pages"], sz["vcpus"])
 
     def admin() -> None:
         vm_exit(s.kvm)

@@ -19,7 +19,6 @@ from pfnlab import (
     GOAL_TEARDOWN,
     NOTIFIER_BALANCED,
     TEARDOWN_TERMINATES,
-    Host,
     Instance,
     Scenario,
     Variant,
@@ -27,7 +26,7 @@ from pfnlab import (
     instance,
     reached,
     teardown_goals,
-    vm_on,
+    vm_on_devdax,
     with_vcpus,
 )
 
@@ -36,11 +35,7 @@ PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
 
 def build(variant: Variant, sz: dict[str, int]) -> Instance:
     """Device pages remap_pfn_range'd into the VMM; VM over them; vCPUs and the unbind."""
-    host = Host()
-    dax = host.add_devdax(sz["pages"], name="dax0", remapped=True)
-    s = vm_on(host, [dax], sz["vcpus"])
-    assert dax.dax is not None
-    dev = dax.dax
+    s, dev = vm_on_devdax(sz["pages"], sz["vcpus"], remapped=True)
 
     def admin() -> None:
         dev_dax_unbind(dev)

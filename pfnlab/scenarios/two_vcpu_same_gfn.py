@@ -15,7 +15,6 @@ from pfnlab import (
     GOAL_TEARDOWN,
     NOTIFIER_BALANCED,
     TEARDOWN_TERMINATES,
-    Host,
     Instance,
     Scenario,
     Variant,
@@ -24,7 +23,7 @@ from pfnlab import (
     kill_dev_dax,
     reached,
     teardown_goals,
-    vm_on,
+    vm_on_devdax,
     with_vcpus,
 )
 
@@ -33,11 +32,7 @@ PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
 
 def build(variant: Variant, sz: dict[str, int]) -> Instance:
     """devdax of ``pages``; ``vcpus`` vCPUs all faulting on gfn 0 (then gfns 1..); unbind."""
-    host = Host()
-    dax = host.add_devdax(sz["pages"], name="dax0")
-    s = vm_on(host, [dax], sz["vcpus"])
-    assert dax.dax is not None
-    dev = dax.dax
+    s, dev = vm_on_devdax(sz["pages"], sz["vcpus"])
 
     def admin() -> None:
         if sz["unbind"] > 1:

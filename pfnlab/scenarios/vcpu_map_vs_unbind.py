@@ -18,7 +18,6 @@ from pfnlab import (
     NO_SPTE_TO_FREED,
     PIN_HELD,
     TEARDOWN_TERMINATES,
-    Host,
     Instance,
     Scenario,
     Setup,
@@ -33,7 +32,7 @@ from pfnlab import (
     map_owner,
     reached,
     touch_mapping,
-    vm_on,
+    vm_on_devdax,
 )
 
 # pin-held first: a map without its reference is reported as that, not as what follows
@@ -60,11 +59,7 @@ def mapper(s: Setup, i: int, gfn: int, touches: int) -> Callable[[], None]:
 
 def build(variant: Variant, sz: dict[str, int]) -> Instance:
     """devdax of ``pages``; VM over it; vCPUs mapping their gfn; the unbind."""
-    host = Host()
-    dax = host.add_devdax(sz["pages"], name="dax0")
-    s = vm_on(host, [dax], sz["vcpus"])
-    assert dax.dax is not None
-    dev = dax.dax
+    s, dev = vm_on_devdax(sz["pages"], sz["vcpus"])
 
     def admin() -> None:
         dev_dax_unbind(dev)
