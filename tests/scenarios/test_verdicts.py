@@ -54,7 +54,7 @@ def test_fixed_variants_do_not_hang_devdax_unbind(variant):
     res = run(variant, "devdax-unbind")
     assert res.exhaustive and not res.goals_missed
     assert "teardown-terminates" not in props(res)
-    assert "refs-balanced" not in props(res) or variant == "v6.0"
+    assert "refs-balanced" not in props(res)
 
 
 def test_hildenbrand_alone_still_leaks():
