@@ -33,8 +33,8 @@ Check
     - :func:`load_model` — load a model file (what ``pfnlab --model FILE`` does).
 """
 
-from pfnlab.explore import Check, Instance, Lock, Shared, fail, wait_until
-from pfnlab.explore.shared import Field, Ghost
+from pfnlab.explore import Check, Instance, Lock, Shared, ThreadBody, fail, wait_until
+from pfnlab.explore.shared import Field, Ghost, Plain
 from pfnlab.kvm import (
     Kvm,
     Memslot,
@@ -131,12 +131,14 @@ __all__ = [
     "Lock",
     "Memslot",
     "ModelFileError",
+    "Plain",
     "Property",
     "Region",
     "Result",
     "Scenario",
     "Setup",
     "Shared",
+    "ThreadBody",
     "Variant",
     "Vcpu",
     "check",

@@ -6,12 +6,13 @@ interleavings and reports :class:`Finding` s with replayable schedules.
 """
 
 from pfnlab.explore.findings import Finding, ModelViolation, TraceStep, fail
-from pfnlab.explore.program import Check, Instance, Program
+from pfnlab.explore.program import Check, Instance, Program, ThreadBody
 from pfnlab.explore.runtime import Execution
 from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.shared import (
     Field,
     Ghost,
+    Plain,
     Shared,
     atomic,
     context,
@@ -31,10 +32,12 @@ __all__ = [
     "Instance",
     "Lock",
     "ModelViolation",
+    "Plain",
     "Program",
     "Schedule",
     "Shared",
     "Step",
+    "ThreadBody",
     "TraceStep",
     "atomic",
     "context",

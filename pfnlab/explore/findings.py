@@ -31,6 +31,7 @@ FINAL = "final-check"          # an end-of-execution check failed (leaks)
 EXCEPTION = "exception"        # model code raised another exception
 USE_AFTER_FREE = "use-after-free"  # a thread touched an object another step freed
 NO_PROGRESS = "no-progress"    # an execution exceeded the step limit (livelock?)
+DATA_RACE = "data-race"        # two plain-field accesses that no synchronisation orders
 
 
 @dataclass
@@ -56,6 +57,9 @@ class TraceStep:
     notes: list[str] = _field(default_factory=list)
     #: for a wait, the ``object.field`` s its condition read
     reads: tuple[str, ...] = ()
+    #: plain-field accesses the thread made right after this step, before its next one:
+    #: ``(action, object, field, before, after, function)``, action ``read``/``write``/``rmw``
+    plain: list[tuple[str, str, str, Any, Any, str]] = _field(default_factory=list)
 
 
 @dataclass

@@ -6,7 +6,7 @@ names, same initial values) and the same threads. The engine calls it once per e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -22,7 +22,10 @@ class Check:
     fired" over a log that only grows). Every equivalent interleaving then shows the
     violation, so the reduced search need not order the steps that change what it reads;
     an unstable invariant makes those steps mutually dependent (the visibility proviso).
-    Declaring an invariant stable when it is not can hide violations.
+    Declaring an invariant stable when it is not can hide violations. Goals are treated
+    alike: a stable goal (once reached, reached in every extension) needs no ordering; the
+    steps that change what an unstable goal reads are ordered so that no goal state of
+    another interleaving is missed.
     """
 
     name: str
@@ -35,17 +38,24 @@ class Check:
             object.__setattr__(self, "prop", self.name)
 
 
+#: A thread: one function, or a list of functions (its operations, run in order).
+ThreadBody = Callable[[], object] | list[Callable[[], object]]
+
+
 @dataclass
 class Instance:
     """One freshly built model: its threads and the properties to check.
 
-    - ``threads``: name → function run as a model thread (order is significant and stable).
+    - ``threads``: name → function run as a model thread (order is significant and stable),
+      or a list of functions, the thread's *operations*, run in order: when one starts, the
+      thread's state is just the operations left, so states that differ only in what
+      finished operations read are one state (see :mod:`pfnlab.explore.threadstate`).
     - ``invariants``: checked after every step that wrote a field they read.
     - ``final_checks``: checked when every thread has finished (leaks, balance).
     - ``goals``: "sometimes" properties; the result says which were reached in some state.
     """
 
-    threads: dict[str, Callable[[], object]]
+    threads: Mapping[str, ThreadBody]
     invariants: list[Check] = field(default_factory=list)
     final_checks: list[Check] = field(default_factory=list)
     goals: list[Check] = field(default_factory=list)

@@ -24,6 +24,7 @@ import greenlet
 
 from pfnlab.explore.findings import (
     ASSERTION,
+    DATA_RACE,
     EXCEPTION,
     FINAL,
     HANG,
@@ -34,9 +35,12 @@ from pfnlab.explore.findings import (
     ModelViolation,
     TraceStep,
 )
+from pfnlab.explore.fingerprint import Unencodable, combine, digest, extend, field_key
 from pfnlab.explore.program import Check, Instance, Program
+from pfnlab.explore.races import Race, RaceDetector
 from pfnlab.explore.schedule import Schedule, Step
-from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared
+from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared, is_plain
+from pfnlab.explore.threadstate import Statics, ops_key
 
 # Pending operation kinds.
 READ, WRITE, RMW, ACQUIRE, RELEASE, WAIT, FREE = range(7)
@@ -45,7 +49,7 @@ _ACTION = ("read", "write", "rmw", "lock", "unlock", "wait", "free")
 # Modes of the execution: who is running model code right now.
 _SCHED, _THREAD, _PEEK = range(3)
 
-_DONE = hash("<finished thread>")
+_DONE = digest(b"<finished thread>")
 
 #: Footprint entry of a step that changes what some check reads (see ``visible``).
 _OBSERVED = (-2, "<observed by a check>", True)
@@ -57,13 +61,15 @@ Footprint = tuple[tuple[int, str, bool], ...]
 class Op:
     """A thread's pending scheduling point."""
 
-    __slots__ = ("arg", "field", "kind", "obj", "where")
+    __slots__ = ("arg", "field", "kind", "obj", "plain", "where")
 
-    def __init__(self, kind: int, obj: Shared, field: str, arg: Any = None) -> None:
+    def __init__(self, kind: int, obj: Shared, field: str, arg: Any = None,
+                 plain: bool = False) -> None:
         self.kind = kind
         self.obj = obj
         self.field = field
         self.arg = arg
+        self.plain = plain  # a Plain field made a scheduling point (a check reads it)
         self.where: tuple[str, ...] = ()
 
     def describe(self) -> str:
@@ -91,7 +97,7 @@ class ThreadState:
         self.name = name
         self.glet = glet
         self.op: Op | None = None      # None once finished
-        self.key = hash(name)          # history hash
+        self.key = digest(name.encode())  # history key (128-bit, see fingerprint.py)
         self.blocked = False           # failed an attempt; waits for a write to `reads`
         self.reads: Footprint = ()     # footprint of the pending lock/wait attempt
         self.value = False             # whether the pending lock/wait attempt would succeed
@@ -131,6 +137,8 @@ class Execution:
         self.mode = _SCHED
         self.peek: set[tuple[int, str]] | None = None
         self.hashable = True
+        self.unhashable = ""             # why state caching is off, if it is
+        self.statics: Statics | None = None  # set-up objects (threadstate.py)
         self.zob = 0
         self.nsteps = 0
         self.finding: Finding | None = None
@@ -152,6 +160,11 @@ class Execution:
         self.ghost_writes: list[tuple[int, str]] = []
         self.hang_props: dict[str, str] = {}
         self._traced: TraceStep | None = None  # trace mode: the step whose thread runs on
+        self.running: ThreadState | None = None  # the thread whose code runs now
+        self.plain_fp: list[tuple[int, str, bool]] = []  # plain accesses of this step
+        self.has_plain = False           # some object has Plain fields: detect races
+        self.races: RaceDetector | None = None
+        self._plain_cache: dict[tuple[type, str], bool] = {}
 
         prev = HOOKS.current
         HOOKS.current = self
@@ -170,6 +183,7 @@ class Execution:
         self.threads: list[ThreadState] = []
         for tid, (name, fn) in enumerate(inst.threads.items()):
             self.threads.append(ThreadState(tid, name, greenlet.greenlet(self._trampoline(fn))))
+        self.races = RaceDetector(len(self.threads))
         for obj in self.objects:
             self._hash_object(obj)
         # invariants / goals: per-check read sets, re-evaluated when a step writes into them
@@ -192,6 +206,8 @@ class Execution:
             raise ValueError(f"two shared objects are both named {name!r}; names must be unique")
         self.names[name] = obj
         self.objects.append(obj)
+        if type(obj)._has_plain_:
+            self.has_plain = True
         if self.mode != _SCHED or self.nsteps:
             self._hash_object(obj)
         return len(self.objects) - 1
@@ -203,17 +219,42 @@ class Execution:
             self._zob(name, f, d[f])
 
     def _zob(self, name: str, field: str, value: Any) -> None:
+        if not self.hashable:
+            return
         try:
-            self.zob ^= hash((name, field, value))
-        except TypeError:
+            self.zob ^= field_key(name, field, value)
+        except Unencodable as e:
             self.hashable = False
+            self.unhashable = f"{name}.{field}: {e}"
 
     # ------------------------------------------------------------------ thread side
-    def _trampoline(self, fn: Callable[[], object]) -> Callable[[Any], object]:
-        def run(_first: Any) -> object:
-            return fn()
+    def _trampoline(self, fn: Any) -> Callable[[Any], object]:
+        if callable(fn):
+            def run(_first: Any) -> object:
+                return fn()
 
-        return run
+            return run
+        ops = list(fn)
+
+        def run_ops(_first: Any) -> object:
+            for i in range(len(ops)):
+                self._operation_starts(ops, i)
+                ops[i]()
+            return None
+
+        return run_ops
+
+    def _operation_starts(self, ops: list[Any], index: int) -> None:
+        """A thread given as a list of operations starts ``ops[index]``: its state is now the
+        operations left, so its history key becomes their key (see threadstate.py)."""
+        t = self.running
+        if t is None or not self.hashable:
+            return
+        if self.statics is None:
+            self.statics = Statics(list(self.instance.threads.values()))
+        key = ops_key(t.name, ops, index, self.statics)
+        if key is not None:
+            t.key = key
 
     def _yield(self, op: Op) -> Any:
         if self.trace_on:
@@ -246,6 +287,12 @@ class Execution:
             self._zob(d["_name"], field, value)
         d[field] = value
 
+    def observe(self, obj: Shared, field: str) -> None:
+        """A check or condition read ``obj.field`` through an accessor (``peek``, ``held_by``,
+        ``is_freed``): record it like a field read, so writes to it re-check and wake."""
+        if self.mode == _PEEK and self.peek is not None:
+            self.peek.add((obj.__dict__["_idx"], field))
+
     def ghost_write(self, obj: Shared, field: str, value: Any) -> None:
         """A ghost-field write: hashed into the state, re-checks invariants, not a step."""
         d = obj.__dict__
@@ -266,9 +313,105 @@ class Execution:
         """Whether set-up is over (threads exist)."""
         return bool(getattr(self, "threads", None))
 
+    # -------------------------------------------------------------- plain accesses
+    def plain_read(self, obj: Shared, field: str) -> Any:
+        """A read of a Plain field: no scheduling point, race-checked (see races.py)."""
+        if self.mode != _THREAD:
+            return self.read(obj, field)
+        if (obj.__dict__["_idx"], field) in self.visible:
+            return self._yield(Op(READ, obj, field, plain=True))
+        return self._plain(READ, obj, field, None)
+
+    def plain_write(self, obj: Shared, field: str, value: Any) -> None:
+        """A write of a Plain field: no scheduling point, race-checked."""
+        if self.mode != _THREAD:
+            self.write(obj, field, value)
+            return
+        if (obj.__dict__["_idx"], field) in self.visible:
+            self._yield(Op(WRITE, obj, field, value, plain=True))
+            return
+        self._plain(WRITE, obj, field, value)
+
+    def _is_plain(self, obj: Shared, field: str) -> bool:
+        key = (type(obj), field)
+        v = self._plain_cache.get(key)
+        if v is None:
+            v = self._plain_cache[key] = is_plain(type(obj), field)
+        return v
+
+    def _plain(self, kind: int, obj: Shared, field: str, arg: Any) -> Any:
+        """Perform a plain access as part of the running thread's current step."""
+        t = self.running
+        assert t is not None and self.races is not None
+        d = obj.__dict__
+        if d["_freed"] is not None:
+            self._uaf(t, Op(kind, obj, field, arg))
+            raise _Halt
+        idx = d["_idx"]
+        before = d[field]
+        result: Any = before
+        if kind == READ:
+            race = self.races.plain_read(t.tid, (idx, field))
+        else:
+            race = self.races.plain_write(t.tid, (idx, field))
+        if race is not None:
+            self._race_finding(t, race, kind)
+            raise _Halt
+        self.plain_fp.append((idx, field, kind != READ))
+        after = before
+        if kind == WRITE:
+            after = arg
+            self._set(obj, d["_name"], field, arg)
+        elif kind == RMW:
+            after, result = arg(before)
+            self._set(obj, d["_name"], field, after)
+        if kind != WRITE and self.hashable:
+            try:
+                t.key = extend(t.key, result)
+            except Unencodable as e:
+                self.hashable = False
+                self.unhashable = f"a value {t.name} read: {e}"
+        if self._traced is not None:
+            where = _model_stack()
+            self._traced.plain.append((_ACTION[kind], d["_name"], field, before, after,
+                                       where[-1] if where else ""))
+        return result
+
+    def _race_finding(self, t: ThreadState, race: Race, kind: int) -> None:
+        obj = self.objects[race.key[0]]
+        where = _model_stack()
+        fn = f" in {where[-1]}" if where else ""
+        other = self.threads[race.earlier_tid].name
+        verb = "writes" if kind != READ else "reads"
+        self._set_finding(
+            t, DATA_RACE, DATA_RACE,
+            f"data race on {obj.name}.{race.key[1]}: {t.name} {verb} it{fn} while "
+            f"{other}'s earlier {race.earlier_kind} of it is not ordered before by any lock "
+            "or marked access (make the field a Field if the race is intended)",
+        )
+
+    def _free_race(self, t: ThreadState, obj: Shared, race: Race) -> None:
+        """``t`` frees ``obj`` while another thread's plain access to it is unordered."""
+        op = t.op
+        why = op.arg if op is not None else ""
+        prop = USE_AFTER_FREE
+        if isinstance(why, tuple):
+            prop, why = why
+        other = self.threads[race.earlier_tid].name
+        self._set_finding(
+            t, USE_AFTER_FREE, prop,
+            f"{other} {race.earlier_kind}s {obj.name}.{race.key[1]} with nothing ordering "
+            f"it before {t.name} frees it ({why or 'freed'}): in another interleaving the "
+            "access comes after the free",
+        )
+
     def rmw(self, obj: Shared, field: str, update: Callable[[Any], tuple[Any, Any]]) -> Any:
         """An atomic read-modify-write (one scheduling point)."""
         if self.mode == _THREAD:
+            if self._is_plain(obj, field):
+                if (obj.__dict__["_idx"], field) in self.visible:
+                    return self._yield(Op(RMW, obj, field, update, plain=True))
+                return self._plain(RMW, obj, field, update)
             return self._yield(Op(RMW, obj, field, update))
         new, result = update(obj.__dict__[field])
         self.write(obj, field, new)
@@ -336,7 +479,11 @@ class Execution:
         """A hash of the whole state (shared fields and thread states), or None if unhashable."""
         if not self.hashable:
             return None
-        return hash((self.zob, tuple((t.key, t.blocked) for t in self.threads)))
+        keys = [self.zob]
+        for t in self.threads:
+            keys.append(t.key)
+            keys.append(int(t.blocked))
+        return combine(keys)
 
     def step(self, tid: int) -> Footprint:
         """Run thread ``tid``'s pending step; returns the step's footprint."""
@@ -355,6 +502,22 @@ class Execution:
         if d["_freed"] is not None and k != WAIT:
             self._uaf(t, op)
             return ((d["_idx"], op.field, k != READ),)
+        races = self.races
+        assert races is not None
+        if k <= RMW:
+            key = (d["_idx"], op.field)
+            if op.plain:
+                race = (races.plain_read if k == READ else races.plain_write)(tid, key)
+                if race is not None:
+                    self._race_finding(t, race, k)
+                    return ((d["_idx"], op.field, k != READ),)
+            elif k == READ:
+                races.acquire(tid, key)
+            else:
+                if k == RMW:
+                    races.acquire(tid, key)
+                races.release(tid, key, rmw=k == RMW)
+        self.plain_fp = []
         before: Any = None
         failed = False
         resume = True
@@ -379,6 +542,7 @@ class Execution:
             if before is None:
                 self._set(obj, name, "owner", t.name)
                 fp = ((d["_idx"], "owner", True),)
+                races.acquire(tid, (d["_idx"], "owner"))
             else:
                 failed = True
                 fp = ((d["_idx"], "owner", False),)
@@ -397,21 +561,40 @@ class Execution:
                 return ((d["_idx"], "owner", True),)
             self._set(obj, name, "owner", None)
             fp = ((d["_idx"], "owner", True),)
+            races.release(tid, (d["_idx"], "owner"))
         elif k == WAIT:
             ok, reads = self._eval_cond(t, op)
             if self.finding is not None:
                 return ()
             fp = tuple((i, f, False) for i, f in sorted(reads))
             t.reads = fp
+            for i, f in sorted(reads):  # the condition's reads: plain ones race-checked
+                o = self.objects[i] if i >= 0 else None
+                if o is None or f in ("_freed", ALL_FIELDS):
+                    continue
+                if self._is_plain(o, f):
+                    race = races.plain_read(tid, (i, f))
+                    if race is not None:
+                        self._race_finding(t, race, READ)
+                        return fp
+                else:
+                    races.acquire(tid, (i, f))
             if not ok:
                 failed = True
                 resume = False
                 self._block(t, reads)
             before = ok
         else:  # FREE
-            d["_freed"] = op.arg or "freed"
-            self.zob ^= hash((name, "_freed", op.arg))
             fp = ((d["_idx"], ALL_FIELDS, True),)
+            if type(obj)._has_plain_:
+                keys = [(d["_idx"], f) for f in type(obj)._fields_ if self._is_plain(obj, f)]
+                race = races.free(tid, keys)
+                if race is not None:
+                    self._free_race(t, obj, race)
+                    return fp
+            d["_freed"] = op.arg or "freed"
+            self._zob(name, "_freed", op.arg or "freed")
+            races.release(tid, (d["_idx"], "_freed"))
             self._wake_object(d["_idx"])
         if self.trace_on:
             after = d.get(field) if k in (WRITE, RMW, ACQUIRE, RELEASE) else None
@@ -433,9 +616,16 @@ class Execution:
             )
             self._traced = self.trace[-1]
         if resume:
-            t.key = hash((t.key, result))
+            if self.hashable:
+                try:
+                    t.key = extend(t.key, result)
+                except Unencodable as e:
+                    self.hashable = False
+                    self.unhashable = f"a value {t.name} read: {e}"
             self._resume(t, result)
         self._traced = None
+        if self.plain_fp:
+            fp = fp + tuple(self.plain_fp)
         if self.ghost_writes:
             fp = fp + tuple((i, f, True) for i, f in self.ghost_writes)
         visible = self.visible
@@ -458,10 +648,8 @@ class Execution:
         d = obj.__dict__
         old = d[field]
         d[field] = value
-        try:
-            self.zob ^= hash((name, field, old)) ^ hash((name, field, value))
-        except TypeError:
-            self.hashable = False
+        self._zob(name, field, old)
+        self._zob(name, field, value)
         w = self.watch.get((d["_idx"], field))
         if w:
             self._wake(w)
@@ -532,8 +720,12 @@ class Execution:
         HOOKS.current = self
         self._main = greenlet.getcurrent()
         self.mode = _THREAD
+        self.running = t
         try:
             nxt = t.glet.switch(value)
+        except _Halt:  # a plain access was a finding (race, use after free); already set
+            t.op = None
+            return
         except ModelViolation as e:
             self.mode = _SCHED
             self._set_finding(t, ASSERTION, e.prop, e.message)
@@ -642,7 +834,9 @@ class Execution:
         if goal.name in self.goals_reached:
             return
         reads: set[tuple[int, str]] = set()
-        if self._run_check(goal, reads):
+        # goals read intermediate states too: unless stable (once reached, reached in every
+        # extension), the steps that change what they read are ordered (visibility proviso)
+        if self._run_check(goal, reads, observe=not goal.stable):
             self.goals_reached.add(goal.name)
         self.goal_reads[i] = reads
 
@@ -735,6 +929,11 @@ class Execution:
                 with contextlib.suppress(Exception):
                     t.glet.throw(greenlet.GreenletExit)
         self.threads = []
+
+
+class _Halt(BaseException):
+    """Unwinds a model thread whose plain access was a finding (not an ``Exception``, so
+    model code cannot catch it)."""
 
 
 class _Nobody(Shared):

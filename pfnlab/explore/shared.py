@@ -80,6 +80,49 @@ class Field(Generic[T]):
             rt.write(obj, self.name, value)
 
 
+class Plain(Field[T]):
+    """A field accessed with plain loads and stores: *not* a scheduling point.
+
+    Use it for state that no thread writes after set-up (``__ro_after_init``: PG_reserved,
+    the zone, ``page->pgmap``) and for state every thread accesses only under a lock
+    (SPTEs under ``mmu_lock``, PTEs under the ptl). A plain access rides along with the
+    thread's current step and is part of that step's footprint, so steps shrink to the
+    kernel-level actions between lock operations and marked (``Field``) accesses.
+
+    The engine checks the annotation, it never trusts it: a happens-before race detector
+    (:mod:`pfnlab.explore.races`) reports any two conflicting plain accesses that no lock
+    or marked access orders as a ``data-race`` finding ("data race on spte@0x0.spte: vcpu1
+    writes it in mmu_set_spte while vcpu0 read it, ..."). Make a field that threads
+    legitimately access without a lock (``READ_ONCE``, atomics) a ``Field``.
+    """
+
+    __slots__ = ()
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        super().__set_name__(owner, name)
+        setattr(owner, "_has_plain_", True)  # noqa: B010
+
+    def __get__(self, obj: Shared | None, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        rt = HOOKS.current
+        if rt is None:
+            return obj.__dict__[self.name]
+        return rt.plain_read(obj, self.name)
+
+    def __set__(self, obj: Shared, value: T) -> None:
+        rt = HOOKS.current
+        if rt is None:
+            obj.__dict__[self.name] = value
+        else:
+            rt.plain_write(obj, self.name, value)
+
+
+def is_plain(cls: type, field: str) -> bool:
+    """Whether ``cls.field`` is a :class:`Plain` field."""
+    return isinstance(cls.__dict__.get(field) or getattr(cls, field, None), Plain)
+
+
 class Ghost(Field[T]):
     """Bookkeeping for checks (who holds which reference): part of the state, never a step.
 
@@ -114,6 +157,7 @@ class Shared:
     """
 
     _fields_: tuple[str, ...] = ()
+    _has_plain_: bool = False
 
     def __init__(self, name: str) -> None:
         self.__dict__["_name"] = name
@@ -136,7 +180,15 @@ class Shared:
         return self.__dict__["_name"]
 
     def peek(self, field: str) -> Any:
-        """Read a field without making a scheduling point (for reports and invariants)."""
+        """Read a field without making a scheduling point (for reports, checks and conditions).
+
+        In an invariant, goal, final check or ``wait_until`` condition the read is recorded
+        like a field read: a step that writes the field re-checks the invariant and wakes
+        the waiter. In a model thread it is *not* a scheduling point: use the field itself.
+        """
+        rt = HOOKS.current
+        if rt is not None:
+            rt.observe(self, field)
         return self.__dict__[field]
 
     def fields(self) -> dict[str, Any]:
@@ -183,7 +235,14 @@ def note(text: str) -> None:
 
 
 def is_freed(obj: Shared) -> bool:
-    """Whether ``obj`` has been freed (no scheduling point; for reports and invariants)."""
+    """Whether ``obj`` has been freed (no scheduling point; for reports, checks, conditions).
+
+    Read by a check or a ``wait_until`` condition it is tracked like a field read: freeing
+    ``obj`` re-checks the invariant and wakes the waiter.
+    """
+    rt = HOOKS.current
+    if rt is not None:
+        rt.observe(obj, "_freed")
     return obj.__dict__["_freed"] is not None
 
 

@@ -36,7 +36,13 @@ class Lock(Shared):
         rt.release(self)
 
     def held_by(self) -> str | None:
-        """The holder's name, without a scheduling point (for invariants and reports)."""
+        """The holder's name, without a scheduling point (for checks, conditions, reports).
+
+        Tracked like a read of ``owner`` in checks and ``wait_until`` conditions.
+        """
+        rt = HOOKS.current
+        if rt is not None:
+            rt.observe(self, "owner")
         return self.__dict__["owner"]
 
 

@@ -120,6 +120,7 @@ class Clock:
         self.progress = _PROGRESS[0]
         self.last = self.start
         self.interrupted = False
+        self.earlier = 0  # executions of earlier rounds of the same search (DPOR)
 
     def elapsed(self) -> float:
         """Seconds since the search started."""
@@ -134,14 +135,15 @@ class Clock:
                 stats.seconds = now - self.start
                 self.progress(stats, stats.seconds)
         b = self.budget
-        if b.executions is not None and stats.executions >= b.executions:
+        if b.executions is not None and stats.executions + self.earlier >= b.executions:
             return True
         return b.seconds is not None and self.elapsed() >= b.seconds
 
     def cut(self, stats: Stats) -> str:
         """The coverage text of a search that a budget or Ctrl-C stopped."""
         why = "interrupted (Ctrl-C)" if self.interrupted else "budget reached"
-        return (f"{why} after {stats.executions} executions ({self.elapsed():.1f} s): "
+        n = stats.executions + self.earlier
+        return (f"{why} after {n} executions ({self.elapsed():.1f} s): "
                 "partial, no claim beyond them")
 
 

@@ -55,6 +55,9 @@ from pfnlab.explore.shared import ALL_FIELDS
 
 _Summary = frozenset[tuple[int, int, str, bool]]
 
+#: statistics summed over the visibility rounds
+_SUMMED = ("executions", "complete", "pruned", "sleep_blocked", "hangs", "findings", "steps")
+
 
 class _Event:
     __slots__ = ("clock", "fp", "seq", "tid")
@@ -153,7 +156,7 @@ class SourceDpor:
         probe = self._fresh()
         self.visible = set(probe.observed)
         probe.close()
-        steps = 0
+        totals: dict[str, int] = {}
         rounds = 0
         while True:
             rounds += 1
@@ -162,12 +165,16 @@ class SourceDpor:
                 cut = self._round(clock)
             except KeyboardInterrupt:
                 clock.interrupted = cut = True
-            steps += self.stats.steps
+            for k in _SUMMED:  # every round's work counts, not only the last one's
+                totals[k] = totals.get(k, 0) + getattr(self.stats, k)
+            clock.earlier = totals["executions"]
             new = self.observed - self.visible
             if cut or (self.r.findings and self.stop_first) or not new:
                 break
             self.visible |= new
-        self.stats.steps = steps
+        for k, v in totals.items():
+            setattr(self.stats, k, v)
+        clock.earlier = 0  # now in self.stats
         self.stats.rounds = rounds
         self.stats.states = len(self.visited)
         stopped = bool(self.r.findings) and self.stop_first
@@ -250,8 +257,10 @@ class SourceDpor:
             fpr = ex.fingerprint() if self.cache_on else None
             if fpr is not None and not follow:
                 entry = self.visited.get(fpr)
-                if entry is not None and entry.init_sleep.issubset(child_sleep):
-                    assert entry.summary is not None, "state graph must be acyclic"
+                # entry.summary is None: the state is on the stack (a cycle: a retry loop
+                # back to an earlier state); never prune there (no cycle proviso needed)
+                if (entry is not None and entry.summary is not None
+                        and entry.init_sleep.issubset(child_sleep)):
                     self.stats.pruned += 1
                     self.stats.executions += 1
                     top.summary |= entry.summary

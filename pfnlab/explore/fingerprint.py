@@ -1,0 +1,132 @@
+"""State fingerprints: a canonical encoding of values and 128-bit BLAKE2b keys.
+
+A fingerprint must not merge two distinct states: a cache hit prunes the second one, and a
+violation only it leads to would be missed. Python's ``hash()`` is not fit for that
+(``hash(-1) == hash(-2)``, ``hash(1) == hash(True)``, and tuples hash their elements'
+hashes), so every value is first turned into a canonical byte string that keeps its type
+(``1``, ``True`` and ``1.0`` differ; so do ``-1`` and ``-2``), and the bytes are hashed with
+BLAKE2b to 128 bits, as TLC fingerprints states with a wide hash.
+
+Two distinct states share a fingerprint only by a 128-bit hash collision: with ``n`` states
+the odds are below ``n**2 / 2**129`` (under 10**-26 for a million states);
+:func:`collision_odds` gives the bound the statistics print.
+
+Encodable values: ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``, tuples and
+named tuples, frozensets, :class:`~pfnlab.explore.Shared` objects (by their stable name),
+enum members and frozen dataclasses of encodable values. Anything else raises
+:class:`Unencodable`; the engine then turns state caching off for the run (it never
+guesses).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from hashlib import blake2b
+from typing import Any
+
+_DIGEST = 16  # bytes: 128-bit fingerprints
+
+
+class Unencodable(TypeError):
+    """A value that has no canonical encoding (state caching is turned off)."""
+
+
+def canon(value: Any) -> bytes:
+    """The canonical encoding of ``value``: equal encodings iff equal values of equal types."""
+    out: list[bytes] = []
+    _encode(value, out)
+    return b"".join(out)
+
+
+def _encode(v: Any, out: list[bytes]) -> None:
+    t = type(v)
+    if v is None:
+        out.append(b"N")
+    elif t is bool:
+        out.append(b"T" if v else b"F")
+    elif t is int:
+        s = str(v).encode()
+        out.append(b"i%d:" % len(s) + s)
+    elif t is str:
+        s = v.encode("utf-8", "surrogatepass")
+        out.append(b"s%d:" % len(s) + s)
+    elif t is tuple:
+        out.append(b"(%d:" % len(v))
+        for x in v:
+            _encode(x, out)
+        out.append(b")")
+    elif t is frozenset:
+        items = sorted(canon(x) for x in v)
+        out.append(b"{%d:" % len(items))
+        out.extend(items)
+        out.append(b"}")
+    elif t is float:
+        s = v.hex().encode()
+        out.append(b"f%d:" % len(s) + s)
+    elif t is bytes:
+        out.append(b"b%d:" % len(v) + v)
+    elif isinstance(v, tuple) and hasattr(t, "_fields"):  # a NamedTuple
+        out.append(b"(" + _type_tag(t) + b"%d:" % len(v))
+        for x in v:
+            _encode(x, out)
+        out.append(b")")
+    elif "_name" in getattr(v, "__dict__", ()) and "_idx" in v.__dict__:
+        # a Shared object: its stable name is its identity across executions
+        s = v.__dict__["_name"].encode("utf-8", "surrogatepass")
+        out.append(b"@" + _type_tag(t) + b"%d:" % len(s) + s)
+    elif isinstance(v, enum.Enum):
+        out.append(b"E" + _type_tag(t))
+        _encode(v.value, out)
+    elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+        if not t.__dataclass_params__.frozen:
+            raise Unencodable(f"{t.__qualname__} is a mutable dataclass (make it frozen)")
+        out.append(b"D" + _type_tag(t))
+        for f in dataclasses.fields(v):
+            _encode(getattr(v, f.name), out)
+        out.append(b")")
+    else:
+        raise Unencodable(f"a {t.__qualname__} has no canonical encoding")
+
+
+def _type_tag(t: type) -> bytes:
+    s = f"{t.__module__}.{t.__qualname__}".encode()
+    return b"%d:" % len(s) + s
+
+
+def digest(data: bytes) -> int:
+    """A 128-bit key of ``data``."""
+    return int.from_bytes(blake2b(data, digest_size=_DIGEST).digest(), "little")
+
+
+_SCALARS = (int, str, bool, type(None))
+_FIELD_KEYS: dict[tuple[str, str, type, Any], int] = {}
+
+
+def field_key(name: str, field: str, value: Any) -> int:
+    """The Zobrist key of ``name.field == value`` (scalar keys are memoised)."""
+    t = type(value)
+    if t in _SCALARS:
+        k = (name, field, t, value)
+        key = _FIELD_KEYS.get(k)
+        if key is None:
+            key = digest(canon((name, field, value)))
+            if len(_FIELD_KEYS) < 1_000_000:
+                _FIELD_KEYS[k] = key
+        return key
+    return digest(canon((name, field, value)))
+
+
+def extend(key: int, value: Any) -> int:
+    """A thread's history key after it received ``value`` from shared state."""
+    return digest(key.to_bytes(_DIGEST, "little") + canon(value))
+
+
+def combine(parts: list[int]) -> int:
+    """One 128-bit key of a sequence of 128-bit keys (order matters)."""
+    return digest(b"".join(p.to_bytes(_DIGEST, "little") for p in parts))
+
+
+def collision_odds(states: int) -> float:
+    """An upper bound on the probability that two of ``states`` states share a fingerprint."""
+    return min(1.0, states * states / 2.0 ** (8 * _DIGEST + 1))
