@@ -56,9 +56,9 @@ def kvm_vcpu_unmap(vcpu: Vcpu, hmap: HostMap, dirty: bool) -> None:
 def touch_mapping(hmap: HostMap) -> None:
     """The vCPU reads or writes the mapped memory (one access to the page's memory).
 
-    Modelled as a read of the page's flags: after the memmap (and with it the device's
-    linear map) is gone this is a use-after-free finding.
+    Modelled as a read of the page's memory (``Page.data``, a scheduling point): after the
+    memmap (and with it the device's linear map) is gone this is a use-after-free finding.
     """
     if hmap.page is not None:
-        _ = hmap.page.zone
+        _ = hmap.page.data
     ghost.map_touched(hmap.owner)

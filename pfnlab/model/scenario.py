@@ -12,11 +12,20 @@ returns the :class:`~pfnlab.explore.Program` the search explores.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, overload
 
-from pfnlab.explore import Check, Ghost, Instance, Program, Shared, context, set_context
+from pfnlab.explore import (
+    Check,
+    Ghost,
+    Instance,
+    Program,
+    Shared,
+    ThreadBody,
+    context,
+    set_context,
+)
 from pfnlab.kvm import Kvm, Memslot, Vcpu, create_vm, ghost
 from pfnlab.mm import Host, Region
 from pfnlab.model.variant import Variant
@@ -300,18 +309,19 @@ def _events(kvm: Kvm, prop: str) -> Callable[[], str | None]:
 def goal_reached(s: Setup, milestone: str) -> Check:
     """Goal: the milestone was recorded in some execution."""
     prog = s.progress
-    return Check(milestone, lambda: milestone in ghost.observe(prog, "done"))
+    # stable: the milestone set only grows, so no step ordering is needed to see it
+    return Check(milestone, lambda: milestone in ghost.observe(prog, "done"), stable=True)
 
 
 def goal_overlap(s: Setup) -> Check:
     """Goal: a fault's mmu_notifier_retry saw an invalidation (the fault returned RETRY)."""
     led = s.kvm.ledger
-    return Check(GOAL_OVERLAP, lambda: ghost.observe(led, "retries") > 0)
+    return Check(GOAL_OVERLAP, lambda: ghost.observe(led, "retries") > 0, stable=True)
 
 
 def instance(
     s: Setup,
-    threads: dict[str, Callable[[], object]],
+    threads: Mapping[str, ThreadBody],
     props: Iterable[str],
     goals: Iterable[Check] = (),
     *,
@@ -350,19 +360,22 @@ ALL_KVM = (
 
 
 def vcpu_faults(s: Setup, i: int, gfns: list[int], *, write: bool = True,
-                exit_vcpu: bool = False) -> Callable[[], None]:
-    """Thread body: vCPU ``i`` faults on each gfn in turn (then closes its file)."""
+                exit_vcpu: bool = False) -> list[Callable[[], object]]:
+    """Thread: vCPU ``i`` faults on each gfn in turn (then closes its file).
+
+    A list of operations, one per fault (and the exit): between two faults the vCPU is
+    back in the guest and holds nothing of the last one, so the engine identifies its
+    state by the faults left (see :mod:`pfnlab.explore.threadstate`)."""
     from pfnlab.kvm import vcpu_exit, vcpu_fault
 
     vcpu = s.vcpus[i]
+    def fault(gfn: int) -> Callable[[], object]:
+        return lambda: vcpu_fault(vcpu, gfn, write)
 
-    def run() -> None:
-        for gfn in gfns:
-            vcpu_fault(vcpu, gfn, write)
-        if exit_vcpu:
-            vcpu_exit(vcpu)
-
-    return run
+    ops = [fault(gfn) for gfn in gfns]
+    if exit_vcpu:
+        ops.append(lambda: vcpu_exit(vcpu))
+    return ops
 
 
 def own_gfns(i: int, vcpus: int, pages: int, faults: int) -> list[int]:
@@ -385,14 +398,14 @@ GOAL_MAP_OVERLAP = "map-live-during-invalidation"
 def with_vcpus(
     s: Any,
     sz: dict[str, int],
-    first: dict[str, Callable[[], object]],
+    first: Mapping[str, ThreadBody],
     gfns_of: Callable[[int], list[int]] | None = None,
     exit_vcpu: bool = False,
-) -> dict[str, Callable[[], object]]:
+) -> dict[str, ThreadBody]:
     """The ``first`` threads (teardowns: listed first, so the search's first execution runs
     them to the end), then one fault thread per vCPU, on its own gfns unless ``gfns_of(i)``
     says otherwise."""
-    threads = dict(first)
+    threads: dict[str, ThreadBody] = dict(first)
     n = sz["vcpus"]
     for i in range(n):
         gfns = gfns_of(i) if gfns_of else own_gfns(i, n, sz["pages"], sz["faults"])

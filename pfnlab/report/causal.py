@@ -44,23 +44,25 @@ class Causal:
         return textwrap.wrap("causal core: " + self.text, width, subsequent_indent="  ")
 
 
-def _cells(st: TraceStep) -> set[tuple[str, str]]:
+def _accesses(st: TraceStep) -> set[tuple[str, str, bool]]:
+    """(object, field, writes) of the step, with the plain accesses that rode along."""
     if st.action == "wait":
-        return {tuple(r.rsplit(".", 1)) for r in st.reads}  # type: ignore[misc]
-    return {(st.obj, st.field)}
+        out = {(*r.rsplit(".", 1), False) for r in st.reads}
+    else:
+        out = {(st.obj, st.field, st.action in _WRITES)}
+    out |= {(o, f, a != "read") for a, o, f, _b, _af, _fn in st.plain}
+    return out  # type: ignore[return-value]
 
 
 def conflicts(a: TraceStep, b: TraceStep) -> bool:
     """Whether two steps touch the same field (or lock, or freed object), one writing."""
     if a.failed_attempt or b.failed_attempt:
         return False
-    if a.action not in _WRITES and b.action not in _WRITES:
-        return False
-    ca, cb = _cells(a), _cells(b)
-    if ca & cb:
-        return True
-    objs_a, objs_b = {o for o, f in ca if f == "*"}, {o for o, f in cb if f == "*"}
-    return bool(objs_a & {o for o, _ in cb}) or bool(objs_b & {o for o, _ in ca})
+    for oa, fa, wa in _accesses(a):
+        for ob, fb, wb in _accesses(b):
+            if oa == ob and (wa or wb) and (fa == fb or "*" in (fa, fb)):
+                return True
+    return False
 
 
 def _locksets(trace: list[TraceStep]) -> list[frozenset[str]]:

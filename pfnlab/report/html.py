@@ -32,6 +32,9 @@ def _changes(st: TraceStep) -> list[list[str]]:
         out.append([st.obj, st.field, repr(st.before), repr(st.after)])
     if st.action == "free":
         out.append([st.obj, "(freed)", "", "freed"])
+    for action, name, fld, before, after, _fn in st.plain:
+        if action != "read":
+            out.append([name, fld, repr(before), repr(after)])
     for g in getattr(st, "ghosts", ()) or ():
         name, fld, before, after = g
         out.append([name, fld, repr(before), repr(after)])

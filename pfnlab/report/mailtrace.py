@@ -104,6 +104,25 @@ def describe(st: TraceStep, *, full: bool = False, decisive: bool = False) -> Ro
     return Row(st.index, st.thread, inner, text)
 
 
+def rows(st: TraceStep, *, full: bool = False, decisive: bool = False) -> list[Row]:
+    """The rows of a step: its own, then the plain-field writes that rode along with it
+    (``Plain`` fields are not scheduling points; an SPTE install under mmu_lock is one)."""
+    out: list[Row] = []
+    row = describe(st, full=full, decisive=decisive)
+    if row is not None:
+        out.append(row)
+    for action, obj, field, before, after, fn in st.plain:
+        if action == "read" and not full:
+            continue
+        if action != "read" and before == after and not full:
+            continue
+        text = (f"{obj}.{field} == {short(before)}" if action == "read"
+                else f"{obj}.{field} {short(before)} -> {short(after)}")
+        out.append(Row(st.index, st.thread, fn or (st.where[-1] if st.where else st.thread),
+                       text))
+    return out
+
+
 def _wrap(text: str, width: int) -> list[str]:
     """Wrap on spaces; split a too long identifier after an underscore."""
     out: list[str] = []
@@ -130,18 +149,18 @@ def render_mail(finding: Finding, *, full: bool = False, decisive: set[int] | No
     last_fn: dict[str, str] = {}
     last_thread = ""
     for st in finding.trace:
-        row = describe(st, full=full, decisive=st.index in decisive)
-        if row is None:
-            continue
-        col = names.index(row.thread) if row.thread in names else 0
-        lines: list[str] = []
-        if last_fn.get(row.thread) != row.function or last_thread != row.thread:
-            lines += _wrap(row.function + "()", colw)
-        lines += ["  " + ln for ln in _wrap(row.text, colw - 2)]
-        last_fn[row.thread], last_thread = row.function, row.thread
-        for i, ln in enumerate(lines):
-            prefix = f"{st.index:3d}  " if i == 0 else " " * PREFIX
-            cells = [" " * colw] * ncol
-            cells[col] = ln.ljust(colw)
-            out.append((prefix + " ".join(cells)).rstrip())
+        first = True
+        for row in rows(st, full=full, decisive=st.index in decisive):
+            col = names.index(row.thread) if row.thread in names else 0
+            lines: list[str] = []
+            if last_fn.get(row.thread) != row.function or last_thread != row.thread:
+                lines += _wrap(row.function + "()", colw)
+            lines += ["  " + ln for ln in _wrap(row.text, colw - 2)]
+            last_fn[row.thread], last_thread = row.function, row.thread
+            for i, ln in enumerate(lines):
+                prefix = f"{st.index:3d}  " if i == 0 and first else " " * PREFIX
+                cells = [" " * colw] * ncol
+                cells[col] = ln.ljust(colw)
+                out.append((prefix + " ".join(cells)).rstrip())
+            first = False
     return "\n".join(out)

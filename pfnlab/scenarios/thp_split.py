@@ -10,8 +10,6 @@ is ~100x larger (about 10 s per variant).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pfnlab import (
     ALL_KVM,
     GOAL_OVERLAP,
@@ -19,6 +17,7 @@ from pfnlab import (
     Host,
     Instance,
     Scenario,
+    ThreadBody,
     Variant,
     goal_overlap,
     goal_reached,
@@ -47,7 +46,7 @@ def build(variant: Variant, sz: dict[str, int]) -> Instance:
         if thp_split_thread(host.mm, thp.start, pmd_only=pmd_only):
             reached(s.progress, GOAL_SPLIT)
 
-    threads: dict[str, Callable[[], object]] = {"split": split}
+    threads: dict[str, ThreadBody] = {"split": split}
     for i in range(sz["vcpus"]):
         gfns = [tails[(i + k * sz["vcpus"]) % len(tails)] for k in range(sz["faults"])]
         threads[s.vcpus[i].name] = vcpu_faults(s, i, gfns)

@@ -21,6 +21,7 @@ from pfnlab import (
     Instance,
     Scenario,
     Setup,
+    ThreadBody,
     Variant,
     dev_dax_unbind,
     ghost,
@@ -65,7 +66,7 @@ def build(variant: Variant, sz: dict[str, int]) -> Instance:
         dev_dax_unbind(dev)
         reached(s.progress, GOAL_TEARDOWN)
 
-    threads: dict[str, Callable[[], object]] = {"admin": admin}
+    threads: dict[str, ThreadBody] = {"admin": admin}
     for i in range(sz["vcpus"]):
         threads[s.vcpus[i].name] = mapper(s, i, i % sz["pages"], sz["faults"])
     goals = [goal_reached(s, GOAL_TEARDOWN), goal_map_during_invalidation(s)]

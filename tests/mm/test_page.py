@@ -55,7 +55,7 @@ def test_get_on_zero_refcount_is_a_finding(host: Host) -> None:
     with pytest.raises(ModelViolation) as e:
         get_page(page)
     assert e.value.prop == NO_PUT_UNREFERENCED
-    assert "(0→1)" in e.value.message
+    assert "(0->1)" in e.value.message
 
 
 def test_anon_put_to_zero_returns_page_to_allocator(host: Host) -> None:
