@@ -104,7 +104,8 @@ _FIELD_KEYS: dict[tuple[str, str, type, Any], int] = {}
 
 
 def field_key(name: str, field: str, value: Any) -> int:
-    """The Zobrist key of ``name.field == value`` (scalar keys are memoised)."""
+    """The Zobrist key of ``name.field == value`` (memoised: scalars by value, other
+    values by identity, the memo holding the value so that its id stays its own)."""
     t = type(value)
     if t in _SCALARS:
         k = (name, field, t, value)
@@ -114,12 +115,33 @@ def field_key(name: str, field: str, value: Any) -> int:
             if len(_FIELD_KEYS) < 1_000_000:
                 _FIELD_KEYS[k] = key
         return key
-    return digest(canon((name, field, value)))
+    ik = (name, field, id(value))
+    hit = _BY_ID.get(ik)
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    key = digest(canon((name, field, value)))
+    if len(_BY_ID) >= 200_000:
+        _BY_ID.clear()
+    _BY_ID[ik] = (value, key)
+    return key
+
+
+_BY_ID: dict[tuple[str, str, int], tuple[Any, int]] = {}
+_CANON: dict[tuple[type, Any], bytes] = {}
 
 
 def extend(key: int, value: Any) -> int:
     """A thread's history key after it received ``value`` from shared state."""
-    return digest(key.to_bytes(_DIGEST, "little") + canon(value))
+    t = type(value)
+    if t in _SCALARS:
+        b = _CANON.get((t, value))
+        if b is None:
+            b = canon(value)
+            if len(_CANON) < 100_000:
+                _CANON[(t, value)] = b
+    else:
+        b = canon(value)
+    return digest(key.to_bytes(_DIGEST, "little") + b)
 
 
 def combine(parts: list[int]) -> int:
