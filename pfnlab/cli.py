@@ -16,7 +16,15 @@ from rich.progress import Progress
 from pfnlab.api import ModelFile, ModelFileError, load_model
 from pfnlab.explore.program import Program
 from pfnlab.explore.search import STRATEGIES, Budget, Result, Stats, explore, reporting
-from pfnlab.matrix import Cell, Options, as_json, default_jobs, run_matrix, validate
+from pfnlab.matrix import (
+    CELL_SECONDS,
+    Cell,
+    Options,
+    as_json,
+    default_jobs,
+    run_matrix,
+    validate,
+)
 from pfnlab.properties import PROPERTIES
 from pfnlab.report.table import render_matrix
 from pfnlab.scenarios import SCENARIOS
@@ -144,7 +152,7 @@ def _check_strategy(strategy: str) -> None:
 def main_callback(ctx: typer.Context) -> None:
     """With no command, run the matrix of every variant by every scenario."""
     if ctx.invoked_subcommand is None:
-        matrix(None, None, None, None, 20.0, "dpor", "text", default_jobs(), None, None)
+        matrix(None, None, None, None, CELL_SECONDS, "dpor", "text", default_jobs(), None, None)
 
 
 @app.command()
@@ -153,7 +161,7 @@ def matrix(
     scenario: ScenarioOpt = None,
     size: SizeOpt = None,
     executions: ExecOpt = None,
-    seconds: SecOpt = 20.0,
+    seconds: SecOpt = CELL_SECONDS,
     strategy: StratOpt = "dpor",
     format: FormatOpt = "text",
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.")] = default_jobs(),

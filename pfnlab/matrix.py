@@ -71,6 +71,9 @@ class Cell:
         return HOLDS
 
 
+CELL_SECONDS = 150.0
+
+
 @dataclass
 class Options:
     """What to run: names, sizes, budget and strategy."""
@@ -79,7 +82,9 @@ class Options:
     scenarios: list[str]
     sizes: dict[str, int] = field(default_factory=dict)
     executions: int | None = None
-    seconds: float | None = 20.0
+    #: per-cell cap: enough for every default cell to finish exhaustively on 2 cores
+    #: (two vCPUs racing one unbind take up to about a minute); a cut cell says so
+    seconds: float | None = CELL_SECONDS
     strategy: str = "dpor"
     preemptions: int = 2
     mm: str | None = None      # host mm: None/"5.4" (the thread's), "5.18", "variant"

@@ -61,15 +61,13 @@ Footprint = tuple[tuple[int, str, bool], ...]
 class Op:
     """A thread's pending scheduling point."""
 
-    __slots__ = ("arg", "field", "kind", "obj", "plain", "where")
+    __slots__ = ("arg", "field", "kind", "obj", "where")
 
-    def __init__(self, kind: int, obj: Shared, field: str, arg: Any = None,
-                 plain: bool = False) -> None:
+    def __init__(self, kind: int, obj: Shared, field: str, arg: Any = None) -> None:
         self.kind = kind
         self.obj = obj
         self.field = field
         self.arg = arg
-        self.plain = plain  # a Plain field made a scheduling point (a check reads it)
         self.where: tuple[str, ...] = ()
 
     def describe(self) -> str:
@@ -318,17 +316,12 @@ class Execution:
         """A read of a Plain field: no scheduling point, race-checked (see races.py)."""
         if self.mode != _THREAD:
             return self.read(obj, field)
-        if (obj.__dict__["_idx"], field) in self.visible:
-            return self._yield(Op(READ, obj, field, plain=True))
         return self._plain(READ, obj, field, None)
 
     def plain_write(self, obj: Shared, field: str, value: Any) -> None:
         """A write of a Plain field: no scheduling point, race-checked."""
         if self.mode != _THREAD:
             self.write(obj, field, value)
-            return
-        if (obj.__dict__["_idx"], field) in self.visible:
-            self._yield(Op(WRITE, obj, field, value, plain=True))
             return
         self._plain(WRITE, obj, field, value)
 
@@ -344,10 +337,13 @@ class Execution:
         t = self.running
         assert t is not None and self.races is not None
         d = obj.__dict__
+        idx = d["_idx"]
+        # in the step's footprint even when the access is the finding: the step conflicts
+        # with the access it races, and DPOR must try the other order
+        self.plain_fp.append((idx, field, kind != READ))
         if d["_freed"] is not None:
             self._uaf(t, Op(kind, obj, field, arg))
             raise _Halt
-        idx = d["_idx"]
         before = d[field]
         result: Any = before
         if kind == READ:
@@ -357,7 +353,6 @@ class Execution:
         if race is not None:
             self._race_finding(t, race, kind)
             raise _Halt
-        self.plain_fp.append((idx, field, kind != READ))
         after = before
         if kind == WRITE:
             after = arg
@@ -377,10 +372,13 @@ class Execution:
                                        where[-1] if where else ""))
         return result
 
-    def _race_finding(self, t: ThreadState, race: Race, kind: int) -> None:
+    def _race_finding(self, t: ThreadState, race: Race, kind: int, wait: str = "") -> None:
         obj = self.objects[race.key[0]]
-        where = _model_stack()
-        fn = f" in {where[-1]}" if where else ""
+        if wait:
+            fn = f" in its wait_until({wait!r})"
+        else:
+            where = _model_stack()
+            fn = f" in {where[-1]}" if where else ""
         other = self.threads[race.earlier_tid].name
         verb = "writes" if kind != READ else "reads"
         self._set_finding(
@@ -409,8 +407,6 @@ class Execution:
         """An atomic read-modify-write (one scheduling point)."""
         if self.mode == _THREAD:
             if self._is_plain(obj, field):
-                if (obj.__dict__["_idx"], field) in self.visible:
-                    return self._yield(Op(RMW, obj, field, update, plain=True))
                 return self._plain(RMW, obj, field, update)
             return self._yield(Op(RMW, obj, field, update))
         new, result = update(obj.__dict__[field])
@@ -506,12 +502,7 @@ class Execution:
         assert races is not None
         if k <= RMW:
             key = (d["_idx"], op.field)
-            if op.plain:
-                race = (races.plain_read if k == READ else races.plain_write)(tid, key)
-                if race is not None:
-                    self._race_finding(t, race, k)
-                    return ((d["_idx"], op.field, k != READ),)
-            elif k == READ:
+            if k == READ:
                 races.acquire(tid, key)
             else:
                 if k == RMW:
@@ -575,7 +566,7 @@ class Execution:
                 if self._is_plain(o, f):
                     race = races.plain_read(tid, (i, f))
                     if race is not None:
-                        self._race_finding(t, race, READ)
+                        self._race_finding(t, race, READ, wait=op.field)
                         return fp
                 else:
                     races.acquire(tid, (i, f))
