@@ -91,6 +91,37 @@ class RaceDetector:
         self.reads.setdefault(key, {})[tid] = c[tid]
         return None
 
+    def summary(self) -> tuple[object, ...]:
+        """What of this detector's state can still decide a future race, canonically.
+
+        Part of the state fingerprint: two states with equal fields and threads but
+        different happens-before histories can differ in their futures (a free that races
+        in one is ordered in the other), so caching must not merge them. Raw epochs grow
+        with every release and would split every state; what the future compares is, for
+        each plain access not yet ordered before every thread, which threads and which
+        synchronisation variables already carry it (a later access only compares against
+        these; its own epoch is newer than every clock value recorded so far).
+        """
+        out: list[object] = []
+        for key, (u, e) in self.writes.items():
+            entry = self._carried(u, e)
+            if entry is not None:
+                out.append((key, "w", u, *entry))
+        for key, readers in self.reads.items():
+            for u, e in readers.items():
+                entry = self._carried(u, e)
+                if entry is not None:
+                    out.append((key, "r", u, *entry))
+        out.sort()
+        return tuple(out)
+
+    def _carried(self, u: int, e: int) -> tuple[tuple[int, ...], tuple[Key, ...]] | None:
+        threads = tuple(t for t in range(self.n) if t != u and self.clocks[t][u] >= e)
+        if len(threads) == self.n - 1:
+            return None  # ordered before every thread: it can race no more
+        syncs = tuple(sorted(k for k, c in self.sync.items() if c[u] >= e))
+        return threads, syncs
+
     def free(self, tid: int, keys: list[Key]) -> Race | None:
         """``tid`` frees an object whose plain fields are ``keys``: a write of each of them
         (an unordered earlier access is a use after free in another interleaving)."""

@@ -35,7 +35,7 @@ from pfnlab.explore.findings import (
     ModelViolation,
     TraceStep,
 )
-from pfnlab.explore.fingerprint import Unencodable, combine, digest, extend, field_key
+from pfnlab.explore.fingerprint import Unencodable, canon, combine, digest, extend, field_key
 from pfnlab.explore.program import Check, Instance, Program
 from pfnlab.explore.races import Race, RaceDetector
 from pfnlab.explore.schedule import Schedule, Step
@@ -479,6 +479,9 @@ class Execution:
         for t in self.threads:
             keys.append(t.key)
             keys.append(int(t.blocked))
+        if self.races is not None and self.has_plain:
+            # happens-before facts that can still decide a race (see RaceDetector.summary)
+            keys.append(digest(canon(self.races.summary())))
         return combine(keys)
 
     def step(self, tid: int) -> Footprint:

@@ -208,8 +208,8 @@ def _outcome(prog: Program, strategy: str, cache: bool = True) -> tuple[set[Any]
 def test_plain_fields_agree_with_fine_grained_search(desc: list[Any]) -> None:
     """The oracle is the fine-grained program (every access a scheduling point) under
     uncached DPOR, itself checked against brute force by test_differential.py."""
-    fine_states, fine_viol, _ = _outcome(_random_program(desc, FVar), "dpor", cache=False)
-    _, _, fine_cached_execs = _outcome(_random_program(desc, FVar), "dpor", cache=True)
+    fine_states, fine_viol, fine_execs = _outcome(_random_program(desc, FVar), "dpor",
+                                                  cache=False)
     runs = [("dpor", True), ("dpor", False)]
     if sum(len(t) for t in desc) <= 3:
         runs.append(("brute", False))
@@ -219,7 +219,10 @@ def test_plain_fields_agree_with_fine_grained_search(desc: list[Any]) -> None:
         assert states == fine_states
         assert viol == fine_viol
         if strategy == "dpor" and cache:
-            assert execs <= fine_cached_execs
+            # no more executions than the fine-grained traces (the cached coarse search
+            # keeps happens-before facts in its states, so it can split states a cached
+            # fine-grained search merges: compare with the traces themselves)
+            assert execs <= fine_execs
 
 
 # ------------------------------------------------------------------ operations
