@@ -6,8 +6,8 @@ a variable's value, and local assertions.
 
 ``wide_spec`` draws wider ones (up to 4 threads, nested and hand-over-hand locks, waits
 over several objects, frees, negative and boolean values, invariants and goals reading
-through every accessor, findings mid-thread, threads as lists of operations, optionally
-Plain fields); ``wide_program`` renders one as Python source and compiles it.
+through every accessor, findings mid-thread, threads as lists of operations, Plain fields);
+``wide_program`` renders one as Python source and compiles it.
 """
 
 from __future__ import annotations
@@ -333,9 +333,9 @@ class Shape:
     depth: int = 2            # nesting of critical sections and ifs
     checks: int = 2           # 0..checks invariants, goals and final checks (each)
     atoms: int = 3            # 1..atoms atoms per expression
-    #: Plain fields (ops pr/pw, atom pl); off by default: test_plain_disagreements.py pins
-    #: the disagreements they still show
-    plain: bool = False
+    #: Plain fields (ops pr/pw, atom pl: accesses that are not scheduling points, checked by
+    #: the race detector); test_plain_disagreements.py pins the classes they once broke
+    plain: bool = True
     #: invariants declared stable (goals may always be); off by default: a stable invariant
     #: can hide another finding (test_differential.py::test_a_stable_invariant_*)
     stable_invariants: bool = False

@@ -7,9 +7,10 @@ round running no more than brute force; every finding's schedule replays to it; 
 raises (see tests/engine/oracle.py). Two generators: the original one (2-3 threads, two
 variables) and the wide one (up to 4 threads, nested and hand-over-hand locks, waits over
 several objects, frees, negative and boolean values, invariants and goals through every
-accessor, findings mid-thread, threads as lists of operations; see tests/engine/programs.py).
-``bench/differential.py`` runs the wide one on tens of thousands of programs. Plain fields
-are left out: test_plain_disagreements.py pins what they still disagree on.
+accessor, findings mid-thread, threads as lists of operations, Plain fields; see
+tests/engine/programs.py). ``bench/differential.py`` runs the wide one on tens of thousands
+of programs. Invariants declared stable are left out of it: one can hide another finding
+(test_a_stable_invariant_does_not_hide_other_findings).
 """
 
 from __future__ import annotations

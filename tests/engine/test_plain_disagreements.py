@@ -1,9 +1,9 @@
 """Plain fields under the differential oracle: the disagreements it found, now fixed.
 
-The wide random programs of the differential test leave Plain fields out (``Shape.plain``
-is off in CI); with them on (``python bench/differential.py --plain``) about one program in
-twelve disagreed. Each class, minimised, is pinned here with the answer every search must
-give. The three causes, and their fixes:
+Before these fixes, about one wide random program in twelve with Plain fields disagreed
+(the differential test and ``python bench/differential.py`` now draw Plain fields by
+default). Each class, minimised, is pinned here with the answer every search must give. The
+three causes, and their fixes:
 
 1. a step cut short by a finding raised *at* a plain access (a data race, or a use after
    free found by the race detector) reports a footprint without that access, so DPOR
