@@ -181,7 +181,8 @@ class Execution:
         self.threads: list[ThreadState] = []
         for tid, (name, fn) in enumerate(inst.threads.items()):
             self.threads.append(ThreadState(tid, name, greenlet.greenlet(self._trampoline(fn))))
-        self.races = RaceDetector(len(self.threads))
+        if self.has_plain:  # without Plain fields there is nothing to race-check
+            self.races = RaceDetector(len(self.threads))
         for obj in self.objects:
             self._hash_object(obj)
         # invariants / goals: per-check read sets, re-evaluated when a step writes into them
@@ -206,6 +207,10 @@ class Execution:
         self.objects.append(obj)
         if type(obj)._has_plain_:
             self.has_plain = True
+            if self.races is None and self.threads_started():
+                # created mid-run: clocks start now, so earlier synchronisation orders
+                # nothing (more races reported, never fewer)
+                self.races = RaceDetector(len(self.threads))
         if self.mode != _SCHED or self.nsteps:
             self._hash_object(obj)
         return len(self.objects) - 1
@@ -360,17 +365,23 @@ class Execution:
         elif kind == RMW:
             after, result = arg(before)
             self._set(obj, d["_name"], field, after)
-        if kind != WRITE and self.hashable:
-            try:
-                t.key = extend(t.key, result)
-            except Unencodable as e:
-                self.hashable = False
-                self.unhashable = f"a value {t.name} read: {e}"
+        if kind != WRITE:
+            self._received(t, result)
         if self._traced is not None:
             where = _model_stack()
             self._traced.plain.append((_ACTION[kind], d["_name"], field, before, after,
                                        where[-1] if where else ""))
         return result
+
+    def _received(self, t: ThreadState, value: Any) -> None:
+        """``t`` received ``value`` from shared state: extend its history key."""
+        if not self.hashable:
+            return
+        try:
+            t.key = extend(t.key, value)
+        except Unencodable as e:
+            self.hashable = False
+            self.unhashable = f"a value {t.name} read: {e}"
 
     def _race_finding(self, t: ThreadState, race: Race, kind: int, wait: str = "") -> None:
         obj = self.objects[race.key[0]]
@@ -479,7 +490,7 @@ class Execution:
         for t in self.threads:
             keys.append(t.key)
             keys.append(int(t.blocked))
-        if self.races is not None and self.has_plain:
+        if self.races is not None:
             # happens-before facts that can still decide a race (see RaceDetector.summary)
             keys.append(digest(canon(self.races.summary())))
         return combine(keys)
@@ -502,8 +513,7 @@ class Execution:
             self._uaf(t, op)
             return ((d["_idx"], op.field, k != READ),)
         races = self.races
-        assert races is not None
-        if k <= RMW:
+        if races is not None and k <= RMW:
             key = (d["_idx"], op.field)
             if k == READ:
                 races.acquire(tid, key)
@@ -536,7 +546,8 @@ class Execution:
             if before is None:
                 self._set(obj, name, "owner", t.name)
                 fp = ((d["_idx"], "owner", True),)
-                races.acquire(tid, (d["_idx"], "owner"))
+                if races is not None:
+                    races.acquire(tid, (d["_idx"], "owner"))
             else:
                 failed = True
                 fp = ((d["_idx"], "owner", False),)
@@ -555,16 +566,18 @@ class Execution:
                 return ((d["_idx"], "owner", True),)
             self._set(obj, name, "owner", None)
             fp = ((d["_idx"], "owner", True),)
-            races.release(tid, (d["_idx"], "owner"))
+            if races is not None:
+                races.release(tid, (d["_idx"], "owner"))
         elif k == WAIT:
             ok, reads = self._eval_cond(t, op)
             if self.finding is not None:
                 return ()
             fp = tuple((i, f, False) for i, f in sorted(reads))
             t.reads = fp
-            for i, f in sorted(reads):  # the condition's reads: plain ones race-checked
+            for i, f in sorted(reads):
+                # the condition's reads: plain ones race-checked, marked ones acquire
                 o = self.objects[i] if i >= 0 else None
-                if o is None or f in ("_freed", ALL_FIELDS):
+                if races is None or o is None or f in ("_freed", ALL_FIELDS):
                     continue
                 if self._is_plain(o, f):
                     race = races.plain_read(tid, (i, f))
@@ -580,7 +593,7 @@ class Execution:
             before = ok
         else:  # FREE
             fp = ((d["_idx"], ALL_FIELDS, True),)
-            if type(obj)._has_plain_:
+            if races is not None and type(obj)._has_plain_:
                 keys = [(d["_idx"], f) for f in type(obj)._fields_ if self._is_plain(obj, f)]
                 race = races.free(tid, keys)
                 if race is not None:
@@ -588,7 +601,8 @@ class Execution:
                     return fp
             d["_freed"] = op.arg or "freed"
             self._zob(name, "_freed", op.arg or "freed")
-            races.release(tid, (d["_idx"], "_freed"))
+            if races is not None:
+                races.release(tid, (d["_idx"], "_freed"))
             self._wake_object(d["_idx"])
         if self.trace_on:
             after = d.get(field) if k in (WRITE, RMW, ACQUIRE, RELEASE) else None
@@ -610,12 +624,7 @@ class Execution:
             )
             self._traced = self.trace[-1]
         if resume:
-            if self.hashable:
-                try:
-                    t.key = extend(t.key, result)
-                except Unencodable as e:
-                    self.hashable = False
-                    self.unhashable = f"a value {t.name} read: {e}"
+            self._received(t, result)
             self._resume(t, result)
         self._traced = None
         if self.plain_fp:
