@@ -21,7 +21,8 @@ from pfnlab.explore.shared import (
     note,
     set_context,
 )
-from pfnlab.explore.sync import Lock, wait_until
+from pfnlab.explore.sync import Lock, Srcu, wait_until
+from pfnlab.explore.threadstate import summarised
 
 __all__ = [
     "Check",
@@ -36,6 +37,7 @@ __all__ = [
     "Program",
     "Schedule",
     "Shared",
+    "Srcu",
     "Step",
     "ThreadBody",
     "TraceStep",
@@ -46,5 +48,6 @@ __all__ = [
     "is_freed",
     "note",
     "set_context",
+    "summarised",
     "wait_until",
 ]

@@ -49,6 +49,9 @@ class TraceStep:
     after: Any = None
     failed_attempt: bool = False   # a contended lock or a wait whose condition was false
     preempted: bool = False        # the previous thread could have continued
+    #: ran in the same scheduling step as the one before (a lock acquire runs on into the
+    #: next operation, a release joins the step before it): no thread could run between
+    joined: bool = False
     #: ghost writes the thread made right after this step, before its next one:
     #: ``(object, field, before, after)``, e.g. a reference ledger updated after a get
     ghosts: list[tuple[str, str, Any, Any]] = _field(default_factory=list)

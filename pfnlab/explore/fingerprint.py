@@ -144,6 +144,12 @@ def extend(key: int, value: Any) -> int:
     return digest(key.to_bytes(_DIGEST, "little") + b)
 
 
+def returned(key: int, value: Any) -> int:
+    """A thread's key after a call that began at key ``key`` returned ``value`` (see
+    threadstate.call_summarised); never equal to an ``extend`` key of the same inputs."""
+    return digest(key.to_bytes(_DIGEST, "little") + b"R" + canon(value))
+
+
 def combine(parts: list[int]) -> int:
     """One 128-bit key of a sequence of 128-bit keys (order matters)."""
     return digest(b"".join(p.to_bytes(_DIGEST, "little") for p in parts))

@@ -63,7 +63,13 @@ class Instance:
 
 @dataclass(frozen=True)
 class Program:
-    """A named, deterministic model: ``build()`` returns a fresh :class:`Instance`."""
+    """A named, deterministic model: ``build()`` returns a fresh :class:`Instance`.
+
+    ``reduce=False`` turns off the reductions that coarsen steps (Lipton's movers for
+    locks and SRCU, summaries of kernel-function calls), for differential testing and
+    for reading every intermediate state; every verdict must be the same either way.
+    """
 
     name: str
     build: Callable[[], Instance]
+    reduce: bool = True

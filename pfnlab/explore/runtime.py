@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import traceback
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +41,8 @@ from pfnlab.explore.program import Check, Instance, Program
 from pfnlab.explore.races import Race, RaceDetector
 from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared, is_plain
-from pfnlab.explore.threadstate import Statics, ops_key
+from pfnlab.explore.sync import MOVER_FIELD
+from pfnlab.explore.threadstate import _THREAD_MODE, Statics, ops_key
 
 # Pending operation kinds.
 READ, WRITE, RMW, ACQUIRE, RELEASE, WAIT, FREE = range(7)
@@ -48,8 +50,13 @@ _ACTION = ("read", "write", "rmw", "lock", "unlock", "wait", "free")
 
 # Modes of the execution: who is running model code right now.
 _SCHED, _THREAD, _PEEK = range(3)
+assert _THREAD == _THREAD_MODE  # threadstate.call_summarised tests the mode too
 
 _DONE = digest(b"<finished thread>")
+
+# What ``_perform`` reports: the thread ran on to its next operation, it stopped at a failed
+# attempt, or the step ends at once (a finding that leaves no state to check).
+_RAN, _STOPPED, _ABORT = range(3)
 
 #: Footprint entry of a step that changes what some check reads (see ``visible``).
 _OBSERVED = (-2, "<observed by a check>", True)
@@ -61,7 +68,7 @@ Footprint = tuple[tuple[int, str, bool], ...]
 class Op:
     """A thread's pending scheduling point."""
 
-    __slots__ = ("arg", "field", "kind", "obj", "where")
+    __slots__ = ("arg", "field", "grace", "kind", "obj", "where")
 
     def __init__(self, kind: int, obj: Shared, field: str, arg: Any = None) -> None:
         self.kind = kind
@@ -69,15 +76,16 @@ class Op:
         self.field = field
         self.arg = arg
         self.where: tuple[str, ...] = ()
+        self.grace: Shared | None = None  # a wait: the Srcu whose synchronize this is
 
     def describe(self) -> str:
         """A label for this step, without the function name."""
         name = self.obj.__dict__["_name"]
         k = self.kind
         if k == ACQUIRE:
-            return f"lock {name}"
+            return f"lock {name}" if self.field == "owner" else f"srcu_read_lock {name}"
         if k == RELEASE:
-            return f"unlock {name}"
+            return f"unlock {name}" if self.field == "owner" else f"srcu_read_unlock {name}"
         if k == WAIT:
             return f"wait {self.field}"
         if k == FREE:
@@ -103,7 +111,8 @@ class ThreadState:
 
 
 _ENGINE_FILES = {
-    __file__.rsplit("/", 1)[0] + "/" + f for f in ("runtime.py", "shared.py", "sync.py")
+    __file__.rsplit("/", 1)[0] + "/" + f
+    for f in ("runtime.py", "shared.py", "sync.py", "threadstate.py")
 }
 
 
@@ -127,6 +136,8 @@ class Execution:
         observed: set[tuple[int, str]] | None = None,
     ) -> None:
         self.program = program
+        #: Lipton's reduction for mover locks and SRCU (``_joins``), call summaries
+        self.movers = program.reduce
         self.trace_on = trace
         self.check_on = check_invariants
         self.max_steps = max_steps
@@ -253,9 +264,17 @@ class Execution:
         t = self.running
         if t is None or not self.hashable:
             return
-        if self.statics is None:
-            self.statics = Statics(list(self.instance.threads.values()))
-        key = ops_key(t.name, ops, index, self.statics)
+        # The thread is deterministic, so its key here determines the operations left and
+        # their encoding: memoised for every execution of this program.
+        memo = _OPS_MEMO.get(self.program)
+        if memo is None:
+            memo = _OPS_MEMO[self.program] = {}
+        mk = (t.key, index)
+        key = memo.get(mk, -1)
+        if key == -1:
+            if self.statics is None:
+                self.statics = Statics(list(self.instance.threads.values()))
+            key = memo[mk] = ops_key(t.name, ops, index, self.statics)
         if key is not None:
             t.key = key
 
@@ -269,6 +288,8 @@ class Execution:
         """A field read by model code (a scheduling point when a thread runs)."""
         mode = self.mode
         if mode == _THREAD:
+            if obj.__dict__.get(MOVER_FIELD) == field:
+                raise RuntimeError(_mover_read(obj, field, "model code"))
             return self._yield(Op(READ, obj, field))
         if mode == _PEEK and self.peek is not None:
             self.peek.add((obj.__dict__["_idx"], field))
@@ -295,6 +316,10 @@ class Execution:
         ``is_freed``): record it like a field read, so writes to it re-check and wake."""
         if self.mode == _PEEK and self.peek is not None:
             self.peek.add((obj.__dict__["_idx"], field))
+        elif self.mode == _THREAD and obj.__dict__.get(MOVER_FIELD) == field:
+            t = self.running
+            if t is None or obj.__dict__[field] != t.name:  # lockdep_assert_held is fine
+                raise RuntimeError(_mover_read(obj, field, "model code"))
 
     def ghost_write(self, obj: Shared, field: str, value: Any) -> None:
         """A ghost-field write: hashed into the state, re-checks invariants, not a step."""
@@ -436,11 +461,20 @@ class Execution:
             raise RuntimeError("locks can only be released by model threads")
         self._yield(Op(RELEASE, lock, "owner"))
 
-    def wait(self, cond: Callable[[], object], what: str, prop: str = "") -> None:
-        """Wait until ``cond()`` holds (a scheduling point; may block)."""
+    def share(self, srcu: Shared, delta: int) -> None:
+        """Enter (``delta`` 1) or leave (-1) an SRCU read-side section (sync.Srcu)."""
+        if self.mode != _THREAD:
+            raise RuntimeError("srcu read sections can only be entered by model threads")
+        self._yield(Op(ACQUIRE if delta > 0 else RELEASE, srcu, "readers"))
+
+    def wait(self, cond: Callable[[], object], what: str, prop: str = "",
+             grace: Shared | None = None) -> None:
+        """Wait until ``cond()`` holds (a scheduling point; may block). ``grace``: the
+        condition is ``synchronize_srcu`` of that Srcu (it reads its readers)."""
         if self.mode != _THREAD:
             raise RuntimeError("wait_until can only be called by model threads")
         op = Op(WAIT, _NOBODY, what, cond)
+        op.grace = grace
         if prop:
             self.hang_props[what] = prop
         self._yield(op)
@@ -496,22 +530,93 @@ class Execution:
         return combine(keys)
 
     def step(self, tid: int) -> Footprint:
-        """Run thread ``tid``'s pending step; returns the step's footprint."""
+        """Run thread ``tid``'s pending step; returns the step's footprint.
+
+        A step is the pending operation plus the thread's local code up to its next one;
+        lock operations of mover locks extend it (see ``_joins``): a successful acquire runs
+        on into the next enabled operation, and a release joins the step before it.
+        """
         t = self.threads[tid]
         op = t.op
         if op is None or t.blocked or self.finding is not None:
             raise RuntimeError(f"thread {t.name} cannot step now")
         self.schedule.append(tid)
         self.nsteps += 1
+        if self.trace_on:
+            self.labels.append(self.label(tid))
+        self.plain_fp = []
+        fp: Footprint = ()
+        movers = True  # every operation so far was a successful acquire of a mover lock
+        joined = False
+        while True:
+            ofp, status = self._perform(t, op, joined)
+            fp = fp + ofp
+            if status == _ABORT:
+                return fp + tuple(self.plain_fp)
+            if status == _STOPPED or self.finding is not None:
+                break
+            movers = movers and op.kind == ACQUIRE and self._mover(op.obj)
+            nxt = t.op
+            if nxt is None or not self._joins(t, nxt, movers):
+                break
+            op = nxt
+            joined = True
+        self._traced = None
+        if self.plain_fp:
+            fp = fp + tuple(self.plain_fp)
+        if self.ghost_writes:
+            fp = fp + tuple((i, f, True) for i, f in self.ghost_writes)
+        visible = self.visible
+        if visible and any(
+            (i, f) in visible or (f == ALL_FIELDS and any(v[0] == i for v in visible))
+            for i, f, w in fp
+            if w
+        ):
+            fp = (*fp, _OBSERVED)
+        if self.finding is None and self.check_on:
+            self._check_after(fp)
+        else:
+            self.ghost_writes = []
+        if self.finding is None:
+            self._check_end()
+        return fp
+
+    def _mover(self, obj: Shared) -> bool:
+        """Whether ``obj``'s acquires and releases may join neighbouring operations: a mover
+        Lock or an Srcu (whose owner or readers nothing but their own operations may read;
+        reads elsewhere are errors, see ``_mover_read``)."""
+        return self.movers and obj.__dict__.get(MOVER_FIELD) is not None
+
+    def _joins(self, t: ThreadState, nxt: Op, movers: bool) -> bool:
+        """Whether ``t``'s next operation ``nxt`` runs in the current step (Lipton's
+        reduction: an acquire is a right mover, a release a left mover; what follows the
+        right movers of a step must not block, so that deadlocks are kept)."""
+        k = nxt.kind
+        if k == RELEASE:
+            d = nxt.obj.__dict__
+            return (d["owner"] == t.name if nxt.field == "owner" else True) and \
+                self._mover(nxt.obj)
+        if not movers:
+            return False
+        # Only an operation that can never block joins an acquire: one that is enabled now
+        # may be disabled in the state where another thread ran first, and that state may
+        # be a deadlock (AB-BA) the joined step would step over.
+        return k not in (WAIT, ACQUIRE) or (k == ACQUIRE and nxt.field == "readers")
+
+    def _perform(self, t: ThreadState, op: Op, joined: bool) -> tuple[Footprint, int]:
+        """Perform ``op`` for ``t`` and run ``t`` on to its next operation.
+
+        Returns the operation's footprint and whether ``t`` ran on (``_RAN``), stopped at a
+        failed attempt (``_STOPPED``), or the step ends here without checks (``_ABORT``).
+        """
+        tid = t.tid
         obj = op.obj
         d = obj.__dict__
         k = op.kind
         name = d["_name"]
-        if self.trace_on:
-            self.labels.append(self.label(tid))
         if d["_freed"] is not None and k != WAIT:
             self._uaf(t, op)
-            return ((d["_idx"], op.field, k != READ),)
+            return ((d["_idx"], op.field, k != READ),), _ABORT
         races = self.races
         if races is not None and k <= RMW:
             key = (d["_idx"], op.field)
@@ -521,7 +626,6 @@ class Execution:
                 if k == RMW:
                     races.acquire(tid, key)
                 races.release(tid, key, rmw=k == RMW)
-        self.plain_fp = []
         before: Any = None
         failed = False
         resume = True
@@ -541,6 +645,13 @@ class Execution:
             new, result = op.arg(before)
             self._set(obj, name, field, new)
             fp = ((d["_idx"], field, True),)
+        elif k in (ACQUIRE, RELEASE) and field == "readers":  # Srcu read section
+            before = d["readers"]
+            self._set(obj, name, "readers", before + (1 if k == ACQUIRE else -1))
+            fp = ((d["_idx"], "readers", True),)
+            if races is not None:
+                races.acquire(tid, (d["_idx"], "readers"))
+                races.release(tid, (d["_idx"], "readers"), rmw=True)
         elif k == ACQUIRE:
             before = d["owner"]
             if before is None:
@@ -563,7 +674,7 @@ class Execution:
                     "lock-balance",
                     f"{t.name} released {name} held by {before or 'nobody'}",
                 )
-                return ((d["_idx"], "owner", True),)
+                return ((d["_idx"], "owner", True),), _ABORT
             self._set(obj, name, "owner", None)
             fp = ((d["_idx"], "owner", True),)
             if races is not None:
@@ -571,7 +682,7 @@ class Execution:
         elif k == WAIT:
             ok, reads = self._eval_cond(t, op)
             if self.finding is not None:
-                return ()
+                return (), _ABORT
             fp = tuple((i, f, False) for i, f in sorted(reads))
             t.reads = fp
             for i, f in sorted(reads):
@@ -583,7 +694,7 @@ class Execution:
                     race = races.plain_read(tid, (i, f))
                     if race is not None:
                         self._race_finding(t, race, READ, wait=op.field)
-                        return fp
+                        return fp, _ABORT
                 else:
                     races.acquire(tid, (i, f))
             if not ok:
@@ -598,53 +709,39 @@ class Execution:
                 race = races.free(tid, keys)
                 if race is not None:
                     self._free_race(t, obj, race)
-                    return fp
+                    return fp, _ABORT
             d["_freed"] = op.arg or "freed"
             self._zob(name, "_freed", op.arg or "freed")
             if races is not None:
                 races.release(tid, (d["_idx"], "_freed"))
             self._wake_object(d["_idx"])
         if self.trace_on:
+            label = self.labels[-1] if not joined else self.label(tid)
             after = d.get(field) if k in (WRITE, RMW, ACQUIRE, RELEASE) else None
             self.trace.append(
                 TraceStep(
                     index=len(self.trace),
                     thread=t.name,
-                    label=self.labels[-1],
+                    label=label,
                     where=op.where,
-                    action=_ACTION[k],
+                    action=_ACTION[k] if field != "readers" or k not in (ACQUIRE, RELEASE)
+                    else ("srcu_read_lock" if k == ACQUIRE else "srcu_read_unlock"),
                     obj=name if k != WAIT else "",
                     field=field,
                     before=before,
                     after=after,
                     failed_attempt=failed,
+                    joined=joined,
                     reads=tuple(f"{self.objects[i].__dict__['_name']}.{f}"
                                 for i, f, _w in fp) if k == WAIT else (),
                 )
             )
             self._traced = self.trace[-1]
-        if resume:
-            self._received(t, result)
-            self._resume(t, result)
-        self._traced = None
-        if self.plain_fp:
-            fp = fp + tuple(self.plain_fp)
-        if self.ghost_writes:
-            fp = fp + tuple((i, f, True) for i, f in self.ghost_writes)
-        visible = self.visible
-        if visible and any(
-            (i, f) in visible or (f == ALL_FIELDS and any(v[0] == i for v in visible))
-            for i, f, w in fp
-            if w
-        ):
-            fp = (*fp, _OBSERVED)
-        if self.finding is None and self.check_on:
-            self._check_after(fp)
-        else:
-            self.ghost_writes = []
-        if self.finding is None:
-            self._check_end()
-        return fp
+        if not resume:
+            return fp, _STOPPED
+        self._received(t, result)
+        self._resume(t, result)
+        return fp, _RAN
 
     # ------------------------------------------------------------------ internals
     def _set(self, obj: Shared, name: str, field: str, value: Any) -> None:
@@ -673,7 +770,7 @@ class Execution:
             if op is None:
                 continue
             if op.kind == ACQUIRE:
-                if op.obj.__dict__["owner"] is None:
+                if op.obj.__dict__.get("owner") is None:
                     t.blocked = False
                     t.value = True
                     self._unwatch(t)
@@ -716,7 +813,23 @@ class Execution:
         finally:
             self.mode, self.peek = prev_mode, prev_peek
             HOOKS.current = prev
+        bad = self._mover_reads(reads)
+        if bad:
+            self._set_finding(t, EXCEPTION, "exception",
+                              _mover_read(*bad, f"the condition of wait {op.field!r}"))
+            ok = False
+        if op.grace is not None:
+            reads.add((op.grace.__dict__["_idx"], "readers"))
         return ok, reads
+
+    def _mover_reads(self, reads: set[tuple[int, str]]) -> tuple[Shared, str] | None:
+        """A read of a mover lock's owner or an Srcu's readers among ``reads``, if any."""
+        for i, f in reads:
+            if i >= 0 and f in ("owner", "readers"):
+                obj = self.objects[i]
+                if obj.__dict__.get(MOVER_FIELD) == f:
+                    return obj, f
+        return None
 
     def _resume(self, t: ThreadState, value: Any) -> None:
         prev = HOOKS.current
@@ -763,7 +876,7 @@ class Execution:
             t.reads = tuple((i, f, False) for i, f in sorted(reads))
             self._watch(t, reads)
         elif nxt.kind == ACQUIRE:
-            t.value = nxt.obj.__dict__["owner"] is None
+            t.value = nxt.obj.__dict__.get("owner") is None
 
     def _uaf(self, t: ThreadState, op: Op) -> None:
         d = op.obj.__dict__
@@ -830,6 +943,7 @@ class Execution:
         reads: set[tuple[int, str]] = set()
         msg = self._run_check(inv, reads, observe=not inv.stable)
         self.inv_reads[i] = reads
+        self._mover_check(inv, reads)
         if msg and self.finding is None:
             self._set_finding(None, INVARIANT, inv.prop, str(msg))
 
@@ -842,6 +956,17 @@ class Execution:
         if self._run_check(goal, reads, observe=not goal.stable):
             self.goals_reached.add(goal.name)
         self.goal_reads[i] = reads
+        self._mover_check(goal, reads)
+
+    def _mover_check(self, check: Check, reads: set[tuple[int, str]]) -> None:
+        """An unstable check may not read a mover lock's owner (it would see only the states
+        between kernel-level steps, where an acquire has joined the access after it)."""
+        if check.stable or self.finding is not None:
+            return
+        bad = self._mover_reads(reads)
+        if bad:
+            self._set_finding(None, EXCEPTION, "exception",
+                              _mover_read(*bad, f"check {check.name}"))
 
     def _check_after(self, fp: Footprint) -> None:
         writes = [(i, f) for i, f, w in fp if w]
@@ -934,6 +1059,11 @@ class Execution:
         self.threads = []
 
 
+#: ops_key results by program, then by (thread key at the operation's start, index)
+_OPS_MEMO: weakref.WeakKeyDictionary[Program, dict[tuple[int, int], int | None]] = \
+    weakref.WeakKeyDictionary()
+
+
 class _Halt(BaseException):
     """Unwinds a model thread whose plain access was a finding (not an ``Exception``, so
     model code cannot catch it)."""
@@ -945,6 +1075,17 @@ class _Nobody(Shared):
 
 _NOBODY = _Nobody.__new__(_Nobody)
 _NOBODY.__dict__.update(_name="<wait>", _freed=None, _idx=-1)
+
+
+def _mover_read(obj: Shared, field: str, who: str) -> str:
+    """The error for a read of a mover primitive's state outside its own operations."""
+    name = obj.__dict__["_name"]
+    if field == "owner":
+        return (f"{who} reads who holds lock {name}, a mover lock (its acquire joins the next "
+                "access, so no other thread can see it held in between): declare it "
+                f"Lock({name!r}, mover=False) to make its lock operations steps of their own")
+    return (f"{who} reads {name}.readers: only {name}.synchronize() may wait on an Srcu's "
+            "readers; use a Field counter and wait_until for another condition")
 
 
 def _touches(reads: set[tuple[int, str]], writes: list[tuple[int, str]]) -> bool:

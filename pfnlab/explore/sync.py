@@ -1,6 +1,6 @@
-"""Blocking primitives: locks and "wait until a condition over shared state holds".
+"""Blocking primitives: locks, SRCU, and "wait until a condition over shared state holds".
 
-Both are scheduling points. A lock acquire that finds the lock held, and a wait whose
+All are scheduling points. A lock acquire that finds the lock held, and a wait whose
 condition is false, is a *failed attempt*: a step that reads the shared state and leaves the
 thread blocked. A blocked thread is not runnable until a step by another thread writes a
 field that its attempt read and makes the attempt able to succeed. If every live thread is
@@ -13,11 +13,28 @@ from collections.abc import Callable
 
 from pfnlab.explore.shared import HOOKS, Field, Shared
 
+#: What an object's mover field is called, by primitive (see Execution._joins).
+MOVER_FIELD = "_mover_field"
+
 
 class Lock(Shared):
-    """A non-recursive lock (spinlock or mutex). ``owner`` is the holding thread's name."""
+    """A non-recursive lock (spinlock or mutex). ``owner`` is the holding thread's name.
+
+    By default a lock is a *mover* (Lipton's reduction): its acquire runs on into the
+    thread's next operation and its release joins the operation before it, so a critical
+    section with one racing access is one step, as in the kernel-level step tables. That is
+    sound because nothing but lock operations can tell when a mover lock changed hands:
+    checks, ``wait_until`` conditions and other threads may not read its owner (doing so is
+    an error that says what to do). Declare ``Lock(name, mover=False)`` for a lock whose
+    owner a check or condition must see (``spin_is_locked``-style polling): every acquire
+    and release is then its own step.
+    """
 
     owner: Field[str | None] = Field(None)
+
+    def __init__(self, name: str, *, mover: bool = True) -> None:
+        super().__init__(name)
+        self.__dict__[MOVER_FIELD] = "owner" if mover else None
 
     def acquire(self) -> None:
         """Take the lock; blocks (after one failed attempt) while another thread holds it."""
@@ -38,12 +55,63 @@ class Lock(Shared):
     def held_by(self) -> str | None:
         """The holder's name, without a scheduling point (for checks, conditions, reports).
 
-        Tracked like a read of ``owner`` in checks and ``wait_until`` conditions.
+        Tracked like a read of ``owner`` in checks and ``wait_until`` conditions. Of a mover
+        lock (the default) only the holder itself may ask (``lockdep_assert_held``).
         """
         rt = HOOKS.current
         if rt is not None:
             rt.observe(self, "owner")
         return self.__dict__["owner"]
+
+
+class Srcu(Shared):
+    """An SRCU domain (``struct srcu_struct``): read-side sections and ``synchronize_srcu``.
+
+    ``readers`` counts the read-side critical sections in progress. Readers never block;
+    :meth:`synchronize` waits until there are none (a grace period; the model waits for every
+    reader, not only those that began before it, which can only add waiting). The read lock
+    is a right mover and the unlock a left mover, like a lock's: the only observer of
+    ``readers`` is ``synchronize``, which cannot complete while a section is open, so a read
+    section with one racing access in it is one step. Checks and conditions may not read
+    ``readers``.
+    """
+
+    readers: Field[int] = Field(0)
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.__dict__[MOVER_FIELD] = "readers"
+
+    def read_lock(self) -> None:
+        """``srcu_read_lock()``: enter a read-side critical section (never blocks)."""
+        rt = HOOKS.current
+        if rt is None:
+            self.__dict__["readers"] += 1
+            return
+        rt.share(self, +1)
+
+    def read_unlock(self) -> None:
+        """``srcu_read_unlock()``: leave the read-side critical section."""
+        rt = HOOKS.current
+        if rt is None:
+            self.__dict__["readers"] -= 1
+            return
+        rt.share(self, -1)
+
+    def synchronize(self, what: str = "", prop: str = "") -> None:
+        """``synchronize_srcu()``: block until no read-side section is open."""
+        d = self.__dict__
+
+        def no_readers() -> bool:
+            return bool(d["readers"] == 0)
+
+        rt = HOOKS.current
+        label = what or f"{d['_name']} synchronize_srcu"
+        if rt is None:
+            if not no_readers():
+                raise RuntimeError(f"{label} outside an execution with readers present")
+            return
+        rt.wait(no_readers, label, prop, grace=self)
 
 
 def wait_until(cond: Callable[[], object], what: str, prop: str = "") -> None:

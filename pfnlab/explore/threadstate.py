@@ -15,6 +15,17 @@ remaining function's code, defaults and closure values, encoded by content
 objects by their attributes), shared objects by name. A closure holding anything that has no
 encoding leaves the history key as it is: never a guess.
 
+Within an operation, a call to a *summarised* function (every kernel function of the model:
+``pfnlab.model.kfunc``) gives the same treatment to the values it read: when it returns,
+the thread's key becomes the key it had when the call began extended by the returned value
+(:func:`call_summarised`), so two executions whose ``pfn_valid`` read different things but
+returned the same answer continue as one state. Sound for the same reason: the caller's
+frames after the return are determined by its history when the call began and the value
+returned. The conditions are checked at every call, never assumed: every argument is an
+immutable value or a shared object (a callee cannot have changed something the caller
+holds, except through shared fields), the call returns normally (an exception keeps the
+whole history), and the return value has a canonical encoding.
+
 Why it is sound: an operation's behaviour is a function of its closure, the shared state
 and the values it receives from it after it starts. Operations hand nothing to each other
 but through shared fields (their return values are dropped), and model threads change
@@ -25,11 +36,16 @@ encoded once per execution on that premise.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import types
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-from pfnlab.explore.fingerprint import Unencodable, canon, digest
+from pfnlab.explore.fingerprint import Unencodable, canon, digest, returned
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _SIMPLE = frozenset({int, str, bool, type(None), float, bytes})
 _SCALARS: dict[tuple[type, Any], bytes] = {}
@@ -197,3 +213,63 @@ def ops_key(name: str, ops: list[Any], index: int, statics: Statics | None) -> i
     except Unencodable:
         return None
     return digest(b"".join(enc.out))
+
+
+_IMMUTABLE = frozenset({int, str, bool, type(None), float, bytes, complex, range})
+_THREAD_MODE = 1  # runtime._THREAD: model thread code is running
+
+
+def _immutable(v: Any, depth: int = 0) -> bool:
+    """Whether ``v`` cannot be changed in place by a callee (shared objects change only
+    through their fields, which are part of the state)."""
+    t = type(v)
+    if t in _IMMUTABLE:
+        return True
+    if t is tuple or t is frozenset or (isinstance(v, tuple) and hasattr(t, "_fields")):
+        return depth < 4 and all(_immutable(x, depth + 1) for x in v)
+    d = getattr(v, "__dict__", None)
+    if d is not None and "_idx" in d and "_name" in d:  # a Shared object
+        return True
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return bool(t.__dataclass_params__.frozen) and depth < 4 and all(
+            _immutable(getattr(v, f.name), depth + 1) for f in dataclasses.fields(v))
+    return False
+
+
+def call_summarised(rt: Any, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call ``fn(*args, **kwargs)`` in the running model thread of execution ``rt``; when it
+    returns, replace the history of what it read by the value it returned (module doc)."""
+    t = rt.running
+    if t is None or rt.mode != _THREAD_MODE or not rt.hashable or not rt.movers:
+        return fn(*args, **kwargs)
+    for a in args:
+        if type(a) not in _IMMUTABLE and not _immutable(a):
+            return fn(*args, **kwargs)
+    if kwargs and not all(_immutable(a) for a in kwargs.values()):
+        return fn(*args, **kwargs)
+    h0 = t.key
+    result = fn(*args, **kwargs)
+    if t.key != h0 and rt.running is t and t.op is not None:
+        with contextlib.suppress(Unencodable):  # no encoding: keep the whole history
+            t.key = returned(h0, result)
+    return result
+
+
+def summarised(fn: F) -> F:
+    """Decorate a model function whose only effect on its caller is the value it returns
+    (and shared fields): when it returns, what it read no longer splits states.
+
+    Every kernel function (``@kfunc``) is summarised this way. The conditions are checked
+    at each call (see :func:`call_summarised`); a call that does not meet them keeps the
+    thread's whole history, so a wrong use costs reduction, never a verdict.
+    """
+    from pfnlab.explore.shared import HOOKS
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        rt = HOOKS.current
+        if rt is None:
+            return fn(*args, **kwargs)
+        return call_summarised(rt, fn, args, kwargs)
+
+    return cast(F, call)

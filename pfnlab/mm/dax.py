@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pfnlab.explore import Field, Shared, atomic, context, wait_until
+from pfnlab.explore import Field, Shared, Srcu, context, wait_until
 from pfnlab.mm.memmap import pfn_to_page
 from pfnlab.mm.memremap import TEARDOWN_TERMINATES, DevPagemap, memunmap_pages
 from pfnlab.mm.notifier import (
@@ -30,10 +30,10 @@ class DaxDevice(Shared):
     """A ``struct dax_device`` + ``dev_dax``: liveness, SRCU readers, pgmap, inode mapping."""
 
     alive: Field[bool] = Field(True)  # DAXDEV_ALIVE
-    srcu_readers: Field[int] = Field(0)  # dax_srcu read-side critical sections in progress
 
     def __init__(self, name: str, pgmap: DevPagemap, mapping: AddressSpace, align: int) -> None:
         super().__init__(f"dax:{name}")
+        self.srcu = Srcu(f"dax:{name}.dax_srcu")  # dax_srcu (one per device in the model)
         self.pgmap = pgmap
         self.mapping = mapping
         self.align = align  # region alignment in pages (1 or mm.pmd_pages)
@@ -42,24 +42,20 @@ class DaxDevice(Shared):
 @kfunc
 def dax_read_lock(dax_dev: DaxDevice) -> None:
     """drivers/dax/super.c v5.4: srcu_read_lock(&dax_srcu)."""
-    atomic(dax_dev, "srcu_readers", lambda n: (n + 1, None))
+    dax_dev.srcu.read_lock()
 
 
 @kfunc
 def dax_read_unlock(dax_dev: DaxDevice) -> None:
     """drivers/dax/super.c v5.4: srcu_read_unlock(&dax_srcu)."""
-    atomic(dax_dev, "srcu_readers", lambda n: (n - 1, None))
+    dax_dev.srcu.read_unlock()
 
 
 @kfunc
 def kill_dax(dax_dev: DaxDevice) -> None:
     """drivers/dax/super.c v5.4: clear DAXDEV_ALIVE, synchronize_srcu(&dax_srcu)."""
     dax_dev.alive = False
-    wait_until(
-        lambda: dax_dev.srcu_readers == 0,
-        what=f"{dax_dev.name} synchronize_srcu",
-        prop=TEARDOWN_TERMINATES,
-    )
+    dax_dev.srcu.synchronize(f"{dax_dev.name} synchronize_srcu", prop=TEARDOWN_TERMINATES)
 
 
 @kfunc

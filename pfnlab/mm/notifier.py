@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pfnlab.explore import atomic, wait_until
 from pfnlab.mm.memmap import pfn_to_page
 from pfnlab.mm.page import Page, compound_head, put_page
 from pfnlab.mm.vma import (
@@ -50,33 +49,25 @@ def mmu_notifier_unregister(mm: Mm, subscriber: Any) -> None:
     if subscriber in subs:
         subscriber.release(mm)
         mm.notifiers = tuple(s for s in mm.notifiers if s is not subscriber)
-    wait_until(lambda: mm.notifier_srcu == 0, what=f"{mm.name} mmu_notifier synchronize_srcu")
-
-
-def _srcu_read_lock(mm: Mm) -> None:
-    atomic(mm, "notifier_srcu", lambda n: (n + 1, None))
-
-
-def _srcu_read_unlock(mm: Mm) -> None:
-    atomic(mm, "notifier_srcu", lambda n: (n - 1, None))
+    mm.notifier_srcu.synchronize(f"{mm.name} mmu_notifier synchronize_srcu")
 
 
 @kfunc
 def mmu_notifier_invalidate_range_start(mm: Mm, start: int, end: int) -> None:
     """include/linux/mmu_notifier.h v5.4: under srcu, every subscriber's range_start."""
-    _srcu_read_lock(mm)
+    mm.notifier_srcu.read_lock()
     for sub in mm.notifiers:
         sub.invalidate_range_start(mm, start, end)
-    _srcu_read_unlock(mm)
+    mm.notifier_srcu.read_unlock()
 
 
 @kfunc
 def mmu_notifier_invalidate_range_end(mm: Mm, start: int, end: int) -> None:
     """include/linux/mmu_notifier.h v5.4: under srcu, every subscriber's range_end."""
-    _srcu_read_lock(mm)
+    mm.notifier_srcu.read_lock()
     for sub in mm.notifiers:
         sub.invalidate_range_end(mm, start, end)
-    _srcu_read_unlock(mm)
+    mm.notifier_srcu.read_unlock()
 
 
 @kfunc

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from pfnlab.explore import Field, Lock, Shared, atomic, wait_until
+from pfnlab.explore import Field, Lock, Shared, Srcu, atomic, wait_until
 from pfnlab.model.kfunc import kfunc
 
 VM_WRITE = 0x2
@@ -97,7 +97,6 @@ class Mm(Shared):
     notifiers: Field[tuple[Any, ...]] = Field(
         ()
     )  # tuple of subscribers (must hash stably: Shared objects)
-    notifier_srcu: Field[int] = Field(0)  # srcu read-side sections walking the notifiers
 
     def __init__(self, name: str, pmd_pages: int) -> None:
         super().__init__(name)
@@ -107,6 +106,7 @@ class Mm(Shared):
         self.rmap: dict[int, int] = {}  # THP head pfn -> hva mapping it (anon_vma)
         self.ptl = Lock(f"{name}.ptl")  # page_table_lock / split PTE locks, merged
         self.mmap_sem = RwSem(f"{name}.mmap_sem")
+        self.notifier_srcu = Srcu(f"{name}.notifier_srcu")  # srcu walking the notifiers
 
     def pte(self, hva: int) -> Pte:
         """The PTE object of ``hva`` (created during set-up)."""

@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 
 from pfnlab.explore.runtime import hide_from_traces
 from pfnlab.explore.shared import HOOKS, Shared, context
+from pfnlab.explore.threadstate import call_summarised
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,11 +41,12 @@ def kfunc(fn: F) -> F:
     def dispatch(*args: Any, **kwargs: Any) -> Any:
         ctx = context()
         impl = ctx.overrides.get(name) if ctx is not None else None
-        result = (fn if impl is None else impl)(*args, **kwargs)
-        if result is True or result is False:
-            rt = HOOKS.current
-            if rt is not None and rt.trace_on:
-                rt.note(f"{name}({_args(args)}) = {result}")
+        rt = HOOKS.current
+        if rt is None:
+            return (fn if impl is None else impl)(*args, **kwargs)
+        result = call_summarised(rt, fn if impl is None else impl, args, kwargs)
+        if (result is True or result is False) and rt.trace_on:
+            rt.note(f"{name}({_args(args)}) = {result}")
         return result
 
     dispatch.base = fn  # type: ignore[attr-defined]

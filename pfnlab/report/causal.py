@@ -21,7 +21,7 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution
 from pfnlab.report.mailtrace import _note_call, describe
 
-_WRITES = ("write", "rmw", "lock", "unlock", "free")
+_WRITES = ("write", "rmw", "lock", "unlock", "free", "srcu_read_lock", "srcu_read_unlock")
 
 
 @dataclass
@@ -123,13 +123,19 @@ def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
              if tr[i].thread != tr[j].thread and conflicts(tr[i], tr[j])]
     pairs.sort(key=lambda p: (-p[1], -p[0]))
     locks = _locksets(tr)
-    order = [st.thread for st in tr]
+    # one entry per scheduling step: an operation that joined the step before it (a lock
+    # acquire runs on into the next access, a release joins the one before) is not one
+    unit: list[int] = []
+    for st in tr:
+        unit.append(unit[-1] if st.joined and unit else (unit[-1] + 1 if unit else 0))
+    order = [st.thread for st in tr if not st.joined or st is tr[0]]
     tried = 0
     for i, j in pairs[:max_pairs]:
         b = tr[j].thread
-        moved = [k for k in range(i, j + 1) if order[k] == b]
-        new = order[:i] + [order[k] for k in moved] + [order[k] for k in range(i, len(tr))
-                                                       if k not in moved]
+        ui, uj = unit[i], unit[j]
+        moved = [k for k in range(ui, uj + 1) if order[k] == b]
+        new = order[:ui] + [order[k] for k in moved] + [order[k] for k in range(ui, len(order))
+                                                        if k not in moved]
         tried += 1
         if any(_run(program, new, finding.key, last, max_steps) == "clean"
                for last in (False, True)):

@@ -28,7 +28,8 @@ class Section:
 
 def _changes(st: TraceStep) -> list[list[str]]:
     out: list[list[str]] = []
-    if st.action in ("write", "rmw", "lock", "unlock") and not st.failed_attempt:
+    if st.action in ("write", "rmw", "lock", "unlock", "srcu_read_lock",
+                     "srcu_read_unlock") and not st.failed_attempt:
         out.append([st.obj, st.field, repr(st.before), repr(st.after)])
     if st.action == "free":
         out.append([st.obj, "(freed)", "", "freed"])
@@ -48,6 +49,8 @@ def _summary(st: TraceStep) -> str:
         return f"lock {st.obj}" + (" (contended)" if st.failed_attempt else "")
     if st.action == "unlock":
         return f"unlock {st.obj}"
+    if st.action in ("srcu_read_lock", "srcu_read_unlock"):
+        return f"{st.action} {st.obj}"
     if st.action == "free":
         return f"free {st.obj}"
     if st.action == "read":

@@ -42,7 +42,7 @@ def step_json(st: TraceStep) -> dict[str, Any]:
         "index": st.index, "thread": st.thread, "label": st.label, "where": list(st.where),
         "action": st.action, "object": st.obj, "field": st.field,
         "before": jsonable(st.before), "after": jsonable(st.after),
-        "failed_attempt": st.failed_attempt, "preempted": st.preempted,
+        "failed_attempt": st.failed_attempt, "preempted": st.preempted, "joined": st.joined,
         "ghosts": [{"object": o, "field": f, "before": jsonable(b), "after": jsonable(a)}
                    for o, f, b, a in st.ghosts],
         "notes": list(st.notes), "reads": list(st.reads),

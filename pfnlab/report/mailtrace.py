@@ -81,6 +81,8 @@ def describe(st: TraceStep, *, full: bool = False, decisive: bool = False) -> Ro
                    f"lock({st.obj})" + (" - held, waits" if st.failed_attempt else ""))
     if a == "unlock":
         return Row(st.index, st.thread, inner, f"unlock({st.obj})")
+    if a in ("srcu_read_lock", "srcu_read_unlock"):
+        return Row(st.index, st.thread, inner, f"{a}({st.obj})")
     if a == "free":
         return Row(st.index, st.thread, inner, f"free({st.obj})")
     if a == "wait":

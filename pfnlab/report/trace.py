@@ -26,6 +26,8 @@ def step_lines(st: TraceStep) -> list[str]:
         what = f"lock {st.obj}" + (" (contended)" if st.failed_attempt else "")
     elif st.action == "unlock":
         what = f"unlock {st.obj}"
+    elif st.action in ("srcu_read_lock", "srcu_read_unlock"):
+        what = f"{st.action} {st.obj}"
     elif st.action == "free":
         what = f"free {st.obj}"
     elif st.action == "read":

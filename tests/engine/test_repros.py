@@ -63,7 +63,7 @@ def untracked_invariant(accessor: str) -> Program:
 
     def build() -> Instance:
         x, y, z = Var("x"), Var("y"), Var("z")
-        lock = Lock("L")
+        lock = Lock("L", mover=False)  # its owner is read by checks and conditions
 
         def t0() -> None:
             if accessor == "held_by":
@@ -128,7 +128,7 @@ def wait_through(accessor: str) -> Program:
     """t0 changes what t1's condition reads; t1 waits for the condition."""
 
     def build() -> Instance:
-        lock = Lock("L")
+        lock = Lock("L", mover=False)  # its owner is read by checks and conditions
         x = Var("x")
 
         def t0() -> None:

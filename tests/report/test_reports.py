@@ -73,7 +73,10 @@ TWO_THREADS = """\
   4  hva_to_pfn_fast()
        pgmap dax0 ref 2 -> 3
   5    page 0x104 ref 1 -> 2
-  7    pgmap dax0 ref 3 -> 2"""
+  6  gup_pte_range()
+       pte:mm@0x10.val == pfn 0x104
+  7  hva_to_pfn_fast()
+       pgmap dax0 ref 3 -> 2"""
 
 
 def test_two_thread_trace_fits_a_mail() -> None:
@@ -145,7 +148,7 @@ def test_diff_lists_the_fixed_properties_with_their_traces(tmp_path: Path) -> No
     assert "  refs-balanced: fixed in v5.4" in head
     assert "v5.3 / devdax-unbind: teardown-terminates violated (hang)" in out.stdout
     # the hang's schedule no longer fits v5.4; the leak's runs there without a finding
-    assert "on v5.4 the schedule diverges: step 20: admin cannot run here: it is blocked" \
+    assert "on v5.4 the schedule diverges: step 19: admin cannot run here: it is blocked" \
         in out.stdout
     assert "on v5.4 the same schedule runs without a finding" in out.stdout
     path = tmp_path / "diff.json"

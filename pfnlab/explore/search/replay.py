@@ -61,24 +61,25 @@ def _replay(ex: Execution, schedule: Schedule | list[Step], strict: bool) -> Rep
     preemptions = 0
     last = -1
     for i, st in enumerate(schedule):
+        n = len(ex.trace)  # the step's number as the trace shows it (joined ones count)
         if ex.finding is not None or ex.finished:
             return ReplayResult(ex.finding, ex.trace, i,
-                                f"step {i}: the execution already ended before {st}", i,
+                                f"step {n}: the execution already ended before {st}", i,
                                 preemptions)
         if st.thread not in names:
             return ReplayResult(None, ex.trace, i,
-                                f"step {i}: the model has no thread {st.thread!r} "
+                                f"step {n}: the model has no thread {st.thread!r} "
                                 f"(threads: {', '.join(names)})", i, preemptions)
         tid = names.index(st.thread)
         en = ex.enabled()
         if tid not in en:
             why = "has finished" if ex.threads[tid].op is None else "is blocked"
             return ReplayResult(None, ex.trace, i,
-                                f"step {i}: {st.thread} cannot run here: it {why}", i,
+                                f"step {n}: {st.thread} cannot run here: it {why}", i,
                                 preemptions)
         offered = ex.label(tid)
         if st.label and offered != st.label:
-            msg = (f"step {i}: the schedule says {st.thread} '{st.label}', "
+            msg = (f"step {n}: the schedule says {st.thread} '{st.label}', "
                    f"the model offers '{offered}'")
             if strict:
                 return ReplayResult(None, ex.trace, i, msg, i, preemptions)
@@ -86,10 +87,12 @@ def _replay(ex: Execution, schedule: Schedule | list[Step], strict: bool) -> Rep
         if last >= 0 and tid != last and last in en:
             preemptions += 1
         last = tid
+        first = len(ex.trace)  # the step's first trace entry (lock operations may join more)
         ex.step(tid)
-        if ex.trace:
-            ex.trace[-1].preempted = preemptions > 0 and len(ex.trace) > 1 and (
-                ex.trace[-2].thread != st.thread and names.index(ex.trace[-2].thread) in en
+        if first < len(ex.trace):
+            ex.trace[first].preempted = preemptions > 0 and first > 0 and (
+                ex.trace[first - 1].thread != st.thread
+                and names.index(ex.trace[first - 1].thread) in en
             )
     msg = "; ".join(notes) if notes else "replayed every step"
     return ReplayResult(ex.finding, ex.trace, None, msg, len(schedule), preemptions)

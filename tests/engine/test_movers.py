@@ -1,0 +1,281 @@
+"""Kernel-level steps: Lipton's movers for locks and SRCU, and summaries of calls.
+
+Each reduction is tested three ways: a program it must shorten (its steps pinned), a
+program it must not break (a deadlock, a wrong read it must refuse), and a differential
+run against the same program with ``Program(reduce=False)``: every final state and every
+violation must be the same, with no more executions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import note as hypothesis_note
+
+from pfnlab.explore import (
+    Check,
+    Field,
+    Instance,
+    Lock,
+    Program,
+    Shared,
+    Srcu,
+    atomic,
+    summarised,
+    wait_until,
+)
+from pfnlab.explore.search import Budget, explore, replay
+from pfnlab.explore.search.brute import explore_brute
+from pfnlab.explore.search.dpor import explore_dpor
+from tests.engine.oracle import typed_final_states
+from tests.engine.programs import WideSpec, wide_program, wide_source
+from tests.engine.test_differential import wide_specs
+
+
+class Var(Shared):
+    v = Field(0)
+
+
+def _steps(finding: Any) -> list[str]:
+    return [str(s) for s in finding.schedule]
+
+
+# ------------------------------------------------------------------ locks
+def _critical_sections(reduce: bool) -> Program:
+    """Two threads each take a lock, read-modify-write a counter under it, release it;
+    the final check wants a lost update (there is none: the verdict is a pass)."""
+
+    def build() -> Instance:
+        lock, c = Lock("L"), Var("c")
+
+        def inc() -> None:
+            lock.acquire()
+            c.v = c.v + 1
+            lock.release()
+
+        return Instance(threads={"t0": inc, "t1": inc},
+                        final_checks=[Check("lost", lambda: None if c.v == 2 else "lost")])
+
+    return Program("cs", build, reduce=reduce)
+
+
+def test_a_lock_joins_the_accesses_next_to_it() -> None:
+    """lock; read; write; unlock is two steps (acquire+read, write+release), not four."""
+    coarse = explore_brute(_critical_sections(True), Budget(), stop_first=False)
+    fine = explore_brute(_critical_sections(False), Budget(), stop_first=False)
+    assert coarse.ok and fine.ok
+    assert coarse.stats.steps < fine.stats.steps
+    rr = replay(_critical_sections(True), [])
+    assert rr.finding is None
+    # the trace shows every operation; joined ones say so
+    prog = _critical_sections(True)
+    from pfnlab.explore.runtime import Execution
+
+    ex = Execution(prog, trace=True)
+    ex.step(0)
+    assert [(s.action, s.field, s.joined) for s in ex.trace] == [
+        ("lock", "owner", False), ("read", "v", True)]
+    ex.step(0)
+    assert [(s.action, s.joined) for s in ex.trace[2:]] == [("write", False),
+                                                            ("unlock", True)]
+
+
+def test_an_acquire_does_not_join_a_blocking_operation() -> None:
+    """AB-BA: t0 holding A and t1 holding B is the deadlock; a step that took A and B at
+    once (B was free when A was taken) would step over it."""
+
+    def build() -> Instance:
+        a, b = Lock("A"), Lock("B")
+
+        def t0() -> None:
+            a.acquire()
+            b.acquire()
+            b.release()
+            a.release()
+
+        def t1() -> None:
+            b.acquire()
+            a.acquire()
+            a.release()
+            b.release()
+
+        return Instance(threads={"t0": t0, "t1": t1})
+
+    (f,) = explore(Program("abba", build)).findings
+    assert f.kind == "hang"
+    assert _steps(f) == ["t0: t0: lock A", "t1: t1: lock B", "t1: t1: lock A",
+                         "t0: t0: lock B"]
+
+
+def _reads_owner(where: str) -> Program:
+    def build() -> Instance:
+        lock, x = Lock("L"), Var("x")
+
+        def holder() -> None:
+            lock.acquire()
+            x.v = 1
+            lock.release()
+
+        def other() -> None:
+            if where == "condition":
+                wait_until(lambda: lock.held_by() is None, "L free")
+            elif where == "code":
+                _ = lock.held_by()
+            x.v = 2
+
+        invariants = []
+        if where == "invariant":
+            invariants.append(Check("inv", lambda: "held" if lock.held_by() == "?" else None))
+        return Instance(threads={"holder": holder, "other": other}, invariants=invariants)
+
+    return Program(f"owner-{where}", build)
+
+
+def test_reading_a_mover_locks_owner_is_an_error_that_says_what_to_do() -> None:
+    for where, who in [("invariant", "check inv"), ("condition", "the condition of wait"),
+                       ("code", "model code")]:
+        res = explore(_reads_owner(where))
+        assert res.findings, where
+        f = res.findings[0]
+        assert f.kind == "exception"
+        assert who in f.message
+        assert "Lock('L', mover=False)" in f.message
+
+
+def test_the_holder_may_assert_it_holds_a_mover_lock() -> None:
+    def build() -> Instance:
+        lock = Lock("L")
+
+        def thread(me: str) -> Any:
+            def run() -> None:
+                lock.acquire()
+                assert lock.held_by() == me  # lockdep_assert_held
+                lock.release()
+            return run
+
+        return Instance(threads={"t": thread("t"), "u": thread("u")})
+
+    assert explore(Program("lockdep", build)).ok
+
+
+# ------------------------------------------------------------------ SRCU
+def _srcu_program(reduce: bool, extra_read: bool = False) -> Program:
+    """A reader reads ``x`` inside an SRCU section; the updater clears ``alive``,
+    synchronizes, then frees... here: sets x = -1. The reader must never see -1 while
+    alive was true when it checked (the kill_dax pattern)."""
+
+    def build() -> Instance:
+        srcu, alive, x = Srcu("dax_srcu"), Var("alive"), Var("x")
+        alive.v = 1
+        seen = Var("seen")
+
+        def reader() -> None:
+            srcu.read_lock()
+            if alive.v:
+                seen.v = x.v
+            srcu.read_unlock()
+
+        def updater() -> None:
+            alive.v = 0
+            srcu.synchronize("synchronize_srcu")
+            x.v = -1
+
+        invariants = []
+        if extra_read:
+            invariants.append(Check("inv", lambda: "r" if srcu.readers > 5 else None))
+        return Instance(threads={"reader": reader, "updater": updater},
+                        invariants=invariants,
+                        final_checks=[Check("stale", lambda: "stale" if seen.v == -1 else None)])
+
+    return Program("srcu", build, reduce=reduce)
+
+
+def test_srcu_sections_are_movers_and_synchronize_waits_for_readers() -> None:
+    coarse = explore_brute(_srcu_program(True), Budget(), stop_first=False,
+                           collect_final_states=True)
+    fine = explore_brute(_srcu_program(False), Budget(), stop_first=False,
+                         collect_final_states=True)
+    assert coarse.ok and fine.ok
+    assert coarse.final_states == fine.final_states
+    assert coarse.stats.executions < fine.stats.executions
+
+
+def test_only_synchronize_may_read_an_srcus_readers() -> None:
+    (f, *_) = explore(_srcu_program(True, extra_read=True)).findings
+    assert f.kind == "exception"
+    assert "only dax_srcu.synchronize() may wait on an Srcu's readers" in f.message
+
+
+# ------------------------------------------------------------------ call summaries
+class Counter(Shared):
+    n = Field(0)
+
+
+def _summaries(use: bool, mutable_arg: bool = False) -> Program:
+    """A reader calls a helper that reads a counter twice and returns whether it was
+    positive; a writer bumps the counter. Summarised, what the helper read no longer
+    splits states; the verdicts are the same."""
+
+    def build() -> Instance:
+        c, out = Counter("c"), Var("out")
+
+        def positive(box: Any) -> bool:
+            a = c.n
+            b = c.n
+            if isinstance(box, list):
+                box.append(a)  # changes what the caller holds: must not be summarised
+            return bool(a > 0 and b > 0)
+
+        helper = summarised(positive) if use else positive
+
+        def reader() -> None:
+            box: Any = [] if mutable_arg else ()
+            p = helper(box)
+            q = helper(box)
+            out.v = (p, q, len(box))
+
+        def writer() -> None:
+            atomic(c, "n", lambda n: (n + 1, None))
+            atomic(c, "n", lambda n: (n + 1, None))
+
+        return Instance(threads={"reader": reader, "writer": writer})
+
+    return Program("summaries", build)
+
+
+def test_call_summaries_merge_states_and_agree() -> None:
+    for mutable in (False, True):
+        runs = [explore_dpor(_summaries(use, mutable), Budget(), stop_first=False,
+                             collect_final_states=True) for use in (False, True)]
+        assert runs[0].final_states == runs[1].final_states
+        assert runs[0].violations == runs[1].violations
+        if mutable:  # not summarised: the same states
+            assert runs[1].stats.states == runs[0].stats.states
+        else:
+            assert runs[1].stats.states < runs[0].stats.states
+
+
+# ------------------------------------------------------------------ differential
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(wide_specs())
+def test_reduced_steps_agree_with_every_intermediate_state(spec: WideSpec) -> None:
+    """The oracle: the same program with ``reduce=False`` (every lock operation its own
+    step) under brute force; the reduced program under brute force and cached DPOR."""
+    hypothesis_note(wide_source(spec))
+    prog = wide_program(spec)
+    fine = dataclasses.replace(prog, reduce=False)
+    with typed_final_states():
+        ref = explore_brute(fine, Budget(executions=20_000), stop_first=False,
+                            collect_final_states=True)
+        if not ref.exhaustive:
+            return
+        for res in (explore_brute(prog, Budget(), stop_first=False, collect_final_states=True),
+                    explore_dpor(prog, Budget(), stop_first=False, collect_final_states=True)):
+            assert res.exhaustive
+            assert res.final_states == ref.final_states
+            assert res.violations == ref.violations
+            # each visibility round of DPOR runs at most brute force's executions
+            assert res.stats.executions <= ref.stats.executions * max(res.stats.rounds, 1)
