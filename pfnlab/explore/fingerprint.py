@@ -100,15 +100,40 @@ def digest(data: bytes) -> int:
 
 
 _SCALARS = (int, str, bool, type(None))
-_FIELD_KEYS: dict[tuple[str, str, type, Any], int] = {}
+
+
+def _exact(v: Any) -> Any:
+    """A hashable key that is equal for two values iff their canonical encodings are, for
+    the values met most often (scalars, flat tuples and NamedTuples of scalars, shared
+    objects); None for the others. Types are part of the key, so ``1`` and ``True``
+    (equal in Python) stay apart; floats are left out (``0.0 == -0.0``)."""
+    t = type(v)
+    if t in _SCALARS:
+        return (t, v)
+    if isinstance(v, tuple):
+        if len(v) > 8:
+            return None
+        types = tuple(type(x) for x in v)
+        for x in types:
+            if x not in _SCALARS:
+                return None
+        return (t, types, v)
+    d = getattr(v, "__dict__", None)
+    if d is not None and "_idx" in d and "_name" in d:
+        return (t, d["_name"])  # a Shared object: by its type and stable name
+    return None
+
+
+_FIELD_KEYS: dict[tuple[str, str, Any], int] = {}
 
 
 def field_key(name: str, field: str, value: Any) -> int:
-    """The Zobrist key of ``name.field == value`` (memoised: scalars by value, other
-    values by identity, the memo holding the value so that its id stays its own)."""
-    t = type(value)
-    if t in _SCALARS:
-        k = (name, field, t, value)
+    """The Zobrist key of ``name.field == value`` (memoised by exact value where
+    ``_exact`` gives one, else by identity, the memo holding the value so that its id
+    stays its own)."""
+    ek = _exact(value)
+    if ek is not None:
+        k = (name, field, ek)
         key = _FIELD_KEYS.get(k)
         if key is None:
             key = digest(canon((name, field, value)))
@@ -127,27 +152,31 @@ def field_key(name: str, field: str, value: Any) -> int:
 
 
 _BY_ID: dict[tuple[str, str, int], tuple[Any, int]] = {}
-_CANON: dict[tuple[type, Any], bytes] = {}
+_CANON: dict[Any, bytes] = {}
+
+
+def _canon_cached(value: Any) -> bytes:
+    """``canon(value)``, memoised by ``_exact`` key."""
+    ek = _exact(value)
+    if ek is None:
+        return canon(value)
+    b = _CANON.get(ek)
+    if b is None:
+        b = canon(value)
+        if len(_CANON) < 200_000:
+            _CANON[ek] = b
+    return b
 
 
 def extend(key: int, value: Any) -> int:
     """A thread's history key after it received ``value`` from shared state."""
-    t = type(value)
-    if t in _SCALARS:
-        b = _CANON.get((t, value))
-        if b is None:
-            b = canon(value)
-            if len(_CANON) < 100_000:
-                _CANON[(t, value)] = b
-    else:
-        b = canon(value)
-    return digest(key.to_bytes(_DIGEST, "little") + b)
+    return digest(key.to_bytes(_DIGEST, "little") + _canon_cached(value))
 
 
 def returned(key: int, value: Any) -> int:
     """A thread's key after a call that began at key ``key`` returned ``value`` (see
     threadstate.call_summarised); never equal to an ``extend`` key of the same inputs."""
-    return digest(key.to_bytes(_DIGEST, "little") + b"R" + canon(value))
+    return digest(key.to_bytes(_DIGEST, "little") + b"R" + _canon_cached(value))
 
 
 def combine(parts: list[int]) -> int:

@@ -103,15 +103,22 @@ class RaceDetector:
         these; its own epoch is newer than every clock value recorded so far).
         """
         out: list[object] = []
+        done: list[Key] = []
         for key, (u, e) in self.writes.items():
             entry = self._carried(u, e)
             if entry is not None:
                 out.append((key, "w", u, *entry))
+            else:
+                done.append(key)
+        for key in done:  # ordered before every thread for good: it can race no more
+            del self.writes[key]
         for key, readers in self.reads.items():
-            for u, e in readers.items():
+            for u, e in list(readers.items()):
                 entry = self._carried(u, e)
                 if entry is not None:
                     out.append((key, "r", u, *entry))
+                else:
+                    del readers[u]
         out.sort()
         return tuple(out)
 

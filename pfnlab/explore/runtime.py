@@ -36,7 +36,7 @@ from pfnlab.explore.findings import (
     ModelViolation,
     TraceStep,
 )
-from pfnlab.explore.fingerprint import Unencodable, canon, combine, digest, extend, field_key
+from pfnlab.explore.fingerprint import Unencodable, combine, digest, extend, field_key
 from pfnlab.explore.program import Check, Instance, Program
 from pfnlab.explore.races import Race, RaceDetector
 from pfnlab.explore.schedule import Schedule, Step
@@ -526,7 +526,8 @@ class Execution:
             keys.append(int(t.blocked))
         if self.races is not None:
             # happens-before facts that can still decide a race (see RaceDetector.summary)
-            keys.append(digest(canon(self.races.summary())))
+            # the summary holds only ints and strs, built by races.py: repr is canonical
+            keys.append(digest(repr(self.races.summary()).encode()))
         return combine(keys)
 
     def step(self, tid: int) -> Footprint:
