@@ -33,7 +33,18 @@ Check
     - :func:`load_model` — load a model file (what ``pfnlab --model FILE`` does).
 """
 
-from pfnlab.explore import Check, Instance, Lock, Shared, ThreadBody, fail, wait_until
+from pfnlab.explore import (
+    Check,
+    Instance,
+    Lock,
+    Shared,
+    Srcu,
+    ThreadBody,
+    fail,
+    summarised,
+    wait_for_change,
+    wait_until,
+)
 from pfnlab.explore.shared import Field, Ghost, Plain
 from pfnlab.kvm import (
     Kvm,
@@ -138,6 +149,7 @@ __all__ = [
     "Scenario",
     "Setup",
     "Shared",
+    "Srcu",
     "ThreadBody",
     "Variant",
     "Vcpu",
@@ -165,6 +177,7 @@ __all__ = [
     "register_variant",
     "report",
     "scenario",
+    "summarised",
     "teardown_goals",
     "thp_split_thread",
     "touch_mapping",
@@ -176,6 +189,7 @@ __all__ = [
     "vm_exit",
     "vm_on",
     "vm_on_devdax",
+    "wait_for_change",
     "wait_until",
     "with_vcpus",
 ]

@@ -21,7 +21,7 @@ from pfnlab.explore.shared import (
     note,
     set_context,
 )
-from pfnlab.explore.sync import Lock, Srcu, wait_until
+from pfnlab.explore.sync import Lock, Srcu, wait_for_change, wait_until
 from pfnlab.explore.threadstate import summarised
 
 __all__ = [
@@ -49,5 +49,6 @@ __all__ = [
     "note",
     "set_context",
     "summarised",
+    "wait_for_change",
     "wait_until",
 ]

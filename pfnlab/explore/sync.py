@@ -129,3 +129,24 @@ def wait_until(cond: Callable[[], object], what: str, prop: str = "") -> None:
             raise RuntimeError(f"wait_until({what}) outside an execution with a false condition")
         return
     rt.wait(cond, what, prop)
+
+
+def wait_for_change(read: Callable[[], object], seen: object, what: str, prop: str = "") -> None:
+    """Block until ``read()`` no longer returns ``seen``: the retry step of a retry loop.
+
+    A loop that retries because shared state was in the way (``mmu_notifier_retry``, a
+    cache refresh, a ``-EAGAIN``) and runs again before anything changed would fail the
+    same way, deterministically: that iteration is a stutter, and re-running it only
+    lengthens executions (unboundedly: the engine reports ``no-progress`` at
+    ``max_steps``). Wait for what the retry depends on to change instead::
+
+        while True:
+            seq = kvm.mmu_notifier_seq
+            if try_install(seq):
+                break
+            wait_for_change(lambda: kvm.mmu_notifier_seq, seq, "mmu_notifier_seq moves")
+
+    Every verdict about states the loop reaches is kept (stutter steps change no state);
+    a retry that could never succeed shows up as a hang naming ``what``.
+    """
+    wait_until(lambda: read() != seen, what, prop)

@@ -24,6 +24,7 @@ from pfnlab.explore import (
     Srcu,
     atomic,
     summarised,
+    wait_for_change,
     wait_until,
 )
 from pfnlab.explore.search import Budget, explore, replay
@@ -279,3 +280,36 @@ def test_reduced_steps_agree_with_every_intermediate_state(spec: WideSpec) -> No
             assert res.violations == ref.violations
             # each visibility round of DPOR runs at most brute force's executions
             assert res.stats.executions <= ref.stats.executions * max(res.stats.rounds, 1)
+
+
+# ------------------------------------------------------------------ retry loops
+def _retry(helper: bool) -> Program:
+    """A reader retries until it sees the writer's second update; the writer bumps twice."""
+
+    def build() -> Instance:
+        seq, done = Var("seq"), Var("done")
+
+        def reader() -> None:
+            while True:
+                s = seq.v
+                if s == 2:
+                    done.v = 1
+                    return
+                if helper:
+                    wait_for_change(lambda: seq.v, s, "seq moves")
+
+        def writer() -> None:
+            atomic(seq, "v", lambda v: (v + 1, None))
+            atomic(seq, "v", lambda v: (v + 1, None))
+
+        return Instance(threads={"reader": reader, "writer": writer},
+                        final_checks=[Check("done", lambda: None if done.v else "not done")])
+
+    return Program("retry", build)
+
+
+def test_a_retry_loop_terminates_with_wait_for_change() -> None:
+    spin = explore(_retry(False), budget=Budget(max_steps=40), minimal=False)
+    assert [f.kind for f in spin.findings] == ["no-progress"]  # spins up to max_steps
+    res = explore(_retry(True), stop_first=False)
+    assert res.ok and res.exhaustive
