@@ -173,10 +173,14 @@ def extend(key: int, value: Any) -> int:
     return digest(key.to_bytes(_DIGEST, "little") + _canon_cached(value))
 
 
-def returned(key: int, value: Any) -> int:
-    """A thread's key after a call that began at key ``key`` returned ``value`` (see
-    threadstate.call_summarised); never equal to an ``extend`` key of the same inputs."""
-    return digest(key.to_bytes(_DIGEST, "little") + b"R" + _canon_cached(value))
+def returned(key: int, depth: int, value: Any) -> int:
+    """A thread's key after the call at nesting ``depth`` that began at key ``key``
+    returned ``value`` (see threadstate.call_summarised); never equal to an ``extend`` key.
+
+    The depth is what tells apart two calls that began at the same key, one inside the
+    other (``return f(x)`` after a read): without it, the point right after the inner call
+    returned and the point after the outer one returned would share a key."""
+    return digest(key.to_bytes(_DIGEST, "little") + b"R%d:" % depth + _canon_cached(value))
 
 
 def combine(parts: list[int]) -> int:

@@ -96,7 +96,8 @@ class Op:
 class ThreadState:
     """The engine's view of one model thread."""
 
-    __slots__ = ("blocked", "glet", "key", "name", "op", "reads", "tid", "value", "watched")
+    __slots__ = ("blocked", "depth", "glet", "key", "name", "op", "reads", "tid", "value",
+                 "watched")
 
     def __init__(self, tid: int, name: str, glet: greenlet.greenlet) -> None:
         self.tid = tid
@@ -104,6 +105,7 @@ class ThreadState:
         self.glet = glet
         self.op: Op | None = None      # None once finished
         self.key = digest(name.encode())  # history key (128-bit, see fingerprint.py)
+        self.depth = 0                 # summarised calls in progress (threadstate.py)
         self.blocked = False           # failed an attempt; waits for a write to `reads`
         self.reads: Footprint = ()     # footprint of the pending lock/wait attempt
         self.value = False             # whether the pending lock/wait attempt would succeed

@@ -16,13 +16,14 @@ objects by their attributes), shared objects by name. A closure holding anything
 encoding leaves the history key as it is: never a guess.
 
 Within an operation, a call to a *summarised* function (every kernel function of the model:
-``pfnlab.model.kfunc``) gives the same treatment to the values it read: when it returns,
-the thread's key becomes the key it had when the call began extended by the returned value
-(:func:`call_summarised`), so two executions whose ``pfn_valid`` read different things but
-returned the same answer continue as one state. Sound for the same reason: the caller's
-frames after the return are determined by its history when the call began and the value
-returned. The conditions are checked at every call, never assumed: every argument is an
-immutable value or a shared object (a callee cannot have changed something the caller
+``pfnlab.model.kfunc``) gives the same treatment to the values it read: when it returns, the
+thread's key becomes the key it had when the call began extended by the call's nesting depth
+and the returned value (:func:`call_summarised`), so two executions whose ``pfn_valid`` read
+different things but returned the same answer continue as one state. (The depth tells apart
+two calls that began at the same key, one inside the other.) Sound for the same reason: the
+caller's frames after the return are determined by its history when the call began and the
+value returned. The conditions are checked at every call, never assumed: every argument is
+an immutable value or a shared object (a callee cannot have changed something the caller
 holds, except through shared fields), the call returns normally (an exception keeps the
 whole history), and the return value has a canonical encoding.
 
@@ -248,10 +249,14 @@ def call_summarised(rt: Any, fn: Any, args: tuple[Any, ...], kwargs: dict[str, A
     if kwargs and not all(_immutable(a) for a in kwargs.values()):
         return fn(*args, **kwargs)
     h0 = t.key
-    result = fn(*args, **kwargs)
+    depth = t.depth = t.depth + 1
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        t.depth = depth - 1
     if t.key != h0 and rt.running is t and t.op is not None:
         with contextlib.suppress(Unencodable):  # no encoding: keep the whole history
-            t.key = returned(h0, result)
+            t.key = returned(h0, depth, result)
     return result
 
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pfnlab.explore import Field, Ghost, Lock, Plain, Shared
+from pfnlab.explore import Field, Ghost, Lock, Shared
 from pfnlab.kvm import ghost
 from pfnlab.kvm.ghost import KvmLedger, tadd
 
@@ -83,8 +83,9 @@ class SpteVal(NamedTuple):
 class Spte(Shared):
     """One SPTE (and its rmap entry) for ``gfn`` at ``level``; ``spte`` is None if not present."""
 
-    # every access holds mmu_lock (the race detector checks it): plain, not a step
-    spte: Plain[SpteVal | None] = Plain(None)
+    # every access holds mmu_lock; with mmu_lock a mover lock, an SPTE access joins its
+    # critical section's step (marked, not Plain: docs/reductions.md section 3)
+    spte: Field[SpteVal | None] = Field(None)
     #: ledger: ``(owner, ((hva, epoch), ...))`` of the installed value (see ghost.py)
     origin: Ghost[tuple[str, tuple[tuple[int, int], ...]] | None] = Ghost(None)
 

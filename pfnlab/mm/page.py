@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pfnlab.explore import Field, Ghost, Plain, Shared, atomic, context, fail
+from pfnlab.explore import Field, Ghost, Shared, atomic, context, fail
 from pfnlab.mm.memmap import host, pfn_to_page, run_free_hooks
 from pfnlab.mm.props import NO_PUT_UNREFERENCED
 from pfnlab.model.kfunc import kfunc
@@ -40,12 +40,13 @@ class Page(Shared):
     """One ``struct page``. Shared fields are the parts that threads read or change."""
 
     refcount: Field[int] = Field(0)  # page->_refcount
-    # set when the memmap is initialised, never written after (__ro_after_init-like): plain
-    reserved: Plain[bool] = Plain(False)  # PG_reserved
-    zone: Plain[str] = Plain(ZONE_NORMAL)  # zone bits of page->flags
+    # set when the memmap is initialised, never written after (__ro_after_init-like); marked,
+    # not Plain: see docs/reductions.md section 3 for the measurement
+    reserved: Field[bool] = Field(False)  # PG_reserved
+    zone: Field[str] = Field(ZONE_NORMAL)  # zone bits of page->flags
     dirty: Field[bool] = Field(False)  # PG_dirty
     accessed: Field[bool] = Field(False)  # PG_referenced/PG_active (mark_page_accessed)
-    pgmap: Plain[Any] = Plain(None)  # page->pgmap (ZONE_DEVICE)
+    pgmap: Field[Any] = Field(None)  # page->pgmap (ZONE_DEVICE)
     mapcount: Field[int] = Field(-1)  # page->_mapcount (compound pages only)
     compound_mapcount: Field[int] = Field(-1)  # compound_mapcount_ptr(head) (heads only)
     thp_head: Field[int | None] = Field(None)  # THP: head pfn while compound, None once split

@@ -134,8 +134,9 @@ def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
         b = tr[j].thread
         ui, uj = unit[i], unit[j]
         moved = [k for k in range(ui, uj + 1) if order[k] == b]
-        new = order[:ui] + [order[k] for k in moved] + [order[k] for k in range(ui, len(order))
-                                                        if k not in moved]
+        # b's steps up to j first, then a's step i; from there the execution runs freely
+        # (the rest of the old order means nothing once the two threads diverge)
+        new = order[:ui] + [order[k] for k in moved] + [order[ui]]
         tried += 1
         if any(_run(program, new, finding.key, last, max_steps) == "clean"
                for last in (False, True)):

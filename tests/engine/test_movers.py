@@ -313,3 +313,36 @@ def test_a_retry_loop_terminates_with_wait_for_change() -> None:
     assert [f.kind for f in spin.findings] == ["no-progress"]  # spins up to max_steps
     res = explore(_retry(True), stop_first=False)
     assert res.ok and res.exhaustive
+
+
+def test_nested_summarised_calls_keep_program_points_apart() -> None:
+    """``outer`` returns what ``inner`` returned, after a read of its own: the point right
+    after ``inner`` returned and the point after ``outer`` returned began at the same key
+    and returned the same value; only the nesting depth tells them apart (a merge of the
+    two once hid a leak from the minimiser)."""
+    from pfnlab.explore.runtime import Execution
+
+    def build() -> Instance:
+        x, y, z = Var("x"), Var("y"), Var("z")
+
+        @summarised
+        def inner() -> int:
+            return int(y.v)
+
+        @summarised
+        def outer() -> int:
+            a = inner()
+            _ = x.v
+            return a
+
+        def t() -> None:
+            z.v = outer()
+
+        return Instance(threads={"t": t})
+
+    ex = Execution(Program("nested", build))
+    prints = []
+    while ex.enabled():
+        prints.append(ex.fingerprint())
+        ex.step(0)
+    assert len(prints) == 3 and len(set(prints)) == 3  # at y.v, at x.v, at z.v = ...
