@@ -13,6 +13,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import note as hypothesis_note
+from hypothesis import strategies as st
 
 from pfnlab.explore import (
     Check,
@@ -346,3 +347,91 @@ def test_nested_summarised_calls_keep_program_points_apart() -> None:
         prints.append(ex.fingerprint())
         ex.step(0)
     assert len(prints) == 3 and len(set(prints)) == 3  # at y.v, at x.v, at z.v = ...
+
+
+# A random program of nested helper calls: each helper reads a variable, maybe calls
+# another helper, maybe reads again, and returns something derived from what it read.
+_HELPER = st.tuples(st.integers(0, 2), st.sampled_from(["none", "call", "call-read"]),
+                    st.sampled_from(["first", "inner", "sum", "const"]))
+_THREAD = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), min_size=1, max_size=2)
+
+
+def _nested(helpers: list[tuple[int, str, str]], threads: list[list[tuple[int, int]]],
+            use: bool) -> Program:
+    def build() -> Instance:
+        xs = [Var(f"x{i}") for i in range(3)]
+
+        def make(k: int) -> Any:
+            var, shape, ret = helpers[k]
+
+            def helper() -> int:
+                a = int(xs[var].v)
+                b = fns[k + 1]() if shape != "none" and k + 1 < len(fns) else 0
+                c = int(xs[(var + 1) % 3].v) if shape == "call-read" else 0
+                return {"first": a, "inner": b, "sum": a + b + c, "const": 1}[ret]
+
+            return summarised(helper) if use else helper
+
+        fns = [make(k) for k in range(len(helpers))]
+
+        def thread(ops: list[tuple[int, int]]) -> Any:
+            def run() -> None:
+                for k, target in ops:
+                    v = fns[k % len(fns)]()
+                    xs[target].v = v % 3
+            return run
+
+        return Instance(threads={f"t{i}": thread(ops) for i, ops in enumerate(threads)})
+
+    return Program("nested", build)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_HELPER, min_size=1, max_size=3), st.lists(_THREAD, min_size=2, max_size=2))
+def test_nested_summaries_agree_with_whole_histories(helpers: Any, threads: Any) -> None:
+    """Summarised and plain helpers, brute force and cached DPOR: the same final states."""
+    ref = explore_brute(_nested(helpers, threads, False), Budget(), stop_first=False,
+                        collect_final_states=True)
+    for use in (False, True):
+        res = explore_dpor(_nested(helpers, threads, use), Budget(), stop_first=False,
+                           collect_final_states=True)
+        assert res.final_states == ref.final_states
+        assert res.violations == ref.violations
+
+
+def test_a_merge_of_nested_returns_would_lose_a_final_state() -> None:
+    """The harm the depth prevents: ``outer`` returns ``inner``'s value plus what it reads
+    after it; where that read gives 0, the point before the read and the point after
+    ``outer`` returned would share a key, and DPOR would prune the order in which t1's
+    write comes before the read (``z == 1``) as a revisit."""
+
+    def build(use: bool) -> Any:
+        def b() -> Instance:
+            x, y, z, w = Var("x"), Var("y"), Var("z"), Var("w")
+
+            def inner() -> int:
+                return int(y.v)
+
+            def outer() -> int:
+                a = helper_in()
+                return a + int(x.v)
+
+            helper_in = summarised(inner) if use else inner
+            helper_out = summarised(outer) if use else outer
+
+            def t0() -> None:
+                z.v = helper_out()
+
+            def t1() -> None:
+                w.v = z.v  # races with t0's write of z: DPOR tries t1 at the point after it
+                x.v = 1
+
+            return Instance(threads={"t0": t0, "t1": t1})
+        return b
+
+    ref = explore_brute(Program("n", build(False)), Budget(), stop_first=False,
+                        collect_final_states=True)
+    res = explore_dpor(Program("n", build(True)), Budget(), stop_first=False,
+                       collect_final_states=True)
+    assert len(ref.final_states) == 2  # z == 0 and z == 1
+    assert res.final_states == ref.final_states
