@@ -102,22 +102,25 @@ def digest(data: bytes) -> int:
 _SCALARS = (int, str, bool, type(None))
 
 
-def _exact(v: Any) -> Any:
+def _exact(v: Any, depth: int = 0) -> Any:
     """A hashable key that is equal for two values iff their canonical encodings are, for
-    the values met most often (scalars, flat tuples and NamedTuples of scalars, shared
-    objects); None for the others. Types are part of the key, so ``1`` and ``True``
-    (equal in Python) stay apart; floats are left out (``0.0 == -0.0``)."""
+    the values met most often (scalars, small tuples, NamedTuples and frozensets of such
+    values, shared objects); None for the others. Types are part of the key at every
+    level, so ``1`` and ``True`` (equal in Python) stay apart; floats are left out
+    (``0.0 == -0.0``)."""
     t = type(v)
     if t in _SCALARS:
         return (t, v)
-    if isinstance(v, tuple):
-        if len(v) > 8:
+    if isinstance(v, (tuple, frozenset)):
+        if len(v) > 8 or depth > 3:
             return None
-        types = tuple(type(x) for x in v)
-        for x in types:
-            if x not in _SCALARS:
+        parts = []
+        for x in v:
+            k = _exact(x, depth + 1)
+            if k is None:
                 return None
-        return (t, types, v)
+            parts.append(k)
+        return (t, tuple(parts) if t is not frozenset else frozenset(parts))
     d = getattr(v, "__dict__", None)
     if d is not None and "_idx" in d and "_name" in d:
         return (t, d["_name"])  # a Shared object: by its type and stable name
@@ -168,9 +171,30 @@ def _canon_cached(value: Any) -> bytes:
     return b
 
 
+#: extend/returned results by (key, [depth,] exact value): re-executions replay the same
+#: prefixes, so the same transitions of a thread's key recur many times
+_STEPS: dict[tuple[Any, ...], int] = {}
+_STEPS_MAX = 1_000_000
+
+
 def extend(key: int, value: Any) -> int:
     """A thread's history key after it received ``value`` from shared state."""
-    return digest(key.to_bytes(_DIGEST, "little") + _canon_cached(value))
+    t = type(value)
+    ek = (t, value) if t in _SCALARS else _exact(value)
+    if ek is not None:
+        mk = (key, ek)
+        hit = _STEPS.get(mk)
+        if hit is not None:
+            return hit
+    b = _CANON.get(ek) if ek is not None else None
+    if b is None:
+        b = _canon_cached(value)
+    out = digest(key.to_bytes(_DIGEST, "little") + b)
+    if ek is not None:
+        if len(_STEPS) >= _STEPS_MAX:
+            _STEPS.clear()
+        _STEPS[mk] = out
+    return out
 
 
 def returned(key: int, depth: int, value: Any) -> int:
@@ -180,7 +204,22 @@ def returned(key: int, depth: int, value: Any) -> int:
     The depth is what tells apart two calls that began at the same key, one inside the
     other (``return f(x)`` after a read): without it, the point right after the inner call
     returned and the point after the outer one returned would share a key."""
-    return digest(key.to_bytes(_DIGEST, "little") + b"R%d:" % depth + _canon_cached(value))
+    t = type(value)
+    ek = (t, value) if t in _SCALARS else _exact(value)
+    if ek is not None:
+        mk = (key, depth, ek)
+        hit = _STEPS.get(mk)
+        if hit is not None:
+            return hit
+    b = _CANON.get(ek) if ek is not None else None
+    if b is None:
+        b = _canon_cached(value)
+    out = digest(key.to_bytes(_DIGEST, "little") + b"R%d:" % depth + b)
+    if ek is not None:
+        if len(_STEPS) >= _STEPS_MAX:
+            _STEPS.clear()
+        _STEPS[mk] = out
+    return out
 
 
 def combine(parts: list[int]) -> int:

@@ -196,8 +196,20 @@ class Execution:
             self.threads.append(ThreadState(tid, name, greenlet.greenlet(self._trampoline(fn))))
         if self.has_plain:  # without Plain fields there is nothing to race-check
             self.races = RaceDetector(len(self.threads))
-        for obj in self.objects:
-            self._hash_object(obj)
+        # build() is deterministic (the engine's premise), so every execution of a program
+        # starts from the same state: its hash is computed once
+        init = _INIT_ZOB.get(program)
+        if init is None:
+            for obj in self.objects:
+                self._hash_object(obj)
+            init = _INIT_ZOB[program] = (self.zob, self.hashable, self.unhashable,
+                                         len(self.objects))
+        elif init[3] != len(self.objects):
+            raise RuntimeError(f"program {program.name!r}: build() made {len(self.objects)} "
+                               f"shared objects, {init[3]} the first time; build() must be "
+                               "deterministic")
+        else:
+            self.zob, self.hashable, self.unhashable = init[0], init[1], init[2]
         # invariants / goals: per-check read sets, re-evaluated when a step writes into them
         self.inv_reads: list[set[tuple[int, str]]] = [set() for _ in inst.invariants]
         self.goal_reads: list[set[tuple[int, str]]] = [set() for _ in inst.goals]
@@ -1061,6 +1073,10 @@ class Execution:
                     t.glet.throw(greenlet.GreenletExit)
         self.threads = []
 
+
+#: the hash of each program's initial state (and whether it hashes), with its object count
+_INIT_ZOB: weakref.WeakKeyDictionary[Program, tuple[int, bool, str, int]] = \
+    weakref.WeakKeyDictionary()
 
 #: ops_key results by program, then by (thread key at the operation's start, index)
 _OPS_MEMO: weakref.WeakKeyDictionary[Program, dict[tuple[int, int], int | None]] = \
