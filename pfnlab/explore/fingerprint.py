@@ -134,6 +134,10 @@ def field_key(name: str, field: str, value: Any) -> int:
     """The Zobrist key of ``name.field == value`` (memoised by exact value where
     ``_exact`` gives one, else by identity, the memo holding the value so that its id
     stays its own)."""
+    ik = (name, field, id(value))
+    hit = _BY_ID.get(ik)
+    if hit is not None and hit[0] is value:  # the same object as last time: no walk
+        return hit[1]
     ek = _exact(value)
     if ek is not None:
         k = (name, field, ek)
@@ -142,11 +146,11 @@ def field_key(name: str, field: str, value: Any) -> int:
             key = digest(canon((name, field, value)))
             if len(_FIELD_KEYS) < 1_000_000:
                 _FIELD_KEYS[k] = key
+        if type(value) not in _SCALARS:
+            if len(_BY_ID) >= 200_000:
+                _BY_ID.clear()
+            _BY_ID[ik] = (value, key)
         return key
-    ik = (name, field, id(value))
-    hit = _BY_ID.get(ik)
-    if hit is not None and hit[0] is value:
-        return hit[1]
     key = digest(canon((name, field, value)))
     if len(_BY_ID) >= 200_000:
         _BY_ID.clear()

@@ -37,7 +37,6 @@ encoded once per execution on that premise.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import types
@@ -217,6 +216,9 @@ def ops_key(name: str, ops: list[Any], index: int, statics: Statics | None) -> i
 
 
 _IMMUTABLE = frozenset({int, str, bool, type(None), float, bytes, complex, range})
+#: types every instance of which is fine as an argument: the scalars, and each Shared
+#: subclass once met (learnt, so that the common case is one set lookup)
+_OK_TYPES: set[type] = set(_IMMUTABLE)
 _THREAD_MODE = 1  # runtime._THREAD: model thread code is running
 
 
@@ -230,6 +232,7 @@ def _immutable(v: Any, depth: int = 0) -> bool:
         return depth < 4 and all(_immutable(x, depth + 1) for x in v)
     d = getattr(v, "__dict__", None)
     if d is not None and "_idx" in d and "_name" in d:  # a Shared object
+        _OK_TYPES.add(t)
         return True
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
         return bool(t.__dataclass_params__.frozen) and depth < 4 and all(
@@ -244,7 +247,7 @@ def call_summarised(rt: Any, fn: Any, args: tuple[Any, ...], kwargs: dict[str, A
     if t is None or rt.mode != _THREAD_MODE or not rt.hashable or not rt.movers:
         return fn(*args, **kwargs)
     for a in args:
-        if type(a) not in _IMMUTABLE and not _immutable(a):
+        if type(a) not in _OK_TYPES and not _immutable(a):
             return fn(*args, **kwargs)
     if kwargs and not all(_immutable(a) for a in kwargs.values()):
         return fn(*args, **kwargs)
@@ -255,8 +258,10 @@ def call_summarised(rt: Any, fn: Any, args: tuple[Any, ...], kwargs: dict[str, A
     finally:
         t.depth = depth - 1
     if t.key != h0 and rt.running is t and t.op is not None:
-        with contextlib.suppress(Unencodable):  # no encoding: keep the whole history
+        try:  # noqa: SIM105 - the hot path: no context-manager object per call
             t.key = returned(h0, depth, result)
+        except Unencodable:
+            pass  # no encoding: keep the whole history
     return result
 
 
