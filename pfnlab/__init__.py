@@ -45,7 +45,7 @@ from pfnlab.explore import (
     wait_for_change,
     wait_until,
 )
-from pfnlab.explore.shared import Field, Ghost, Plain
+from pfnlab.explore.shared import Field, Ghost, Guarded, Plain
 from pfnlab.kvm import (
     Kvm,
     Memslot,
@@ -136,6 +136,7 @@ __all__ = [
     "Check",
     "Field",
     "Ghost",
+    "Guarded",
     "Host",
     "Instance",
     "Kvm",

@@ -12,6 +12,7 @@ from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.shared import (
     Field,
     Ghost,
+    Guarded,
     Plain,
     Shared,
     atomic,
@@ -30,6 +31,7 @@ __all__ = [
     "Field",
     "Finding",
     "Ghost",
+    "Guarded",
     "Instance",
     "Lock",
     "ModelViolation",

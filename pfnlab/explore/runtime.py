@@ -40,7 +40,7 @@ from pfnlab.explore.fingerprint import Unencodable, combine, digest, extend, fie
 from pfnlab.explore.program import Check, Instance, Program
 from pfnlab.explore.races import Race, RaceDetector
 from pfnlab.explore.schedule import Schedule, Step
-from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared, is_plain
+from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared, guard_of, is_plain
 from pfnlab.explore.sync import MOVER_FIELD
 from pfnlab.explore.threadstate import _THREAD_MODE, Statics, ops_key
 
@@ -57,6 +57,9 @@ _DONE = digest(b"<finished thread>")
 # What ``_perform`` reports: the thread ran on to its next operation, it stopped at a failed
 # attempt, or the step ends at once (a finding that leaves no state to check).
 _RAN, _STOPPED, _ABORT = range(3)
+
+# How a thread's access to a Guarded field is made: part of the current step, or a step.
+_RIDE, _STEP = range(2)
 
 #: Footprint entry of a step that changes what some check reads (see ``visible``).
 _OBSERVED = (-2, "<observed by a check>", True)
@@ -173,6 +176,7 @@ class Execution:
         self._traced: TraceStep | None = None  # trace mode: the step whose thread runs on
         self.running: ThreadState | None = None  # the thread whose code runs now
         self.plain_fp: list[tuple[int, str, bool]] = []  # plain accesses of this step
+        self.enabling = False            # this step changed state another thread may wait on
         self.has_plain = False           # some object has Plain fields: detect races
         self.races: RaceDetector | None = None
         self._plain_cache: dict[tuple[type, str], bool] = {}
@@ -376,10 +380,61 @@ class Execution:
             v = self._plain_cache[key] = is_plain(type(obj), field)
         return v
 
-    def _plain(self, kind: int, obj: Shared, field: str, arg: Any) -> Any:
-        """Perform a plain access as part of the running thread's current step."""
+    # ----------------------------------------------------------- guarded accesses
+    def guarded_read(self, obj: Shared, g: Any) -> Any:
+        """A read of a Guarded field (see shared.Guarded)."""
+        if self.mode != _THREAD:
+            return self.read(obj, g.name)
+        how = self._guard(obj, g, READ)
+        if how == _RIDE:
+            return self._plain(READ, obj, g.name, None, race_check=False)
+        return self._yield(Op(READ, obj, g.name))
+
+    def guarded_write(self, obj: Shared, g: Any, value: Any) -> None:
+        """A write of a Guarded field: the guard lock must be held."""
+        if self.mode != _THREAD:
+            self.write(obj, g.name, value)
+            return
+        if self._guard(obj, g, WRITE) == _RIDE:
+            self._plain(WRITE, obj, g.name, value, race_check=False)
+        else:
+            self._yield(Op(WRITE, obj, g.name, value))
+
+    def _guard(self, obj: Shared, g: Any, kind: int) -> int:
+        """Whether a thread's access to the Guarded field ``g`` of ``obj`` rides along with
+        its step (``_RIDE``) or is a scheduling point (``_STEP``); raises the finding for an
+        access the declaration forbids."""
         t = self.running
-        assert t is not None and self.races is not None
+        lock = getattr(obj, g.by, None)
+        if lock is None or "owner" not in lock.__dict__:
+            raise RuntimeError(f"{obj.name}.{g.name} is Guarded(by={g.by!r}) but "
+                               f"{obj.name}.{g.by} is not a Lock")
+        held = t is not None and lock.__dict__["owner"] == t.name
+        # Riding along needs the access to commute with every other thread's step while
+        # the lock is held. Writes under the lock are excluded by the guard, but a free of
+        # the object is not (kvm_destroy_vm frees without mmu_lock): an operation earlier in
+        # this step that changed shared state may have enabled that free, so after one
+        # the access is a scheduling point of its own.
+        if held and (kind == READ or not g.lockless_reads) and self.movers \
+                and not self.enabling:
+            return _RIDE
+        if held or (kind == READ and g.lockless_reads):
+            return _STEP
+        verb = "reads" if kind == READ else ("writes" if kind == WRITE else "updates")
+        who = t.name if t is not None else "a thread"
+        self._set_finding(
+            t, ASSERTION, "lock-guard",
+            f"{who} {verb} {obj.name}.{g.name} without holding {lock.name} "
+            f"(declared Guarded(by={g.by!r}"
+            + (", lockless_reads=True" if g.lockless_reads else "") + "))")
+        raise _Halt
+
+    def _plain(self, kind: int, obj: Shared, field: str, arg: Any,
+               race_check: bool = True) -> Any:
+        """Perform a plain (or guarded, lock held) access as part of the running thread's
+        current step."""
+        t = self.running
+        assert t is not None
         d = obj.__dict__
         idx = d["_idx"]
         # in the step's footprint even when the access is the finding: the step conflicts
@@ -390,13 +445,15 @@ class Execution:
             raise _Halt
         before = d[field]
         result: Any = before
-        if kind == READ:
-            race = self.races.plain_read(t.tid, (idx, field))
-        else:
-            race = self.races.plain_write(t.tid, (idx, field))
-        if race is not None:
-            self._race_finding(t, race, kind)
-            raise _Halt
+        if race_check:
+            assert self.races is not None
+            if kind == READ:
+                race = self.races.plain_read(t.tid, (idx, field))
+            else:
+                race = self.races.plain_write(t.tid, (idx, field))
+            if race is not None:
+                self._race_finding(t, race, kind)
+                raise _Halt
         after = before
         if kind == WRITE:
             after = arg
@@ -458,6 +515,9 @@ class Execution:
         if self.mode == _THREAD:
             if self._is_plain(obj, field):
                 return self._plain(RMW, obj, field, update)
+            g = guard_of(type(obj), field)
+            if g is not None and self._guard(obj, g, RMW) == _RIDE:
+                return self._plain(RMW, obj, field, update, race_check=False)
             return self._yield(Op(RMW, obj, field, update))
         new, result = update(obj.__dict__[field])
         self.write(obj, field, new)
@@ -562,6 +622,7 @@ class Execution:
         self.plain_fp = []
         fp: Footprint = ()
         movers = True  # every operation so far was a successful acquire of a mover lock
+        self.enabling = False  # whether an operation of this step may have enabled another
         joined = False
         while True:
             ofp, status = self._perform(t, op, joined)
@@ -719,6 +780,16 @@ class Execution:
             before = ok
         else:  # FREE
             fp = ((d["_idx"], ALL_FIELDS, True),)
+            if d.get(MOVER_FIELD) is not None and self.movers:
+                # a release joins the step before it on the premise that nothing but lock
+                # operations touches the lock in between; a free would, and could then
+                # be enabled by that very step and missed
+                self._set_finding(
+                    t, EXCEPTION, "exception",
+                    f"{t.name} frees {name}, a mover lock or Srcu (its operations join the "
+                    "steps next to them, which a free in between would split): declare it "
+                    f"Lock({name!r}, mover=False) if the model frees it")
+                return fp, _ABORT
             if races is not None and type(obj)._has_plain_:
                 keys = [(d["_idx"], f) for f in type(obj)._fields_ if self._is_plain(obj, f)]
                 race = races.free(tid, keys)
@@ -754,6 +825,8 @@ class Execution:
             self._traced = self.trace[-1]
         if not resume:
             return fp, _STOPPED
+        if k in (WRITE, RMW, RELEASE, FREE) or field == "readers":
+            self.enabling = True
         self._received(t, result)
         self._resume(t, result)
         return fp, _RAN
@@ -833,6 +906,17 @@ class Execution:
             self._set_finding(t, EXCEPTION, "exception",
                               _mover_read(*bad, f"the condition of wait {op.field!r}"))
             ok = False
+        for i, f in reads:
+            g = guard_of(type(self.objects[i]), f) if i >= 0 else None
+            if g is not None and not g.lockless_reads:
+                name = self.objects[i].name
+                self._set_finding(
+                    t, ASSERTION, "lock-guard",
+                    f"the condition of wait {op.field!r} reads {name}.{f} without holding "
+                    f"its lock (declared Guarded(by={g.by!r})): a waiter is a lockless "
+                    "reader; declare lockless_reads=True")
+                ok = False
+                break
         if op.grace is not None:
             reads.add((op.grace.__dict__["_idx"], "readers"))
         return ok, reads

@@ -118,6 +118,50 @@ class Plain(Field[T]):
             rt.plain_write(obj, self.name, value)
 
 
+class Guarded(Field[T]):
+    """A field protected by a lock (``lockdep_assert_held``): ``by`` names the attribute of
+    the owning object that holds the :class:`~pfnlab.explore.Lock`.
+
+    Every write must hold the lock; the engine checks it at each one and reports a write
+    without it as a ``lock-guard`` finding, never trusting the declaration. An access made
+    with the lock held is not a scheduling point: no other thread can write the field
+    then, so the access commutes with every other thread's step (Lipton's both-mover), and
+    it joins the thread's current step and footprint. A read without the lock (a
+    ``READ_ONCE`` of ``mmu_notifier_seq`` before taking ``mmu_lock``) is allowed only with
+    ``lockless_reads=True``, and is then a scheduling point like any marked read; since
+    such a reader can run while the lock is held, writes of such a field stay scheduling
+    points too. Checks may read it; a ``wait_until`` condition is a lockless reader.
+    """
+
+    __slots__ = ("by", "lockless_reads")
+
+    def __init__(self, default: T, *, by: str, lockless_reads: bool = False) -> None:
+        super().__init__(default)
+        self.by = by
+        self.lockless_reads = lockless_reads
+
+    def __get__(self, obj: Shared | None, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        rt = HOOKS.current
+        if rt is None:
+            return obj.__dict__[self.name]
+        return rt.guarded_read(obj, self)
+
+    def __set__(self, obj: Shared, value: T) -> None:
+        rt = HOOKS.current
+        if rt is None:
+            obj.__dict__[self.name] = value
+        else:
+            rt.guarded_write(obj, self, value)
+
+
+def guard_of(cls: type, field: str) -> Guarded[Any] | None:
+    """The :class:`Guarded` descriptor of ``cls.field``, if it is one."""
+    f = getattr(cls, field, None)
+    return f if isinstance(f, Guarded) else None
+
+
 def is_plain(cls: type, field: str) -> bool:
     """Whether ``cls.field`` is a :class:`Plain` field."""
     return isinstance(cls.__dict__.get(field) or getattr(cls, field, None), Plain)

@@ -218,7 +218,7 @@ def ops_key(name: str, ops: list[Any], index: int, statics: Statics | None) -> i
 _IMMUTABLE = frozenset({int, str, bool, type(None), float, bytes, complex, range})
 #: types every instance of which is fine as an argument: the scalars, and each Shared
 #: subclass once met (learnt, so that the common case is one set lookup)
-_OK_TYPES: set[type] = set(_IMMUTABLE)
+_OK_TYPES: set[type] = {int, str, bool, type(None), float, bytes, complex, range}
 _THREAD_MODE = 1  # runtime._THREAD: model thread code is running
 
 

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pfnlab.explore import Field, Ghost, Lock, Shared
+from pfnlab.explore import Field, Ghost, Guarded, Lock, Shared
 from pfnlab.kvm import ghost
 from pfnlab.kvm.ghost import KvmLedger, tadd
 
@@ -83,14 +83,14 @@ class SpteVal(NamedTuple):
 class Spte(Shared):
     """One SPTE (and its rmap entry) for ``gfn`` at ``level``; ``spte`` is None if not present."""
 
-    # every access holds mmu_lock; with mmu_lock a mover lock, an SPTE access joins its
-    # critical section's step (marked, not Plain: docs/reductions.md section 3)
-    spte: Field[SpteVal | None] = Field(None)
+    # every access holds mmu_lock (checked at each one): part of the critical section's step
+    spte: Guarded[SpteVal | None] = Guarded(None, by="mmu_lock")
     #: ledger: ``(owner, ((hva, epoch), ...))`` of the installed value (see ghost.py)
     origin: Ghost[tuple[str, tuple[tuple[int, int], ...]] | None] = Ghost(None)
 
     def __init__(self, name: str, level: int, gfn: int, slot_id: int) -> None:
         super().__init__(name)
+        self.mmu_lock: Lock | None = None  # the guard of ``spte`` (the VM's mmu_lock)
         self.level = level
         self.gfn = gfn
         self.slot_id = slot_id
@@ -114,8 +114,10 @@ class Kvm(Shared):
     file holds one and each vCPU file one; the last put runs ``kvm_destroy_vm``.
     """
 
-    mmu_notifier_seq: Field[int] = Field(0)
-    mmu_notifier_count: Field[int] = Field(0)
+    # written under mmu_lock only (checked); read locklessly by the fault (mmu_seq snapshot)
+    # and by the retry wait, so writes stay steps and locked reads join the critical section
+    mmu_notifier_seq: Guarded[int] = Guarded(0, by="mmu_lock", lockless_reads=True)
+    mmu_notifier_count: Guarded[int] = Guarded(0, by="mmu_lock", lockless_reads=True)
     memslots: Field[tuple[Memslot, ...]] = Field(())
     users_count: Field[int] = Field(1)
 
@@ -147,7 +149,8 @@ class Kvm(Shared):
 
     def _spte(self, level: int, gfn: int, slot: Memslot) -> None:
         name = f"{self.name}.spte{'' if level == 1 else '2M'}[{gfn:#x}]"
-        self.sptes[(level, gfn)] = Spte(name, level, gfn, slot.id)
+        sp = self.sptes[(level, gfn)] = Spte(name, level, gfn, slot.id)
+        sp.mmu_lock = self.mmu_lock  # its guard
 
     # -------------------------------------------------------------- pure helpers
     def pages_per_hpage(self, level: int) -> int:

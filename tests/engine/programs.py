@@ -734,12 +734,14 @@ def wide_source(spec: WideSpec, name: str = "wide") -> str:
         lines.append(f'        Check("final{k}", lambda: {_message(f"final{k}", e)} '
                      f"if {expr_source(e)} else None),")
     lines += ["    ],", ")"]
-    # A lock whose owner the program reads (held_by, .owner) must not be a mover lock
-    # (the engine refuses such reads); the others are, and exercise Lipton's reduction.
+    # A lock whose owner the program reads (held_by, .owner) or that it frees must not be
+    # a mover lock (the engine refuses both); the others are, and exercise Lipton's
+    # reduction.
     text = "\n".join(lines)
     lines[locks_at:locks_at] = [
         f'L{i} = Lock("L{i}", mover=False)'
-        if f"L{i}.held_by()" in text or f"L{i}.owner" in text else f'L{i} = Lock("L{i}")'
+        if f"L{i}.held_by()" in text or f"L{i}.owner" in text or f"free(L{i}," in text
+        else f'L{i} = Lock("L{i}")'
         for i in range(spec.nlocks)]
     body = "\n".join(("    " + line) if line else "" for line in lines)
     header = _HEADER.replace("{plain}", "    p = Plain(0)\n" if uses_plain(spec) else "")

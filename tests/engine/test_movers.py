@@ -18,12 +18,14 @@ from hypothesis import strategies as st
 from pfnlab.explore import (
     Check,
     Field,
+    Guarded,
     Instance,
     Lock,
     Program,
     Shared,
     Srcu,
     atomic,
+    free,
     summarised,
     wait_for_change,
     wait_until,
@@ -435,3 +437,161 @@ def test_a_merge_of_nested_returns_would_lose_a_final_state() -> None:
                        collect_final_states=True)
     assert len(ref.final_states) == 2  # z == 0 and z == 1
     assert res.final_states == ref.final_states
+
+
+# ------------------------------------------------------------------ guarded fields
+class KvmLike(Shared):
+    seq = Guarded(0, by="lock", lockless_reads=True)
+    spte = Guarded(0, by="lock")
+    users = Field(1)
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.lock = Lock(f"{name}.lock")
+
+
+def test_a_guarded_write_without_its_lock_is_a_finding() -> None:
+    def build() -> Instance:
+        k = KvmLike("kvm")
+
+        def good() -> None:
+            k.lock.acquire()
+            k.spte = 1
+            k.lock.release()
+
+        def bad() -> None:
+            k.spte = 2
+
+        return Instance(threads={"good": good, "bad": bad})
+
+    f = explore(Program("guard", build)).findings[0]
+    assert (f.kind, f.prop) == ("assertion", "lock-guard")
+    assert f.message == "bad writes kvm.spte without holding kvm.lock (declared Guarded(by='lock'))"
+
+
+def test_a_lockless_read_needs_lockless_reads() -> None:
+    def build() -> Instance:
+        k = KvmLike("kvm")
+
+        def reader() -> None:
+            _ = k.seq          # allowed: lockless_reads=True (a scheduling point)
+            _ = k.spte         # not allowed
+
+        return Instance(threads={"reader": reader})
+
+    f = explore(Program("guard", build)).findings[0]
+    assert f.message == ("reader reads kvm.spte without holding kvm.lock "
+                         "(declared Guarded(by='lock'))")
+
+
+def _guarded_program(reduce: bool, put_first: bool) -> Program:
+    """A vCPU bumps seq and installs spte under the lock, then (``put_first``) drops its
+    VM reference and reads spte again in the same critical section; the admin frees the
+    VM once the last reference is gone. Reading after the put is a use after free that
+    the free, enabled by the put, can reach: the guarded read after it must not ride."""
+
+    def build() -> Instance:
+        k = KvmLike("kvm")
+
+        def vcpu() -> None:
+            k.lock.acquire()
+            k.spte = k.spte + 1
+            if put_first:
+                atomic(k, "users", lambda u: (u - 1, None))
+            _ = k.spte
+            k.lock.release()
+            if not put_first:
+                atomic(k, "users", lambda u: (u - 1, None))
+
+        def admin() -> None:
+            wait_until(lambda: k.users == 0, "users gone")
+            free(k, "kvm_destroy_vm")
+
+        return Instance(threads={"vcpu": vcpu, "admin": admin})
+
+    return Program("guarded", build, reduce=reduce)
+
+
+def test_guarded_accesses_ride_along_but_not_past_what_enables_a_free() -> None:
+    for put_first in (False, True):
+        coarse = explore_brute(_guarded_program(True, put_first), Budget(), stop_first=False)
+        fine = explore_brute(_guarded_program(False, put_first), Budget(), stop_first=False)
+        assert {f.key for f in coarse.findings} == {f.key for f in fine.findings}
+        assert (("use-after-free", "use-after-free") in {f.key for f in coarse.findings}) \
+            == put_first
+        assert coarse.stats.steps < fine.stats.steps
+
+
+_INNER = st.sampled_from(["rs", "ws", "rq", "wq", "dec"])
+_GOP = st.one_of(st.tuples(st.just("cs"), st.lists(_INNER, min_size=1, max_size=3)),
+                 st.tuples(st.sampled_from(["lq", "dec"]), st.just([])))
+_GTHREADS = st.lists(st.lists(_GOP, min_size=1, max_size=2), min_size=1, max_size=2)
+
+
+def _random_guarded(threads: list[Any], freer: bool, reduce: bool) -> Program:
+    def build() -> Instance:
+        k = KvmLike("kvm")
+        k.users = sum(op == "dec" or (kind == "cs" and "dec" in op)
+                      for ops in threads for kind, op in ops for _ in [0]) or 1
+        out = Var("out")
+
+        def thread(ops: list[Any]) -> Any:
+            def run() -> None:
+                r = 0
+                for kind, inner in ops:
+                    if kind == "cs":
+                        k.lock.acquire()
+                        for a in inner:
+                            if a == "rs":
+                                r += k.spte
+                            elif a == "ws":
+                                k.spte = (r + 1) % 3
+                            elif a == "rq":
+                                r += k.seq
+                            elif a == "wq":
+                                k.seq = (k.seq + 1) % 3
+                            else:
+                                atomic(k, "users", lambda u: (u - 1, None))
+                        k.lock.release()
+                    elif kind == "lq":
+                        r += k.seq
+                    else:
+                        atomic(k, "users", lambda u: (u - 1, None))
+                out.v = r % 4
+            return run
+
+        ts = {f"t{i}": thread(ops) for i, ops in enumerate(threads)}
+        if freer:
+            def admin() -> None:
+                wait_until(lambda: k.users <= 0, "users gone")
+                free(k, "destroy")
+            ts["admin"] = admin
+        return Instance(threads=ts)
+
+    return Program("rguard", build, reduce=reduce)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_GTHREADS, st.booleans())
+def test_guarded_fields_agree_with_every_intermediate_state(threads: Any, freer: bool) -> None:
+    """Guarded accesses (locked reads and writes riding along, lockless seq reads, VM
+    reference drops that let an admin free the object) against the same program with
+    every access a step: the same final states and the same violations, a use after free
+    compared by kind and property (a free the fine-grained search places inside a critical
+    section the reduced one places before the section's step, so the first guarded access
+    of the step is the one reported, not a later one)."""
+    with typed_final_states():
+        ref = explore_brute(_random_guarded(threads, freer, False), Budget(executions=20_000),
+                            stop_first=False, collect_final_states=True)
+        if not ref.exhaustive:
+            return
+        for res in (explore_brute(_random_guarded(threads, freer, True), Budget(),
+                                  stop_first=False, collect_final_states=True),
+                    explore_dpor(_random_guarded(threads, freer, True), Budget(),
+                                 stop_first=False, collect_final_states=True)):
+            assert res.final_states == ref.final_states
+            assert _by_kind(res.violations) == _by_kind(ref.violations)
+
+
+def _by_kind(violations: set[tuple[str, str, str]]) -> set[tuple[str, ...]]:
+    return {(k, p) if k == "use-after-free" else (k, p, m) for k, p, m in violations}
