@@ -692,6 +692,12 @@ class Execution:
         name = d["_name"]
         if d["_freed"] is not None and k != WAIT:
             self._uaf(t, op)
+            if self.trace_on:  # the trace ends with the access that is the finding
+                self.trace.append(TraceStep(
+                    index=len(self.trace), thread=t.name,
+                    label=self.labels[-1] if not joined else self.label(t.tid),
+                    where=op.where, action=_ACTION[k], obj=name, field=op.field,
+                    before=d.get(op.field), after=None, joined=joined))
             return ((d["_idx"], op.field, k != READ),), _ABORT
         races = self.races
         if races is not None and k <= RMW:

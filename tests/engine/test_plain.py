@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -206,10 +207,11 @@ def _outcome(prog: Program, strategy: str, cache: bool = True) -> tuple[set[Any]
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_PROGRAM)
 def test_plain_fields_agree_with_fine_grained_search(desc: list[Any]) -> None:
-    """The oracle is the fine-grained program (every access a scheduling point) under
-    uncached DPOR, itself checked against brute force by test_differential.py."""
-    fine_states, fine_viol, fine_execs = _outcome(_random_program(desc, FVar), "dpor",
-                                                  cache=False)
+    """The oracle is the fine-grained program (every access and every lock operation a
+    scheduling point: ``reduce=False``) under uncached DPOR, itself checked against brute
+    force by test_differential.py."""
+    fine = dataclasses.replace(_random_program(desc, FVar), reduce=False)
+    fine_states, fine_viol, fine_execs = _outcome(fine, "dpor", cache=False)
     runs = [("dpor", True), ("dpor", False)]
     if sum(len(t) for t in desc) <= 3:
         runs.append(("brute", False))

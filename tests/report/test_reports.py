@@ -41,7 +41,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 LEAK = (
     "page 0x104: reference taken by vcpu0 (vcpu0:fault) in hva_to_pfn_fast (step 5) was "
-    "never put: kvm_release_pfn_clean skipped it at step 18 because "
+    "never put: kvm_release_pfn_clean skipped it at step 13 because "
     "kvm_is_reserved_pfn(0x104) returned true"
 )
 
@@ -54,11 +54,11 @@ def test_leak_report_names_the_get_and_the_skipped_put() -> None:
 
 
 HANG = """\
-admin: memunmap_pages waits on pgmap dax0 done (step 35)
+admin: memunmap_pages waits on pgmap dax0 done (step 44)
   <- pgmap dax0 ref count 1: held by page 0x104
     <- page 0x104 refcount 1: held by vcpu0:fault
       <- reference of vcpu0:fault taken in hva_to_pfn_fast (step 5), leaked:
-         kvm_release_pfn_clean skipped the put at step 41 because
+         kvm_release_pfn_clean skipped the put at step 45 because
          kvm_is_reserved_pfn(0x104) returned true"""
 
 
@@ -80,15 +80,17 @@ def test_two_thread_trace_fits_a_mail() -> None:
     an = _analysis("v5.3", "devdax-unbind", "teardown-terminates")
     text = render_mail(an.finding, decisive=an.decisive())
     assert text.startswith(TWO_THREADS)
-    assert "\n 33                                        memunmap_pages()\n" in text
-    assert "\n 41  kvm_release_pfn_clean()\n       kvm_is_reserved_pfn(0x104) = true\n" in text
+    assert "\n 42                                        memunmap_pages()\n" in text
+    assert "\n 45  kvm_release_pfn_clean()\n       kvm_is_reserved_pfn(0x104) = true\n" in text
     for t in (text, render_mail(an.finding, full=True)):
         assert all(len(line) <= 80 for line in t.splitlines())
         assert t.isascii()
     # an SRCU read section reads as the kernel writes it
-    assert ("\n 12                                        mmu_notifier_invalidate_range_start()\n"
+    assert ("\n 17                                        mmu_notifier_invalidate_range_start()\n"
             "                                             srcu_read_lock(mm.notifier_srcu)\n"
             ) in text
+    # a Guarded write (the SPTE install under mmu_lock) shows under the step it joined
+    assert "\n 10  mmu_set_spte()\n       kvm.spte[0x0].spte None -> pfn\n" in text
     # the short form keeps the full trace's step numbers
     full = render_mail(an.finding, full=True)
     assert "\n 18  " in full and "\n 18  " not in text
@@ -146,8 +148,10 @@ def test_diff_lists_the_fixed_properties_with_their_traces(tmp_path: Path) -> No
     assert "  teardown-terminates: fixed in v5.4" in head
     assert "  refs-balanced: fixed in v5.4" in head
     assert "v5.3 / devdax-unbind: teardown-terminates violated (hang)" in out.stdout
-    # both schedules run on v5.4 without a finding (the vCPU puts its reference there)
-    assert out.stdout.count("on v5.4 the same schedule runs without a finding") == 2
+    # the hang's schedule no longer fits v5.4; the leak's runs there without a finding
+    assert "on v5.4 the schedule diverges: step 19: admin cannot run here: it is blocked" \
+        in out.stdout
+    assert "on v5.4 the same schedule runs without a finding" in out.stdout
     path = tmp_path / "diff.json"
     assert run("diff", "v5.3", "v5.4", "devdax-unbind", "-o", str(path)).returncode == 0
     doc = json.loads(path.read_text())
