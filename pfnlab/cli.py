@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from pfnlab.api import ModelFile, ModelFileError, load_model
+from pfnlab.explore.fingerprint import collision_odds
 from pfnlab.explore.program import Program
 from pfnlab.explore.search import STRATEGIES, Budget, Result, Stats, explore, reporting
 from pfnlab.matrix import (
@@ -339,8 +340,10 @@ def _print_check(variant: str, scenario: str, sizes: dict[str, int], program: Pr
         out += textwrap.wrap(f"goals reached: {', '.join(res.goals_reached)}", 80,
                              subsequent_indent="  ")
     st = res.stats
-    out.append(f"{st.executions:,} executions, {st.states:,} states, {st.steps:,} steps, "
-               f"{st.seconds:.2f} s")
+    odds = (f" (fingerprint collision odds < {collision_odds(st.states):.0e})"
+            if st.states else "")
+    out += textwrap.wrap(f"{st.executions:,} executions, {st.states:,} states{odds}, "
+                         f"{st.steps:,} steps, {st.seconds:.2f} s", 80, subsequent_indent="  ")
     if output:
         out.append(f"JSON report written to {output}")
     print("\n".join(out))

@@ -95,3 +95,15 @@ def test_check_clean_variant_says_what_was_covered() -> None:
     data = json.loads(out.stdout)
     assert data["findings"] == [] and data["exhaustive"]
     assert data["goals_missed"] == []
+
+
+def test_the_statistics_state_the_fingerprint_collision_odds() -> None:
+    """A "holds" rests on 128-bit state fingerprints: the odds that two of the states
+    explored shared one are printed with the counts (n**2 / 2**129)."""
+    out = run("check", "v5.4", "devdax-unbind")
+    assert out.returncode == 0, out.stderr
+    m = re.search(r"([\d,]+) states \(fingerprint collision odds < (\S+)\)", out.stdout)
+    assert m is not None, out.stdout
+    states = int(m.group(1).replace(",", ""))
+    assert float(m.group(2)) >= states * states / 2.0 ** 129
+    assert float(m.group(2)) < 1e-20
