@@ -303,6 +303,7 @@ def _emit_json(doc: dict[str, object], output: str | None) -> None:
 def _print_check(variant: str, scenario: str, sizes: dict[str, int], program: Program,
                  res: Result, fmt: str, full: bool, output: str | None) -> None:
     """The output of ``check``: the mail-ready report per finding, or the JSON document."""
+    import math
     import textwrap
 
     from pfnlab.report.analysis import analyse, render_report
@@ -340,7 +341,8 @@ def _print_check(variant: str, scenario: str, sizes: dict[str, int], program: Pr
         out += textwrap.wrap(f"goals reached: {', '.join(res.goals_reached)}", 80,
                              subsequent_indent="  ")
     st = res.stats
-    odds = (f" (fingerprint collision odds < {collision_odds(st.states):.0e})"
+    # rounded up to a power of ten: the printed bound must not be below the real one
+    odds = (f" (fingerprint collision odds < 1e{math.ceil(math.log10(collision_odds(st.states)))})"
             if st.states else "")
     out += textwrap.wrap(f"{st.executions:,} executions, {st.states:,} states{odds}, "
                          f"{st.steps:,} steps, {st.seconds:.2f} s", 80, subsequent_indent="  ")
