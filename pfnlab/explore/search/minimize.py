@@ -13,7 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pfnlab.explore.program import Program
+from pfnlab.explore.runtime import Execution
 from pfnlab.explore.search.common import replay_tids
+
+#: executions the breadth-first frontier keeps open (each holds its threads' stacks)
+_MAX_LIVE = 2_000
+
+
+def _close(frontier: list[tuple[list[int], int, int, Execution | None]]) -> None:
+    for _p, _l, _u, ex in frontier:
+        if ex is not None:
+            ex.close()
 
 
 @dataclass
@@ -36,43 +46,68 @@ def minimize(
 ) -> Minimal:
     """The schedule with fewest preemptions, then fewest steps, that shows finding ``key``."""
     nodes = 0
+    live = 0  # executions kept open in the frontier (memory bound)
     for bound in range(max_preemptions + 1):
-        frontier: list[tuple[list[int], int, int]] = [([], -1, 0)]
+        # frontier entries: (prefix, last thread, preemptions used, the execution at the
+        # end of the prefix if it was kept open, else None: replayed when expanded)
+        frontier: list[tuple[list[int], int, int, Execution | None]] = [([], -1, 0, None)]
         visited: dict[tuple[int, int], int] = {}
         depth = 0
         while frontier:
             depth += 1
             if depth > len(fallback) + 1 and bound > 0:
+                _close(frontier)
+                live = 0
                 break
-            nxt: list[tuple[list[int], int, int]] = []
-            for prefix, last, used in frontier:
-                probe = replay_tids(program, prefix, checks=True, max_steps=max_steps)
-                en = probe.enabled()
-                probe.close()
+            nxt: list[tuple[list[int], int, int, Execution | None]] = []
+            for i, (prefix, last, used, here) in enumerate(frontier):
+                if here is None:
+                    here = replay_tids(program, prefix, checks=True, max_steps=max_steps)
+                else:
+                    live -= 1
+                en = here.enabled()
                 order = sorted(en, key=lambda t: (t != last, t))
+                allowed = []
                 for t in order:
                     u = used + (1 if last >= 0 and t != last and last in en else 0)
-                    if u > bound:
-                        continue
+                    if u <= bound:
+                        allowed.append((t, u))
+                if not allowed:
+                    here.close()
+                for k, (t, u) in enumerate(allowed):
                     nodes += 1
                     if nodes > node_budget:
+                        here.close()
+                        _close(nxt)
+                        _close(frontier[i + 1:])
                         return Minimal(fallback, -1, False)
-                    ex = replay_tids(program, prefix, checks=True, max_steps=max_steps)
+                    # the last child steps the prefix's own execution: no replay
+                    ex = here if k == len(allowed) - 1 else replay_tids(
+                        program, prefix, checks=True, max_steps=max_steps)
                     ex.step(t)
                     f = ex.finding
                     if f is not None and f.key == key:
                         ex.close()
+                        if ex is not here:
+                            here.close()
+                        _close(nxt)
+                        _close(frontier[i + 1:])
                         return Minimal([*prefix, t], u, True)
                     if f is not None or ex.finished:
                         ex.close()
                         continue
                     fpr = ex.fingerprint()
-                    ex.close()
                     if fpr is not None:
                         seen = visited.get((fpr, t))
                         if seen is not None and seen <= u:
+                            ex.close()
                             continue
                         visited[(fpr, t)] = u
-                    nxt.append(([*prefix, t], t, u))
+                    if live < _MAX_LIVE:
+                        live += 1
+                        nxt.append(([*prefix, t], t, u, ex))
+                    else:
+                        ex.close()
+                        nxt.append(([*prefix, t], t, u, None))
             frontier = nxt
     return Minimal(fallback, -1, False)
