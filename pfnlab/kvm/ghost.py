@@ -391,9 +391,14 @@ def ad_update(page: Any, what: str) -> None:
 
 
 def get_on_dead_page(page: Any) -> None:
-    """Called right before KVM's get_page: record I2 if the refcount is 0."""
-    if page.__dict__.get("refcount", 1) == 0 and not is_freed(page):
-        event(EV_GET_DEAD_PAGE, head_pfn(page), "get_page on refcount 0")
+    """Called right before KVM's get_page: record I2 if the refcount it takes is at 0.
+
+    ``get_page`` increments the compound head's count (a tail page's own ``_refcount`` is
+    always 0), so the head is the page whose count is checked."""
+    hp = head_pfn(page)
+    head = getattr(_host(), "memmap", {}).get(hp, page)
+    if head.__dict__.get("refcount", 1) == 0 and not is_freed(head):
+        event(EV_GET_DEAD_PAGE, hp, "get_page on refcount 0")
 
 
 def owner_begin(owner: str) -> None:
