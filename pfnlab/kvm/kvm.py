@@ -232,3 +232,14 @@ def create_vm(
         kvm.norefs = ghost.refcount_zero_heads(host)
         host.free_hooks.append(lambda page: ghost.page_freed(kvm, page))
     return kvm, [Vcpu(kvm, n) for n in names]
+
+
+def check_gfn(kvm: Kvm, gfn: int) -> None:
+    """Set-up check: ``gfn`` is in some memslot of ``kvm``. A fault outside every memslot
+    does nothing a property could see, so a check of it would pass vacuously."""
+    slots = kvm.__dict__["memslots"]
+    if not any(sl.contains(gfn) for sl in slots):
+        where = ", ".join(f"slot {sl.id}: gfns {sl.base_gfn:#x}-{sl.base_gfn + sl.npages - 1:#x}"
+                          for sl in slots) or "none"
+        raise ValueError(f"gfn {gfn:#x} is in no memslot ({where}); vm_on places each "
+                         "region's slot at the next huge-aligned gfn unless given gfns=[...]")

@@ -22,7 +22,7 @@ from pfnlab.explore import wait_until
 from pfnlab.kvm import ghost
 from pfnlab.kvm.collapse import kvm_mmu_zap_collapsible_sptes
 from pfnlab.kvm.fault import RET_PF_RETRY, fault_owner, tdp_page_fault
-from pfnlab.kvm.kvm import Kvm, Vcpu
+from pfnlab.kvm.kvm import Kvm, Vcpu, check_gfn
 from pfnlab.kvm.notifier import kvm_put_kvm
 from pfnlab.kvm.vcpu_map import kvm_vcpu_map, kvm_vcpu_unmap, map_owner, touch_mapping
 from pfnlab.properties import NOTIFIER_BALANCED
@@ -31,6 +31,7 @@ from pfnlab.properties import NOTIFIER_BALANCED
 def vcpu_fault(vcpu: Vcpu, gfn: int, write: bool = False) -> int:
     """A vCPU faults on ``gfn`` until the fault is not RET_PF_RETRY; returns the result."""
     kvm = vcpu.kvm
+    check_gfn(kvm, gfn)  # a fault outside every memslot would check nothing: refused
     owner = fault_owner(vcpu)
     while True:
         ghost.owner_begin(owner)

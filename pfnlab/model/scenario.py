@@ -27,6 +27,7 @@ from pfnlab.explore import (
     set_context,
 )
 from pfnlab.kvm import Kvm, Memslot, Vcpu, create_vm, ghost
+from pfnlab.kvm.kvm import check_gfn
 from pfnlab.mm import Host, Region
 from pfnlab.model.variant import Variant
 from pfnlab.model.world import World
@@ -213,15 +214,32 @@ def vm_on(
     *,
     dirty_logging: bool = False,
     vcpus_hold_vm: bool = True,
+    gfns: Iterable[int] | None = None,
 ) -> Setup:
-    """A VM with one memslot per region (gfns consecutive from 0) and ``vcpus`` vCPUs.
+    """A VM with one memslot per region and ``vcpus`` vCPUs.
+
+    Memslot placement: the first region's slot starts at gfn 0 and each next one at the
+    first huge-aligned gfn after the previous slot (a 2M boundary: ``host.pmd_pages``), as
+    a VMM lays out guest memory so that huge pages can map it; so a second one-page region
+    starts at gfn 2, not 1. ``gfns=[...]`` gives each slot's base gfn instead (slots must
+    not overlap). A fault on a gfn in no slot is refused at set-up (``vcpu_faults``) or
+    when it runs (``vcpu_fault``), naming the slots.
 
     Installs host and VM into the World that :meth:`Scenario.program` set.
     """
     regs = list(regions)
-    slots = []
+    bases = list(gfns) if gfns is not None else None
+    if bases is not None and len(bases) != len(regs):
+        raise ValueError(f"vm_on: {len(bases)} gfns for {len(regs)} regions")
+    slots: list[Memslot] = []
     gfn = 0
     for i, r in enumerate(regs):
+        if bases is not None:
+            gfn = bases[i]
+            for sl in slots:
+                if gfn < sl.base_gfn + sl.npages and sl.base_gfn < gfn + r.npages:
+                    raise ValueError(f"vm_on: the slot at gfn {gfn:#x} overlaps slot {sl.id} "
+                                     f"(gfns {sl.base_gfn:#x}-{sl.base_gfn + sl.npages - 1:#x})")
         slots.append(Memslot(i, gfn, r.npages, r.start, dirty_logging=dirty_logging))
         gfn += r.npages
         gfn = -(-gfn // host.pmd_pages) * host.pmd_pages  # keep slots huge-aligned
@@ -369,6 +387,9 @@ def vcpu_faults(s: Setup, i: int, gfns: list[int], *, write: bool = True,
     from pfnlab.kvm import vcpu_exit, vcpu_fault
 
     vcpu = s.vcpus[i]
+    for gfn in gfns:
+        check_gfn(s.kvm, gfn)
+
     def fault(gfn: int) -> Callable[[], object]:
         return lambda: vcpu_fault(vcpu, gfn, write)
 
