@@ -86,7 +86,9 @@ def describe(st: TraceStep, *, full: bool = False, decisive: bool = False) -> Ro
     if a == "free":
         return Row(st.index, st.thread, inner, f"free({st.obj})")
     if a == "wait":
-        fn = st.where[-2] if len(st.where) >= 2 else inner
+        # the function that waits is the caller of the one that calls wait_until, unless
+        # that is an anonymous thread operation (a lambda): then the waiting function
+        fn = st.where[-2] if len(st.where) >= 2 and st.where[-2] != "<lambda>" else inner
         what = f"wait {st.field}" + (" - BLOCKS" if st.failed_attempt else "")
         return Row(st.index, st.thread, fn, what)
     if a in ("write", "rmw"):

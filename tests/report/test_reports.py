@@ -159,3 +159,16 @@ def test_diff_lists_the_fixed_properties_with_their_traces(tmp_path: Path) -> No
     changes = {p["property"]: p["change"] for p in doc["scenarios"][0]["properties"]}
     assert changes == {"teardown-terminates": "fixed", "refs-balanced": "fixed"}
     assert run("replay", str(path)).returncode == 0
+
+
+def test_a_wait_in_an_anonymous_operation_names_the_waiting_function() -> None:
+    from pfnlab.explore.findings import TraceStep
+    from pfnlab.report.mailtrace import describe
+
+    st = TraceStep(index=42, thread="vcpu0", label="", where=("<lambda>", "vcpu_fault"),
+                   action="wait", obj="", field="vcpu0 fault retry")
+    row = describe(st)
+    assert row is not None and row.function == "vcpu_fault"
+    st.where = ("dev_dax_unbind", "kill_dev_dax", "kill_dax")
+    row = describe(st)
+    assert row is not None and row.function == "kill_dev_dax"
