@@ -149,8 +149,20 @@ def _check_strategy(strategy: str) -> None:
         _fail(f"unknown strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from pfnlab import __version__
+
+        print(f"pfnlab {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def main_callback(ctx: typer.Context) -> None:
+def main_callback(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
     """With no command, run the matrix of every variant by every scenario."""
     if ctx.invoked_subcommand is None:
         matrix(None, None, None, None, CELL_SECONDS, "dpor", "text", default_jobs(), None, None)

@@ -38,7 +38,10 @@ def test_list_names_everything() -> None:
         (["matrix", "-S", "devdax-unbind", "--size", "vcpus=0"], "must be at least 1"),
         (["matrix", "-S", "devdax-unbind", "--size", "bogus=1"], "valid sizes:"),
         (["matrix", "--executions", "0"], "an execution budget must be at least 1"),
-        (["matrix", "--seconds", "0"], "a time budget must be positive"),
+        (["matrix", "--seconds", "0"], "a time budget must be a positive number of seconds"),
+        (["check", "v5.4", "devdax-unbind", "--seconds", "nan"],
+         "a time budget must be a positive number of seconds, not nan; leave it out"),
+        (["check", "v5.4", "devdax-unbind", "--seconds", "inf"], "not inf"),
         (["matrix", "--format", "xml"], "unknown format 'xml'; valid formats: text, json"),
         (["check", "v5.4", "devdax-unbind", "--strategy", "bfs"], "unknown strategy 'bfs'"),
         (["matrix", "--mm", "4.19"], "unknown mm version '4.19'; valid: 5.4, 5.18, variant"),
@@ -107,3 +110,10 @@ def test_the_statistics_state_the_fingerprint_collision_odds() -> None:
     states = int(m.group(1).replace(",", ""))
     assert float(m.group(2)) >= states * states / 2.0 ** 129
     assert float(m.group(2)) < 1e-20
+
+
+def test_version() -> None:
+    from pfnlab import __version__
+
+    out = run("--version")
+    assert (out.returncode, out.stdout) == (0, f"pfnlab {__version__}\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,8 +30,10 @@ class Budget:
     def __post_init__(self) -> None:
         if self.executions is not None and self.executions < 1:
             raise ValueError("an execution budget must be at least 1")
-        if self.seconds is not None and self.seconds <= 0:
-            raise ValueError("a time budget must be positive")
+        if self.seconds is not None and not (0 < self.seconds < math.inf):
+            # nan compares false with everything: it must not mean "no limit"
+            raise ValueError(f"a time budget must be a positive number of seconds, not "
+                             f"{self.seconds!r}; leave it out for no limit")
 
 
 @dataclass
