@@ -3,13 +3,16 @@
 The search strategies drive an :class:`Execution` through a tiny interface:
 ``enabled()``, ``pending_footprint(tid)``, ``step(tid)``, ``fingerprint()`` and the
 ``finding`` / ``finished`` attributes. A *step* performs a thread's pending shared access (or
-lock, wait, free) and then runs the thread's local code up to its next shared access.
+lock, wait, free) and then runs the thread's local code up to its next shared access; plain
+and guarded accesses ride along, and lock operations of mover locks join the operations next
+to them (``_joins``; docs/reductions.md says why each is sound).
 
 State fingerprints combine an incremental (Zobrist) hash of every shared field with one key
-per thread: a hash of the sequence of values the thread has received from shared state.
-Threads are deterministic, so equal keys mean equal thread states; a finished thread's key is
-a constant. Every step extends some thread's history or blocks a thread, so no fingerprint
-repeats along an execution: the state graph is acyclic.
+per thread: a hash of the values the thread has received from shared state, where a list of
+operations resets it when one starts and a summarised call's return replaces what the call
+read (threadstate.py). Threads are deterministic, so equal keys mean equal thread states; a
+finished thread's key is a constant. A retry loop can come back to an earlier state, so the
+state graph may have cycles; DPOR never prunes at a state on its stack.
 """
 
 from __future__ import annotations
