@@ -13,8 +13,9 @@ one. Its subtree may still race with the current prefix, so each cached state ke
 hit every stack event that conflicts with a summary entry of another thread, and does not
 happen before that thread's next step, gets its node fully expanded. That is the
 conservative summary method of stateful DPOR (Yang et al., SPIN 2008); it keeps the search
-sound at the cost of some reduction. The state graph is acyclic (see runtime.py), so no
-cycle proviso is needed.
+sound at the cost of some reduction. A state reached again while it is still on the stack
+(a retry loop back to an earlier state) is never pruned: no subtree is cut off by a cycle,
+so no cycle proviso is needed.
 
 Invariants of the stack, written next to the data:
 - ``len(events) == len(stack) - 1`` between iterations: ``events[i]`` leads from
