@@ -127,103 +127,82 @@ def _exact(v: Any, depth: int = 0) -> Any:
     return None
 
 
-_FIELD_KEYS: dict[tuple[str, str, Any], int] = {}
+_FIELD_KEYS: dict[tuple[Any, ...], int] = {}
+_BY_ID: dict[tuple[str, str, int], tuple[Any, int]] = {}
+_CANON: dict[Any, bytes] = {}
 
 
 def field_key(name: str, field: str, value: Any) -> int:
-    """The Zobrist key of ``name.field == value`` (memoised by exact value where
-    ``_exact`` gives one, else by identity, the memo holding the value so that its id
-    stays its own)."""
+    """The Zobrist key of ``name.field == value``, memoised: scalars by typed value, other
+    values first by identity (the memo holds the value, so that its id stays its own), then
+    by their ``_exact`` key where they have one."""
+    t = type(value)
+    if t in _SCALARS:
+        sk = (name, field, t, value)
+        key = _FIELD_KEYS.get(sk)
+        if key is None:
+            key = digest(canon((name, field, value)))
+            if len(_FIELD_KEYS) < 1_000_000:
+                _FIELD_KEYS[sk] = key
+        return key
     ik = (name, field, id(value))
     hit = _BY_ID.get(ik)
     if hit is not None and hit[0] is value:  # the same object as last time: no walk
         return hit[1]
     ek = _exact(value)
-    if ek is not None:
-        k = (name, field, ek)
-        key = _FIELD_KEYS.get(k)
-        if key is None:
-            key = digest(canon((name, field, value)))
-            if len(_FIELD_KEYS) < 1_000_000:
-                _FIELD_KEYS[k] = key
-        if type(value) not in _SCALARS:
-            if len(_BY_ID) >= 200_000:
-                _BY_ID.clear()
-            _BY_ID[ik] = (value, key)
-        return key
-    key = digest(canon((name, field, value)))
+    ck = (name, field, ek)
+    key = _FIELD_KEYS.get(ck) if ek is not None else None
+    if key is None:
+        key = digest(canon((name, field, value)))
+        if ek is not None and len(_FIELD_KEYS) < 1_000_000:
+            _FIELD_KEYS[ck] = key
     if len(_BY_ID) >= 200_000:
         _BY_ID.clear()
     _BY_ID[ik] = (value, key)
     return key
 
 
-_BY_ID: dict[tuple[str, str, int], tuple[Any, int]] = {}
-_CANON: dict[Any, bytes] = {}
-
-
-def _canon_cached(value: Any) -> bytes:
-    """``canon(value)``, memoised by ``_exact`` key."""
-    ek = _exact(value)
-    if ek is None:
-        return canon(value)
-    b = _CANON.get(ek)
-    if b is None:
-        b = canon(value)
-        if len(_CANON) < 200_000:
-            _CANON[ek] = b
-    return b
-
-
-#: extend/returned results by (key, [depth,] exact value): re-executions replay the same
-#: prefixes, so the same transitions of a thread's key recur many times
+#: key transitions by (key, tag, exact value): re-executions replay the same prefixes, so
+#: the same transitions of a thread's key recur many times
 _STEPS: dict[tuple[Any, ...], int] = {}
 _STEPS_MAX = 1_000_000
 
 
-def extend(key: int, value: Any) -> int:
-    """A thread's history key after it received ``value`` from shared state."""
+def _next_key(key: int, tag: bytes, value: Any) -> int:
+    """``digest(key + tag + canon(value))``, memoised by exact value where there is one."""
     t = type(value)
     ek = (t, value) if t in _SCALARS else _exact(value)
-    if ek is not None:
-        mk = (key, ek)
-        hit = _STEPS.get(mk)
-        if hit is not None:
-            return hit
-    b = _CANON.get(ek) if ek is not None else None
-    if b is None:
-        b = _canon_cached(value)
-    out = digest(key.to_bytes(_DIGEST, "little") + b)
-    if ek is not None:
+    if ek is None:
+        return digest(key.to_bytes(_DIGEST, "little") + tag + canon(value))
+    mk = (key, tag, ek)
+    out = _STEPS.get(mk)
+    if out is None:
+        b = _CANON.get(ek)
+        if b is None:
+            b = canon(value)
+            if len(_CANON) < 200_000:
+                _CANON[ek] = b
+        out = digest(key.to_bytes(_DIGEST, "little") + tag + b)
         if len(_STEPS) >= _STEPS_MAX:
             _STEPS.clear()
         _STEPS[mk] = out
     return out
+
+
+def extend(key: int, value: Any) -> int:
+    """A thread's history key after it received ``value`` from shared state."""
+    return _next_key(key, b"", value)
 
 
 def returned(key: int, depth: int, value: Any) -> int:
     """A thread's key after the call at nesting ``depth`` that began at key ``key``
-    returned ``value`` (see threadstate.call_summarised); never equal to an ``extend`` key.
+    returned ``value`` (see threadstate.call_summarised); never equal to an ``extend`` key
+    (no canonical encoding starts with ``R``).
 
     The depth is what tells apart two calls that began at the same key, one inside the
     other (``return f(x)`` after a read): without it, the point right after the inner call
     returned and the point after the outer one returned would share a key."""
-    t = type(value)
-    ek = (t, value) if t in _SCALARS else _exact(value)
-    if ek is not None:
-        mk = (key, depth, ek)
-        hit = _STEPS.get(mk)
-        if hit is not None:
-            return hit
-    b = _CANON.get(ek) if ek is not None else None
-    if b is None:
-        b = _canon_cached(value)
-    out = digest(key.to_bytes(_DIGEST, "little") + b"R%d:" % depth + b)
-    if ek is not None:
-        if len(_STEPS) >= _STEPS_MAX:
-            _STEPS.clear()
-        _STEPS[mk] = out
-    return out
+    return _next_key(key, b"R%d:" % depth, value)
 
 
 def combine(parts: list[int]) -> int:
