@@ -51,6 +51,13 @@ from pfnlab.explore.threadstate import _THREAD_MODE, Statics, ops_key
 READ, WRITE, RMW, ACQUIRE, RELEASE, WAIT, FREE = range(7)
 _ACTION = ("read", "write", "rmw", "lock", "unlock", "wait", "free")
 
+
+def _action(kind: int, field: str) -> str:
+    """The trace's name of an operation: an Srcu's read lock and unlock are not a lock's."""
+    if field == "readers" and kind in (ACQUIRE, RELEASE):
+        return "srcu_read_lock" if kind == ACQUIRE else "srcu_read_unlock"
+    return _ACTION[kind]
+
 # Modes of the execution: who is running model code right now.
 _SCHED, _THREAD, _PEEK = range(3)
 assert _THREAD == _THREAD_MODE  # threadstate.call_summarised tests the mode too
@@ -88,10 +95,8 @@ class Op:
         """A label for this step, without the function name."""
         name = self.obj.__dict__["_name"]
         k = self.kind
-        if k == ACQUIRE:
-            return f"lock {name}" if self.field == "owner" else f"srcu_read_lock {name}"
-        if k == RELEASE:
-            return f"unlock {name}" if self.field == "owner" else f"srcu_read_unlock {name}"
+        if k in (ACQUIRE, RELEASE):
+            return f"{_action(k, self.field)} {name}"
         if k == WAIT:
             return f"wait {self.field}"
         if k == FREE:
@@ -183,6 +188,7 @@ class Execution:
         self.has_plain = False           # some object has Plain fields: detect races
         self.races: RaceDetector | None = None
         self._plain_cache: dict[tuple[type, str], bool] = {}
+        self._guard_cache: dict[tuple[type, str], Any] = {}
 
         prev = HOOKS.current
         HOOKS.current = self
@@ -383,6 +389,15 @@ class Execution:
             v = self._plain_cache[key] = is_plain(type(obj), field)
         return v
 
+    def _guard_of(self, obj: Shared, field: str) -> Any:
+        """The Guarded descriptor of ``obj.field``, or None (cached by type)."""
+        key = (type(obj), field)
+        try:
+            return self._guard_cache[key]
+        except KeyError:
+            g = self._guard_cache[key] = guard_of(type(obj), field)
+            return g
+
     # ----------------------------------------------------------- guarded accesses
     def guarded_read(self, obj: Shared, g: Any) -> Any:
         """A read of a Guarded field (see shared.Guarded)."""
@@ -518,7 +533,7 @@ class Execution:
         if self.mode == _THREAD:
             if self._is_plain(obj, field):
                 return self._plain(RMW, obj, field, update)
-            g = guard_of(type(obj), field)
+            g = self._guard_of(obj, field)
             if g is not None and self._guard(obj, g, RMW) == _RIDE:
                 return self._plain(RMW, obj, field, update, race_check=False)
             return self._yield(Op(RMW, obj, field, update))
@@ -699,7 +714,7 @@ class Execution:
                 self.trace.append(TraceStep(
                     index=len(self.trace), thread=t.name,
                     label=self.labels[-1] if not joined else self.label(t.tid),
-                    where=op.where, action=_ACTION[k], obj=name, field=op.field,
+                    where=op.where, action=_action(k, op.field), obj=name, field=op.field,
                     before=d.get(op.field), after=None, joined=joined))
             return ((d["_idx"], op.field, k != READ),), _ABORT
         races = self.races
@@ -819,8 +834,7 @@ class Execution:
                     thread=t.name,
                     label=label,
                     where=op.where,
-                    action=_ACTION[k] if field != "readers" or k not in (ACQUIRE, RELEASE)
-                    else ("srcu_read_lock" if k == ACQUIRE else "srcu_read_unlock"),
+                    action=_action(k, field),
                     obj=name if k != WAIT else "",
                     field=field,
                     before=before,
@@ -834,7 +848,7 @@ class Execution:
             self._traced = self.trace[-1]
         if not resume:
             return fp, _STOPPED
-        if k in (WRITE, RMW, RELEASE, FREE) or field == "readers":
+        if k in (WRITE, RMW, RELEASE, FREE):  # (an srcu_read_lock can only disable)
             self.enabling = True
         self._received(t, result)
         self._resume(t, result)
@@ -916,7 +930,7 @@ class Execution:
                               _mover_read(*bad, f"the condition of wait {op.field!r}"))
             ok = False
         for i, f in reads:
-            g = guard_of(type(self.objects[i]), f) if i >= 0 else None
+            g = self._guard_of(self.objects[i], f) if i >= 0 else None
             if g is not None and not g.lockless_reads:
                 name = self.objects[i].name
                 self._set_finding(

@@ -70,14 +70,21 @@ class Field(Generic[T]):
         rt = HOOKS.current
         if rt is None:
             return obj.__dict__[self.name]
-        return rt.read(obj, self.name)
+        return self._load(rt, obj)
 
     def __set__(self, obj: Shared, value: T) -> None:
         rt = HOOKS.current
         if rt is None:
             obj.__dict__[self.name] = value
         else:
-            rt.write(obj, self.name, value)
+            self._store(rt, obj, value)
+
+    # How the running execution ``rt`` performs an access; each kind of field says its own.
+    def _load(self, rt: Any, obj: Shared) -> Any:
+        return rt.read(obj, self.name)
+
+    def _store(self, rt: Any, obj: Shared, value: Any) -> None:
+        rt.write(obj, self.name, value)
 
 
 class Plain(Field[T]):
@@ -102,20 +109,11 @@ class Plain(Field[T]):
         super().__set_name__(owner, name)
         setattr(owner, "_has_plain_", True)  # noqa: B010
 
-    def __get__(self, obj: Shared | None, objtype: type | None = None) -> Any:
-        if obj is None:
-            return self
-        rt = HOOKS.current
-        if rt is None:
-            return obj.__dict__[self.name]
+    def _load(self, rt: Any, obj: Shared) -> Any:
         return rt.plain_read(obj, self.name)
 
-    def __set__(self, obj: Shared, value: T) -> None:
-        rt = HOOKS.current
-        if rt is None:
-            obj.__dict__[self.name] = value
-        else:
-            rt.plain_write(obj, self.name, value)
+    def _store(self, rt: Any, obj: Shared, value: Any) -> None:
+        rt.plain_write(obj, self.name, value)
 
 
 class Guarded(Field[T]):
@@ -140,20 +138,11 @@ class Guarded(Field[T]):
         self.by = by
         self.lockless_reads = lockless_reads
 
-    def __get__(self, obj: Shared | None, objtype: type | None = None) -> Any:
-        if obj is None:
-            return self
-        rt = HOOKS.current
-        if rt is None:
-            return obj.__dict__[self.name]
+    def _load(self, rt: Any, obj: Shared) -> Any:
         return rt.guarded_read(obj, self)
 
-    def __set__(self, obj: Shared, value: T) -> None:
-        rt = HOOKS.current
-        if rt is None:
-            obj.__dict__[self.name] = value
-        else:
-            rt.guarded_write(obj, self, value)
+    def _store(self, rt: Any, obj: Shared, value: Any) -> None:
+        rt.guarded_write(obj, self, value)
 
 
 def guard_of(cls: type, field: str) -> Guarded[Any] | None:

@@ -215,10 +215,11 @@ def ops_key(name: str, ops: list[Any], index: int, statics: Statics | None) -> i
     return digest(b"".join(enc.out))
 
 
-_IMMUTABLE = frozenset({int, str, bool, type(None), float, bytes, complex, range})
+_IMMUTABLE: frozenset[type] = frozenset(
+    {int, str, bool, type(None), float, bytes, complex, range})
 #: types every instance of which is fine as an argument: the scalars, and each Shared
 #: subclass once met (learnt, so that the common case is one set lookup)
-_OK_TYPES: set[type] = {int, str, bool, type(None), float, bytes, complex, range}
+_OK_TYPES: set[type] = set(_IMMUTABLE)
 _THREAD_MODE = 1  # runtime._THREAD: model thread code is running
 
 
