@@ -30,7 +30,7 @@ from pfnlab.explore import (
     wait_for_change,
     wait_until,
 )
-from pfnlab.explore.search import Budget, explore, replay
+from pfnlab.explore.search import Budget, explore
 from pfnlab.explore.search.brute import explore_brute
 from pfnlab.explore.search.dpor import explore_dpor
 from tests.engine.oracle import typed_final_states
@@ -70,9 +70,9 @@ def test_a_lock_joins_the_accesses_next_to_it() -> None:
     coarse = explore_brute(_critical_sections(True), Budget(), stop_first=False)
     fine = explore_brute(_critical_sections(False), Budget(), stop_first=False)
     assert coarse.ok and fine.ok
-    assert coarse.stats.steps < fine.stats.steps
-    rr = replay(_critical_sections(True), [])
-    assert rr.finding is None
+    # two steps per thread (a failed attempt is a step too) against four
+    assert (coarse.stats.executions, coarse.stats.steps) == (4, 18)
+    assert (fine.stats.executions, fine.stats.steps) == (8, 70)
     # the trace shows every operation; joined ones say so
     prog = _critical_sections(True)
     from pfnlab.explore.runtime import Execution
@@ -203,7 +203,7 @@ def test_srcu_sections_are_movers_and_synchronize_waits_for_readers() -> None:
                          collect_final_states=True)
     assert coarse.ok and fine.ok
     assert coarse.final_states == fine.final_states
-    assert coarse.stats.executions < fine.stats.executions
+    assert (coarse.stats.executions, fine.stats.executions) == (9, 20)
 
 
 def test_only_synchronize_may_read_an_srcus_readers() -> None:
@@ -256,9 +256,9 @@ def test_call_summaries_merge_states_and_agree() -> None:
         assert runs[0].final_states == runs[1].final_states
         assert runs[0].violations == runs[1].violations
         if mutable:  # not summarised: the same states
-            assert runs[1].stats.states == runs[0].stats.states
+            assert runs[1].stats.states == runs[0].stats.states == 52
         else:
-            assert runs[1].stats.states < runs[0].stats.states
+            assert (runs[1].stats.states, runs[0].stats.states) == (33, 52)
 
 
 # ------------------------------------------------------------------ differential
@@ -519,7 +519,7 @@ def test_guarded_accesses_ride_along_but_not_past_what_enables_a_free() -> None:
         assert {f.key for f in coarse.findings} == {f.key for f in fine.findings}
         assert (("use-after-free", "use-after-free") in {f.key for f in coarse.findings}) \
             == put_first
-        assert coarse.stats.steps < fine.stats.steps
+        assert (coarse.stats.steps, fine.stats.steps) == ((27, 259) if put_first else (14, 62))
 
 
 _INNER = st.sampled_from(["rs", "ws", "rq", "wq", "dec"])
