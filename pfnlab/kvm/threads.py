@@ -31,7 +31,10 @@ from pfnlab.properties import NOTIFIER_BALANCED
 def vcpu_fault(vcpu: Vcpu, gfn: int, write: bool = False) -> int:
     """A vCPU faults on ``gfn`` until the fault is not RET_PF_RETRY; returns the result."""
     kvm = vcpu.kvm
-    check_gfn(kvm, gfn)  # a fault outside every memslot would check nothing: refused
+    # In the kernel a gfn in no memslot is MMIO (emulated, no pfn): nothing any property
+    # of this model sees, so a scenario that faults there is a set-up mistake (the memslot
+    # geometry is set up once; flag changes keep it). Refused, naming the memslots.
+    check_gfn(kvm, gfn)
     owner = fault_owner(vcpu)
     while True:
         ghost.owner_begin(owner)

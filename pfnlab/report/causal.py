@@ -125,10 +125,12 @@ def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
     locks = _locksets(tr)
     # one entry per scheduling step: an operation that joined the step before it (a lock
     # acquire runs on into the next access, a release joins the one before) is not one
-    unit: list[int] = []
+    order: list[str] = []   # the thread of each scheduling step
+    unit: list[int] = []    # the scheduling step of each trace entry
     for st in tr:
-        unit.append(unit[-1] if st.joined and unit else (unit[-1] + 1 if unit else 0))
-    order = [st.thread for st in tr if not st.joined or st is tr[0]]
+        if not st.joined or not order:
+            order.append(st.thread)
+        unit.append(len(order) - 1)
     tried = 0
     for i, j in pairs[:max_pairs]:
         b = tr[j].thread
