@@ -204,6 +204,10 @@ class Execution:
         if not inst.threads:
             raise ValueError(f"program {program.name!r} has no threads")
         self.instance = inst
+        # Unstable checks read intermediate states: then no reduction may skip a state a
+        # write leaves behind (a Guarded write is a step, an acquire does not run on past a
+        # write). Stable and final checks lose nothing by it: a stable violation persists.
+        self.unstable = any(not c.stable for c in (*inst.invariants, *inst.goals))
         self.threads: list[ThreadState] = []
         for tid, (name, fn) in enumerate(inst.threads.items()):
             self.threads.append(ThreadState(tid, name, greenlet.greenlet(self._trampoline(fn))))
@@ -433,8 +437,8 @@ class Execution:
         # the object is not (kvm_destroy_vm frees without mmu_lock): an operation earlier in
         # this step that changed shared state may have enabled that free, so after one
         # the access is a scheduling point of its own.
-        if held and (kind == READ or not g.lockless_reads) and self.movers \
-                and not self.enabling:
+        if held and (kind == READ or not (g.lockless_reads or self.unstable)) \
+                and self.movers and not self.enabling:
             return _RIDE
         if held or (kind == READ and g.lockless_reads):
             return _STEP
@@ -649,7 +653,8 @@ class Execution:
                 return fp + tuple(self.plain_fp)
             if status == _STOPPED or self.finding is not None:
                 break
-            movers = movers and op.kind == ACQUIRE and self._mover(op.obj)
+            movers = movers and op.kind == ACQUIRE and self._mover(op.obj) and not (
+                self.unstable and (self.ghost_writes or any(w for _i, _f, w in self.plain_fp)))
             nxt = t.op
             if nxt is None or not self._joins(t, nxt, movers):
                 break

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pfnlab.explore import (
     Check,
     Field,
+    Ghost,
     Guarded,
     Instance,
     Lock,
@@ -595,3 +596,40 @@ def test_guarded_fields_agree_with_every_intermediate_state(threads: Any, freer:
 
 def _by_kind(violations: set[tuple[str, str, str]]) -> set[tuple[str, ...]]:
     return {(k, p) if k == "use-after-free" else (k, p, m) for k, p, m in violations}
+
+
+def test_an_acquire_does_not_run_past_a_write_an_unstable_check_may_see() -> None:
+    """Found by the long differential run: the state right after an acquire is not only
+    the state before it plus the owner, when the code after the acquire writes (here a
+    ghost counter). An unstable invariant false only there must still be reported; stable
+    checks lose nothing (a stable violation persists), so only then does the step stop."""
+
+    class Ledger(Shared):
+        n = Ghost(0)
+
+    def build(stable: bool) -> Any:
+        def b() -> Instance:
+            lock, x, led = Lock("L"), Var("x"), Ledger("led")
+
+            def t0() -> None:
+                lock.acquire()
+                led.n = led.n + 1
+                x.v = 1
+                lock.release()
+
+            inv = Check("mid", lambda: "inside" if led.n == 1 and x.v == 0 else None,
+                        stable=stable)
+            return Instance(threads={"t0": t0}, invariants=[inv])
+        return b
+
+    res = explore(Program("unstable", build(False)))
+    assert [(f.prop, f.message) for f in res.findings] == [("mid", "inside")]
+    assert _steps(res.findings[0]) == ["t0: t0: lock L"]
+    # the acquire stops before the write only when an unstable check is there to see it
+    from pfnlab.explore.runtime import Execution
+
+    for stable, after_one_step in ((False, "write x.v"), (True, None)):
+        ex = Execution(Program("joins", build(stable)))
+        ex.step(0)
+        op = ex.threads[0].op
+        assert (op.describe() if op is not None else None) == after_one_step
