@@ -642,6 +642,7 @@ class Execution:
         if self.trace_on:
             self.labels.append(self.label(tid))
         self.plain_fp = []
+        self.ghost_writes = []  # this step's only (the initial run's are in the initial state)
         fp: Footprint = ()
         movers = True  # every operation so far was a successful acquire of a mover lock
         self.enabling = False  # whether an operation of this step may have enabled another
