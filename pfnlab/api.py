@@ -23,6 +23,7 @@ from typing import Any
 from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget, explore
 from pfnlab.explore.search.common import Result as SearchResult
+from pfnlab.explore.search.common import not_established
 from pfnlab.model.kfunc import KERNEL_FUNCTIONS
 from pfnlab.model.scenario import SCENARIOS
 from pfnlab.model.variant import VARIANTS
@@ -68,12 +69,21 @@ class Result:
         """Goals of the scenario no execution reached (a pass would be vacuous)."""
         return list(self.search.goals_missed)
 
+    @property
+    def not_established(self) -> dict[str, str]:
+        """The scenario's properties violated nowhere that still do not hold: executions
+        cut short by a finding of another property (a use after free, ``fail()``) leave
+        the rest of them unchecked. Maps each to why ("masked by P in N executions")."""
+        return not_established(self.search, SCENARIOS[self.scenario].properties)
+
     def summary(self) -> str:
         """One line: findings or pass, and the coverage."""
         head = (f"{self.variant} / {self.scenario}: "
                 + (f"violates {', '.join(self.violated)}" if self.violated else "no finding"))
         extra = f"; goals never reached: {', '.join(self.goals_missed)}" if self.goals_missed \
             else ""
+        if self.not_established:
+            extra += f"; not established: {', '.join(self.not_established)}"
         st = self.search.stats
         return f"{head} ({self.coverage}; {st.executions} executions{extra})"
 

@@ -17,6 +17,7 @@ from pfnlab.api import ModelFile, ModelFileError, load_model
 from pfnlab.explore.fingerprint import collision_odds
 from pfnlab.explore.program import Program
 from pfnlab.explore.search import STRATEGIES, Budget, Result, Stats, explore, reporting
+from pfnlab.explore.search.common import not_established
 from pfnlab.matrix import (
     CELL_SECONDS,
     Cell,
@@ -323,8 +324,9 @@ def _print_check(variant: str, scenario: str, sizes: dict[str, int], program: Pr
 
     title = f"{variant} / {scenario}"
     analyses = [analyse(program, f) for f in res.findings]
+    sc = SCENARIOS[scenario]
+    masked = not_established(res, sc.properties)
     if fmt == "json" or output:
-        sc = SCENARIOS[scenario]
         _emit_json({
             "schema": CHECK_SCHEMA,
             "variant": variant,
@@ -334,6 +336,7 @@ def _print_check(variant: str, scenario: str, sizes: dict[str, int], program: Pr
             "exhaustive": res.exhaustive,
             "goals_reached": res.goals_reached,
             "goals_missed": res.goals_missed,
+            "not_established": masked,
             "stats": res.stats.as_dict(),
             "findings": [finding_json(title, an) for an in analyses],
         }, output)
@@ -346,6 +349,11 @@ def _print_check(variant: str, scenario: str, sizes: dict[str, int], program: Pr
     if not res.findings:
         out.append(f"{title}: no finding")
     out += textwrap.wrap(f"coverage: {res.coverage}", 80, subsequent_indent="  ")
+    for why in dict.fromkeys(masked.values()):
+        props = [p for p, w in masked.items() if w == why]
+        out += textwrap.wrap(f"not established: {', '.join(props)} — {why} (a finding that "
+                             "ends its execution leaves the rest of it unchecked)", 80,
+                             subsequent_indent="  ", break_on_hyphens=False)
     if res.goals_missed:
         out += textwrap.wrap(f"goals never reached (a pass would be vacuous): "
                              f"{', '.join(res.goals_missed)}", 80, subsequent_indent="  ")

@@ -8,6 +8,11 @@ A cell's verdict for a property comes only from the search that ran for that cel
   equivalence) and none violates it, and every "sometimes" goal of the scenario was reached;
 - ``not-covered``: the scenario checks it, nothing violated it, but the search was cut by a
   budget or bound, or a goal was never reached (a vacuous pass is not a pass);
+- ``not-established``: the search covered every interleaving and none violates it, but some
+  executions were cut short by a finding of another property that ends its execution (a
+  use after free, a ``fail()``/``BUG_ON``, a model exception): what would have happened in
+  the rest of them is unchecked. The reason says which property masked it in how many
+  executions ("masked by no-metadata-after-teardown in 12 executions");
 - ``n/a``: the scenario does not check it.
 """
 
@@ -22,11 +27,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pfnlab.explore.search import Budget, explore
+from pfnlab.explore.search.common import masked
 from pfnlab.properties import PROPERTIES
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.variants import VARIANTS
 
 HOLDS, VIOLATED, NA, NOT_COVERED = "holds", "violated", "n/a", "not-covered"
+NOT_ESTABLISHED = "not-established"
 MM_CHOICES = (None, "5.4", "5.18", "variant")
 
 
@@ -61,13 +68,16 @@ class Cell:
         return [p for p, v in self.verdicts.items() if v.verdict == VIOLATED]
 
     def status(self) -> str:
-        """``violated``, ``model-error``, ``not-covered`` or ``holds`` for the whole cell."""
+        """``violated``, ``model-error``, ``not-covered``, ``not-established`` or ``holds``
+        for the whole cell."""
         if self.model_errors:
             return "model-error"
         if self.violated():
             return VIOLATED
         if any(v.verdict == NOT_COVERED for v in self.verdicts.values()):
             return NOT_COVERED
+        if any(v.verdict == NOT_ESTABLISHED for v in self.verdicts.values()):
+            return NOT_ESTABLISHED
         return HOLDS
 
 
@@ -153,6 +163,8 @@ def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
             verdicts[pid] = Verdict(
                 NOT_COVERED, f"vacuous: goal never reached: {', '.join(res.goals_missed)}"
             )
+        elif why := masked(res, pid):
+            verdicts[pid] = Verdict(NOT_ESTABLISHED, why)
         else:
             verdicts[pid] = Verdict(HOLDS)
     return Cell(

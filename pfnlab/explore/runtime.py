@@ -26,23 +26,19 @@ from typing import Any
 
 import greenlet
 
+from pfnlab.explore.checking import Checking
 from pfnlab.explore.findings import (
     ASSERTION,
     DATA_RACE,
     EXCEPTION,
-    FINAL,
-    HANG,
-    INVARIANT,
-    NO_PROGRESS,
     USE_AFTER_FREE,
     Finding,
     ModelViolation,
     TraceStep,
 )
 from pfnlab.explore.fingerprint import Unencodable, combine, digest, extend, field_key
-from pfnlab.explore.program import Check, Instance, Program
+from pfnlab.explore.program import Instance, Program
 from pfnlab.explore.races import Race, RaceDetector
-from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared, guard_of, is_plain
 from pfnlab.explore.sync import MOVER_FIELD
 from pfnlab.explore.threadstate import _THREAD_MODE, Statics, ops_key
@@ -125,7 +121,7 @@ class ThreadState:
 
 _ENGINE_FILES = {
     __file__.rsplit("/", 1)[0] + "/" + f
-    for f in ("runtime.py", "shared.py", "sync.py", "threadstate.py")
+    for f in ("runtime.py", "checking.py", "shared.py", "sync.py", "threadstate.py")
 }
 
 
@@ -134,7 +130,7 @@ def hide_from_traces(filename: str) -> None:
     _ENGINE_FILES.add(filename)
 
 
-class Execution:
+class Execution(Checking):
     """One run of ``program`` from its initial state, stepped by a search strategy."""
 
     def __init__(
@@ -163,7 +159,10 @@ class Execution:
         self.statics: Statics | None = None  # set-up objects (threadstate.py)
         self.zob = 0
         self.nsteps = 0
-        self.finding: Finding | None = None
+        self.finding: Finding | None = None   # the halting finding (checking.py)
+        self.noted: list[Finding] = []         # findings the execution went on past
+        self.noted_keys: set[tuple[str, str]] = set()
+        self.inv_false: set[int] = set()       # stable invariants found false
         self.finished = False            # every thread finished (final checks done)
         self.schedule: list[int] = []    # tids chosen so far
         self.trace: list[TraceStep] = []
@@ -1019,154 +1018,6 @@ class Execution:
             f"{t.name} {op.describe()} after it was freed ({why})",
         )
 
-    def _set_finding(
-        self, t: ThreadState | None, kind: str, prop: str, message: str, tb: str = ""
-    ) -> None:
-        if self.finding is not None:
-            return
-        details: dict[str, Any] = {}
-        if t is not None:
-            details["thread"] = t.name
-        if tb:
-            details["traceback"] = tb
-        self.finding = Finding(kind, prop, message, Schedule(self._steps()), details=details)
-
-    def _steps(self) -> list[Step]:
-        names = [t.name for t in self.threads]
-        if self.labels:
-            pairs = zip(self.schedule, self.labels, strict=False)
-            return [Step(names[tid], lab) for tid, lab in pairs]
-        return [Step(names[tid], "") for tid in self.schedule]
-
-    def _run_check(
-        self, check: Check, reads: set[tuple[int, str]] | None, observe: bool = False
-    ) -> object:
-        prev_mode, prev_peek = self.mode, self.peek
-        if reads is None:
-            reads = set()
-        self.mode, self.peek = _PEEK, reads
-        prev = HOOKS.current
-        HOOKS.current = self
-        try:
-            return check.fn()
-        except Exception as e:
-            self._set_finding(None, EXCEPTION, "exception", f"check {check.name}: {e!r}")
-            return None
-        finally:
-            self.mode, self.peek = prev_mode, prev_peek
-            HOOKS.current = prev
-            if observe:
-                self.observed |= reads
-
-    def _check_all(self) -> None:
-        inst = self.instance
-        for i, inv in enumerate(inst.invariants):
-            self._check_inv(i, inv)
-            if self.finding is not None:
-                return
-        for i, goal in enumerate(inst.goals):
-            self._check_goal(i, goal)
-
-    def _check_inv(self, i: int, inv: Check) -> None:
-        reads: set[tuple[int, str]] = set()
-        msg = self._run_check(inv, reads, observe=not inv.stable)
-        self.inv_reads[i] = reads
-        self._mover_check(inv, reads)
-        if msg and self.finding is None:
-            self._set_finding(None, INVARIANT, inv.prop, str(msg))
-
-    def _check_goal(self, i: int, goal: Check) -> None:
-        if goal.name in self.goals_reached:
-            return
-        reads: set[tuple[int, str]] = set()
-        # goals read intermediate states too: unless stable (once reached, reached in every
-        # extension), the steps that change what they read are ordered (visibility proviso)
-        if self._run_check(goal, reads, observe=not goal.stable):
-            self.goals_reached.add(goal.name)
-        self.goal_reads[i] = reads
-        self._mover_check(goal, reads)
-
-    def _mover_check(self, check: Check, reads: set[tuple[int, str]]) -> None:
-        """An unstable check may not read a mover lock's owner (it would see only the states
-        between kernel-level steps, where an acquire has joined the access after it)."""
-        if check.stable or self.finding is not None:
-            return
-        bad = self._mover_reads(reads)
-        if bad:
-            self._set_finding(None, EXCEPTION, "exception",
-                              _mover_read(*bad, f"check {check.name}"))
-
-    def _check_after(self, fp: Footprint) -> None:
-        writes = [(i, f) for i, f, w in fp if w]
-        if self.ghost_writes:
-            writes += self.ghost_writes
-            self.ghost_writes = []
-        if not writes:
-            return
-        inst = self.instance
-        for i, inv in enumerate(inst.invariants):
-            if _touches(self.inv_reads[i], writes):
-                self._check_inv(i, inv)
-                if self.finding is not None:
-                    return
-        for i, goal in enumerate(inst.goals):
-            if goal.name not in self.goals_reached and _touches(self.goal_reads[i], writes):
-                self._check_goal(i, goal)
-
-    def _check_end(self) -> None:
-        if self.finding is not None or self.finished:
-            return
-        if self.nsteps > self.max_steps:
-            self._set_finding(
-                None,
-                NO_PROGRESS,
-                "no-progress",
-                f"execution did not finish within {self.max_steps} steps: a livelock or an "
-                "unbounded retry loop? raise max_steps if the model really needs more",
-            )
-            return
-        if any(t.op is not None for t in self.threads):
-            if not any(t.op is not None and not t.blocked for t in self.threads):
-                self._hang()
-            return
-        self.finished = True
-        if self.check_on:
-            self._final_checks()
-
-    def _final_checks(self) -> None:
-        for chk in self.instance.final_checks:
-            msg = self._run_check(chk, None)
-            if msg and self.finding is None:
-                self._set_finding(None, FINAL, chk.prop, str(msg))
-                return
-
-    def _hang(self) -> None:
-        waits: dict[str, str] = {}
-        for t in self.threads:
-            op = t.op
-            if op is None:
-                continue
-            if op.kind == ACQUIRE:
-                waits[t.name] = f"lock {op.obj.name} held by {op.obj.__dict__['owner']}"
-            else:
-                waits[t.name] = op.field
-        desc = "; ".join(f"{n} waits for {w}" for n, w in waits.items())
-        prop = next((self.hang_props[w] for w in waits.values() if self.hang_props.get(w)), "")
-        self._set_finding(None, HANG, prop or "hang", f"every live thread is blocked: {desc}")
-        assert self.finding is not None
-        self.finding.details["waits"] = waits
-
-    def enable_checks(self) -> None:
-        """Turn invariant checking on after a re-execution that ran without it."""
-        if self.check_on:
-            return
-        self.check_on = True
-        self.ghost_writes = []
-        if self.finding is None:
-            self._check_all()
-        if self.finding is None and self.finished:
-            self._final_checks()
-
     def thread_names(self) -> list[str]:
         """Names of the threads, indexed by tid."""
         return [t.name for t in self.threads]
@@ -1218,15 +1069,6 @@ def _mover_read(obj: Shared, field: str, who: str) -> str:
                 f"Lock({name!r}, mover=False) to make its lock operations steps of their own")
     return (f"{who} reads {name}.readers: only {name}.synchronize() may wait on an Srcu's "
             "readers; use a Field counter and wait_until for another condition")
-
-
-def _touches(reads: set[tuple[int, str]], writes: list[tuple[int, str]]) -> bool:
-    for i, f in writes:
-        if (i, f) in reads:
-            return True
-        if f == ALL_FIELDS and any(r[0] == i for r in reads):
-            return True
-    return False
 
 
 def _model_stack() -> tuple[str, ...]:

@@ -84,20 +84,20 @@ def _run(program: Program, order: list[str], key: tuple[str, str],
     try:
         names = ex.thread_names()
         for th in order:
-            if ex.finding is not None or ex.finished:
+            if ex.finding is not None or ex.finished or ex.found(key):
                 break
             tid = names.index(th)
             if tid not in ex.enabled():
                 return "infeasible"
             ex.step(tid)
-        while ex.finding is None and not ex.finished:
+        while ex.finding is None and not ex.finished and not ex.found(key):
             en = ex.enabled()
             if not en:
                 break
             ex.step(en[-1] if pick_last else en[0])
-        if ex.finding is None:
-            return "clean"
-        return "same" if ex.finding.key == key else "other"
+        if ex.found(key):
+            return "same"
+        return "other" if ex.findings() else "clean"
     finally:
         ex.close()
 

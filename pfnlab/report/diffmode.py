@@ -17,6 +17,7 @@ from typing import Any
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.search import Budget, Result, explore, replay
+from pfnlab.explore.search.common import masked
 from pfnlab.report.analysis import Analysis, analyse, render_report
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.variants import VARIANTS
@@ -35,6 +36,8 @@ class PropDiff:
     other: str                       # what the schedule does on the other variant
     message_a: str = ""
     message_b: str = ""
+    #: why the change is unknown: a search cut by a budget, or the property masked there
+    why: str = ""
 
 
 @dataclass
@@ -61,12 +64,22 @@ def _on_other(variant: str, scenario: str, sizes: dict[str, int], f: Finding) ->
     rr = replay(prog, Schedule(Step(s.thread, "") for s in f.schedule), strict=False)
     if rr.diverged:
         return f"on {variant} the schedule diverges: {rr.message}"
-    g = rr.finding
+    g = rr.find(f.key) or rr.finding
     if g is None:
         return f"on {variant} the same schedule runs without a finding"
     if g.key == f.key:
         return f"on {variant} the same schedule shows it too"
     return f"on {variant} the same schedule ends in {g.kind} {g.prop}: {g.message}"
+
+
+def _undecided(res: Result, prop: str, variant: str) -> str:
+    """Why ``res`` (where ``prop`` was not violated) does not show that it holds, or ""."""
+    if not res.exhaustive:
+        return f"search not exhaustive on {variant}"
+    if res.goals_missed:
+        return f"goal never reached on {variant}: {', '.join(res.goals_missed)}"
+    why = masked(res, prop)
+    return f"not established on {variant}: {why}" if why else ""
 
 
 def diff(a: str, b: str, scenarios: list[str], *, sizes: dict[str, int] | None = None,
@@ -87,13 +100,13 @@ def diff(a: str, b: str, scenarios: list[str], *, sizes: dict[str, int] | None =
                 sd.props.append(PropDiff(prop, BOTH, a, analyse(pa, x),
                                          _on_other(b, name, sz, x), x.message, y.message))
             elif x is not None:
-                change = FIXED if rb.exhaustive and not rb.goals_missed else UNKNOWN
-                sd.props.append(PropDiff(prop, change, a, analyse(pa, x),
-                                         _on_other(b, name, sz, x), x.message, ""))
+                why = _undecided(rb, prop, b)
+                sd.props.append(PropDiff(prop, UNKNOWN if why else FIXED, a, analyse(pa, x),
+                                         _on_other(b, name, sz, x), x.message, "", why))
             elif y is not None:
-                change = BROKEN if ra.exhaustive and not ra.goals_missed else UNKNOWN
-                sd.props.append(PropDiff(prop, change, b, analyse(pb, y),
-                                         _on_other(a, name, sz, y), "", y.message))
+                why = _undecided(ra, prop, a)
+                sd.props.append(PropDiff(prop, UNKNOWN if why else BROKEN, b, analyse(pb, y),
+                                         _on_other(a, name, sz, y), "", y.message, why))
         out.append(sd)
     return out
 
@@ -109,7 +122,7 @@ def render_diff(a: str, b: str, diffs: list[ScenarioDiff], *, full: bool = False
             out.append(f"  no difference: the same properties hold in {a} and {b}")
         for p in sd.props:
             label = {FIXED: f"fixed in {b}", BROKEN: f"broken in {b}",
-                     BOTH: "violated in both", UNKNOWN: "differs (search not exhaustive)"}
+                     BOTH: "violated in both", UNKNOWN: f"differs ({p.why})"}
             out.append(f"  {p.prop}: {label[p.change]}")
     for sd in diffs:
         for p in sd.props:
@@ -134,7 +147,7 @@ def diff_json(a: str, b: str, diffs: list[ScenarioDiff]) -> dict[str, Any]:
              "exhaustive_b": sd.exhaustive_b,
              "properties": [
                  {"property": p.prop, "change": p.change, "found_in": p.found_in,
-                  "message_a": p.message_a, "message_b": p.message_b,
+                  "message_a": p.message_a, "message_b": p.message_b, "why": p.why,
                   "on_other_variant": p.other,
                   "finding": (finding_json(f"{p.found_in} / {sd.scenario}", p.analysis)
                               if p.analysis is not None else None)}

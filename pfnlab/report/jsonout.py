@@ -126,7 +126,7 @@ def replay_saved(variant: str, scenario: str, sizes: dict[str, int],
     program = sc.program(VARIANTS[variant], **{k: v for k, v in sizes.items()
                                                if k in sc.params})
     rr = replay(program, Schedule.from_json(saved["schedule"]))
-    f: Finding | None = rr.finding
+    f: Finding | None = rr.find((saved["kind"], saved["property"])) or rr.finding
     if rr.diverged:
         got = f" (the execution ended with {f.kind} {f.prop})" if f is not None else ""
         return ReplayOutcome(where, False, f"diverged at {rr.message}{got}")

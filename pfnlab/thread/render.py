@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import textwrap
 
-from pfnlab.matrix import VIOLATED
+from pfnlab.matrix import NOT_ESTABLISHED, VIOLATED, Verdict
 from pfnlab.thread.claims import HOLDS
 from pfnlab.thread.probes import PROBES
 from pfnlab.thread.run import (
@@ -59,7 +59,13 @@ def _got(o: Outcome) -> str:
     if verdicts == {HOLDS}:
         how = f", exhaustive, {o.executions:,} executions" if o.exhaustive else ""
         return f"all hold{how}"
-    return "; ".join(f"{p}: {o.got[p].verdict}" for p in o.test.props)
+    return "; ".join(f"{p}: {_verdict(o.got[p])}" for p in o.test.props)
+
+
+def _verdict(v: Verdict) -> str:
+    if v.verdict == NOT_ESTABLISHED:
+        return f"not established ({v.reason})"
+    return v.verdict
 
 
 def _expect(o: Outcome) -> str:

@@ -98,8 +98,8 @@ def check_replays(program: Program, res: Result, who: str) -> list[str]:
     problems = []
     for f in res.findings:
         rr = replay(program, f.schedule)
-        got = None if rr.finding is None else (rr.finding.kind, rr.finding.prop,
-                                               rr.finding.message)
+        g = rr.find(f.key)
+        got = None if g is None else (g.kind, g.prop, g.message)
         want = (f.kind, f.prop, f.message)
         if got != want or rr.diverged:
             problems.append(f"{who}: replay of the schedule of {want} gave {got} ({rr.message}): "

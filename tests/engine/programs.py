@@ -336,9 +336,10 @@ class Shape:
     #: Plain fields (ops pr/pw, atom pl: accesses that are not scheduling points, checked by
     #: the race detector); test_plain_disagreements.py pins the classes they once broke
     plain: bool = True
-    #: invariants declared stable (goals may always be); off by default: a stable invariant
-    #: can hide another finding (test_differential.py::test_a_stable_invariant_*)
-    stable_invariants: bool = False
+    #: invariants may be declared stable (goals may always be); a stable invariant's
+    #: violation no longer ends its execution, so it cannot hide another finding
+    #: (test_differential.py::test_a_stable_invariant_does_not_hide_other_findings)
+    stable_invariants: bool = True
     #: bound on the multinomial count of interleavings of the threads' step weights
     #: (see ``weight``): keeps brute force fast. Ops are dropped from the end of the
     #: heaviest thread until the program fits.

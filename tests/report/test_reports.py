@@ -54,11 +54,11 @@ def test_leak_report_names_the_get_and_the_skipped_put() -> None:
 
 
 HANG = """\
-admin: memunmap_pages waits on pgmap dax0 done (step 44)
+admin: memunmap_pages waits on pgmap dax0 done (step 45)
   <- pgmap dax0 ref count 1: held by page 0x104
     <- page 0x104 refcount 1: held by vcpu0:fault
       <- reference of vcpu0:fault taken in hva_to_pfn_fast (step 5), leaked:
-         kvm_release_pfn_clean skipped the put at step 45 because
+         kvm_release_pfn_clean skipped the put at step 13 because
          kvm_is_reserved_pfn(0x104) returned true"""
 
 
@@ -80,13 +80,13 @@ def test_two_thread_trace_fits_a_mail() -> None:
     an = _analysis("v5.3", "devdax-unbind", "teardown-terminates")
     text = render_mail(an.finding, decisive=an.decisive())
     assert text.startswith(TWO_THREADS)
-    assert "\n 42                                        memunmap_pages()\n" in text
-    assert "\n 45  kvm_release_pfn_clean()\n       kvm_is_reserved_pfn(0x104) = true\n" in text
+    assert "\n 43                                        memunmap_pages()\n" in text
+    assert "\n 13  kvm_release_pfn_clean()\n       kvm_is_reserved_pfn(0x104) = true\n" in text
     for t in (text, render_mail(an.finding, full=True)):
         assert all(len(line) <= 80 for line in t.splitlines())
         assert t.isascii()
     # an SRCU read section reads as the kernel writes it
-    assert ("\n 17                                        mmu_notifier_invalidate_range_start()\n"
+    assert ("\n 32                                        mmu_notifier_invalidate_range_start()\n"
             "                                             srcu_read_lock(mm.notifier_srcu)\n"
             ) in text
     # a Guarded write (the SPTE install under mmu_lock) shows under the step it joined
@@ -149,7 +149,7 @@ def test_diff_lists_the_fixed_properties_with_their_traces(tmp_path: Path) -> No
     assert "  refs-balanced: fixed in v5.4" in head
     assert "v5.3 / devdax-unbind: teardown-terminates violated (hang)" in out.stdout
     # the hang's schedule no longer fits v5.4; the leak's runs there without a finding
-    assert "on v5.4 the schedule diverges: step 19: admin cannot run here: it is blocked" \
+    assert "on v5.4 the schedule diverges: step 21: admin cannot run here: it is blocked" \
         in out.stdout
     assert "on v5.4 the same schedule runs without a finding" in out.stdout
     path = tmp_path / "diff.json"

@@ -96,8 +96,8 @@ def explain(program: Program, finding: Finding, *, minimal: bool = True,
         else:
             note = "not proven minimal: the minimisation budget ran out"
     rr = replay(program, Schedule(Step(names[t], "") for t in tids), max_steps=max_steps)
-    f = rr.finding
-    if f is None or f.key != finding.key:
+    f = rr.find(finding.key)
+    if f is None:
         finding.minimal = "could not be reproduced by replay: is the model deterministic?"
         return finding
     f.trace = rr.trace

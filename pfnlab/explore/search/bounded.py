@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution
-from pfnlab.explore.search.common import Budget, Result, Run
+from pfnlab.explore.search.common import Budget, Result, Run, ended
 
 
 def explore_bounded(
@@ -59,7 +59,7 @@ def _one_bound(run: Run, bound: int, visited: dict[tuple[int, int], int], stop_f
     """Every schedule with ≤ ``bound`` preemptions; True if the budget cut it."""
     stats = run.stats
     live = run.execution([])
-    if live.finding is not None or live.finished:
+    if ended(live, stop_first):
         run.leaf(live)
         return False
     # stack entries: (prefix, remaining (tid, preemptions used) choices)
@@ -81,10 +81,10 @@ def _one_bound(run: Run, bound: int, visited: dict[tuple[int, int], int], stop_f
         stats.steps += 1
         new_prefix = [*prefix, tid]
         stats.max_depth = max(stats.max_depth, len(new_prefix))
-        if live.finding is not None or live.finished:
+        if ended(live, stop_first):
             live_prefix = None
-            if live.finding is not None:
-                live.finding.preemptions = used
+            for f in live.findings():
+                f.preemptions = used
             if run.leaf(live) is not None and stop_first:
                 return False
             continue
@@ -93,6 +93,7 @@ def _one_bound(run: Run, bound: int, visited: dict[tuple[int, int], int], stop_f
         if fpr is not None:
             seen = visited.get((fpr, tid))
             if seen is not None and seen <= used:
+                run.absorb(live)
                 stats.pruned += 1
                 stats.executions += 1
                 continue

@@ -4,7 +4,7 @@ against, and the baseline of the benchmark."""
 from __future__ import annotations
 
 from pfnlab.explore.program import Program
-from pfnlab.explore.search.common import Budget, Result, Run
+from pfnlab.explore.search.common import Budget, Result, Run, ended
 
 
 def explore_brute(
@@ -20,7 +20,7 @@ def explore_brute(
     live = run.execution([])
     # stack of (prefix of tids, remaining choices at the end of the prefix)
     stack: list[tuple[list[int], list[int]]] = []
-    if live.finding is not None or live.finished:
+    if ended(live, stop_first):
         run.leaf(live, collect=collect_final_states)
     else:
         stack.append(([], list(reversed(live.enabled()))))
@@ -44,7 +44,7 @@ def explore_brute(
             stats.steps += 1
             new_prefix = [*prefix, tid]
             stats.max_depth = max(stats.max_depth, len(new_prefix))
-            if live.finding is not None or live.finished:
+            if ended(live, stop_first):
                 live_prefix = None
                 if run.leaf(live, collect=collect_final_states) is not None and stop_first:
                     stopped = True

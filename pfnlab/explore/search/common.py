@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +85,9 @@ class Result:
     goals_missed: list[str] = field(default_factory=list)
     final_states: set[Any] = field(default_factory=set)
     violations: set[tuple[str, str, str]] = field(default_factory=set)
+    #: executions cut short by a halting finding, by that finding's property: a property
+    #: violated nowhere is still unchecked in the rest of each of them ("not established")
+    masked_by: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -150,6 +153,32 @@ class Clock:
                 "partial, no claim beyond them")
 
 
+def ended(ex: Execution, stop_first: bool) -> bool:
+    """Whether a search stops stepping ``ex``: a halting finding, every thread finished, or
+    (when the search stops at its first finding) a noted finding."""
+    return ex.finding is not None or ex.finished or (stop_first and bool(ex.noted))
+
+
+def masked(res: Result, prop: str) -> str:
+    """Why ``prop``, violated nowhere in ``res``, is not established ("" if it is not
+    masked): the executions that halting findings of other properties cut short."""
+    by = {p: n for p, n in res.masked_by.items() if p != prop}
+    if not by:
+        return ""
+    parts = [f"{p} in {n} execution{'s' if n != 1 else ''}" for p, n in sorted(by.items())]
+    return "masked by " + ", ".join(parts)
+
+
+def not_established(res: Result, props: Iterable[str]) -> dict[str, str]:
+    """Of ``props``, those violated nowhere in ``res`` but masked (see :func:`masked`)."""
+    found = {f.prop for f in res.findings}
+    out = {}
+    for p in props:
+        if p not in found and (why := masked(res, p)):
+            out[p] = why
+    return out
+
+
 def dependent(a: Footprint, b: Footprint) -> bool:
     """Two steps of different threads conflict: same field of one object, one writes."""
     for i1, f1, w1 in a:
@@ -202,6 +231,9 @@ class Run:
         self.findings: dict[tuple[str, str], Finding] = {}
         self.final_states: set[Any] = set()
         self.violations: set[tuple[str, str, str]] = set()
+        #: executions cut by a halting finding, by its property: the properties not yet
+        #: violated in them are unchecked in the rest of those executions (checking.py)
+        self.masked_by: dict[str, int] = {}
 
     def execution(self, tids: list[int], **kw: Any) -> Execution:
         """A re-execution of ``tids`` sharing this run's goals and step limit."""
@@ -211,25 +243,40 @@ class Run:
         return ex
 
     def leaf(self, ex: Execution, *, collect: bool = False) -> Finding | None:
-        """Count an execution that ended (complete, hang or finding); returns a new finding."""
+        """Count an execution that ended (complete, hang or finding); returns its first
+        finding not seen before (noted ones included)."""
         st = self.stats
         st.executions += 1
-        f = ex.finding
-        if f is None:
+        if not ex.noted and ex.finding is None:
             if ex.finished:
                 st.complete += 1
                 if collect:
                     self.final_states.add(final_state(ex))
             return None
         st.findings += 1
-        if f.kind == "hang":
-            st.hangs += 1
-        if collect:
-            self.violations.add((f.kind, f.prop, f.message))
-        if f.key in self.findings:
-            return None
-        self.findings[f.key] = f
-        return f
+        if ex.finished:
+            st.complete += 1
+            if collect:
+                self.final_states.add(final_state(ex))
+        f = ex.finding
+        if f is not None:
+            if f.kind == "hang":
+                st.hangs += 1
+            if ex.cut_short():
+                self.masked_by[f.prop] = self.masked_by.get(f.prop, 0) + 1
+        return self.absorb(ex, collect=collect)
+
+    def absorb(self, ex: Execution, *, collect: bool = False) -> Finding | None:
+        """Register the findings ``ex`` has shown so far (an execution the search cuts at a
+        visited state or a sleep set has shown its noted ones); returns the first new one."""
+        new: Finding | None = None
+        for f in ex.findings():
+            if collect:
+                self.violations.add((f.kind, f.prop, f.message))
+            if f.key not in self.findings:
+                self.findings[f.key] = f
+                new = new or f
+        return new
 
     def result(self, strategy: str, coverage: str, exhaustive: bool) -> Result:
         """The Result of this run."""
@@ -245,4 +292,5 @@ class Run:
             goals_missed=[g for g in self.goal_names if g not in self.goals],
             final_states=self.final_states,
             violations=self.violations,
+            masked_by=dict(self.masked_by),
         )

@@ -51,6 +51,7 @@ from pfnlab.explore.search.common import (
     Run,
     Stats,
     dependent,
+    ended,
 )
 from pfnlab.explore.shared import ALL_FIELDS
 
@@ -204,7 +205,7 @@ class SourceDpor:
         ex = self._fresh()
         self.nthreads = len(ex.threads)
         self.stats.caching = self.cache_on and ex.hashable
-        if ex.finding is not None or ex.finished or not ex.enabled():
+        if ended(ex, self.stop_first) or not ex.enabled():
             self._leaf(ex, None)
             return False
         zero = tuple(tuple(0 for _ in range(self.nthreads)) for _ in range(self.nthreads))
@@ -242,7 +243,7 @@ class SourceDpor:
             top.summary.update((p, i, f, w) for i, f, w in fp)
             child_sleep = {q: f for q, f in top.sleep.items() if not dependent(f, fp)}
             self.ex_depth = depth + 1
-            if ex.finding is not None or ex.finished:
+            if ended(ex, self.stop_first):
                 if ex.finding is not None and not self.stop_first:
                     self._cut_races(ex, depth, ev, top)
                 self._leaf(ex, None)
@@ -262,6 +263,7 @@ class SourceDpor:
                 # back to an earlier state); never prune there (no cycle proviso needed)
                 if (entry is not None and entry.summary is not None
                         and entry.init_sleep.issubset(child_sleep)):
+                    self.r.absorb(ex, collect=self.collect)
                     self.stats.pruned += 1
                     self.stats.executions += 1
                     top.summary |= entry.summary
@@ -270,6 +272,7 @@ class SourceDpor:
                     top.sleep[p] = fp
                     continue
             if all(t in child_sleep for t in enabled):
+                self.r.absorb(ex, collect=self.collect)
                 self.stats.sleep_blocked += 1
                 self.stats.executions += 1
                 self._undo_event()

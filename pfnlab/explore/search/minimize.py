@@ -85,15 +85,14 @@ def minimize(
                     ex = here if k == len(allowed) - 1 else replay_tids(
                         program, prefix, checks=True, max_steps=max_steps)
                     ex.step(t)
-                    f = ex.finding
-                    if f is not None and f.key == key:
+                    if ex.found(key) is not None:
                         ex.close()
                         if ex is not here:
                             here.close()
                         _close(nxt)
                         _close(frontier[i + 1:])
                         return Minimal([*prefix, t], u, True)
-                    if f is not None or ex.finished:
+                    if ex.finding is not None or ex.finished:
                         ex.close()
                         continue
                     fpr = ex.fingerprint()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution
-from pfnlab.explore.search.common import Budget, Result, Run
+from pfnlab.explore.search.common import Budget, Result, Run, ended
 
 
 def explore_random(
@@ -46,7 +46,7 @@ def sample(
             if reset is not None:
                 reset(ex)
             n = 0
-            while ex.finding is None and not ex.finished:
+            while not ended(ex, stop_first):
                 ex.step(choose(ex, n))
                 n += 1
             stats.steps += n

@@ -15,6 +15,8 @@ from pfnlab.explore.schedule import Schedule, Step
 class ReplayResult:
     """What a replay did: the finding it reproduced (if any), or where it diverged."""
 
+    #: the halting finding where the replay stopped, else the last finding noted on the way
+    #: (an execution goes on past a stable invariant or a final check: see checking.py)
     finding: Finding | None
     trace: list[TraceStep]
     diverged_at: int | None
@@ -23,6 +25,12 @@ class ReplayResult:
     preemptions: int = 0
     #: every object's fields where the replay stopped (see :func:`snapshot`)
     state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: every finding of the replayed execution, in the order they arose
+    findings: list[Finding] = field(default_factory=list)
+
+    def find(self, key: tuple[str, str]) -> Finding | None:
+        """The replay's finding of ``key`` = (kind, property), if it showed one."""
+        return next((f for f in self.findings if f.key == key), None)
 
     @property
     def diverged(self) -> bool:
@@ -41,6 +49,9 @@ def replay(program: Program, schedule: Schedule | list[Step], *, strict: bool = 
     ex = Execution(program, trace=True, max_steps=max_steps)
     rr = _replay(ex, schedule, strict)
     rr.state = snapshot(ex)
+    rr.findings = ex.findings()
+    if rr.finding is None and rr.findings:
+        rr.finding = rr.findings[-1]
     if rr.finding is not None:
         rr.finding.state = rr.state
     return rr

@@ -1,0 +1,264 @@
+"""Checks of one execution: invariants, goals, final checks, hangs, and the findings they make.
+
+Two kinds of finding:
+
+- a *halting* finding (``Execution.finding``) ends the execution: model code raised (an
+  assertion, ``fail()``, an exception), a thread touched freed memory, a data race, a hang,
+  no progress, or an *unstable* invariant became false. Past it the model state means
+  nothing (a thread's stack was unwound, memory is gone) or, for an unstable invariant, the
+  search would have to order more steps to say which later state showed it first;
+- a *noted* finding (``Execution.noted``) does not: a *stable* invariant became false (it
+  stays false in every extension, so every later state shows it again and nothing about
+  the order of later steps is lost), or a final check failed (every final check runs). The
+  execution goes on, so properties that are violated only later in it are still checked
+  there, and each property records its own first violation. A stable invariant that is
+  false is not evaluated again in that execution.
+
+An execution cut by a halting finding leaves every property it had not yet violated
+unchecked in the rest of it; the search counts such executions per property of the halting
+finding (``Result.masked_by``), and a verdict that depends on them says "not established"
+(see ``pfnlab.matrix``), never "holds". A hang cuts nothing: no thread can take a step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pfnlab.explore.findings import FINAL, HANG, INVARIANT, NO_PROGRESS, Finding
+from pfnlab.explore.schedule import Schedule, Step
+from pfnlab.explore.shared import ALL_FIELDS, HOOKS
+
+if TYPE_CHECKING:
+    from pfnlab.explore.program import Check, Instance
+
+
+class Checking:
+    """The checking half of :class:`~pfnlab.explore.runtime.Execution` (a mixin).
+
+    The attributes below are the execution's, set by ``Execution.__init__``.
+    """
+
+    instance: Instance
+    threads: list[Any]
+    schedule: list[int]
+    labels: list[str]
+    mode: int
+    peek: set[tuple[int, str]] | None
+    observed: set[tuple[int, str]]
+    nsteps: int
+    max_steps: int
+    finished: bool
+    check_on: bool
+    finding: Finding | None
+    noted: list[Finding]
+    noted_keys: set[tuple[str, str]]
+    inv_false: set[int]
+    inv_reads: list[set[tuple[int, str]]]
+    goal_reads: list[set[tuple[int, str]]]
+    goals_reached: set[str]
+    ghost_writes: list[tuple[int, str]]
+    hang_props: dict[str, str]
+
+    def _mover_reads(self, reads: set[tuple[int, str]]) -> tuple[Any, str] | None:
+        raise NotImplementedError  # runtime.Execution
+
+    def _set_finding(self, t: Any, kind: str, prop: str, message: str,
+                     tb: str = "") -> None:
+        """Record the halting finding (the first one only); the execution ends with it."""
+        if self.finding is not None:
+            return
+        details: dict[str, Any] = {}
+        if t is not None:
+            details["thread"] = t.name
+        if tb:
+            details["traceback"] = tb
+        self.finding = Finding(kind, prop, message, Schedule(self._steps()), details=details)
+
+    def _note(self, kind: str, prop: str, message: str) -> None:
+        """Record a finding that does not end the execution (first of its key only)."""
+        if (kind, prop) in self.noted_keys:
+            return
+        self.noted_keys.add((kind, prop))
+        self.noted.append(Finding(kind, prop, message, Schedule(self._steps())))
+
+    def findings(self) -> list[Finding]:
+        """Every finding of this execution so far: the noted ones, then the halting one."""
+        if self.finding is None:
+            return list(self.noted)
+        return [*self.noted, self.finding]
+
+    def found(self, key: tuple[str, str]) -> Finding | None:
+        """This execution's finding of ``key`` = (kind, property), noted or halting."""
+        for f in self.findings():
+            if f.key == key:
+                return f
+        return None
+
+    def cut_short(self) -> bool:
+        """Whether a halting finding ended this execution before its threads could go on
+        (every finding but a hang: at a hang no thread can take a step anyway)."""
+        f = self.finding
+        return f is not None and f.kind != HANG
+
+    def _steps(self) -> list[Step]:
+        names = [t.name for t in self.threads]
+        if self.labels:
+            pairs = zip(self.schedule, self.labels, strict=False)
+            return [Step(names[tid], lab) for tid, lab in pairs]
+        return [Step(names[tid], "") for tid in self.schedule]
+
+    def _run_check(
+        self, check: Check, reads: set[tuple[int, str]] | None,
+        observe: bool = False
+    ) -> object:
+        from pfnlab.explore.findings import EXCEPTION
+        from pfnlab.explore.runtime import _PEEK
+
+        prev_mode, prev_peek = self.mode, self.peek
+        if reads is None:
+            reads = set()
+        self.mode, self.peek = _PEEK, reads
+        prev = HOOKS.current
+        HOOKS.current = self
+        try:
+            return check.fn()
+        except Exception as e:
+            self._set_finding(None, EXCEPTION, "exception", f"check {check.name}: {e!r}")
+            return None
+        finally:
+            self.mode, self.peek = prev_mode, prev_peek
+            HOOKS.current = prev
+            if observe:
+                self.observed |= reads
+
+    def _check_all(self) -> None:
+        inst = self.instance
+        for i, inv in enumerate(inst.invariants):
+            if i not in self.inv_false:
+                self._check_inv(i, inv)
+            if self.finding is not None:
+                return
+        for i, goal in enumerate(inst.goals):
+            self._check_goal(i, goal)
+
+    def _check_inv(self, i: int, inv: Check) -> None:
+        reads: set[tuple[int, str]] = set()
+        msg = self._run_check(inv, reads, observe=not inv.stable)
+        self.inv_reads[i] = reads
+        self._mover_check(inv, reads)
+        if not msg or self.finding is not None:
+            return
+        if inv.stable:  # false from here on: noted, and not evaluated again
+            self.inv_false.add(i)
+            self._note(INVARIANT, inv.prop, str(msg))
+        else:
+            self._set_finding(None, INVARIANT, inv.prop, str(msg))
+
+    def _check_goal(self, i: int, goal: Check) -> None:
+        if goal.name in self.goals_reached:
+            return
+        reads: set[tuple[int, str]] = set()
+        # goals read intermediate states too: unless stable (once reached, reached in every
+        # extension), the steps that change what they read are ordered (visibility proviso)
+        if self._run_check(goal, reads, observe=not goal.stable):
+            self.goals_reached.add(goal.name)
+        self.goal_reads[i] = reads
+        self._mover_check(goal, reads)
+
+    def _mover_check(self, check: Check, reads: set[tuple[int, str]]) -> None:
+        """An unstable check may not read a mover lock's owner (it would see only the states
+        between kernel-level steps, where an acquire has joined the access after it)."""
+        from pfnlab.explore.findings import EXCEPTION
+        from pfnlab.explore.runtime import _mover_read
+
+        if check.stable or self.finding is not None:
+            return
+        bad = self._mover_reads(reads)
+        if bad:
+            self._set_finding(None, EXCEPTION, "exception",
+                              _mover_read(*bad, f"check {check.name}"))
+
+    def _check_after(self, fp: Any) -> None:
+        writes = [(i, f) for i, f, w in fp if w]
+        if self.ghost_writes:
+            writes += self.ghost_writes
+            self.ghost_writes = []
+        if not writes:
+            return
+        inst = self.instance
+        for i, inv in enumerate(inst.invariants):
+            if i not in self.inv_false and _touches(self.inv_reads[i], writes):
+                self._check_inv(i, inv)
+                if self.finding is not None:
+                    return
+        for i, goal in enumerate(inst.goals):
+            if goal.name not in self.goals_reached and _touches(self.goal_reads[i], writes):
+                self._check_goal(i, goal)
+
+    def _check_end(self) -> None:
+        if self.finding is not None or self.finished:
+            return
+        if self.nsteps > self.max_steps:
+            self._set_finding(
+                None,
+                NO_PROGRESS,
+                "no-progress",
+                f"execution did not finish within {self.max_steps} steps: a livelock or an "
+                "unbounded retry loop? raise the step limit (--max-steps, "
+                "Budget(max_steps=...)) if the model really needs more",
+            )
+            return
+        if any(t.op is not None for t in self.threads):
+            if not any(t.op is not None and not t.blocked for t in self.threads):
+                self._hang()
+            return
+        self.finished = True
+        if self.check_on:
+            self._final_checks()
+
+    def _final_checks(self) -> None:
+        """Every final check, each failing one noted under its own property."""
+        for chk in self.instance.final_checks:
+            msg = self._run_check(chk, None)
+            if self.finding is not None:
+                return
+            if msg:
+                self._note(FINAL, chk.prop, str(msg))
+
+    def _hang(self) -> None:
+        from pfnlab.explore.runtime import ACQUIRE
+
+        waits: dict[str, str] = {}
+        for t in self.threads:
+            op = t.op
+            if op is None:
+                continue
+            if op.kind == ACQUIRE:
+                waits[t.name] = f"lock {op.obj.name} held by {op.obj.__dict__['owner']}"
+            else:
+                waits[t.name] = op.field
+        desc = "; ".join(f"{n} waits for {w}" for n, w in waits.items())
+        prop = next((self.hang_props[w] for w in waits.values() if self.hang_props.get(w)), "")
+        self._set_finding(None, HANG, prop or "hang", f"every live thread is blocked: {desc}")
+        assert self.finding is not None
+        self.finding.details["waits"] = waits
+
+    def enable_checks(self) -> None:
+        """Turn invariant checking on after a re-execution that ran without it."""
+        if self.check_on:
+            return
+        self.check_on = True
+        self.ghost_writes = []
+        if self.finding is None:
+            self._check_all()
+        if self.finding is None and self.finished:
+            self._final_checks()
+
+
+def _touches(reads: set[tuple[int, str]], writes: list[tuple[int, str]]) -> bool:
+    for i, f in writes:
+        if (i, f) in reads:
+            return True
+        if f == ALL_FIELDS and any(r[0] == i for r in reads):
+            return True
+    return False
