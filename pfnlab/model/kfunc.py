@@ -23,6 +23,8 @@ from typing import Any, TypeVar, cast
 from pfnlab.explore.runtime import hide_from_traces
 from pfnlab.explore.shared import HOOKS, Shared, context
 from pfnlab.explore.threadstate import call_summarised
+from pfnlab.model.reach import _ACTIVE as _RECORDING
+from pfnlab.model.reach import note_call
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +49,8 @@ def kfunc(fn: F) -> F:
         result = call_summarised(rt, fn if impl is None else impl, args, kwargs)
         if (result is True or result is False) and rt.trace_on:
             rt.note(f"{name}({_args(args)}) = {result}")
+        if _RECORDING:  # what no execution reached (reach.py)
+            note_call(name, result)
         return result
 
     dispatch.base = fn  # type: ignore[attr-defined]

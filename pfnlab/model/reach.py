@@ -1,0 +1,246 @@
+"""What the explored executions never reached: SPIN's "unreached in proctype" for models.
+
+A pass means something only if the code it is about ran. While a search runs inside
+:func:`recording`, every kernel-function call (:func:`~pfnlab.model.kfunc.kfunc`) records
+its name, its call site (file and line of the caller) and, for a predicate, whether it
+returned true or false. :func:`unreached` compares that with the code under review:
+
+- every kernel function the variant overrides (the patch): an override never called, and
+  every call site of a kernel function in its body that no execution reached (the branch
+  around it was never taken);
+- every function of a user's model file (the file of the scenario or variant when it is
+  not a built-in one): its kernel-function call sites no execution reached;
+- predicates among the overrides that returned only one answer (``kvm_is_reserved_pfn``
+  only ever ``true``: the other branch of every caller is unexplored).
+
+Call sites are found statically (``ast``) and matched by line to the caller's frame at the
+call, so a site means "this call expression ran at least once". Recording costs a set
+insertion per kernel-function call; nothing is recorded outside :func:`recording`.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass
+class Recorder:
+    """Kernel-function calls seen while recording."""
+
+    called: set[str] = field(default_factory=set)
+    sites: set[tuple[str, int]] = field(default_factory=set)
+    answers: dict[str, set[bool]] = field(default_factory=dict)
+
+    def call(self, name: str, frame: Any, result: object) -> None:
+        """Record one call of kernel function ``name`` from ``frame``."""
+        self.called.add(name)
+        if frame is not None:
+            self.sites.add((frame.f_code.co_filename, frame.f_lineno))
+        if result is True or result is False:
+            self.answers.setdefault(name, set()).add(result)
+
+
+_ACTIVE: list[Recorder] = []
+
+
+def active() -> Recorder | None:
+    """The recorder of the running search, if one records."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+@contextmanager
+def recording() -> Iterator[Recorder]:
+    """Record kernel-function calls made inside this block."""
+    rec = Recorder()
+    _ACTIVE.append(rec)
+    try:
+        yield rec
+    finally:
+        _ACTIVE.remove(rec)
+
+
+def note_call(name: str, result: object) -> None:
+    """Called by kfunc dispatch after each call (cheap when nothing records)."""
+    if _ACTIVE:
+        _ACTIVE[-1].call(name, sys._getframe(2), result)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A kernel-function call in the code under review."""
+
+    file: str
+    line: int
+    function: str      # the function the call is in
+    callee: str        # the kernel function called
+
+    def where(self) -> str:
+        """``file:line`` with the file relative to the working directory when inside it."""
+        return f"{_short(self.file)}:{self.line}"
+
+
+@dataclass
+class Unreached:
+    """What no explored execution reached in the code under review."""
+
+    never_called: list[tuple[str, str]] = field(default_factory=list)   # (name, file:line)
+    sites: list[Site] = field(default_factory=list)
+    one_answer: list[tuple[str, bool]] = field(default_factory=list)   # predicate, answer
+    reviewed: int = 0      # call sites under review
+
+    def __bool__(self) -> bool:
+        return bool(self.never_called or self.sites)
+
+    def lines(self, width: int = 80) -> list[str]:
+        """The text ``check`` prints (empty when everything under review ran)."""
+        out: list[str] = []
+        if not (self.never_called or self.sites or self.one_answer):
+            return out
+        n = len(self.sites)
+        head = (f"unreached: {n} of {self.reviewed} kernel-function calls in the code under "
+                "review (the variant's overrides, the model file) never ran"
+                + (":" if n or self.never_called else "; but:"))
+        out += textwrap.wrap(head, width, subsequent_indent="  ")
+        for name, where in self.never_called:
+            out.append(f"  {name} ({where}): never called")
+        for s in self.sites:
+            out += textwrap.wrap(f"  {s.callee}() in {s.function} ({s.where()})", width,
+                                 subsequent_indent="    ")
+        for name, ans in self.one_answer:
+            out += textwrap.wrap(f"  {name} only returned {str(ans).lower()}: the other "
+                                 "branch of its callers never ran", width,
+                                 subsequent_indent="    ")
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON form (``check --format json``: ``unreached``)."""
+        return {
+            "never_called": [{"function": n, "where": w} for n, w in self.never_called],
+            "call_sites": [{"callee": s.callee, "function": s.function, "where": s.where()}
+                           for s in self.sites],
+            "one_answer": [{"predicate": n, "answer": a} for n, a in self.one_answer],
+            "reviewed": self.reviewed,
+        }
+
+
+def _short(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return rel if not rel.startswith("..") else path
+
+
+def user_file(fn: Callable[..., Any]) -> str | None:
+    """The file ``fn`` is defined in, when it is not a built-in part of pfnlab."""
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    if code is None:
+        return None
+    path = os.path.abspath(code.co_filename)
+    return None if path.startswith(_PKG + os.sep) else path
+
+
+def _calls(tree: ast.AST, names: set[str], offset: int, file: str) -> list[Site]:
+    """Kernel-function call sites in ``tree``, with the function each is in."""
+    out: list[Site] = []
+
+    def visit(node: ast.AST, fn: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            here = fn
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                here = getattr(child, "name", f"<lambda line {child.lineno + offset}>")
+            if isinstance(child, ast.Call):
+                f = child.func
+                callee = f.id if isinstance(f, ast.Name) else (
+                    f.attr if isinstance(f, ast.Attribute) else None)
+                if callee in names:
+                    out.append(Site(file, child.lineno + offset, here, callee))
+            visit(child, here)
+
+    visit(tree, "<module>")
+    return out
+
+
+def _sites_of_function(fn: Callable[..., Any], names: set[str]) -> list[Site]:
+    fn = inspect.unwrap(fn)
+    try:
+        lines, start = inspect.getsourcelines(fn)
+        file = os.path.abspath(inspect.getsourcefile(fn) or "")
+    except (OSError, TypeError):
+        return []
+    try:
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except SyntaxError:
+        return []
+    return _calls(tree, names, start - 1, file)
+
+
+def _sites_of_file(path: str, names: set[str]) -> list[Site]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), path)
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return []
+    return [s for s in _calls(tree, names, 0, path) if s.function != "<module>"]
+
+
+def unreached(rec: Recorder, overrides: dict[str, Callable[..., Any]],
+              files: Iterable[str] = (), own: Iterable[str] | None = None,
+              skip: Iterable[str] = ()) -> Unreached:
+    """What ``rec`` never saw of ``overrides`` (name -> implementation) and ``files``. An
+    override never called is listed only if its name is in ``own`` (default: all): a
+    variant's ancestors' overrides that its own code no longer calls are not its patch.
+    Functions named in ``skip`` are left out of the files' scan (code not in force)."""
+    mine = set(overrides) if own is None else set(own)
+    from pfnlab.model.kfunc import KERNEL_FUNCTIONS
+
+    names = set(KERNEL_FUNCTIONS)
+    sites: dict[tuple[str, int, str], Site] = {}
+    out = Unreached()
+    for name, impl in sorted(overrides.items()):
+        if name not in rec.called:
+            if name in mine:
+                code = getattr(inspect.unwrap(impl), "__code__", None)
+                where = f"{_short(code.co_filename)}:{code.co_firstlineno}" if code else "?"
+                out.never_called.append((name, where))
+            continue
+        for s in _sites_of_function(impl, names):
+            sites[(s.file, s.line, s.callee)] = s
+        ans = rec.answers.get(name)
+        if ans is not None and len(ans) == 1:
+            out.one_answer.append((name, next(iter(ans))))
+    never = {n for n, _w in out.never_called} | set(skip)
+    for path in dict.fromkeys(files):
+        for s in _sites_of_file(path, names):
+            if s.function not in never:  # said once: "never called"; or not in force
+                sites.setdefault((s.file, s.line, s.callee), s)
+    out.reviewed = len(sites)
+    out.sites = sorted((s for s in sites.values() if (s.file, s.line) not in rec.sites),
+                       key=lambda s: (s.file, s.line))
+    return out
+
+
+def review(rec: Recorder, variant: Any, scenario: Any) -> Unreached:
+    """:func:`unreached` for a check of ``variant`` in ``scenario``: the variant's
+    overrides (its parent chain's too) and the user files they and the scenario come from."""
+    from pfnlab.model.variant import VARIANTS
+
+    overrides = variant.resolved()
+    files = [f for f in (user_file(scenario.build),
+                         *(user_file(fn) for fn in overrides.values())) if f]
+    # not in force here: other variants' overrides, and base functions this one replaces
+    in_force = {getattr(inspect.unwrap(fn), "__name__", "") for fn in overrides.values()}
+    others = {getattr(inspect.unwrap(fn), "__name__", "") for v in VARIANTS.values()
+              for fn in v.overrides.values()} - in_force
+    return unreached(rec, overrides, files, own=variant.overrides,
+                     skip=others | set(overrides))
