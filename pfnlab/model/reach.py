@@ -110,16 +110,18 @@ class Unreached:
         head = (f"unreached: {n} of {self.reviewed} kernel-function calls in the code under "
                 "review (the variant's overrides, the model file) never ran"
                 + (":" if n or self.never_called else "; but:"))
-        out += textwrap.wrap(head, width, subsequent_indent="  ")
+        out += textwrap.wrap(head, width, subsequent_indent="  ", break_on_hyphens=False)
         for name, where in self.never_called:
             out.append(f"  {name} ({where}): never called")
         for s in self.sites:
             out += textwrap.wrap(f"  {s.callee}() in {s.function} ({s.where()})", width,
-                                 subsequent_indent="    ")
+                                 subsequent_indent="    ", break_on_hyphens=False,
+                                 break_long_words=False)
         for name, ans in self.one_answer:
             out += textwrap.wrap(f"  {name} only returned {str(ans).lower()}: the other "
                                  "branch of its callers never ran", width,
-                                 subsequent_indent="    ")
+                                 subsequent_indent="    ", break_on_hyphens=False,
+                                 break_long_words=False)
         return out
 
     def as_json(self) -> dict[str, Any]:
