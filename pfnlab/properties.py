@@ -42,6 +42,7 @@ HUGE_ONLY_THP = "huge-only-thp"
 TEARDOWN_TERMINATES = "teardown-terminates"
 PIN_HELD = "pin-held"
 NOTIFIER_BALANCED = "notifier-balanced"
+READONLY_RESPECTED = "readonly-respected"
 
 PROPERTIES: dict[str, Property] = {
     p.id: p
@@ -105,6 +106,12 @@ PROPERTIES: dict[str, Property] = {
             "invalidate_range_start/end balanced, mmu_notifier_count back to 0 (never < 0) "
             "and seq bumped at every end",
         ),
+        Property(
+            READONLY_RESPECTED,
+            "I11",
+            "no writable SPTE maps an hva the host maps read-only (bd2fae8da794, v5.12: "
+            "hva_to_pfn_remapped takes pte_write from follow_pte, RO_FAULT on a write)",
+        ),
     )
 }
 
@@ -141,6 +148,7 @@ __all__ = [
     "NO_STALE_SPTE",
     "PIN_HELD",
     "PROPERTIES",
+    "READONLY_RESPECTED",
     "REFS_BALANCED",
     "TEARDOWN_TERMINATES",
     "Property",

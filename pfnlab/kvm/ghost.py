@@ -97,6 +97,7 @@ from pfnlab.properties import (  # the registry, with meanings
     NO_STALE_SPTE,
     NOTIFIER_BALANCED,
     PIN_HELD,
+    READONLY_RESPECTED,
     REFS_BALANCED,
 )
 
@@ -114,6 +115,7 @@ LEDGER_PROPERTIES = (
     HUGE_ONLY_THP,
     PIN_HELD,
     NOTIFIER_BALANCED,
+    READONLY_RESPECTED,
 )
 
 # ------------------------------------------------------------------ event kinds
@@ -130,7 +132,9 @@ EV_LEAK = "leak"                    # I1: an idle owner holds a reference
 EV_STALE_SPTE = "stale-spte"        # I4: an SPTE maps a pfn invalidated after its lookup
 EV_SPTE_TO_FREED = "spte-to-freed"  # I5: an SPTE or map refers to a freed page
 EV_MAP_UNPINNED = "map-unpinned"    # I9: a live kvm_vcpu_map without its reference
-_SENTENCE_KINDS = frozenset({EV_LEAK, EV_STALE_SPTE, EV_SPTE_TO_FREED, EV_MAP_UNPINNED})
+EV_WRITABLE_RO = "writable-over-ro"  # I11: a writable SPTE where the host maps read-only
+_SENTENCE_KINDS = frozenset({EV_LEAK, EV_STALE_SPTE, EV_SPTE_TO_FREED, EV_MAP_UNPINNED,
+                             EV_WRITABLE_RO})
 
 #: the property each WARN reports (by the function it fires in); other WARNs are I3
 WARN_PROPERTY = {
@@ -156,6 +160,8 @@ def event_property(kind: str) -> str:
         return NO_SPTE_TO_FREED
     if kind == EV_MAP_UNPINNED:
         return PIN_HELD
+    if kind == EV_WRITABLE_RO:
+        return READONLY_RESPECTED
     raise ValueError(f"event kind {kind!r} has no property")
 
 
@@ -576,6 +582,27 @@ def spte_installed(kvm: Kvm, sp: Any) -> None:
         gone = freed_reason(val.pfn, kvm.norefs)
         if gone:
             _record(led, EV_SPTE_TO_FREED, val.pfn, f"{sp.name} maps pfn {val.pfn:#x} but {gone}")
+        ro = _readonly_hva(kvm, origin) if val.writable else None
+        if ro is not None:
+            # I11: the VMA's VM_WRITE is set up once (no mprotect in the model), so the
+            # decision reads nothing another thread writes
+            _record(led, EV_WRITABLE_RO, val.pfn,
+                    f"{sp.name} maps pfn {val.pfn:#x} writable, but the host maps hva "
+                    f"{ro:#x} read-only")
+
+
+def _readonly_hva(kvm: Kvm, origin: Any) -> int | None:
+    """An hva of the SPTE's origin whose VMA lacks VM_WRITE (None if every one is writable)."""
+    from pfnlab.mm.vma import VM_WRITE
+
+    if origin is None:
+        return None
+    vmas = kvm.mm.__dict__["vmas"]
+    for hva, _ep in origin[1]:
+        for vma in vmas:
+            if vma.start <= hva < vma.end and not vma.flags & VM_WRITE:
+                return int(hva)
+    return None
 
 
 def invalidation_returned(kvm: Kvm) -> None:

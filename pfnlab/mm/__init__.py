@@ -21,6 +21,7 @@ from pfnlab.mm.gup import (
     __get_user_pages_fast,
     fixup_user_fault,
     follow_pfn,
+    follow_pte,
     get_user_pages_unlocked,
     handle_mm_fault,
 )
@@ -151,6 +152,7 @@ __all__ = [
     "find_vma_intersection",
     "fixup_user_fault",
     "follow_pfn",
+    "follow_pte",
     "fsdax_break_layouts",
     "get_dev_pagemap",
     "get_page",

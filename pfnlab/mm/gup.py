@@ -254,12 +254,18 @@ def follow_pfn(vma: Vma, hva: int) -> int | None:
     """mm/memory.c v5.4: pfn of a VM_IO|VM_PFNMAP PTE; -EINVAL otherwise (no ref taken)."""
     if not vma.flags & (VM_IO | VM_PFNMAP):
         return None
-    mm = vma.mm
+    pte = follow_pte(vma.mm, hva)
+    return None if pte is None else pte.pfn
+
+
+@kfunc
+def follow_pte(mm: Mm, hva: int) -> PteVal | None:
+    """mm/memory.c v5.12: the present PTE mapping ``hva`` (its pfn and pte_write), or None
+    (-EINVAL: no PTE, or a huge or absent PMD). One read of the PTE: the kernel holds the
+    page-table lock while the caller looks at it."""
     pmdp = mm.pmd(hva)
     if pmdp is not None and pmdp.val != TABLE:
-        return None  # follow_pte: huge or none PMD
+        return None
     ptep = mm.ptes.get(hva)
     pte = ptep.val if ptep is not None else None
-    if not isinstance(pte, PteVal):
-        return None
-    return pte.pfn
+    return pte if isinstance(pte, PteVal) else None

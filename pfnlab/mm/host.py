@@ -317,13 +317,15 @@ class Host:
             Region(name, "fsdax", hva, hva + npages, pfn, vma, pgmap, None, mapping, pages)
         )
 
-    def add_pfnmap_io(self, npages: int = 1, *, name: str | None = None) -> Region:
-        """VM_IO|VM_PFNMAP memory without struct page (MMIO): pfn_valid is false."""
+    def add_pfnmap_io(self, npages: int = 1, *, writable: bool = True,
+                      name: str | None = None) -> Region:
+        """VM_IO|VM_PFNMAP memory without struct page (MMIO): pfn_valid is false.
+        ``writable=False``: mapped read-only (no VM_WRITE, read-only PTEs)."""
         name = self._name("mmio", name)
         pfn = self._alloc_pfns(npages)
         hva = self._alloc_hvas(npages)
-        vma = self._vma(name, hva, npages, VM_WRITE | VM_IO | VM_PFNMAP)
-        self._ptes(hva, [PteVal(pfn + i, special=True) for i in range(npages)])
+        vma = self._vma(name, hva, npages, (VM_WRITE if writable else 0) | VM_IO | VM_PFNMAP)
+        self._ptes(hva, [PteVal(pfn + i, write=writable, special=True) for i in range(npages)])
         return self._add(Region(name, "pfnmap_io", hva, hva + npages, pfn, vma))
 
     def add_pfnmap_pages(
@@ -332,9 +334,11 @@ class Host:
         *,
         refcounted: bool = True,
         mixed: bool = False,
+        writable: bool = True,
         name: str | None = None,
     ) -> Region:
-        """Driver pages with struct page mapped into userspace.
+        """Driver pages with struct page mapped into userspace (``writable=False``:
+        read-only, no VM_WRITE and read-only PTEs).
 
         ``mixed=False``: remap_pfn_range, VM_IO|VM_PFNMAP, special PTEs; the pages have
         refcount 1 (``refcounted``) or 0 (e.g. tails of a non-compound higher-order
@@ -350,9 +354,10 @@ class Host:
                 p.refcount = 2 if mixed else 1
                 p.owners = ((DRIVER, 1), (MAPPING, 1)) if mixed else ((DRIVER, 1),)
         hva = self._alloc_hvas(npages)
-        flags = VM_WRITE | (VM_MIXEDMAP if mixed else VM_IO | VM_PFNMAP)
+        flags = (VM_WRITE if writable else 0) | (VM_MIXEDMAP if mixed else VM_IO | VM_PFNMAP)
         vma = self._vma(name, hva, npages, flags)
-        self._ptes(hva, [PteVal(pfn + i, special=not mixed) for i in range(npages)])
+        self._ptes(hva, [PteVal(pfn + i, write=writable, special=not mixed)
+                         for i in range(npages)])
         kind = "mixedmap" if mixed else "pfnmap"
         return self._add(Region(name, kind, hva, hva + npages, pfn, vma, pages=tuple(pages)))
 

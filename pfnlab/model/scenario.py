@@ -41,6 +41,7 @@ from pfnlab.properties import (
     NOTIFIER_BALANCED,
     PIN_HELD,
     PROPERTIES,
+    READONLY_RESPECTED,
     REFS_BALANCED,
     TEARDOWN_TERMINATES,
 )
@@ -309,7 +310,7 @@ def checks(
             fin.append(Check("notifier brackets balanced",
                              lambda: ghost.check_notifier_balanced(kvm), p))
         elif p in (NO_PUT_UNREFERENCED, NO_METADATA_AFTER_TEARDOWN, AD_ONLY_TRACKED,
-                   HUGE_ONLY_THP):
+                   HUGE_ONLY_THP, READONLY_RESPECTED):
             # the ledger's events only grow: these invariants are stable
             inv.append(Check(f"no {p} event", _events(kvm, p), p, stable=True))
         elif p == TEARDOWN_TERMINATES or p not in _LEDGER_PROPS:
@@ -362,6 +363,7 @@ def instance(
 
 _LEDGER_PROPS = frozenset({
     REFS_BALANCED, NO_STALE_SPTE, NO_SPTE_TO_FREED, PIN_HELD, NOTIFIER_BALANCED,
+    READONLY_RESPECTED,
     NO_PUT_UNREFERENCED, NO_METADATA_AFTER_TEARDOWN, AD_ONLY_TRACKED, HUGE_ONLY_THP,
     TEARDOWN_TERMINATES,
 })

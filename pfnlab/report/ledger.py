@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pfnlab.explore.findings import Finding, TraceStep
+from pfnlab.explore.findings import FINAL, HANG, Finding, TraceStep
+from pfnlab.properties import REFS_BALANCED
 
 #: refcount APIs, outermost first wins: (pattern on a function name, family shown in reports)
 _API = (
@@ -193,10 +194,14 @@ def build_ledger(finding: Finding) -> Ledger:
             elif b <= 0 or not (dead or led.initial.get(st.obj, {}).get(owner, 0) > 0
                                 or (st.obj.startswith("pgmap:") and b > 0)):
                 led.underflows.append(ev)
-    for gets in open_gets.values():
-        for g in gets:
-            if g.obj.startswith("page@"):
-                led.leaks.append(_explain_leak(finding, g))
+    # a get not put by the end of the trace is a leak only where the finding is about one
+    # (a leak, a hang, a check at the end): other findings' traces stop at the violating
+    # step, before the thread's put ("never reached a put" would be false)
+    if finding.prop == REFS_BALANCED or finding.kind in (HANG, FINAL):
+        for gets in open_gets.values():
+            for g in gets:
+                if g.obj.startswith("page@"):
+                    led.leaks.append(_explain_leak(finding, g))
     led.leaks.sort(key=lambda lk: lk.get.step)
     return led
 

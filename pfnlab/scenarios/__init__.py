@@ -10,6 +10,7 @@ dirty-log-collapse  dirty logging off (zap collapsible SPTEs) while the devdax i
 remapped-vs-unbind  hva_to_pfn_remapped on VM_PFNMAP device memory while it is unbound
 vcpu-map-vs-unbind  kvm_vcpu_map holds a devdax page across unbind
 two-vcpu-same-gfn   two vCPUs fault on the same devdax gfn while it is unbound
+ro-pfnmap           read and write faults on read-only VM_PFNMAP memory (bd2fae8da794)
 ==================  =========================================================================
 """
 
@@ -19,6 +20,7 @@ from pfnlab.scenarios import (
     dirty_log_collapse,
     fsdax_truncate,
     remapped_vs_unbind,
+    ro_pfnmap,
     thp_split,
     two_vcpu_same_gfn,
     vcpu_map_vs_unbind,
@@ -32,6 +34,7 @@ for _s in (
         remapped_vs_unbind.SCENARIO,
         vcpu_map_vs_unbind.SCENARIO,
         two_vcpu_same_gfn.SCENARIO,
+        ro_pfnmap.SCENARIO,
 ):
     register_scenario(_s)
 

@@ -163,7 +163,8 @@ CLAIMS: tuple[Claim, ...] = (
                  "no pin, under mmu_lock with the SPTE live (zap_collapsible)"),
         ),
         traces=(TraceSpec("v5.4", "remapped-vs-unbind", NO_METADATA_AFTER_TEARDOWN,
-                          ("follow_pfn", "kvm_get_pfn", "kvm_is_zone_device_pfn", *TEARDOWN)),),
+                          ("follow_pfn", "follow_pte", "kvm_get_pfn", "kvm_is_zone_device_pfn",
+                           *TEARDOWN)),),
     ),
     Claim(
         id="dan-tuple",
@@ -204,7 +205,7 @@ CLAIMS: tuple[Claim, ...] = (
                  "follow_pfn path (hva_to_pfn_remapped -> kvm_get_pfn)"),
         ),
         traces=(TraceSpec("v5.4", "remapped-vs-unbind", NO_PUT_UNREFERENCED,
-                          ("follow_pfn", "kvm_get_pfn", *TEARDOWN),
+                          ("follow_pfn", "follow_pte", "kvm_get_pfn", *TEARDOWN),
                           "the race: kvm_get_pfn on an unpinned device pfn"),),
     ),
     Claim(

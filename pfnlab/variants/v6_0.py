@@ -36,7 +36,12 @@ from pfnlab.kvm.fault import (
 from pfnlab.kvm.hva import EFAULT, current_mm, gfn_to_memslot
 from pfnlab.kvm.kvm import PT_PAGE_TABLE_LEVEL, Kvm, Memslot, Spte, SpteVal, Vcpu
 from pfnlab.kvm.notifier import mmu_notifier_retry
-from pfnlab.kvm.pfn import KVM_PFN_ERR_FAULT, is_error_noslot_pfn, is_error_pfn
+from pfnlab.kvm.pfn import (
+    KVM_PFN_ERR_FAULT,
+    KVM_PFN_ERR_RO_FAULT,
+    is_error_noslot_pfn,
+    is_error_pfn,
+)
 from pfnlab.kvm.spte import drop_spte
 from pfnlab.model.kfunc import kfunc
 from pfnlab.variants.v5_6 import kvm_mmu_hugepage_adjust as hugepage_adjust
@@ -159,16 +164,19 @@ def kvm_try_get_pfn(pfn: int, owner: str = "kvm") -> bool:
 def hva_to_pfn_remapped(
     vma: Any, addr: int, write_fault: bool, writable: bool, owner: str
 ) -> tuple[int, int, bool]:
-    """virt/kvm/kvm_main.c v6.0: follow the PFNMAP PTE, then kvm_try_get_pfn (-EFAULT if 0)."""
-    pfn = mm.follow_pfn(vma, addr)
-    if pfn is None:
+    """virt/kvm/kvm_main.c v6.0: follow_pte; a write fault on a read-only PTE is RO_FAULT and
+    ``writable`` is pte_write (bd2fae8da794, v5.12); then kvm_try_get_pfn (-EFAULT if 0)."""
+    pte = mm.follow_pte(vma.mm, addr) if vma.flags & (mm.VM_IO | mm.VM_PFNMAP) else None
+    if pte is None:
         mm.fixup_user_fault(current_mm(), addr, write_fault)
-        pfn = mm.follow_pfn(vma, addr)
-        if pfn is None:
+        pte = mm.follow_pte(vma.mm, addr)
+        if pte is None:
             return (-EFAULT, KVM_PFN_ERR_FAULT, False)
-    if not kvm_try_get_pfn(pfn, owner):
+    if write_fault and not pte.write:
+        return (0, KVM_PFN_ERR_RO_FAULT, False)
+    if not kvm_try_get_pfn(pte.pfn, owner):
         return (-EFAULT, KVM_PFN_ERR_FAULT, False)
-    return (0, pfn, True)
+    return (0, pte.pfn, pte.write)
 
 
 def mmu_spte_clear_track_bits(kvm: Kvm, sptep: Spte) -> bool:

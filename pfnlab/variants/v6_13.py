@@ -55,14 +55,17 @@ ALLOW_UNSAFE_MAPPINGS = False
 def hva_to_pfn_remapped_613(
     vma: Any, addr: int, write_fault: bool, writable: bool, owner: str
 ) -> tuple[int, int, bool]:
-    """virt/kvm/kvm_main.c v6.13: follow_pfnmap_start; no reference (refcounted_page NULL)."""
-    pfn = mm.follow_pfn(vma, addr)
-    if pfn is None:
+    """virt/kvm/kvm_main.c v6.13: follow_pfnmap_start; RO_FAULT for a write fault on a
+    read-only PTE, ``writable`` from the PTE (bd2fae8da794); no reference taken."""
+    pte = mm.follow_pte(vma.mm, addr) if vma.flags & (mm.VM_IO | mm.VM_PFNMAP) else None
+    if pte is None:
         mm.fixup_user_fault(current_mm(), addr, write_fault)
-        pfn = mm.follow_pfn(vma, addr)
-        if pfn is None:
+        pte = mm.follow_pte(vma.mm, addr)
+        if pte is None:
             return (-EFAULT, KVM_PFN_ERR_FAULT, False)
-    return (0, pfn, True)
+    if write_fault and not pte.write:
+        return (0, KVM_PFN_ERR_RO_FAULT, False)
+    return (0, pte.pfn, pte.write)
 
 
 @kfunc

@@ -16,6 +16,7 @@ ORDER = [
     "remapped-vs-unbind",
     "vcpu-map-vs-unbind",
     "two-vcpu-same-gfn",
+    "ro-pfnmap",
 ]
 
 
@@ -24,7 +25,7 @@ def test_registry_order_and_properties():
     assert list(PROPERTIES) == [
         "refs-balanced", "no-put-unreferenced", "no-metadata-after-teardown",
         "no-stale-spte", "no-spte-to-freed", "ad-only-tracked", "huge-only-thp",
-        "teardown-terminates", "pin-held", "notifier-balanced",
+        "teardown-terminates", "pin-held", "notifier-balanced", "readonly-respected",
     ]
     for s in SCENARIOS.values():
         assert set(s.properties) <= set(PROPERTIES)
