@@ -7,7 +7,10 @@ by its kernel name, as the kernel does.
 
 In a traced execution, every kernel function that returns a bool (a predicate such as
 ``kvm_is_reserved_pfn``) notes its call and result on the thread's latest step
-(``"kvm_is_reserved_pfn(0x104) = True"``), so reports can say what decided a branch.
+(``"kvm_is_reserved_pfn(0x104) = True"``), and so does every one declared to return an
+object or None (``-> Page | None``: ``pfn_to_online_page``, ``kvm_pfn_to_refcounted_page``):
+``"pfn_to_online_page(0x104) = NULL"`` or ``= page@0x104``, so reports can say what decided
+a branch.
 
 The overrides in force come from the execution's context object: whatever
 :func:`pfnlab.explore.set_context` was given must have an ``overrides`` attribute mapping
@@ -38,6 +41,7 @@ def kfunc(fn: F) -> F:
     if name in KERNEL_FUNCTIONS and KERNEL_FUNCTIONS[name] is not fn:
         raise ValueError(f"kernel function {name!r} is defined twice in the model")
     KERNEL_FUNCTIONS[name] = fn
+    pointer = _returns_pointer(fn)
 
     @functools.wraps(fn)
     def dispatch(*args: Any, **kwargs: Any) -> Any:
@@ -47,8 +51,12 @@ def kfunc(fn: F) -> F:
         if rt is None:
             return (fn if impl is None else impl)(*args, **kwargs)
         result = call_summarised(rt, fn if impl is None else impl, args, kwargs)
-        if (result is True or result is False) and rt.trace_on:
-            rt.note(f"{name}({_args(args)}) = {result}")
+        if rt.trace_on:
+            if result is True or result is False:
+                rt.note(f"{name}({_args(args)}) = {result}")
+            elif pointer and (result is None or isinstance(result, Shared)):
+                rt.note(f"{name}({_args(args)}) = "
+                        f"{'NULL' if result is None else result.name}")
         if _RECORDING:  # what no execution reached (reach.py)
             note_call(name, result)
         return result
@@ -57,10 +65,20 @@ def kfunc(fn: F) -> F:
     return cast(F, dispatch)
 
 
+def _returns_pointer(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is declared to return an object or None (``-> Page | None``)."""
+    ret = getattr(fn, "__annotations__", {}).get("return")
+    text = ret if isinstance(ret, str) else repr(ret)
+    return ("| None" in text or "Optional" in text) and "bool" not in text
+
+
 def _args(args: tuple[Any, ...]) -> str:
-    """Short argument text for a predicate's trace note: ints in hex, objects by name."""
+    """Short argument text for a predicate's trace note: ints in hex, objects by name;
+    strings are the model's bookkeeping (the ledger owner), not kernel arguments: left out."""
     out = []
     for a in args:
+        if isinstance(a, str):
+            continue
         if isinstance(a, bool) or a is None:
             out.append(str(a))
         elif isinstance(a, int):

@@ -32,7 +32,8 @@ _API = (
 )
 #: functions that drop what their caller got (where a skipped put shows)
 _RELEASE = re.compile(r"release|_put|put_|unpin|unmap")
-_NOTE = re.compile(r"^(\w+)\((.*)\) = (True|False)$")
+#: what a kernel function returned, noted on a step: a bool, NULL or an object's name
+_NOTE = re.compile(r"^(\w+)\((.*)\) = (True|False|NULL|[\w@:.\[\]-]+)$")
 
 
 @dataclass
@@ -220,7 +221,9 @@ def _explain_leak(finding: Finding, g: RefEvent) -> Leak:
             caller = st.where[j - 1] if j > 0 else ""
             if caller and _RELEASE.search(caller):
                 lk.skipped_by, lk.skipped_at, lk.decided_at = caller, st.index, st.index
-                lk.because = f"{m.group(1)}({m.group(2)}) returned {m.group(3).lower()}"
+                v = m.group(3)
+                lk.because = (f"{m.group(1)}({m.group(2)}) returned "
+                              f"{v.lower() if v in ('True', 'False') else v}")
                 return lk
     return lk
 

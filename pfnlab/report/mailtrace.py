@@ -21,7 +21,8 @@ from pfnlab.report.ledger import counter_name, site_of
 
 WIDTH = 80
 PREFIX = 5  # "%3d  "
-_NOTE = re.compile(r"^(\w+)\((.*)\) = (True|False)$")
+#: what a kernel function returned, noted on a step: a bool, NULL or an object's name
+_NOTE = re.compile(r"^(\w+)\((.*)\) = (True|False|NULL|[\w@:.\[\]-]+)$")
 
 
 @dataclass
@@ -57,8 +58,13 @@ def _note_call(st: TraceStep) -> tuple[str, str] | None:
         if m and m.group(1) in st.where:
             j = st.where.index(m.group(1))
             caller = st.where[j - 1] if j > 0 else st.thread
-            return caller, f"{m.group(1)}({m.group(2)}) = {m.group(3).lower()}"
+            return caller, f"{m.group(1)}({m.group(2)}) = {_answer(m.group(3))}"
     return None
+
+
+def _answer(v: str) -> str:
+    """A noted result as reports print it: true/false lower case, NULL and names as is."""
+    return v.lower() if v in ("True", "False") else v
 
 
 def describe(st: TraceStep, *, full: bool = False, decisive: bool = False) -> Row | None:

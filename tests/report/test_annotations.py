@@ -1,0 +1,25 @@
+"""Issue 10, "reports say what decided the finding": a kernel function declared to return
+an object or None is annotated with what it returned, like the boolean predicates."""
+
+from __future__ import annotations
+
+from pfnlab import api
+from pfnlab.mm.gup import follow_pte
+from pfnlab.mm.memmap import pfn_to_online_page, pfn_valid
+from pfnlab.model.kfunc import _returns_pointer
+
+
+def test_which_functions_return_a_pointer() -> None:
+    assert _returns_pointer(pfn_to_online_page.base)     # -> Page | None
+    assert _returns_pointer(follow_pte.base)             # -> PteVal | None
+    assert not _returns_pointer(pfn_valid.base)          # -> bool: annotated as a bool
+
+
+def test_a_null_that_decides_the_path_is_in_the_trace() -> None:
+    """On VM_PFNMAP memory the slow gup finds no page: that NULL is why the fault takes
+    hva_to_pfn_remapped (Paolo's race), and the full trace says so."""
+    res = api.check("v5.3", "remapped-vs-unbind")
+    text = res.report(full=True)
+    assert "get_user_pages_unlocked(mm, 0x10, True) = NULL" in " ".join(text.split())
+    # the owner string the model passes is bookkeeping, not a kernel argument
+    assert "str)" not in text
