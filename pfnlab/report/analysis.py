@@ -58,8 +58,12 @@ def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
                              subsequent_indent="  ")
     out += an.causal.lines()
     out.append("")
-    shown = "every step" if full else "kernel-level steps; --full for every step"
-    out += textwrap.wrap(f"trace ({f.steps} steps, {shown}; {f.minimal}):", WIDTH)
+    # rows are numbered by trace entry: a lock operation joined to a step is a row of its
+    # own, so say both counts where they differ
+    shown = "every row" if full else "the deciding rows; --full for every row"
+    rows = (f"{f.steps} scheduling steps as {len(f.trace)} rows, lock operations joined to "
+            "their steps" if len(f.trace) != f.steps else f"{f.steps} steps")
+    out += textwrap.wrap(f"trace ({rows}; {shown}; {f.minimal}):", WIDTH)
     out.append("")
     out.append(render_mail(f, full=full, decisive=an.decisive()))
     if full and an.ledger.events:

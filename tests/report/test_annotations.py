@@ -23,3 +23,11 @@ def test_a_null_that_decides_the_path_is_in_the_trace() -> None:
     assert "get_user_pages_unlocked(mm, 0x10, True) = NULL" in " ".join(text.split())
     # the owner string the model passes is bookkeeping, not a kernel argument
     assert "str)" not in text
+
+
+def test_the_trace_header_counts_steps_and_rows() -> None:
+    """Rows are numbered by trace entry, steps by scheduling point: both are said."""
+    res = api.check("v5.3", "devdax-unbind")
+    head = " ".join(res.report().split("trace (", 1)[1].split(":", 1)[0].split())
+    assert head == ("34 scheduling steps as 46 rows, lock operations joined to their steps; "
+                    "the deciding rows; --full for every row; minimal")
