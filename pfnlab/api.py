@@ -139,6 +139,58 @@ class ModelFileError(Exception):
     """A model file that does not load: the message is ``FILE:LINE: what is wrong``."""
 
 
+_PKG = os.path.dirname(os.path.abspath(__file__))
+#: pfnlab's model of the kernel (not its engine, reports or command line)
+_MODEL = tuple(os.path.join(_PKG, d) for d in ("kvm", "mm", "model", "scenarios", "variants"))
+
+
+def _inside(filename: str, folder: str) -> bool:
+    return os.path.abspath(filename).startswith(folder + os.sep)
+
+
+def _library(filename: str) -> bool:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return any(_inside(filename, paths[k]) for k in ("stdlib", "platstdlib", "purelib",
+                                                      "platlib") if k in paths)
+
+
+def _shown(filename: str) -> str:
+    rel = os.path.relpath(filename) if os.path.isabs(filename) else filename
+    return rel if not rel.startswith("..") else filename
+
+
+def model_error(e: BaseException, what: str, builder: object = None) -> ModelFileError:
+    """``e``, raised by model code while ``what`` ran (``"scenario 'x' on v5.4"``), as a
+    :class:`ModelFileError` whose message is ``FILE:LINE: what: Type: message``.
+
+    The line is the innermost one of the user's code (a model file, outside pfnlab), else
+    of pfnlab's kernel model; when neither is on the stack (the builder returned no
+    threads, or not an ``instance(...)``: the engine refused it), the ``builder``
+    function's definition.
+    """
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename]
+    user = [f for f in frames if not _inside(f.filename, _PKG) and not _library(f.filename)
+            and not f.filename.startswith("<")]
+    model = [f for f in frames if any(_inside(f.filename, d) for d in _MODEL)]
+    code = getattr(builder, "__code__", None)
+    if user or model:
+        fr = (user or model)[-1]
+        where = f"{_shown(fr.filename)}:{fr.lineno}"
+    elif code is not None:
+        where = f"{_shown(code.co_filename)}:{code.co_firstlineno}"
+    else:
+        where = "pfnlab"
+    msg = str(e)
+    if isinstance(e, ValueError) and msg.endswith("has no threads"):
+        text = ("its builder returned no threads: instance(s, {'name': function, ...}, ...) "
+                "needs at least one")
+    else:
+        text = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+    return ModelFileError(f"{where}: {what}: {text}")
+
+
 @dataclass
 class ModelFile:
     """What a loaded model file declared."""
@@ -164,13 +216,26 @@ def load_model(path: str | os.PathLike[str]) -> ModelFile:
     if full in _LOADED:
         return _LOADED[full]
     shown = os.fspath(path)
+    if os.path.isdir(full):
+        raise ModelFileError(f"{shown}: is a directory, not a model file (a .py file)")
     try:
-        with open(full, encoding="utf-8") as fh:
-            source = fh.read()
+        with open(full, "rb") as fb:
+            raw = fb.read()
     except OSError as e:
         raise ModelFileError(f"{shown}: cannot read the model file: {e.strerror}") from None
+    if not full.endswith(".py"):
+        raise ModelFileError(f"{shown}: a model file is Python source ending in .py "
+                             f"(see docs/tutorial.md), not {os.path.basename(full)}")
+    try:
+        source = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        lineno = raw[:e.start].count(b"\n") + 1
+        raise ModelFileError(f"{shown}:{lineno}: not UTF-8 text (byte {raw[e.start]:#04x}); a "
+                             "model file is Python source saved as UTF-8") from None
     try:
         compile(source, full, "exec")
+    except ValueError as e:  # a null byte, on Pythons that say ValueError
+        raise ModelFileError(f"{shown}: invalid source: {e}") from None
     except SyntaxError as e:
         where = f"{shown}:{e.lineno}" if e.lineno else shown
         text = (e.text or "").rstrip("\n")
@@ -183,7 +248,8 @@ def load_model(path: str | os.PathLike[str]) -> ModelFile:
     digest = hashlib.sha1(full.encode()).hexdigest()[:8]
     modname = f"pfnlab_model_{''.join(c if c.isalnum() else '_' for c in stem)}_{digest}"
     spec = importlib.util.spec_from_file_location(modname, full)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
+        raise ModelFileError(f"{shown}: cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     before = _keys()
     sys.modules[modname] = module
