@@ -11,6 +11,7 @@ difference is reported as ``unknown``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,12 +86,25 @@ def _undecided(res: Result, prop: str, variant: str) -> str:
 def diff(a: str, b: str, scenarios: list[str], *, sizes: dict[str, int] | None = None,
          budget: Budget | None = None) -> list[ScenarioDiff]:
     """Check ``a`` and ``b`` on each scenario and list the properties that differ."""
-    out: list[ScenarioDiff] = []
-    for name in scenarios:
+    return list(diff_each(a, b, scenarios, sizes=sizes, budget=budget))
+
+
+def diff_each(a: str, b: str, scenarios: list[str], *, sizes: dict[str, int] | None = None,
+              budget: Budget | None = None,
+              progress: Callable[[str, str, int], None] | None = None,
+              ) -> Iterator[ScenarioDiff]:
+    """:func:`diff`, one scenario at a time; ``progress(scenario, variant, n)`` is called
+    before each search (``n`` counts the scenarios from 1): a command shows it, and may
+    raise there to stop (Ctrl-C) with the scenarios done so far."""
+    for n, name in enumerate(scenarios, 1):
         sc = SCENARIOS[name]
         sz = {k: v for k, v in (sizes or {}).items() if k in sc.params}
         pa, pb = sc.program(VARIANTS[a], **sz), sc.program(VARIANTS[b], **sz)
+        if progress:
+            progress(name, a, n)
         ra = explore(pa, stop_first=False, budget=budget)
+        if progress:
+            progress(name, b, n)
         rb = explore(pb, stop_first=False, budget=budget)
         fa, fb = _by_prop(ra), _by_prop(rb)
         sd = ScenarioDiff(name, sc.sizes(**sz), ra.exhaustive, rb.exhaustive)
@@ -107,8 +121,7 @@ def diff(a: str, b: str, scenarios: list[str], *, sizes: dict[str, int] | None =
                 why = _undecided(ra, prop, a)
                 sd.props.append(PropDiff(prop, UNKNOWN if why else BROKEN, b, analyse(pb, y),
                                          _on_other(a, name, sz, y), "", y.message, why))
-        out.append(sd)
-    return out
+        yield sd
 
 
 def render_diff(a: str, b: str, diffs: list[ScenarioDiff], *, full: bool = False) -> str:

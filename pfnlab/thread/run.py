@@ -10,6 +10,8 @@ Runs shared by several claims are made once per :class:`Runner`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pfnlab.explore.findings import HANG, Finding, TraceStep
@@ -33,6 +35,28 @@ MET, UNMET, UNKNOWN = "met", "unmet", "unknown"
 SECONDS = 20.0
 #: at most this many key lines per quoted trace
 MAX_KEY_LINES = 12
+
+#: called with a line saying what runs now (see :func:`reporting_runs`)
+_PROGRESS: list[Callable[[str], None] | None] = [None]
+
+
+@contextmanager
+def reporting_runs(progress: Callable[[str], None] | None) -> Iterator[None]:
+    """Within this block, :func:`run_thread` calls ``progress(line)`` before each claim and
+    each search ("claim 3/17 dan-racy: v5.4 / remapped-vs-unbind"); it may raise to stop
+    the run (Ctrl-C)."""
+    prev = _PROGRESS[0]
+    _PROGRESS[0] = progress
+    try:
+        yield
+    finally:
+        _PROGRESS[0] = prev
+
+
+def _note(line: str) -> None:
+    fn = _PROGRESS[0]
+    if fn is not None:
+        fn(line)
 
 
 @dataclass
@@ -137,6 +161,7 @@ class Runner:
         """The checker's verdicts for ``variant`` in ``scenario`` (cached)."""
         key = (variant, scenario)
         if key not in self.cells:
+            _note(f"{variant} / {scenario}")
             with registered(variant):
                 self.cells[key] = run_cell(
                     variant, scenario, Options([variant], [scenario], seconds=self.seconds)
@@ -147,6 +172,7 @@ class Runner:
         """The minimal finding for ``prop`` in ``variant``/``scenario`` (None if none)."""
         key = (variant, scenario)
         if key not in self.findings:
+            _note(f"{variant} / {scenario} (minimal traces)")
             v = VARIANTS.get(variant) or PROBES[variant]
             with registered(variant):
                 res = explore(SCENARIOS[scenario].program(v), stop_first=False,
@@ -240,5 +266,8 @@ def run_thread(claims: tuple[Claim, ...] = CLAIMS, seconds: float = SECONDS) -> 
     """Every claim, in thread order, through the checker."""
     t0 = time.perf_counter()
     runner = Runner(seconds)
-    results = [run_claim(c, runner) for c in claims]
+    results = []
+    for n, c in enumerate(claims, 1):
+        _note(f"claim {n}/{len(claims)} {c.id}")
+        results.append(run_claim(c, runner))
     return Report(results, time.perf_counter() - t0, len(runner.cells))
