@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
-from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -99,6 +99,8 @@ class Options:
     preemptions: int = 2
     mm: str | None = None      # host mm: None/"5.4" (the thread's), "5.18", "variant"
     jobs: int = 1
+    #: one execution longer than this many steps is a finding (Budget.max_steps)
+    max_steps: int = 10_000
 
 
 def validate(opts: Options) -> None:
@@ -120,7 +122,9 @@ def validate(opts: Options) -> None:
             )
         if v < 1:
             raise ValueError(f"size {k}={v} must be at least 1")
-    Budget(executions=opts.executions, seconds=opts.seconds)
+    Budget(executions=opts.executions, seconds=opts.seconds, max_steps=opts.max_steps)
+    if opts.max_steps < 1:
+        raise ValueError("a step limit must be at least 1")
     if opts.mm not in MM_CHOICES:
         raise ValueError(
             f"unknown mm version {opts.mm!r}; valid: {', '.join(c for c in MM_CHOICES if c)}"
@@ -138,10 +142,12 @@ def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
     res = explore(
         program,
         strategy=opts.strategy,
-        budget=Budget(executions=opts.executions, seconds=opts.seconds),
+        budget=Budget(executions=opts.executions, seconds=opts.seconds,
+                      max_steps=opts.max_steps),
         stop_first=False,
         minimal=False,
         preemptions=opts.preemptions,
+        executions=opts.executions or 1000,
     )
     seconds = time.perf_counter() - t0
     verdicts: dict[str, Verdict] = {}
@@ -184,35 +190,89 @@ def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
     )
 
 
-def _run_pair(args: tuple[str, str, Options]) -> Cell:
-    return run_cell(*args)
+class CellError(Exception):
+    """A cell whose model raised (its scenario's build, or model code outside a thread):
+    the message is ``FILE:LINE: variant / scenario: what``."""
 
 
-def run_matrix(opts: Options, on_cell: Any = None) -> list[Cell]:
-    """Every selected variant and scenario, in registry order (``jobs`` worker processes)."""
+class MatrixInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`run_matrix`: the cells checked (a cell whose search Ctrl-C cut
+    says so in its coverage) and the (variant, scenario) pairs never run."""
+
+    def __init__(self, cells: list[Cell], not_run: list[tuple[str, str]]) -> None:
+        super().__init__(f"{len(cells)} cells checked, {len(not_run)} not run")
+        self.cells = cells
+        self.not_run = not_run
+
+
+def _run_pair(args: tuple[int, str, str, Options]) -> tuple[int, Cell]:
+    i, variant, scenario, opts = args
+    try:
+        return i, run_cell(variant, scenario, opts)
+    except Exception as e:
+        from pfnlab.api import model_error
+
+        raise CellError(str(model_error(e, f"{variant} / {scenario}",
+                                        SCENARIOS[scenario].build))) from None
+
+
+def _worker_init() -> None:
+    # Ctrl-C is the parent's to handle: it stops the workers (terminate)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # and a worker dies with its parent, however that ends (Linux)
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # pragma: no cover - not Linux
+        pass
+
+
+def interrupted(cell: Cell) -> bool:
+    """Whether Ctrl-C cut the cell's search (its coverage says so)."""
+    return "interrupted" in cell.coverage
+
+
+def run_matrix(opts: Options, on_cell: Callable[[Cell], object] | None = None) -> list[Cell]:
+    """Every selected variant and scenario, in registry order (``jobs`` worker processes).
+
+    ``on_cell`` is called with each cell as it is done (in the order they finish). Ctrl-C
+    raises :class:`MatrixInterrupted` (a ``KeyboardInterrupt``) with the cells done so far
+    (a cell whose search it cut included) and the pairs not run; workers are stopped at
+    once, queued cells never start. A cell whose model raises stops the run with
+    :class:`CellError`.
+    """
     validate(opts)
-    pairs = [(v, s, opts) for v in opts.variants for s in opts.scenarios]
-    cells: list[Cell] = []
-    if opts.jobs > 1 and len(pairs) > 1:
-        # fork: the workers inherit every registered scenario and variant, including
-        # those of model files loaded with --model (spawn would only re-import built-ins)
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        with ProcessPoolExecutor(max_workers=opts.jobs, mp_context=ctx) as pool:
+    pairs = [(v, s) for v in opts.variants for s in opts.scenarios]
+    work = [(i, v, s, opts) for i, (v, s) in enumerate(pairs)]
+    done: dict[int, Cell] = {}
+
+    def finish(i: int, cell: Cell) -> None:
+        done[i] = cell
+        if on_cell:
+            on_cell(cell)
+
+    try:
+        if opts.jobs > 1 and len(pairs) > 1:
+            # fork: the workers inherit every registered scenario and variant, including
+            # those of model files loaded with --model (spawn would only re-import built-ins)
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+            pool = (ctx or mp).Pool(min(opts.jobs, len(pairs)), initializer=_worker_init)
             try:
-                for cell in pool.map(_run_pair, pairs):
-                    cells.append(cell)
-                    if on_cell:
-                        on_cell(cell)
-            except KeyboardInterrupt:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-    else:
-        for pair in pairs:
-            cell = _run_pair(pair)
-            cells.append(cell)
-            if on_cell:
-                on_cell(cell)
-    return cells
+                for i, cell in pool.imap_unordered(_run_pair, work):
+                    finish(i, cell)
+            finally:
+                pool.terminate()
+                pool.join()
+        else:
+            for item in work:
+                i, cell = _run_pair(item)
+                finish(i, cell)
+                if interrupted(cell):
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        raise MatrixInterrupted([done[i] for i in sorted(done)],
+                                [p for i, p in enumerate(pairs) if i not in done]) from None
+    return [done[i] for i in sorted(done)]
 
 
 def default_jobs() -> int:
@@ -220,8 +280,13 @@ def default_jobs() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def as_json(cells: Iterable[Cell], opts: Options) -> dict[str, Any]:
-    """The matrix as JSON: parameters and one record per (variant, scenario, property)."""
+def as_json(cells: Iterable[Cell], opts: Options,
+            not_run: Iterable[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """The matrix as JSON: parameters and one record per (variant, scenario, property).
+
+    ``not_run`` (the pairs Ctrl-C left unchecked) makes the document say it was cut:
+    ``"interrupted": true`` and those pairs under ``"not_run"``."""
+    cells = list(cells)
     rows = []
     for c in cells:
         for pid, v in c.verdicts.items():
@@ -241,6 +306,8 @@ def as_json(cells: Iterable[Cell], opts: Options) -> dict[str, Any]:
     params.pop("jobs")
     return {
         "schema": "pfnlab.matrix/1",
+        "interrupted": not_run is not None,
+        "not_run": [{"variant": v, "scenario": s} for v, s in not_run or ()],
         "parameters": params,
         "results": rows,
         "cells": [
