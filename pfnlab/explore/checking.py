@@ -146,7 +146,7 @@ class Checking:
         msg = self._run_check(inv, reads, observe=not inv.stable)
         self.inv_reads[i] = reads
         self._mover_check(inv, reads)
-        if not msg or self.finding is not None:
+        if not self._verdict_ok(inv, msg) or not msg or self.finding is not None:
             return
         if inv.stable:  # false from here on: noted, and not evaluated again
             self.inv_false.add(i)
@@ -220,10 +220,23 @@ class Checking:
         """Every final check, each failing one noted under its own property."""
         for chk in self.instance.final_checks:
             msg = self._run_check(chk, None)
-            if self.finding is not None:
+            if self.finding is not None or not self._verdict_ok(chk, msg):
                 return
             if msg:
                 self._note(FINAL, chk.prop, str(msg))
+
+    def _verdict_ok(self, check: Check, msg: object) -> bool:
+        """An invariant or final check returns None (holds) or a message; anything else
+        (``False`` reads as "holds" but usually means "violated") is a model error."""
+        if msg is None or isinstance(msg, str):
+            return True
+        from pfnlab.explore.findings import EXCEPTION
+
+        self._set_finding(None, EXCEPTION, "exception",
+                          f"check {check.name!r} returned {msg!r}: an invariant or final check "
+                          "returns None when it holds and a message (a str) when it does not "
+                          "(a goal returns a bool)")
+        return False
 
     def _hang(self) -> None:
         from pfnlab.explore.runtime import ACQUIRE

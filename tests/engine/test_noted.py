@@ -155,3 +155,20 @@ def test_going_on_agrees_with_brute_force_across_threads() -> None:
 def test_stop_first_stops_at_a_noted_finding() -> None:
     res = explore(_leak_then_ad(), stop_first=True, budget=Budget(executions=10))
     assert [f.prop for f in res.findings] == ["refs"]
+
+
+def test_a_check_returning_a_bool_is_a_model_error() -> None:
+    """False would read as "holds": the check must return None or a message (issue 13)."""
+
+    def build() -> Instance:
+        x = Obj("x")
+
+        def t0() -> None:
+            x.v = 1
+
+        return Instance(threads={"t0": t0},
+                        invariants=[Check("x-is-0", lambda: x.v == 0, "x0")])
+
+    res = explore(Program("bool-check", build), stop_first=False)
+    assert [(f.kind, f.prop) for f in res.findings] == [("exception", "exception")]
+    assert res.findings[0].message.startswith("check 'x-is-0' returned True: an invariant")
