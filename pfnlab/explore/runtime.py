@@ -977,14 +977,21 @@ class Execution(Checking):
         except AssertionError as e:
             self.mode = _SCHED
             msg = str(e) or _where_failed(e)
-            self._set_finding(t, ASSERTION, "assertion", msg)
+            at = _model_frame(e)
+            self._set_finding(t, ASSERTION, "assertion",
+                              f"{msg} ({at})" if at and str(e) else msg)
+            self._where(at)
             t.op = None
             return
         except Exception as e:
             self.mode = _SCHED
+            at = _model_frame(e)
             self._set_finding(
-                t, EXCEPTION, "exception", f"{type(e).__name__}: {e}", tb=traceback.format_exc()
+                t, EXCEPTION, "exception",
+                f"{type(e).__name__}: {e}" + (f" ({at})" if at else ""),
+                tb=traceback.format_exc()
             )
+            self._where(at)
             t.op = None
             return
         finally:
@@ -1004,6 +1011,11 @@ class Execution(Checking):
             self._watch(t, reads)
         elif nxt.kind == ACQUIRE:
             t.value = nxt.obj.__dict__.get("owner") is None
+
+    def _where(self, at: str) -> None:
+        """Record where in the model code the halting finding was raised (``details``)."""
+        if at and self.finding is not None:
+            self.finding.details.setdefault("where", at)
 
     def _uaf(self, t: ThreadState, op: Op) -> None:
         d = op.obj.__dict__
@@ -1084,6 +1096,22 @@ def _model_stack() -> tuple[str, ...]:
         f = f.f_back  # type: ignore[assignment]
     names.reverse()
     return tuple(names)
+
+
+def _model_frame(e: BaseException) -> str:
+    """``in FUNCTION, FILE:LINE`` of the innermost traceback frame in model code (not the
+    engine's), the file relative to the working directory when under it; "" if none."""
+    import os
+
+    for fr in reversed(traceback.extract_tb(e.__traceback__)):
+        if fr.filename in _ENGINE_FILES or fr.filename.startswith("<"):
+            continue
+        path = fr.filename
+        rel = os.path.relpath(path) if os.path.isabs(path) else path
+        if not rel.startswith(".."):
+            path = rel
+        return f"in {fr.name}, {path}:{fr.lineno}"
+    return ""
 
 
 def _where_failed(e: BaseException) -> str:

@@ -37,7 +37,12 @@ def analyse(program: Program, finding: Finding) -> Analysis:
 def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
     """The mail-ready text of one finding: what, why (ledger, chain, core), then the trace."""
     f = an.finding
-    out = [f"{title}: {f.prop} violated ({f.kind})"]
+    from pfnlab.properties import PROPERTIES
+
+    if f.prop in PROPERTIES:
+        out = [f"{title}: {f.prop} violated ({f.kind})"]
+    else:  # an exception, an assertion, a lock misuse: the model is wrong, not the design
+        out = [f"{title}: model error ({f.kind}{'' if f.prop == f.kind else ', ' + f.prop})"]
     out += textwrap.wrap(f.message, WIDTH, initial_indent="  ", subsequent_indent="  ")
     out.append("")
     if an.chains:
@@ -62,7 +67,13 @@ def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
     # own, so say both counts where they differ
     shown = "every row" if full else "the deciding rows; --full for every row"
     rows = (f"{f.steps} scheduling steps as {len(f.trace)} rows, lock operations joined to "
-            "their steps" if len(f.trace) != f.steps else f"{f.steps} steps")
+            "their steps" if len(f.trace) != f.steps
+            else f"{f.steps} step{'' if f.steps == 1 else 's'}")
+    if not f.trace:
+        out += textwrap.wrap("trace: none; it arises before any scheduling step, while the "
+                             "threads run to their first shared access (set-up code of the "
+                             "threads)", WIDTH)
+        return "\n".join(out)
     out += textwrap.wrap(f"trace ({rows}; {shown}; {f.minimal}):", WIDTH)
     out.append("")
     out.append(render_mail(f, full=full, decisive=an.decisive()))

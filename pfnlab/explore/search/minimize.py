@@ -45,6 +45,8 @@ def minimize(
     max_steps: int = 10_000,
 ) -> Minimal:
     """The schedule with fewest preemptions, then fewest steps, that shows finding ``key``."""
+    if not fallback:  # shown before any step (while the threads run to their first access)
+        return Minimal([], 0, True)
     nodes = 0
     live = 0  # executions kept open in the frontier (memory bound)
     for bound in range(max_preemptions + 1):
