@@ -125,6 +125,20 @@ _ENGINE_FILES = {
 }
 
 
+#: the names traces show for code objects whose Python name is not the one to show
+_CODE_NAMES: dict[Any, str] = {}
+
+
+def name_code(fn: Callable[..., Any], name: str) -> None:
+    """Show frames of ``fn`` as ``name`` in traces (an override under the name of the kernel
+    function it replaces, whatever its Python name)."""
+    import inspect
+
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    if code is not None:
+        _CODE_NAMES[code] = name
+
+
 def hide_from_traces(filename: str) -> None:
     """Leave the functions of ``filename`` out of step labels (dispatch wrappers)."""
     _ENGINE_FILES.add(filename)
@@ -1092,7 +1106,7 @@ def _model_stack() -> tuple[str, ...]:
         if code.co_name == "run" and code.co_filename in _ENGINE_FILES:
             break
         if code.co_filename not in _ENGINE_FILES:
-            names.append(code.co_name)
+            names.append(_CODE_NAMES.get(code, code.co_name))
         f = f.f_back  # type: ignore[assignment]
     names.reverse()
     return tuple(names)

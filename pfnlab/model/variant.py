@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pfnlab.explore.runtime import name_code
 from pfnlab.model.kfunc import KERNEL_FUNCTIONS
 from pfnlab.model.world import World
 
@@ -72,6 +73,8 @@ def register(variant: Variant) -> Variant:
                 f"variant {variant.name!r} overrides {fn_name!r}, which is not a kernel "
                 f"function of the model{hint}; decorate a new one with @kfunc"
             )
+    for fn_name, fn in variant.overrides.items():
+        name_code(fn, fn_name)  # traces and reports show the kernel name, not the Python one
     VARIANTS[variant.name] = variant
     return variant
 
