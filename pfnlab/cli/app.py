@@ -1,0 +1,53 @@
+"""The Typer application every command registers on, ``--version``, and :func:`main`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pfnlab.cli import exits
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    help="Model-check KVM's pfn handling designs against host page lifetimes.",
+    epilog=exits.TABLE,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from pfnlab import __version__
+
+        print(f"pfnlab {__version__}")
+        raise typer.Exit(exits.CLEAN)
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """With no command, run the matrix of every variant by every scenario."""
+    from pfnlab.cli.output import setup_streams
+
+    setup_streams()  # for --help and usage errors too
+    if ctx.invoked_subcommand is None:
+        from pfnlab.cli.matrix_cmd import matrix
+
+        matrix()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from pfnlab.cli import interrupt
+
+    interrupt.install()
+    try:
+        app(prog_name="pfnlab")
+    finally:
+        interrupt.shutting_down()

@@ -1,0 +1,283 @@
+"""``pfnlab check``: one variant in one scenario, each finding with its minimal trace."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import textwrap
+from typing import Annotated, Any
+
+import typer
+
+from pfnlab.api import ModelFile, model_error
+from pfnlab.cli import exits, interrupt
+from pfnlab.cli.app import app
+from pfnlab.cli.common import (
+    MAX_STEPS,
+    ExecOpt,
+    FormatOpt,
+    FullOpt,
+    MmOpt,
+    ModelOpt,
+    OutputOpt,
+    SecOpt,
+    SizeOpt,
+    StepsOpt,
+    StratOpt,
+    check_format,
+    check_strategy,
+    load,
+    options,
+    sizes,
+)
+from pfnlab.cli.errors import fail, guarded, say
+from pfnlab.cli.output import check_writable, write_file
+from pfnlab.cli.progress import Status
+from pfnlab.explore.findings import Finding
+from pfnlab.explore.fingerprint import collision_odds
+from pfnlab.explore.program import Program
+from pfnlab.explore.search import Budget, Result, explore
+from pfnlab.explore.search.common import not_established
+from pfnlab.matrix import Options
+from pfnlab.scenarios import SCENARIOS
+from pfnlab.variants import VARIANTS
+
+EPILOG = exits.epilog(
+    "Exits 0 when there is no finding and the search covered every interleaving (up to "
+    "equivalence) and reached every goal; 1 with a finding; 3 with no finding when a "
+    "budget cut the search, nothing was explored, a goal was never reached, or on Ctrl-C "
+    "(the findings so far are printed)."
+)
+
+
+@app.command(epilog=EPILOG)
+@guarded
+def check(
+    names: Annotated[list[str], typer.Argument(
+        help="VARIANT SCENARIO (see pfnlab list); a model file FILE.py may come first, "
+        "and then a name its declarations make obvious may be left out.",
+        metavar="[FILE.py] VARIANT SCENARIO")],
+    size: SizeOpt = None,
+    executions: ExecOpt = None,
+    seconds: SecOpt = None,
+    max_steps: StepsOpt = MAX_STEPS,
+    strategy: StratOpt = "dpor",
+    format: FormatOpt = "text",
+    first: Annotated[bool, typer.Option(
+        "--first/--all", help="Stop at the first finding, or collect every distinct one.")]
+    = False,
+    html: Annotated[str | None, typer.Option(
+        "--html", help="Also write a self-contained HTML report to this file.")] = None,
+    full: FullOpt = False,
+    output: OutputOpt = None,
+    mm: MmOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Check one variant in one scenario; print each finding with its minimal trace."""
+    files = [n for n in names if n.endswith(".py")]
+    loaded = load([*(model or []), *files])
+    variant, scenario = check_names([n for n in names if not n.endswith(".py")],
+                                    loaded[len(model or []):])
+    check_format(format)
+    check_strategy(strategy)
+    opts = options(Options(variants=[variant], scenarios=[scenario], sizes=sizes(size),
+                           executions=executions, seconds=seconds, strategy=strategy, mm=mm,
+                           max_steps=max_steps))
+    if output:
+        check_writable(output, "--output")
+    if html:
+        check_writable(html, "--html")
+    sc = SCENARIOS[scenario]
+    program = sc.program(VARIANTS[variant], mm=mm, **{k: v for k, v in opts.sizes.items()
+                                                      if k in sc.params})
+    title = f"{variant} / {scenario}"
+    with Status(f"check {title}"):
+        try:
+            res = explore(program, strategy=strategy, stop_first=first,
+                          budget=Budget(executions=executions, seconds=seconds,
+                                        max_steps=max_steps),
+                          executions=executions or 1000)
+        except Exception as e:
+            raise model_error(e, f"scenario {scenario!r} on {variant}", sc.build) from None
+    cut = interrupt.interrupted()
+    analyses, unexplained = _analyse(program, res.findings)
+    cut = cut or bool(unexplained)
+    code = exit_status(res, cut)
+    lost: list[str] = []
+    if html:
+        page = _html(title, program, res, analyses)
+        err = write_file(html, page, "--html", "the HTML report")
+        if err:
+            lost.append(err)
+    doc = None
+    if format == "json" or output:
+        doc = _json(variant, scenario, opts.sizes, res, analyses)
+    if output and doc is not None:
+        err = write_file(output, json.dumps(doc, indent=2) + "\n", "--output",
+                         "the JSON report")
+        if err:
+            lost.append(err)
+    notes = []
+    if html and not any(e.startswith("--html") for e in lost):
+        notes.append(f"HTML report written to {html}")
+    if format == "json" and not output:
+        print(json.dumps(doc, indent=2))
+        for line in notes:
+            print(line, file=sys.stderr)
+    else:
+        if output and not any(e.startswith("--output") for e in lost):
+            notes.append(f"JSON report written to {output}")
+        print(_text(title, sc.properties, res, analyses, unexplained, full, cut, notes))
+    for err in lost:
+        say(err)
+    if lost:
+        raise typer.Exit(exits.USAGE)
+    if cut and format == "json" and not output:
+        say(f"interrupted (Ctrl-C): {res.coverage}")
+    raise typer.Exit(code)
+
+
+def exit_status(res: Result, cut: bool) -> int:
+    """``check``'s exit status: see :data:`EPILOG`."""
+    if cut:
+        return exits.INCONCLUSIVE
+    if res.findings:
+        return exits.FOUND
+    if res.stats.executions == 0 or not res.exhaustive or res.goals_missed:
+        return exits.INCONCLUSIVE
+    return exits.CLEAN
+
+
+def check_names(names: list[str], files: list[ModelFile]) -> tuple[str, str]:
+    """VARIANT and SCENARIO of ``pfnlab check``: given, or the only ones ``files`` declare."""
+    if len(names) == 2:
+        return names[0], names[1]
+    if len(names) > 2:
+        fail(f"check takes VARIANT SCENARIO, not {' '.join(names)}")
+    declared_v = [v for f in files for v in f.variants]
+    declared_s = [s for f in files for s in f.scenarios]
+    if not files:
+        fail("check takes VARIANT SCENARIO (see pfnlab list), or a model file FILE.py first")
+    if len(names) == 1:
+        if names[0] in SCENARIOS and names[0] not in VARIANTS and len(declared_v) == 1:
+            return declared_v[0], names[0]
+        if len(declared_s) == 1:
+            return names[0], declared_s[0]
+    elif len(declared_v) == 1 and len(declared_s) == 1:
+        return declared_v[0], declared_s[0]
+    fail(f"which VARIANT SCENARIO? the model file declares variants "
+         f"{', '.join(declared_v) or '(none)'} and scenarios {', '.join(declared_s) or '(none)'}"
+         f"; e.g. pfnlab check {files[0].path} "
+         f"{(declared_v or list(VARIANTS))[0]} {(declared_s or list(SCENARIOS))[0]}")
+
+
+def _analyse(program: Program, findings: list[Finding]) -> tuple[list[Any], list[Finding]]:
+    """Each finding's analysis (ledger, causal core); after Ctrl-C, the findings left
+    unexplained (they are still reported, by their one-line message)."""
+    from pfnlab.report.analysis import analyse
+
+    done: list[Any] = []
+    for i, f in enumerate(findings):
+        if interrupt.interrupted():
+            return done, findings[i:]
+        try:
+            done.append(analyse(program, f))
+        except KeyboardInterrupt:
+            return done, findings[i:]
+    return done, []
+
+
+def _html(title: str, program: Program, res: Result, analyses: list[Any]) -> str:
+    from pfnlab.explore.search.replay import initial_state
+    from pfnlab.report.hangchain import render_hang
+    from pfnlab.report.html import Section, render_html
+    from pfnlab.report.ledger import render_ledger
+
+    sections = []
+    for an in analyses:
+        notes = []
+        if an.chains:
+            notes.append(("hang chain", "\n".join(render_hang(an.chains))))
+        ledger = render_ledger(an.ledger)
+        if ledger:
+            notes.append(("reference ledger", "\n".join(ledger)))
+        notes.append(("causal core", an.causal.text))
+        pair = tuple(s for s in (an.causal.first, an.causal.second) if s is not None)
+        sections.append(Section(f"{title}: {an.finding.prop}", an.finding, notes, pair))
+    return render_html(f"pfnlab: {title}", sections, initial_state(program),
+                       subtitle=res.coverage)
+
+
+def _json(variant: str, scenario: str, sz: dict[str, int], res: Result,
+          analyses: list[Any]) -> dict[str, Any]:
+    from pfnlab.report.jsonout import CHECK_SCHEMA, finding_json
+
+    sc = SCENARIOS[scenario]
+    title = f"{variant} / {scenario}"
+    return {
+        "schema": CHECK_SCHEMA,
+        "variant": variant,
+        "scenario": scenario,
+        "sizes": sc.sizes(**{k: v for k, v in sz.items() if k in sc.params}),
+        "coverage": res.coverage,
+        "exhaustive": res.exhaustive,
+        "goals_reached": res.goals_reached,
+        "goals_missed": res.goals_missed,
+        "not_established": not_established(res, sc.properties),
+        "stats": res.stats.as_dict(),
+        "findings": [finding_json(title, an) for an in analyses],
+    }
+
+
+def _text(title: str, props: tuple[str, ...], res: Result, analyses: list[Any],
+          unexplained: list[Finding], full: bool, cut: bool, notes: list[str]) -> str:
+    """The text of ``check``: the mail-ready report per finding, then what was covered."""
+    from pfnlab.report.analysis import render_report
+
+    def wrap(text: str) -> list[str]:
+        return textwrap.wrap(text, 80, subsequent_indent="  ", break_on_hyphens=False)
+
+    out = []
+    for an in analyses:
+        out.append(render_report(title, an, full=full))
+        out.append("")
+    for f in unexplained:
+        out += wrap(f"{title}: {f.prop} violated ({f.kind}): {f.message} (interrupted "
+                    "before its trace was analysed)")
+        out.append("")
+    if not res.findings:
+        out.append(f"{title}: nothing explored" if res.stats.executions == 0
+                   else f"{title}: no finding")
+    out += wrap(f"coverage: {res.coverage}")
+    masked = not_established(res, props)
+    for why in dict.fromkeys(masked.values()):
+        ps = [p for p, w in masked.items() if w == why]
+        out += wrap(f"not established: {', '.join(ps)} — {why} (a finding that ends its "
+                    "execution leaves the rest of it unchecked)")
+    if res.goals_missed:
+        out += wrap(f"goals never reached (a pass would be vacuous): "
+                    f"{', '.join(res.goals_missed)}")
+    elif res.goals_reached:
+        out += wrap(f"goals reached: {', '.join(res.goals_reached)}")
+    st = res.stats
+    # rounded up to a power of ten: the printed bound must not be below the real one
+    odds = (f" (fingerprint collision odds < 1e{math.ceil(math.log10(collision_odds(st.states)))})"
+            if st.states else "")
+    out += wrap(f"{st.executions:,} executions, {st.states:,} states{odds}, "
+                f"{st.steps:,} steps, {st.seconds:.2f} s")
+    if cut:
+        out += wrap("interrupted (Ctrl-C): " + (
+            "the findings above are real, but the search did not finish" if res.findings
+            else "no finding in what was explored, and no claim beyond it"))
+    elif not res.findings:
+        if st.executions == 0:
+            out += wrap("inconclusive: nothing explored: the budget ran out before the first "
+                        "execution (raise --seconds or --executions)")
+        elif not res.exhaustive:
+            out += wrap("inconclusive: no finding in what was explored, but the search did "
+                        "not cover every interleaving (no claim beyond it)")
+        elif res.goals_missed:
+            out += wrap("inconclusive: a goal was never reached, so a pass would be vacuous")
+    out += notes
+    return "\n".join(out)

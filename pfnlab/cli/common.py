@@ -1,0 +1,134 @@
+"""What the commands share: their options, and the checks of every input before any work.
+
+Sizes are capped (:data:`MAX_VCPUS`, :data:`MAX_SIZE`): the models are small by design and
+a state space grows exponentially with every size (3 vCPUs by 3 pages does not finish in
+ten minutes), so a larger size is a typo, and building it could take the machine's memory
+before any budget is looked at.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import typer
+
+from pfnlab.api import ModelFile, load_model
+from pfnlab.cli.errors import fail
+from pfnlab.explore.search import STRATEGIES
+from pfnlab.matrix import Options, validate
+
+#: the most vCPUs a scenario may have (--size vcpus=N)
+MAX_VCPUS = 16
+#: the largest any other size may be (pages, faults, huge pages, ...)
+MAX_SIZE = 64
+#: the default step limit of one execution (Budget.max_steps)
+MAX_STEPS = 10_000
+
+
+def size_cap(name: str) -> int:
+    """The largest value size ``name`` may take."""
+    return MAX_VCPUS if name == "vcpus" else MAX_SIZE
+
+
+VariantOpt = Annotated[list[str] | None, typer.Option(
+    "--variant", "-V", help="Variant to run (repeatable; default: all).")]
+ScenarioOpt = Annotated[list[str] | None, typer.Option(
+    "--scenario", "-S", help="Scenario to run (repeatable; default: all).")]
+SizeOpt = Annotated[list[str] | None, typer.Option(
+    "--size", help=f"A scenario size as NAME=N, e.g. --size vcpus=2 (repeatable); at most "
+    f"{MAX_VCPUS} vCPUs, other sizes at most {MAX_SIZE}.")]
+ExecOpt = Annotated[int | None, typer.Option(
+    "--executions", help="Stop each search after this many executions (random and pct: "
+    "run this many, default 1,000).")]
+SecOpt = Annotated[float | None, typer.Option(
+    "--seconds", help="Stop each search after this many seconds.")]
+StepsOpt = Annotated[int, typer.Option(
+    "--max-steps", help="One execution longer than this many steps is a finding "
+    "(no-progress).")]
+StratOpt = Annotated[str, typer.Option(
+    "--strategy", help=f"Search strategy: {', '.join(STRATEGIES)}.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
+MmOpt = Annotated[str | None, typer.Option(
+    "--mm", help="Host mm the designs run on: 5.4 (default, the 2019 thread's: teardown "
+    "waits for page references), 5.18 (27674ef6c73f: it does not), or variant (each "
+    "variant's own).")]
+FullOpt = Annotated[bool, typer.Option(
+    "--full", help="Show every step of each trace, not only the kernel-level ones.")]
+ModelOpt = Annotated[list[str] | None, typer.Option(
+    "--model", "-m", help="A model file (.py) whose scenarios and variants to load "
+    "(repeatable); see docs/tutorial.md.")]
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output", "-o", help="Write the JSON report to this file (implies --format json); "
+    "checked writable before the search starts.")]
+
+
+def load(models: list[str] | None) -> list[ModelFile]:
+    """Load each model file; a broken one exits 2 with ``FILE:LINE: what is wrong``."""
+    return [load_model(path) for path in models or []]
+
+
+def sizes(items: list[str] | None) -> dict[str, int]:
+    """``--size NAME=N`` options as a dict, each a whole number from 1 to its cap."""
+    out: dict[str, int] = {}
+    for it in items or []:
+        name, eq, val = it.partition("=")
+        name, val = name.strip(), val.strip()
+        if not eq or not name:
+            fail(f"--size takes NAME=N (e.g. --size vcpus=2), not {it!r}")
+        try:
+            n = int(val)
+        except ValueError:
+            fail(f"--size {name}: {val!r} is not a whole number")
+        check_size(name, n, "--size ")
+        out[name] = n
+    return out
+
+
+def check_size(name: str, n: object, where: str = "") -> None:
+    """Refuse a size that is not a whole number from 1 to its cap."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        fail(f"{where}{name}={n!r}: a size is a whole number")
+    if n < 1:
+        fail(f"{where}{name}={n}: sizes must be at least 1")
+    cap = size_cap(name)
+    if n > cap:
+        what = (f"at most {cap} vCPUs" if name == "vcpus"
+                else f"sizes are at most {cap} ({MAX_VCPUS} for vcpus)")
+        fail(f"{where}{name}={n}: {what}; the state space grows exponentially with every "
+             "size (3 vCPUs by 3 pages does not finish in ten minutes)")
+
+
+def check_format(fmt: str, valid: tuple[str, ...] = ("text", "json")) -> None:
+    """Refuse an unknown ``--format``."""
+    if fmt not in valid:
+        fail(f"unknown format {fmt!r}; valid formats: {', '.join(valid)}")
+
+
+def check_strategy(strategy: str) -> None:
+    """Refuse an unknown ``--strategy``."""
+    if strategy not in STRATEGIES:
+        fail(f"unknown strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}")
+
+
+def check_budget(executions: int | None, seconds: float | None, max_steps: int) -> None:
+    """Refuse a budget that is not finite and positive (nan would mean no limit)."""
+    if executions is not None and executions < 1:
+        fail(f"--executions {executions}: an execution budget must be at least 1")
+    if seconds is not None and not (0 < seconds < math.inf):
+        fail(f"--seconds {seconds}: a time budget must be a positive number of seconds, "
+             f"not {seconds!r}; leave it out for no limit")
+    if max_steps < 1:
+        fail(f"--max-steps {max_steps}: a step limit must be at least 1")
+
+
+def options(opts: Options) -> Options:
+    """``opts`` checked (names, sizes, budget, mm, jobs); a bad one exits 2."""
+    check_budget(opts.executions, opts.seconds, opts.max_steps)
+    for k, v in opts.sizes.items():
+        check_size(k, v, "--size ")
+    try:
+        validate(opts)
+    except ValueError as e:
+        fail(str(e))
+    return opts

@@ -1,0 +1,130 @@
+"""``pfnlab diff``: the properties that hold in one variant and not the other."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from pfnlab.api import model_error
+from pfnlab.cli import exits, interrupt
+from pfnlab.cli.app import app
+from pfnlab.cli.common import (
+    MAX_STEPS,
+    ExecOpt,
+    FormatOpt,
+    FullOpt,
+    ModelOpt,
+    OutputOpt,
+    SecOpt,
+    SizeOpt,
+    StepsOpt,
+    check_format,
+    load,
+    options,
+    sizes,
+)
+from pfnlab.cli.errors import guarded, say
+from pfnlab.cli.output import check_writable, write_file
+from pfnlab.cli.progress import Status
+from pfnlab.explore.search import Budget
+from pfnlab.matrix import Options
+from pfnlab.scenarios import SCENARIOS
+
+EPILOG = exits.epilog(
+    "Exits 0 when both searches were exhaustive on every scenario and no property differs; "
+    "1 when a property is fixed or broken by the second variant (a CI gate: the patch "
+    "changes something); 3 when a difference is unknown (a search was cut) or not every "
+    "search was exhaustive, or on Ctrl-C (the scenarios compared so far are printed)."
+)
+
+
+@app.command("diff", epilog=EPILOG)
+@guarded
+def diff_cmd(
+    variant_a: Annotated[str, typer.Argument(help="The variant before the patch.")],
+    variant_b: Annotated[str, typer.Argument(help="The variant after the patch.")],
+    scenario: Annotated[list[str] | None, typer.Argument(
+        help="Scenarios to compare on (default: all).")] = None,
+    size: SizeOpt = None,
+    executions: ExecOpt = None,
+    seconds: SecOpt = None,
+    max_steps: StepsOpt = MAX_STEPS,
+    format: FormatOpt = "text",
+    full: FullOpt = False,
+    output: OutputOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """List the properties that hold in one variant and not the other, with the traces."""
+    from pfnlab.report.diffmode import (
+        BOTH,
+        UNKNOWN,
+        ScenarioDiff,
+        diff_each,
+        diff_json,
+        render_diff,
+    )
+
+    load(model)
+    check_format(format)
+    names = list(scenario or SCENARIOS)
+    opts = options(Options(variants=[variant_a, variant_b], scenarios=names,
+                           sizes=sizes(size), executions=executions, seconds=seconds,
+                           max_steps=max_steps))
+    if output:
+        check_writable(output, "--output")
+    diffs: list[ScenarioDiff] = []
+    where = ["", ""]
+    with Status(f"diff {variant_a} -> {variant_b}") as status:
+
+        def progress(name: str, variant: str, n: int) -> None:
+            interrupt.stop_if_interrupted()
+            where[:] = [name, variant]
+            status.phase(f"scenario {n}/{len(names)} {name} on {variant}")
+
+        try:
+            for sd in diff_each(variant_a, variant_b, names, sizes=opts.sizes,
+                                budget=Budget(executions=executions, seconds=seconds,
+                                              max_steps=max_steps),
+                                progress=progress):
+                diffs.append(sd)
+                interrupt.stop_if_interrupted()
+        except KeyboardInterrupt:
+            pass
+        except Exception as e:
+            raise model_error(e, f"scenario {where[0]!r} on {where[1]}",
+                              SCENARIOS[where[0]].build if where[0] else None) from None
+    cut = interrupt.interrupted()
+    lost = None
+    if format == "json" or output:
+        doc = diff_json(variant_a, variant_b, diffs)
+        if cut:
+            doc["interrupted"] = True
+            doc["not_run"] = names[len(diffs):]
+        if output:
+            lost = write_file(output, json.dumps(doc, indent=2) + "\n", "--output",
+                              "the JSON report")
+        else:
+            print(json.dumps(doc, indent=2))
+    if format != "json" or output:
+        print(render_diff(variant_a, variant_b, diffs, full=full))
+        if output and not lost:
+            print(f"JSON report written to {output}")
+    if lost:
+        say(lost)
+        raise typer.Exit(exits.USAGE)
+    if cut:
+        print(f"interrupted (Ctrl-C): {len(diffs)} of {len(names)} scenarios compared; "
+              f"not compared: {', '.join(names[len(diffs):]) or 'none'}",
+              file=sys.stderr if format == "json" and not output else sys.stdout)
+        raise typer.Exit(exits.INCONCLUSIVE)
+    changed = [p for sd in diffs for p in sd.props if p.change not in (BOTH, UNKNOWN)]
+    unknown = [p for sd in diffs for p in sd.props if p.change == UNKNOWN]
+    partial = [sd for sd in diffs if not (sd.exhaustive_a and sd.exhaustive_b)]
+    if changed:
+        raise typer.Exit(exits.FOUND)
+    if unknown or partial:
+        raise typer.Exit(exits.INCONCLUSIVE)
+    raise typer.Exit(exits.CLEAN)

@@ -1,0 +1,133 @@
+"""``pfnlab matrix`` (and ``pfnlab`` alone): every variant by every scenario, one table."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from pfnlab.cli import exits
+from pfnlab.cli.app import app
+from pfnlab.cli.common import (
+    MAX_STEPS,
+    ExecOpt,
+    FormatOpt,
+    MmOpt,
+    ModelOpt,
+    ScenarioOpt,
+    SecOpt,
+    SizeOpt,
+    StepsOpt,
+    StratOpt,
+    VariantOpt,
+    check_format,
+    check_strategy,
+    load,
+    options,
+    sizes,
+)
+from pfnlab.cli.errors import guarded
+from pfnlab.cli.output import stdout_console
+from pfnlab.matrix import (
+    CELL_SECONDS,
+    NOT_COVERED,
+    NOT_ESTABLISHED,
+    VIOLATED,
+    Cell,
+    CellError,
+    MatrixInterrupted,
+    Options,
+    as_json,
+    default_jobs,
+    run_matrix,
+)
+from pfnlab.report.table import render_matrix
+from pfnlab.scenarios import SCENARIOS
+from pfnlab.variants import VARIANTS
+
+EPILOG = exits.epilog(
+    "Exits 1 when any cell has a violation or a model error (a CI gate), 3 when a cell is "
+    "not fully covered (a budget cut it, a goal was never reached) and none has a "
+    "violation, or on Ctrl-C (the cells checked are printed, the rest listed as not run)."
+)
+
+
+def exit_status(cells: list[Cell], complete: bool) -> int:
+    """The matrix's exit status: see :data:`EPILOG`."""
+    if not complete:
+        return exits.INCONCLUSIVE
+    if any(c.status() in (VIOLATED, "model-error") for c in cells):
+        return exits.FOUND
+    if any(c.status() in (NOT_COVERED, NOT_ESTABLISHED) for c in cells):
+        return exits.INCONCLUSIVE
+    return exits.CLEAN
+
+
+@app.command(epilog=EPILOG)
+@guarded
+def matrix(
+    variant: VariantOpt = None,
+    scenario: ScenarioOpt = None,
+    size: SizeOpt = None,
+    executions: ExecOpt = None,
+    seconds: SecOpt = CELL_SECONDS,
+    max_steps: StepsOpt = MAX_STEPS,
+    strategy: StratOpt = "dpor",
+    format: FormatOpt = "text",
+    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.")] = default_jobs(),
+    mm: MmOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Check every variant against every scenario and print one verdict table."""
+    load(model)
+    check_format(format)
+    check_strategy(strategy)
+    opts = options(Options(
+        variants=list(variant or VARIANTS),
+        scenarios=list(scenario or SCENARIOS),
+        sizes=sizes(size),
+        executions=executions,
+        seconds=seconds,
+        max_steps=max_steps,
+        strategy=strategy,
+        jobs=jobs,
+        mm=mm,
+    ))
+    t0 = time.perf_counter()
+    cells: list[Cell] = []
+    not_run: list[tuple[str, str]] | None = None
+    n = len(opts.variants) * len(opts.scenarios)
+    try:
+        if sys.stderr.isatty() and format == "text":
+            with Progress(console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("checking", total=n)
+
+                def advance(cell: Cell) -> None:
+                    bar.update(task, advance=1,
+                               description=f"{cell.variant} / {cell.scenario}")
+
+                cells = run_matrix(opts, on_cell=advance)
+        else:
+            cells = run_matrix(opts)
+    except MatrixInterrupted as e:
+        cells, not_run = e.cells, e.not_run
+    except CellError as e:
+        from pfnlab.api import ModelFileError
+
+        raise ModelFileError(str(e)) from None
+    total = time.perf_counter() - t0
+    if format == "json":
+        print(json.dumps(as_json(cells, opts, not_run), indent=2))
+    else:
+        render_matrix(cells, stdout_console(), total)
+    if not_run is not None:
+        cut = sum(1 for c in cells if "interrupted" in c.coverage)
+        part = f" ({cut} of them cut short)" if cut else ""
+        print(f"interrupted (Ctrl-C): {len(cells)} of {n} cells checked{part}, "
+              f"{len(not_run)} not run", file=sys.stderr if format == "json" else sys.stdout)
+    raise typer.Exit(exit_status(cells, not_run is None))

@@ -1,0 +1,133 @@
+"""Where the command's output goes: the terminal (with ASCII fallbacks when its encoding
+cannot show a symbol), the width of tables, and output files checked before any work.
+
+Every output path is checked writable before the search starts (a search can take
+minutes; a typo in ``--output`` must not lose it), and a write that still fails later (a
+full disk) is one line saying what was not saved, never a traceback.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import shutil
+import sys
+import unicodedata
+from typing import TextIO
+
+from rich.console import Console
+
+from pfnlab.cli.errors import UsageError
+
+#: what a symbol becomes where the output encoding cannot show it
+ASCII = {
+    "\u2718": "x", "\u2717": "x", "\u2714": "ok", "\u2713": "ok",   # check marks
+    "\u2014": "-", "\u2013": "-", "\u2026": "...", "\u22ef": "...",  # dashes, ellipses
+    "\u2192": "->", "\u2190": "<-", "\u21d2": "=>", "\u2194": "<->",  # arrows
+    "\u2264": "<=", "\u2265": ">=", "\u2260": "!=", "\u2248": "~", "\u00b1": "+/-",
+    "\u00d7": "x", "\u00b5": "u", "\u00b0": "deg", "\u2022": "*", "\u00b7": ".",
+    "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',      # quotes
+    "\u2502": "|", "\u2500": "-", "\u2501": "-", "\u2503": "|", "\u2578": "-",  # lines
+}
+
+ERRORS = "pfnlab-ascii"
+
+
+def _fallback(err: UnicodeError) -> tuple[str, int]:
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    out = []
+    for ch in err.object[err.start:err.end]:
+        rep = ASCII.get(ch)
+        if rep is None:
+            rep = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode() or "?"
+        out.append(rep)
+    return "".join(out), err.end
+
+
+codecs.register_error(ERRORS, _fallback)
+
+
+def _needs_fallback(stream: TextIO) -> bool:
+    enc = getattr(stream, "encoding", None) or "ascii"
+    try:
+        "".join(ASCII).encode(enc)
+    except (UnicodeEncodeError, LookupError):
+        return True
+    return False
+
+
+def setup_streams() -> None:
+    """Make standard output and error print every symbol, as ASCII where their encoding
+    cannot show it (``LC_ALL=C`` on an old system, ``PYTHONIOENCODING=ascii``)."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None or not hasattr(stream, "reconfigure"):
+            continue
+        if _needs_fallback(stream):
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(errors=ERRORS)
+
+
+def ascii_only() -> bool:
+    """Whether standard output falls back to ASCII (then tables use ASCII lines too)."""
+    return _needs_fallback(sys.stdout)
+
+
+def width() -> int:
+    """Columns for a table: the terminal's, ``COLUMNS`` when set, else 100 (a file)."""
+    if "COLUMNS" in os.environ:
+        try:
+            return max(40, int(os.environ["COLUMNS"]))
+        except ValueError:
+            pass
+    if sys.stdout.isatty():
+        return max(40, shutil.get_terminal_size((100, 24)).columns)
+    return 100
+
+
+def stdout_console() -> Console:
+    """A rich console on standard output, as wide as :func:`width`."""
+    return Console(width=width(), highlight=False, safe_box=True)
+
+
+# --------------------------------------------------------------------------- files
+def check_writable(path: str, option: str) -> None:
+    """Refuse ``path`` now unless the command will be able to write it later.
+
+    An existing file is opened for append (nothing is truncated or changed); a new one
+    needs an existing, writable directory. A directory is refused.
+    """
+    if not path:
+        raise UsageError(f"{option}: an empty file name")
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path}: is a directory; give a file name in it, e.g. "
+                         f"{os.path.join(path, 'report' + _suffix(option))}")
+    if os.path.lexists(path):
+        try:
+            with open(path, "a"):
+                pass
+        except OSError as e:
+            raise UsageError(f"{option} {path}: cannot write to it: "
+                             f"{e.strerror or e}") from None
+        return
+    parent = os.path.dirname(path) or "."
+    if not os.path.isdir(parent):
+        what = "is not a directory" if os.path.exists(parent) else "does not exist"
+        raise UsageError(f"{option} {path}: the directory {parent} {what}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: the directory {parent} is not writable")
+
+
+def _suffix(option: str) -> str:
+    return ".html" if "html" in option else ".json"
+
+
+def write_file(path: str, text: str, option: str, what: str) -> str | None:
+    """Write ``text`` to ``path``; on failure the one-line reason (``what`` was not saved)."""
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as e:
+        return f"{option} {path}: writing failed: {e.strerror or e}; {what} was not saved"
+    return None
