@@ -103,7 +103,7 @@ def matrix(
     not_run: list[tuple[str, str]] | None = None
     n = len(opts.variants) * len(opts.scenarios)
     try:
-        if sys.stderr.isatty() and format == "text":
+        if sys.stderr.isatty():  # progress on the terminal, whatever goes to stdout
             with Progress(console=Console(stderr=True), transient=True) as bar:
                 task = bar.add_task("checking", total=n)
 
