@@ -21,7 +21,7 @@ CASES = [
      "pfncache-fixed",
      ["gpc_refresh()", "kvm_release_pfn_clean()", "arch_remove_memory()", "free(page@0x104)"]),
     ("retry_leak.py", "fault-vs-zap", "retry-leak", "refs-balanced", "retry-leak-fixed",
-     ["kvm_mmu_notifier_invalidate_range_", "hva_to_pfn_fast()", "tdp_page_fault_leaky()"]),
+     ["kvm_mmu_notifier_invalidate_range_", "hva_to_pfn_fast()", "tdp_page_fault()"]),
     ("thp_split_huge.py", "fault-vs-pmd-split", "thp-map-by-page", "huge-only-thp",
      "thp-map-by-mapping",
      ["__split_huge_pmd_locked()", "hva_to_pfn_fast()", "transparent_hugepage_adjust()"]),
