@@ -28,6 +28,7 @@ from typing import Any
 
 from pfnlab.explore.search import Budget, explore
 from pfnlab.explore.search.common import masked
+from pfnlab.model.reach import recording, review
 from pfnlab.properties import PROPERTIES
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.variants import VARIANTS
@@ -62,6 +63,8 @@ class Cell:
     goals_reached: list[str] = field(default_factory=list)
     goals_missed: list[str] = field(default_factory=list)
     model_errors: list[str] = field(default_factory=list)
+    #: the code under review no execution ran (pfnlab.model.reach), as check prints it
+    unreached: list[str] = field(default_factory=list)
 
     def violated(self) -> list[str]:
         """Ids of the violated properties, in registry order."""
@@ -139,17 +142,19 @@ def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
     sizes = {k: v for k, v in opts.sizes.items() if k in sc.params}
     program = sc.program(VARIANTS[variant], mm=opts.mm, **sizes)
     t0 = time.perf_counter()
-    res = explore(
-        program,
-        strategy=opts.strategy,
-        budget=Budget(executions=opts.executions, seconds=opts.seconds,
-                      max_steps=opts.max_steps),
-        stop_first=False,
-        minimal=False,
-        preemptions=opts.preemptions,
-        executions=opts.executions or 1000,
-    )
+    with recording() as rec:
+        res = explore(
+            program,
+            strategy=opts.strategy,
+            budget=Budget(executions=opts.executions, seconds=opts.seconds,
+                          max_steps=opts.max_steps),
+            stop_first=False,
+            minimal=False,
+            preemptions=opts.preemptions,
+            executions=opts.executions or 1000,
+        )
     seconds = time.perf_counter() - t0
+    unreached = review(rec, VARIANTS[variant], sc).lines(width=10_000)
     verdicts: dict[str, Verdict] = {}
     errors: list[str] = []
     found: dict[str, str] = {}
@@ -187,6 +192,7 @@ def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
         goals_reached=res.goals_reached,
         goals_missed=res.goals_missed,
         model_errors=errors,
+        unreached=unreached,
     )
 
 
@@ -321,6 +327,7 @@ def as_json(cells: Iterable[Cell], opts: Options,
                 "goals_reached": c.goals_reached,
                 "goals_missed": c.goals_missed,
                 "model_errors": c.model_errors,
+                "unreached": c.unreached,
             }
             for c in cells
         ],

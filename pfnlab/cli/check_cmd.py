@@ -40,6 +40,7 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget, Result, explore
 from pfnlab.explore.search.common import not_established
 from pfnlab.matrix import Options
+from pfnlab.model.reach import recording, review
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.variants import VARIANTS
 
@@ -92,7 +93,7 @@ def check(
     program = sc.program(VARIANTS[variant], mm=mm, **{k: v for k, v in opts.sizes.items()
                                                       if k in sc.params})
     title = f"{variant} / {scenario}"
-    with Status(f"check {title}"):
+    with Status(f"check {title}"), recording() as rec:
         try:
             res = explore(program, strategy=strategy, stop_first=first,
                           budget=Budget(executions=executions, seconds=seconds,
@@ -100,6 +101,7 @@ def check(
                           executions=executions or 1000)
         except Exception as e:
             raise model_error(e, f"scenario {scenario!r} on {variant}", sc.build) from None
+    unreached = review(rec, VARIANTS[variant], sc)
     cut = interrupt.interrupted()
     analyses, unexplained = _analyse(program, res.findings)
     cut = cut or bool(unexplained)
@@ -113,6 +115,7 @@ def check(
     doc = None
     if format == "json" or output:
         doc = _json(variant, scenario, opts.sizes, res, analyses)
+        doc["unreached"] = unreached.as_json()
     if output and doc is not None:
         err = write_file(output, json.dumps(doc, indent=2) + "\n", "--output",
                          "the JSON report")
@@ -128,7 +131,8 @@ def check(
     else:
         if output and not any(e.startswith("--output") for e in lost):
             notes.append(f"JSON report written to {output}")
-        print(_text(title, sc.properties, res, analyses, unexplained, full, cut, notes))
+        print(_text(title, sc.properties, res, analyses, unexplained, full, cut,
+                    [*unreached.lines(), *notes]))
     for err in lost:
         say(err)
     if lost:

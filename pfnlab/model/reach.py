@@ -107,9 +107,13 @@ class Unreached:
         if not (self.never_called or self.sites or self.one_answer):
             return out
         n = len(self.sites)
-        head = (f"unreached: {n} of {self.reviewed} kernel-function calls in the code under "
-                "review (the variant's overrides, the model file) never ran"
-                + (":" if n or self.never_called else "; but:"))
+        if n or self.never_called:
+            head = ("unreached: no explored execution ran these parts of the code under review "
+                    f"(the variant's overrides, the model file; {n} of its {self.reviewed} "
+                    "kernel-function calls):")
+        else:
+            head = (f"unreached: every one of the {self.reviewed} kernel-function calls in the "
+                    "code under review ran, but:")
         out += textwrap.wrap(head, width, subsequent_indent="  ", break_on_hyphens=False)
         for name, where in self.never_called:
             out.append(f"  {name} ({where}): never called")

@@ -52,8 +52,8 @@ def test_the_untaken_branches_of_a_patch_are_reported(tmp_path: Path) -> None:
         load_model(path)
         text = "\n".join(_review("mine", "devdax-unbind"))
     assert " ".join(text.split()) == " ".join((
-        "unreached: 2 of 7 kernel-function calls in the code under review (the variant's\n"
-        "  overrides, the model file) never ran:\n"
+        "unreached: no explored execution ran these parts of the code under review (the "
+        "variant's overrides, the model file; 2 of its 7 kernel-function calls):\n"
         f"  is_zero_pfn() in kvm_is_reserved_pfn ({path}:8)\n"
         f"  PageReserved() in kvm_is_reserved_pfn ({path}:12)\n"
         "  kvm_is_reserved_pfn only returned false: the other branch of its callers never\n"
@@ -79,3 +79,29 @@ def test_other_variants_code_in_the_same_file_is_not_under_review() -> None:
         load_model(ROOT / "examples" / "pfncache.py")
         for v in ("v5.4", "pfncache-fixed"):
             assert _review(v, "pfncache-vs-unbind") == [], v
+
+
+def test_check_prints_it_and_the_json_carries_it(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from pfnlab.report.jsonout import validate
+
+    path = tmp_path / "mine.py"
+    path.write_text(MODEL)
+    out = subprocess.run([sys.executable, "-m", "pfnlab", "check", str(path), "mine",
+                          "devdax-unbind"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "unreached: no explored execution ran these parts of the code under review" \
+        in out.stdout
+    assert f"is_zero_pfn() in kvm_is_reserved_pfn ({path}:8)" in " ".join(out.stdout.split())
+    js = subprocess.run([sys.executable, "-m", "pfnlab", "check", str(path), "mine",
+                         "devdax-unbind", "--format", "json"], capture_output=True, text=True,
+                        cwd=ROOT, timeout=300)
+    doc = json.loads(js.stdout)
+    validate(doc)
+    assert [s["callee"] for s in doc["unreached"]["call_sites"]] == ["is_zero_pfn",
+                                                                     "PageReserved"]
+    assert doc["unreached"]["reviewed"] == 7
