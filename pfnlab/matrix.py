@@ -65,6 +65,8 @@ class Cell:
     model_errors: list[str] = field(default_factory=list)
     #: the code under review no execution ran (pfnlab.model.reach), as check prints it
     unreached: list[str] = field(default_factory=list)
+    #: Ctrl-C cut this cell's search
+    cut: bool = False
 
     def violated(self) -> list[str]:
         """Ids of the violated properties, in registry order."""
@@ -184,6 +186,7 @@ def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
         sizes=sc.sizes(**sizes),
         verdicts=verdicts,
         coverage=res.coverage,
+        cut=res.interrupted,
         exhaustive=res.exhaustive,
         executions=res.stats.executions,
         states=res.stats.states,
@@ -234,8 +237,8 @@ def _worker_init() -> None:
 
 
 def interrupted(cell: Cell) -> bool:
-    """Whether Ctrl-C cut the cell's search (its coverage says so)."""
-    return "interrupted" in cell.coverage
+    """Whether Ctrl-C cut the cell's search."""
+    return cell.cut
 
 
 def run_matrix(opts: Options, on_cell: Callable[[Cell], object] | None = None) -> list[Cell]:

@@ -17,18 +17,10 @@ from pfnlab.api import ModelFile, load_model
 from pfnlab.cli.errors import fail
 from pfnlab.explore.search import STRATEGIES
 from pfnlab.matrix import Options, validate
+from pfnlab.model.scenario import MAX_SIZE, MAX_VCPUS, size_cap
 
-#: the most vCPUs a scenario may have (--size vcpus=N)
-MAX_VCPUS = 16
-#: the largest any other size may be (pages, faults, huge pages, ...)
-MAX_SIZE = 64
 #: the default step limit of one execution (Budget.max_steps)
 MAX_STEPS = 10_000
-
-
-def size_cap(name: str) -> int:
-    """The largest value size ``name`` may take."""
-    return MAX_VCPUS if name == "vcpus" else MAX_SIZE
 
 
 VariantOpt = Annotated[list[str] | None, typer.Option(

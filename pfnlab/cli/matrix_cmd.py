@@ -126,7 +126,7 @@ def matrix(
     else:
         render_matrix(cells, stdout_console(), total)
     if not_run is not None:
-        cut = sum(1 for c in cells if "interrupted" in c.coverage)
+        cut = sum(1 for c in cells if c.cut)
         part = f" ({cut} of them cut short)" if cut else ""
         print(f"interrupted (Ctrl-C): {len(cells)} of {n} cells checked{part}, "
               f"{len(not_run)} not run", file=sys.stderr if format == "json" else sys.stdout)

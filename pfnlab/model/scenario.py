@@ -51,6 +51,17 @@ GOAL_TEARDOWN = "teardown-completes"
 GOAL_OVERLAP = "fault-overlaps-invalidation"
 
 
+#: the most vCPUs a scenario may have (3 vCPUs by 3 pages already takes minutes)
+MAX_VCPUS = 16
+#: the largest any other size may be (pages, faults, huge pages, ...)
+MAX_SIZE = 64
+
+
+def size_cap(name: str) -> int:
+    """The largest value size ``name`` may take (checked by :meth:`Scenario.sizes`)."""
+    return MAX_VCPUS if name == "vcpus" else MAX_SIZE
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A scenario: default sizes, the properties it checks, its goals and its builder."""
@@ -80,6 +91,13 @@ class Scenario:
                 raise ValueError(
                     f"scenario {self.name!r}: size {k}={v!r} must be an integer >= 1; "
                     f"valid sizes: {valid}"
+                )
+            cap = size_cap(k)
+            if v > cap:
+                raise ValueError(
+                    f"scenario {self.name!r}: size {k}={v} is above the cap of {cap} "
+                    f"({MAX_VCPUS} vCPUs, {MAX_SIZE} for other sizes: a state space grows "
+                    "exponentially with each size)"
                 )
             out[k] = v
         return out

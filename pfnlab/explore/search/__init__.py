@@ -8,6 +8,7 @@ and a statement of minimality.
 
 from __future__ import annotations
 
+import time
 from contextlib import suppress
 
 from pfnlab.explore.findings import Finding
@@ -56,6 +57,7 @@ def explore(
     the fewest preemptions, then the fewest steps, that shows the same finding.
     """
     budget = budget or Budget()
+    start = time.perf_counter()
     if strategy == "dpor":
         res = explore_dpor(program, budget, cache=cache, stop_first=stop_first)
     elif strategy == "brute":
@@ -68,18 +70,23 @@ def explore(
         res = explore_pct(program, executions, depth, seed, budget, stop_first=stop_first)
     else:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    interrupted = res.coverage.startswith("interrupted")
+    interrupted = res.interrupted = res.interrupted or res.coverage.startswith("interrupted")
+    # the time budget covers the work after the search too: past it, a finding keeps the
+    # execution the search found (replayed for its trace, one execution) unminimised
+    deadline = start + budget.seconds if budget.seconds is not None else None
     with suppress(KeyboardInterrupt):  # a second Ctrl-C: keep the findings unexplained
         res.findings = [
-            explain(program, f, minimal=minimal and not interrupted, max_steps=budget.max_steps)
+            explain(program, f, minimal=minimal and not interrupted, max_steps=budget.max_steps,
+                    deadline=deadline)
             for f in res.findings
         ]
     return res
 
 
 def explain(program: Program, finding: Finding, *, minimal: bool = True,
-            max_steps: int = 10_000) -> Finding:
-    """Minimise ``finding``'s execution (optionally) and record its labelled trace."""
+            max_steps: int = 10_000, deadline: float | None = None) -> Finding:
+    """Minimise ``finding``'s execution (optionally, until ``deadline``, a
+    ``time.perf_counter()`` value) and record its labelled trace."""
     from pfnlab.explore.runtime import Execution
 
     probe = Execution(program, max_steps=max_steps)
@@ -87,12 +94,16 @@ def explain(program: Program, finding: Finding, *, minimal: bool = True,
     probe.close()
     tids = [names.index(s.thread) for s in finding.schedule]
     note = "as found by the search (not minimised)"
-    if minimal:
-        m = minimize(program, finding.key, tids, max_steps=max_steps)
+    if minimal and deadline is not None and time.perf_counter() >= deadline:
+        note = "as found by the search (not minimised: the time budget ran out)"
+    elif minimal:
+        m = minimize(program, finding.key, tids, max_steps=max_steps, deadline=deadline)
         tids = m.tids
         if m.proven:
             note = (f"minimal: fewest preemptions ({m.preemptions}), then fewest steps "
                     f"({len(tids)}) among executions showing this finding")
+        elif m.timed_out:
+            note = "not proven minimal: the time budget ran out while minimising"
         else:
             note = "not proven minimal: the minimisation budget ran out"
     rr = replay(program, Schedule(Step(names[t], "") for t in tids), max_steps=max_steps)

@@ -88,6 +88,8 @@ class Result:
     #: executions cut short by a halting finding, by that finding's property: a property
     #: violated nowhere is still unchecked in the rest of each of them ("not established")
     masked_by: dict[str, int] = field(default_factory=dict)
+    #: Ctrl-C stopped the search (the coverage text says so too)
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -293,4 +295,5 @@ class Run:
             final_states=self.final_states,
             violations=self.violations,
             masked_by=dict(self.masked_by),
+            interrupted=self.clock.interrupted,
         )

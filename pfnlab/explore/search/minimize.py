@@ -10,6 +10,7 @@ kept and the report says it is not proven minimal.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from pfnlab.explore.program import Program
@@ -33,6 +34,7 @@ class Minimal:
     tids: list[int]
     preemptions: int
     proven: bool
+    timed_out: bool = False   # the deadline cut it (else the node budget, if not proven)
 
 
 def minimize(
@@ -43,6 +45,7 @@ def minimize(
     max_preemptions: int = 4,
     node_budget: int = 20_000,
     max_steps: int = 10_000,
+    deadline: float | None = None,
 ) -> Minimal:
     """The schedule with fewest preemptions, then fewest steps, that shows finding ``key``."""
     if not fallback:  # shown before any step (while the threads run to their first access)
@@ -78,6 +81,12 @@ def minimize(
                     here.close()
                 for k, (t, u) in enumerate(allowed):
                     nodes += 1
+                    if deadline is not None and nodes % 64 == 0 and \
+                            time.perf_counter() >= deadline:
+                        here.close()
+                        _close(nxt)
+                        _close(frontier[i + 1:])
+                        return Minimal(fallback, -1, False, timed_out=True)
                     if nodes > node_budget:
                         here.close()
                         _close(nxt)

@@ -1,0 +1,42 @@
+"""Issue 13: the time budget covers the work after the search (minimisation), and sizes are
+capped for every caller, not only the command line."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pfnlab import api
+from pfnlab.explore.search import explain, explore
+from pfnlab.explore.search.minimize import minimize
+from pfnlab.scenarios import SCENARIOS
+from pfnlab.variants import VARIANTS
+
+
+def _finding():  # type: ignore[no-untyped-def]
+    program = SCENARIOS["devdax-unbind"].program(VARIANTS["v5.3"])
+    res = explore(program, stop_first=True, minimal=False)
+    return program, res.findings[0]
+
+
+def test_past_the_deadline_a_finding_is_not_minimised() -> None:
+    program, f = _finding()
+    g = explain(program, f, deadline=time.perf_counter() - 1)
+    assert g.minimal == "as found by the search (not minimised: the time budget ran out)"
+    assert g.trace and g.key == f.key
+
+
+def test_the_minimiser_stops_at_the_deadline() -> None:
+    program, f = _finding()
+    names = [s.thread for s in f.schedule]
+    tids = [0 if n == names[0] else 1 for n in names]  # two threads
+    m = minimize(program, f.key, tids, deadline=time.perf_counter() + 1e-6)
+    assert (m.proven, m.timed_out, m.tids) == (False, True, tids)
+
+
+def test_sizes_are_capped_for_every_caller() -> None:
+    with pytest.raises(ValueError, match="above the cap of 16"):
+        api.check("v5.4", "devdax-unbind", vcpus=10**20)
+    with pytest.raises(ValueError, match="above the cap of 64"):
+        api.check("v5.4", "devdax-unbind", pages=65)
