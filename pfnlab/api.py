@@ -200,6 +200,8 @@ class ModelFile:
     scenarios: list[str] = field(default_factory=list)
     variants: list[str] = field(default_factory=list)
     properties: list[str] = field(default_factory=list)
+    #: SHA-256 of the file's text when it was loaded (recorded in JSON reports)
+    sha256: str = ""
 
 
 _LOADED: dict[str, ModelFile] = {}
@@ -270,7 +272,8 @@ def load_model(path: str | os.PathLike[str]) -> ModelFile:
     mf = ModelFile(full, module,
                    scenarios=[n for n in SCENARIOS if n not in before[0]],
                    variants=[n for n in VARIANTS if n not in before[1]],
-                   properties=[n for n in PROPERTIES if n not in before[2]])
+                   properties=[n for n in PROPERTIES if n not in before[2]],
+                   sha256=hashlib.sha256(source.encode()).hexdigest())
     del after
     _LOADED[full] = mf
     return mf

@@ -28,6 +28,7 @@ from pfnlab.cli.common import (
     check_format,
     check_strategy,
     load,
+    models_json,
     options,
     sizes,
 )
@@ -116,6 +117,8 @@ def check(
     if format == "json" or output:
         doc = _json(variant, scenario, opts.sizes, res, analyses)
         doc["unreached"] = unreached.as_json()
+        doc["mm"] = mm
+        doc["models"] = models_json(loaded)
     if output and doc is not None:
         err = write_file(output, json.dumps(doc, indent=2) + "\n", "--output",
                          "the JSON report")

@@ -9,7 +9,7 @@ before any budget is looked at.
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -58,6 +58,44 @@ OutputOpt = Annotated[str | None, typer.Option(
 def load(models: list[str] | None) -> list[ModelFile]:
     """Load each model file; a broken one exits 2 with ``FILE:LINE: what is wrong``."""
     return [load_model(path) for path in models or []]
+
+
+def models_json(files: list[ModelFile]) -> list[dict[str, str]]:
+    """The model files a report came from (``replay`` loads them again): path and hash."""
+    return [{"path": mf.path, "sha256": mf.sha256} for mf in files]
+
+
+def load_recorded(doc: dict[str, Any], where: str, given: list[ModelFile]) -> list[str]:
+    """Load the model files a report records (unless ``--model`` gave them): returns notes
+    (a file that changed since); one that is gone exits 2 saying to pass ``--model``."""
+    import hashlib
+    import os
+
+    notes: list[str] = []
+    have = {mf.path for mf in given} | {mf.sha256 for mf in given}
+    recs = doc.get("models") or []
+    if not isinstance(recs, list):
+        fail(f"{where}: not a valid pfnlab report: models: expected a list")
+    for rec in recs:
+        path = rec.get("path") if isinstance(rec, dict) else None
+        if not isinstance(path, str):
+            fail(f"{where}: not a valid pfnlab report: models: expected objects with a path")
+        if os.path.abspath(path) in have or rec.get("sha256") in have:
+            continue
+        try:
+            with open(path, encoding="utf-8") as fh:
+                text = fh.read()
+        except OSError:
+            if given:  # --model gave the declarations instead (the file moved)
+                notes.append(f"note: {path} is not here; using the --model files")
+                continue
+            fail(f"{where}: the report comes from the model file {path}, which cannot be "
+                 "read here: pass it with --model FILE")
+        if rec.get("sha256") and hashlib.sha256(text.encode()).hexdigest() != rec["sha256"]:
+            notes.append(f"note: {path} changed since the report was written; replaying "
+                         "against the file as it is now")
+        load_model(path)
+    return notes
 
 
 def sizes(items: list[str] | None) -> dict[str, int]:

@@ -16,6 +16,7 @@ from pfnlab.cli.common import (
     ExecOpt,
     FormatOpt,
     FullOpt,
+    MmOpt,
     ModelOpt,
     OutputOpt,
     SecOpt,
@@ -23,6 +24,7 @@ from pfnlab.cli.common import (
     StepsOpt,
     check_format,
     load,
+    models_json,
     options,
     sizes,
 )
@@ -55,6 +57,7 @@ def diff_cmd(
     format: FormatOpt = "text",
     full: FullOpt = False,
     output: OutputOpt = None,
+    mm: MmOpt = None,
     model: ModelOpt = None,
 ) -> None:
     """List the properties that hold in one variant and not the other, with the traces."""
@@ -67,12 +70,12 @@ def diff_cmd(
         render_diff,
     )
 
-    load(model)
+    loaded = load(model)
     check_format(format)
     names = list(scenario or SCENARIOS)
     opts = options(Options(variants=[variant_a, variant_b], scenarios=names,
                            sizes=sizes(size), executions=executions, seconds=seconds,
-                           max_steps=max_steps))
+                           max_steps=max_steps, mm=mm))
     if output:
         check_writable(output, "--output")
     diffs: list[ScenarioDiff] = []
@@ -88,7 +91,7 @@ def diff_cmd(
             for sd in diff_each(variant_a, variant_b, names, sizes=opts.sizes,
                                 budget=Budget(executions=executions, seconds=seconds,
                                               max_steps=max_steps),
-                                progress=progress):
+                                progress=progress, mm=mm):
                 diffs.append(sd)
                 interrupt.stop_if_interrupted()
         except KeyboardInterrupt:
@@ -99,7 +102,8 @@ def diff_cmd(
     cut = interrupt.interrupted()
     lost = None
     if format == "json" or output:
-        doc = diff_json(variant_a, variant_b, diffs)
+        doc = diff_json(variant_a, variant_b, diffs, mm)
+        doc["models"] = models_json(loaded)
         if cut:
             doc["interrupted"] = True
             doc["not_run"] = names[len(diffs):]

@@ -17,7 +17,7 @@ import typer
 from pfnlab.api import model_error
 from pfnlab.cli import exits, interrupt
 from pfnlab.cli.app import app
-from pfnlab.cli.common import ModelOpt, check_size, load
+from pfnlab.cli.common import ModelOpt, check_size, load, load_recorded
 from pfnlab.cli.errors import fail, guarded
 from pfnlab.scenarios import SCENARIOS
 
@@ -108,8 +108,11 @@ def replay_cmd(
     file: Annotated[str, typer.Argument(help="A JSON report of pfnlab check or diff.")],
     model: ModelOpt = None,
 ) -> None:
-    """Re-run each saved finding's schedule; exit 0 only if every finding reproduces."""
-    load(model)
+    """Re-run each saved finding's schedule; exit 0 only if every finding reproduces.
+
+    The model files the report records are loaded again (``--model`` gives them where they
+    have moved), and the findings replay on the host mm the report was checked on."""
+    given = load(model)
     from pfnlab.report.jsonout import _saved_findings, replay_saved
 
     try:
@@ -124,6 +127,11 @@ def replay_cmd(
     except ValueError as e:
         fail(f"{file}: not a pfnlab report: not JSON ({e})")
     check_report(doc, file)
+    for note in load_recorded(doc, file, given):
+        print(note)
+    mm = doc.get("mm")
+    if mm is not None and mm not in ("5.4", "5.18", "variant"):
+        fail(f"{file}: not a valid pfnlab report: mm: {mm!r} (5.4, 5.18 or variant)")
     saved = _saved_findings(doc)
     if not saved:
         print(f"{file}: no finding to replay")
@@ -133,7 +141,7 @@ def replay_cmd(
             print(f"interrupted (Ctrl-C): {n} of {len(saved)} findings replayed")
             raise typer.Exit(exits.INCONCLUSIVE)
         try:
-            o = replay_saved(v, s, sz, f)
+            o = replay_saved(v, s, sz, f, mm)
         except KeyboardInterrupt:
             print(f"interrupted (Ctrl-C): {n} of {len(saved)} findings replayed")
             raise typer.Exit(exits.INCONCLUSIVE) from None

@@ -59,9 +59,10 @@ def _by_prop(res: Result) -> dict[str, Finding]:
     return out
 
 
-def _on_other(variant: str, scenario: str, sizes: dict[str, int], f: Finding) -> str:
+def _on_other(variant: str, scenario: str, sizes: dict[str, int], f: Finding,
+              mm: str | None = None) -> str:
     sc = SCENARIOS[scenario]
-    prog = sc.program(VARIANTS[variant], **sizes)
+    prog = sc.program(VARIANTS[variant], mm=mm, **sizes)
     rr = replay(prog, Schedule(Step(s.thread, "") for s in f.schedule), strict=False)
     if rr.diverged:
         return f"on {variant} the schedule diverges: {rr.message}"
@@ -84,14 +85,16 @@ def _undecided(res: Result, prop: str, variant: str) -> str:
 
 
 def diff(a: str, b: str, scenarios: list[str], *, sizes: dict[str, int] | None = None,
-         budget: Budget | None = None) -> list[ScenarioDiff]:
-    """Check ``a`` and ``b`` on each scenario and list the properties that differ."""
-    return list(diff_each(a, b, scenarios, sizes=sizes, budget=budget))
+         budget: Budget | None = None, mm: str | None = None) -> list[ScenarioDiff]:
+    """Check ``a`` and ``b`` on each scenario (on host mm ``mm``, see ``check``) and list
+    the properties that differ."""
+    return list(diff_each(a, b, scenarios, sizes=sizes, budget=budget, mm=mm))
 
 
 def diff_each(a: str, b: str, scenarios: list[str], *, sizes: dict[str, int] | None = None,
               budget: Budget | None = None,
               progress: Callable[[str, str, int], None] | None = None,
+              mm: str | None = None,
               ) -> Iterator[ScenarioDiff]:
     """:func:`diff`, one scenario at a time; ``progress(scenario, variant, n)`` is called
     before each search (``n`` counts the scenarios from 1): a command shows it, and may
@@ -99,7 +102,7 @@ def diff_each(a: str, b: str, scenarios: list[str], *, sizes: dict[str, int] | N
     for n, name in enumerate(scenarios, 1):
         sc = SCENARIOS[name]
         sz = {k: v for k, v in (sizes or {}).items() if k in sc.params}
-        pa, pb = sc.program(VARIANTS[a], **sz), sc.program(VARIANTS[b], **sz)
+        pa, pb = sc.program(VARIANTS[a], mm=mm, **sz), sc.program(VARIANTS[b], mm=mm, **sz)
         if progress:
             progress(name, a, n)
         ra = explore(pa, stop_first=False, budget=budget)
@@ -112,15 +115,15 @@ def diff_each(a: str, b: str, scenarios: list[str], *, sizes: dict[str, int] | N
             x, y = fa.get(prop), fb.get(prop)
             if x is not None and y is not None:
                 sd.props.append(PropDiff(prop, BOTH, a, analyse(pa, x),
-                                         _on_other(b, name, sz, x), x.message, y.message))
+                                         _on_other(b, name, sz, x, mm), x.message, y.message))
             elif x is not None:
                 why = _undecided(rb, prop, b)
                 sd.props.append(PropDiff(prop, UNKNOWN if why else FIXED, a, analyse(pa, x),
-                                         _on_other(b, name, sz, x), x.message, "", why))
+                                         _on_other(b, name, sz, x, mm), x.message, "", why))
             elif y is not None:
                 why = _undecided(ra, prop, a)
                 sd.props.append(PropDiff(prop, UNKNOWN if why else BROKEN, b, analyse(pb, y),
-                                         _on_other(a, name, sz, y), "", y.message, why))
+                                         _on_other(a, name, sz, y, mm), "", y.message, why))
         yield sd
 
 
@@ -149,12 +152,13 @@ def render_diff(a: str, b: str, diffs: list[ScenarioDiff], *, full: bool = False
     return "\n".join(out)
 
 
-def diff_json(a: str, b: str, diffs: list[ScenarioDiff]) -> dict[str, Any]:
+def diff_json(a: str, b: str, diffs: list[ScenarioDiff],
+              mm: str | None = None) -> dict[str, Any]:
     """The ``pfnlab.diff/1`` document (see the schema)."""
     from pfnlab.report.jsonout import DIFF_SCHEMA, finding_json
 
     return {
-        "schema": DIFF_SCHEMA, "variant_a": a, "variant_b": b,
+        "schema": DIFF_SCHEMA, "variant_a": a, "variant_b": b, "mm": mm,
         "scenarios": [
             {"scenario": sd.scenario, "sizes": sd.sizes, "exhaustive_a": sd.exhaustive_a,
              "exhaustive_b": sd.exhaustive_b,

@@ -114,17 +114,19 @@ def _saved_findings(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, int],
 
 
 def replay_saved(variant: str, scenario: str, sizes: dict[str, int],
-                 saved: dict[str, Any]) -> ReplayOutcome:
-    """Replay one saved finding's schedule (strict: labels must match)."""
+                 saved: dict[str, Any], mm: str | None = None) -> ReplayOutcome:
+    """Replay one saved finding's schedule (strict: labels must match) on host mm ``mm``
+    (the report's ``mm``: the one it was checked on)."""
     from pfnlab.scenarios import SCENARIOS
     from pfnlab.variants import VARIANTS
 
     where = f"{variant} / {scenario}: {saved['property']} ({saved['kind']})"
     if variant not in VARIANTS or scenario not in SCENARIOS:
-        return ReplayOutcome(where, False, "the model has no such variant or scenario")
+        return ReplayOutcome(where, False, "the model has no such variant or scenario (a "
+                             "model file's? pass it with --model FILE)")
     sc = SCENARIOS[scenario]
-    program = sc.program(VARIANTS[variant], **{k: v for k, v in sizes.items()
-                                               if k in sc.params})
+    program = sc.program(VARIANTS[variant], mm=mm, **{k: v for k, v in sizes.items()
+                                                      if k in sc.params})
     rr = replay(program, Schedule.from_json(saved["schedule"]))
     f: Finding | None = rr.find((saved["kind"], saved["property"])) or rr.finding
     if rr.diverged:
@@ -142,4 +144,5 @@ def replay_saved(variant: str, scenario: str, sizes: dict[str, int],
 
 def replay_document(doc: dict[str, Any]) -> list[ReplayOutcome]:
     """Replay every finding of a ``check`` or ``diff`` document."""
-    return [replay_saved(v, s, sz, f) for v, s, sz, f in _saved_findings(doc)]
+    mm = doc.get("mm")
+    return [replay_saved(v, s, sz, f, mm) for v, s, sz, f in _saved_findings(doc)]
