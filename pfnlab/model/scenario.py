@@ -77,6 +77,11 @@ class Scenario:
         unknown = [p for p in self.properties if p not in PROPERTIES]
         if unknown:
             raise ValueError(f"scenario {self.name!r}: unknown property ids {unknown}")
+        for k, v in self.params.items():  # defaults obey the rules --size does
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= size_cap(k):
+                raise ValueError(
+                    f"scenario {self.name!r}: default size {k}={v!r} must be a whole number "
+                    f"from 1 to {size_cap(k)} (the same rule as --size)")
 
     def sizes(self, **sizes: int) -> dict[str, int]:
         """The default sizes updated with ``sizes``; ValueError naming the valid ones."""

@@ -40,3 +40,12 @@ def test_sizes_are_capped_for_every_caller() -> None:
         api.check("v5.4", "devdax-unbind", vcpus=10**20)
     with pytest.raises(ValueError, match="above the cap of 64"):
         api.check("v5.4", "devdax-unbind", pages=65)
+
+
+@pytest.mark.parametrize("bad", [0, True, 17, "2"])
+def test_a_scenario_default_size_obeys_the_size_rule(bad: object) -> None:
+    """A default of 0 or True was accepted by @scenario and check but refused by replay."""
+    from pfnlab import scenario
+
+    with pytest.raises(ValueError, match="must be a whole number from 1 to 16"):
+        scenario("bad-default", sizes={"vcpus": bad})(lambda v, sz: None)  # type: ignore
