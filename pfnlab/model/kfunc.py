@@ -31,16 +31,19 @@ from pfnlab.model.reach import note_call
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Every kernel function of the model, by name: the base implementation.
+#: Every kernel function of the model, by name. Calling one runs the version of the variant
+#: being checked (its override, or the base model's), as calling it by its own name does;
+#: ``KERNEL_FUNCTIONS[name].base`` is the base model's implementation, and
+#: :meth:`~pfnlab.model.variant.Variant.implementation` a given variant's.
 KERNEL_FUNCTIONS: dict[str, Callable[..., Any]] = {}
 
 
 def kfunc(fn: F) -> F:
     """Register ``fn`` as a kernel function that variants may override by name."""
     name = fn.__name__
-    if name in KERNEL_FUNCTIONS and KERNEL_FUNCTIONS[name] is not fn:
+    old = KERNEL_FUNCTIONS.get(name)
+    if old is not None and getattr(old, "base", old) is not fn:
         raise ValueError(f"kernel function {name!r} is defined twice in the model")
-    KERNEL_FUNCTIONS[name] = fn
     pointer = _returns_pointer(fn)
 
     @functools.wraps(fn)
@@ -62,6 +65,7 @@ def kfunc(fn: F) -> F:
         return result
 
     dispatch.base = fn  # type: ignore[attr-defined]
+    KERNEL_FUNCTIONS[name] = dispatch
     return cast(F, dispatch)
 
 

@@ -46,6 +46,17 @@ class Variant:
             out.update(v.overrides)
         return out
 
+    def implementation(self, name: str) -> Callable[..., Any]:
+        """What this variant runs for kernel function ``name``: its override, its parent
+        chain's, or the base model's. An override that extends its parent's version calls
+        ``get_variant(PARENT).implementation(NAME)(...)``."""
+        if name not in KERNEL_FUNCTIONS:
+            close = difflib.get_close_matches(name, KERNEL_FUNCTIONS, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise KeyError(f"{name!r} is not a kernel function of the model{hint}")
+        impl = self.resolved().get(name)
+        return impl if impl is not None else KERNEL_FUNCTIONS[name].base  # type: ignore
+
     def chain(self) -> list[str]:
         """Names from this variant up to the root."""
         names = [self.name]

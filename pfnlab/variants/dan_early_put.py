@@ -18,8 +18,8 @@ from pfnlab.kvm import ghost
 from pfnlab.model.kfunc import KERNEL_FUNCTIONS
 
 # the base (v5.4 = v5.3 here) implementations: this variant adds the put after them
-base_fast = KERNEL_FUNCTIONS["hva_to_pfn_fast"]
-base_slow = KERNEL_FUNCTIONS["hva_to_pfn_slow"]
+base_fast = KERNEL_FUNCTIONS["hva_to_pfn_fast"].base  # type: ignore[attr-defined]
+base_slow = KERNEL_FUNCTIONS["hva_to_pfn_slow"].base  # type: ignore[attr-defined]
 
 
 def _early_put(page: Any, owner: str, where: str) -> None:
