@@ -53,6 +53,7 @@ class Checking:
     noted: list[Finding]
     noted_keys: set[tuple[str, str]]
     inv_false: set[int]
+    replayed: bool
     inv_reads: list[set[tuple[int, str]]]
     goal_reads: list[set[tuple[int, str]]]
     goals_reached: set[str]
@@ -150,7 +151,8 @@ class Checking:
             return
         if inv.stable:  # false from here on: noted, and not evaluated again
             self.inv_false.add(i)
-            self._note(INVARIANT, inv.prop, str(msg))
+            if not self.replayed:
+                self._note(INVARIANT, inv.prop, str(msg))
         else:
             self._set_finding(None, INVARIANT, inv.prop, str(msg))
 
@@ -257,13 +259,23 @@ class Checking:
         self.finding.details["waits"] = waits
 
     def enable_checks(self) -> None:
-        """Turn invariant checking on after a re-execution that ran without it."""
+        """Turn invariant checking on after a re-execution that ran without it.
+
+        A re-executed prefix was run with checks on when the search first explored it, so a
+        stable invariant already false at its end was noted then, at its first violating
+        state: here it is only marked false, not noted again with the later state's
+        message (which would make the messages a search reports depend on which prefixes
+        it happened to re-execute). The initial state is checked as ever."""
         if self.check_on:
             return
         self.check_on = True
         self.ghost_writes = []
         if self.finding is None:
-            self._check_all()
+            self.replayed = self.nsteps > 0
+            try:
+                self._check_all()
+            finally:
+                self.replayed = False
         if self.finding is None and self.finished:
             self._final_checks()
 

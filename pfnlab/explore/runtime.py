@@ -177,6 +177,7 @@ class Execution(Checking):
         self.noted: list[Finding] = []         # findings the execution went on past
         self.noted_keys: set[tuple[str, str]] = set()
         self.inv_false: set[int] = set()       # stable invariants found false
+        self.replayed = False                  # checking a re-executed prefix's end state
         self.finished = False            # every thread finished (final checks done)
         self.schedule: list[int] = []    # tids chosen so far
         self.trace: list[TraceStep] = []

@@ -172,3 +172,41 @@ def test_a_check_returning_a_bool_is_a_model_error() -> None:
     res = explore(Program("bool-check", build), stop_first=False)
     assert [(f.kind, f.prop) for f in res.findings] == [("exception", "exception")]
     assert res.findings[0].message.startswith("check 'x-is-0' returned True: an invariant")
+
+
+def test_a_re_executed_prefix_does_not_note_a_later_message() -> None:
+    """Found by the CI run of test_movers (hypothesis seed 2475...): t1 increments a ghost
+    before its first step (n = 1 in the initial state, the stable invariant is false there),
+    t3 increments it again under a lock. A re-executed prefix ends at n = 2; noting the
+    invariant there gave the message "n=2", which no execution shows first."""
+    from pfnlab.explore import Lock
+    from pfnlab.explore.search.brute import explore_brute
+    from pfnlab.explore.search.common import Budget
+
+    def build() -> Instance:
+        x, lock, log = Obj("x"), Lock("L0"), Counter("note")
+
+        def t1() -> None:
+            log.n = log.n + 1
+            _ = x.v
+            _ = x.v
+
+        def t3() -> None:
+            lock.acquire()
+            log.n = log.n + 1
+            lock.release()
+            _ = x.v
+
+        return Instance(threads={"t1": t1, "t3": t3},
+                        invariants=[Check("inv0", lambda: f"n={log.n}" if log.n >= 1
+                                          else None, stable=True)])
+
+    prog = Program("replayed-prefix", build)
+    res = explore_brute(prog, Budget(), stop_first=False)
+    assert res.violations == {("invariant", "inv0", "n=1")}
+    assert {(f.kind, f.message) for f in explore(prog, stop_first=False).findings} == {
+        ("invariant", "n=1")}
+
+
+class Counter(Shared):
+    n = Ghost(0)
