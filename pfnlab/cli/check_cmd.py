@@ -6,6 +6,7 @@ import json
 import math
 import sys
 import textwrap
+import time
 from typing import Annotated, Any
 
 import typer
@@ -94,6 +95,7 @@ def check(
     program = sc.program(VARIANTS[variant], mm=mm, **{k: v for k, v in opts.sizes.items()
                                                       if k in sc.params})
     title = f"{variant} / {scenario}"
+    start = time.perf_counter()
     with Status(f"check {title}"), recording() as rec:
         try:
             res = explore(program, strategy=strategy, stop_first=first,
@@ -104,7 +106,8 @@ def check(
             raise model_error(e, f"scenario {scenario!r} on {variant}", sc.build) from None
     unreached = review(rec, VARIANTS[variant], sc)
     cut = interrupt.interrupted()
-    analyses, unexplained = _analyse(program, res.findings)
+    analyses, unexplained = _analyse(
+        program, res.findings, start + seconds if seconds is not None else None)
     cut = cut or bool(unexplained)
     code = exit_status(res, cut)
     lost: list[str] = []
@@ -179,9 +182,11 @@ def check_names(names: list[str], files: list[ModelFile]) -> tuple[str, str]:
          f"{(declared_v or list(VARIANTS))[0]} {(declared_s or list(SCENARIOS))[0]}")
 
 
-def _analyse(program: Program, findings: list[Finding]) -> tuple[list[Any], list[Finding]]:
-    """Each finding's analysis (ledger, causal core); after Ctrl-C, the findings left
-    unexplained (they are still reported, by their one-line message)."""
+def _analyse(program: Program, findings: list[Finding], deadline: float | None = None
+             ) -> tuple[list[Any], list[Finding]]:
+    """Each finding's analysis (ledger, causal core; the causal core stops at the time
+    budget's ``deadline``); after Ctrl-C, the findings left unexplained (they are still
+    reported, by their one-line message)."""
     from pfnlab.report.analysis import analyse
 
     done: list[Any] = []
@@ -189,7 +194,7 @@ def _analyse(program: Program, findings: list[Finding]) -> tuple[list[Any], list
         if interrupt.interrupted():
             return done, findings[i:]
         try:
-            done.append(analyse(program, f))
+            done.append(analyse(program, f, deadline))
         except KeyboardInterrupt:
             return done, findings[i:]
     return done, []

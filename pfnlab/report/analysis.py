@@ -28,10 +28,12 @@ class Analysis:
         return self.ledger.decisive_steps() | pair
 
 
-def analyse(program: Program, finding: Finding) -> Analysis:
-    """Ledger, hang chains and causal core of ``finding`` (its trace must be recorded)."""
+def analyse(program: Program, finding: Finding, deadline: float | None = None) -> Analysis:
+    """Ledger, hang chains and causal core of ``finding`` (its trace must be recorded); the
+    causal core stops at ``deadline`` (a ``time.perf_counter()`` value: the time budget)."""
     led = build_ledger(finding)
-    return Analysis(finding, led, hang_chains(finding, led), causal_core(program, finding))
+    return Analysis(finding, led, hang_chains(finding, led),
+                    causal_core(program, finding, deadline=deadline))
 
 
 def render_report(title: str, an: Analysis, *, full: bool = False) -> str:

@@ -13,6 +13,7 @@ bug in one thread, or one that every order shows).
 from __future__ import annotations
 
 import textwrap
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,8 +112,9 @@ def _what(st: TraceStep) -> str:
 
 
 def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
-                max_steps: int = 10_000) -> Causal:
-    """Compute the causal core of ``finding`` (see the module docstring)."""
+                max_steps: int = 10_000, deadline: float | None = None) -> Causal:
+    """Compute the causal core of ``finding`` (see the module docstring); past ``deadline``
+    (a ``time.perf_counter()`` value) it stops trying pairs and says so."""
     tr = finding.trace
     threads = list(dict.fromkeys(st.thread for st in tr))
     if len(threads) < 2:
@@ -133,6 +135,10 @@ def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
         unit.append(len(order) - 1)
     tried = 0
     for i, j in pairs[:max_pairs]:
+        if deadline is not None and time.perf_counter() >= deadline:
+            return Causal(text=f"not computed: the time budget ran out after {tried} of the "
+                               "racing pairs (no claim about which one decides it)",
+                          tried=tried)
         b = tr[j].thread
         ui, uj = unit[i], unit[j]
         moved = [k for k in range(ui, uj + 1) if order[k] == b]

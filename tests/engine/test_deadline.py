@@ -49,3 +49,13 @@ def test_a_scenario_default_size_obeys_the_size_rule(bad: object) -> None:
 
     with pytest.raises(ValueError, match="must be a whole number from 1 to 16"):
         scenario("bad-default", sizes={"vcpus": bad})(lambda v, sz: None)  # type: ignore
+
+
+def test_the_causal_core_stops_at_the_deadline() -> None:
+    from pfnlab.report.causal import causal_core
+
+    program = SCENARIOS["devdax-unbind"].program(VARIANTS["v5.3"])
+    f = explore(program, stop_first=True).findings[0]
+    c = causal_core(program, f, deadline=time.perf_counter() - 1)
+    assert (c.first, c.tried) == (None, 0)
+    assert c.text.startswith("not computed: the time budget ran out after 0 of the racing")
