@@ -98,7 +98,8 @@ def describe(st: TraceStep, *, full: bool = False, decisive: bool = False) -> Ro
         what = f"wait {st.field}" + (" - BLOCKS" if st.failed_attempt else "")
         return Row(st.index, st.thread, fn, what)
     if a in ("write", "rmw"):
-        if st.before == st.after and not full:
+        # an unchanged value is left out, unless the finding depends on this step
+        if st.before == st.after and not (full or decisive):
             return None
         return Row(st.index, st.thread, inner,
                    f"{st.obj}.{st.field} {short(st.before)} -> {short(st.after)}")

@@ -31,3 +31,14 @@ def test_the_trace_header_counts_steps_and_rows() -> None:
     head = " ".join(res.report().split("trace (", 1)[1].split(":", 1)[0].split())
     assert head == ("34 scheduling steps as 46 rows, lock operations joined to their steps; "
                     "the deciding rows; --full for every row; minimal")
+
+
+def test_an_unchanged_write_shows_when_the_finding_depends_on_it() -> None:
+    from pfnlab.explore.findings import TraceStep
+    from pfnlab.report.mailtrace import describe
+
+    st = TraceStep(index=7, thread="admin", label="", where=("kill_dax",), action="write",
+                   obj="dax:dax0", field="alive", before=False, after=False)
+    assert describe(st) is None                      # the short form leaves it out ...
+    row = describe(st, decisive=True)                # ... unless it decides the finding
+    assert row is not None and row.text == "dax:dax0.alive False -> False"
