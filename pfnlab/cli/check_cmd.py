@@ -276,7 +276,8 @@ def _text(title: str, props: tuple[str, ...], res: Result, analyses: list[Any],
     # rounded up to a power of ten: the printed bound must not be below the real one
     odds = (f" (fingerprint collision odds < 1e{math.ceil(math.log10(collision_odds(st.states)))})"
             if st.states else "")
-    out += wrap(f"{st.executions:,} executions, {st.states:,} states{odds}, "
+    out += wrap(f"{st.executions:,} execution{'' if st.executions == 1 else 's'}, "
+                f"{st.states:,} states{odds}, "
                 f"{st.steps:,} steps, {st.seconds:.2f} s")
     if cut:
         out += wrap("interrupted (Ctrl-C): " + (
