@@ -8,17 +8,21 @@ reference gup took: every lost race leaks a page reference. The fix puts it on e
 """
 
 from pfnlab import Host, goal_overlap, instance, scenario, variant, vcpu_faults, vm_on
-from pfnlab.kvm import RET_PF_EMULATE, RET_PF_ERROR, RET_PF_RETRY, mmu_notifier_retry
-from pfnlab.kvm.fault import (
+from pfnlab.kvm import (
+    RET_PF_EMULATE,
+    RET_PF_ERROR,
+    RET_PF_RETRY,
     __direct_map,
     fault_origin,
+    gfn_to_memslot,
+    is_error_pfn,
+    kvm_release_pfn_clean,
     mapping_level,
+    mmu_notifier_retry,
     tdp_page_fault,
     transparent_hugepage_adjust,
     try_async_pf,
 )
-from pfnlab.kvm.hva import gfn_to_memslot
-from pfnlab.kvm.pfn import is_error_pfn, kvm_release_pfn_clean
 from pfnlab.mm import zap_page_range
 
 

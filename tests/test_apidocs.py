@@ -23,8 +23,9 @@ def test_every_public_name_has_a_docstring() -> None:
 
 def test_pdoc_builds_the_reference(tmp_path: Path) -> None:
     pytest.importorskip("pdoc")
-    out = subprocess.run([sys.executable, "-m", "pdoc", "pfnlab", "pfnlab.api", "-o",
-                          str(tmp_path)], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-m", "pdoc", "pfnlab", "pfnlab.api", "pfnlab.mm",
+                          "pfnlab.kvm", "-o", str(tmp_path)], capture_output=True, text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr
     page = (tmp_path / "pfnlab.html").read_text()
     for name in ("scenario", "variant", "define_property", "vm_on", "instance", "check",
@@ -32,3 +33,11 @@ def test_pdoc_builds_the_reference(tmp_path: Path) -> None:
         assert f'id="{name}"' in page, name
     assert "Declare and register a variant" in page
     assert (tmp_path / "pfnlab" / "api.html").exists()
+    # the kernel functions a model calls or overrides, with their docstrings (issue 11)
+    kvm = (tmp_path / "pfnlab" / "kvm.html").read_text()
+    for name in ("tdp_page_fault", "kvm_release_pfn_clean", "gfn_to_memslot", "is_error_pfn",
+                 "KVM_PFN_ERR_FAULT", "try_async_pf"):
+        assert f'id="{name}"' in kvm, name
+    mm = (tmp_path / "pfnlab" / "mm.html").read_text()
+    for name in ("zap_page_range", "PageTransCompoundMap", "pfn_to_online_page", "put_page"):
+        assert f'id="{name}"' in mm, name

@@ -14,6 +14,10 @@ Modules, one idea each:
 - :mod:`~pfnlab.kvm.threads` — thread bodies for scenarios
 
 Every kernel function is a :func:`~pfnlab.model.kfunc.kfunc`: a variant replaces it by name.
+A model file imports the ones it calls or overrides from here (``from pfnlab.kvm import
+tdp_page_fault``), with the return conventions of their docstrings (error pfns
+``KVM_PFN_ERR_*``, ``is_error_pfn``; fault results ``RET_PF_*``); calling one runs the
+checked variant's version.
 """
 
 from pfnlab.kvm import ghost
@@ -23,10 +27,21 @@ from pfnlab.kvm.fault import (
     RET_PF_ERROR,
     RET_PF_FIXED,
     RET_PF_RETRY,
+    __direct_map,
+    fault_origin,
+    mapping_level,
     tdp_page_fault,
     transparent_hugepage_adjust,
+    try_async_pf,
 )
-from pfnlab.kvm.hva import __gfn_to_pfn_memslot, hva_to_pfn
+from pfnlab.kvm.hva import (
+    __gfn_to_pfn_memslot,
+    gfn_to_memslot,
+    hva_to_pfn,
+    hva_to_pfn_fast,
+    hva_to_pfn_remapped,
+    hva_to_pfn_slow,
+)
 from pfnlab.kvm.kvm import (
     PT_DIRECTORY_LEVEL,
     PT_PAGE_TABLE_LEVEL,
@@ -39,6 +54,12 @@ from pfnlab.kvm.kvm import (
 )
 from pfnlab.kvm.notifier import kvm_destroy_vm, mmu_notifier_retry
 from pfnlab.kvm.pfn import (
+    KVM_PFN_ERR_FAULT,
+    KVM_PFN_ERR_RO_FAULT,
+    KVM_PFN_NOSLOT,
+    is_error_noslot_pfn,
+    is_error_pfn,
+    is_noslot_pfn,
     kvm_get_pfn,
     kvm_is_reserved_pfn,
     kvm_is_zone_device_pfn,
@@ -52,6 +73,9 @@ from pfnlab.kvm.threads import dirty_log_disable, vcpu_exit, vcpu_fault, vcpu_ma
 from pfnlab.kvm.vcpu_map import kvm_vcpu_map, kvm_vcpu_unmap
 
 __all__ = [
+    "KVM_PFN_ERR_FAULT",
+    "KVM_PFN_ERR_RO_FAULT",
+    "KVM_PFN_NOSLOT",
     "PT_DIRECTORY_LEVEL",
     "PT_PAGE_TABLE_LEVEL",
     "RET_PF_EMULATE",
@@ -63,11 +87,20 @@ __all__ = [
     "Spte",
     "SpteVal",
     "Vcpu",
+    "__direct_map",
     "__gfn_to_pfn_memslot",
     "create_vm",
     "dirty_log_disable",
+    "fault_origin",
+    "gfn_to_memslot",
     "ghost",
     "hva_to_pfn",
+    "hva_to_pfn_fast",
+    "hva_to_pfn_remapped",
+    "hva_to_pfn_slow",
+    "is_error_noslot_pfn",
+    "is_error_pfn",
+    "is_noslot_pfn",
     "kvm_destroy_vm",
     "kvm_get_pfn",
     "kvm_is_reserved_pfn",
@@ -80,10 +113,12 @@ __all__ = [
     "kvm_set_pfn_dirty",
     "kvm_vcpu_map",
     "kvm_vcpu_unmap",
+    "mapping_level",
     "mmu_notifier_retry",
     "mmu_spte_clear_track_bits",
     "tdp_page_fault",
     "transparent_hugepage_adjust",
+    "try_async_pf",
     "vcpu_exit",
     "vcpu_fault",
     "vcpu_map_thread",

@@ -1,0 +1,44 @@
+"""Issue 11: every example and every tutorial block imports only the documented API:
+``pfnlab`` and its documented kernel-function modules ``pfnlab.mm`` and ``pfnlab.kvm``
+(their pdoc pages are built by tests/test_apidocs.py)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PUBLIC = {"pfnlab", "pfnlab.mm", "pfnlab.kvm"}
+
+
+def _imports(source: str) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.append(node.module)
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+    return [m for m in out if m.split(".")[0] == "pfnlab"]
+
+
+def _tutorial_blocks() -> list[str]:
+    text = (ROOT / "docs" / "tutorial.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_an_example_imports_only_the_documented_api(path: Path) -> None:
+    private = [m for m in _imports(path.read_text()) if m not in PUBLIC]
+    assert not private, (f"{path.name} imports {private}: export what it needs from "
+                         "pfnlab, pfnlab.mm or pfnlab.kvm")
+
+
+def test_tutorial_blocks_import_only_the_documented_api() -> None:
+    blocks = _tutorial_blocks()
+    assert blocks
+    private = [m for b in blocks for m in _imports(b) if m not in PUBLIC]
+    assert not private, private
