@@ -166,7 +166,7 @@ def hva_to_pfn_remapped(
 ) -> tuple[int, int, bool]:
     """virt/kvm/kvm_main.c v6.0: follow_pte; a write fault on a read-only PTE is RO_FAULT and
     ``writable`` is pte_write (bd2fae8da794, v5.12); then kvm_try_get_pfn (-EFAULT if 0)."""
-    pte = mm.follow_pte(vma.mm, addr) if vma.flags & (mm.VM_IO | mm.VM_PFNMAP) else None
+    pte = mm.follow_pte(vma.mm, addr)  # hva_to_pfn calls this only for VM_IO|VM_PFNMAP
     if pte is None:
         mm.fixup_user_fault(current_mm(), addr, write_fault)
         pte = mm.follow_pte(vma.mm, addr)

@@ -57,7 +57,7 @@ def hva_to_pfn_remapped_613(
 ) -> tuple[int, int, bool]:
     """virt/kvm/kvm_main.c v6.13: follow_pfnmap_start; RO_FAULT for a write fault on a
     read-only PTE, ``writable`` from the PTE (bd2fae8da794); no reference taken."""
-    pte = mm.follow_pte(vma.mm, addr) if vma.flags & (mm.VM_IO | mm.VM_PFNMAP) else None
+    pte = mm.follow_pte(vma.mm, addr)  # hva_to_pfn calls this only for VM_IO|VM_PFNMAP
     if pte is None:
         mm.fixup_user_fault(current_mm(), addr, write_fault)
         pte = mm.follow_pte(vma.mm, addr)

@@ -28,9 +28,13 @@ def test_past_the_deadline_a_finding_is_not_minimised() -> None:
 
 
 def test_the_minimiser_stops_at_the_deadline() -> None:
+    from pfnlab.explore.runtime import Execution
+
     program, f = _finding()
-    names = [s.thread for s in f.schedule]
-    tids = [0 if n == names[0] else 1 for n in names]  # two threads
+    probe = Execution(program)
+    names = probe.thread_names()
+    probe.close()
+    tids = [names.index(s.thread) for s in f.schedule]
     m = minimize(program, f.key, tids, deadline=time.perf_counter() + 1e-6)
     assert (m.proven, m.timed_out, m.tids) == (False, True, tids)
 

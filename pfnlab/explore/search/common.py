@@ -249,17 +249,13 @@ class Run:
         finding not seen before (noted ones included)."""
         st = self.stats
         st.executions += 1
-        if not ex.noted and ex.finding is None:
-            if ex.finished:
-                st.complete += 1
-                if collect:
-                    self.final_states.add(final_state(ex))
-            return None
-        st.findings += 1
-        if ex.finished:
+        if ex.finished:  # a final state, whether or not a final check failed there
             st.complete += 1
             if collect:
                 self.final_states.add(final_state(ex))
+        if not ex.noted and ex.finding is None:
+            return None
+        st.findings += 1
         f = ex.finding
         if f is not None:
             if f.kind == "hang":
