@@ -40,6 +40,7 @@ from pfnlab.explore.fingerprint import Unencodable, combine, digest, extend, fie
 from pfnlab.explore.program import Instance, Program
 from pfnlab.explore.races import Race, RaceDetector
 from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared, guard_of, is_plain
+from pfnlab.explore.snapshot import Snapshots
 from pfnlab.explore.sync import MOVER_FIELD
 from pfnlab.explore.threadstate import _THREAD_MODE, Statics, ops_key
 
@@ -103,8 +104,8 @@ class Op:
 class ThreadState:
     """The engine's view of one model thread."""
 
-    __slots__ = ("blocked", "depth", "glet", "key", "name", "op", "reads", "tid", "value",
-                 "watched")
+    __slots__ = ("blocked", "depth", "glet", "key", "name", "op", "reads", "stale", "tid",
+                 "value", "watched")
 
     def __init__(self, tid: int, name: str, glet: greenlet.greenlet) -> None:
         self.tid = tid
@@ -117,6 +118,7 @@ class ThreadState:
         self.reads: Footprint = ()     # footprint of the pending lock/wait attempt
         self.value = False             # whether the pending lock/wait attempt would succeed
         self.watched: list[tuple[int, str]] = []  # fields whose writes re-check the attempt
+        self.stale = False             # glet is ahead of the state (snapshot.py)
 
 
 _ENGINE_FILES = {
@@ -144,7 +146,7 @@ def hide_from_traces(filename: str) -> None:
     _ENGINE_FILES.add(filename)
 
 
-class Execution(Checking):
+class Execution(Checking, Snapshots):
     """One run of ``program`` from its initial state, stepped by a search strategy."""
 
     def __init__(
@@ -157,8 +159,18 @@ class Execution(Checking):
         max_steps: int = 10_000,
         visible: set[tuple[int, str]] | None = None,
         observed: set[tuple[int, str]] | None = None,
+        snapshots: bool = False,
     ) -> None:
         self.program = program
+        # checkpoints (snapshot.py): the undo log, per-step and per-thread records
+        self.log: list[tuple[dict[str, Any], str, Any, Any]] | None = [] if snapshots else None
+        self.no_snapshots = "" if snapshots else "not requested"
+        self.step_pos: list[int] = []
+        self.step_res: list[int] = []
+        self.init_pos: list[int] = []
+        self.rebuilds = 0
+        self.rebuilt_steps = 0
+        self.replaying = False
         #: Lipton's reduction for mover locks and SRCU (``_joins``), call summaries
         self.movers = program.reduce
         self.trace_on = trace
@@ -223,10 +235,12 @@ class Execution(Checking):
         # write). Stable and final checks lose nothing by it: a stable violation persists.
         self.unstable = any(not c.stable for c in (*inst.invariants, *inst.goals))
         self.threads: list[ThreadState] = []
+        self.bodies = list(inst.threads.values())
         for tid, (name, fn) in enumerate(inst.threads.items()):
             self.threads.append(ThreadState(tid, name, greenlet.greenlet(self._trampoline(fn))))
         if self.has_plain:  # without Plain fields there is nothing to race-check
             self.races = RaceDetector(len(self.threads))
+            self.snapshots_off("the race detector's clocks are not in the undo log")
         # build() is deterministic (the engine's premise), so every execution of a program
         # starts from the same state: its hash is computed once
         init = _INIT_ZOB.get(program)
@@ -246,6 +260,8 @@ class Execution(Checking):
         self.goal_reads: list[set[tuple[int, str]]] = [set() for _ in inst.goals]
         # run every thread to its first scheduling point
         for t in self.threads:
+            if self.log is not None:
+                self.init_pos.append(len(self.log))
             self._resume(t, None)
             if self.finding is not None:
                 return
@@ -261,6 +277,8 @@ class Execution(Checking):
             raise ValueError(f"two shared objects are both named {name!r}; names must be unique")
         self.names[name] = obj
         self.objects.append(obj)
+        if self.threads_started():
+            self.snapshots_off(f"a thread created shared object {name}")
         if type(obj)._has_plain_:
             self.has_plain = True
             if self.races is None and self.threads_started():
@@ -354,6 +372,8 @@ class Execution(Checking):
         if self.nsteps or self.threads_started():
             self._zob(d["_name"], field, d[field])
             self._zob(d["_name"], field, value)
+            if self.log is not None:
+                self.log.append((d, field, d[field], value))
         d[field] = value
 
     def observe(self, obj: Shared, field: str) -> None:
@@ -369,7 +389,12 @@ class Execution(Checking):
     def ghost_write(self, obj: Shared, field: str, value: Any) -> None:
         """A ghost-field write: hashed into the state, re-checks invariants, not a step."""
         d = obj.__dict__
+        if self.replaying:
+            d[field] = value
+            return
         if self.threads_started():
+            if self.log is not None:
+                self.log.append((d, field, d[field], value))
             self._zob(d["_name"], field, d[field])
             self._zob(d["_name"], field, value)
             self.ghost_writes.append((d["_idx"], field))
@@ -651,7 +676,14 @@ class Execution(Checking):
         op = t.op
         if op is None or t.blocked or self.finding is not None:
             raise RuntimeError(f"thread {t.name} cannot step now")
+        if t.stale:
+            self.rebuild(t)
+            op = t.op
+            assert op is not None
         self.schedule.append(tid)
+        if self.log is not None:
+            self.step_pos.append(len(self.log))
+            self.step_res.append(0)
         self.nsteps += 1
         if self.trace_on:
             self.labels.append(self.label(tid))
@@ -840,6 +872,8 @@ class Execution(Checking):
                 if race is not None:
                     self._free_race(t, obj, race)
                     return fp, _ABORT
+            if self.log is not None:
+                self.log.append((d, "_freed", None, op.arg or "freed"))
             d["_freed"] = op.arg or "freed"
             self._zob(name, "_freed", op.arg or "freed")
             if races is not None:
@@ -871,14 +905,21 @@ class Execution(Checking):
         if k in (WRITE, RMW, RELEASE, FREE):  # (an srcu_read_lock can only disable)
             self.enabling = True
         self._received(t, result)
+        if self.log is not None:
+            self.step_res[-1] += 1
         self._resume(t, result)
         return fp, _RAN
 
     # ------------------------------------------------------------------ internals
     def _set(self, obj: Shared, name: str, field: str, value: Any) -> None:
         d = obj.__dict__
+        if self.replaying:  # a rebuilt thread's code re-runs (snapshot.py)
+            d[field] = value
+            return
         old = d[field]
         d[field] = value
+        if self.log is not None:
+            self.log.append((d, field, old, value))
         self._zob(name, field, old)
         self._zob(name, field, value)
         w = self.watch.get((d["_idx"], field))
@@ -900,6 +941,8 @@ class Execution(Checking):
             op = t.op
             if op is None:
                 continue
+            if t.stale and op.kind != ACQUIRE:  # restore() rebuilds every waiting thread
+                raise RuntimeError(f"internal: stale thread {t.name} woken")
             if op.kind == ACQUIRE:
                 if op.obj.__dict__.get("owner") is None:
                     t.blocked = False

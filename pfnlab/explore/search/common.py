@@ -200,10 +200,13 @@ def replay_tids(
     max_steps: int = 10_000,
     visible: set[tuple[int, str]] | None = None,
     observed: set[tuple[int, str]] | None = None,
+    snapshots: bool = False,
 ) -> Execution:
-    """Re-execute ``program`` from its initial state along ``tids``."""
+    """Re-execute ``program`` from its initial state along ``tids`` (``snapshots``: keep
+    the undo log that checkpoints need, see snapshot.py)."""
     ex = Execution(program, trace=trace, check_invariants=checks or trace, goals_reached=goals,
-                   max_steps=max_steps, visible=visible, observed=observed)
+                   max_steps=max_steps, visible=visible, observed=observed,
+                   snapshots=snapshots)
     for tid in tids:
         ex.step(tid)
     if not (checks or trace):

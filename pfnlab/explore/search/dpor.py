@@ -54,6 +54,7 @@ from pfnlab.explore.search.common import (
     ended,
 )
 from pfnlab.explore.shared import ALL_FIELDS
+from pfnlab.explore.snapshot import Checkpoint
 
 _Summary = frozenset[tuple[int, int, str, bool]]
 
@@ -74,6 +75,8 @@ class _Event:
 class _Node:
     __slots__ = (
         "backtrack",
+        "cp",
+        "cp_ex",
         "cur",
         "enabled",
         "fingerprint",
@@ -110,6 +113,8 @@ class _Node:
         # thread -> reversal sequences to follow after it (see _race)
         self.hints: dict[int, set[tuple[int, ...]]] = {}
         self.summary: set[tuple[int, int, str, bool]] = set()
+        self.cp: Checkpoint | None = None     # the state, to restore (snapshot.py)
+        self.cp_ex: Execution | None = None   # the execution the checkpoint belongs to
 
 
 @dataclass
@@ -129,8 +134,10 @@ class SourceDpor:
         cache: bool = True,
         stop_first: bool = True,
         collect_final_states: bool = False,
+        snapshots: bool = True,
     ) -> None:
         self.program = program
+        self.snapshots = snapshots
         self.budget = budget
         self.cache_on = cache
         self.stop_first = stop_first
@@ -215,7 +222,8 @@ class SourceDpor:
         return self._loop(clock)
 
     def _fresh(self) -> Execution:
-        return self.r.execution([], visible=self.visible, observed=self.observed)
+        return self.r.execution([], visible=self.visible, observed=self.observed,
+                                snapshots=self.snapshots)
 
     def _loop(self, clock: Clock) -> bool:
         stack, events = self.stack, self.events
@@ -234,8 +242,9 @@ class SourceDpor:
                 continue
             top.cur = p
             ex = self._at(depth)
+            rebuilt = ex.rebuilt_steps
             fp = ex.step(p)
-            self.stats.steps += 1
+            self.stats.steps += 1 + ex.rebuilt_steps - rebuilt
             ev = self._event(p, fp, depth, top)
             events.append(ev)
             for o in {i for i, _f, _w in fp}:
@@ -306,16 +315,28 @@ class SourceDpor:
         fpr: int | None = None,
     ) -> _Node:
         pending = {t: ex.pending_footprint(t) for t in ex.live()}
-        return _Node(ex.enabled(), pending, sleep, tclock, fpr)
+        node = _Node(ex.enabled(), pending, sleep, tclock, fpr)
+        if ex.snapshots_ok():
+            node.cp, node.cp_ex = ex.checkpoint(), ex
+        return node
 
     def _at(self, depth: int) -> Execution:
         """The live execution, positioned at the state of ``stack[depth]``."""
         if self.ex is not None and self.ex_depth == depth:
             return self.ex
-        if self.ex is not None:
-            self.ex.close()
+        node = self.stack[depth]
+        ex = self.ex
+        if ex is not None and node.cp is not None and node.cp_ex is ex and ex.snapshots_ok():
+            rebuilt = ex.rebuilt_steps
+            ex.restore(node.cp)  # the live execution is at a descendant of the node
+            self.stats.steps += ex.rebuilt_steps - rebuilt
+            self.ex_depth = depth
+            return ex
+        if ex is not None:
+            ex.close()
         tids = [e.tid for e in self.events[:depth]]
-        ex = self.r.execution(tids, visible=self.visible, observed=self.observed)
+        ex = self.r.execution(tids, visible=self.visible, observed=self.observed,
+                              snapshots=self.snapshots)
         self.stats.steps += len(tids)
         self.ex, self.ex_depth = ex, depth
         return ex

@@ -1,0 +1,317 @@
+"""Checkpoints of an execution: going back to an earlier state without re-executing.
+
+A stateless search goes back to a state on its stack by re-executing the schedule that led
+there from the initial state, every thread's code included: at `devdax-unbind` 2 x 2 that
+was over 90 % of the steps run (about 12 re-executed steps per new state). Threads live in
+greenlets, which cannot be copied, so the state cannot be forked. Instead
+(:class:`Snapshots`, a mixin of :class:`~pfnlab.explore.runtime.Execution`):
+
+- every change of shared state (a field, a ghost field, a free) is appended to an *undo
+  log* ``(object dict, field, old value, new value)``; a :class:`Checkpoint` is the log's
+  length plus the engine's small per-state bookkeeping (thread keys, pending operations,
+  blocked flags, the checks' read sets, the findings noted so far);
+- :meth:`Snapshots.restore` undoes the log back to a checkpoint and puts the bookkeeping
+  back. The greenlets of the threads that stepped since the checkpoint are now ahead of the
+  state: they are marked *stale*;
+- a stale thread is rebuilt when it is next needed (it takes a step, or its pending wait
+  must be evaluated): a fresh greenlet runs *that thread's code only*, against the
+  recorded history. The state is rewound to the start of the log and replayed forward one
+  recorded step at a time: the rebuilt thread's own steps run its code (performing each
+  operation it yields, as often as the step resumed it), every other thread's steps are
+  re-applied from the log as data. The thread therefore reads exactly what it read the
+  first time (fields, ghost fields, ``__dict__`` reads, ``is_freed``), and ends suspended
+  at the same operation with the same history key; both are checked, and a mismatch (a
+  thread that is not deterministic) is an error, never a silent wrong state.
+
+So a new state costs its own step plus, per stale thread that is stepped again, that
+thread's code (other threads' steps are dictionary writes). Nothing about the state a
+search sees changes: the restored state is the state re-execution reaches (the tests
+compare both on random programs and the built-in scenarios, field by field, key by key).
+
+Checkpoints are off (``snapshots_ok()`` is False, and searches re-execute as before) when
+the race detector runs (its vector clocks are not logged) or a thread creates a shared
+object (a rebuilt thread would create a second one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import greenlet
+
+if TYPE_CHECKING:
+    from pfnlab.explore.runtime import ThreadState
+
+
+class Checkpoint(NamedTuple):
+    """What :meth:`Snapshots.restore` needs to put an execution back to one state."""
+
+    pos: int                       # undo-log length
+    nsteps: int
+    zob: int
+    hashable: bool
+    unhashable: str
+    finished: bool
+    nnoted: int
+    inv_false: frozenset[int]
+    inv_reads: tuple[Any, ...]
+    goal_reads: tuple[Any, ...]
+    #: per thread: key, depth, op, blocked, value, reads, watched
+    threads: tuple[tuple[Any, ...], ...]
+
+
+class _Sink:
+    """The runtime a discarded greenlet unwinds under: any shared access ends it at once,
+    so ``finally`` blocks in model code cannot change the state."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise greenlet.GreenletExit
+
+
+_SINK = _Sink()
+
+
+class Snapshots:
+    """Undo log, checkpoints and thread rebuilding (see the module docstring).
+
+    The attributes below are the execution's (``runtime.Execution``)."""
+
+    threads: list[ThreadState]
+    schedule: list[int]
+    nsteps: int
+    zob: int
+    hashable: bool
+    unhashable: str
+    finished: bool
+    finding: Any
+    noted: list[Any]
+    noted_keys: set[tuple[str, str]]
+    inv_false: set[int]
+    inv_reads: list[Any]
+    goal_reads: list[Any]
+    watch: dict[tuple[int, str], set[int]]
+    mode: int
+    running: Any
+    enabling: bool
+    ghost_writes: list[tuple[int, str]]
+    #: the undo log; None when checkpoints are off
+    log: list[tuple[dict[str, Any], str, Any, Any]] | None
+    #: why checkpoints are off ("" when they are on)
+    no_snapshots: str
+    #: per step: the undo-log length when it started, and how often it resumed its thread
+    step_pos: list[int]
+    step_res: list[int]
+    #: per thread: the undo-log length when its initial run (to its first step) started
+    init_pos: list[int]
+    #: thread bodies, by tid (what a rebuild runs again)
+    bodies: list[Any]
+    #: threads rebuilt and the steps their code re-ran (statistics)
+    rebuilds: int
+    rebuilt_steps: int
+    #: set while a rebuilt thread's code re-runs: writes go to the state, nothing else
+    replaying: bool
+
+    def _resume(self, t: ThreadState, value: Any) -> None:
+        raise NotImplementedError  # runtime.Execution
+
+    def _trampoline(self, fn: Any) -> Any:
+        raise NotImplementedError  # runtime.Execution
+
+    def _received(self, t: ThreadState, value: Any) -> None:
+        raise NotImplementedError  # runtime.Execution
+
+    # ------------------------------------------------------------------ the log
+    def snapshots_ok(self) -> bool:
+        """Whether :meth:`checkpoint` and :meth:`restore` can be used."""
+        return self.log is not None
+
+    def snapshots_off(self, why: str) -> None:
+        """Turn checkpoints off for the rest of this execution."""
+        if self.log is not None:
+            self.log = None
+            self.no_snapshots = why
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> Checkpoint:
+        """The current state, to come back to with :meth:`restore`."""
+        assert self.log is not None and self.finding is None
+        return Checkpoint(
+            len(self.log), self.nsteps, self.zob, self.hashable, self.unhashable,
+            self.finished, len(self.noted), frozenset(self.inv_false),
+            tuple(self.inv_reads), tuple(self.goal_reads),
+            tuple((t.key, t.depth, t.op, t.blocked, t.value, t.reads, tuple(t.watched))
+                  for t in self.threads))
+
+    def restore(self, cp: Checkpoint) -> None:
+        """Go back to the state of ``cp``, taken earlier in this execution (the state now
+        must be a descendant of it: nothing before it was undone since)."""
+        log = self.log
+        assert log is not None and cp.pos <= len(log) and cp.nsteps <= self.nsteps
+        for i in range(len(log) - 1, cp.pos - 1, -1):
+            d, f, old, _new = log[i]
+            d[f] = old
+        del log[cp.pos:]
+        moved = set(self.schedule[cp.nsteps:])
+        del self.schedule[cp.nsteps:]
+        del self.step_pos[cp.nsteps:]
+        del self.step_res[cp.nsteps:]
+        self.nsteps = cp.nsteps
+        self.zob, self.hashable, self.unhashable = cp.zob, cp.hashable, cp.unhashable
+        self.finished = cp.finished
+        self.finding = None
+        del self.noted[cp.nnoted:]
+        self.noted_keys = {f.key for f in self.noted}
+        self.inv_false = set(cp.inv_false)
+        self.inv_reads = list(cp.inv_reads)
+        self.goal_reads = list(cp.goal_reads)
+        self.ghost_writes = []
+        self.watch = {}
+        for t, (key, depth, op, blocked, value, reads, watched) in zip(
+                self.threads, cp.threads, strict=True):
+            t.key, t.depth, t.op, t.blocked, t.value, t.reads = \
+                key, depth, op, blocked, value, reads
+            t.watched = list(watched)
+            for w in watched:
+                self.watch.setdefault(w, set()).add(t.tid)
+            if t.tid in moved:
+                t.stale = True
+        # A pending wait's condition is a closure of its thread's frames: re-evaluating it
+        # (a write may wake the thread) needs the thread's greenlet where the state is.
+        for t in self.threads:
+            if t.stale and t.op is not None and t.op.kind == _WAIT:
+                self.rebuild(t)
+
+    # ------------------------------------------------------------------ rebuilding
+    def rebuild(self, t: ThreadState) -> None:
+        """Give stale thread ``t`` a greenlet at its position in the current state, by
+        re-running its code against the recorded history (module docstring)."""
+        log = self.log
+        assert log is not None and self.finding is None
+        saved = (t.key, t.depth, t.op, t.blocked, t.value, t.reads, list(t.watched),
+                 self.zob, self.hashable, self.unhashable, self.enabling)
+        self._discard(t)
+        n = len(log)
+        for i in range(n - 1, -1, -1):  # rewind to the state before every initial run
+            d, f, old, _new = log[i]
+            d[f] = old
+        tid = t.tid
+        nthreads = len(self.threads)
+        glet = greenlet.greenlet(self._trampoline(self.bodies[tid]))
+        t.glet = glet
+        t.key = _initial_key(t.name)
+        t.depth = 0
+        t.op = None
+        self.replaying = True
+        try:
+            # the initial runs, in thread order, then every step in schedule order
+            for k in range(nthreads):
+                lo = self.init_pos[k]
+                hi = self.init_pos[k + 1] if k + 1 < nthreads else (
+                    self.step_pos[0] if self.step_pos else n)
+                if k == tid:
+                    self._replay_resume(t, None, initial=True)
+                _redo(log, lo, hi)
+            for s, who in enumerate(self.schedule):
+                lo = self.step_pos[s]
+                hi = self.step_pos[s + 1] if s + 1 < len(self.step_pos) else n
+                if who == tid:
+                    self.enabling = False
+                    for _ in range(self.step_res[s]):
+                        self._replay_op(t)
+                    self.rebuilt_steps += 1
+                _redo(log, lo, hi)
+        finally:
+            self.replaying = False
+        (key, depth, op, t.blocked, t.value, t.reads, t.watched,
+         self.zob, self.hashable, self.unhashable, self.enabling) = saved
+        new = t.op
+        if new is None or op is None or (new.kind, new.obj.__dict__["_name"], new.field) \
+                != (op.kind, op.obj.__dict__["_name"], op.field) or (
+                self.hashable and (t.key, t.depth) != (key, depth)):
+            raise RuntimeError(
+                f"thread {t.name} is not deterministic: re-run against the same history it "
+                f"stopped at {new.describe() if new is not None else 'its end'} instead of "
+                f"{op.describe() if op is not None else 'its end'}; model threads may "
+                "depend only on what they read from shared state")
+        t.key, t.depth = key, depth
+        t.stale = False
+        self.rebuilds += 1
+
+    def _replay_op(self, t: ThreadState) -> None:
+        """Perform ``t``'s pending operation as it was performed the first time (it
+        succeeded: the step resumed the thread) and run ``t`` on to its next one."""
+        op = t.op
+        assert op is not None
+        d = op.obj.__dict__
+        k = op.kind
+        f = op.field
+        result: Any = None
+        if k == _READ:
+            result = d[f]
+        elif k == _WRITE:
+            d[f] = op.arg
+        elif k == _RMW:
+            new, result = op.arg(d[f])
+            d[f] = new
+        elif k in (_ACQUIRE, _RELEASE) and f == "readers":
+            d["readers"] += 1 if k == _ACQUIRE else -1
+        elif k == _ACQUIRE:
+            d["owner"] = t.name
+        elif k == _RELEASE:
+            d["owner"] = None
+        elif k == _FREE:
+            d["_freed"] = op.arg or "freed"
+        if k in (_WRITE, _RMW, _RELEASE, _FREE):
+            self.enabling = True
+        self._received(t, result)
+        self._replay_resume(t, result)
+
+    def _replay_resume(self, t: ThreadState, value: Any, initial: bool = False) -> None:
+        from pfnlab.explore.runtime import _SCHED, _THREAD
+        from pfnlab.explore.shared import HOOKS
+
+        prev = HOOKS.current
+        HOOKS.current = self
+        self._main = greenlet.getcurrent()
+        self.mode = _THREAD
+        self.running = t
+        try:
+            nxt = t.glet.switch(value)
+        finally:
+            self.mode = _SCHED
+            HOOKS.current = prev
+        t.op = None if t.glet.dead else nxt
+
+    def _discard(self, t: ThreadState) -> None:
+        """End ``t``'s stale greenlet without letting its unwinding touch the state."""
+        from pfnlab.explore.shared import HOOKS
+
+        old = t.glet
+        if old.dead or not old:
+            return
+        prev = HOOKS.current
+        HOOKS.current = _SINK
+        depth = t.depth
+        try:
+            with contextlib.suppress(BaseException):
+                old.throw(greenlet.GreenletExit)
+        finally:
+            HOOKS.current = prev
+            t.depth = depth
+
+
+def _redo(log: list[tuple[dict[str, Any], str, Any, Any]], lo: int, hi: int) -> None:
+    for i in range(lo, hi):
+        d, f, _old, new = log[i]
+        d[f] = new
+
+
+def _initial_key(name: str) -> int:
+    from pfnlab.explore.fingerprint import digest
+
+    return digest(name.encode())
+
+
+# operation kinds (runtime.py's, repeated to keep this module free of an import cycle)
+_READ, _WRITE, _RMW, _ACQUIRE, _RELEASE, _WAIT, _FREE = range(7)
