@@ -58,8 +58,10 @@ def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
                              subsequent_indent="  ")
     out += an.causal.lines()
     out.append("")
-    shown = "every step" if full else "kernel-level steps; --full for every step"
-    out += textwrap.wrap(f"trace ({f.steps} steps, {shown}; {f.minimal}):", WIDTH)
+    shown = "every row" if full else "the deciding rows; --full for every row"
+    rows = (f"{f.steps} scheduling steps as {len(f.trace)} rows: lock operations and reads "
+            "under a pin join a step" if len(f.trace) != f.steps else f"{f.steps} steps")
+    out += textwrap.wrap(f"trace ({rows}; {shown}; {f.minimal}):", WIDTH)
     out.append("")
     out.append(render_mail(f, full=full, decisive=an.decisive()))
     if full and an.ledger.events:
