@@ -22,6 +22,7 @@ from pfnlab.explore.shared import (
     note,
     set_context,
 )
+from pfnlab.explore.stable import Stable
 from pfnlab.explore.sync import Lock, Srcu, wait_for_change, wait_until
 from pfnlab.explore.threadstate import summarised
 
@@ -40,6 +41,7 @@ __all__ = [
     "Schedule",
     "Shared",
     "Srcu",
+    "Stable",
     "Step",
     "ThreadBody",
     "TraceStep",

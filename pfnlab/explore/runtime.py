@@ -41,6 +41,7 @@ from pfnlab.explore.program import Instance, Program
 from pfnlab.explore.races import Race, RaceDetector
 from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared, guard_of, is_plain
 from pfnlab.explore.snapshot import Snapshots
+from pfnlab.explore.stable import Stable, promote, promoted_live, stable_fields, stable_key
 from pfnlab.explore.sync import MOVER_FIELD
 from pfnlab.explore.threadstate import _THREAD_MODE, Statics, ops_key
 
@@ -123,7 +124,8 @@ class ThreadState:
 
 _ENGINE_FILES = {
     __file__.rsplit("/", 1)[0] + "/" + f
-    for f in ("runtime.py", "checking.py", "shared.py", "sync.py", "threadstate.py")
+    for f in ("runtime.py", "checking.py", "shared.py", "stable.py", "sync.py",
+              "threadstate.py")
 }
 
 
@@ -171,8 +173,12 @@ class Execution(Checking, Snapshots):
         self.rebuilds = 0
         self.rebuilt_steps = 0
         self.replaying = False
+        self.starting = False
         #: Lipton's reduction for mover locks and SRCU (``_joins``), call summaries
         self.movers = program.reduce
+        #: stable fields whose reads are steps for this program (stable.py); live: a
+        #: promotion during this execution applies to its later reads
+        self.promoted: set[str] = promoted_live(program)
         self.trace_on = trace
         self.check_on = check_invariants
         self.max_steps = max_steps
@@ -259,12 +265,14 @@ class Execution(Checking, Snapshots):
         self.inv_reads: list[set[tuple[int, str]]] = [set() for _ in inst.invariants]
         self.goal_reads: list[set[tuple[int, str]]] = [set() for _ in inst.goals]
         # run every thread to its first scheduling point
+        self.starting = True  # the initial runs: no thread has a step yet (stable.py)
         for t in self.threads:
             if self.log is not None:
                 self.init_pos.append(len(self.log))
             self._resume(t, None)
             if self.finding is not None:
                 return
+        self.starting = False
         if self.check_on:
             self._check_all()
         self._check_end()
@@ -441,6 +449,69 @@ class Execution(Checking, Snapshots):
             g = self._guard_cache[key] = guard_of(type(obj), field)
             return g
 
+    # ------------------------------------------------------------ stable accesses
+    def stable_read(self, obj: Shared, s: Stable[Any]) -> Any:
+        """A read of a Stable field: joins the step while the object is pinned (stable.py)."""
+        if self.mode != _THREAD or not self.movers or self.starting or \
+                stable_key(type(obj), s.name) in self.promoted:
+            # (before its first step a thread has no step to join: stable.py)
+            return self.read(obj, s.name)
+        t = self.running
+        assert t is not None
+        ok, reads = self._pinned(obj, s, t.name)
+        if not ok:
+            return self._yield(Op(READ, obj, s.name))
+        self.plain_fp.extend((i, f, False) for i, f in reads)
+        if self._traced is None:
+            return self._plain(READ, obj, s.name, None, race_check=False)
+        # in a trace the read is a row of its own, joined to the step (a kernel read with
+        # its function, and the notes of what it decided, as if it were a step)
+        value = self._plain(READ, obj, s.name, None, race_check=False, traced=False)
+        where = _model_stack()
+        name = obj.__dict__["_name"]
+        self.trace.append(TraceStep(
+            index=len(self.trace), thread=t.name,
+            label=f"{where[-1]}: read {name}.{s.name}" if where else f"read {name}.{s.name}",
+            where=where, action="read", obj=name, field=s.name, before=value, joined=True))
+        self._traced = self.trace[-1]
+        return value
+
+    def _pinned(self, obj: Shared, s: Stable[Any], who: str,
+                reads: set[tuple[int, str]] | None = None) -> tuple[bool, set[tuple[int, str]]]:
+        """Whether thread ``who`` holds a pin on ``obj`` now (``s.pinned``), and what the
+        predicate read (no steps)."""
+        if reads is None:
+            reads = set()
+        if s.pinned is None:  # __ro_after_init
+            return True, reads
+        prev_mode, prev_peek = self.mode, self.peek
+        self.mode, self.peek = _PEEK, reads
+        try:
+            ok = bool(s.pinned(obj, who))
+        finally:
+            self.mode, self.peek = prev_mode, prev_peek
+        return ok, reads
+
+    def _unpin_check(self, t: ThreadState, obj: Shared,
+                     fields: tuple[Stable[Any], ...]) -> Footprint:
+        """Before ``t`` writes or frees stable ``fields`` of ``obj``: promote each one
+        another live thread holds a pin on now (stable.py); returns the predicates' reads,
+        which belong in the step's footprint."""
+        reads: set[tuple[int, str]] = set()
+        cls = type(obj)
+        for s in fields:
+            k = stable_key(cls, s.name)
+            if k in self.promoted:
+                continue
+            for u in self.threads:
+                if u is t or u.op is None:
+                    continue
+                ok, _ = self._pinned(obj, s, u.name, reads)
+                if ok:
+                    promote(self.program, k)
+                    break
+        return tuple((i, f, False) for i, f in sorted(reads))
+
     # ----------------------------------------------------------- guarded accesses
     def guarded_read(self, obj: Shared, g: Any) -> Any:
         """A read of a Guarded field (see shared.Guarded)."""
@@ -491,7 +562,7 @@ class Execution(Checking, Snapshots):
         raise _Halt
 
     def _plain(self, kind: int, obj: Shared, field: str, arg: Any,
-               race_check: bool = True) -> Any:
+               race_check: bool = True, traced: bool = True) -> Any:
         """Perform a plain (or guarded, lock held) access as part of the running thread's
         current step."""
         t = self.running
@@ -524,7 +595,7 @@ class Execution(Checking, Snapshots):
             self._set(obj, d["_name"], field, after)
         if kind != WRITE:
             self._received(t, result)
-        if self._traced is not None:
+        if self._traced is not None and traced:
             where = _model_stack()
             self._traced.plain.append((_ACTION[kind], d["_name"], field, before, after,
                                        where[-1] if where else ""))
@@ -784,6 +855,18 @@ class Execution(Checking, Snapshots):
         result: Any = None
         fp: Footprint
         field = op.field
+        pin_fp: Footprint = ()
+        if k in (WRITE, RMW, FREE) and self.movers:
+            stable = stable_fields(type(obj))
+            if stable:
+                if k != FREE:
+                    stable = tuple(x for x in stable if x.name == field)
+                try:
+                    pin_fp = self._unpin_check(t, obj, stable)
+                except Exception as e:
+                    self._set_finding(t, EXCEPTION, "exception",
+                                      f"the pinned predicate of {name}: {e!r}")
+                    return (), _ABORT
         if k == READ:
             result = d[field]
             fp = ((d["_idx"], field, False),)
@@ -900,6 +983,8 @@ class Execution(Checking, Snapshots):
                 )
             )
             self._traced = self.trace[-1]
+        if pin_fp:
+            fp = fp + pin_fp
         if not resume:
             return fp, _STOPPED
         if k in (WRITE, RMW, RELEASE, FREE):  # (an srcu_read_lock can only disable)

@@ -111,6 +111,8 @@ class Snapshots:
     rebuilt_steps: int
     #: set while a rebuilt thread's code re-runs: writes go to the state, nothing else
     replaying: bool
+    #: set during the initial runs (no thread has taken a step yet)
+    starting: bool
 
     def _resume(self, t: ThreadState, value: Any) -> None:
         raise NotImplementedError  # runtime.Execution
@@ -210,7 +212,11 @@ class Snapshots:
                 hi = self.init_pos[k + 1] if k + 1 < nthreads else (
                     self.step_pos[0] if self.step_pos else n)
                 if k == tid:
-                    self._replay_resume(t, None, initial=True)
+                    self.starting = True
+                    try:
+                        self._replay_resume(t, None)
+                    finally:
+                        self.starting = False
                 _redo(log, lo, hi)
             for s, who in enumerate(self.schedule):
                 lo = self.step_pos[s]
@@ -267,7 +273,7 @@ class Snapshots:
         self._received(t, result)
         self._replay_resume(t, result)
 
-    def _replay_resume(self, t: ThreadState, value: Any, initial: bool = False) -> None:
+    def _replay_resume(self, t: ThreadState, value: Any) -> None:
         from pfnlab.explore.runtime import _SCHED, _THREAD
         from pfnlab.explore.shared import HOOKS
 

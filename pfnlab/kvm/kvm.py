@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pfnlab.explore import Field, Ghost, Guarded, Lock, Shared
+from pfnlab.explore import Field, Ghost, Guarded, Lock, Shared, Stable
 from pfnlab.kvm import ghost
 from pfnlab.kvm.ghost import KvmLedger, tadd
 
@@ -118,7 +118,9 @@ class Kvm(Shared):
     # and by the retry wait, so writes stay steps and locked reads join the critical section
     mmu_notifier_seq: Guarded[int] = Guarded(0, by="mmu_lock", lockless_reads=True)
     mmu_notifier_count: Guarded[int] = Guarded(0, by="mmu_lock", lockless_reads=True)
-    memslots: Field[tuple[Memslot, ...]] = Field(())
+    # __ro_after_init: promoted to steps (stable.py) where a scenario publishes new ones or
+    # the VM is freed while threads run (no thread's own pin on the VM is modelled)
+    memslots: Stable[tuple[Memslot, ...]] = Stable(())
     users_count: Field[int] = Field(1)
 
     def __init__(

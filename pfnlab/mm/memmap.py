@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from pfnlab.explore import Field, Shared, context, fail, free
+from pfnlab.explore import Shared, Stable, context, fail, free
 from pfnlab.mm.props import NO_METADATA_AFTER_TEARDOWN
 from pfnlab.model.kfunc import kfunc
 
@@ -33,16 +33,26 @@ PRESENT = "present"
 ABSENT = "absent"
 
 
+def section_pinned(sec: Section, who: str) -> bool:
+    """Thread ``who`` holds a reference on a page of the section: ``arch_remove_memory``
+    runs only after the last one is put (v5.4's ``memunmap_pages`` waits), so ``pfn_valid``
+    on a pfn the caller holds a reference to is stable (no steps; read by the engine)."""
+    from pfnlab.mm.page import page_pinned
+
+    return any(page_pinned(p, who) for p in sec.pages)
+
+
 class Section(Shared):
     """A memory section (``struct mem_section``) covering ``[start_pfn, start_pfn + nr)``."""
 
-    state: Field[str] = Field(PRESENT)
+    state: Stable[str] = Stable(PRESENT, pinned=lambda s, who: section_pinned(s, who))
 
     def __init__(self, name: str, start_pfn: int, nr_pages: int, device: bool) -> None:
         super().__init__(name)
         self.start_pfn = start_pfn
         self.nr_pages = nr_pages
         self.device = device
+        self.pages: list[Page] = []  # set-up: its memmap (arch_add_memory)
 
 
 def host() -> Any:
@@ -100,6 +110,7 @@ def arch_add_memory(h: Any, start_pfn: int, nr_pages: int, *, device: bool) -> S
             raise ValueError(f"pfn {pfn:#x} is already in a section")
         h.sections[pfn] = sec
         h.memmap[pfn] = Page(pfn)
+        sec.pages.append(h.memmap[pfn])
     return sec
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pfnlab.explore import Field, Ghost, Shared, atomic, context, fail
+from pfnlab.explore import Field, Ghost, Shared, Stable, atomic, context, fail
 from pfnlab.mm.memmap import host, pfn_to_page, run_free_hooks
 from pfnlab.mm.props import NO_PUT_UNREFERENCED
 from pfnlab.model.kfunc import kfunc
@@ -40,13 +40,14 @@ class Page(Shared):
     """One ``struct page``. Shared fields are the parts that threads read or change."""
 
     refcount: Field[int] = Field(0)  # page->_refcount
-    # set when the memmap is initialised, never written after (__ro_after_init-like); marked,
-    # not Plain: see docs/reductions.md section 3 for the measurement
-    reserved: Field[bool] = Field(False)  # PG_reserved
-    zone: Field[str] = Field(ZONE_NORMAL)  # zone bits of page->flags
+    # set when the memmap is initialised, never written after; freed with the memmap only
+    # once no reference pins the page (what makes KVM's unlocked reads of them safe):
+    # Stable while pinned, checked by the engine (docs/reductions.md section 10)
+    reserved: Stable[bool] = Stable(False, pinned=lambda p, who: page_pinned(p, who))
+    zone: Stable[str] = Stable(ZONE_NORMAL, pinned=lambda p, who: page_pinned(p, who))
     dirty: Field[bool] = Field(False)  # PG_dirty
     accessed: Field[bool] = Field(False)  # PG_referenced/PG_active (mark_page_accessed)
-    pgmap: Field[Any] = Field(None)  # page->pgmap (ZONE_DEVICE)
+    pgmap: Stable[Any] = Stable(None, pinned=lambda p, who: page_pinned(p, who))
     mapcount: Field[int] = Field(-1)  # page->_mapcount (compound pages only)
     compound_mapcount: Field[int] = Field(-1)  # compound_mapcount_ptr(head) (heads only)
     thp_head: Field[int | None] = Field(None)  # THP: head pfn while compound, None once split
@@ -80,6 +81,16 @@ class Page(Shared):
 
 
 # --------------------------------------------------------------------------- ref helpers
+def page_pinned(page: Page, who: str) -> bool:
+    """Thread ``who`` holds a reference on the page's compound head (one the ledger
+    attributes to it or to one of its owners ``who:...``): what keeps the memmap, and so
+    the flags (PG_reserved), zone and pgmap, from going away under its reads (no steps;
+    read by the engine for the Stable fields above)."""
+    head = page if page.head_pfn == page.pfn else host().memmap[page.head_pfn]
+    mine = who + ":"
+    return any(n > 0 and (o == who or o.startswith(mine)) for o, n in head.owners)
+
+
 def _ledger(page: Page, delta: int, owner: str) -> None:
     if not owner:
         return

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from pfnlab.explore import Field, Lock, Shared, Srcu, atomic, wait_until
+from pfnlab.explore import Field, Lock, Shared, Srcu, Stable, atomic, wait_until
 from pfnlab.model.kfunc import kfunc
 
 VM_WRITE = 0x2
@@ -93,7 +93,8 @@ class RwSem(Shared):
 class Mm(Shared):
     """A ``struct mm_struct``: its VMAs, page tables and MMU-notifier subscriptions."""
 
-    vmas: Field[tuple[Vma, ...]] = Field(())  # tuple of Vma, sorted by start
+    # __ro_after_init in most scenarios (a write after set-up promotes it: stable.py)
+    vmas: Stable[tuple[Vma, ...]] = Stable(())  # tuple of Vma, sorted by start
     notifiers: Field[tuple[Any, ...]] = Field(
         ()
     )  # tuple of subscribers (must hash stably: Shared objects)

@@ -22,6 +22,7 @@ from pfnlab.explore.search.minimize import minimize
 from pfnlab.explore.search.pct import explore_pct
 from pfnlab.explore.search.random_walk import explore_random
 from pfnlab.explore.search.replay import ReplayResult, replay
+from pfnlab.explore.stable import promoted
 
 STRATEGIES = ("dpor", "brute", "bounded", "random", "pct")
 
@@ -58,18 +59,29 @@ def explore(
     """
     budget = budget or Budget()
     start = time.perf_counter()
-    if strategy == "dpor":
-        res = explore_dpor(program, budget, cache=cache, stop_first=stop_first)
-    elif strategy == "brute":
-        res = explore_brute(program, budget, stop_first=stop_first, collect_final_states=False)
-    elif strategy == "bounded":
-        res = explore_bounded(program, preemptions, budget, stop_first=stop_first, cache=cache)
-    elif strategy == "random":
-        res = explore_random(program, executions, seed, budget, stop_first=stop_first)
-    elif strategy == "pct":
-        res = explore_pct(program, executions, depth, seed, budget, stop_first=stop_first)
-    else:
+    if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    earlier = 0
+    while True:
+        before = promoted(program)
+        if strategy == "dpor":  # restarts itself after a promotion (stable.py)
+            res = explore_dpor(program, budget, cache=cache, stop_first=stop_first)
+        elif strategy == "brute":
+            res = explore_brute(program, budget, stop_first=stop_first,
+                                collect_final_states=False)
+        elif strategy == "bounded":
+            res = explore_bounded(program, preemptions, budget, stop_first=stop_first,
+                                  cache=cache)
+        elif strategy == "random":
+            res = explore_random(program, executions, seed, budget, stop_first=stop_first)
+        else:
+            res = explore_pct(program, executions, depth, seed, budget, stop_first=stop_first)
+        if strategy == "dpor" or promoted(program) == before or res.interrupted or \
+                res.coverage.startswith("interrupted"):
+            break
+        # a stable field was promoted: the executions so far used the old steps
+        earlier += res.stats.executions
+    res.stats.executions += earlier
     interrupted = res.interrupted = res.interrupted or res.coverage.startswith("interrupted")
     # the time budget covers the work after the search too: past it, a finding keeps the
     # execution the search found (replayed for its trace, one execution) unminimised

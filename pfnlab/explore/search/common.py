@@ -13,6 +13,7 @@ from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.shared import ALL_FIELDS
+from pfnlab.explore.stable import promoted
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,13 @@ def reporting(progress: ProgressFn | None) -> Iterator[None]:
 class Clock:
     """Wall time and execution budget bookkeeping; progress reports; Ctrl-C."""
 
-    def __init__(self, budget: Budget) -> None:
+    def __init__(self, budget: Budget, program: Program | None = None) -> None:
         self.budget = budget
+        #: a stable field of ``program`` was promoted (stable.py): the search must start
+        #: again with it as a scheduling point; ``out()`` says so to end the current round
+        self.program = program
+        self.restart = False
+        self.promotions = len(promoted(program)) if program is not None else 0
         self.start = time.perf_counter()
         self.progress = _PROGRESS[0]
         self.last = self.start
@@ -134,8 +140,22 @@ class Clock:
         """Seconds since the search started."""
         return time.perf_counter() - self.start
 
+    def promoted_since(self) -> bool:
+        """Whether a stable field was promoted since this clock (or ``restarted()``)."""
+        return self.program is not None and len(promoted(self.program)) != self.promotions
+
+    def restarted(self) -> None:
+        """The search starts again with the promotions made so far."""
+        self.restart = False
+        if self.program is not None:
+            self.promotions = len(promoted(self.program))
+
     def out(self, stats: Stats) -> bool:
-        """Whether the budget is used up (and report progress now and then)."""
+        """Whether the budget is used up or the search must restart (a promotion), and
+        report progress now and then."""
+        if self.promoted_since():
+            self.restart = True
+            return True
         if self.progress is not None:
             now = time.perf_counter()
             if now - self.last >= 0.2:
@@ -229,7 +249,7 @@ class Run:
     def __init__(self, program: Program, budget: Budget) -> None:
         self.program = program
         self.budget = budget
-        self.clock = Clock(budget)
+        self.clock = Clock(budget, program)
         self.stats = Stats()
         self.goals: set[str] = set()
         self.goal_names: list[str] = []

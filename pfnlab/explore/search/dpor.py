@@ -161,7 +161,7 @@ class SourceDpor:
     # ------------------------------------------------------------------ driver
     def run(self) -> Result:
         """Explore, re-running until the visible fields are a fixpoint; returns the result."""
-        clock = Clock(self.budget)
+        clock = Clock(self.budget, self.program)
         probe = self._fresh()
         self.visible = set(probe.observed)
         probe.close()
@@ -177,6 +177,10 @@ class SourceDpor:
             for k in _SUMMED:  # every round's work counts, not only the last one's
                 totals[k] = totals.get(k, 0) + getattr(self.stats, k)
             clock.earlier = totals["executions"]
+            if (clock.restart or clock.promoted_since()) and not clock.interrupted:
+                # a stable field was promoted: what this round explored used the old steps
+                clock.restarted()
+                continue
             new = self.observed - self.visible
             if cut or (self.r.findings and self.stop_first) or not new:
                 break
