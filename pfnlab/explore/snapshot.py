@@ -115,7 +115,7 @@ class Snapshots:
     def _resume(self, t: ThreadState, value: Any) -> None:
         raise NotImplementedError  # runtime.Execution
 
-    def _trampoline(self, fn: Any) -> Any:
+    def _trampoline(self, fn: Any, start: int = 0) -> Any:
         raise NotImplementedError  # runtime.Execution
 
     def _received(self, t: ThreadState, value: Any) -> None:
