@@ -105,8 +105,8 @@ class Op:
 class ThreadState:
     """The engine's view of one model thread."""
 
-    __slots__ = ("blocked", "depth", "glet", "key", "name", "op", "reads", "stale", "tid",
-                 "value", "watched")
+    __slots__ = ("blocked", "depth", "glet", "key", "name", "op", "opstarts", "reads", "stale",
+                 "tid", "value", "watched")
 
     def __init__(self, tid: int, name: str, glet: greenlet.greenlet) -> None:
         self.tid = tid
@@ -120,6 +120,8 @@ class ThreadState:
         self.value = False             # whether the pending lock/wait attempt would succeed
         self.watched: list[tuple[int, str]] = []  # fields whose writes re-check the attempt
         self.stale = False             # glet is ahead of the state (snapshot.py)
+        #: where each of its operations started, to rebuild from the last (snapshot.py)
+        self.opstarts: list[tuple[int, int, int, int, bool, int]] = []
 
 
 _ENGINE_FILES = {
@@ -313,7 +315,7 @@ class Execution(Checking, Snapshots):
             self.unhashable = f"{name}.{field}: {e}"
 
     # ------------------------------------------------------------------ thread side
-    def _trampoline(self, fn: Any) -> Callable[[Any], object]:
+    def _trampoline(self, fn: Any, start: int = 0) -> Callable[[Any], object]:
         if callable(fn):
             def run(_first: Any) -> object:
                 return fn()
@@ -322,7 +324,7 @@ class Execution(Checking, Snapshots):
         ops = list(fn)
 
         def run_ops(_first: Any) -> object:
-            for i in range(len(ops)):
+            for i in range(start, len(ops)):
                 self._operation_starts(ops, i)
                 ops[i]()
             return None
@@ -333,6 +335,11 @@ class Execution(Checking, Snapshots):
         """A thread given as a list of operations starts ``ops[index]``: its state is now the
         operations left, so its history key becomes their key (see threadstate.py)."""
         t = self.running
+        if t is not None and self.log is not None and not self.replaying:
+            # a rebuild may start here (snapshot.py): the step, the log, the operation, the
+            # key before it, and how far the step had got
+            t.opstarts.append((len(self.schedule) - 1, len(self.log), index, t.key,
+                               self.enabling, self.step_res[-1] if self.schedule else 0))
         if t is None or not self.hashable:
             return
         # The thread is deterministic, so its key here determines the operations left and

@@ -111,13 +111,13 @@ class Snapshots:
     rebuilt_steps: int
     #: set while a rebuilt thread's code re-runs: writes go to the state, nothing else
     replaying: bool
-    #: set during the initial runs (no thread has taken a step yet)
+    #: set during the initial runs (no thread has taken a step yet; stable.py)
     starting: bool
 
     def _resume(self, t: ThreadState, value: Any) -> None:
         raise NotImplementedError  # runtime.Execution
 
-    def _trampoline(self, fn: Any) -> Any:
+    def _trampoline(self, fn: Any, start: int = 0) -> Any:
         raise NotImplementedError  # runtime.Execution
 
     def _received(self, t: ThreadState, value: Any) -> None:
@@ -178,6 +178,9 @@ class Snapshots:
                 self.watch.setdefault(w, set()).add(t.tid)
             if t.tid in moved:
                 t.stale = True
+            starts = t.opstarts
+            while starts and starts[-1][0] >= cp.nsteps:
+                starts.pop()
         # A pending wait's condition is a closure of its thread's frames: re-evaluating it
         # (a write may wake the thread) needs the thread's greenlet where the state is.
         for t in self.threads:
@@ -187,43 +190,58 @@ class Snapshots:
     # ------------------------------------------------------------------ rebuilding
     def rebuild(self, t: ThreadState) -> None:
         """Give stale thread ``t`` a greenlet at its position in the current state, by
-        re-running its code against the recorded history (module docstring)."""
+        re-running its code against the recorded history (module docstring), from the start
+        of the operation it is in when it is a list of operations."""
         log = self.log
         assert log is not None and self.finding is None
         saved = (t.key, t.depth, t.op, t.blocked, t.value, t.reads, list(t.watched),
                  self.zob, self.hashable, self.unhashable, self.enabling)
         self._discard(t)
-        n = len(log)
-        for i in range(n - 1, -1, -1):  # rewind to the state before every initial run
-            d, f, old, _new = log[i]
-            d[f] = old
         tid = t.tid
+        n = len(log)
         nthreads = len(self.threads)
-        glet = greenlet.greenlet(self._trampoline(self.bodies[tid]))
-        t.glet = glet
-        t.key = _initial_key(t.name)
-        t.depth = 0
-        t.op = None
-        self.replaying = True
-        try:
-            # the initial runs, in thread order, then every step in schedule order
-            for k in range(nthreads):
+        nsteps = len(self.schedule)
+
+        def bounds(seg: int) -> tuple[int, int]:
+            """Log range of segment ``seg``: initial runs -nthreads..-1, then the steps."""
+            if seg < 0:
+                k = seg + nthreads
                 lo = self.init_pos[k]
                 hi = self.init_pos[k + 1] if k + 1 < nthreads else (
-                    self.step_pos[0] if self.step_pos else n)
-                if k == tid:
-                    self.starting = True
-                    try:
-                        self._replay_resume(t, None)
-                    finally:
-                        self.starting = False
-                _redo(log, lo, hi)
-            for s, who in enumerate(self.schedule):
-                lo = self.step_pos[s]
-                hi = self.step_pos[s + 1] if s + 1 < len(self.step_pos) else n
-                if who == tid:
+                    self.step_pos[0] if nsteps else n)
+                return lo, hi
+            return self.step_pos[seg], self.step_pos[seg + 1] if seg + 1 < nsteps else n
+
+        if t.opstarts:  # the operation it is in started in step (or initial run) ``s0``
+            s0, pos, index, key, enabling, done = t.opstarts[-1]
+            seg0 = s0 if s0 >= 0 else tid - nthreads
+        else:
+            seg0, index, key, enabling, done = tid - nthreads, 0, _initial_key(t.name), \
+                False, 0
+            pos = bounds(seg0)[0]
+        for i in range(n - 1, pos - 1, -1):  # rewind to where it starts again
+            d, f, old, _new = log[i]
+            d[f] = old
+        t.glet = greenlet.greenlet(self._trampoline(self.bodies[tid], index))
+        t.key, t.depth, self.enabling = key, 0, enabling
+        t.op = saved[2] if seg0 >= 0 else None  # (what call summaries see)
+        self.replaying = True
+        try:
+            self.starting = seg0 < 0
+            try:
+                self._replay_resume(t, None)
+            finally:
+                self.starting = False
+            if seg0 >= 0:
+                for _ in range(self.step_res[seg0] - done):
+                    self._replay_op(t)
+            _redo(log, pos, bounds(seg0)[1])
+            self.rebuilt_steps += 1
+            for seg in range(seg0 + 1, nsteps):
+                lo, hi = bounds(seg)
+                if seg >= 0 and self.schedule[seg] == tid:
                     self.enabling = False
-                    for _ in range(self.step_res[s]):
+                    for _ in range(self.step_res[seg]):
                         self._replay_op(t)
                     self.rebuilt_steps += 1
                 _redo(log, lo, hi)
@@ -273,7 +291,7 @@ class Snapshots:
         self._received(t, result)
         self._replay_resume(t, result)
 
-    def _replay_resume(self, t: ThreadState, value: Any) -> None:
+    def _replay_resume(self, t: ThreadState, value: Any, initial: bool = False) -> None:
         from pfnlab.explore.runtime import _SCHED, _THREAD
         from pfnlab.explore.shared import HOOKS
 
