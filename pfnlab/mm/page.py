@@ -42,7 +42,7 @@ class Page(Shared):
     refcount: Field[int] = Field(0)  # page->_refcount
     # set when the memmap is initialised, never written after; freed with the memmap only
     # once no reference pins the page (what makes KVM's unlocked reads of them safe):
-    # Stable while pinned, checked by the engine (docs/reductions.md section 10)
+    # Stable while pinned, checked by the engine (docs/reductions.md section 11)
     reserved: Stable[bool] = Stable(False, pinned=lambda p, who: page_pinned(p, who))
     zone: Stable[str] = Stable(ZONE_NORMAL, pinned=lambda p, who: page_pinned(p, who))
     dirty: Field[bool] = Field(False)  # PG_dirty

@@ -68,8 +68,8 @@ def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
     # rows are numbered by trace entry: a lock operation joined to a step is a row of its
     # own, so say both counts where they differ
     shown = "every row" if full else "the deciding rows; --full for every row"
-    rows = (f"{f.steps} scheduling steps as {len(f.trace)} rows, lock operations joined to "
-            "their steps" if len(f.trace) != f.steps
+    rows = (f"{f.steps} scheduling steps as {len(f.trace)} rows, lock operations and reads "
+            "under a pin joined to their steps" if len(f.trace) != f.steps
             else f"{f.steps} step{'' if f.steps == 1 else 's'}")
     if not f.trace:
         out += textwrap.wrap("trace: none; it arises before any scheduling step, while the "

@@ -17,6 +17,7 @@ from typing import Any
 from pfnlab.explore.findings import Finding, TraceStep
 from pfnlab.explore.schedule import Schedule
 from pfnlab.explore.search import replay
+from pfnlab.explore.stable import set_promoted
 from pfnlab.report.analysis import Analysis, render_report
 
 CHECK_SCHEMA = "pfnlab.check/2"
@@ -59,6 +60,7 @@ def finding_json(title: str, an: Analysis) -> dict[str, Any]:
         "kind": f.kind, "property": f.prop, "message": f.message,
         "thread": f.details.get("thread"), "steps": f.steps, "preemptions": f.preemptions,
         "minimal": f.minimal, "schedule": f.schedule.to_json(),
+        "promoted": list(f.details.get("promoted", [])),
         "trace": [step_json(st) for st in f.trace],
         "ledger": an.ledger.as_json(),
         "hang_chains": [c.as_json() for c in an.chains],
@@ -127,6 +129,7 @@ def replay_saved(variant: str, scenario: str, sizes: dict[str, int],
     sc = SCENARIOS[scenario]
     program = sc.program(VARIANTS[variant], mm=mm, **{k: v for k, v in sizes.items()
                                                       if k in sc.params})
+    set_promoted(program, saved.get("promoted", ()))  # step as the search that found it
     rr = replay(program, Schedule.from_json(saved["schedule"]))
     f: Finding | None = rr.find((saved["kind"], saved["property"])) or rr.finding
     if rr.diverged:

@@ -136,7 +136,7 @@ def test_replay_of_an_edited_schedule_reports_divergence(check_json: Path,
     edited.write_text(json.dumps(doc))
     out = run("replay", str(edited))
     assert out.returncode == 1
-    assert "DOES NOT reproduce: diverged at step 3: the schedule says vcpu0 " in out.stdout
+    assert "DOES NOT reproduce: diverged at step 4: the schedule says vcpu0 " in out.stdout
 
 
 def test_diff_lists_the_fixed_properties_with_their_traces(tmp_path: Path) -> None:
@@ -148,10 +148,8 @@ def test_diff_lists_the_fixed_properties_with_their_traces(tmp_path: Path) -> No
     assert "  teardown-terminates: fixed in v5.4" in head
     assert "  refs-balanced: fixed in v5.4" in head
     assert "v5.3 / devdax-unbind: teardown-terminates violated (hang)" in out.stdout
-    # the hang's schedule no longer fits v5.4; the leak's runs there without a finding
-    assert "on v5.4 the schedule diverges: step 21: admin cannot run here: it is blocked" \
-        in out.stdout
-    assert "on v5.4 the same schedule runs without a finding" in out.stdout
+    # the hang's and the leak's schedules run on v5.4 without a finding
+    assert out.stdout.count("on v5.4 the same schedule runs without a finding") == 2
     path = tmp_path / "diff.json"
     assert run("diff", "v5.3", "v5.4", "devdax-unbind", "-o", str(path)).returncode == 1
     doc = json.loads(path.read_text())

@@ -72,10 +72,12 @@ def explore(
         elif strategy == "bounded":
             res = explore_bounded(program, preemptions, budget, stop_first=stop_first,
                                   cache=cache)
-        elif strategy == "random":
-            res = explore_random(program, executions, seed, budget, stop_first=stop_first)
+        elif strategy == "random":  # (after a restart: what is left of the count asked for)
+            res = explore_random(program, max(1, executions - earlier), seed, budget,
+                                 stop_first=stop_first)
         else:
-            res = explore_pct(program, executions, depth, seed, budget, stop_first=stop_first)
+            res = explore_pct(program, max(1, executions - earlier), depth, seed, budget,
+                              stop_first=stop_first)
         if strategy == "dpor" or promoted(program) == before or res.interrupted or \
                 res.coverage.startswith("interrupted"):
             break
@@ -83,6 +85,10 @@ def explore(
         earlier += res.stats.executions
     res.stats.executions += earlier
     interrupted = res.interrupted = res.interrupted or res.coverage.startswith("interrupted")
+    # the stable fields whose reads were steps when these were found: a replay of their
+    # schedules must step the same way (stable.py; saved in JSON reports)
+    for f in res.findings:
+        f.details["promoted"] = sorted(promoted(program))
     # the time budget covers the work after the search too: past it, a finding keeps the
     # execution the search found (replayed for its trace, one execution) unminimised
     deadline = start + budget.seconds if budget.seconds is not None else None

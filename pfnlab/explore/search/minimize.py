@@ -81,7 +81,7 @@ def minimize(
                     here.close()
                 for k, (t, u) in enumerate(allowed):
                     nodes += 1
-                    if deadline is not None and nodes % 64 == 0 and \
+                    if deadline is not None and nodes % 64 == 1 and \
                             time.perf_counter() >= deadline:
                         here.close()
                         _close(nxt)
