@@ -19,6 +19,7 @@ from pfnlab.explore.shared import (
     context,
     free,
     is_freed,
+    keep,
     note,
     set_context,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "fail",
     "free",
     "is_freed",
+    "keep",
     "note",
     "set_context",
     "summarised",

@@ -267,6 +267,18 @@ def note(text: str) -> None:
         rt.note(text)
 
 
+def keep(value: Any) -> Any:
+    """The running model thread keeps ``value``, read from ghost state (which leaves no
+    history), in a local that decides something later (a check's verdict): make it part
+    of the thread's state, so that two states in which the thread kept different values
+    are never taken for one. Returns ``value``. Not a step; outside a thread it does
+    nothing."""
+    rt = HOOKS.current
+    if rt is not None and rt.running is not None and rt.mode == 1:  # runtime._THREAD
+        rt._received(rt.running, value)
+    return value
+
+
 def is_freed(obj: Shared) -> bool:
     """Whether ``obj`` has been freed (no scheduling point; for reports, checks, conditions).
 

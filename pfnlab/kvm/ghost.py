@@ -87,7 +87,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pfnlab.explore import Ghost, Shared, context, fail, is_freed
+from pfnlab.explore import Ghost, Shared, context, fail, is_freed, keep
 from pfnlab.properties import (  # the registry, with meanings
     AD_ONLY_TRACKED,
     HUGE_ONLY_THP,
@@ -649,7 +649,8 @@ def page_freed(kvm: Kvm, page: Any) -> None:
 def origin_snapshot(kvm: Kvm, hvas: Iterable[int], owner: str) -> tuple[str, tuple[Any, ...]]:
     """The origin of a pfn looked up now: the owner and the current epoch of ``hvas``."""
     ep = kvm.ledger.epoch
-    return (owner, tuple((h, tget(ep, h)) for h in hvas))
+    # the fault keeps it until the SPTE install checks it (I4): part of its thread's state
+    return keep((owner, tuple((h, tget(ep, h)) for h in hvas)))
 
 
 # ------------------------------------------------------------------ checks
