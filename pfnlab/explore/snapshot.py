@@ -235,16 +235,22 @@ class Snapshots:
             if seg0 >= 0:
                 for _ in range(self.step_res[seg0] - done):
                     self._replay_op(t)
-            _redo(log, pos, bounds(seg0)[1])
+            cur = bounds(seg0)[1]
+            _redo(log, pos, cur)
             self.rebuilt_steps += 1
-            for seg in range(seg0 + 1, nsteps):
+            schedule, step_res = self.schedule, self.step_res
+            for seg in range(max(seg0 + 1, 0), nsteps):
+                if schedule[seg] != tid:
+                    continue
                 lo, hi = bounds(seg)
-                if seg >= 0 and self.schedule[seg] == tid:
-                    self.enabling = False
-                    for _ in range(self.step_res[seg]):
-                        self._replay_op(t)
-                    self.rebuilt_steps += 1
+                _redo(log, cur, lo)  # every other thread's steps since, as data
+                self.enabling = False
+                for _ in range(step_res[seg]):
+                    self._replay_op(t)
+                self.rebuilt_steps += 1
                 _redo(log, lo, hi)
+                cur = hi
+            _redo(log, cur, n)
         finally:
             self.replaying = False
         (key, depth, op, t.blocked, t.value, t.reads, t.watched,

@@ -60,7 +60,7 @@ def kfunc(fn: F) -> F:
             elif pointer and (result is None or isinstance(result, Shared)):
                 rt.note(f"{name}({_args(args)}) = "
                         f"{'NULL' if result is None else result.name}")
-        if _RECORDING:  # what no execution reached (reach.py)
+        if _RECORDING and not rt.replaying:  # what no execution reached (reach.py)
             note_call(name, result)
         return result
 
