@@ -35,6 +35,7 @@ from pfnlab.kvm.fault import (
     try_async_pf,
 )
 from pfnlab.kvm.hva import (
+    EFAULT,
     __gfn_to_pfn_memslot,
     gfn_to_memslot,
     hva_to_pfn,
@@ -73,6 +74,7 @@ from pfnlab.kvm.threads import dirty_log_disable, vcpu_exit, vcpu_fault, vcpu_ma
 from pfnlab.kvm.vcpu_map import kvm_vcpu_map, kvm_vcpu_unmap
 
 __all__ = [
+    "EFAULT",
     "KVM_PFN_ERR_FAULT",
     "KVM_PFN_ERR_RO_FAULT",
     "KVM_PFN_NOSLOT",

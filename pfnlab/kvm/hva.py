@@ -23,6 +23,7 @@ from pfnlab.kvm.pfn import (
 )
 from pfnlab.model.kfunc import kfunc
 
+#: errno that ``hva_to_pfn_remapped`` returns negated for a pfn it cannot use (-EFAULT)
 EFAULT = 14
 
 

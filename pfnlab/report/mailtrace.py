@@ -150,7 +150,9 @@ def _wrap(text: str, width: int) -> list[str]:
 def render_mail(finding: Finding, *, full: bool = False, decisive: set[int] | None = None,
                 threads: list[str] | None = None) -> str:
     """The trace as columns per thread (see the module docstring)."""
-    decisive = decisive or set()
+    decisive = set(decisive or ())
+    if finding.trace:  # the step after which the finding shows is always one of them
+        decisive.add(finding.trace[-1].index)
     names = threads or list(dict.fromkeys(s.thread for s in finding.trace))
     ncol = max(1, len(names))
     colw = (WIDTH - PREFIX - (ncol - 1)) // ncol

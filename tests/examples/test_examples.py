@@ -25,6 +25,8 @@ CASES = [
     ("thp_split_huge.py", "fault-vs-pmd-split", "thp-map-by-page", "huge-only-thp",
      "thp-map-by-mapping",
      ["__split_huge_pmd_locked()", "hva_to_pfn_fast()", "transparent_hugepage_adjust()"]),
+    ("refcount_zero.py", "pfnmap-refcount0", "refcount-zero-buggy", "no-put-unreferenced",
+     "refcount-zero-fixed", ["kvm_get_pfn()", "kvm_is_reserved_pfn(0x103) = false"]),
 ]
 
 
