@@ -28,7 +28,7 @@ from pfnlab.cli.common import (
     options,
     sizes,
 )
-from pfnlab.cli.errors import guarded, say
+from pfnlab.cli.errors import fail, guarded, say
 from pfnlab.cli.output import check_writable, write_file
 from pfnlab.cli.progress import Status
 from pfnlab.explore.search import Budget
@@ -46,10 +46,10 @@ EPILOG = exits.epilog(
 @app.command("diff", epilog=EPILOG)
 @guarded
 def diff_cmd(
-    variant_a: Annotated[str, typer.Argument(help="The variant before the patch.")],
-    variant_b: Annotated[str, typer.Argument(help="The variant after the patch.")],
-    scenario: Annotated[list[str] | None, typer.Argument(
-        help="Scenarios to compare on (default: all).")] = None,
+    names: Annotated[list[str], typer.Argument(
+        help="The variant before the patch, the variant after it, then the scenarios to "
+        "compare on (default: the model file's, else all); a model file FILE.py may come "
+        "first.", metavar="[FILE.py] VARIANT_A VARIANT_B [SCENARIO]...")],
     size: SizeOpt = None,
     executions: ExecOpt = None,
     seconds: SecOpt = None,
@@ -70,9 +70,16 @@ def diff_cmd(
         render_diff,
     )
 
-    loaded = load(model)
+    files = [n for n in names if n.endswith(".py")]
+    rest = [n for n in names if not n.endswith(".py")]
+    if len(rest) < 2:
+        fail("diff takes two variants: pfnlab diff [FILE.py] VARIANT_A VARIANT_B "
+             "[SCENARIO]... (see pfnlab list)")
+    loaded = load([*(model or []), *files])
+    variant_a, variant_b, *scenario = rest
     check_format(format)
-    names = list(scenario or SCENARIOS)
+    declared = [s for f in loaded[len(model or []):] for s in f.scenarios]
+    names = list(scenario or declared or SCENARIOS)
     opts = options(Options(variants=[variant_a, variant_b], scenarios=names,
                            sizes=sizes(size), executions=executions, seconds=seconds,
                            max_steps=max_steps, mm=mm))

@@ -53,7 +53,14 @@ from pfnlab.kvm.kvm import (
     Vcpu,
     create_vm,
 )
-from pfnlab.kvm.notifier import kvm_destroy_vm, mmu_notifier_retry
+from pfnlab.kvm.notifier import (
+    kvm_destroy_vm,
+    kvm_mmu_notifier_invalidate_range_end,
+    kvm_mmu_notifier_invalidate_range_start,
+    kvm_mmu_notifier_release,
+    kvm_put_kvm,
+    mmu_notifier_retry,
+)
 from pfnlab.kvm.pfn import (
     KVM_PFN_ERR_FAULT,
     KVM_PFN_ERR_RO_FAULT,
@@ -107,8 +114,12 @@ __all__ = [
     "kvm_get_pfn",
     "kvm_is_reserved_pfn",
     "kvm_is_zone_device_pfn",
+    "kvm_mmu_notifier_invalidate_range_end",
+    "kvm_mmu_notifier_invalidate_range_start",
+    "kvm_mmu_notifier_release",
     "kvm_mmu_zap_collapsible_spte",
     "kvm_mmu_zap_collapsible_sptes",
+    "kvm_put_kvm",
     "kvm_release_pfn_clean",
     "kvm_release_pfn_dirty",
     "kvm_set_pfn_accessed",

@@ -27,6 +27,9 @@ CASES = [
      ["__split_huge_pmd_locked()", "hva_to_pfn_fast()", "transparent_hugepage_adjust()"]),
     ("refcount_zero.py", "pfnmap-refcount0", "refcount-zero-buggy", "no-put-unreferenced",
      "refcount-zero-fixed", ["kvm_get_pfn()", "kvm_is_reserved_pfn(0x103) = false"]),
+    ("refresh_race.py", "gpc-vs-zap", "gpc-buggy", "gpc-coherent", "gpc-fixed",
+     ["kvm_mmu_notifier_invalidate_range_", "hva_to_pfn_fast()", "gpc_refresh()",
+      "gpc.valid False -> True"]),
 ]
 
 
@@ -75,6 +78,12 @@ def test_cli_with_model_file() -> None:
     out = run("diff", "v5.4", "pfncache-fixed", "pfncache-vs-unbind", "--model", m)
     assert out.returncode == 1, out.stderr  # the designs differ
     assert "fixed" in out.stdout
+    # the file may come first, as with check; its scenarios are the default
+    out = run("diff", m, "v5.4", "pfncache-fixed")
+    assert out.returncode == 1, out.stderr
+    assert out.stdout.startswith("diff v5.4 -> pfncache-fixed\npfncache-vs-unbind (exhaustive):")
+    out = run("diff", m, "v5.4")
+    assert out.returncode == 2 and "diff takes two variants" in out.stderr
     out = run("matrix", "--model", m, "-S", "pfncache-vs-unbind", "-V", "v5.4",
               "-V", "pfncache-fixed", "--jobs", "2", "--format", "json")
     assert out.returncode == 1, out.stderr  # a cell with a violation
