@@ -122,15 +122,19 @@ def record_thp_shift(head: int) -> None:
         ghost.event(EV_THP_SHIFT_NON_THP, head, why)
 
 
-def record_huge_spte(kvm: Kvm, slot: Memslot, gfn: int, level: int) -> None:
-    """Ledger (I7): a huge SPTE is being installed; does the host map this hva huge?"""
+def record_huge_spte(kvm: Kvm, slot: Memslot, gfn: int, level: int, pfn: int) -> None:
+    """Ledger (I7): a huge SPTE for ``gfn`` -> ``pfn`` is being installed; does the host map
+    this hva huge?"""
     from pfnlab.kvm.ghost import EV_HUGE_SPTE_HOST_SMALL, host_level_truth
 
     if level <= PT_PAGE_TABLE_LEVEL:
         return
-    host = host_level_truth(kvm, slot.gfn_to_hva(gfn))
+    hva = slot.gfn_to_hva(gfn)
+    host = host_level_truth(kvm, hva)
     if host is not None and host < kvm.hpage_pages:
-        ghost.event(EV_HUGE_SPTE_HOST_SMALL, gfn, f"host maps the hva with {host} page(s)")
+        ghost.event(EV_HUGE_SPTE_HOST_SMALL, pfn,
+                    f"gfn {gfn:#x} mapped huge, but the host maps hva {hva:#x} with {host} "
+                    "page(s)")
 
 
 @kfunc
@@ -147,7 +151,7 @@ def __direct_map(
     sptep = kvm.spte_of(level, gfn)
     assert sptep is not None, f"no SPTE object for gfn {gfn:#x} level {level}"
     base = gfn & ~(kvm.pages_per_hpage(level) - 1)
-    record_huge_spte(kvm, slot, base, level)
+    record_huge_spte(kvm, slot, base, level, pfn)
     hvas = {slot.gfn_to_hva(g) for g in range(base, base + kvm.pages_per_hpage(level))}
     mine = (origin[0], tuple((h, e) for h, e in origin[1] if h in hvas))
     mmu_set_spte(kvm, sptep, write, pfn, False, map_writable, mine)

@@ -129,3 +129,12 @@ def test_error_in_a_called_function_points_at_the_user_line(tmp_path: Path) -> N
                    "helper()\n")
     with pytest.raises(pfnlab.ModelFileError, match=r"deep.py:5: KeyError: 'k'"):
         pfnlab.load_model(bad)
+
+
+def test_a_huge_spte_finding_names_gfn_pfn_and_hva_as_such() -> None:
+    """Issue 10: the event was recorded with the gfn in the pfn's place ("on pfn 0x0")."""
+    pfnlab.load_model(EX / "thp_split_huge.py")
+    bad = pfnlab.check("thp-map-by-page", "fault-vs-pmd-split")
+    assert bad.findings[0].message == (
+        "huge-spte-host-small on pfn 0x104: gfn 0x0 mapped huge, but the host maps hva 0x10 "
+        "with 1 page(s)")
