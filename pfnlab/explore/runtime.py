@@ -493,10 +493,13 @@ class Execution(Checking, Snapshots):
             return True, reads
         prev_mode, prev_peek = self.mode, self.peek
         self.mode, self.peek = _PEEK, reads
+        prev = HOOKS.current  # (a write's check runs on the scheduler's side)
+        HOOKS.current = self
         try:
             ok = bool(s.pinned(obj, who))
         finally:
             self.mode, self.peek = prev_mode, prev_peek
+            HOOKS.current = prev
         return ok, reads
 
     def _unpin_check(self, t: ThreadState, obj: Shared,

@@ -114,6 +114,8 @@ class Host:
         #: :func:`~pfnlab.mm.memmap.run_free_hooks`); subscribers register at set-up
         self.free_hooks: list[Callable[[Page], None]] = []
         self.regions: list[Region] = []
+        #: the thread that removes device memory, if the scenario says (see ``removed_by``)
+        self.remover: str | None = None
         self._pfn = first_pfn
         self._hva = first_hva - first_hva % self.pmd_pages
         self.mm = Mm(mm_name, self.pmd_pages)
@@ -124,6 +126,17 @@ class Host:
         zero.reserved = True
         self.zero_pfn = zp
         self.zero_page = zero
+
+    def removed_by(self, thread: str) -> None:
+        """Declare that model thread ``thread`` is the one that removes device memory
+        (``memunmap_pages`` -> ``arch_remove_memory``) in this scenario.
+
+        Its own reads of a device page's flags, zone and pgmap, and of a device section
+        (``pfn_valid``), then need no scheduling point: nothing else removes them, so nothing
+        changes them under it (the kernel's teardown path reads its own memmap unlocked).
+        Checked, never trusted: a write or free of them by another thread while ``thread``
+        runs turns them back into steps for the program (docs/reductions.md section 11)."""
+        self.remover = thread
 
     # ------------------------------------------------------------------ helpers
     def page(self, pfn: int) -> Page:

@@ -36,9 +36,12 @@ ABSENT = "absent"
 def section_pinned(sec: Section, who: str) -> bool:
     """Thread ``who`` holds a reference on a page of the section: ``arch_remove_memory``
     runs only after the last one is put (v5.4's ``memunmap_pages`` waits), so ``pfn_valid``
-    on a pfn the caller holds a reference to is stable (no steps; read by the engine)."""
+    on a pfn the caller holds a reference to is stable (no steps; read by the engine). The
+    thread that removes device memory (``Host.removed_by``) holds its device sections."""
     from pfnlab.mm.page import page_pinned
 
+    if sec.device and getattr(host(), "remover", None) == who:
+        return True  # the thread that removes it (Host.removed_by)
     return any(page_pinned(p, who) for p in sec.pages)
 
 

@@ -85,8 +85,12 @@ def page_pinned(page: Page, who: str) -> bool:
     """Thread ``who`` holds a reference on the page's compound head (one the ledger
     attributes to it or to one of its owners ``who:...``): what keeps the memmap, and so
     the flags (PG_reserved), zone and pgmap, from going away under its reads (no steps;
-    read by the engine for the Stable fields above)."""
-    head = page if page.head_pfn == page.pfn else host().memmap[page.head_pfn]
+    read by the engine for the Stable fields above). The thread that removes device memory
+    (``Host.removed_by``) holds every device page."""
+    h = host()
+    if getattr(h, "remover", None) == who and h.sections[page.pfn].device:
+        return True  # the thread that removes device memory (Host.removed_by)
+    head = page if page.head_pfn == page.pfn else h.memmap[page.head_pfn]
     mine = who + ":"
     return any(n > 0 and (o == who or o.startswith(mine)) for o, n in head.owners)
 

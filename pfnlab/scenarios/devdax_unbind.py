@@ -35,6 +35,7 @@ PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
 def build(variant: Variant, sz: dict[str, int]) -> Instance:
     """Host with one 4K-aligned devdax of ``pages``; VM over it; vCPUs and the admin."""
     s, dev = vm_on_devdax(sz["pages"], sz["vcpus"])
+    s.host.removed_by("admin")  # dev_dax_unbind -> memunmap_pages runs there
 
     # operations: after each one the admin holds nothing of it (see vcpu_faults)
     admin: ThreadBody = [lambda: vm_exit(s.kvm), lambda: dev_dax_unbind(dev),

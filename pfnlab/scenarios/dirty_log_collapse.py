@@ -34,6 +34,7 @@ PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
 def build(variant: Variant, sz: dict[str, int]) -> Instance:
     """devdax of ``pages``; slot with dirty logging; vCPUs, dirty-log disable, unbind."""
     s, dev = vm_on_devdax(sz["pages"], sz["vcpus"], dirty_logging=True)
+    s.host.removed_by("admin")  # dev_dax_unbind -> memunmap_pages runs there
     kvm = s.kvm
 
     def admin() -> None:

@@ -36,6 +36,7 @@ PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
 def build(variant: Variant, sz: dict[str, int]) -> Instance:
     """Device pages remap_pfn_range'd into the VMM; VM over them; vCPUs and the unbind."""
     s, dev = vm_on_devdax(sz["pages"], sz["vcpus"], remapped=True)
+    s.host.removed_by("admin")  # dev_dax_unbind -> memunmap_pages runs there
 
     def admin() -> None:
         dev_dax_unbind(dev)

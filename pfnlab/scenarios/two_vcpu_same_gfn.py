@@ -33,6 +33,7 @@ PROPERTIES = (*ALL_KVM, TEARDOWN_TERMINATES, NOTIFIER_BALANCED)
 def build(variant: Variant, sz: dict[str, int]) -> Instance:
     """devdax of ``pages``; ``vcpus`` vCPUs all faulting on gfn 0 (then gfns 1..); unbind."""
     s, dev = vm_on_devdax(sz["pages"], sz["vcpus"])
+    s.host.removed_by("admin")  # dev_dax_unbind -> memunmap_pages runs there
 
     def admin() -> None:
         if sz["unbind"] > 1:

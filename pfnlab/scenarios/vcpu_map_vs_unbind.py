@@ -61,6 +61,7 @@ def mapper(s: Setup, i: int, gfn: int, touches: int) -> Callable[[], None]:
 def build(variant: Variant, sz: dict[str, int]) -> Instance:
     """devdax of ``pages``; VM over it; vCPUs mapping their gfn; the unbind."""
     s, dev = vm_on_devdax(sz["pages"], sz["vcpus"])
+    s.host.removed_by("admin")  # dev_dax_unbind -> memunmap_pages runs there
 
     def admin() -> None:
         dev_dax_unbind(dev)
