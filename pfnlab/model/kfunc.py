@@ -19,6 +19,7 @@ kernel-function names to implementations (an empty dict for the base model).
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -60,6 +61,8 @@ def kfunc(fn: F) -> F:
             elif pointer and (result is None or isinstance(result, Shared)):
                 rt.note(f"{name}({_args(args)}) = "
                         f"{'NULL' if result is None else result.name}")
+            elif (err := _errno(result)):
+                rt.note(f"{name}({_args(args)}) = {err}")
         if _RECORDING and not rt.replaying:  # what no execution reached (reach.py)
             note_call(name, result)
         return result
@@ -67,6 +70,16 @@ def kfunc(fn: F) -> F:
     dispatch.base = fn  # type: ignore[attr-defined]
     KERNEL_FUNCTIONS[name] = dispatch
     return cast(F, dispatch)
+
+
+def _errno(result: object) -> str:
+    """``-EFAULT`` for a kernel function's negative errno result (an int, or a tuple whose
+    first item is the kernel's ``r``, as ``hva_to_pfn_remapped`` returns), else ""."""
+    r = result[0] if isinstance(result, tuple) and result else result
+    if type(r) is not int or r >= 0:
+        return ""
+    name = errno.errorcode.get(-r, str(-r))
+    return f"-{name}" + (", ..." if isinstance(result, tuple) and len(result) > 1 else "")
 
 
 def _returns_pointer(fn: Callable[..., Any]) -> bool:

@@ -138,3 +138,23 @@ def test_a_huge_spte_finding_names_gfn_pfn_and_hva_as_such() -> None:
     assert bad.findings[0].message == (
         "huge-spte-host-small on pfn 0x104: gfn 0x0 mapped huge, but the host maps hva 0x10 "
         "with 1 page(s)")
+
+
+def test_a_kernel_function_returning_an_errno_is_annotated_with_its_name() -> None:
+    """Issue 10: like the boolean predicates and NULL pointers, an errno result shows in the
+    trace by name (here the fix refuses the refcount-0 page)."""
+    from pfnlab.explore.runtime import Execution
+    from pfnlab.scenarios import SCENARIOS
+    from pfnlab.variants import get_variant
+
+    pfnlab.load_model(EX / "refcount_zero.py")
+    prog = SCENARIOS["pfnmap-refcount0"].program(get_variant("refcount-zero-fixed"))
+    ex = Execution(prog, trace=True)
+    vcpu = ex.tid_of("vcpu0")
+    while vcpu in ex.enabled():
+        ex.step(vcpu)
+    notes = [n for st in ex.trace for n in st.notes]
+    ex.close()
+    assert any(n.startswith("hva_to_pfn_remapped(") and n.endswith(") = -EFAULT, ...")
+               for n in notes), notes
+    assert any(n.startswith("tdp_page_fault(") and n.endswith(") = -EFAULT") for n in notes)
