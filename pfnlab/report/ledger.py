@@ -77,6 +77,7 @@ class Leak:
     skipped_at: int | None = None
     because: str = ""         # "kvm_is_reserved_pfn(0x104) returned true"
     decided_at: int | None = None  # the step whose read decided the skip
+    returned: bool = False    # the owner's operation returned holding it (no put on its path)
 
     def sentence(self) -> str:
         """One line for a mail: who took it, and why it was never put."""
@@ -87,6 +88,8 @@ class Leak:
             s += f": {self.skipped_by} skipped it at step {self.skipped_at}"
             if self.because:
                 s += f" because {self.because}"
+        elif self.returned:
+            s += f": {g.owner} returned without a put of it (no release on its path)"
         else:
             s += f": {g.thread} never reached a put of it"
         return s
@@ -225,6 +228,10 @@ def _explain_leak(finding: Finding, g: RefEvent) -> Leak:
                 lk.because = (f"{m.group(1)}({m.group(2)}) returned "
                               f"{v.lower() if v in ('True', 'False') else v}")
                 return lk
+    # I1 is checked when the owner's operation returns: the path it took had no put (an
+    # early return on an error path), which is not "never got there"
+    lk.returned = finding.prop == REFS_BALANCED and g.owner not in ("", g.thread) and \
+        finding.message.startswith(f"{g.owner} returned")
     return lk
 
 

@@ -158,3 +158,16 @@ def test_a_kernel_function_returning_an_errno_is_annotated_with_its_name() -> No
     assert any(n.startswith("hva_to_pfn_remapped(") and n.endswith(") = -EFAULT, ...")
                for n in notes), notes
     assert any(n.startswith("tdp_page_fault(") and n.endswith(") = -EFAULT") for n in notes)
+
+
+def test_a_leak_on_an_early_return_is_told_from_a_skipped_put() -> None:
+    """Issue 10: the leak's explanation names what happened: the fault returned on a path
+    with no release (retry_leak), where v5.3's release ran and skipped the put."""
+    pfnlab.load_model(EX / "retry_leak.py")
+    text = " ".join(pfnlab.check("retry-leak", "fault-vs-zap").report().split())
+    assert ("leak: page 0x103: reference taken by vcpu0 (vcpu0:fault) in hva_to_pfn_fast "
+            "(step 13) was never put: vcpu0:fault returned without a put of it (no release on "
+            "its path)") in text
+    text = " ".join(pfnlab.check("v5.3", "devdax-unbind").report().split())
+    assert ("was never put: kvm_release_pfn_clean skipped it at step 13 because "
+            "kvm_is_reserved_pfn(0x104) returned true") in text
