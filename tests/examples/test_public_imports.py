@@ -42,3 +42,21 @@ def test_tutorial_blocks_import_only_the_documented_api() -> None:
     assert blocks
     private = [m for b in blocks for m in _imports(b) if m not in PUBLIC]
     assert not private, private
+
+
+def test_every_kernel_function_of_the_base_model_is_in_the_documented_api() -> None:
+    """A model may call or override any kernel function of the host mm and KVM models:
+    each one is exported (and so documented) by ``pfnlab.mm`` or ``pfnlab.kvm``. (Kernel
+    functions a design adds, such as v6.0's ``kvm_try_get_pfn``, live in its variant.)"""
+    import pfnlab.kvm
+    import pfnlab.mm
+    from pfnlab.model.kfunc import KERNEL_FUNCTIONS
+
+    missing = []
+    for name, dispatch in KERNEL_FUNCTIONS.items():
+        module = dispatch.base.__module__  # type: ignore[attr-defined]
+        for prefix, public in (("pfnlab.mm", pfnlab.mm), ("pfnlab.kvm", pfnlab.kvm)):
+            if module.startswith(prefix + ".") and (name not in public.__all__ or
+                                                     getattr(public, name) is not dispatch):
+                missing.append(f"{module}.{name}")
+    assert not missing, f"export these from pfnlab.mm / pfnlab.kvm: {missing}"
