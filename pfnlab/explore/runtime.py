@@ -175,6 +175,7 @@ class Execution(Checking, Snapshots):
         self.rebuilds = 0
         self.rebuilt_steps = 0
         self.replaying = False
+        self.stale_wakes: set[int] = set()  # stale waiters a write woke (``_wake``)
         self.starting = False
         #: Lipton's reduction for mover locks and SRCU (``_joins``), call summaries
         self.movers = program.reduce
@@ -788,6 +789,11 @@ class Execution(Checking, Snapshots):
                 break
             op = nxt
             joined = True
+        if self.stale_wakes:
+            if self.finding is None:
+                self._wake_stale()
+            else:  # the execution ends here: nobody steps again
+                self.stale_wakes.clear()
         self._traced = None
         if self.plain_fp:
             fp = fp + tuple(self.plain_fp)
@@ -1036,8 +1042,11 @@ class Execution(Checking, Snapshots):
             op = t.op
             if op is None:
                 continue
-            if t.stale and op.kind != ACQUIRE:  # restore() rebuilds every waiting thread
-                raise RuntimeError(f"internal: stale thread {t.name} woken")
+            if t.stale and op.kind != ACQUIRE:
+                # its condition is a closure over frames it no longer has: re-checked once
+                # it is rebuilt, at the end of this step (``_wake_stale``)
+                self.stale_wakes.add(tid)
+                continue
             if op.kind == ACQUIRE:
                 if op.obj.__dict__.get("owner") is None:
                     t.blocked = False
@@ -1051,6 +1060,21 @@ class Execution(Checking, Snapshots):
             self._watch(t, reads)
             if ok:
                 t.blocked = False
+
+    def _wake_stale(self) -> None:
+        """Rebuild the stale waiters this step woke and re-check their conditions. Checking
+        at the end of the step gives what checking at each write would: a condition is a
+        function of the fields it reads, and every write to them since the last check
+        woke it again (docs/reductions.md section 10)."""
+        tids = sorted(self.stale_wakes)
+        self.stale_wakes.clear()
+        for tid in tids:
+            t = self.threads[tid]
+            if t.op is None:
+                continue
+            if t.stale:
+                self.rebuild(t)
+            self._wake({tid})
 
     def _block(self, t: ThreadState, reads: Any) -> None:
         t.blocked = True

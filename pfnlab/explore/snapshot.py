@@ -13,8 +13,9 @@ greenlets, which cannot be copied, so the state cannot be forked. Instead
 - :meth:`Snapshots.restore` undoes the log back to a checkpoint and puts the bookkeeping
   back. The greenlets of the threads that stepped since the checkpoint are now ahead of the
   state: they are marked *stale*;
-- a stale thread is rebuilt when it is next needed (it takes a step, or its pending wait
-  must be evaluated): a fresh greenlet runs *that thread's code only*, against the
+- a stale thread is rebuilt when it is next needed (it takes a step, or a write wakes its
+  pending wait: then at the end of that step): a fresh greenlet runs *that thread's code
+  only*, against the
   recorded history. The state is rewound to the start of the log and replayed forward one
   recorded step at a time: the rebuilt thread's own steps run its code (performing each
   operation it yields, as often as the step resumed it), every other thread's steps are
@@ -111,6 +112,9 @@ class Snapshots:
     rebuilt_steps: int
     #: set while a rebuilt thread's code re-runs: writes go to the state, nothing else
     replaying: bool
+    plain_fp: list[Any]
+    #: stale waiters woken by the step under way (runtime.Execution._wake_stale)
+    stale_wakes: set[int]
     #: set during the initial runs (no thread has taken a step yet; stable.py)
     starting: bool
 
@@ -181,11 +185,9 @@ class Snapshots:
             starts = t.opstarts
             while starts and starts[-1][0] >= cp.nsteps:
                 starts.pop()
-        # A pending wait's condition is a closure of its thread's frames: re-evaluating it
-        # (a write may wake the thread) needs the thread's greenlet where the state is.
-        for t in self.threads:
-            if t.stale and t.op is not None and t.op.kind == _WAIT:
-                self.rebuild(t)
+        # (a stale thread's pending wait is re-checked once a write wakes it: the step
+        # rebuilds it then, see Execution._wake_stale)
+        self.stale_wakes = set()
 
     # ------------------------------------------------------------------ rebuilding
     def rebuild(self, t: ThreadState) -> None:
@@ -196,6 +198,9 @@ class Snapshots:
         assert log is not None and self.finding is None
         saved = (t.key, t.depth, t.op, t.blocked, t.value, t.reads, list(t.watched),
                  self.zob, self.hashable, self.unhashable, self.enabling)
+        # what the step this rebuild may run in has gathered so far (``_wake_stale``)
+        step_state = (self.plain_fp, self.ghost_writes, self.running)
+        self.plain_fp, self.ghost_writes = [], []
         self._discard(t)
         tid = t.tid
         n = len(log)
@@ -266,6 +271,7 @@ class Snapshots:
                 "depend only on what they read from shared state")
         t.key, t.depth = key, depth
         t.stale = False
+        self.plain_fp, self.ghost_writes, self.running = step_state
         self.rebuilds += 1
 
     def _replay_op(self, t: ThreadState) -> None:
