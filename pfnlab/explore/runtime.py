@@ -1135,24 +1135,31 @@ class Execution(Checking, Snapshots):
                     return obj, f
         return None
 
-    def _resume(self, t: ThreadState, value: Any) -> None:
+    def _switch(self, t: ThreadState, value: Any) -> Any:
+        """Run thread ``t``'s code from where it is suspended, handing it ``value``, until
+        it yields its next operation (returned) or ends; what it raises propagates."""
         prev = HOOKS.current
         HOOKS.current = self
         self._main = greenlet.getcurrent()
         self.mode = _THREAD
         self.running = t
         try:
-            nxt = t.glet.switch(value)
+            return t.glet.switch(value)
+        finally:
+            self.mode = _SCHED
+            HOOKS.current = prev
+
+    def _resume(self, t: ThreadState, value: Any) -> None:
+        try:
+            nxt = self._switch(t, value)
         except _Halt:  # a plain access was a finding (race, use after free); already set
             t.op = None
             return
         except ModelViolation as e:
-            self.mode = _SCHED
             self._set_finding(t, ASSERTION, e.prop, e.message)
             t.op = None
             return
         except AssertionError as e:
-            self.mode = _SCHED
             msg = str(e) or _where_failed(e)
             at = _model_frame(e)
             self._set_finding(t, ASSERTION, "assertion",
@@ -1161,7 +1168,6 @@ class Execution(Checking, Snapshots):
             t.op = None
             return
         except Exception as e:
-            self.mode = _SCHED
             at = _model_frame(e)
             self._set_finding(
                 t, EXCEPTION, "exception",
@@ -1171,9 +1177,6 @@ class Execution(Checking, Snapshots):
             self._where(at)
             t.op = None
             return
-        finally:
-            self.mode = _SCHED
-            HOOKS.current = prev
         self._unwatch(t)
         if t.glet.dead:
             t.op = None

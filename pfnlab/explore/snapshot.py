@@ -127,6 +127,9 @@ class Snapshots:
     def _received(self, t: ThreadState, value: Any) -> None:
         raise NotImplementedError  # runtime.Execution
 
+    def _switch(self, t: ThreadState, value: Any) -> Any:
+        raise NotImplementedError  # runtime.Execution
+
     # ------------------------------------------------------------------ the log
     def snapshots_ok(self) -> bool:
         """Whether :meth:`checkpoint` and :meth:`restore` can be used."""
@@ -303,20 +306,8 @@ class Snapshots:
         self._received(t, result)
         self._replay_resume(t, result)
 
-    def _replay_resume(self, t: ThreadState, value: Any, initial: bool = False) -> None:
-        from pfnlab.explore.runtime import _SCHED, _THREAD
-        from pfnlab.explore.shared import HOOKS
-
-        prev = HOOKS.current
-        HOOKS.current = self
-        self._main = greenlet.getcurrent()
-        self.mode = _THREAD
-        self.running = t
-        try:
-            nxt = t.glet.switch(value)
-        finally:
-            self.mode = _SCHED
-            HOOKS.current = prev
+    def _replay_resume(self, t: ThreadState, value: Any) -> None:
+        nxt = self._switch(t, value)
         t.op = None if t.glet.dead else nxt
 
     def _discard(self, t: ThreadState) -> None:
