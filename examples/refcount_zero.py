@@ -12,7 +12,7 @@ and refuses the pfn (``-EFAULT``) when it cannot, as ``kvm_try_get_pfn`` does.
 
 from pfnlab import Host, ghost, instance, scenario, variant, vcpu_faults, vm_exit, vm_on
 from pfnlab.kvm import EFAULT, KVM_PFN_ERR_FAULT, kvm_is_reserved_pfn
-from pfnlab.mm import fixup_user_fault, follow_pfn, get_page_unless_zero, pfn_to_page, pfn_valid
+from pfnlab.mm import fixup_user_fault, follow_pfn, get_page_unless_zero, pfn_to_page
 
 PROPERTIES = ["no-put-unreferenced", "refs-balanced", "no-metadata-after-teardown"]
 
@@ -37,7 +37,8 @@ def hva_to_pfn_remapped_try_get(vma, addr, write_fault, writable, owner):
         pfn = follow_pfn(vma, addr)
         if pfn is None:
             return (-EFAULT, KVM_PFN_ERR_FAULT, False)
-    if pfn_valid(pfn) and not kvm_is_reserved_pfn(pfn):
+    # kvm_try_get_pfn(): a reserved (or invalid) pfn needs no reference
+    if not kvm_is_reserved_pfn(pfn):
         page = pfn_to_page(pfn)
         if not get_page_unless_zero(page, owner=owner):
             return (-EFAULT, KVM_PFN_ERR_FAULT, False)

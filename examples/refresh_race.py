@@ -9,8 +9,11 @@ zaps the page (MADV_DONTNEED) in that window: the invalidation finds the cache n
 yet and does nothing, the PTE goes, and the refresh then publishes the zapped pfn as
 valid -- a stale secondary mapping. The fix (``gpc-fixed``) snapshots
 ``mmu_notifier_seq`` before the lookup and publishes only if no invalidation started or
-ran since (``mmu_notifier_retry_cache``), retrying otherwise, as 58cd407ca4c6 and its
-follow-ups made ``hva_to_pfn_retry`` do.
+ran since, retrying otherwise, as ``hva_to_pfn_retry`` does with
+``mmu_notifier_retry_cache`` (virt/kvm/pfncache.c, v6.0 on). The kernel counts
+``mn_active_invalidate_count`` there, because its cache invalidation runs before
+``mmu_invalidate_in_progress`` is raised; in this model the override raises the count (the
+base ``invalidate_range_start``) first, so the count itself tells.
 """
 
 from pfnlab import (

@@ -140,8 +140,9 @@ def test_model_results_are_the_same_with_and_without_checkpoints(
     assert _outcome(make, True) == _outcome(make, False)
 
 
-def test_a_search_with_checkpoints_re_executes_nothing() -> None:
-    """The point of it: the steps run are the new ones plus the rebuilt threads' own."""
+def test_a_search_with_checkpoints_runs_less_than_half_the_steps() -> None:
+    """The point of it: the steps run are the new ones plus the rebuilt threads' own, not
+    every prefix again."""
     def make() -> Program:
         return SCENARIOS["devdax-unbind"].program(get_variant("v5.4"), vcpus=2, pages=1)
 
