@@ -40,7 +40,7 @@ def section_pinned(sec: Section, who: str) -> bool:
     thread that removes device memory (``Host.removed_by``) holds its device sections."""
     from pfnlab.mm.page import page_pinned
 
-    if sec.device and getattr(host(), "remover", None) == who:
+    if sec.device and host().remover == who:
         return True  # the thread that removes it (Host.removed_by)
     return any(page_pinned(p, who) for p in sec.pages)
 

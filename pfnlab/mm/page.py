@@ -88,7 +88,7 @@ def page_pinned(page: Page, who: str) -> bool:
     read by the engine for the Stable fields above). The thread that removes device memory
     (``Host.removed_by``) holds every device page."""
     h = host()
-    if getattr(h, "remover", None) == who and h.sections[page.pfn].device:
+    if h.remover == who and h.sections[page.pfn].device:
         return True  # the thread that removes device memory (Host.removed_by)
     head = page if page.head_pfn == page.pfn else h.memmap[page.head_pfn]
     mine = who + ":"
