@@ -82,9 +82,16 @@ def stable_fields(cls: type) -> tuple[Stable[Any], ...]:
     return got
 
 
+_KEYS: dict[tuple[type, str], str] = {}
+
+
 def stable_key(cls: type, field: str) -> str:
-    """How a promoted field is named: ``Class.field``."""
-    return f"{cls.__name__}.{field}"
+    """How a promoted field is named: ``Class.field`` (memoised: asked at every stable
+    read)."""
+    k = _KEYS.get((cls, field))
+    if k is None:
+        k = _KEYS[(cls, field)] = f"{cls.__name__}.{field}"
+    return k
 
 
 _PROMOTED: weakref.WeakKeyDictionary[Program, set[str]] = weakref.WeakKeyDictionary()
@@ -93,6 +100,13 @@ _PROMOTED: weakref.WeakKeyDictionary[Program, set[str]] = weakref.WeakKeyDiction
 def promoted(program: Program) -> frozenset[str]:
     """The stable fields of ``program`` whose reads are scheduling points now."""
     return frozenset(_PROMOTED.get(program, ()))
+
+
+def promotions(program: Program) -> int:
+    """How many stable fields of ``program`` are promoted (no copy: searches ask it at every
+    step to see whether they must start again)."""
+    got = _PROMOTED.get(program)
+    return 0 if got is None else len(got)
 
 
 def promoted_live(program: Program) -> set[str]:

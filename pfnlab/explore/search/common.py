@@ -13,7 +13,7 @@ from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.shared import ALL_FIELDS
-from pfnlab.explore.stable import promoted
+from pfnlab.explore.stable import promotions
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class Clock:
         #: again with it as a scheduling point; ``out()`` says so to end the current round
         self.program = program
         self.restart = False
-        self.promotions = len(promoted(program)) if program is not None else 0
+        self.promotions = promotions(program) if program is not None else 0
         self.start = time.perf_counter()
         self.progress = _PROGRESS[0]
         self.last = self.start
@@ -142,13 +142,13 @@ class Clock:
 
     def promoted_since(self) -> bool:
         """Whether a stable field was promoted since this clock (or ``restarted()``)."""
-        return self.program is not None and len(promoted(self.program)) != self.promotions
+        return self.program is not None and promotions(self.program) != self.promotions
 
     def restarted(self) -> None:
         """The search starts again with the promotions made so far."""
         self.restart = False
         if self.program is not None:
-            self.promotions = len(promoted(self.program))
+            self.promotions = promotions(self.program)
 
     def out(self, stats: Stats) -> bool:
         """Whether the budget is used up or the search must restart (a promotion), and
