@@ -179,7 +179,8 @@ def fault_origin(vcpu: Vcpu, slot: Memslot | None, gfn: int, owner: str) -> Orig
 
 @kfunc
 def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
-    """arch/x86/kvm/mmu.c v5.4: the EPT/NPT fault (see the module docstring)."""
+    """arch/x86/kvm/mmu.c v5.4: the EPT/NPT fault (see the module docstring); returns a
+    RET_PF_* value, RET_PF_ERROR being -EFAULT from kvm_handle_bad_page."""
     kvm = vcpu.kvm
     slot = gfn_to_memslot(kvm.memslots, gfn)
     level, force_pt_level = mapping_level(vcpu, slot, gfn)

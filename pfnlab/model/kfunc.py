@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -46,6 +47,9 @@ def kfunc(fn: F) -> F:
     if old is not None and getattr(old, "base", old) is not fn:
         raise ValueError(f"kernel function {name!r} is defined twice in the model")
     pointer = _returns_pointer(fn)
+    # an int that the docstring says can be an errno ("-EFAULT"): a count that went
+    # negative (an underflow) is not one
+    errnos = re.search(r"-E[A-Z]{2,}", fn.__doc__ or "") is not None
 
     @functools.wraps(fn)
     def dispatch(*args: Any, **kwargs: Any) -> Any:
@@ -61,7 +65,7 @@ def kfunc(fn: F) -> F:
             elif pointer and (result is None or isinstance(result, Shared)):
                 rt.note(f"{name}({_args(args)}) = "
                         f"{'NULL' if result is None else result.name}")
-            elif (err := _errno(result)):
+            elif errnos and (err := _errno(result)):
                 rt.note(f"{name}({_args(args)}) = {err}")
         if _RECORDING and not rt.replaying:  # what no execution reached (reach.py)
             note_call(name, result)
