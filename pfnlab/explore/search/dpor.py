@@ -26,6 +26,10 @@ Invariants of the stack, written next to the data:
   is done. A sleeping thread's next step cannot change without a dependent step, which wakes
   it, so the recorded footprint stays exact.
 
+Blocked threads: after each step, the pending step of every blocked thread is race-checked
+as if it ran next (Flanagan and Godefroid's rule for disabled transitions); a thread woken
+and blocked again before it is scheduled never has an executed event to race with.
+
 Findings cut executions short. The step that causes a finding disables every other thread,
 so it is treated as dependent with each of their pending steps, and those pending steps are
 race-checked as if they ran next; otherwise reorderings that reach other findings would be
@@ -254,6 +258,7 @@ class SourceDpor:
             for o in {i for i, _f, _w in fp}:
                 self.obj_events.setdefault(o, []).append(depth)
             top.summary.update((p, i, f, w) for i, f, w in fp)
+            self._blocked_races(ex, depth, ev, top)
             child_sleep = {q: f for q, f in top.sleep.items() if not dependent(f, fp)}
             self.ex_depth = depth + 1
             if ended(ex, self.stop_first):
@@ -423,6 +428,26 @@ class SourceDpor:
             # they belong to this state's future too: a later cache hit must see them
             top.summary.update((q, i, f, w) for i, f, w in pending)
             virtual, races = self._scan(q, pending, tq, depth)
+            for k in races:
+                self._race(k, depth + 1, virtual)
+
+    def _blocked_races(self, ex: Execution, depth: int, ev: _Event, top: _Node) -> None:
+        """Race-check the pending steps of the threads blocked after events[depth].
+
+        A blocked thread's next step may never run in this execution (it stays blocked, or
+        is woken and blocked again before it is scheduled), so source-DPOR, which races
+        executed events only, would never reverse the writes that keep it blocked. As
+        Flanagan and Godefroid's DPOR does for every thread's next transition, enabled or
+        not, its pending step is checked as if it ran next; where that thread is not enabled
+        at the backtrack point, ``_race`` adds the initials that lead to it."""
+        for t in ex.threads:
+            q = t.tid
+            if q == ev.tid or t.op is None or not t.blocked:
+                continue
+            pending = ex.pending_footprint(q)
+            # below this state too: a later cache hit must see them
+            top.summary.update((q, i, f, w) for i, f, w in pending)
+            virtual, races = self._scan(q, pending, top.tclock[q], None)
             for k in races:
                 self._race(k, depth + 1, virtual)
 
