@@ -7,6 +7,7 @@ import math
 import sys
 import textwrap
 import time
+from contextlib import nullcontext
 from typing import Annotated, Any
 
 import typer
@@ -42,7 +43,8 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget, Result, explore
 from pfnlab.explore.search.common import not_established
 from pfnlab.matrix import Options
-from pfnlab.model.reach import recording, review
+from pfnlab.model.lines import model_files, review_lines, tracing_lines
+from pfnlab.model.reach import recording, review, under_review
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.variants import VARIANTS
 
@@ -76,6 +78,10 @@ def check(
     output: OutputOpt = None,
     mm: MmOpt = None,
     model: ModelOpt = None,
+    unreached_lines: Annotated[bool, typer.Option(
+        "--unreached-lines", help="Also list the lines of the model no explored execution "
+        "ran (kernel functions that ran, the model files' functions); traces the model "
+        "with coverage.py, some 2-4 times slower.")] = False,
 ) -> None:
     """Check one variant in one scenario; print each finding with its minimal trace."""
     files = [n for n in names if n.endswith(".py")]
@@ -96,7 +102,8 @@ def check(
                                                       if k in sc.params})
     title = f"{variant} / {scenario}"
     start = time.perf_counter()
-    with Status(f"check {title}"), recording() as rec:
+    tracing = _line_tracing(VARIANTS[variant], sc) if unreached_lines else nullcontext()
+    with Status(f"check {title}"), recording() as rec, tracing as lt:
         try:
             res = explore(program, strategy=strategy, stop_first=first,
                           budget=Budget(executions=executions, seconds=seconds,
@@ -105,6 +112,7 @@ def check(
         except Exception as e:
             raise model_error(e, f"scenario {scenario!r} on {variant}", sc.build) from None
     unreached = review(rec, VARIANTS[variant], sc)
+    lines = review_lines(lt, rec.called, VARIANTS[variant], sc) if lt is not None else None
     cut = interrupt.interrupted()
     analyses, unexplained = _analyse(
         program, res.findings, start + seconds if seconds is not None else None)
@@ -120,6 +128,8 @@ def check(
     if format == "json" or output:
         doc = _json(variant, scenario, opts.sizes, res, analyses)
         doc["unreached"] = unreached.as_json()
+        if lines is not None:
+            doc["unreached"]["lines"] = lines.as_json()
         doc["mm"] = mm
         doc["models"] = models_json(loaded)
     if output and doc is not None:
@@ -138,7 +148,7 @@ def check(
         if output and not any(e.startswith("--output") for e in lost):
             notes.append(f"JSON report written to {output}")
         print(_text(title, sc.properties, res, analyses, unexplained, full, cut,
-                    [*unreached.lines(), *notes]))
+                    [*unreached.lines(), *(lines.lines() if lines else []), *notes]))
     for err in lost:
         say(err)
     if lost:
@@ -146,6 +156,16 @@ def check(
     if cut and format == "json" and not output:
         say(f"interrupted (Ctrl-C): {res.coverage}")
     raise typer.Exit(code)
+
+
+def _line_tracing(variant: Any, sc: Any) -> Any:
+    """The line tracer of ``--unreached-lines`` (a usage error naming the package to install
+    when coverage.py is missing)."""
+    overrides, files, _others = under_review(variant, sc)
+    try:
+        return tracing_lines(model_files(overrides, files))
+    except RuntimeError as e:
+        fail(str(e))
 
 
 def exit_status(res: Result, cut: bool) -> int:

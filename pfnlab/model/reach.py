@@ -236,17 +236,26 @@ def unreached(rec: Recorder, overrides: dict[str, Callable[..., Any]],
     return out
 
 
-def review(rec: Recorder, variant: Any, scenario: Any) -> Unreached:
-    """:func:`unreached` for a check of ``variant`` in ``scenario``: the variant's
-    overrides (its parent chain's too) and the user files they and the scenario come from."""
+def under_review(variant: Any, scenario: Any
+                 ) -> tuple[dict[str, Callable[..., Any]], list[str], set[str]]:
+    """What a check of ``variant`` in ``scenario`` reviews: the overrides in force (name ->
+    implementation, the parent chain's too), the user files they and the scenario come
+    from, and the names of the functions in those files that are not in force (other
+    variants' overrides)."""
     from pfnlab.model.variant import VARIANTS
 
     overrides = variant.resolved()
     files = [f for f in (user_file(scenario.build),
                          *(user_file(fn) for fn in overrides.values())) if f]
-    # not in force here: other variants' overrides, and base functions this one replaces
     in_force = {getattr(inspect.unwrap(fn), "__name__", "") for fn in overrides.values()}
     others = {getattr(inspect.unwrap(fn), "__name__", "") for v in VARIANTS.values()
               for fn in v.overrides.values()} - in_force
+    return overrides, files, others
+
+
+def review(rec: Recorder, variant: Any, scenario: Any) -> Unreached:
+    """:func:`unreached` for a check of ``variant`` in ``scenario`` (:func:`under_review`)."""
+    overrides, files, others = under_review(variant, scenario)
+    # not in force here: other variants' overrides, and base functions this one replaces
     return unreached(rec, overrides, files, own=variant.overrides,
                      skip=others | set(overrides))
