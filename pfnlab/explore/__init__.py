@@ -5,7 +5,7 @@ This layer knows nothing about kernels. Models declare shared state (:class:`Sha
 interleavings and reports :class:`Finding` s with replayable schedules.
 """
 
-from pfnlab.explore.findings import Finding, ModelViolation, TraceStep, fail
+from pfnlab.explore.findings import Finding, ModelViolation, TraceStep, Violation, fail
 from pfnlab.explore.program import Check, Instance, Program, ThreadBody
 from pfnlab.explore.runtime import Execution
 from pfnlab.explore.schedule import Schedule, Step
@@ -46,6 +46,7 @@ __all__ = [
     "Step",
     "ThreadBody",
     "TraceStep",
+    "Violation",
     "atomic",
     "context",
     "fail",

@@ -22,9 +22,16 @@ finding (``Result.masked_by``), and a verdict that depends on them says "not est
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from pfnlab.explore.findings import FINAL, HANG, INVARIANT, NO_PROGRESS, Finding
+from pfnlab.explore.findings import (
+    FINAL,
+    HANG,
+    INVARIANT,
+    NO_PROGRESS,
+    Finding,
+    violation_details,
+)
 from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.shared import ALL_FIELDS, HOOKS
 
@@ -65,10 +72,12 @@ class Checking:
 
     def _set_finding(self, t: Any, kind: str, prop: str, message: str,
                      tb: str = "") -> None:
-        """Record the halting finding (the first one only); the execution ends with it."""
+        """Record the halting finding (the first one only); the execution ends with it.
+        A :class:`~pfnlab.explore.findings.Violation` message brings its details."""
         if self.finding is not None:
             return
-        details: dict[str, Any] = {}
+        details: dict[str, Any] = violation_details(message)
+        message = str.__str__(message)
         if t is not None:
             details["thread"] = t.name
         if tb:
@@ -80,7 +89,8 @@ class Checking:
         if (kind, prop) in self.noted_keys:
             return
         self.noted_keys.add((kind, prop))
-        self.noted.append(Finding(kind, prop, message, Schedule(self._steps())))
+        self.noted.append(Finding(kind, prop, str.__str__(message), Schedule(self._steps()),
+                                  details=violation_details(message)))
 
     def findings(self) -> list[Finding]:
         """Every finding of this execution so far: the noted ones, then the halting one."""
@@ -152,9 +162,9 @@ class Checking:
         if inv.stable:  # false from here on: noted, and not evaluated again
             self.inv_false.add(i)
             if not self.replayed:
-                self._note(INVARIANT, inv.prop, str(msg))
+                self._note(INVARIANT, inv.prop, cast(str, msg))
         else:
-            self._set_finding(None, INVARIANT, inv.prop, str(msg))
+            self._set_finding(None, INVARIANT, inv.prop, cast(str, msg))
 
     def _check_goal(self, i: int, goal: Check) -> None:
         if goal.name in self.goals_reached:
@@ -225,7 +235,7 @@ class Checking:
             if self.finding is not None or not self._verdict_ok(chk, msg):
                 return
             if msg:
-                self._note(FINAL, chk.prop, str(msg))
+                self._note(FINAL, chk.prop, cast(str, msg))
 
     def _verdict_ok(self, check: Check, msg: object) -> bool:
         """An invariant or final check returns None (holds) or a message; anything else

@@ -65,6 +65,26 @@ class TraceStep:
     plain: list[tuple[str, str, str, Any, Any, str]] = _field(default_factory=list)
 
 
+class Violation(str):
+    """What an invariant or final check returns when it does not hold, with facts a report
+    may need beyond the sentence: ``Violation("vcpu0:fault returned holding ...",
+    leaked_by="vcpu0:fault")``. It is the message (a str); ``details`` go to the finding's
+    ``details`` (and the JSON report), so that reports read facts, not sentences."""
+
+    details: dict[str, Any]
+
+    def __new__(cls, message: str, **details: Any) -> Violation:
+        self = super().__new__(cls, message)
+        self.details = details
+        return self
+
+
+def violation_details(msg: object) -> dict[str, Any]:
+    """The details of a check's message (empty for a plain str)."""
+    d = getattr(msg, "details", None)
+    return dict(d) if isinstance(d, dict) else {}
+
+
 @dataclass
 class Finding:
     """A property violation with the execution that shows it.

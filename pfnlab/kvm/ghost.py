@@ -20,12 +20,13 @@ as their union):
     ``put_page``. A KVM put by an owner that holds no reference on that page is reported at
     once: ``fail("no-put-unreferenced", ...)`` (I1/I2).
 ``events``
-    A frozenset of ``(kind, pfn, detail)``: things that happened and that a property may
+    A frozenset of ``(kind, pfn, detail, who)``: things that happened and that a property may
     forbid. Kinds are the ``EV_*`` constants below: every ``WARN`` that fires
     (``"WARN:<function>"``), A/D bits set on a page without the machinery (I6), a THP
     reference shift or huge SPTE on a page that is not a THP / not mapped huge (I7), a
     ``get_page`` on a page whose refcount was 0 (I2), and the violations of I1, I4, I5 and
-    I9, recorded at the step where they arise (see "Stable checks" below).
+    I9, recorded at the step where they arise (see "Stable checks" below). ``who`` is the
+    owner a leak (I1) is of, "" for the other kinds.
 ``epoch`` / ``inval_active``
     Per hva (sorted tuples of ``(hva, n)``): how many primary-MMU invalidations were
     announced to KVM (``invalidate_range_start`` entered), and how many are inside
@@ -87,7 +88,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pfnlab.explore import Ghost, Shared, context, fail, is_freed, keep
+from pfnlab.explore import Ghost, Shared, Violation, context, fail, is_freed, keep
 from pfnlab.properties import (  # the registry, with meanings
     AD_ONLY_TRACKED,
     HUGE_ONLY_THP,
@@ -194,7 +195,7 @@ class KvmLedger(Shared):
     per vCPU (see :meth:`add_parts`) and one for any other owner.
     """
 
-    events: Ghost[frozenset[tuple[str, int, str]]] = Ghost(frozenset())
+    events: Ghost[frozenset[tuple[str, int, str, str]]] = Ghost(frozenset())
     epoch: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
     inval_active: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
     notifier_starts: Ghost[int] = Ghost(0)
@@ -371,8 +372,8 @@ def event(kind: str, pfn: int, detail: str = "") -> None:
     _record(led, kind, pfn, detail)
 
 
-def _record(led: KvmLedger, kind: str, pfn: int, detail: str) -> None:
-    led.events = led.events | {(kind, pfn, detail)}
+def _record(led: KvmLedger, kind: str, pfn: int, detail: str, who: str = "") -> None:
+    led.events = led.events | {(kind, pfn, detail, who)}
 
 
 def depends_on(obj: Any, field: str) -> None:
@@ -443,8 +444,7 @@ def check_owner_leaks(led: KvmLedger, owner: str) -> None:
             depends_on(pgmap, "teardown")
         if teardown_owns(pfn):
             continue
-        _record(led, EV_LEAK, pfn,
-                f"{owner} returned still holding {n} reference(s) on pfn {pfn:#x} (leaked)")
+        _record(led, EV_LEAK, pfn, _leak(owner, n, pfn), owner)
 
 
 def _pgmap(pfn: int) -> Any:
@@ -720,8 +720,14 @@ def check_idle_owners_hold_nothing(kvm: Kvm) -> str | None:
     for (pfn, owner), n in observe(led, "refs"):
         if owner in active or n <= 0 or teardown_owns(pfn):
             continue
-        return f"{owner} returned still holding {n} reference(s) on pfn {pfn:#x} (leaked)"
+        return Violation(_leak(owner, n, pfn), leaked_by=owner)
     return None
+
+
+def _leak(owner: str, n: int, pfn: int) -> str:
+    """I1's sentence: an operation that returned holding references (its owner is the
+    finding's ``details["leaked_by"]``)."""
+    return f"{owner} returned still holding {n} reference(s) on pfn {pfn:#x} (leaked)"
 
 
 def check_no_spte_to_freed(kvm: Kvm, norefs: frozenset[int] = frozenset()) -> str | None:
@@ -763,8 +769,10 @@ def check_no_spte_to_freed(kvm: Kvm, norefs: frozenset[int] = frozenset()) -> st
 
 def check_events(kvm: Kvm, prop: str) -> str | None:
     """No recorded event (WARN, A/D, THP, dead get) that violates property ``prop``."""
-    for kind, pfn, detail in sorted(observe(kvm.ledger, "events")):
+    for kind, pfn, detail, who in sorted(observe(kvm.ledger, "events")):
         if event_property(kind) == prop:
+            if kind == EV_LEAK:
+                return Violation(detail, leaked_by=who)
             if kind in _SENTENCE_KINDS:
                 return detail
             return f"{kind} on pfn {pfn:#x}: {detail}" if detail else f"{kind} on pfn {pfn:#x}"
@@ -774,7 +782,7 @@ def check_events(kvm: Kvm, prop: str) -> str | None:
 def check_no_events(kvm: Kvm, kinds: Iterable[str], prefix: bool = False) -> str | None:
     """No event of these kinds (``prefix=True``: kinds are prefixes, e.g. ``EV_WARN``)."""
     ks = tuple(kinds)
-    for kind, pfn, detail in sorted(observe(kvm.ledger, "events")):
+    for kind, pfn, detail, _who in sorted(observe(kvm.ledger, "events")):
         if (kind.startswith(ks) if prefix else kind in ks):
             return f"{kind} on pfn {pfn:#x}: {detail}" if detail else f"{kind} on pfn {pfn:#x}"
     return None

@@ -231,7 +231,7 @@ def _explain_leak(finding: Finding, g: RefEvent) -> Leak:
     # I1 is checked when the owner's operation returns: the path it took had no put (an
     # early return on an error path), which is not "never got there"
     lk.returned = finding.prop == REFS_BALANCED and g.owner not in ("", g.thread) and \
-        finding.message.startswith(f"{g.owner} returned")
+        finding.details.get("leaked_by") == g.owner
     return lk
 
 
