@@ -35,7 +35,7 @@ from pfnlab.mm.gup import (
     handle_mm_fault,
     vm_normal_page,
 )
-from pfnlab.mm.host import DRIVER, PAGECACHE, Host, Region
+from pfnlab.mm.host import DRIVER, PAGECACHE, Host, PagePool, Region
 from pfnlab.mm.memmap import (
     Section,
     arch_add_memory,
@@ -62,6 +62,17 @@ from pfnlab.mm.memremap import (
     percpu_ref_put_many,
     percpu_ref_tryget_live,
     put_dev_pagemap,
+)
+from pfnlab.mm.migrate import (
+    ALLOC,
+    MIGRATE,
+    alloc_page,
+    migrate_page_copy,
+    migrate_page_move_mapping,
+    migrate_page_thread,
+    remove_migration_pte,
+    try_to_unmap_one,
+    unmap_and_move,
 )
 from pfnlab.mm.notifier import (
     MAPPING,
@@ -132,11 +143,13 @@ from pfnlab.mm.vma import (
 )
 
 __all__ = [
+    "ALLOC",
     "BASELINE",
     "DRIVER",
     "MAPPING",
     "MEMORY_DEVICE_DEVDAX",
     "MEMORY_DEVICE_FS_DAX",
+    "MIGRATE",
     "NO_METADATA_AFTER_TEARDOWN",
     "NO_PUT_UNREFERENCED",
     "PAGECACHE",
@@ -159,6 +172,7 @@ __all__ = [
     "PageAnon",
     "PageCompound",
     "PageHuge",
+    "PagePool",
     "PageReserved",
     "PageTransCompound",
     "PageTransCompoundMap",
@@ -174,6 +188,7 @@ __all__ = [
     "__put_devmap_managed_page",
     "__put_page",
     "__split_huge_pmd_locked",
+    "alloc_page",
     "arch_add_memory",
     "arch_remove_memory",
     "compound_head",
@@ -211,6 +226,9 @@ __all__ = [
     "mark_page_accessed",
     "memremap_pages",
     "memunmap_pages",
+    "migrate_page_copy",
+    "migrate_page_move_mapping",
+    "migrate_page_thread",
     "mmu_notifier_invalidate_range_end",
     "mmu_notifier_invalidate_range_start",
     "mmu_notifier_register",
@@ -232,12 +250,15 @@ __all__ = [
     "put_dev_pagemap",
     "put_devmap_managed_page",
     "put_page",
+    "remove_migration_pte",
     "split_huge_page",
     "split_huge_pmd",
     "thp_split_thread",
     "tlb_finish_mmu",
     "try_get_compound_head",
     "try_get_page",
+    "try_to_unmap_one",
+    "unmap_and_move",
     "unmap_mapping_range",
     "unmap_page_range",
     "vm_munmap",

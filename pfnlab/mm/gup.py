@@ -7,8 +7,9 @@ before returning. On failure no reference is held.
 The slow path takes the page-table lock around reading an entry and taking the reference,
 as ``follow_page_pte``/``follow_trans_huge_pmd`` do, so it never races a zap or a split.
 Faults: ``handle_mm_fault`` calls the VMA's ``fault`` hook if it has one (device-dax);
-otherwise PTEs are pre-populated by the scenario and a missing or read-only entry fails
-(COW and anonymous faults are not modelled). The slow path retries a fault at most twice.
+waits for a migration entry to go and retries (migration_entry_wait); otherwise PTEs are
+pre-populated by the scenario and a missing or read-only entry fails (COW and anonymous
+faults are not modelled). The slow path retries a fault at most twice.
 """
 
 from __future__ import annotations
@@ -230,9 +231,14 @@ def handle_mm_fault(vma: Vma, hva: int, write: bool) -> bool:
     mm = vma.mm
     pmdp = mm.pmd(hva)
     val = pmdp.val if pmdp is not None else TABLE
+    entry = pmdp
     if val == TABLE:
-        ptep = mm.ptes.get(hva)
+        entry = ptep = mm.ptes.get(hva)
         val = ptep.val if ptep is not None else None
+    if val == MIGRATION and entry is not None:
+        # do_swap_page / pmd_migration_entry_wait: wait for the migration, then retry
+        wait_until(lambda: entry.val != MIGRATION, what=f"{entry.name} migration entry")
+        return True
     if isinstance(val, PteVal) and (val.write or not write):
         return True
     if vma.fault is None:

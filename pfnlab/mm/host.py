@@ -93,6 +93,15 @@ class Region:
         return self.pfn + (hva - self.start)
 
 
+@dataclass(frozen=True)
+class PagePool:
+    """Free pages of RAM (``Host.add_free``): what ``alloc_page`` allocates from."""
+
+    name: str
+    pfn: int
+    pages: tuple[Page, ...] = field(repr=False)
+
+
 class Host:
     """The host's memory: sections, memmap, pgmaps, the zero page and the VM's ``mm``."""
 
@@ -199,6 +208,12 @@ class Host:
         vma = self._vma(name, hva, npages, VM_WRITE if writable else 0)
         self._ptes(hva, [PteVal(pfn + i, write=writable) for i in range(npages)])
         return self._add(Region(name, "anon", hva, hva + npages, pfn, vma, pages=tuple(pages)))
+
+    def add_free(self, npages: int = 1, *, name: str = "free") -> PagePool:
+        """Free RAM pages (refcount 0, unmapped): a pool ``alloc_page`` takes pages from
+        (a migration's target pages, ``pfnlab.mm.migrate``)."""
+        pfn, pages = self._ram(npages)
+        return PagePool(name, pfn, tuple(pages))
 
     def add_thp(self, nr_huge: int = 1, *, name: str | None = None) -> Region:
         """Anonymous THPs, each PMD-mapped: head refcount 1 (mapping), tails 0."""
