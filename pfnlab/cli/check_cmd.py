@@ -20,9 +20,11 @@ from pfnlab.cli.common import (
     ExecOpt,
     FormatOpt,
     FullOpt,
+    JobsOpt,
     MmOpt,
     ModelOpt,
     OutputOpt,
+    RayOpt,
     SecOpt,
     SizeOpt,
     StepsOpt,
@@ -78,6 +80,8 @@ def check(
     output: OutputOpt = None,
     mm: MmOpt = None,
     model: ModelOpt = None,
+    jobs: JobsOpt = 1,
+    ray: RayOpt = None,
     unreached_lines: Annotated[bool, typer.Option(
         "--unreached-lines", help="Also list the lines of the model no explored execution "
         "ran (kernel functions that ran, the model files' functions); traces the model "
@@ -103,12 +107,13 @@ def check(
     title = f"{variant} / {scenario}"
     start = time.perf_counter()
     tracing = _line_tracing(VARIANTS[variant], sc) if unreached_lines else nullcontext()
+    workers = _backend(jobs, ray, strategy)
     with Status(f"check {title}"), recording() as rec, tracing as lt:
         try:
             res = explore(program, strategy=strategy, stop_first=first,
                           budget=Budget(executions=executions, seconds=seconds,
                                         max_steps=max_steps),
-                          executions=executions or 1000)
+                          executions=executions or 1000, backend=workers)
         except Exception as e:
             raise model_error(e, f"scenario {scenario!r} on {variant}", sc.build) from None
     unreached = review(rec, VARIANTS[variant], sc)
@@ -156,6 +161,25 @@ def check(
     if cut and format == "json" and not output:
         say(f"interrupted (Ctrl-C): {res.coverage}")
     raise typer.Exit(code)
+
+
+def _backend(jobs: int, ray: str | None, strategy: str) -> Any:
+    """The workers of ``--jobs``/``--ray`` (None: the sequential search)."""
+    if jobs < 1:
+        fail(f"--jobs {jobs}: give at least 1")
+    if ray is None and jobs == 1:
+        return None
+    if strategy != "dpor":
+        fail(f"--jobs/--ray split the dpor search; --strategy {strategy} runs in one process")
+    from pfnlab.explore.search.workers import backend
+
+    try:
+        return backend(jobs if (ray is None or jobs > 1) else 0,
+                       None if ray is None else ("" if ray == "local" else ray))
+    except RuntimeError as e:
+        fail(str(e))
+    except Exception as e:  # Ray could not start or reach the cluster
+        fail(f"--ray {ray}: Ray could not start: {type(e).__name__}: {e}")
 
 
 def _line_tracing(variant: Any, sc: Any) -> Any:

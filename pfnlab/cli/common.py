@@ -45,6 +45,13 @@ MmOpt = Annotated[str | None, typer.Option(
     "--mm", help="Host mm the designs run on: 5.4 (default, the 2019 thread's: teardown "
     "waits for page references), 5.18 (27674ef6c73f: it does not), or variant (each "
     "variant's own).")]
+JobsOpt = Annotated[int, typer.Option(
+    "--jobs", "-j", help="Split the DPOR search among this many worker processes (1: one "
+    "process; the same findings and verdicts either way).")]
+RayOpt = Annotated[str | None, typer.Option(
+    "--ray", help="Run the workers as Ray tasks: 'local' for a local Ray instance with "
+    "--jobs CPUs, or the ADDRESS of a running cluster (pip install 'pfnlab[ray]').",
+    metavar="local|ADDRESS")]
 FullOpt = Annotated[bool, typer.Option(
     "--full", help="Show every step of each trace, not only the kernel-level ones.")]
 ModelOpt = Annotated[list[str] | None, typer.Option(

@@ -57,4 +57,6 @@ class Status:
     def _search(self, stats: Stats, elapsed: float) -> None:
         self._stats = (f"{stats.executions:,} executions, {stats.states:,} states, "
                        f"{stats.steps / max(elapsed, 1e-9):,.0f} steps/s")
+        if stats.workers:
+            self._stats += f"; {stats.workers}"
         self._show()

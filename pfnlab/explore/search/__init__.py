@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from contextlib import suppress
+from typing import Any
 
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
@@ -50,12 +51,15 @@ def explore(
     seed: int = 0,
     depth: int = 3,
     cache: bool = True,
+    backend: Any = None,
 ) -> Result:
     """Search ``program``'s interleavings and return findings with their traces.
 
     ``stop_first`` stops at the first finding; otherwise every distinct finding (by kind and
     property) is collected. With ``minimal`` each finding's execution is replaced by one with
-    the fewest preemptions, then the fewest steps, that shows the same finding.
+    the fewest preemptions, then the fewest steps, that shows the same finding. With a
+    ``backend`` (``workers.backend(jobs, ray)``) a ``dpor`` search without an execution
+    budget is split among its workers (parallel.py).
     """
     budget = budget or Budget()
     start = time.perf_counter()
@@ -64,7 +68,12 @@ def explore(
     earlier = 0
     while True:
         before = promoted(program)
-        if strategy == "dpor":  # restarts itself after a promotion (stable.py)
+        if strategy == "dpor" and backend is not None and budget.executions is None:
+            from pfnlab.explore.search.parallel import explore_parallel
+
+            res = explore_parallel(program, budget, backend, stop_first=stop_first,
+                                   cache=cache)
+        elif strategy == "dpor":  # restarts itself after a promotion (stable.py)
             res = explore_dpor(program, budget, cache=cache, stop_first=stop_first)
         elif strategy == "brute":
             res = explore_brute(program, budget, stop_first=stop_first,

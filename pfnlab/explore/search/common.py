@@ -53,6 +53,8 @@ class Stats:
     max_depth: int = 0
     caching: bool = False
     rounds: int = 1            # DPOR runs until the fields checks read are a fixpoint
+    #: a parallel search's workers and subtrees, for the progress display (not in JSON)
+    workers: str = field(default="", repr=False)
 
     @property
     def steps_per_second(self) -> float:
@@ -62,6 +64,7 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-compatible dict of the statistics."""
         d = dict(self.__dict__)
+        d.pop("workers", None)
         d["steps_per_second"] = round(self.steps_per_second, 1)
         d["seconds"] = round(self.seconds, 4)
         return d
@@ -221,14 +224,17 @@ def replay_tids(
     visible: set[tuple[int, str]] | None = None,
     observed: set[tuple[int, str]] | None = None,
     snapshots: bool = False,
+    footprints: list[Footprint] | None = None,
 ) -> Execution:
     """Re-execute ``program`` from its initial state along ``tids`` (``snapshots``: keep
-    the undo log that checkpoints need, see snapshot.py)."""
+    the undo log that checkpoints need, see snapshot.py; ``footprints`` gets each step's)."""
     ex = Execution(program, trace=trace, check_invariants=checks or trace, goals_reached=goals,
                    max_steps=max_steps, visible=visible, observed=observed,
                    snapshots=snapshots)
     for tid in tids:
-        ex.step(tid)
+        fp = ex.step(tid)
+        if footprints is not None:
+            footprints.append(fp)
     if not (checks or trace):
         ex.enable_checks()
     return ex

@@ -45,6 +45,7 @@ until nothing new is observed (``Stats.rounds``). Ghost writes count as writes i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
@@ -139,8 +140,21 @@ class SourceDpor:
         stop_first: bool = True,
         collect_final_states: bool = False,
         snapshots: bool = True,
+        task: Any = None,
+        caches: dict[frozenset[tuple[int, str]], dict[int, _Entry]] | None = None,
     ) -> None:
         self.program = program
+        #: a subtree of a parallel search (parallel.py: a ``Task``): its ``prefix`` is
+        #: replayed and frozen (the coordinator's nodes: races with them are reported in
+        #: ``reports``, never acted on here), the search starts below it with the task's
+        #: sleep set, hints and visible fields, and runs one visibility round
+        self.task = task
+        self.nfrozen = len(task.prefix) if task is not None else 0
+        self.reports: list[tuple[Any, ...]] = []
+        #: visited states kept across the tasks a worker runs (parallel.py), one table per
+        #: set of visible fields (a summary is only valid for the visibility it was explored
+        #: with); None: this search's own table
+        self.caches = caches
         self.snapshots = snapshots
         self.budget = budget
         self.cache_on = cache
@@ -166,9 +180,12 @@ class SourceDpor:
     def run(self) -> Result:
         """Explore, re-running until the visible fields are a fixpoint; returns the result."""
         clock = Clock(self.budget, self.program)
-        probe = self._fresh()
-        self.visible = set(probe.observed)
-        probe.close()
+        if self.task is not None:
+            self.visible = set(self.task.visible)
+        else:
+            probe = self._fresh()
+            self.visible = set(probe.observed)
+            probe.close()
         totals: dict[str, int] = {}
         rounds = 0
         while True:
@@ -186,8 +203,8 @@ class SourceDpor:
                 clock.restarted()
                 continue
             new = self.observed - self.visible
-            if cut or (self.r.findings and self.stop_first) or not new:
-                break
+            if cut or (self.r.findings and self.stop_first) or not new or self.task:
+                break  # (a task reports what it observed: the coordinator restarts all)
             self.visible |= new
         for k, v in totals.items():
             setattr(self.stats, k, v)
@@ -209,7 +226,9 @@ class SourceDpor:
     def _reset(self, clock: Clock) -> None:
         self.r = Run(self.program, self.budget)
         self.r.clock = clock
-        self.visited = {}
+        self.visited = {} if self.caches is None else self.caches.setdefault(
+            frozenset(self.visible), {})
+        self.reports = []
         self.stack = []
         self.events = []
         self.obj_events = {}
@@ -217,6 +236,8 @@ class SourceDpor:
         self.ex_depth = -1
 
     def _round(self, clock: Clock) -> bool:
+        if self.task is not None:
+            return self._task_round(clock)
         ex = self._fresh()
         self.nthreads = len(ex.threads)
         self.stats.caching = self.cache_on and ex.hashable
@@ -229,15 +250,52 @@ class SourceDpor:
         self.ex, self.ex_depth = ex, 0
         return self._loop(clock)
 
+    def _task_round(self, clock: Clock) -> bool:
+        """A parallel task: replay the prefix, freeze its nodes, explore below it."""
+        task = self.task
+        fps: list[Footprint] = []
+        ex = self.r.execution(list(task.prefix), visible=self.visible, observed=self.observed,
+                              snapshots=self.snapshots, footprints=fps)
+        self.nthreads = n = len(ex.threads)
+        self.stats.caching = self.cache_on and ex.hashable
+        tclock = tuple(tuple(0 for _ in range(n)) for _ in range(n))
+        for i, (t, fp) in enumerate(zip(task.prefix, fps, strict=True)):
+            ev, _races = self._scan(t, fp, tclock[t], None)  # races: the coordinator's
+            self.stack.append(_Node([], {}, {}, tclock, None))  # frozen: a placeholder
+            self.events.append(ev)
+            for o in {o for o, _f, _w in fp}:
+                self.obj_events.setdefault(o, []).append(i)
+            tclock = (*tclock[:t], ev.clock, *tclock[t + 1:])
+        fpr = ex.fingerprint() if self.cache_on else None
+        root = self._node(ex, dict(task.sleep), tclock, fpr)
+        if fpr is not None:  # explored here whatever the table says; its summary is kept
+            entry = self.visited.get(fpr)
+            if entry is None:
+                self.visited[fpr] = _Entry(root.init_sleep)
+            else:
+                entry.init_sleep = entry.init_sleep & root.init_sleep
+        for seq in task.follow:
+            t = seq[0]
+            if t in root.enabled and t not in root.sleep:
+                root.backtrack.add(t)
+                if len(seq) > 1:
+                    root.hints.setdefault(t, set()).add(seq[1:])
+        self.stack.append(root)
+        self.ex, self.ex_depth = ex, self.nfrozen
+        return self._loop(clock)
+
     def _fresh(self) -> Execution:
         return self.r.execution([], visible=self.visible, observed=self.observed,
                                 snapshots=self.snapshots)
 
     def _loop(self, clock: Clock) -> bool:
         stack, events = self.stack, self.events
-        while stack:
+        task = self.task
+        while len(stack) > self.nfrozen:
             if clock.out(self.stats):
                 return True
+            if task is not None and not self.observed <= self.visible:
+                return True  # the coordinator starts again with the new visible field
             top = stack[-1]
             depth = len(stack) - 1
             p = -1
@@ -364,7 +422,8 @@ class SourceDpor:
             entry = self.visited[node.fingerprint]
             summ = frozenset(node.summary)
             entry.summary = summ if entry.summary is None else entry.summary | summ
-        if not self.stack:
+        if len(self.stack) <= self.nfrozen:  # the root (of a task: its parent is frozen)
+            self.ex_depth = -1
             return
         fp = self.events[-1].fp
         self._undo_event()
@@ -468,27 +527,11 @@ class SourceDpor:
             seen.add(el.tid)
             if not any(em.seq <= el.clock[em.tid] for em in v[:idx]):
                 initials.append(el.tid)
-        head = next((t for t in initials if t in node.backtrack), -1)
-        if head < 0:
-            head = ej.tid if ej.tid in initials else (initials[0] if initials else -1)
-            if head in node.enabled:
-                node.backtrack.add(head)
-            else:
-                node.backtrack.update(node.enabled)
-                return
-        # Remember the rest of the reversal, to follow it after ``head`` (as wakeup trees
-        # do): source-DPOR alone relies on rediscovering the race in the new execution,
-        # which fails when a step's footprint depends on values it reads (a wait that
-        # succeeds and then updates ghost state, versus one that fails).
-        rest: list[int] = []
-        skipped = False
-        for el in v:
-            if not skipped and el.tid == head:
-                skipped = True
-                continue
-            rest.append(el.tid)
-        if rest:
-            node.hints.setdefault(head, set()).add(tuple(rest))
+        if k < self.nfrozen:  # the coordinator's node: it decides (parallel.py)
+            self.reports.append(("race", k, tuple(initials), tuple(el.tid for el in v)))
+            return
+        apply_race(node, initials, [el.tid for el in v])
+
 
     def _summary_races(self, summary: _Summary, depth: int, ev: _Event, top: _Node) -> None:
         """A cache hit at ``stack[depth]``: conservatively expand nodes that may race."""
@@ -505,9 +548,38 @@ class SourceDpor:
                     continue
                 for i2, f2, w2 in ek.fp:
                     if i2 == o and (w or w2) and (f in (f2, ALL_FIELDS) or f2 == ALL_FIELDS):
-                        node.backtrack.update(node.enabled)
-                        node.full = True
+                        if k < self.nfrozen:  # the coordinator's node (parallel.py)
+                            self.reports.append(("full", k))
+                        else:
+                            expand_fully(node)
                         break
+
+
+def apply_race(node: _Node, initials: list[int], v: list[int]) -> None:
+    """Add to ``node``'s backtrack set (and hints) for a race whose reversal is ``v`` (the
+    threads of notdep(e).e', in order) with these ``initials``."""
+    head = next((t for t in initials if t in node.backtrack), -1)
+    if head < 0:
+        last = v[-1]
+        head = last if last in initials else (initials[0] if initials else -1)
+        if head in node.enabled:
+            node.backtrack.add(head)
+        else:
+            node.backtrack.update(node.enabled)
+            return
+    # Remember the rest of the reversal, to follow it after ``head`` (as wakeup trees
+    # do): source-DPOR alone relies on rediscovering the race in the new execution,
+    # which fails when a step's footprint depends on values it reads (a wait that
+    # succeeds and then updates ghost state, versus one that fails).
+    rest: list[int] = []
+    skipped = False
+    for tid in v:
+        if not skipped and tid == head:
+            skipped = True
+            continue
+        rest.append(tid)
+    if rest:
+        node.hints.setdefault(head, set()).add(tuple(rest))
 
 
 def explore_dpor(
@@ -526,3 +598,9 @@ def explore_dpor(
         stop_first=stop_first,
         collect_final_states=collect_final_states,
     ).run()
+
+
+def expand_fully(node: _Node) -> None:
+    """Every enabled thread of ``node`` joins its backtrack set (a conservative race)."""
+    node.backtrack.update(node.enabled)
+    node.full = True

@@ -1,0 +1,85 @@
+"""Benchmark: one DPOR search split among workers (``pfnlab check --jobs N``).
+
+Runs ``pfnlab check v5.4 devdax-unbind`` at the sizes given, sequentially (``--jobs 1``)
+and with 2 (or ``--workers``) local worker processes, each as the command a user types, in
+its own process, and prints time, states, executions and the speedup; the table is also
+written to bench/results/parallel.json. With ``--ray`` the parallel runs use a local Ray
+instance instead of local processes.
+
+    python bench/parallel.py --sizes 2x2,3x3            # about 10 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(vcpus: int, pages: int, jobs: int, ray: bool, cap: float) -> dict[str, object]:
+    """One ``pfnlab check`` run: seconds, states, executions, verdict line."""
+    cmd = [sys.executable, "-m", "pfnlab", "check", "v5.4", "devdax-unbind",
+           "--size", f"vcpus={vcpus}", "--size", f"pages={pages}", "--jobs", str(jobs)]
+    if ray:
+        cmd += ["--ray", "local"]
+    t = time.perf_counter()
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=cap)
+    except subprocess.TimeoutExpired:
+        return {"seconds": cap, "states": None, "executions": None, "verdict": "not finished"}
+    secs = time.perf_counter() - t
+    text = " ".join(out.stdout.split())
+    states = re.search(r"([\d,]+) states \(fingerprint", text)
+    execs = re.search(r"([\d,]+) executions, [\d,]+ states", text)
+    verdict = out.stdout.splitlines()[0] if out.stdout else out.stderr[-200:]
+    return {"seconds": round(secs, 2),
+            "states": int(states.group(1).replace(",", "")) if states else None,
+            "executions": int(execs.group(1).replace(",", "")) if execs else None,
+            "verdict": verdict, "exit": out.returncode}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="2x2,3x3", help="VxP,... (vCPUs x pages)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--ray", action="store_true", help="parallel runs on a local Ray instance")
+    ap.add_argument("--seconds", type=float, default=900, help="cap per run")
+    args = ap.parse_args()
+    rows = []
+    for size in args.sizes.split(","):
+        v, p = (int(x) for x in size.split("x"))
+        one = run(v, p, 1, False, args.seconds)
+        many = run(v, p, args.workers, args.ray, args.seconds)
+        speed = (one["seconds"] / many["seconds"]  # type: ignore[operator]
+                 if many["states"] is not None and one["states"] is not None else None)
+        rows.append({"size": size, "sequential": one, "parallel": many,
+                     "workers": args.workers, "ray": args.ray, "speedup": speed})
+    t = Table(title=f"pfnlab check v5.4 devdax-unbind: 1 vs {args.workers} workers "
+              f"({'Ray' if args.ray else 'local processes'})")
+    for col in ("size", "1: s", "1: states", "1: executions", f"{args.workers}: s",
+                f"{args.workers}: states", f"{args.workers}: executions", "speedup"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        a, b = r["sequential"], r["parallel"]
+        t.add_row(r["size"], f"{a['seconds']}", f"{a['states']}", f"{a['executions']}",
+                  f"{b['seconds']}", f"{b['states']}", f"{b['executions']}",
+                  "-" if r["speedup"] is None else f"{r['speedup']:.2f}x")
+    Console().print(t)
+    out = ROOT / "bench" / "results" / "parallel.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

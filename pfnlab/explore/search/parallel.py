@@ -1,0 +1,518 @@
+"""One DPOR search on many workers: the sequential search, with its subtrees handed out.
+
+The coordinator runs source-set DPOR (dpor.py) over the first ``depth`` steps of every
+execution: the same stack nodes (backtrack sets, sleep sets, reversal hints), the same race
+detection, kept as a tree instead of a stack. Where the sequential search would go below
+``depth`` it makes a *task* instead: the schedule so far, the sleep set and hints the child
+node would get, and the fields invariants read. A worker (workers.py: local processes or
+Ray) replays the schedule, freezes the nodes above, and runs the sequential algorithm below
+(``SourceDpor(task=...)``), with a table of visited states it keeps from task to task.
+Races between an event below the frontier and one above it are not acted on by the worker:
+they are sent back (``("race", k, initials, reversal)``, or ``("full", k)`` for a cache
+hit's conservative expansion) and the coordinator applies them to its node ``k``
+exactly as the sequential search would (:func:`~pfnlab.explore.search.dpor.apply_race`),
+which may give that node new threads to explore, hence new tasks. This is the scheme of
+Simsa, Bryant and Gibson's scalable DPOR. The search ends when no node has a thread left to
+explore and no task is out.
+
+Why it explores what the sequential search explores (docs/reductions.md, section 12): every
+decision of the sequential algorithm at a node depends on the races found below it and on
+the siblings explored before it. Here a node's sibling order is the order the coordinator
+*starts* them, and a started sibling joins the node's sleep set at once, with the footprint
+of its first step: a sleeping thread means "its subtree covers these executions", true as
+soon as that subtree will be explored in full, which every started task is. Race reports
+reach the node they are about whatever the order tasks finish in, and a thread they add
+is explored when it arrives (a hint for a thread already started is dropped, as the
+sequential search drops it). What differs from the sequential search is only which state
+a worker's cache has seen: a cache hit below the frontier is the sequential algorithm's
+cache hit (same condition, same summary races, now also against the frozen nodes).
+
+A worker that observes a field no round treated as visible, or promotes a stable field,
+changes the steps of every task: the coordinator starts the whole search again with it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pfnlab.explore.findings import Finding
+from pfnlab.explore.program import Program
+from pfnlab.explore.runtime import Execution, Footprint
+from pfnlab.explore.search.common import _PROGRESS, Budget, Result, Stats, dependent, ended
+from pfnlab.explore.search.dpor import SourceDpor, _Event, _Node, apply_race, expand_fully
+from pfnlab.explore.stable import promoted, set_promoted
+
+#: the frontier: tasks start this many steps below the root (at most; fewer where
+#: executions are shorter)
+DEPTH = 12
+
+_SUMMED = ("executions", "complete", "pruned", "sleep_blocked", "hangs", "findings", "steps")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A subtree to explore: the schedule reaching its root, the root's sleep set and
+    hints, the fields invariants read (``visible``), the promoted stable fields."""
+
+    prefix: tuple[int, ...]
+    sleep: tuple[tuple[int, Footprint], ...]
+    follow: frozenset[tuple[int, ...]]
+    visible: frozenset[tuple[int, str]]
+    promoted: frozenset[str]
+    budget: Budget
+    stop_first: bool
+    collect: bool
+    cache: bool = True
+    #: the round of the search this task belongs to: workers keep visited states for it
+    #: only (a state pruned by the cache must have had its subtree explored, and its final
+    #: states and findings collected, in this very search)
+    search: str = ""
+    #: the coordinator node the task's root hangs from (its frozen nodes are that node's
+    #: path); set by the coordinator
+    parent: int = 0
+
+
+@dataclass
+class TaskResult:
+    """What a task sends back."""
+
+    task: Task
+    findings: list[Finding]
+    stats: Stats
+    goals: set[str]
+    final_states: set[Any]
+    violations: set[tuple[str, str, str]]
+    masked_by: dict[str, int]
+    fingerprints: set[int]
+    reports: list[tuple[Any, ...]]
+    observed: frozenset[tuple[int, str]]
+    promoted: frozenset[str]
+    cut: bool
+    interrupted: bool
+    worker: str = ""
+
+
+#: a worker's visited states, kept from task to task of one round of one search (then per
+#: visibility, in SourceDpor)
+_CACHES: dict[str, dict[Any, Any]] = {}
+
+
+def run_task(program: Program, task: Task) -> TaskResult:
+    """Explore one task's subtree (in a worker)."""
+    set_promoted(program, task.promoted)
+    if task.search not in _CACHES:
+        _CACHES.clear()  # another search: the old tables are no use (and unsound to use)
+    caches = _CACHES.setdefault(task.search, {})
+    before = {v: set(t) for v, t in caches.items()}
+    dpor = SourceDpor(program, task.budget, stop_first=task.stop_first,
+                      collect_final_states=task.collect, cache=task.cache, task=task,
+                      caches=caches)
+    res = dpor.run()
+    fresh: set[int] = set()
+    for v, t in caches.items():
+        fresh |= set(t) - before.get(v, set())
+    stopped = bool(res.findings) and task.stop_first
+    return TaskResult(
+        task=task,
+        findings=[Finding(f.kind, f.prop, f.message, f.schedule, details=dict(f.details))
+                  for f in res.findings],
+        stats=res.stats,
+        goals=set(res.goals_reached),
+        final_states=res.final_states,
+        violations=res.violations,
+        masked_by=res.masked_by,
+        fingerprints=fresh,
+        reports=dpor.reports,
+        observed=frozenset(dpor.observed),
+        promoted=promoted(program),
+        cut=not res.exhaustive and not stopped,
+        interrupted=res.interrupted,
+        worker=f"pid {os.getpid()}",
+    )
+
+
+@dataclass
+class _Tree:
+    """The coordinator's nodes: each with the events and nodes of its path."""
+
+    nodes: list[_Node] = field(default_factory=list)
+    path: dict[int, tuple[list[_Node], list[_Event], tuple[int, ...]]] = field(
+        default_factory=dict)
+
+    def add(self, node: _Node, nodes: list[_Node], events: list[_Event],
+            tids: tuple[int, ...]) -> None:
+        self.nodes.append(node)
+        self.path[id(node)] = (nodes, events, tids)
+
+    def open_work(self) -> tuple[_Node, int] | None:
+        """The deepest node with a thread to explore (not started, not asleep)."""
+        for node in reversed(self.nodes):
+            for t in sorted(node.backtrack):
+                if t not in node.sleep:
+                    return node, t
+        return None
+
+
+@dataclass
+class Progress:
+    """What the coordinator reports as it goes (``on_progress``)."""
+
+    workers: int
+    tasks_done: int = 0
+    tasks_out: int = 0
+    tasks_made: int = 0
+    executions: int = 0
+    states: int = 0
+
+
+def explore_parallel(
+    program: Program,
+    budget: Budget,
+    backend: Any,
+    *,
+    stop_first: bool = True,
+    collect_final_states: bool = False,
+    cache: bool = True,
+    depth: int = DEPTH,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Result:
+    """Source-set DPOR of ``program`` with its subtrees below ``depth`` explored by
+    ``backend``'s workers (see the module doc): the same findings, final states and
+    verdicts as :func:`~pfnlab.explore.search.dpor.explore_dpor`."""
+    start = time.perf_counter()
+    probe = Execution(program, max_steps=budget.max_steps)
+    visible = frozenset(probe.observed)
+    probe.close()
+    rounds = 0
+    while True:
+        rounds += 1
+        c = _Coordinator(program, budget, backend, stop_first, collect_final_states, cache,
+                         depth, visible, start, on_progress)
+        res = c.run()
+        if c.restart and not c.interrupted:
+            # a task observed a field no step treated as visible, or promoted a stable
+            # field: every step so far may be a different step now
+            visible = visible | c.observed
+            continue
+        break
+    res.stats.rounds = rounds
+    res.stats.seconds = time.perf_counter() - start
+    return res
+
+
+class _Coordinator:
+    """One round of a parallel search (fixed visible fields and promotions)."""
+
+    def __init__(self, program: Program, budget: Budget, backend: Any, stop_first: bool,
+                 collect: bool, cache: bool, depth: int, visible: frozenset[tuple[int, str]],
+                 start: float, on_progress: Callable[[Progress], None] | None) -> None:
+        self.program = program
+        self.budget = budget
+        self.backend = backend
+        self.stop_first = stop_first
+        self.collect = collect
+        self.cache = cache
+        self.depth = depth
+        self.visible = visible
+        self.start = start
+        self.on_progress = on_progress
+        self.promoted = promoted(program)
+        self.search = uuid.uuid4().hex
+        self.dpor = SourceDpor(program, budget, stop_first=stop_first,
+                               collect_final_states=collect, cache=False, snapshots=False)
+        self.dpor.visible = set(visible)
+        self.run_ = self.dpor.r
+        self.tree = _Tree()
+        self.started: dict[tuple[int, int], _Start] = {}
+        self.results: list[TaskResult] = []
+        self.states: set[int] = set()
+        self.observed: frozenset[tuple[int, str]] = frozenset()
+        self.promotions_changed = False
+        self.restart = False
+        self.cut = False
+        self.interrupted = False
+        self.progress = Progress(backend.workers)
+        self.shown = 0.0
+        self.steps = 0
+
+    # ------------------------------------------------------------------ coordinator
+    def run(self) -> Result:
+        r = self.run_
+        ex = self._execution(())
+        self.dpor.nthreads = n = len(ex.threads)
+        if ended(ex, self.stop_first) or not ex.enabled():
+            r.leaf(ex, collect=self.collect)
+            ex.close()
+            return self._result(0)
+        zero = tuple(tuple(0 for _ in range(n)) for _ in range(n))
+        self._note_state(ex)
+        root = self.dpor._node(ex, {}, zero)
+        ex.close()
+        self.tree.add(root, [root], [], ())
+        try:
+            self.backend.start(self.program)
+            self._loop()
+            self.observed = self.observed | frozenset(self.dpor.observed)
+            if self.observed - self.visible and not self.cut and not (
+                    self.stop_first and r.findings):
+                self.restart = True
+        except _Restart:
+            self.restart = True
+        except KeyboardInterrupt:
+            self.interrupted = True
+        finally:
+            self.backend.stop()
+        return self._result(len(self.tree.nodes))
+
+    def _loop(self) -> None:
+        while True:
+            if self.stop_first and self.run_.findings:
+                return
+            if self.budget.seconds is not None and \
+                    time.perf_counter() - self.start >= self.budget.seconds:
+                self.cut = True
+                return
+            work = self.tree.open_work()
+            if work is not None:
+                self._step(*work)
+                continue
+            if not self.backend.pending():
+                return
+            self._absorb(self.backend.next_result())
+
+    def _execution(self, tids: tuple[int, ...]) -> Execution:
+        return self.run_.execution(list(tids), visible=set(self.visible),
+                                   observed=self.dpor.observed)
+
+    def _note_state(self, ex: Execution) -> None:
+        fp = ex.fingerprint()
+        if fp is not None:
+            self.states.add(fp)
+
+    def _step(self, node: _Node, p: int) -> None:
+        """Explore thread ``p`` from ``node``: a coordinator node, a leaf, or a task."""
+        dpor, r = self.dpor, self.run_
+        nodes, events, tids = self.tree.path[id(node)]
+        depth = len(events)
+        ex = self._execution(tids)
+        fp = ex.step(p)
+        r.stats.steps += depth + 1
+        # the sequential search's race detection, on this node's path
+        dpor.stack, dpor.events = nodes, list(events)
+        dpor.obj_events = {}
+        for i, e in enumerate(events):
+            for o in {o for o, _f, _w in e.fp}:
+                dpor.obj_events.setdefault(o, []).append(i)
+        before = _hints(nodes)
+        ev = dpor._event(p, fp, depth, node)
+        dpor.events.append(ev)
+        for o in {o for o, _f, _w in fp}:
+            dpor.obj_events.setdefault(o, []).append(depth)
+        node.summary.update((p, i, f, w) for i, f, w in fp)
+        dpor._blocked_races(ex, depth, ev, node)
+        child_sleep = {q: f for q, f in node.sleep.items() if not dependent(f, fp)}
+        node.sleep[p] = fp  # started: its subtree will be explored in full
+        follow = set(node.hints.get(p, set()))
+        child = (*tids, p)
+        start = _Start(tuple(sorted(child_sleep.items())), follow, child, id(node))
+        self.started[(id(node), p)] = start
+        if ended(ex, self.stop_first):
+            if ex.finding is not None and not self.stop_first:
+                dpor._cut_races(ex, depth, ev, node)
+            r.leaf(ex, collect=self.collect)
+        elif all(t in child_sleep for t in ex.enabled()):
+            r.absorb(ex, collect=self.collect)
+            r.stats.sleep_blocked += 1
+            r.stats.executions += 1
+        else:
+            r.absorb(ex, collect=self.collect)
+            self._note_state(ex)
+            tclock = (*node.tclock[:p], ev.clock, *node.tclock[p + 1:])
+            if depth + 1 < self.depth:
+                cnode = dpor._node(ex, child_sleep, tclock)
+                for seq in follow:
+                    t = seq[0]
+                    if t in cnode.enabled and t not in cnode.sleep:
+                        cnode.backtrack.add(t)
+                        if len(seq) > 1:
+                            cnode.hints.setdefault(t, set()).add(seq[1:])
+                self.tree.add(cnode, [*nodes, cnode], dpor.events, child)
+                start.node = cnode
+            else:
+                start.task = True
+                self._submit(self._task(start, frozenset(follow)))
+        ex.close()
+        self._late_hints(nodes, before)
+
+    def _task(self, start: _Start, follow: frozenset[tuple[int, ...]]) -> Task:
+        return Task(start.tids, start.sleep, follow, self.visible, self.promoted,
+                    self._task_budget(), self.stop_first, self.collect, self.cache,
+                    self.search, start.parent)
+
+    def _late_hints(self, nodes: list[_Node], before: list[dict[int, frozenset[Any]]]
+                    ) -> None:
+        """Races just applied to ``nodes`` may have left a hint for a thread a node has
+        already started (the sequential search, which starts a node's threads one after the
+        other, would have started it with the hint): it is followed now."""
+        for node, old in zip(nodes, before, strict=True):
+            for h, seqs in list(node.hints.items()):
+                for seq in seqs - old.get(h, frozenset()):
+                    self._late(node, h, seq)
+
+    def _late(self, node: _Node, h: int, seq: tuple[int, ...]) -> None:
+        """Follow ``seq`` below thread ``h``, started at ``node`` without it."""
+        st = self.started.get((id(node), h))
+        if st is None or seq in st.follow:
+            return  # not started yet (it will be, with the hint), or followed already
+        st.follow.add(seq)
+        if st.node is not None:
+            self._deliver(st.node, seq)
+        elif st.task:  # the subtree is (being) explored by a task: another one follows seq
+            self._submit(self._task(st, frozenset({seq})))
+
+    def _deliver(self, c: _Node, seq: tuple[int, ...]) -> None:
+        """What the sequential search does with a hint when it creates node ``c``."""
+        t = seq[0]
+        if t not in c.enabled or t in c.init_sleep:
+            return
+        if (id(c), t) in self.started:
+            if len(seq) > 1:
+                self._late(c, t, seq[1:])
+            return
+        c.backtrack.add(t)
+        if len(seq) > 1:
+            c.hints.setdefault(t, set()).add(seq[1:])
+
+    def _task_budget(self) -> Budget:
+        b = self.budget
+        left = None if b.seconds is None else max(0.0, b.seconds - (
+            time.perf_counter() - self.start))
+        return Budget(executions=None, seconds=left, max_steps=b.max_steps)
+
+    def _submit(self, task: Task) -> None:
+        self.backend.submit(task)
+        self.progress.tasks_made += 1
+        self.progress.tasks_out += 1
+        self._report()
+
+    def _absorb(self, res: TaskResult) -> None:
+        """A task is back: its races go to the coordinator's nodes on its path."""
+        self.results.append(res)
+        self.progress.tasks_done += 1
+        self.progress.tasks_out -= 1
+        self.progress.executions += res.stats.executions
+        self.steps += res.stats.steps
+        self.states |= res.fingerprints
+        self.observed = self.observed | res.observed
+        if res.promoted - self.promoted:
+            self.promotions_changed = True
+            set_promoted(self.program, res.promoted)
+        self.cut = self.cut or res.cut
+        self.interrupted = self.interrupted or res.interrupted
+        # the task's frozen nodes are the coordinator's nodes of its parent's path
+        nodes = self.tree.path[res.task.parent][0]
+        before = _hints(nodes)
+        for rep in res.reports:
+            node = nodes[rep[1]]
+            if node.full:
+                continue
+            if rep[0] == "full":
+                expand_fully(node)
+            else:
+                apply_race(node, list(rep[2]), list(rep[3]))
+        self._late_hints(nodes, before)
+        for f in res.findings:
+            _keep_shortest(self.run_.findings, f)
+        self._report()
+        if self.promotions_changed or (self.observed - self.visible and not (
+                self.stop_first and self.run_.findings)):
+            raise _Restart
+
+    def _report(self) -> None:
+        pr = self.progress
+        pr.states = len(self.states)
+        if self.on_progress is not None:
+            self.on_progress(pr)
+        show = _PROGRESS[0]
+        now = time.perf_counter()
+        if show is not None and now - self.shown >= 0.2:
+            self.shown = now
+            st = Stats(executions=pr.executions + self.run_.stats.executions,
+                       states=pr.states, steps=self.steps + self.run_.stats.steps)
+            st.workers = (f"{pr.workers} workers ({self.backend.name}): {pr.tasks_done} of "
+                          f"{pr.tasks_made} subtrees done, {pr.tasks_out} out")
+            show(st, now - self.start)
+
+    def _result(self, coordinator_nodes: int) -> Result:
+        r = self.run_
+        st = r.stats
+        for res in self.results:
+            for k in _SUMMED:
+                setattr(st, k, getattr(st, k) + getattr(res.stats, k))
+            st.max_depth = max(st.max_depth, res.stats.max_depth)
+            st.caching = st.caching or res.stats.caching
+            r.goals |= res.goals
+            r.final_states |= res.final_states
+            r.violations |= res.violations
+            for p, n in res.masked_by.items():
+                r.masked_by[p] = r.masked_by.get(p, 0) + n
+        st.states = len(self.states)
+        # in an order that does not depend on which task finished first
+        r.findings = dict(sorted(r.findings.items(), key=lambda kv: _rank(kv[1])))
+        r.clock.interrupted = self.interrupted
+        stopped = bool(r.findings) and self.stop_first
+        elapsed = time.perf_counter() - self.start
+        if self.cut or self.interrupted:
+            why = "interrupted (Ctrl-C)" if self.interrupted else "budget reached"
+            coverage = (f"{why} after {st.executions} executions ({elapsed:.1f} s): "
+                        "partial, no claim beyond them")
+        elif stopped:
+            coverage = f"stopped at the first finding, after {st.executions} executions"
+        else:
+            how = "source-set DPOR with sleep sets"
+            if st.caching:
+                how += f" and state caching ({st.states} states)"
+            coverage = (f"exhaustive: every interleaving up to equivalence ({how}; "
+                        f"{self.backend.workers} workers ({self.backend.name}), "
+                        f"{self.progress.tasks_made} subtrees below depth {self.depth})")
+        return r.result("dpor", coverage, not (self.cut or self.interrupted) and not stopped)
+
+
+def _hints(nodes: list[_Node]) -> list[dict[int, frozenset[Any]]]:
+    return [{h: frozenset(v) for h, v in n.hints.items()} for n in nodes]
+
+
+@dataclass
+class _Start:
+    """How the coordinator started a thread at a node: the child's sleep set, the hints
+    followed below it, the child's schedule, and what explores the child (a coordinator
+    node, a task, or nothing: the execution ended there)."""
+
+    sleep: tuple[tuple[int, Footprint], ...]
+    follow: set[tuple[int, ...]]
+    tids: tuple[int, ...]
+    parent: int
+    node: _Node | None = None
+    task: bool = False
+
+
+class _Restart(Exception):
+    """A task observed a new visible field or promoted a stable field."""
+
+
+def _rank(x: Finding) -> tuple[int, list[str], str, str]:
+    return (len(x.schedule), [s.thread for s in x.schedule], x.kind, x.prop)
+
+
+def _keep_shortest(into: dict[tuple[str, str], Finding], f: Finding) -> None:
+    """Keep, per (kind, property), the finding with the shortest schedule (then the
+    smallest, thread by thread): the same whichever worker finished first."""
+    old = into.get(f.key)
+    if old is None or _rank(f) < _rank(old):
+        into[f.key] = f
+

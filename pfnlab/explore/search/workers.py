@@ -1,0 +1,242 @@
+"""Where the tasks of a parallel search run: local processes, or a Ray cluster.
+
+A backend has ``name`` and ``workers``, and is driven by the coordinator (parallel.py):
+``start(program)``, ``submit(task)`` (any number, as the search finds them), ``pending()``
+(tasks not yet returned), ``next_result()`` (blocks for the next one to finish, in any
+order) and ``stop()`` (the workers go away; unfinished tasks are dropped).
+
+- :class:`LocalProcesses` forks worker processes at ``start`` (they inherit the program,
+  model files loaded with ``--model`` included). A worker that dies (killed, out of memory)
+  breaks the pool: a new pool runs again the tasks that had not come back, each at most
+  ``RETRIES`` times; past that the search stops with a usage of what was covered.
+- :class:`RayWorkers` runs each task as a Ray task on a local Ray instance or an existing
+  cluster (``address``). The program travels by cloudpickle (model files' modules by
+  value); Ray runs again a task whose worker died (``max_retries``).
+
+Workers ignore Ctrl-C: the coordinator stops them and reports what was covered.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from pfnlab.explore.program import Program
+from pfnlab.explore.search.parallel import Task, TaskResult, run_task
+
+#: how many times a task whose worker died is run again
+RETRIES = 2
+
+RAY_HINT = ("Ray is not installed: pip install 'pfnlab[ray]' (or pip install 'ray>=2.9'), "
+            "or use local processes (--jobs N without --ray)")
+
+_PROGRAM: list[Program] = []  # the program the forked workers inherit
+
+
+def default_workers() -> int:
+    """The machine's cores."""
+    return max(1, os.cpu_count() or 1)
+
+
+def _init() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _local_task(task: Task) -> TaskResult:
+    return run_task(_PROGRAM[-1], task)
+
+
+class InProcess:
+    """Tasks run in this process when the coordinator asks for a result, in an order drawn
+    from ``seed`` (``None``: submission order): tests use it to show the result does not
+    depend on the order tasks finish in."""
+
+    name = "in process"
+
+    def __init__(self, workers: int = 1, seed: int | None = None) -> None:
+        import random
+
+        self.workers = workers
+        self.rng = random.Random(seed) if seed is not None else None
+        self.queue: list[Task] = []
+        self.program: Program | None = None
+
+    def start(self, program: Program) -> None:
+        """Remember ``program``."""
+        self.program = program
+
+    def submit(self, task: Task) -> None:
+        """Queue ``task``."""
+        self.queue.append(task)
+
+    def pending(self) -> int:
+        """Tasks queued."""
+        return len(self.queue)
+
+    def next_result(self) -> TaskResult:
+        """Run one queued task (a random one when seeded)."""
+        assert self.program is not None
+        i = self.rng.randrange(len(self.queue)) if self.rng is not None else 0
+        return run_task(self.program, self.queue.pop(i))
+
+    def stop(self) -> None:
+        """Drop what is queued."""
+        self.queue.clear()
+
+
+class WorkerLost(RuntimeError):
+    """A task's worker died more than ``RETRIES`` times."""
+
+
+class LocalProcesses:
+    """Tasks on ``workers`` forked local processes."""
+
+    name = "local processes"
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError("--jobs must be at least 1")
+        self.workers = workers
+        self.retried = 0
+        self.pool: ProcessPoolExecutor | None = None
+        self.futures: dict[Future[TaskResult], Task] = {}
+        self.tries: dict[Task, int] = {}
+
+    def start(self, program: Program) -> None:
+        """Fork the workers (they inherit ``program``)."""
+        _PROGRAM.append(program)
+        self._new_pool()
+
+    def _new_pool(self) -> None:
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"),
+                                        initializer=_init)
+
+    def submit(self, task: Task) -> None:
+        """Queue ``task``."""
+        assert self.pool is not None, "start() first"
+        self.futures[self.pool.submit(_local_task, task)] = task
+
+    def pending(self) -> int:
+        """Tasks submitted and not yet returned by ``next_result``."""
+        return len(self.futures)
+
+    def next_result(self) -> TaskResult:
+        """The next task to finish (a dead worker's tasks are run again)."""
+        while True:
+            done, _ = wait(set(self.futures), return_when=FIRST_COMPLETED)
+            fut = next(iter(done))
+            task = self.futures.pop(fut)
+            try:
+                return fut.result()
+            except BrokenProcessPool:
+                self._recover(task)
+
+    def _recover(self, task: Task) -> None:
+        """The pool broke (a worker died): a new pool, and every unfinished task again."""
+        lost = [task, *self.futures.values()]
+        self.futures.clear()
+        assert self.pool is not None
+        _shutdown(self.pool)
+        self.retried += 1
+        for t in lost:
+            self.tries[t] = self.tries.get(t, 0) + 1
+            if self.tries[t] > RETRIES:
+                raise WorkerLost(f"a worker process died {RETRIES + 1} times running a "
+                                 "subtree of the search")
+        print("pfnlab: a worker process died; running its tasks again", file=sys.stderr)
+        self._new_pool()
+        for t in lost:
+            self.submit(t)
+
+    def stop(self) -> None:
+        """Stop the workers now."""
+        if self.pool is not None:
+            _shutdown(self.pool)
+            self.pool = None
+        self.futures.clear()
+        if _PROGRAM:
+            _PROGRAM.pop()
+
+
+def _shutdown(ex: ProcessPoolExecutor) -> None:
+    """Stop the pool's processes now (queued tasks are cancelled, running ones killed)."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    for p in procs:
+        p.join(timeout=5)
+
+
+def _ray_task(program: Program, task: Task) -> TaskResult:
+    return run_task(program, task)
+
+
+class RayWorkers:
+    """Tasks as Ray tasks, on a local Ray instance (``address`` None) or a cluster."""
+
+    name = "Ray"
+
+    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise RuntimeError(RAY_HINT) from None
+        self.ray = ray
+        if not ray.is_initialized():
+            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                  "configure_logging": False}
+            if address:
+                ray.init(address=address, **kw)
+            else:
+                ray.init(num_cpus=workers or default_workers(), **kw)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.workers = max(1, min(workers, cpus) if workers else cpus)
+        self.refs: dict[Any, Task] = {}
+        self.program_ref: Any = None
+        self.remote: Any = None
+
+    def start(self, program: Program) -> None:
+        """Ship ``program`` to the cluster's object store."""
+        from ray import cloudpickle
+
+        for name, mod in list(sys.modules.items()):
+            if name.startswith("pfnlab_model_") and mod is not None:
+                cloudpickle.register_pickle_by_value(mod)
+        self.remote = self.ray.remote(num_cpus=1, max_retries=RETRIES)(_ray_task)
+        self.program_ref = self.ray.put(program)
+
+    def submit(self, task: Task) -> None:
+        """Start ``task`` as a Ray task."""
+        self.refs[self.remote.remote(self.program_ref, task)] = task
+
+    def pending(self) -> int:
+        """Tasks submitted and not yet returned."""
+        return len(self.refs)
+
+    def next_result(self) -> TaskResult:
+        """The next task to finish."""
+        done, _ = self.ray.wait(list(self.refs), num_returns=1)
+        self.refs.pop(done[0])
+        result: TaskResult = self.ray.get(done[0])
+        return result
+
+    def stop(self) -> None:
+        """Cancel what is still running."""
+        for ref in self.refs:
+            self.ray.cancel(ref, force=True)
+        self.refs.clear()
+
+
+def backend(jobs: int, ray: str | None = None) -> Any:
+    """The backend for ``--jobs N`` and ``--ray [ADDRESS]`` (``ray`` "" = a local
+    instance)."""
+    if ray is not None:
+        return RayWorkers(jobs or None, ray or None)
+    return LocalProcesses(jobs)

@@ -1,0 +1,156 @@
+"""Issue 12: one DPOR search split among workers (explore/search/parallel.py) explores what
+the sequential search explores: the same final states, violations and goals as brute force
+on random programs, whatever order the subtrees come back in, and the same findings and
+verdicts as the sequential search on built-in scenarios."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from pfnlab import SCENARIOS, VARIANTS
+from pfnlab.explore import Check, Field, Instance, Shared
+from pfnlab.explore.program import Program
+from pfnlab.explore.search import Budget, Result
+from pfnlab.explore.search.brute import explore_brute
+from pfnlab.explore.search.dpor import explore_dpor
+from pfnlab.explore.search.parallel import explore_parallel
+from pfnlab.explore.search.workers import InProcess, LocalProcesses
+from tests.engine.oracle import (
+    check_replays,
+    compare_violations,
+    stable_invariants,
+    typed_final_states,
+)
+from tests.engine.programs import WIDE, WideSpec, wide_program, wide_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _agree(program: Program, par: Result, brute: Result) -> list[str]:
+    p = []
+    if not par.exhaustive:
+        p.append(f"not exhaustive: {par.coverage}")
+    if par.final_states != brute.final_states:
+        only_b = sorted(map(repr, brute.final_states - par.final_states))[:2]
+        only_p = sorted(map(repr, par.final_states - brute.final_states))[:2]
+        p.append(f"final states: only brute force {only_b}, only parallel {only_p}")
+    wrong = compare_violations(brute.violations, par.violations, stable_invariants(program))
+    if wrong:
+        p.append(wrong)
+    if set(par.goals_reached) != set(brute.goals_reached):
+        p.append(f"goals {par.goals_reached} vs {brute.goals_reached}")
+    return p + check_replays(program, par, "parallel")
+
+
+def _spec(i: int) -> WideSpec:
+    return wide_spec(random.Random(f"parallel:{i}").randint, WIDE)
+
+
+@pytest.mark.parametrize("i", range(60))
+def test_parallel_dpor_agrees_with_brute_force_in_any_task_order(i: int) -> None:
+    program = wide_program(_spec(i))
+    with typed_final_states():
+        brute = explore_brute(program, stop_first=False, collect_final_states=True)
+        for depth, seed in ((1, i), (2, None), (3, i + 1)):
+            par = explore_parallel(program, Budget(), InProcess(2, seed), stop_first=False,
+                                   collect_final_states=True, depth=depth)
+            problems = _agree(program, par, brute)
+            assert not problems, (depth, seed, problems)
+
+
+def test_local_processes_agree_with_the_sequential_search() -> None:
+    """Two worker processes on built-in scenarios: same findings (kind, property,
+    message), verdict and goals as the sequential search."""
+    for v, s, sizes in (("v5.3", "devdax-unbind", {"vcpus": 2}),
+                        ("v5.4", "devdax-unbind", {"vcpus": 2}),
+                        ("v5.4", "thp-split", {}),
+                        ("dan-early-put", "vcpu-map-vs-unbind", {})):
+        seq = explore_dpor(SCENARIOS[s].program(VARIANTS[v], **sizes), stop_first=False)
+        par = explore_parallel(SCENARIOS[s].program(VARIANTS[v], **sizes), Budget(),
+                               LocalProcesses(2), stop_first=False, depth=4)
+        assert par.exhaustive == seq.exhaustive, (v, s, par.coverage)
+        assert {(f.kind, f.prop) for f in par.findings} == \
+            {(f.kind, f.prop) for f in seq.findings}, (v, s)
+        assert par.goals_reached == seq.goals_reached
+        assert "2 workers (local processes)" in par.coverage
+
+
+class _Var(Shared):
+    v = Field(0)
+
+
+def _dying_program(flag: Path) -> Program:
+    """Two threads of three steps; the first worker process that runs a step of t1 past its
+    first dies (once: the flag file says it happened)."""
+    parent = os.getpid()
+
+    def build() -> Instance:
+        x, y = _Var("x"), _Var("y")
+
+        def t0() -> None:
+            x.v = 1
+            y.v = x.v + 1
+            x.v = y.v
+
+        def t1() -> None:
+            y.v = 2
+            if os.getpid() != parent and not flag.exists():
+                flag.write_text("died")
+                os._exit(1)
+            x.v = y.v + 1
+            y.v = 0
+
+        return Instance(threads={"t0": t0, "t1": t1},
+                        final_checks=[Check("sum", lambda: "x+y is 4"
+                                            if x.v + y.v == 4 else None, "sum")])
+
+    return Program("dying", build)
+
+
+def test_a_dead_worker_s_subtrees_are_explored_again(tmp_path: Path) -> None:
+    program = _dying_program(tmp_path / "flag")
+    seq = explore_dpor(program, stop_first=False, collect_final_states=True)
+    backend = LocalProcesses(2)
+    par = explore_parallel(program, Budget(), backend, stop_first=False,
+                           collect_final_states=True, depth=1)
+    assert (tmp_path / "flag").exists() and backend.retried == 1
+    assert par.exhaustive and par.final_states == seq.final_states
+    assert {f.message for f in par.findings} == {f.message for f in seq.findings}
+
+
+def test_a_budget_cut_says_what_was_covered() -> None:
+    program = SCENARIOS["devdax-unbind"].program(VARIANTS["v5.4"], vcpus=3)
+    par = explore_parallel(program, Budget(seconds=0.5), LocalProcesses(2), stop_first=False)
+    assert not par.exhaustive
+    assert par.coverage.startswith("budget reached after ") and "partial" in par.coverage
+
+
+def test_ray_workers_agree_with_the_sequential_search() -> None:
+    """A local Ray instance with 2 CPUs (CI installs Ray with the tests): the same findings
+    as the sequential search, for a built-in scenario and for a model file's."""
+    pytest.importorskip("ray")
+    from pfnlab.api import load_model, registries_restored
+    from pfnlab.explore.search.workers import RayWorkers
+
+    ray = RayWorkers(2)
+    try:
+        assert ray.workers == 2
+        prog = SCENARIOS["devdax-unbind"].program(VARIANTS["v5.3"], vcpus=2)
+        seq = explore_dpor(prog, stop_first=False)
+        par = explore_parallel(SCENARIOS["devdax-unbind"].program(VARIANTS["v5.3"], vcpus=2),
+                               Budget(), ray, stop_first=False)
+        assert {f.key for f in par.findings} == {f.key for f in seq.findings}
+        assert par.exhaustive and "2 workers (Ray)" in par.coverage
+        with registries_restored():
+            load_model(ROOT / "examples" / "refresh_race.py")
+            prog = SCENARIOS["gpc-vs-zap"].program(VARIANTS["gpc-buggy"])
+            par = explore_parallel(prog, Budget(), ray, stop_first=False)
+            assert [f.prop for f in par.findings] == ["gpc-coherent"]
+    finally:
+        import ray as ray_module
+
+        ray_module.shutdown()
