@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import builtins
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from typer.testing import CliRunner
@@ -35,15 +34,8 @@ def test_bad_jobs_are_usage_errors(extra: list[str], says: str) -> None:
     assert r.exit_code == 2 and says in " ".join(r.output.split()), r.output
 
 
-def test_ray_without_ray_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = builtins.__import__
-
-    def no_ray(name: str, *a: Any, **kw: Any) -> Any:
-        if name == "ray" or name.startswith("ray."):
-            raise ImportError(name)
-        return real(name, *a, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", no_ray)
+def test_ray_without_ray_says_how_to_install(without_package: Callable[[str], None]) -> None:
+    without_package("ray")
     r = CliRunner().invoke(app, ["check", "v5.4", "devdax-unbind", "--ray", "local"])
     assert r.exit_code == 2
     assert "pip install 'pfnlab[ray]'" in " ".join(r.output.split())

@@ -4,13 +4,12 @@ in the code under review."""
 
 from __future__ import annotations
 
-import builtins
 import json
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from pfnlab import SCENARIOS, VARIANTS
@@ -95,16 +94,9 @@ def test_the_cli_prints_and_writes_the_lines(tmp_path: Path) -> None:
                                              "lines": [61, 62, 63]}
 
 
-def test_without_coverage_the_option_says_what_to_install(monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
-    real = builtins.__import__
-
-    def no_coverage(name: str, *a: Any, **kw: Any) -> Any:
-        if name == "coverage" or name.startswith("coverage."):
-            raise ImportError(name)
-        return real(name, *a, **kw)
-
-    monkeypatch.setattr(builtins, "__import__", no_coverage)
+def test_without_coverage_the_option_says_what_to_install(
+        without_package: Callable[[str], None]) -> None:
+    without_package("coverage")
     r = CliRunner().invoke(app, ["check", "v5.4", "devdax-unbind", "--unreached-lines"])
     assert r.exit_code == 2
     assert "pip install 'coverage>=7'" in " ".join(r.output.split())
