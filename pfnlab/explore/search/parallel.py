@@ -283,7 +283,11 @@ class _Coordinator:
                 continue
             if not self.backend.pending():
                 return
-            self._absorb(self.backend.next_result())
+            res = self.backend.next_result(0.25)
+            if res is None:  # nothing finished yet: refresh the progress display
+                self._report()
+                continue
+            self._absorb(res)
 
     def _execution(self, tids: tuple[int, ...]) -> Execution:
         return self.run_.execution(list(tids), visible=set(self.visible),

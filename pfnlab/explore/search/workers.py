@@ -2,8 +2,9 @@
 
 A backend has ``name`` and ``workers``, and is driven by the coordinator (parallel.py):
 ``start(program)``, ``submit(task)`` (any number, as the search finds them), ``pending()``
-(tasks not yet returned), ``next_result()`` (blocks for the next one to finish, in any
-order) and ``stop()`` (the workers go away; unfinished tasks are dropped).
+(tasks not yet returned), ``next_result(timeout)`` (the next one to finish, in any order,
+or None after ``timeout`` seconds: the coordinator refreshes its progress display) and
+``stop()`` (the workers go away; unfinished tasks are dropped).
 
 - :class:`LocalProcesses` forks worker processes at ``start`` (they inherit the program,
   model files loaded with ``--model`` included). A worker that dies (killed, out of memory)
@@ -78,7 +79,7 @@ class InProcess:
         """Tasks queued."""
         return len(self.queue)
 
-    def next_result(self) -> TaskResult:
+    def next_result(self, timeout: float | None = None) -> TaskResult | None:
         """Run one queued task (a random one when seeded)."""
         assert self.program is not None
         i = self.rng.randrange(len(self.queue)) if self.rng is not None else 0
@@ -125,10 +126,13 @@ class LocalProcesses:
         """Tasks submitted and not yet returned by ``next_result``."""
         return len(self.futures)
 
-    def next_result(self) -> TaskResult:
-        """The next task to finish (a dead worker's tasks are run again)."""
+    def next_result(self, timeout: float | None = None) -> TaskResult | None:
+        """The next task to finish (a dead worker's tasks are run again); None if none
+        finished within ``timeout`` seconds."""
         while True:
-            done, _ = wait(set(self.futures), return_when=FIRST_COMPLETED)
+            done, _ = wait(set(self.futures), timeout=timeout, return_when=FIRST_COMPLETED)
+            if not done:
+                return None
             fut = next(iter(done))
             task = self.futures.pop(fut)
             try:
@@ -220,9 +224,11 @@ class RayWorkers:
         """Tasks submitted and not yet returned."""
         return len(self.refs)
 
-    def next_result(self) -> TaskResult:
-        """The next task to finish."""
-        done, _ = self.ray.wait(list(self.refs), num_returns=1)
+    def next_result(self, timeout: float | None = None) -> TaskResult | None:
+        """The next task to finish (None if none did within ``timeout`` seconds)."""
+        done, _ = self.ray.wait(list(self.refs), num_returns=1, timeout=timeout)
+        if not done:
+            return None
         self.refs.pop(done[0])
         result: TaskResult = self.ray.get(done[0])
         return result
