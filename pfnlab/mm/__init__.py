@@ -6,6 +6,8 @@ numbers. Build a :class:`Host` in a program's ``build()``, install it with
 ``set_context(World(host=host))``, and call these functions from model threads.
 """
 
+from pfnlab.mm.alloc import ALLOC, alloc_page
+from pfnlab.mm.anon import do_anonymous_page
 from pfnlab.mm.dax import (
     DaxDevice,
     dax_layout_busy_page,
@@ -64,9 +66,7 @@ from pfnlab.mm.memremap import (
     put_dev_pagemap,
 )
 from pfnlab.mm.migrate import (
-    ALLOC,
     MIGRATE,
-    alloc_page,
     migrate_page_copy,
     migrate_page_move_mapping,
     migrate_page_thread,
@@ -200,6 +200,7 @@ __all__ = [
     "dev_pagemap_cleanup",
     "dev_pagemap_kill",
     "dev_pagemap_percpu_release",
+    "do_anonymous_page",
     "exit_mmap",
     "find_extend_vma",
     "find_vma",

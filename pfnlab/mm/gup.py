@@ -7,14 +7,16 @@ before returning. On failure no reference is held.
 The slow path takes the page-table lock around reading an entry and taking the reference,
 as ``follow_page_pte``/``follow_trans_huge_pmd`` do, so it never races a zap or a split.
 Faults: ``handle_mm_fault`` calls the VMA's ``fault`` hook if it has one (device-dax);
-waits for a migration entry to go and retries (migration_entry_wait); otherwise PTEs are
-pre-populated by the scenario and a missing or read-only entry fails (COW and anonymous
-faults are not modelled). The slow path retries a fault at most twice.
+waits for a migration entry to go and retries (migration_entry_wait); faults a zapped PTE
+of an anonymous VMA built with ``refault`` in again (anon.py); otherwise PTEs are
+pre-populated by the scenario and a missing or read-only entry fails (COW is not
+modelled). The slow path retries a fault at most twice.
 """
 
 from __future__ import annotations
 
 from pfnlab.explore import wait_until
+from pfnlab.mm.anon import do_anonymous_page
 from pfnlab.mm.memmap import is_zero_pfn, pfn_to_page
 from pfnlab.mm.memremap import DevPagemap, get_dev_pagemap, put_dev_pagemap
 from pfnlab.mm.page import Page, get_page, put_page, try_get_compound_head, try_get_page
@@ -241,6 +243,8 @@ def handle_mm_fault(vma: Vma, hva: int, write: bool) -> bool:
         return True
     if isinstance(val, PteVal) and (val.write or not write):
         return True
+    if val is None and vma.anon_pool is not None and hva in mm.ptes:
+        return do_anonymous_page(vma, hva, write)  # handle_pte_fault: pte_none, anonymous
     if vma.fault is None:
         return False
     return vma.fault(vma, hva, write)

@@ -60,6 +60,15 @@ PAGECACHE = "pagecache"
 
 
 @dataclass(frozen=True)
+class PagePool:
+    """Free pages of RAM (``Host.add_free``): what ``alloc_page`` allocates from."""
+
+    name: str
+    pfn: int
+    pages: tuple[Page, ...] = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Region:
     """What a builder made: hvas ``[start, end)`` in ``host.mm``, backed by ``pfn..``."""
 
@@ -73,6 +82,7 @@ class Region:
     dax: DaxDevice | None = None
     mapping: AddressSpace | None = None
     pages: tuple[Page, ...] = field(default=(), repr=False)
+    pool: PagePool | None = None  # free pages anonymous faults allocate from (refault)
 
     @property
     def hvas(self) -> range:
@@ -91,15 +101,6 @@ class Region:
     def pfn_of(self, hva: int) -> int:
         """The pfn mapped at ``hva`` in this region (as set up)."""
         return self.pfn + (hva - self.start)
-
-
-@dataclass(frozen=True)
-class PagePool:
-    """Free pages of RAM (``Host.add_free``): what ``alloc_page`` allocates from."""
-
-    name: str
-    pfn: int
-    pages: tuple[Page, ...] = field(repr=False)
 
 
 class Host:
@@ -195,9 +196,13 @@ class Host:
 
     # ------------------------------------------------------------------ builders
     def add_anon(
-        self, npages: int = 1, *, writable: bool = True, name: str | None = None
+        self, npages: int = 1, *, writable: bool = True, name: str | None = None,
+        refault: int = 0,
     ) -> Region:
-        """Anonymous 4K pages, faulted in: refcount 1 held by the PTE mapping."""
+        """Anonymous 4K pages, faulted in: refcount 1 held by the PTE mapping. With
+        ``refault`` N, a PTE zapped (MADV_DONTNEED) faults in again (``do_anonymous_page``):
+        a write fault takes one of N free pages (``Region.pool``), a read fault maps the
+        zero page."""
         name = self._name("anon", name)
         pfn, pages = self._ram(npages)
         for p in pages:
@@ -207,7 +212,14 @@ class Host:
         hva = self._alloc_hvas(npages)
         vma = self._vma(name, hva, npages, VM_WRITE if writable else 0)
         self._ptes(hva, [PteVal(pfn + i, write=writable) for i in range(npages)])
-        return self._add(Region(name, "anon", hva, hva + npages, pfn, vma, pages=tuple(pages)))
+        pool = None
+        if refault:
+            pool = self.add_free(refault, name=f"{name}:free")
+            for p in pool.pages:
+                p.anon = True  # what the fault will make of them (page_add_new_anon_rmap)
+            vma.anon_pool = pool
+        return self._add(Region(name, "anon", hva, hva + npages, pfn, vma, pages=tuple(pages),
+                                pool=pool))
 
     def add_free(self, npages: int = 1, *, name: str = "free") -> PagePool:
         """Free RAM pages (refcount 0, unmapped): a pool ``alloc_page`` takes pages from

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import errno
 
-from pfnlab.explore import atomic
+from pfnlab.mm.alloc import ALLOC, alloc_page
 from pfnlab.mm.host import PagePool
 from pfnlab.mm.memmap import pfn_to_page
 from pfnlab.mm.notifier import (
@@ -33,31 +33,17 @@ from pfnlab.mm.notifier import (
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_start,
 )
-from pfnlab.mm.page import Page, _ledger, get_page, get_page_unless_zero, page_count, put_page
+from pfnlab.mm.page import Page, get_page, get_page_unless_zero, page_count, put_page
 from pfnlab.mm.vma import MIGRATION, Mm, PteVal, Vma, find_extend_vma
 from pfnlab.model.kfunc import kfunc
 
 #: ledger owner of the isolation reference (isolate_lru_page) a migration holds
 MIGRATE = "migrate"
-#: ledger owner of a newly allocated page's first reference (alloc_page)
-ALLOC = "alloc"
 
 EAGAIN = -errno.EAGAIN
 ENOMEM = -errno.ENOMEM
 EINVAL = -errno.EINVAL
 EFAULT = -errno.EFAULT
-
-
-@kfunc
-def alloc_page(pool: PagePool, owner: str = ALLOC) -> Page | None:
-    """mm/page_alloc.c v5.4 (on a pool from ``Host.add_free``): a free page of ``pool``,
-    now at refcount 1 (``set_page_refcounted``); NULL if none is free."""
-    for page in pool.pages:
-        got: bool = atomic(page, "refcount", lambda c: (1, True) if c == 0 else (c, False))
-        if got:
-            _ledger(page, 1, owner)
-            return page
-    return None
 
 
 @kfunc

@@ -155,6 +155,10 @@ class Vma(Shared):
         self.mapping = mapping
         self.pgoff = pgoff
         self.fault = fault  # vm_ops->fault / huge_fault, or None (pre-populated)
+        #: anonymous memory that faults in again after a zap (MADV_DONTNEED): the free
+        #: pages a write fault allocates from (``Host.add_anon(refault=N)``); None: a none
+        #: PTE fails the fault, as before the model had an anonymous fault path
+        self.anon_pool: Any = None
 
     def contains(self, hva: int) -> bool:
         """Whether ``hva`` is inside the VMA."""
