@@ -151,6 +151,10 @@ class SourceDpor:
         self.task = task
         self.nfrozen = len(task.prefix) if task is not None else 0
         self.reports: list[tuple[Any, ...]] = []
+        #: fingerprints whose table entry a finished subtree completed (parallel.py
+        #: shares them with the other workers)
+        self.completed: set[int] = set()
+        self.summaries: dict[_Summary, _Summary] = {}
         #: visited states kept across the tasks a worker runs (parallel.py), one table per
         #: set of visible fields (a summary is only valid for the visibility it was explored
         #: with); None: this search's own table
@@ -421,7 +425,11 @@ class SourceDpor:
         if node.fingerprint is not None:
             entry = self.visited[node.fingerprint]
             summ = frozenset(node.summary)
-            entry.summary = summ if entry.summary is None else entry.summary | summ
+            if entry.summary is not None:
+                summ = entry.summary | summ
+            # one object per distinct summary: states far outnumber summaries (memory)
+            entry.summary = self.summaries.setdefault(summ, summ)
+            self.completed.add(node.fingerprint)
         if len(self.stack) <= self.nfrozen:  # the root (of a task: its parent is frozen)
             self.ex_depth = -1
             return

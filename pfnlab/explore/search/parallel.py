@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +75,12 @@ class Task:
     #: the coordinator node the task's root hangs from (its frozen nodes are that node's
     #: path); set by the coordinator
     parent: int = 0
+    #: visited states other workers completed in this round, for the worker's table
+    #: (fingerprint, initial sleep set, summary); attached by the backend
+    entries: tuple[tuple[int, frozenset[int], frozenset[Any]], ...] = ()
+    #: which worker's tables to use (a process has one worker's; ``InProcess`` simulates
+    #: several in one process)
+    worker: int = 0
 
 
 @dataclass
@@ -89,6 +95,7 @@ class TaskResult:
     violations: set[tuple[str, str, str]]
     masked_by: dict[str, int]
     fingerprints: set[int]
+    entries: list[tuple[int, frozenset[int], frozenset[Any]]]
     reports: list[tuple[Any, ...]]
     observed: frozenset[tuple[int, str]]
     promoted: frozenset[str]
@@ -105,9 +112,12 @@ _CACHES: dict[str, dict[Any, Any]] = {}
 def run_task(program: Program, task: Task) -> TaskResult:
     """Explore one task's subtree (in a worker)."""
     set_promoted(program, task.promoted)
-    if task.search not in _CACHES:
+    key = f"{task.search}/{task.worker}"
+    if not any(k.startswith(task.search + "/") for k in _CACHES):
         _CACHES.clear()  # another search: the old tables are no use (and unsound to use)
-    caches = _CACHES.setdefault(task.search, {})
+    caches = _CACHES.setdefault(key, {})
+    table = caches.setdefault(task.visible, {})
+    merge_entries(table, task.entries)
     before = {v: set(t) for v, t in caches.items()}
     dpor = SourceDpor(program, task.budget, stop_first=task.stop_first,
                       collect_final_states=task.collect, cache=task.cache, task=task,
@@ -116,6 +126,12 @@ def run_task(program: Program, task: Task) -> TaskResult:
     fresh: set[int] = set()
     for v, t in caches.items():
         fresh |= set(t) - before.get(v, set())
+    entries = []
+    if not res.interrupted and frozenset(dpor.visible) == task.visible:
+        for fp in dpor.completed:
+            e = table.get(fp)
+            if e is not None and e.summary is not None:
+                entries.append((fp, _intern(e.init_sleep), _intern(e.summary)))
     stopped = bool(res.findings) and task.stop_first
     return TaskResult(
         task=task,
@@ -127,6 +143,7 @@ def run_task(program: Program, task: Task) -> TaskResult:
         violations=res.violations,
         masked_by=res.masked_by,
         fingerprints=fresh,
+        entries=entries,
         reports=dpor.reports,
         observed=frozenset(dpor.observed),
         promoted=promoted(program),
@@ -134,6 +151,58 @@ def run_task(program: Program, task: Task) -> TaskResult:
         interrupted=res.interrupted,
         worker=f"pid {os.getpid()}",
     )
+
+
+_INTERNED: dict[frozenset[Any], frozenset[Any]] = {}
+
+
+def _intern(s: frozenset[Any]) -> frozenset[Any]:
+    """One object per distinct set: entries share summaries, and pickling sends each once."""
+    return _INTERNED.setdefault(s, s)
+
+
+def merge_entries(table: dict[int, Any],
+                  entries: Iterable[tuple[int, frozenset[int], frozenset[Any]]]) -> None:
+    """Add visited states another worker completed to ``table``. A state explored twice
+    covers what either exploration covers: its initial sleep set is the intersection, its
+    summary the union (dpor.py does the same when it explores a state again)."""
+    from pfnlab.explore.search.dpor import _Entry
+
+    for fp, sleep, summary in entries:
+        e = table.get(fp)
+        if e is None:
+            table[fp] = _Entry(_intern(sleep), _intern(summary))
+        else:
+            e.init_sleep = _intern(e.init_sleep & sleep)
+            e.summary = _intern(summary if e.summary is None else e.summary | summary)
+
+
+class SharedTable:
+    """The coordinator's log of completed visited states, merged, for the workers: a
+    backend attaches to each task what its worker has not seen yet (``since``)."""
+
+    def __init__(self) -> None:
+        self.table: dict[int, tuple[frozenset[int], frozenset[Any]]] = {}
+        self.log: list[tuple[int, frozenset[int], frozenset[Any]]] = []
+        self.sets: dict[frozenset[Any], frozenset[Any]] = {}  # one object per distinct set
+
+    def add(self, entries: Iterable[tuple[int, frozenset[int], frozenset[Any]]]) -> None:
+        """Merge a task's completed entries."""
+        sets = self.sets
+        for fp, sleep, summary in entries:
+            old = self.table.get(fp)
+            if old is not None:
+                sleep, summary = old[0] & sleep, old[1] | summary
+                if (sleep, summary) == old:
+                    continue
+            sleep, summary = sets.setdefault(sleep, sleep), sets.setdefault(summary, summary)
+            self.table[fp] = (sleep, summary)
+            self.log.append((fp, sleep, summary))
+
+    def since(self, version: int) -> tuple[tuple[tuple[int, frozenset[int], frozenset[Any]],
+                                                 ...], int]:
+        """The entries logged since ``version``, and the version now."""
+        return tuple(self.log[version:]), len(self.log)
 
 
 @dataclass
@@ -229,6 +298,7 @@ class _Coordinator:
         self.run_ = self.dpor.r
         self.tree = _Tree()
         self.started: dict[tuple[int, int], _Start] = {}
+        self.shared = SharedTable()
         self.results: list[TaskResult] = []
         self.states: set[int] = set()
         self.observed: frozenset[tuple[int, str]] = frozenset()
@@ -255,7 +325,7 @@ class _Coordinator:
         ex.close()
         self.tree.add(root, [root], [], ())
         try:
-            self.backend.start(self.program)
+            self.backend.start(self.program, self.shared)
             self._loop()
             self.observed = self.observed | frozenset(self.dpor.observed)
             if self.observed - self.visible and not self.cut and not (
@@ -263,6 +333,11 @@ class _Coordinator:
                 self.restart = True
         except _Restart:
             self.restart = True
+        except WorkerLost as e:
+            import sys
+
+            print(f"pfnlab: {e}; the search stops here", file=sys.stderr)
+            self.cut = True
         except KeyboardInterrupt:
             self.interrupted = True
         finally:
@@ -412,6 +487,8 @@ class _Coordinator:
         self.progress.executions += res.stats.executions
         self.steps += res.stats.steps
         self.states |= res.fingerprints
+        self.shared.add(res.entries)
+        res.fingerprints, res.entries = set(), []  # merged: not kept twice
         self.observed = self.observed | res.observed
         if res.promoted - self.promoted:
             self.promotions_changed = True
@@ -503,6 +580,11 @@ class _Start:
     parent: int
     node: _Node | None = None
     task: bool = False
+
+
+class WorkerLost(RuntimeError):
+    """A worker died more than its backend retries a task: the search stops there and
+    reports what the finished subtrees covered."""
 
 
 class _Restart(Exception):

@@ -7,9 +7,10 @@ or None after ``timeout`` seconds: the coordinator refreshes its progress displa
 ``stop()`` (the workers go away; unfinished tasks are dropped).
 
 - :class:`LocalProcesses` forks worker processes at ``start`` (they inherit the program,
-  model files loaded with ``--model`` included). A worker that dies (killed, out of memory)
-  breaks the pool: a new pool runs again the tasks that had not come back, each at most
-  ``RETRIES`` times; past that the search stops with a usage of what was covered.
+  model files loaded with ``--model`` included) and hands each task the visited states the
+  other workers completed since. A worker that dies (killed, out of memory) is replaced
+  by a new process, which runs again the tasks that had not come back, each at most
+  ``RETRIES`` times; past that the search stops (``WorkerLost``).
 - :class:`RayWorkers` runs each task as a Ray task on a local Ray instance or an existing
   cluster (``address``). The program travels by cloudpickle (model files' modules by
   value); Ray runs again a task whose worker died (``max_retries``).
@@ -25,10 +26,11 @@ import signal
 import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from typing import Any
 
 from pfnlab.explore.program import Program
-from pfnlab.explore.search.parallel import Task, TaskResult, run_task
+from pfnlab.explore.search.parallel import Task, TaskResult, WorkerLost, run_task
 
 #: how many times a task whose worker died is run again
 RETRIES = 2
@@ -54,8 +56,10 @@ def _local_task(task: Task) -> TaskResult:
 
 class InProcess:
     """Tasks run in this process when the coordinator asks for a result, in an order drawn
-    from ``seed`` (``None``: submission order): tests use it to show the result does not
-    depend on the order tasks finish in."""
+    from ``seed`` (``None``: submission order), each on one of ``workers`` simulated
+    workers (own tables of visited states, shared entries attached as
+    :class:`LocalProcesses` does): tests use it to show the result does not depend on the
+    order tasks finish in, nor on which worker saw which state."""
 
     name = "in process"
 
@@ -66,10 +70,14 @@ class InProcess:
         self.rng = random.Random(seed) if seed is not None else None
         self.queue: list[Task] = []
         self.program: Program | None = None
+        self.shared: Any = None
+        self.seen = [0] * workers
 
-    def start(self, program: Program) -> None:
+    def start(self, program: Program, shared: Any = None) -> None:
         """Remember ``program``."""
         self.program = program
+        self.shared = shared
+        self.seen = [0] * self.workers
 
     def submit(self, task: Task) -> None:
         """Queue ``task``."""
@@ -83,19 +91,23 @@ class InProcess:
         """Run one queued task (a random one when seeded)."""
         assert self.program is not None
         i = self.rng.randrange(len(self.queue)) if self.rng is not None else 0
-        return run_task(self.program, self.queue.pop(i))
+        w = self.rng.randrange(self.workers) if self.rng is not None else i % self.workers
+        task = replace(self.queue.pop(i), worker=w)
+        if self.shared is not None:
+            entries, self.seen[w] = self.shared.since(self.seen[w])
+            task = replace(task, entries=entries)
+        return run_task(self.program, task)
 
     def stop(self) -> None:
         """Drop what is queued."""
         self.queue.clear()
 
 
-class WorkerLost(RuntimeError):
-    """A task's worker died more than ``RETRIES`` times."""
-
-
 class LocalProcesses:
-    """Tasks on ``workers`` forked local processes."""
+    """Tasks on ``workers`` forked local processes, one executor each: a task goes to the
+    worker with the fewest tasks out, with the visited states other workers completed
+    since that worker's last task (``SharedTable``), so that every worker's table of
+    visited states grows with the whole search's."""
 
     name = "local processes"
 
@@ -104,23 +116,34 @@ class LocalProcesses:
             raise ValueError("--jobs must be at least 1")
         self.workers = workers
         self.retried = 0
-        self.pool: ProcessPoolExecutor | None = None
-        self.futures: dict[Future[TaskResult], Task] = {}
+        self.pools: list[ProcessPoolExecutor] = []
+        self.seen: list[int] = []          # per worker: the shared log's version it has
+        self.futures: dict[Future[TaskResult], tuple[Task, int]] = {}
         self.tries: dict[Task, int] = {}
+        self.shared: Any = None
 
-    def start(self, program: Program) -> None:
+    def start(self, program: Program, shared: Any = None) -> None:
         """Fork the workers (they inherit ``program``)."""
         _PROGRAM.append(program)
-        self._new_pool()
+        self.shared = shared
+        self.pools = [self._pool() for _ in range(self.workers)]
+        self.seen = [0] * self.workers
 
-    def _new_pool(self) -> None:
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"),
-                                        initializer=_init)
+    @staticmethod
+    def _pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init)
 
     def submit(self, task: Task) -> None:
-        """Queue ``task``."""
-        assert self.pool is not None, "start() first"
-        self.futures[self.pool.submit(_local_task, task)] = task
+        """Send ``task`` to the worker with the fewest tasks out."""
+        assert self.pools, "start() first"
+        out = [0] * self.workers
+        for _t, w in self.futures.values():
+            out[w] += 1
+        w = min(range(self.workers), key=lambda k: (out[k], k))
+        if self.shared is not None:
+            entries, self.seen[w] = self.shared.since(self.seen[w])
+            task = replace(task, entries=entries)
+        self.futures[self.pools[w].submit(_local_task, task)] = (task, w)
 
     def pending(self) -> int:
         """Tasks submitted and not yet returned by ``next_result``."""
@@ -134,18 +157,17 @@ class LocalProcesses:
             if not done:
                 return None
             fut = next(iter(done))
-            task = self.futures.pop(fut)
+            task, w = self.futures.pop(fut)
             try:
                 return fut.result()
             except BrokenProcessPool:
-                self._recover(task)
+                self._recover(w, task)
 
-    def _recover(self, task: Task) -> None:
-        """The pool broke (a worker died): a new pool, and every unfinished task again."""
-        lost = [task, *self.futures.values()]
-        self.futures.clear()
-        assert self.pool is not None
-        _shutdown(self.pool)
+    def _recover(self, w: int, task: Task) -> None:
+        """Worker ``w`` died: a new process, and its unfinished tasks again."""
+        lost = [task] + [t for t, k in self.futures.values() if k == w]
+        self.futures = {f: tw for f, tw in self.futures.items() if tw[1] != w}
+        _shutdown(self.pools[w])
         self.retried += 1
         for t in lost:
             self.tries[t] = self.tries.get(t, 0) + 1
@@ -153,15 +175,16 @@ class LocalProcesses:
                 raise WorkerLost(f"a worker process died {RETRIES + 1} times running a "
                                  "subtree of the search")
         print("pfnlab: a worker process died; running its tasks again", file=sys.stderr)
-        self._new_pool()
+        self.pools[w] = self._pool()
+        self.seen[w] = 0  # a fresh process: every shared entry again
         for t in lost:
-            self.submit(t)
+            self.submit(replace(t, entries=()))
 
     def stop(self) -> None:
         """Stop the workers now."""
-        if self.pool is not None:
-            _shutdown(self.pool)
-            self.pool = None
+        for pool in self.pools:
+            _shutdown(pool)
+        self.pools = []
         self.futures.clear()
         if _PROGRAM:
             _PROGRAM.pop()
@@ -206,8 +229,9 @@ class RayWorkers:
         self.program_ref: Any = None
         self.remote: Any = None
 
-    def start(self, program: Program) -> None:
-        """Ship ``program`` to the cluster's object store."""
+    def start(self, program: Program, shared: Any = None) -> None:
+        """Ship ``program`` to the cluster's object store (Ray decides which process runs
+        a task, so visited states are not shared between its workers yet)."""
         from ray import cloudpickle
 
         for name, mod in list(sys.modules.items()):
