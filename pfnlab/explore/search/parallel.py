@@ -469,7 +469,8 @@ class _Coordinator:
 
     def _task_budget(self) -> Budget:
         b = self.budget
-        left = None if b.seconds is None else max(0.0, b.seconds - (
+        # past the deadline a task still gets a moment: it stops at once, "budget reached"
+        left = None if b.seconds is None else max(1e-3, b.seconds - (
             time.perf_counter() - self.start))
         return Budget(executions=None, seconds=left, max_steps=b.max_steps)
 
