@@ -30,7 +30,7 @@ from dataclasses import replace
 from typing import Any
 
 from pfnlab.explore.program import Program
-from pfnlab.explore.search.parallel import Task, TaskResult, WorkerLost, run_task
+from pfnlab.explore.search.tasks import Task, TaskResult, WorkerLost, run_task
 
 #: how many times a task whose worker died is run again
 RETRIES = 2

@@ -1,0 +1,180 @@
+"""The unit of work of a parallel search: a task (a subtree below the coordinator's
+frontier), what a worker sends back, and the visited states workers share.
+
+:func:`run_task` is what a worker runs: the sequential search (``SourceDpor(task=...)``)
+below the task's frozen prefix, with the worker's table of visited states for this round
+of this search, merged first with the entries other workers completed
+(:func:`merge_entries`). :class:`SharedTable` is the coordinator's merged log of those
+entries. See parallel.py for the scheme and docs/reductions.md section 12 for why it is
+sound.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pfnlab.explore.findings import Finding
+from pfnlab.explore.program import Program
+from pfnlab.explore.runtime import Footprint
+from pfnlab.explore.search.common import Budget, Stats
+from pfnlab.explore.search.dpor import SourceDpor
+from pfnlab.explore.stable import promoted, set_promoted
+
+
+@dataclass(frozen=True)
+class Task:
+    """A subtree to explore: the schedule reaching its root, the root's sleep set and
+    hints, the fields invariants read (``visible``), the promoted stable fields."""
+
+    prefix: tuple[int, ...]
+    sleep: tuple[tuple[int, Footprint], ...]
+    follow: frozenset[tuple[int, ...]]
+    visible: frozenset[tuple[int, str]]
+    promoted: frozenset[str]
+    budget: Budget
+    stop_first: bool
+    collect: bool
+    cache: bool = True
+    #: the round of the search this task belongs to: workers keep visited states for it
+    #: only (a state pruned by the cache must have had its subtree explored, and its final
+    #: states and findings collected, in this very search)
+    search: str = ""
+    #: the coordinator node the task's root hangs from (its frozen nodes are that node's
+    #: path); set by the coordinator
+    parent: int = 0
+    #: visited states other workers completed in this round, for the worker's table
+    #: (fingerprint, initial sleep set, summary); attached by the backend
+    entries: tuple[tuple[int, frozenset[int], frozenset[Any]], ...] = ()
+    #: which worker's tables to use (a process has one worker's; ``InProcess`` simulates
+    #: several in one process)
+    worker: int = 0
+
+
+@dataclass
+class TaskResult:
+    """What a task sends back."""
+
+    task: Task
+    findings: list[Finding]
+    stats: Stats
+    goals: set[str]
+    final_states: set[Any]
+    violations: set[tuple[str, str, str]]
+    masked_by: dict[str, int]
+    fingerprints: set[int]
+    entries: list[tuple[int, frozenset[int], frozenset[Any]]]
+    reports: list[tuple[Any, ...]]
+    observed: frozenset[tuple[int, str]]
+    promoted: frozenset[str]
+    cut: bool
+    interrupted: bool
+    worker: str = ""
+
+
+#: a worker's visited states, kept from task to task of one round of one search (then per
+#: visibility, in SourceDpor)
+_CACHES: dict[str, dict[Any, Any]] = {}
+
+
+def run_task(program: Program, task: Task) -> TaskResult:
+    """Explore one task's subtree (in a worker)."""
+    set_promoted(program, task.promoted)
+    key = f"{task.search}/{task.worker}"
+    if not any(k.startswith(task.search + "/") for k in _CACHES):
+        _CACHES.clear()  # another search: the old tables are no use (and unsound to use)
+    caches = _CACHES.setdefault(key, {})
+    table = caches.setdefault(task.visible, {})
+    merge_entries(table, task.entries)
+    before = {v: set(t) for v, t in caches.items()}
+    dpor = SourceDpor(program, task.budget, stop_first=task.stop_first,
+                      collect_final_states=task.collect, cache=task.cache, task=task,
+                      caches=caches)
+    res = dpor.run()
+    fresh: set[int] = set()
+    for v, t in caches.items():
+        fresh |= set(t) - before.get(v, set())
+    entries = []
+    if not res.interrupted and frozenset(dpor.visible) == task.visible:
+        for fp in dpor.completed:
+            e = table.get(fp)
+            if e is not None and e.summary is not None:
+                entries.append((fp, _intern(e.init_sleep), _intern(e.summary)))
+    stopped = bool(res.findings) and task.stop_first
+    return TaskResult(
+        task=task,
+        findings=[Finding(f.kind, f.prop, f.message, f.schedule, details=dict(f.details))
+                  for f in res.findings],
+        stats=res.stats,
+        goals=set(res.goals_reached),
+        final_states=res.final_states,
+        violations=res.violations,
+        masked_by=res.masked_by,
+        fingerprints=fresh,
+        entries=entries,
+        reports=dpor.reports,
+        observed=frozenset(dpor.observed),
+        promoted=promoted(program),
+        cut=not res.exhaustive and not stopped,
+        interrupted=res.interrupted,
+        worker=f"pid {os.getpid()}",
+    )
+
+
+_INTERNED: dict[frozenset[Any], frozenset[Any]] = {}
+
+
+def _intern(s: frozenset[Any]) -> frozenset[Any]:
+    """One object per distinct set: entries share summaries, and pickling sends each once."""
+    return _INTERNED.setdefault(s, s)
+
+
+def merge_entries(table: dict[int, Any],
+                  entries: Iterable[tuple[int, frozenset[int], frozenset[Any]]]) -> None:
+    """Add visited states another worker completed to ``table``. A state explored twice
+    covers what either exploration covers: its initial sleep set is the intersection, its
+    summary the union (dpor.py does the same when it explores a state again)."""
+    from pfnlab.explore.search.dpor import _Entry
+
+    for fp, sleep, summary in entries:
+        e = table.get(fp)
+        if e is None:
+            table[fp] = _Entry(_intern(sleep), _intern(summary))
+        else:
+            e.init_sleep = _intern(e.init_sleep & sleep)
+            e.summary = _intern(summary if e.summary is None else e.summary | summary)
+
+
+class SharedTable:
+    """The coordinator's log of completed visited states, merged, for the workers: a
+    backend attaches to each task what its worker has not seen yet (``since``)."""
+
+    def __init__(self) -> None:
+        self.table: dict[int, tuple[frozenset[int], frozenset[Any]]] = {}
+        self.log: list[tuple[int, frozenset[int], frozenset[Any]]] = []
+        self.sets: dict[frozenset[Any], frozenset[Any]] = {}  # one object per distinct set
+
+    def add(self, entries: Iterable[tuple[int, frozenset[int], frozenset[Any]]]) -> None:
+        """Merge a task's completed entries."""
+        sets = self.sets
+        for fp, sleep, summary in entries:
+            old = self.table.get(fp)
+            if old is not None:
+                sleep, summary = old[0] & sleep, old[1] | summary
+                if (sleep, summary) == old:
+                    continue
+            sleep, summary = sets.setdefault(sleep, sleep), sets.setdefault(summary, summary)
+            self.table[fp] = (sleep, summary)
+            self.log.append((fp, sleep, summary))
+
+    def since(self, version: int) -> tuple[tuple[tuple[int, frozenset[int], frozenset[Any]],
+                                                 ...], int]:
+        """The entries logged since ``version``, and the version now."""
+        return tuple(self.log[version:]), len(self.log)
+
+
+class WorkerLost(RuntimeError):
+    """A worker died more than its backend retries a task: the search stops there and
+    reports what the finished subtrees covered."""
