@@ -57,7 +57,9 @@ from pfnlab.kvm.kvm import (
     create_vm,
 )
 from pfnlab.kvm.notifier import (
+    kvm_arch_mmu_notifier_invalidate_range,
     kvm_destroy_vm,
+    kvm_mmu_notifier_invalidate_range,
     kvm_mmu_notifier_invalidate_range_end,
     kvm_mmu_notifier_invalidate_range_start,
     kvm_mmu_notifier_release,
@@ -124,11 +126,13 @@ __all__ = [
     "is_error_noslot_pfn",
     "is_error_pfn",
     "is_noslot_pfn",
+    "kvm_arch_mmu_notifier_invalidate_range",
     "kvm_destroy_vm",
     "kvm_get_pfn",
     "kvm_host_page_size",
     "kvm_is_reserved_pfn",
     "kvm_is_zone_device_pfn",
+    "kvm_mmu_notifier_invalidate_range",
     "kvm_mmu_notifier_invalidate_range_end",
     "kvm_mmu_notifier_invalidate_range_start",
     "kvm_mmu_notifier_release",

@@ -37,6 +37,21 @@ def kvm_mmu_notifier_invalidate_range_end(kvm: Kvm, start: int, end: int) -> Non
 
 
 @kfunc
+def kvm_mmu_notifier_invalidate_range(kvm: Kvm, start: int, end: int) -> None:
+    """virt/kvm/kvm_main.c v5.4: under kvm->srcu, ``kvm_arch_mmu_notifier_invalidate_range``."""
+    kvm_arch_mmu_notifier_invalidate_range(kvm, start, end)
+
+
+@kfunc
+def kvm_arch_mmu_notifier_invalidate_range(kvm: Kvm, start: int, end: int) -> None:
+    """arch/x86/kvm/x86.c v5.4: reload the APIC-access page if its hva is in the range.
+
+    The model has no APIC-access page: nothing to do. A model of another mapping that KVM
+    keeps without a page reference and must drop when the host PTE changes (a VMCS field
+    holding a host physical address) overrides this function."""
+
+
+@kfunc
 def kvm_mmu_notifier_release(kvm: Kvm) -> None:
     """virt/kvm/kvm_main.c v5.4: kvm_arch_flush_shadow_all → kvm_mmu_zap_all."""
     kvm_mmu_zap_all(kvm)

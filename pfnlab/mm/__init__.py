@@ -76,6 +76,7 @@ from pfnlab.mm.migrate import (
 )
 from pfnlab.mm.notifier import (
     MAPPING,
+    mmu_notifier_invalidate_range,
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_start,
     mmu_notifier_register,
@@ -230,6 +231,7 @@ __all__ = [
     "migrate_page_copy",
     "migrate_page_move_mapping",
     "migrate_page_thread",
+    "mmu_notifier_invalidate_range",
     "mmu_notifier_invalidate_range_end",
     "mmu_notifier_invalidate_range_start",
     "mmu_notifier_register",

@@ -1,7 +1,11 @@
 """MMU notifiers and the zap paths that fire them.
 
 Subscribers are objects with ``invalidate_range_start(mm, start, end)``,
-``invalidate_range_end(mm, start, end)`` and ``release(mm)`` (KVM's ``kvm->mmu_notifier``).
+``invalidate_range_end(mm, start, end)`` and ``release(mm)`` (KVM's ``kvm->mmu_notifier``),
+and optionally ``invalidate_range(mm, start, end)`` (the ``->invalidate_range`` of
+secondary TLBs that share the CPU's page tables: an IOMMU, KVM's APIC-access page), called
+by :func:`mmu_notifier_invalidate_range` and by ``invalidate_range_end`` before each
+subscriber's ``invalidate_range_end``.
 They are stored in the shared field ``Mm.notifiers``, so they must hash stably across
 executions: make them :class:`~pfnlab.explore.Shared` objects. Ranges are ``[start, end)``
 in hva page numbers.
@@ -63,10 +67,26 @@ def mmu_notifier_invalidate_range_start(mm: Mm, start: int, end: int) -> None:
 
 @kfunc
 def mmu_notifier_invalidate_range_end(mm: Mm, start: int, end: int) -> None:
-    """include/linux/mmu_notifier.h v5.4: under srcu, every subscriber's range_end."""
+    """mm/mmu_notifier.c v5.4 __mmu_notifier_invalidate_range_end: under srcu, for each
+    subscriber its ->invalidate_range (if it has one), then its ->invalidate_range_end."""
     mm.notifier_srcu.read_lock()
     for sub in mm.notifiers:
+        rng = getattr(sub, "invalidate_range", None)
+        if rng is not None:
+            rng(mm, start, end)
         sub.invalidate_range_end(mm, start, end)
+    mm.notifier_srcu.read_unlock()
+
+
+@kfunc
+def mmu_notifier_invalidate_range(mm: Mm, start: int, end: int) -> None:
+    """include/linux/mmu_notifier.h v5.4: under srcu, every subscriber's ->invalidate_range
+    (what ``ptep_clear_flush_notify`` calls with the page-table lock held)."""
+    mm.notifier_srcu.read_lock()
+    for sub in mm.notifiers:
+        rng = getattr(sub, "invalidate_range", None)
+        if rng is not None:
+            rng(mm, start, end)
     mm.notifier_srcu.read_unlock()
 
 

@@ -11,6 +11,7 @@ from pfnlab.mm import (
     dax_layout_busy_page,
     exit_mmap,
     get_page,
+    mmu_notifier_invalidate_range,
     mmu_notifier_register,
     mmu_notifier_release,
     pfn_to_page,
@@ -135,3 +136,42 @@ def test_thp_split_page_fails_while_pinned(host: Host) -> None:
     assert head.refcount == 1 + 2, "two PTE mappings and the pin"
     put_page(pinned, "kvm")
     assert thp_split_thread(host.mm, r.start)
+
+
+class RangeRecorder(Recorder):
+    """A subscriber with ``->invalidate_range`` (an IOMMU, KVM's APIC-access page)."""
+
+    def invalidate_range(self, mm: Mm, start: int, end: int) -> None:
+        self.calls.append(("range", start, end, self._ptes(start, end)))
+
+
+def test_invalidate_range_runs_before_each_range_end(host: Host) -> None:
+    """v5.4 __mmu_notifier_invalidate_range_end: ->invalidate_range, then
+    ->invalidate_range_end, for each subscriber that has it; one without it is skipped."""
+    r = host.add_anon(1)
+    rec, plain = RangeRecorder("rec", host), Recorder("plain", host)
+    mmu_notifier_register(host.mm, rec)
+    mmu_notifier_register(host.mm, plain)
+    zap_page_range(r.vma, r.start, r.end)
+    assert [c[0] for c in rec.calls] == ["start", "range", "end"]
+    assert rec.calls[1][1:] == (r.start, r.end, (None,))  # after the PTEs are cleared
+    assert [c[0] for c in plain.calls] == ["start", "end"]
+    mmu_notifier_invalidate_range(host.mm, r.start, r.end)
+    assert rec.calls[-1][0] == "range" and [c[0] for c in plain.calls] == ["start", "end"]
+
+
+def test_kvm_runs_its_arch_invalidate_range_hook(host: Host) -> None:
+    """KVM subscribes ->invalidate_range (kvm_mmu_notifier_invalidate_range): an override
+    of kvm_arch_mmu_notifier_invalidate_range (a mapping KVM must drop when the PTE
+    changes) is called with the zapped range."""
+    from pfnlab import vm_on
+    from pfnlab.explore import set_context
+    from pfnlab.model.world import World
+
+    r = host.add_anon(1)
+    vm_on(host, [r], 1)
+    calls: list[tuple[int, int]] = []
+    set_context(World(host=host, overrides={
+        "kvm_arch_mmu_notifier_invalidate_range": lambda kvm, a, b: calls.append((a, b))}))
+    zap_page_range(r.vma, r.start, r.end)
+    assert calls == [(r.start, r.end)]
