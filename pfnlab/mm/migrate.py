@@ -6,8 +6,9 @@ at one hva:
 
 1. ``isolate_lru_page``: the migration's own reference (ledger owner ``migrate``);
 2. ``try_to_unmap_one`` (TTU_MIGRATION): ``invalidate_range_start`` (KVM zaps its SPTEs),
-   the PTE becomes a migration entry under the page-table lock and its mapping reference
-   is dropped, ``invalidate_range_end``;
+   the PTE becomes a migration entry under the page-table lock (with
+   ``mmu_notifier_invalidate_range`` for secondary TLBs) and its mapping reference is
+   dropped, ``invalidate_range_end``;
 3. ``migrate_page_move_mapping``: an anonymous page moves only if the migration's
    reference is the last one (``page_count(page) == 1``); a page pinned by gup (a KVM
    fault between gup and its release, a ``kvm_vcpu_map``) cannot: ``-EAGAIN``;
@@ -30,6 +31,7 @@ from pfnlab.mm.host import PagePool
 from pfnlab.mm.memmap import pfn_to_page
 from pfnlab.mm.notifier import (
     MAPPING,
+    mmu_notifier_invalidate_range,
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_start,
 )
@@ -59,6 +61,8 @@ def try_to_unmap_one(vma: Vma, hva: int, page: Page) -> bool:
     ok = isinstance(v, PteVal) and v.pfn == page.pfn and not v.special and not v.devmap
     if ok:
         ptep.val = MIGRATION
+        # "Invalidate as we cleared the pte": secondary TLBs, under the page-table lock
+        mmu_notifier_invalidate_range(mm, hva, hva + 1)
     mm.ptl.release()
     if ok:
         put_page(page, MAPPING)  # page_remove_rmap + put_page (the isolation ref remains)
