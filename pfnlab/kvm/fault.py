@@ -44,7 +44,9 @@ def fault_owner(vcpu: Vcpu) -> str:
 
 @kfunc
 def kvm_host_page_size(vcpu: Vcpu, slot: Memslot, gfn: int) -> int:
-    """virt/kvm/kvm_main.c v5.4: vma_kernel_pagesize of the VMA at the gfn's hva (in pages)."""
+    """virt/kvm/kvm_main.c v5.4: vma_kernel_pagesize of the VMA at the gfn's hva (in pages).
+
+    Returns that size, or 1 (PAGE_SIZE) when no VMA maps the gfn's hva."""
     vma = mm.find_vma(current_mm(), slot.gfn_to_hva(gfn))
     if vma is None:
         return 1
@@ -142,7 +144,9 @@ def __direct_map(
     vcpu: Vcpu, slot: Memslot, gfn: int, write: bool, map_writable: bool, level: int, pfn: int,
     origin: Origin,
 ) -> int:
-    """arch/x86/kvm/mmu.c v5.4: walk to ``level`` (dropping a huge SPTE above a 4K target)."""
+    """arch/x86/kvm/mmu.c v5.4: walk to ``level`` (dropping a huge SPTE above a 4K target).
+
+    Returns RET_PF_FIXED (the model has no walk that fails)."""
     kvm = vcpu.kvm
     if level == PT_PAGE_TABLE_LEVEL and kvm.hpage_pages > 1:
         large = kvm.spte_of(PT_DIRECTORY_LEVEL, gfn)
@@ -162,7 +166,9 @@ def __direct_map(
 def try_async_pf(
     vcpu: Vcpu, slot: Memslot | None, gfn: int, write: bool, owner: str
 ) -> tuple[int, bool]:
-    """arch/x86/kvm/mmu.c v5.4: __gfn_to_pfn_memslot (async page faults not modelled)."""
+    """arch/x86/kvm/mmu.c v5.4: __gfn_to_pfn_memslot (async page faults not modelled).
+
+    Returns ``(pfn, map_writable)`` as :func:`__gfn_to_pfn_memslot` does."""
     return __gfn_to_pfn_memslot(slot, gfn, False, write, True, owner)
 
 

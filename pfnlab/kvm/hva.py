@@ -34,7 +34,10 @@ def current_mm() -> Any:
 
 @kfunc
 def hva_to_pfn_fast(addr: int, write_fault: bool, writable: bool, owner: str) -> int | None:
-    """virt/kvm/kvm_main.c v5.4: lockless __get_user_pages_fast(write=1); one reference."""
+    """virt/kvm/kvm_main.c v5.4: lockless __get_user_pages_fast(write=1); one reference.
+
+    Returns the pfn (``owner`` holds one reference on its page), or None: not a write or
+    writable request, or the fast walk failed (the caller tries the slow path)."""
     if not (write_fault or writable):
         return None
     page = mm.__get_user_pages_fast(current_mm(), addr, True, owner=owner)
@@ -94,7 +97,11 @@ def hva_to_pfn_remapped(
 def hva_to_pfn(
     addr: int, atomic: bool, write_fault: bool, writable: bool, owner: str
 ) -> tuple[int, bool]:
-    """virt/kvm/kvm_main.c v5.4: fast gup, slow gup, then VM_IO|VM_PFNMAP via follow_pfn."""
+    """virt/kvm/kvm_main.c v5.4: fast gup, slow gup, then VM_IO|VM_PFNMAP via follow_pfn.
+
+    Returns ``(pfn, writable)``: on success the pfn, with one page reference held by
+    ``owner`` when gup found a page (none for a remapped pfn without one); on failure
+    ``(KVM_PFN_ERR_FAULT, False)`` and no reference."""
     pfn = hva_to_pfn_fast(addr, write_fault, writable, owner)
     if pfn is not None:
         return (pfn, writable or write_fault)
@@ -118,7 +125,10 @@ def hva_to_pfn(
 def __gfn_to_pfn_memslot(
     slot: Memslot | None, gfn: int, atomic: bool, write_fault: bool, writable: bool, owner: str
 ) -> tuple[int, bool]:
-    """virt/kvm/kvm_main.c v5.4: no slot → NOSLOT; RO slot write → RO_FAULT; else hva_to_pfn."""
+    """virt/kvm/kvm_main.c v5.4: no slot → NOSLOT; RO slot write → RO_FAULT; else hva_to_pfn.
+
+    Returns ``(pfn, writable)``: ``KVM_PFN_NOSLOT`` or ``KVM_PFN_ERR_RO_FAULT`` (test with
+    ``is_error_noslot_pfn``) and no reference, else what :func:`hva_to_pfn` returns."""
     if slot is None or not slot.contains(gfn):
         return (KVM_PFN_NOSLOT, False)
     if slot.readonly and write_fault:

@@ -93,6 +93,7 @@ def mmu_set_spte(
     """arch/x86/kvm/mmu.c v5.4: drop a present SPTE of another pfn, then set_spte.
 
     set_spte: A is set unless speculative; W (and D, set with it) iff host_writable.
+    Returns 0 (RET_PF_RETRY for a write-protected gfn is not modelled).
     """
     old = sptep.spte
     was_rmapped = False

@@ -35,7 +35,10 @@ def map_owner(vcpu: Vcpu) -> str:
 
 @kfunc
 def kvm_vcpu_map(vcpu: Vcpu, gfn: int) -> HostMap | None:
-    """virt/kvm/kvm_main.c v5.4.33: gfn_to_pfn_memslot (one reference), then kmap/memremap."""
+    """virt/kvm/kvm_main.c v5.4.33: gfn_to_pfn_memslot (one reference), then kmap/memremap.
+
+    Returns the mapping (its ``page`` is None for a pfn without a memmap: memremap), or
+    None (the kernel's -EINVAL/-EFAULT) when the gfn has no usable pfn."""
     owner = map_owner(vcpu)
     slot = gfn_to_memslot(vcpu.kvm.memslots, gfn)
     pfn, _ = __gfn_to_pfn_memslot(slot, gfn, False, True, False, owner)

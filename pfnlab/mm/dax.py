@@ -108,7 +108,10 @@ def dev_dax_huge_fault(dax_dev: DaxDevice, vma: Vma, hva: int, write: bool) -> b
 # --------------------------------------------------------------------------- fsdax
 @kfunc
 def dax_layout_busy_page(mapping: AddressSpace) -> Page | None:
-    """fs/dax.c v5.4: unmap_mapping_range, then the first page with refcount > 1."""
+    """fs/dax.c v5.4: unmap_mapping_range, then the first page with refcount > 1.
+
+    Returns that busy page (no reference taken: the caller waits on its refcount), or
+    NULL when every page is idle."""
     unmap_mapping_range(mapping, 0, 0, 0)
     for pfn in mapping.pfns:
         page = pfn_to_page(pfn)

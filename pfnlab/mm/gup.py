@@ -60,7 +60,9 @@ def __get_user_pages_fast(mm: Mm, hva: int, write: bool, owner: str = "") -> Pag
 
 @kfunc
 def gup_pte_range(ptep: Pte, write: bool, owner: str = "") -> Page | None:
-    """mm/gup.c v5.4: devmap -> get_dev_pagemap; special -> fail; speculative ref; re-check."""
+    """mm/gup.c v5.4: devmap -> get_dev_pagemap; special -> fail; speculative ref; re-check.
+
+    Returns the page with one reference, or NULL with none (the slow path takes over)."""
     pte = ptep.val
     if not isinstance(pte, PteVal) or (write and not pte.write):
         return None
@@ -88,7 +90,10 @@ def gup_pte_range(ptep: Pte, write: bool, owner: str = "") -> Page | None:
 def gup_huge_pmd(
     mm: Mm, pmdp: Pte, orig: PteVal, hva: int, write: bool, owner: str = ""
 ) -> Page | None:
-    """mm/gup.c v5.4: THP/hugetlb PMD: ref on the head, re-check the PMD; devmap PMDs apart."""
+    """mm/gup.c v5.4: THP/hugetlb PMD: ref on the head, re-check the PMD; devmap PMDs apart.
+
+    Returns the subpage at ``hva`` with one reference held on its head, or NULL (no
+    reference: a read-only PMD for a write, a zero refcount, the PMD changed)."""
     if write and not orig.write:
         return None
     if orig.devmap:
@@ -107,7 +112,10 @@ def gup_huge_pmd(
 def __gup_device_huge_pmd(
     mm: Mm, pmdp: Pte, orig: PteVal, hva: int, owner: str = ""
 ) -> Page | None:
-    """mm/gup.c v5.4 __gup_device_huge: get_dev_pagemap, get_page, put pgmap, re-check PMD."""
+    """mm/gup.c v5.4 __gup_device_huge: get_dev_pagemap, get_page, put pgmap, re-check PMD.
+
+    Returns the page at ``hva`` with one reference, or NULL (no reference, no pgmap
+    reference: the device is going away, or the PMD changed)."""
     pfn = entry_pfn(orig, hva, mm.pmd_pages)
     pgmap = get_dev_pagemap(pfn, None)
     if pgmap is None:
@@ -133,7 +141,10 @@ def get_user_pages_unlocked(mm: Mm, hva: int, write: bool, owner: str = "") -> P
 
 @kfunc
 def __get_user_pages(mm: Mm, hva: int, write: bool, owner: str = "") -> Page | None:
-    """mm/gup.c v5.4: find_extend_vma, check_vma_flags, follow_page_mask, faultin_page."""
+    """mm/gup.c v5.4: find_extend_vma, check_vma_flags, follow_page_mask, faultin_page.
+
+    Returns the page with one reference held by ``owner``, or NULL (the kernel's
+    -EFAULT: no VMA, VM_IO|VM_PFNMAP, or the fault failed)."""
     for _ in range(3):
         vma = find_extend_vma(mm, hva)
         if vma is None or vma.flags & (VM_IO | VM_PFNMAP):
@@ -148,7 +159,10 @@ def __get_user_pages(mm: Mm, hva: int, write: bool, owner: str = "") -> Page | N
 
 @kfunc
 def follow_page_mask(vma: Vma, hva: int, write: bool, owner: str = "") -> Page | str:
-    """mm/gup.c v5.4: walk under the page-table lock, take the reference (FOLL_GET)."""
+    """mm/gup.c v5.4: walk under the page-table lock, take the reference (FOLL_GET).
+
+    Returns the page with one reference, or ``"fault"`` (no page: fault it in and try
+    again) or ``"error"`` (-EFAULT), with no reference."""
     mm = vma.mm
     pmdp = mm.pmd(hva)
     if pmdp is not None:
@@ -175,7 +189,10 @@ def follow_page_mask(vma: Vma, hva: int, write: bool, owner: str = "") -> Page |
 
 @kfunc
 def follow_huge_pmd(vma: Vma, pmd: PteVal, hva: int, write: bool, owner: str = "") -> Page | str:
-    """mm/huge_memory.c v5.4 follow_trans_huge_pmd / follow_devmap_pmd; hugetlb alike."""
+    """mm/huge_memory.c v5.4 follow_trans_huge_pmd / follow_devmap_pmd; hugetlb alike.
+
+    Returns the subpage with one reference on its head, or ``"fault"`` / ``"error"`` as
+    :func:`follow_page_mask`."""
     if write and not pmd.write:
         return _FAULT
     pfn = entry_pfn(pmd, hva, vma.mm.pmd_pages)
@@ -194,7 +211,10 @@ def follow_huge_pmd(vma: Vma, pmd: PteVal, hva: int, write: bool, owner: str = "
 
 @kfunc
 def follow_page_pte(vma: Vma, ptep: Pte | None, write: bool, owner: str = "") -> Page | str:
-    """mm/gup.c v5.4: vm_normal_page, devmap via get_dev_pagemap, zero page, try_get_page."""
+    """mm/gup.c v5.4: vm_normal_page, devmap via get_dev_pagemap, zero page, try_get_page.
+
+    Returns the page with one reference, or ``"fault"`` / ``"error"`` as
+    :func:`follow_page_mask`."""
     pte = ptep.val if ptep is not None else None
     if not isinstance(pte, PteVal):
         return _FAULT

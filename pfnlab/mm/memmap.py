@@ -77,7 +77,9 @@ def pfn_valid(pfn: int) -> bool:
 
 @kfunc
 def pfn_to_page(pfn: int) -> Page:
-    """include/asm-generic/memory_model.h v5.4: vmemmap + pfn (the page may be freed)."""
+    """include/asm-generic/memory_model.h v5.4: vmemmap + pfn (the page may be freed).
+
+    Returns the struct page; reading it after its memmap was removed is a finding."""
     page = host().memmap.get(pfn)
     if page is None:
         fail(NO_METADATA_AFTER_TEARDOWN, f"pfn_to_page({pfn:#x}): the pfn never had a memmap")

@@ -99,7 +99,10 @@ def dev_pagemap_percpu_release(pgmap: DevPagemap) -> None:
 # --------------------------------------------------------------------------- lookup
 @kfunc
 def get_dev_pagemap(pfn: int, pgmap: DevPagemap | None = None) -> DevPagemap | None:
-    """mm/memremap.c v5.4: reuse ``pgmap`` if it covers pfn, else xa_load + tryget_live."""
+    """mm/memremap.c v5.4: reuse ``pgmap`` if it covers pfn, else xa_load + tryget_live.
+
+    Returns the pgmap with one more reference on it (the caller puts it), or NULL: no
+    device memory there, or its teardown has begun (the ref is dead)."""
     if pgmap is not None:
         if pgmap.covers(pfn):
             return pgmap

@@ -105,7 +105,9 @@ def remove_migration_pte(vma: Vma, hva: int, new: Page, write: bool) -> None:
 @kfunc
 def unmap_and_move(vma: Vma, hva: int, page: Page, newpage: Page, write: bool) -> int:
     """mm/migrate.c v5.4 unmap_and_move/__unmap_and_move for a page mapped once: unmap,
-    move, remap; the isolation reference and the new page's are put at the end."""
+    move, remap; the isolation reference and the new page's are put at the end.
+
+    Returns 0 (moved) or -EAGAIN (pinned by another reference, or no longer mapped)."""
     mapped = try_to_unmap_one(vma, hva, page)
     rc = migrate_page_move_mapping(page) if mapped else EAGAIN
     if rc == 0:

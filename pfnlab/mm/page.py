@@ -152,7 +152,9 @@ def set_page_count(page: Page, count: int) -> None:
 # --------------------------------------------------------------------------- predicates
 @kfunc
 def page_to_pfn(page: Page) -> int:
-    """include/asm-generic/memory_model.h v5.4: page - vmemmap (no struct page access)."""
+    """include/asm-generic/memory_model.h v5.4: page - vmemmap (no struct page access).
+
+    Returns the page's pfn."""
     return page.pfn
 
 
@@ -222,7 +224,9 @@ def is_zone_device_page(page: Page) -> bool:
 
 @kfunc
 def page_ref_count(page: Page) -> int:
-    """include/linux/page_ref.h v5.4: atomic_read(&page->_refcount) of this page."""
+    """include/linux/page_ref.h v5.4: atomic_read(&page->_refcount) of this page.
+
+    Returns the count (a read of ``refcount``: a scheduling point)."""
     return int(page.refcount)
 
 

@@ -195,7 +195,9 @@ def find_extend_vma(mm: Mm, hva: int) -> Vma | None:
 
 @kfunc
 def vma_kernel_pagesize(vma: Vma) -> int:
-    """mm/hugetlb.c v5.4: vm_ops->pagesize (hugetlb, device-dax align) else PAGE_SIZE; pages."""
+    """mm/hugetlb.c v5.4: vm_ops->pagesize (hugetlb, device-dax align) else PAGE_SIZE; pages.
+
+    Returns the size in pages (1 for PAGE_SIZE)."""
     return vma.pagesize
 
 

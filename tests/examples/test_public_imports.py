@@ -60,3 +60,28 @@ def test_every_kernel_function_of_the_base_model_is_in_the_documented_api() -> N
                                                      getattr(public, name) is not dispatch):
                 missing.append(f"{module}.{name}")
     assert not missing, f"export these from pfnlab.mm / pfnlab.kvm: {missing}"
+
+
+def test_every_kernel_function_says_what_it_returns() -> None:
+    """Issue 11's return conventions: a kernel function of the base model that returns
+    something other than a predicate's bool says what (a "Returns ..." sentence, or a
+    docstring that names the value: "the head page ...", "NULL if ...", "-EINVAL
+    otherwise", "0 if ... else -EAGAIN", "... on success")."""
+    import pfnlab.kvm
+    import pfnlab.mm  # noqa: F401 - registers the mm kernel functions
+    from pfnlab.model.kfunc import KERNEL_FUNCTIONS
+
+    vague = []
+    for name, dispatch in sorted(KERNEL_FUNCTIONS.items()):
+        fn = dispatch.base  # type: ignore[attr-defined]
+        if not fn.__module__.startswith(("pfnlab.mm.", "pfnlab.kvm.")):
+            continue
+        if fn.__annotations__.get("return") in (None, "None", "bool"):
+            continue
+        doc = fn.__doc__ or ""
+        head = doc.split("\n")[0]
+        after = head.split(":", 1)[1].strip() if ":" in head else head
+        if not (re.search(r"\bReturns?\b|NULL|-E[A-Z]{2,}|\bon success\b|\b0 if\b", doc)
+                or re.match(r"(the|an?|one|level)\b", after, re.I)):
+            vague.append(name)
+    assert not vague, f"say what these return (a 'Returns ...' sentence): {vague}"
