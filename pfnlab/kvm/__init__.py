@@ -59,7 +59,6 @@ from pfnlab.kvm.kvm import (
 from pfnlab.kvm.notifier import (
     kvm_arch_mmu_notifier_invalidate_range,
     kvm_destroy_vm,
-    kvm_mmu_notifier_invalidate_range,
     kvm_mmu_notifier_invalidate_range_end,
     kvm_mmu_notifier_invalidate_range_start,
     kvm_mmu_notifier_release,
@@ -132,7 +131,6 @@ __all__ = [
     "kvm_host_page_size",
     "kvm_is_reserved_pfn",
     "kvm_is_zone_device_pfn",
-    "kvm_mmu_notifier_invalidate_range",
     "kvm_mmu_notifier_invalidate_range_end",
     "kvm_mmu_notifier_invalidate_range_start",
     "kvm_mmu_notifier_release",

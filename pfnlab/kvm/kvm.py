@@ -196,12 +196,6 @@ class Kvm(Shared):
         self.ledger.notifier_ends = self.ledger.notifier_ends + 1
         kvm_mmu_notifier_invalidate_range_end(self, start, end)
 
-    def invalidate_range(self, mm: Any, start: int, end: int) -> None:
-        """mm → KVM: ``->invalidate_range`` (secondary-TLB flush with the PTE change)."""
-        from pfnlab.kvm.notifier import kvm_mmu_notifier_invalidate_range
-
-        kvm_mmu_notifier_invalidate_range(self, start, end)
-
     def release(self, mm: Any) -> None:
         """mm → KVM: ``mmu_notifier_release`` (exit_mmap or unregister)."""
         from pfnlab.kvm.notifier import kvm_mmu_notifier_release

@@ -18,11 +18,13 @@ from pfnlab.model.kfunc import kfunc
 
 @kfunc
 def kvm_mmu_notifier_invalidate_range_start(kvm: Kvm, start: int, end: int) -> None:
-    """virt/kvm/kvm_main.c v5.4: count++ and zap the range under mmu_lock (TLB flush implied)."""
+    """virt/kvm/kvm_main.c v5.4: count++ and zap the range under mmu_lock (TLB flush implied),
+    then, with mmu_lock released, ``kvm_arch_mmu_notifier_invalidate_range``."""
     kvm.mmu_lock.acquire()
     atomic(kvm, "mmu_notifier_count", lambda c: (c + 1, None))
     kvm_unmap_hva_range(kvm, start, end)
     kvm.mmu_lock.release()
+    kvm_arch_mmu_notifier_invalidate_range(kvm, start, end)
 
 
 @kfunc
@@ -37,14 +39,11 @@ def kvm_mmu_notifier_invalidate_range_end(kvm: Kvm, start: int, end: int) -> Non
 
 
 @kfunc
-def kvm_mmu_notifier_invalidate_range(kvm: Kvm, start: int, end: int) -> None:
-    """virt/kvm/kvm_main.c v5.4: under kvm->srcu, ``kvm_arch_mmu_notifier_invalidate_range``."""
-    kvm_arch_mmu_notifier_invalidate_range(kvm, start, end)
-
-
-@kfunc
 def kvm_arch_mmu_notifier_invalidate_range(kvm: Kvm, start: int, end: int) -> None:
     """arch/x86/kvm/x86.c v5.4: reload the APIC-access page if its hva is in the range.
+
+    v5.4 calls it from ``invalidate_range_start`` (KVM subscribes no ``->invalidate_range``
+    until later kernels moved it back there).
 
     The model has no APIC-access page: nothing to do. A model of another mapping that KVM
     keeps without a page reference and must drop when the host PTE changes (a VMCS field

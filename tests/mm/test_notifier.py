@@ -161,9 +161,9 @@ def test_invalidate_range_runs_before_each_range_end(host: Host) -> None:
 
 
 def test_kvm_runs_its_arch_invalidate_range_hook(host: Host) -> None:
-    """KVM subscribes ->invalidate_range (kvm_mmu_notifier_invalidate_range): an override
-    of kvm_arch_mmu_notifier_invalidate_range (a mapping KVM must drop when the PTE
-    changes) is called with the zapped range."""
+    """v5.4 KVM calls kvm_arch_mmu_notifier_invalidate_range from invalidate_range_start,
+    after mmu_lock (it subscribes no ->invalidate_range): an override (a mapping KVM must
+    drop when the PTE changes) is called once with the zapped range."""
     from pfnlab import vm_on
     from pfnlab.explore import set_context
     from pfnlab.model.world import World
