@@ -151,9 +151,11 @@ class SourceDpor:
         self.task = task
         self.nfrozen = len(task.prefix) if task is not None else 0
         self.reports: list[tuple[Any, ...]] = []
-        #: fingerprints whose table entry a finished subtree completed (parallel.py
-        #: shares them with the other workers)
-        self.completed: set[int] = set()
+        #: fingerprints whose table entry a finished subtree completed, kept by a task only
+        #: (parallel.py shares them with the other workers)
+        self.completed: set[int] | None = set() if task is not None else None
+        #: fingerprints this task's search added to the table (its new states), task only
+        self.inserted: set[int] | None = set() if task is not None else None
         self.summaries: dict[_Summary, _Summary] = {}
         #: visited states kept across the tasks a worker runs (parallel.py), one table per
         #: set of visible fields (a summary is only valid for the visibility it was explored
@@ -276,6 +278,8 @@ class SourceDpor:
             entry = self.visited.get(fpr)
             if entry is None:
                 self.visited[fpr] = _Entry(root.init_sleep)
+                if self.inserted is not None:
+                    self.inserted.add(fpr)
             else:
                 entry.init_sleep = entry.init_sleep & root.init_sleep
         for seq in task.follow:
@@ -373,6 +377,8 @@ class SourceDpor:
                 entry = self.visited.get(fpr)
                 if entry is None:
                     self.visited[fpr] = _Entry(node.init_sleep)
+                    if self.inserted is not None:
+                        self.inserted.add(fpr)
                 else:
                     entry.init_sleep = entry.init_sleep & node.init_sleep
         return False
@@ -429,7 +435,8 @@ class SourceDpor:
                 summ = entry.summary | summ
             # one object per distinct summary: states far outnumber summaries (memory)
             entry.summary = self.summaries.setdefault(summ, summ)
-            self.completed.add(node.fingerprint)
+            if self.completed is not None:
+                self.completed.add(node.fingerprint)
         if len(self.stack) <= self.nfrozen:  # the root (of a task: its parent is frozen)
             self.ex_depth = -1
             return
@@ -539,7 +546,6 @@ class SourceDpor:
             self.reports.append(("race", k, tuple(initials), tuple(el.tid for el in v)))
             return
         apply_race(node, initials, [el.tid for el in v])
-
 
     def _summary_races(self, summary: _Summary, depth: int, ev: _Event, top: _Node) -> None:
         """A cache hit at ``stack[depth]``: conservatively expand nodes that may race."""

@@ -88,14 +88,11 @@ def run_task(program: Program, task: Task) -> TaskResult:
     caches = _CACHES.setdefault(key, {})
     table = caches.setdefault(task.visible, {})
     merge_entries(table, task.entries)
-    before = {v: set(t) for v, t in caches.items()}
     dpor = SourceDpor(program, task.budget, stop_first=task.stop_first,
                       collect_final_states=task.collect, cache=task.cache, task=task,
                       caches=caches)
     res = dpor.run()
-    fresh: set[int] = set()
-    for v, t in caches.items():
-        fresh |= set(t) - before.get(v, set())
+    assert dpor.inserted is not None and dpor.completed is not None
     entries = []
     if not res.interrupted and frozenset(dpor.visible) == task.visible:
         for fp in dpor.completed:
@@ -112,7 +109,7 @@ def run_task(program: Program, task: Task) -> TaskResult:
         final_states=res.final_states,
         violations=res.violations,
         masked_by=res.masked_by,
-        fingerprints=fresh,
+        fingerprints=dpor.inserted,
         entries=entries,
         reports=dpor.reports,
         observed=frozenset(dpor.observed),
