@@ -92,4 +92,6 @@ def test_v54_holds_across_a_dontneed_and_refault(dontneed: None) -> None:
 
 def test_skipping_the_retry_keeps_an_spte_to_the_zapped_page(dontneed: None) -> None:
     res = pfnlab.check("no-retry", "fault-vs-dontneed")
-    assert "no-spte-to-freed" in res.violated, res.summary()
+    assert res.violated == ["no-spte-to-freed"], res.summary()
+    assert [f.message for f in res.findings] == [  # type: ignore[attr-defined]
+        "kvm.spte[0x0] maps pfn 0x103 but its page was freed (refcount 0)"]
