@@ -9,8 +9,7 @@ retry (``mmu_notifier_retry``). ``no-retry-check`` forgets that check: its SPTE 
 the page the host just unmapped.
 """
 
-from pfnlab import (Check, Ghost, Host, Shared, instance, scenario, variant, vcpu_faults,
-                    vm_on)
+from pfnlab import Check, Ghost, Host, Shared, instance, scenario, variant, vcpu_faults, vm_on
 from pfnlab.mm import migrate_page_thread
 
 

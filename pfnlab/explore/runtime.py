@@ -41,7 +41,14 @@ from pfnlab.explore.program import Instance, Program
 from pfnlab.explore.races import Race, RaceDetector
 from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared, guard_of, is_plain
 from pfnlab.explore.snapshot import Snapshots
-from pfnlab.explore.stable import Stable, promote, promoted_live, stable_fields, stable_key
+from pfnlab.explore.stable import (
+    Stable,
+    free_key,
+    promote,
+    promoted_live,
+    stable_fields,
+    stable_key,
+)
 from pfnlab.explore.sync import MOVER_FIELD
 from pfnlab.explore.threadstate import _THREAD_MODE, Statics, ops_key
 
@@ -74,6 +81,26 @@ _OBSERVED = (-2, "<observed by a check>", True)
 
 #: A footprint: the (object index, field, is_write) triples a step touches.
 Footprint = tuple[tuple[int, str, bool], ...]
+
+
+def _transient_sections(fp: Footprint, sections: dict[int, list[int]]) -> Footprint:
+    """``fp`` with the lock word of every *transient* critical section read, not written.
+
+    A step that takes a mover lock (or enters an SRCU read section) and leaves it again
+    before it ends needs the lock free (no section open that matters) and leaves it as it
+    found it: against another such step it commutes (both orders: enabled, same state), and
+    against a step that takes or drops the lock for good it still conflicts (a read against
+    that step's write). So two vCPUs that each take ``mmu_lock``, find
+    ``mmu_notifier_retry`` true and drop it again are independent, as in the kernel-level
+    step tables. Not used with the race detector, whose lock edges order such sections.
+    """
+    transient = {i for i, kinds in sections.items()
+                 if kinds[0] == ACQUIRE and kinds[-1] == RELEASE
+                 and kinds.count(ACQUIRE) == kinds.count(RELEASE)}
+    if not transient:
+        return fp
+    return tuple((i, f, False) if i in transient and f in ("owner", "readers") else (i, f, w)
+                 for i, f, w in fp)
 
 
 class Op:
@@ -460,9 +487,8 @@ class Execution(Checking, Snapshots):
     # ------------------------------------------------------------ stable accesses
     def stable_read(self, obj: Shared, s: Stable[Any]) -> Any:
         """A read of a Stable field: joins the step while the object is pinned (stable.py)."""
-        if self.mode != _THREAD or not self.movers or self.starting or \
+        if self.mode != _THREAD or not self.movers or \
                 stable_key(type(obj), s.name) in self.promoted:
-            # (before its first step a thread has no step to join: stable.py)
             return self.read(obj, s.name)
         t = self.running
         assert t is not None
@@ -470,6 +496,12 @@ class Execution(Checking, Snapshots):
         if not ok:
             return self._yield(Op(READ, obj, s.name))
         self.plain_fp.extend((i, f, False) for i, f in reads)
+        if self.starting:
+            # Before its first step a thread has no step to join; the read is a right
+            # mover instead: it commutes with every other thread's step up to the reader's
+            # first one (no write while pinned, see stable.py), so it is made at once, as
+            # part of the initial state. Untraced: the trace has no step to show it under.
+            return self._plain(READ, obj, s.name, None, race_check=False, traced=False)
         if self._traced is None:
             return self._plain(READ, obj, s.name, None, race_check=False)
         # in a trace the read is a row of its own, joined to the step (a kernel read with
@@ -557,9 +589,10 @@ class Execution(Checking, Snapshots):
         # the lock is held. Writes under the lock are excluded by the guard, but a free of
         # the object is not (kvm_destroy_vm frees without mmu_lock): an operation earlier in
         # this step that changed shared state may have enabled that free, so after one
-        # the access is a scheduling point of its own.
+        # the access is a scheduling point of its own - for objects of a class that some
+        # model thread frees (learnt like a stable field's promotion: see _freeable).
         if held and (kind == READ or not (g.lockless_reads or self.unstable)) \
-                and self.movers and not self.enabling:
+                and self.movers and not (self.enabling and self._freeable(obj)):
             return _RIDE
         if held or (kind == READ and g.lockless_reads):
             return _STEP
@@ -571,6 +604,11 @@ class Execution(Checking, Snapshots):
             f"(declared Guarded(by={g.by!r}"
             + (", lockless_reads=True" if g.lockless_reads else "") + "))")
         raise _Halt
+
+    def _freeable(self, obj: Shared) -> bool:
+        """Whether a model thread has freed an object of ``obj``'s class in this search
+        (``Class.~free`` promoted; see :func:`free_key`)."""
+        return free_key(type(obj)) in self.promoted
 
     def _plain(self, kind: int, obj: Shared, field: str, arg: Any,
                race_check: bool = True, traced: bool = True) -> Any:
@@ -775,9 +813,12 @@ class Execution(Checking, Snapshots):
         movers = True  # every operation so far was a successful acquire of a mover lock
         self.enabling = False  # whether an operation of this step may have enabled another
         joined = False
+        sections: dict[int, list[int]] = {}  # mover object -> its operations in this step
         while True:
             ofp, status = self._perform(t, op, joined)
             fp = fp + ofp
+            if op.kind in (ACQUIRE, RELEASE) and status != _STOPPED and self._mover(op.obj):
+                sections.setdefault(op.obj.__dict__["_idx"], []).append(op.kind)
             if status == _ABORT:
                 return fp + tuple(self.plain_fp)
             if status == _STOPPED or self.finding is not None:
@@ -795,6 +836,8 @@ class Execution(Checking, Snapshots):
             else:  # the execution ends here: nobody steps again
                 self.stale_wakes.clear()
         self._traced = None
+        if sections and self.races is None:
+            fp = _transient_sections(fp, sections)
         if self.plain_fp:
             fp = fp + tuple(self.plain_fp)
         if self.ghost_writes:
@@ -955,6 +998,10 @@ class Execution(Checking, Snapshots):
             before = ok
         else:  # FREE
             fp = ((d["_idx"], ALL_FIELDS, True),)
+            if self.movers and type(obj)._has_guarded_:
+                # guarded accesses of this class rode along after writes on the premise
+                # that no thread frees such an object (_guard): from now on they do not
+                promote(self.program, free_key(type(obj)))
             if d.get(MOVER_FIELD) is not None and self.movers:
                 # a release joins the step before it on the premise that nothing but lock
                 # operations touches the lock in between; a free would, and could then

@@ -138,6 +138,10 @@ class Guarded(Field[T]):
         self.by = by
         self.lockless_reads = lockless_reads
 
+    def __set_name__(self, owner: type, name: str) -> None:
+        super().__set_name__(owner, name)
+        setattr(owner, "_has_guarded_", True)  # noqa: B010
+
     def _load(self, rt: Any, obj: Shared) -> Any:
         return rt.guarded_read(obj, self)
 
@@ -191,6 +195,7 @@ class Shared:
 
     _fields_: tuple[str, ...] = ()
     _has_plain_: bool = False
+    _has_guarded_: bool = False
 
     def __init__(self, name: str) -> None:
         self.__dict__["_name"] = name

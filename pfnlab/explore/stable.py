@@ -94,6 +94,12 @@ def stable_key(cls: type, field: str) -> str:
     return k
 
 
+def free_key(cls: type) -> str:
+    """The promotion that says a model thread freed an object of ``cls`` (runtime._guard:
+    guarded accesses after a write in the same step are then scheduling points)."""
+    return stable_key(cls, "~free")
+
+
 _PROMOTED: weakref.WeakKeyDictionary[Program, set[str]] = weakref.WeakKeyDictionary()
 
 

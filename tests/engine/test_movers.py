@@ -34,6 +34,7 @@ from pfnlab.explore import (
 from pfnlab.explore.search import Budget, explore
 from pfnlab.explore.search.brute import explore_brute
 from pfnlab.explore.search.dpor import explore_dpor
+from pfnlab.explore.stable import promoted
 from tests.engine.oracle import typed_final_states
 from tests.engine.programs import WideSpec, wide_program, wide_source
 from tests.engine.test_differential import wide_specs
@@ -112,6 +113,47 @@ def test_an_acquire_does_not_join_a_blocking_operation() -> None:
     assert f.kind == "hang"
     assert _steps(f) == ["t0: t0: lock A", "t1: t1: lock B", "t1: t1: lock A",
                          "t0: t0: lock B"]
+
+
+def _transient_sections(hold: bool) -> Program:
+    """t0 and t1 each take L, read their own variable and release L in one step; with
+    ``hold`` t0 instead keeps L over a second step (it writes its variable after reading)."""
+
+    def build() -> Instance:
+        lock, x, y = Lock("L"), Var("x"), Var("y")
+
+        def t0() -> None:
+            lock.acquire()
+            v = x.v
+            if hold:
+                x.v = v + 1
+            lock.release()
+
+        def t1() -> None:
+            lock.acquire()
+            _ = y.v
+            lock.release()
+
+        return Instance(threads={"t0": t0, "t1": t1})
+
+    return Program("transient", build)
+
+
+def test_critical_sections_within_one_step_commute() -> None:
+    """A step that takes a lock and releases it again only needs it free: two such steps
+    are independent (one execution), a section held over two steps is not (t1 may come
+    before it or after it, and is blocked in between: a failed attempt of its own)."""
+    quick = explore_dpor(_transient_sections(False), Budget(), stop_first=False,
+                         collect_final_states=True)
+    held = explore_dpor(_transient_sections(True), Budget(), stop_first=False,
+                        collect_final_states=True)
+    assert quick.exhaustive and held.exhaustive
+    assert quick.stats.executions == 1
+    assert held.stats.executions == 3
+    for hold, res in ((False, quick), (True, held)):
+        ref = explore_brute(_transient_sections(hold), Budget(), stop_first=False,
+                            collect_final_states=True)
+        assert res.final_states == ref.final_states
 
 
 def _reads_owner(where: str) -> Program:
@@ -519,7 +561,13 @@ def _guarded_program(reduce: bool, put_first: bool) -> Program:
 
 def test_guarded_accesses_ride_along_but_not_past_what_enables_a_free() -> None:
     for put_first in (False, True):
-        coarse = explore_brute(_guarded_program(True, put_first), Budget(), stop_first=False)
+        program = _guarded_program(True, put_first)
+        # the search learns that a thread frees a KvmLike (the admin does, in both
+        # programs) and starts again: from then on a guarded access after a write in its
+        # step is a step of its own
+        coarse = explore_brute(program, Budget(), stop_first=False)  # (steps: last round)
+        assert "KvmLike.~free" in promoted(program)
+        assert coarse.exhaustive
         fine = explore_brute(_guarded_program(False, put_first), Budget(), stop_first=False)
         assert {f.key for f in coarse.findings} == {f.key for f in fine.findings}
         assert (("use-after-free", "use-after-free") in {f.key for f in coarse.findings}) \

@@ -166,7 +166,7 @@ def test_a_leak_on_an_early_return_is_told_from_a_skipped_put() -> None:
     pfnlab.load_model(EX / "retry_leak.py")
     text = " ".join(pfnlab.check("retry-leak", "fault-vs-zap").report().split())
     assert ("leak: page 0x103: reference taken by vcpu0 (vcpu0:fault) in hva_to_pfn_fast "
-            "(step 13) was never put: vcpu0:fault returned without a put of it (no release on "
+            "(step 9) was never put: vcpu0:fault returned without a put of it (no release on "
             "its path)") in text
     text = " ".join(pfnlab.check("v5.3", "devdax-unbind").report().split())
     assert ("was never put: kvm_release_pfn_clean skipped it at step 13 because "

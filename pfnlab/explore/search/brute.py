@@ -4,7 +4,7 @@ against, and the baseline of the benchmark."""
 from __future__ import annotations
 
 from pfnlab.explore.program import Program
-from pfnlab.explore.search.common import Budget, Result, Run, ended
+from pfnlab.explore.search.common import Budget, Clock, Result, Run, ended
 
 
 def explore_brute(
@@ -14,9 +14,26 @@ def explore_brute(
     stop_first: bool = False,
     collect_final_states: bool = True,
 ) -> Result:
-    """Depth-first enumeration of every maximal interleaving (stateless, by re-execution)."""
-    run = Run(program, budget or Budget())
+    """Depth-first enumeration of every maximal interleaving (stateless, by re-execution).
+
+    A promotion (a stable field written while pinned, an object with guarded fields freed:
+    stable.py) changes what a step is, so the enumeration starts again with it, as DPOR's
+    rounds do; the executions of every round count."""
+    earlier = 0
+    while True:
+        res, clock = _enumerate(program, budget or Budget(), stop_first, collect_final_states,
+                                earlier)
+        if not (clock.restart or clock.promoted_since()) or clock.interrupted:
+            return res
+        earlier = res.stats.executions  # (this round's result is dropped: old steps)
+
+
+def _enumerate(program: Program, budget: Budget, stop_first: bool,
+               collect_final_states: bool, earlier: int) -> tuple[Result, Clock]:
+    """One round of :func:`explore_brute`; ``clock.restart`` says a promotion cut it."""
+    run = Run(program, budget)
     stats, clock = run.stats, run.clock
+    clock.earlier = earlier
     live = run.execution([])
     # stack of (prefix of tids, remaining choices at the end of the prefix)
     stack: list[tuple[list[int], list[int]]] = []
@@ -54,10 +71,12 @@ def explore_brute(
             stack.append((new_prefix, list(reversed(live.enabled()))))
     except KeyboardInterrupt:
         clock.interrupted = cut = True
+    stats.executions += earlier
+    clock.earlier = 0
     if cut:
         coverage = clock.cut(stats)
     elif stopped:
         coverage = f"stopped at the first finding, after {stats.executions} executions"
     else:
         coverage = "exhaustive: every interleaving (brute force, no reduction)"
-    return run.result("brute", coverage, not cut and not stopped)
+    return run.result("brute", coverage, not cut and not stopped), clock
