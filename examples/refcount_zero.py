@@ -10,7 +10,7 @@ free. The fix (``refcount-zero-fixed``) takes the reference with ``get_page_unle
 and refuses the pfn (``-EFAULT``) when it cannot, as ``kvm_try_get_pfn`` does.
 """
 
-from pfnlab import Host, ghost, instance, scenario, variant, vcpu_faults, vm_exit, vm_on
+from pfnlab import Host, instance, scenario, variant, vcpu_faults, vm_exit, vm_on
 from pfnlab.kvm import EFAULT, KVM_PFN_ERR_FAULT, kvm_is_reserved_pfn
 from pfnlab.mm import fixup_user_fault, follow_pfn, get_page_unless_zero, pfn_to_page
 
@@ -40,9 +40,8 @@ def hva_to_pfn_remapped_try_get(vma, addr, write_fault, writable, owner):
     # kvm_try_get_pfn(): a reserved (or invalid) pfn needs no reference
     if not kvm_is_reserved_pfn(pfn):
         page = pfn_to_page(pfn)
-        if not get_page_unless_zero(page, owner=owner):
+        if not get_page_unless_zero(page, owner=owner):  # KVM's ledger sees the reference
             return (-EFAULT, KVM_PFN_ERR_FAULT, False)
-        ghost.ref_taken(page, owner)
     return (0, pfn, True)
 
 

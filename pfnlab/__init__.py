@@ -23,6 +23,8 @@ Build (inside a scenario's builder)
       :func:`vcpu_exit`, :func:`dev_dax_unbind`, :func:`kill_dev_dax`,
       :func:`fsdax_break_layouts`, :func:`dirty_log_disable`, :func:`vcpu_map_thread`,
       :func:`thp_split_thread`; :func:`with_vcpus` adds a fault thread per vCPU;
+    - :class:`PfnCache` — a mapping KVM keeps without a page reference (a pfn cache, the
+      VMCS APIC-access address), checked by the built-in ``secondary-coherent``;
     - :func:`instance` — the threads, the built-in checks of the properties, goals and
       your own checks.
 
@@ -52,6 +54,7 @@ from pfnlab.explore.shared import Field, Ghost, Guarded, Plain
 from pfnlab.kvm import (
     Kvm,
     Memslot,
+    PfnCache,
     Vcpu,
     dirty_log_disable,
     ghost,
@@ -148,6 +151,7 @@ __all__ = [
     "Lock",
     "Memslot",
     "ModelFileError",
+    "PfnCache",
     "Plain",
     "Property",
     "Region",

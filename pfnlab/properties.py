@@ -43,6 +43,7 @@ TEARDOWN_TERMINATES = "teardown-terminates"
 PIN_HELD = "pin-held"
 NOTIFIER_BALANCED = "notifier-balanced"
 READONLY_RESPECTED = "readonly-respected"
+SECONDARY_COHERENT = "secondary-coherent"
 
 PROPERTIES: dict[str, Property] = {
     p.id: p
@@ -112,6 +113,13 @@ PROPERTIES: dict[str, Property] = {
             "no writable SPTE maps an hva the host maps read-only (bd2fae8da794, v5.12: "
             "hva_to_pfn_remapped takes pte_write from follow_pte, RO_FAULT on a write)",
         ),
+        Property(
+            SECONDARY_COHERENT,
+            "I12",
+            "a mapping KVM keeps without a page reference (a PfnCache: gfn_to_pfn_cache, the "
+            "VMCS APIC-access address) is zapped or refreshed by every invalidation of its "
+            "hva: once that is over, a valid one maps what the host maps",
+        ),
     )
 }
 
@@ -150,6 +158,7 @@ __all__ = [
     "PROPERTIES",
     "READONLY_RESPECTED",
     "REFS_BALANCED",
+    "SECONDARY_COHERENT",
     "TEARDOWN_TERMINATES",
     "Property",
     "define_property",

@@ -7,7 +7,7 @@ interleavings and reports :class:`Finding` s with replayable schedules.
 
 from pfnlab.explore.findings import Finding, ModelViolation, TraceStep, Violation, fail
 from pfnlab.explore.program import Check, Instance, Program, ThreadBody
-from pfnlab.explore.runtime import Execution
+from pfnlab.explore.runtime import Execution, model_caller
 from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.shared import (
     Field,
@@ -53,6 +53,7 @@ __all__ = [
     "free",
     "is_freed",
     "keep",
+    "model_caller",
     "note",
     "set_context",
     "summarised",

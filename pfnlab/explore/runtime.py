@@ -21,7 +21,7 @@ import contextlib
 import sys
 import traceback
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import greenlet
@@ -158,13 +158,14 @@ _ENGINE_FILES = {
 }
 
 
-#: the names traces show for code objects whose Python name is not the one to show
+#: the names traces show for the code objects of named functions (see name_code)
 _CODE_NAMES: dict[Any, str] = {}
 
 
 def name_code(fn: Callable[..., Any], name: str) -> None:
-    """Show frames of ``fn`` as ``name`` in traces (an override under the name of the kernel
-    function it replaces, whatever its Python name)."""
+    """Name ``fn``'s frames ``name``: traces show them so (an override under the name of the
+    kernel function it replaces, whatever its Python name) and :func:`model_caller` stops
+    at them."""
     import inspect
 
     code = getattr(inspect.unwrap(fn), "__code__", None)
@@ -1323,6 +1324,21 @@ def _model_stack() -> tuple[str, ...]:
         f = f.f_back  # type: ignore[assignment]
     names.reverse()
     return tuple(names)
+
+
+def model_caller(skip: Collection[str] = ()) -> str:
+    """The innermost *named* function (see :func:`name_code`: the model's kernel functions
+    and their overrides, under the kernel name) on the running thread's stack whose file is
+    not in ``skip``, or "" if there is none: who called the primitive that asks (a ledger
+    hook names the kernel function that put a page, not a helper of it)."""
+    f: Any = sys._getframe(1)
+    while f is not None:
+        code = f.f_code
+        name = _CODE_NAMES.get(code)
+        if name is not None and code.co_filename not in skip:
+            return name
+        f = f.f_back
+    return ""
 
 
 def _model_frame(e: BaseException) -> str:

@@ -11,6 +11,7 @@ Modules, one idea each:
 - :mod:`~pfnlab.kvm.fault` — the TDP page fault
 - :mod:`~pfnlab.kvm.collapse` — zap collapsible SPTEs (dirty logging off)
 - :mod:`~pfnlab.kvm.vcpu_map` — kvm_vcpu_map / kvm_vcpu_unmap
+- :mod:`~pfnlab.kvm.pfncache` — mappings KVM keeps without a page reference (PfnCache)
 - :mod:`~pfnlab.kvm.threads` — thread bodies for scenarios
 
 Every kernel function is a :func:`~pfnlab.model.kfunc.kfunc`: a variant replaces it by name.
@@ -59,6 +60,7 @@ from pfnlab.kvm.kvm import (
 from pfnlab.kvm.notifier import (
     kvm_arch_mmu_notifier_invalidate_range,
     kvm_destroy_vm,
+    kvm_mmu_notifier_invalidate_range,
     kvm_mmu_notifier_invalidate_range_end,
     kvm_mmu_notifier_invalidate_range_start,
     kvm_mmu_notifier_release,
@@ -80,6 +82,13 @@ from pfnlab.kvm.pfn import (
     kvm_release_pfn_dirty,
     kvm_set_pfn_accessed,
     kvm_set_pfn_dirty,
+)
+from pfnlab.kvm.pfncache import (
+    PfnCache,
+    check_secondary_coherent,
+    gfn_to_pfn_cache_invalidate_start,
+    pfn_cache_lookup,
+    pfn_cache_publish,
 )
 from pfnlab.kvm.spte import (
     drop_spte,
@@ -106,16 +115,19 @@ __all__ = [
     "RET_PF_RETRY",
     "Kvm",
     "Memslot",
+    "PfnCache",
     "Spte",
     "SpteVal",
     "Vcpu",
     "__direct_map",
     "__gfn_to_pfn_memslot",
+    "check_secondary_coherent",
     "create_vm",
     "dirty_log_disable",
     "drop_spte",
     "fault_origin",
     "gfn_to_memslot",
+    "gfn_to_pfn_cache_invalidate_start",
     "ghost",
     "host_mapping_level",
     "hva_to_pfn",
@@ -131,6 +143,7 @@ __all__ = [
     "kvm_host_page_size",
     "kvm_is_reserved_pfn",
     "kvm_is_zone_device_pfn",
+    "kvm_mmu_notifier_invalidate_range",
     "kvm_mmu_notifier_invalidate_range_end",
     "kvm_mmu_notifier_invalidate_range_start",
     "kvm_mmu_notifier_release",
@@ -153,6 +166,8 @@ __all__ = [
     "mmu_set_spte",
     "mmu_spte_clear_track_bits",
     "mmu_spte_update",
+    "pfn_cache_lookup",
+    "pfn_cache_publish",
     "tdp_page_fault",
     "transparent_hugepage_adjust",
     "try_async_pf",

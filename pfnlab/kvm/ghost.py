@@ -3,8 +3,10 @@
 Everything a property check needs about KVM is in one :class:`KvmLedger` object per VM,
 ``kvm.ledger``. Its fields are :class:`~pfnlab.explore.Ghost` fields: updating them is not a
 scheduling point, they never steer the model, and every update commutes (counter
-increments, set insertions). The model updates them at the exact step where the kernel takes
-or drops the thing they describe.
+increments, set insertions). They are updated at the exact step where the kernel takes or
+drops the thing they describe, by the primitive that does it: the host's refcount and A/D
+primitives call the VM's hooks (:func:`subscribe`), so kernel functions, base or
+override, never update the ledger by hand.
 
 Fields (all hashable; read them with ``kvm.ledger.<field>`` or the helpers below;
 ``refs``, ``active`` and ``maps`` are kept per vCPU in :class:`OwnerLedger` parts and read
@@ -15,10 +17,12 @@ as their union):
     ``head_pfn`` is the pfn of the page whose ``_refcount`` the reference pins (the compound
     head: a reference taken through a THP tail pins the head). ``owner`` names the KVM
     context that holds it: ``"<vcpu>:fault"`` (page fault, gup to release),
-    ``"<vcpu>:map"`` (``kvm_vcpu_map`` to ``kvm_vcpu_unmap``). Taken when gup returns a page
-    or ``kvm_get_pfn``/``kvm_try_get_pfn`` calls ``get_page``; dropped right before KVM calls
-    ``put_page``. A KVM put by an owner that holds no reference on that page is reported at
-    once: ``fail("no-put-unreferenced", ...)`` (I1/I2).
+    ``"<vcpu>:map"`` (``kvm_vcpu_map`` to ``kvm_vcpu_unmap``), ``"kvm"``, or any other owner
+    that is not the host's own (``Host.host_owners``). Taken in the step where the refcount
+    primitive increments the count for that owner (gup's speculative get, ``get_page``);
+    dropped right before the primitive decrements it. A KVM put by an owner that holds no
+    reference on that page is reported at once: ``fail("no-put-unreferenced", ...)``
+    (I1/I2), naming the kernel function that put.
 ``events``
     A frozenset of ``(kind, pfn, detail, who)``: things that happened and that a property may
     forbid. Kinds are the ``EV_*`` constants below: every ``WARN`` that fires
@@ -32,6 +36,10 @@ as their union):
     announced to KVM (``invalidate_range_start`` entered), and how many are inside
     ``invalidate_range_start`` right now. Bumped by :class:`~pfnlab.kvm.kvm.Kvm`'s
     subscriber methods *around* the variant's callback, so a variant cannot skip them.
+``bracket``
+    Per hva: how many invalidations are between their ``invalidate_range_start`` and the
+    return of their ``invalidate_range_end`` (I12: a reference-less mapping may lag the
+    host inside one, never after; :mod:`pfnlab.kvm.pfncache`).
 ``Spte.origin`` (on each SPTE object, also ghost)
     ``(owner, ((hva, epoch), ...))`` for an installed SPTE: the epochs of the hvas it maps,
     read *before* the fault looked the pfn up. I4 (no stale SPTE): an SPTE whose recorded
@@ -85,10 +93,11 @@ wrap them directly in :class:`pfnlab.explore.Check`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pfnlab.explore import Ghost, Shared, Violation, context, fail, is_freed, keep
+from pfnlab.explore import Ghost, Shared, Violation, context, fail, is_freed, keep, model_caller
 from pfnlab.properties import (  # the registry, with meanings
     AD_ONLY_TRACKED,
     HUGE_ONLY_THP,
@@ -198,6 +207,7 @@ class KvmLedger(Shared):
     events: Ghost[frozenset[tuple[str, int, str, str]]] = Ghost(frozenset())
     epoch: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
     inval_active: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
+    bracket: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
     notifier_starts: Ghost[int] = Ghost(0)
     notifier_ends: Ghost[int] = Ghost(0)
     retries: Ghost[int] = Ghost(0)
@@ -329,27 +339,66 @@ def host_level_truth(kvm: Kvm, hva: int) -> int | None:
     return 1
 
 
-# ------------------------------------------------------------------ hooks used by the model
-def ref_taken(page: Any, owner: str) -> None:
-    """KVM now holds one more reference on ``page`` (gup returned it, or get_page).
+# ------------------------------------------------------------------ the host's hooks
+#: files whose functions are the refcount primitives (and this ledger), not their callers
+_PRIMITIVE_FILES = frozenset(
+    __file__.rsplit("/", 2)[0] + f for f in ("/mm/page.py", "/mm/memmap.py", "/kvm/ghost.py"))
+
+
+def subscribe(kvm: Kvm, host: Any) -> None:
+    """Set-up: follow the host's refcount and A/D primitives for ``kvm``'s ledger.
+
+    Every get and put a primitive makes for an owner that is not the host's own
+    (``Host.host_owners``: ``mapping``, ``memmap_init``, ...) is KVM's: a reference of
+    ``kvm`` or of a vCPU context (``vcpu0:fault``, ``vcpu0:map``, your own
+    ``vcpu0:gpc``). So no kernel function, base or override, records references by hand,
+    and none can forget to; the put is attributed to the kernel function that called the
+    primitive (an override under the name it replaces).
+    """
+    host.ref_hooks.append(lambda page, owner, delta, old: ref_changed(kvm, host, page, owner,
+                                                                      delta, old))
+    host.ad_hooks.append(lambda page, what: ad_set(kvm, page, what))
+    host.free_hooks.append(lambda page: page_freed(kvm, page))
+
+
+def ref_changed(kvm: Kvm, host: Any, page: Any, owner: str, delta: int,
+                old: int | None) -> None:
+    """The host's hook: ``owner`` took (``delta`` +1, the count was ``old``) or is about
+    to drop (-1) a reference on ``page`` (a compound head). Nothing for the host's own
+    owners."""
+    if owner in host.host_owners:
+        return
+    led = kvm.ledger
+    if delta > 0:
+        if old == 0:  # I2: get_page on a page the allocator considers free
+            _record(led, EV_GET_DEAD_PAGE, head_pfn(page), "get_page on refcount 0")
+        _taken(led, page, owner)
+    else:
+        _dropping(led, page, owner, model_caller(_PRIMITIVE_FILES) or "put_page")
+
+
+def ad_set(kvm: Kvm, page: Any, what: str) -> None:
+    """The host's hook: ``what`` (SetPageDirty, mark_page_accessed) is about to set a bit on
+    ``page``: record I6 if the page is one the kernel does not track."""
+    why = untracked_reason(page)
+    if why:
+        _record(kvm.ledger, EV_AD_UNTRACKED, head_pfn(page), f"{what} on {why} page")
+
+
+def _taken(led: KvmLedger, page: Any, owner: str) -> None:
+    """KVM now holds one more reference on ``page``.
 
     I1: an owner outside every operation (see :func:`owner_begin`) that takes a reference
     leaks it from this step on.
     """
-    led = _ledger()
-    if led is None:
-        return
     part = led.part(owner)
     part.refs = tadd(part.refs, (head_pfn(page), owner), 1)
     if owner not in part.active:
         check_owner_leaks(led, owner)
 
 
-def ref_dropping(page: Any, owner: str, why: str) -> None:
+def _dropping(led: KvmLedger, page: Any, owner: str, why: str) -> None:
     """KVM is about to put one reference on ``page``; fail if ``owner`` holds none."""
-    led = _ledger()
-    if led is None:
-        return
     key = (head_pfn(page), owner)
     part = led.part(owner)
     if tget(part.refs, key) <= 0:
@@ -390,22 +439,30 @@ def warn(function: str, pfn: int, detail: str = "") -> None:
     event(EV_WARN + function, pfn, detail)
 
 
+def ref_taken(page: Any, owner: str) -> None:
+    """No longer needed (a no-op): ``get_page`` and gup record KVM's references
+    (:func:`subscribe`). Kept so that models written before keep working."""
+    _obsolete("ref_taken")
+
+
+def ref_dropping(page: Any, owner: str, why: str) -> None:
+    """No longer needed (a no-op): ``put_page`` checks and records KVM's puts."""
+    _obsolete("ref_dropping")
+
+
 def ad_update(page: Any, what: str) -> None:
-    """KVM is about to set A or D (``what``) on ``page``: record I6 if it is untracked."""
-    why = untracked_reason(page)
-    if why:
-        event(EV_AD_UNTRACKED, head_pfn(page), f"{what} on {why} page")
+    """No longer needed (a no-op): ``SetPageDirty``/``mark_page_accessed`` record I6."""
+    _obsolete("ad_update")
 
 
 def get_on_dead_page(page: Any) -> None:
-    """Called right before KVM's get_page: record I2 if the refcount it takes is at 0.
+    """No longer needed (a no-op): ``get_page`` records I2 (a get on refcount 0)."""
+    _obsolete("get_on_dead_page")
 
-    ``get_page`` increments the compound head's count (a tail page's own ``_refcount`` is
-    always 0), so the head is the page whose count is checked."""
-    hp = head_pfn(page)
-    head = getattr(_host(), "memmap", {}).get(hp, page)
-    if head.__dict__.get("refcount", 1) == 0 and not is_freed(head):
-        event(EV_GET_DEAD_PAGE, hp, "get_page on refcount 0")
+
+def _obsolete(name: str) -> None:
+    warnings.warn(f"ghost.{name}() does nothing now: the page refcount and A/D primitives "
+                  "record what it recorded; remove the call", DeprecationWarning, stacklevel=3)
 
 
 def owner_begin(owner: str) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 
 from pfnlab import mm
 from pfnlab.explore import context
-from pfnlab.kvm import ghost
 from pfnlab.kvm.kvm import Memslot
 from pfnlab.kvm.pfn import (
     KVM_PFN_ERR_FAULT,
@@ -43,7 +42,6 @@ def hva_to_pfn_fast(addr: int, write_fault: bool, writable: bool, owner: str) ->
     page = mm.__get_user_pages_fast(current_mm(), addr, True, owner=owner)
     if page is None:
         return None
-    ghost.ref_taken(page, owner)
     return int(mm.page_to_pfn(page))
 
 
@@ -59,15 +57,12 @@ def hva_to_pfn_slow(
     page = mm.get_user_pages_unlocked(mm_, addr, write_fault, owner=owner)
     if page is None:
         return (0, KVM_PFN_ERR_FAULT, False)
-    ghost.ref_taken(page, owner)
     w = write_fault
     # map read fault as writable if possible
     if not write_fault and writable:
         wpage = mm.__get_user_pages_fast(mm_, addr, True, owner=owner)
         if wpage is not None:
-            ghost.ref_taken(wpage, owner)
             w = True
-            ghost.ref_dropping(page, owner, "hva_to_pfn_slow")
             mm.put_page(page, owner=owner)
             page = wpage
     return (1, int(mm.page_to_pfn(page)), w)

@@ -143,6 +143,8 @@ class Kvm(Shared):
         #: head pfns legitimately at refcount 0 (non-refcounted pages; exempt from I5)
         self.norefs: frozenset[int] = frozenset()
         self.sptes: dict[tuple[int, int], Spte] = {}
+        #: the reference-less mappings of guest pages (pfncache.PfnCache; set-up only)
+        self.pfn_caches: list[Any] = []
         for slot in slots:
             for gfn in range(slot.base_gfn, slot.base_gfn + slot.npages):
                 self._spte(PT_PAGE_TABLE_LEVEL, gfn, slot)
@@ -176,11 +178,12 @@ class Kvm(Shared):
         from pfnlab.kvm.notifier import kvm_mmu_notifier_invalidate_range_start
 
         led = self.ledger
-        ep, act = led.epoch, led.inval_active
+        ep, act, br = led.epoch, led.inval_active, led.bracket
         for h in range(start, end):
             ep = tadd(ep, h, 1)
             act = tadd(act, h, 1)
-        led.epoch, led.inval_active = ep, act
+            br = tadd(br, h, 1)
+        led.epoch, led.inval_active, led.bracket = ep, act, br
         led.notifier_starts = led.notifier_starts + 1
         kvm_mmu_notifier_invalidate_range_start(self, start, end)
         act = led.inval_active
@@ -193,8 +196,19 @@ class Kvm(Shared):
         """mm → KVM: ``mmu_notifier_invalidate_range_end``."""
         from pfnlab.kvm.notifier import kvm_mmu_notifier_invalidate_range_end
 
-        self.ledger.notifier_ends = self.ledger.notifier_ends + 1
+        led = self.ledger
+        led.notifier_ends = led.notifier_ends + 1
         kvm_mmu_notifier_invalidate_range_end(self, start, end)
+        br = led.bracket
+        for h in range(start, end):
+            br = tadd(br, h, -1)
+        led.bracket = br
+
+    def invalidate_range(self, mm: Any, start: int, end: int) -> None:
+        """mm → KVM: ``->invalidate_range`` (after the PTEs changed, before the end)."""
+        from pfnlab.kvm.notifier import kvm_mmu_notifier_invalidate_range
+
+        kvm_mmu_notifier_invalidate_range(self, start, end)
 
     def release(self, mm: Any) -> None:
         """mm → KVM: ``mmu_notifier_release`` (exit_mmap or unregister)."""
@@ -232,7 +246,7 @@ def create_vm(
     kvm.ledger.add_parts(names)
     if host is not None:
         kvm.norefs = ghost.refcount_zero_heads(host)
-        host.free_hooks.append(lambda page: ghost.page_freed(kvm, page))
+        ghost.subscribe(kvm, host)  # gets, puts, A/D and frees of pages: the ledger
     return kvm, [Vcpu(kvm, n) for n in names]
 
 

@@ -39,6 +39,15 @@ def kvm_mmu_notifier_invalidate_range_end(kvm: Kvm, start: int, end: int) -> Non
 
 
 @kfunc
+def kvm_mmu_notifier_invalidate_range(kvm: Kvm, start: int, end: int) -> None:
+    """virt/kvm/kvm_main.c: the ``->invalidate_range`` op, called after the host PTEs of
+    [start, end) changed (``ptep_clear_flush_notify``) and before ``invalidate_range_end``.
+
+    v5.4 registers none (the base does nothing); e649b3f0188f (v5.10) adds it and moves
+    ``kvm_arch_mmu_notifier_invalidate_range`` here from ``invalidate_range_start``."""
+
+
+@kfunc
 def kvm_arch_mmu_notifier_invalidate_range(kvm: Kvm, start: int, end: int) -> None:
     """arch/x86/kvm/x86.c v5.4: reload the APIC-access page if its hva is in the range.
 

@@ -58,9 +58,7 @@ def kvm_is_reserved_pfn(pfn: int) -> bool:
 def kvm_release_pfn_clean(pfn: int, owner: str = "kvm") -> None:
     """virt/kvm/kvm_main.c v5.4: put the gup reference unless the pfn is an error or reserved."""
     if not is_error_noslot_pfn(pfn) and not kvm_is_reserved_pfn(pfn):
-        page = mm.pfn_to_page(pfn)
-        ghost.ref_dropping(page, owner, "kvm_release_pfn_clean")
-        mm.put_page(page, owner=owner)
+        mm.put_page(mm.pfn_to_page(pfn), owner=owner)
 
 
 @kfunc
@@ -83,25 +81,18 @@ def kvm_release_pfn(pfn: int, dirty: bool, owner: str = "kvm") -> None:
 def kvm_set_pfn_dirty(pfn: int) -> None:
     """virt/kvm/kvm_main.c v5.4: SetPageDirty unless reserved or ZONE_DEVICE."""
     if not kvm_is_reserved_pfn(pfn) and not kvm_is_zone_device_pfn(pfn):
-        page = mm.pfn_to_page(pfn)
-        ghost.ad_update(page, "SetPageDirty")
-        mm.SetPageDirty(page)
+        mm.SetPageDirty(mm.pfn_to_page(pfn))
 
 
 @kfunc
 def kvm_set_pfn_accessed(pfn: int) -> None:
     """virt/kvm/kvm_main.c v5.4: mark_page_accessed unless reserved or ZONE_DEVICE."""
     if not kvm_is_reserved_pfn(pfn) and not kvm_is_zone_device_pfn(pfn):
-        page = mm.pfn_to_page(pfn)
-        ghost.ad_update(page, "mark_page_accessed")
-        mm.mark_page_accessed(page)
+        mm.mark_page_accessed(mm.pfn_to_page(pfn))
 
 
 @kfunc
 def kvm_get_pfn(pfn: int, owner: str = "kvm") -> None:
     """virt/kvm/kvm_main.c v5.4: get_page unless reserved (no check that the count is > 0)."""
     if not kvm_is_reserved_pfn(pfn):
-        page = mm.pfn_to_page(pfn)
-        ghost.get_on_dead_page(page)
-        mm.get_page(page, owner=owner)
-        ghost.ref_taken(page, owner)
+        mm.get_page(mm.pfn_to_page(pfn), owner=owner)

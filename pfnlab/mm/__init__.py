@@ -6,7 +6,7 @@ numbers. Build a :class:`Host` in a program's ``build()``, install it with
 ``set_context(World(host=host))``, and call these functions from model threads.
 """
 
-from pfnlab.mm.alloc import ALLOC, alloc_page
+from pfnlab.mm.alloc import alloc_page
 from pfnlab.mm.anon import do_anonymous_page
 from pfnlab.mm.dax import (
     DaxDevice,
@@ -35,9 +35,10 @@ from pfnlab.mm.gup import (
     gup_huge_pmd,
     gup_pte_range,
     handle_mm_fault,
+    unpin_user_page,
     vm_normal_page,
 )
-from pfnlab.mm.host import DRIVER, PAGECACHE, Host, PagePool, Region
+from pfnlab.mm.host import Host, PagePool, Region
 from pfnlab.mm.memmap import (
     Section,
     arch_add_memory,
@@ -48,7 +49,6 @@ from pfnlab.mm.memmap import (
     pfn_valid,
 )
 from pfnlab.mm.memremap import (
-    BASELINE,
     MEMORY_DEVICE_DEVDAX,
     MEMORY_DEVICE_FS_DAX,
     TEARDOWN_TERMINATES,
@@ -66,7 +66,6 @@ from pfnlab.mm.memremap import (
     put_dev_pagemap,
 )
 from pfnlab.mm.migrate import (
-    MIGRATE,
     migrate_page_copy,
     migrate_page_move_mapping,
     migrate_page_thread,
@@ -75,7 +74,6 @@ from pfnlab.mm.migrate import (
     unmap_and_move,
 )
 from pfnlab.mm.notifier import (
-    MAPPING,
     mmu_notifier_invalidate_range,
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_start,
@@ -88,6 +86,7 @@ from pfnlab.mm.notifier import (
     zap_page_range,
     zap_page_range_single,
 )
+from pfnlab.mm.owners import ALLOC, BASELINE, DRIVER, HOST_OWNERS, MAPPING, MIGRATE, PAGECACHE
 from pfnlab.mm.page import (
     ZONE_DEVICE,
     ZONE_NORMAL,
@@ -147,6 +146,7 @@ __all__ = [
     "ALLOC",
     "BASELINE",
     "DRIVER",
+    "HOST_OWNERS",
     "MAPPING",
     "MEMORY_DEVICE_DEVDAX",
     "MEMORY_DEVICE_FS_DAX",
@@ -264,6 +264,7 @@ __all__ = [
     "unmap_and_move",
     "unmap_mapping_range",
     "unmap_page_range",
+    "unpin_user_page",
     "vm_munmap",
     "vm_normal_page",
     "vma_kernel_pagesize",

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from pfnlab.explore import atomic
 from pfnlab.mm.host import PagePool
+from pfnlab.mm.owners import ALLOC
 from pfnlab.mm.page import Page, _ledger
 from pfnlab.model.kfunc import kfunc
-
-#: ledger owner of a newly allocated page's first reference
-ALLOC = "alloc"
 
 
 @kfunc

@@ -299,3 +299,10 @@ def follow_pte(mm: Mm, hva: int) -> PteVal | None:
     ptep = mm.ptes.get(hva)
     pte = ptep.val if ptep is not None else None
     return pte if isinstance(pte, PteVal) else None
+
+
+@kfunc
+def unpin_user_page(page: Page, owner: str = "") -> None:
+    """mm/gup.c v5.6+: drop a FOLL_PIN reference (the model keeps no GUP_PIN_COUNTING_BIAS:
+    a pin is one reference, so this is put_page)."""
+    put_page(page, owner)

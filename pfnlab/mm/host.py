@@ -39,7 +39,7 @@ from pfnlab.mm.memremap import (
     DevPagemap,
     memremap_pages,
 )
-from pfnlab.mm.notifier import MAPPING
+from pfnlab.mm.owners import DRIVER, HOST_OWNERS, MAPPING, PAGECACHE
 from pfnlab.mm.page import HUGETLB, OTHER, THP, Page
 from pfnlab.mm.vma import (
     VM_HUGEPAGE,
@@ -54,9 +54,6 @@ from pfnlab.mm.vma import (
     PteVal,
     Vma,
 )
-
-DRIVER = "driver"
-PAGECACHE = "pagecache"
 
 
 @dataclass(frozen=True)
@@ -123,6 +120,18 @@ class Host:
         #: its refcount reaches or leaves 0, or its memmap is removed (see
         #: :func:`~pfnlab.mm.memmap.run_free_hooks`); subscribers register at set-up
         self.free_hooks: list[Callable[[Page], None]] = []
+        #: ghost callbacks ``hook(head, owner, delta, old)`` run (no steps) by the primitives
+        #: that change a refcount on behalf of a named owner: ``delta`` +1 right after a get
+        #: (``old``: the count it found; None after a get that succeeds only on a non-zero
+        #: count), -1 right before a put (``old`` None); see
+        #: :func:`~pfnlab.mm.memmap.run_ref_hooks`. The VM's ledger subscribes, so that no
+        #: caller has to record the references KVM takes and drops.
+        self.ref_hooks: list[Callable[[Page, str, int, int | None], None]] = []
+        #: ghost callbacks ``hook(page, what)`` run right before ``SetPageDirty`` or
+        #: ``mark_page_accessed`` (``what``) sets a bit on ``page``
+        self.ad_hooks: list[Callable[[Page, str], None]] = []
+        #: the owners of the host's own references (pfnlab.mm.owners): not a client's
+        self.host_owners: set[str] = set(HOST_OWNERS)
         self.regions: list[Region] = []
         #: the thread that removes device memory, if the scenario says (see ``removed_by``)
         self.remover: str | None = None
@@ -193,6 +202,13 @@ class Host:
     def _add(self, region: Region) -> Region:
         self.regions.append(region)
         return region
+
+    def host_owner(self, name: str) -> str:
+        """Declare ``name`` an owner of references the host itself holds (set-up): a model
+        whose host-side code takes references under a name of its own declares it, so that
+        KVM's ledger, which follows every other owner, does not count them. Returns it."""
+        self.host_owners.add(name)
+        return name
 
     # ------------------------------------------------------------------ builders
     def add_anon(

@@ -141,3 +141,23 @@ def run_free_hooks(page: Page) -> None:
     h = getattr(ctx, "host", None) if ctx is not None else None
     for hook in getattr(h, "free_hooks", ()):
         hook(page)
+
+
+def run_ref_hooks(page: Page, owner: str, delta: int, old: int | None) -> None:
+    """Ledger (no steps): run the host's ``ref_hooks`` for a reference of ``owner`` on
+    ``page`` (a compound head): taken (``delta`` +1, after the increment that found ``old``)
+    or about to be dropped (-1, before the decrement). Called by the refcount primitives
+    only, so that every get and put is seen whoever calls it."""
+    ctx = context()
+    h = getattr(ctx, "host", None) if ctx is not None else None
+    for hook in getattr(h, "ref_hooks", ()):
+        hook(page, owner, delta, old)
+
+
+def run_ad_hooks(page: Page, what: str) -> None:
+    """Ledger (no steps): run the host's ``ad_hooks`` before ``what`` (``SetPageDirty``,
+    ``mark_page_accessed``) sets a bit on ``page``."""
+    ctx = context()
+    h = getattr(ctx, "host", None) if ctx is not None else None
+    for hook in getattr(h, "ad_hooks", ()):
+        hook(page, what)

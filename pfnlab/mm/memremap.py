@@ -14,6 +14,7 @@ from typing import Any
 
 from pfnlab.explore import Field, Ghost, Shared, atomic, context, fail, wait_until
 from pfnlab.mm.memmap import ONLINE, arch_add_memory, arch_remove_memory, host, pfn_to_page
+from pfnlab.mm.owners import BASELINE
 from pfnlab.mm.page import ZONE_DEVICE, put_page
 from pfnlab.mm.props import PGMAP_REF_BALANCE, TEARDOWN_TERMINATES
 from pfnlab.model.kfunc import kfunc
@@ -21,8 +22,6 @@ from pfnlab.model.kfunc import kfunc
 MEMORY_DEVICE_DEVDAX = "devdax"
 MEMORY_DEVICE_FS_DAX = "fsdax"
 
-#: ledger owner of the idle reference memmap_init_zone_device gives every device page
-BASELINE = "memmap_init"
 
 
 class DevPagemap(Shared):

@@ -35,12 +35,10 @@ from pfnlab.mm.notifier import (
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_start,
 )
+from pfnlab.mm.owners import MIGRATE
 from pfnlab.mm.page import Page, get_page, get_page_unless_zero, page_count, put_page
 from pfnlab.mm.vma import MIGRATION, Mm, PteVal, Vma, find_extend_vma
 from pfnlab.model.kfunc import kfunc
-
-#: ledger owner of the isolation reference (isolate_lru_page) a migration holds
-MIGRATE = "migrate"
 
 EAGAIN = -errno.EAGAIN
 ENOMEM = -errno.ENOMEM

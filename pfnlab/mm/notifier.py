@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from pfnlab.mm.memmap import pfn_to_page
+from pfnlab.mm.owners import MAPPING
 from pfnlab.mm.page import Page, compound_head, put_page
 from pfnlab.mm.vma import (
     TABLE,
@@ -31,9 +32,6 @@ from pfnlab.mm.vma import (
     entry_pfn,
 )
 from pfnlab.model.kfunc import kfunc
-
-#: ledger owner of the reference a PTE/PMD mapping holds on its page
-MAPPING = "mapping"
 
 
 @kfunc

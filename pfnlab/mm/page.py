@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pfnlab.explore import Field, Ghost, Shared, Stable, atomic, context, fail
-from pfnlab.mm.memmap import host, pfn_to_page, run_free_hooks
+from pfnlab.mm.memmap import host, pfn_to_page, run_ad_hooks, run_free_hooks, run_ref_hooks
 from pfnlab.mm.props import NO_PUT_UNREFERENCED
 from pfnlab.model.kfunc import kfunc
 
@@ -111,6 +111,8 @@ def page_ref_inc(page: Page, owner: str = "", why: str = "get_page") -> int:
     """include/linux/page_ref.h: atomic_inc(&page->_refcount); returns the old count."""
     old: int = atomic(page, "refcount", lambda c: (c + 1, c))
     _ledger(page, 1, owner)
+    if owner:
+        run_ref_hooks(page, owner, 1, old)
     if old == 0:
         run_free_hooks(page)
     return old
@@ -118,6 +120,8 @@ def page_ref_inc(page: Page, owner: str = "", why: str = "get_page") -> int:
 
 def page_ref_dec_return(page: Page, owner: str = "", why: str = "put_page") -> int:
     """include/linux/page_ref.h: atomic_dec_return; a put on refcount 0 is a finding."""
+    if owner:
+        run_ref_hooks(page, owner, -1, None)
     old: int = atomic(page, "refcount", lambda c: (c - 1, c) if c > 0 else (c, c))
     if old <= 0:
         fail(NO_PUT_UNREFERENCED, f"{why} on {page.name} with refcount 0")
@@ -129,9 +133,12 @@ def page_ref_dec_return(page: Page, owner: str = "", why: str = "put_page") -> i
 
 def page_ref_add_unless_zero(page: Page, owner: str = "") -> bool:
     """include/linux/page_ref.h: page_ref_add_unless(page, 1, 0) (speculative get)."""
+    # (the thread receives whether it succeeded, not the count: states stay merged)
     ok: bool = atomic(page, "refcount", lambda c: (c + 1, True) if c != 0 else (c, False))
     if ok:
         _ledger(page, 1, owner)
+        if owner:
+            run_ref_hooks(page, owner, 1, None)
     return ok
 
 
@@ -239,12 +246,14 @@ def page_count(page: Page) -> int:
 @kfunc
 def SetPageDirty(page: Page) -> None:
     """include/linux/page-flags.h v5.4: set PG_dirty on the head (PF_HEAD), raw set_bit."""
+    run_ad_hooks(page, "SetPageDirty")
     compound_head(page).dirty = True
 
 
 @kfunc
 def mark_page_accessed(page: Page) -> None:
     """mm/swap.c v5.4: mark the head referenced/active (LRU aging)."""
+    run_ad_hooks(page, "mark_page_accessed")
     compound_head(page).accessed = True
 
 

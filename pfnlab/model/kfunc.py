@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from pfnlab.explore.runtime import hide_from_traces
+from pfnlab.explore.runtime import hide_from_traces, name_code
 from pfnlab.explore.shared import HOOKS, Shared, context
 from pfnlab.explore.threadstate import call_summarised
 from pfnlab.model.reach import _ACTIVE as _RECORDING
@@ -73,6 +73,7 @@ def kfunc(fn: F) -> F:
 
     dispatch.base = fn  # type: ignore[attr-defined]
     KERNEL_FUNCTIONS[name] = dispatch
+    name_code(fn, name)
     return cast(F, dispatch)
 
 

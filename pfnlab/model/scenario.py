@@ -28,6 +28,7 @@ from pfnlab.explore import (
 )
 from pfnlab.kvm import Kvm, Memslot, Vcpu, create_vm, ghost
 from pfnlab.kvm.kvm import check_gfn
+from pfnlab.kvm.pfncache import check_secondary_coherent
 from pfnlab.mm import Host, Region
 from pfnlab.model.variant import Variant
 from pfnlab.model.world import World
@@ -43,6 +44,7 @@ from pfnlab.properties import (
     PROPERTIES,
     READONLY_RESPECTED,
     REFS_BALANCED,
+    SECONDARY_COHERENT,
     TEARDOWN_TERMINATES,
 )
 
@@ -329,6 +331,15 @@ def checks(
         elif p == PIN_HELD:
             inv.append(Check("kvm_vcpu_map holds its reference", _events(kvm, p), p,
                              stable=True))
+        elif p == SECONDARY_COHERENT:
+            # an invariant over the caches, the host PTEs and the ledger's brackets, which
+            # can become true again (a refresh): unstable, the search orders what it reads
+            if not kvm.pfn_caches:
+                raise ValueError(f"property {p!r} checks the VM's PfnCache mappings, and "
+                                 "this scenario creates none: create one with "
+                                 "PfnCache(kvm, name, gfn) in the scenario's set-up")
+            inv.append(Check("reference-less mappings coherent",
+                             lambda: check_secondary_coherent(kvm), p))
         elif p == NOTIFIER_BALANCED:
             fin.append(Check("notifier brackets balanced",
                              lambda: ghost.check_notifier_balanced(kvm), p))
@@ -386,7 +397,7 @@ def instance(
 
 _LEDGER_PROPS = frozenset({
     REFS_BALANCED, NO_STALE_SPTE, NO_SPTE_TO_FREED, PIN_HELD, NOTIFIER_BALANCED,
-    READONLY_RESPECTED,
+    READONLY_RESPECTED, SECONDARY_COHERENT,
     NO_PUT_UNREFERENCED, NO_METADATA_AFTER_TEARDOWN, AD_ONLY_TRACKED, HUGE_ONLY_THP,
     TEARDOWN_TERMINATES,
 })

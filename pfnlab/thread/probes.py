@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pfnlab import mm
-from pfnlab.kvm import ghost
 from pfnlab.kvm.pfn import kvm_is_reserved_pfn
 from pfnlab.variants import VARIANTS, Variant
 
@@ -25,17 +24,13 @@ AD_UNFILTERED = "v5.4-ad-unfiltered"
 def kvm_set_pfn_dirty(pfn: int) -> None:
     """virt/kvm/kvm_main.c v5.3 body: SetPageDirty unless reserved (no ZONE_DEVICE test)."""
     if not kvm_is_reserved_pfn(pfn):
-        page = mm.pfn_to_page(pfn)
-        ghost.ad_update(page, "SetPageDirty")
-        mm.SetPageDirty(page)
+        mm.SetPageDirty(mm.pfn_to_page(pfn))
 
 
 def kvm_set_pfn_accessed(pfn: int) -> None:
     """virt/kvm/kvm_main.c v5.3 body: mark_page_accessed unless reserved."""
     if not kvm_is_reserved_pfn(pfn):
-        page = mm.pfn_to_page(pfn)
-        ghost.ad_update(page, "mark_page_accessed")
-        mm.mark_page_accessed(page)
+        mm.mark_page_accessed(mm.pfn_to_page(pfn))
 
 
 PROBES: dict[str, Variant] = {

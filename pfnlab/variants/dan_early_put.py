@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from pfnlab import Variant, mm, register_variant
-from pfnlab.kvm import ghost
 from pfnlab.model.kfunc import KERNEL_FUNCTIONS
 
 # the base (v5.4 = v5.3 here) implementations: this variant adds the put after them
@@ -22,9 +21,8 @@ base_fast = KERNEL_FUNCTIONS["hva_to_pfn_fast"].base  # type: ignore[attr-define
 base_slow = KERNEL_FUNCTIONS["hva_to_pfn_slow"].base  # type: ignore[attr-defined]
 
 
-def _early_put(page: Any, owner: str, where: str) -> None:
+def _early_put(page: Any, owner: str) -> None:
     if mm.is_zone_device_page(page):
-        ghost.ref_dropping(page, owner, where)
         mm.put_page(page, owner=owner)
 
 
@@ -32,7 +30,7 @@ def hva_to_pfn_fast(addr: int, write_fault: bool, writable: bool, owner: str) ->
     """virt/kvm/kvm_main.c dan-early-put: fast gup, then put a ZONE_DEVICE page at once."""
     pfn = base_fast(addr, write_fault, writable, owner)
     if pfn is not None:
-        _early_put(mm.pfn_to_page(pfn), owner, "hva_to_pfn_fast")
+        _early_put(mm.pfn_to_page(pfn), owner)
     return pfn
 
 
@@ -42,7 +40,7 @@ def hva_to_pfn_slow(
     """virt/kvm/kvm_main.c dan-early-put: slow gup, then put a ZONE_DEVICE page at once."""
     npages, pfn, w = base_slow(addr, write_fault, writable, owner)
     if npages:
-        _early_put(mm.pfn_to_page(pfn), owner, "hva_to_pfn_slow")
+        _early_put(mm.pfn_to_page(pfn), owner)
     return (npages, pfn, w)
 
 

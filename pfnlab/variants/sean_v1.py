@@ -41,9 +41,7 @@ def kvm_get_pfn(pfn: int, owner: str = "kvm") -> None:
             ghost.warn("kvm_get_pfn", pfn, "kvm_get_pfn on a ZONE_DEVICE pfn")
             return
         page = mm.pfn_to_page(pfn)
-        ghost.get_on_dead_page(page)
         mm.get_page(page, owner=owner)
-        ghost.ref_taken(page, owner)
 
 
 VARIANT = register_variant(

@@ -88,26 +88,20 @@ def kvm_is_ad_tracked_pfn(pfn: int) -> bool:
 def kvm_set_pfn_dirty(pfn: int) -> None:
     """virt/kvm/kvm_main.c v6.0: SetPageDirty if kvm_is_ad_tracked_pfn."""
     if kvm_is_ad_tracked_pfn(pfn):
-        page = mm.pfn_to_page(pfn)
-        ghost.ad_update(page, "SetPageDirty")
-        mm.SetPageDirty(page)
+        mm.SetPageDirty(mm.pfn_to_page(pfn))
 
 
 def kvm_set_pfn_accessed(pfn: int) -> None:
     """virt/kvm/kvm_main.c v6.0: mark_page_accessed if kvm_is_ad_tracked_pfn."""
     if kvm_is_ad_tracked_pfn(pfn):
-        page = mm.pfn_to_page(pfn)
-        ghost.ad_update(page, "mark_page_accessed")
-        mm.mark_page_accessed(page)
+        mm.mark_page_accessed(mm.pfn_to_page(pfn))
 
 
 @kfunc
 def kvm_release_page_clean(page: Any, owner: str = "kvm") -> None:
     """virt/kvm/kvm_main.c v6.0: mark accessed (if !PageReserved), put_page."""
     if not mm.PageReserved(page):
-        ghost.ad_update(page, "mark_page_accessed")
         mm.mark_page_accessed(page)
-    ghost.ref_dropping(page, owner, "kvm_release_page_clean")
     mm.put_page(page, owner=owner)
 
 
@@ -115,7 +109,6 @@ def kvm_release_page_clean(page: Any, owner: str = "kvm") -> None:
 def kvm_release_page_dirty(page: Any, owner: str = "kvm") -> None:
     """virt/kvm/kvm_main.c v6.0: SetPageDirty (if !PageReserved), then the clean release."""
     if not mm.PageReserved(page):
-        ghost.ad_update(page, "SetPageDirty")
         mm.SetPageDirty(page)
     kvm_release_page_clean(page, owner)
 
@@ -144,9 +137,7 @@ def kvm_get_pfn(pfn: int, owner: str = "kvm") -> None:
     """virt/kvm/kvm_main.c v6.0: get_page on the refcounted page, if any."""
     page = kvm_pfn_to_refcounted_page(pfn)
     if page is not None:
-        ghost.get_on_dead_page(page)
         mm.get_page(page, owner=owner)
-        ghost.ref_taken(page, owner)
 
 
 @kfunc
@@ -155,10 +146,7 @@ def kvm_try_get_pfn(pfn: int, owner: str = "kvm") -> bool:
     page = kvm_pfn_to_refcounted_page(pfn)
     if page is None:
         return True
-    if mm.get_page_unless_zero(page, owner=owner):
-        ghost.ref_taken(page, owner)
-        return True
-    return False
+    return bool(mm.get_page_unless_zero(page, owner=owner))
 
 
 def hva_to_pfn_remapped(

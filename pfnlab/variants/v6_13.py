@@ -99,13 +99,11 @@ def kvm_follow_pfn(
 
 def _set_page_dirty(page: Any) -> None:
     if not mm.PageReserved(page):  # kvm_is_ad_tracked_page
-        ghost.ad_update(page, "SetPageDirty")
         mm.SetPageDirty(page)
 
 
 def _set_page_accessed(page: Any) -> None:
     if not mm.PageReserved(page):
-        ghost.ad_update(page, "mark_page_accessed")
         mm.mark_page_accessed(page)
 
 
@@ -118,7 +116,6 @@ def kvm_release_faultin_page(kvm: Kvm, page: Any, unused: bool, dirty: bool, own
         if dirty:
             _set_page_dirty(page)
         _set_page_accessed(page)
-    ghost.ref_dropping(page, owner, "kvm_release_faultin_page")
     mm.put_page(page, owner=owner)
 
 
@@ -170,8 +167,7 @@ def kvm_vcpu_unmap(vcpu: Vcpu, hmap: HostMap, dirty: bool) -> None:
     if page is not None:
         if dirty:
             _set_page_dirty(page)
-        ghost.ref_dropping(page, hmap.owner, "unpin_user_page")
-        mm.put_page(page, owner=hmap.owner)
+        mm.unpin_user_page(page, owner=hmap.owner)
 
 
 VARIANT = register_variant(

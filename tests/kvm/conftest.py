@@ -14,7 +14,7 @@ class Setup:
         npages = self.region.npages
         self.kvm, self.vcpus = create_vm(
             self.host.mm, [Memslot(0, 0, npages, self.region.start)],
-            hpage_pages=self.host.pmd_pages,
+            hpage_pages=self.host.pmd_pages, host=self.host,
         )
         self.variant = get_variant(variant)
         set_context(self.variant.world(host=self.host, kvm=self.kvm))

@@ -2,6 +2,7 @@
 
 import pytest
 
+from pfnlab import mm
 from pfnlab.explore import ModelViolation
 from pfnlab.kvm import (
     ghost,
@@ -37,8 +38,7 @@ def test_release_clean_skips_devdax_in_v53(setup):
     s = setup("v5.3", "devdax")
     page, pfn = s.page(), s.region.pfn
     before = page.refcount
-    ghost.ref_taken(page, "t")  # as if gup took it
-    page.refcount = before + 1
+    mm.get_page(page, "t")  # as gup does
     kvm_release_pfn_clean(pfn, "t")
     assert page.refcount == before + 1  # leaked
     assert "KVM still holds" in ghost.check_refs_balanced(s.kvm)
