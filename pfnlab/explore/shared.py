@@ -312,6 +312,14 @@ def set_context(value: Any) -> None:
         rt.context = value
 
 
+def current_thread() -> str | None:
+    """The name of the model thread running now (None outside a thread's step): for
+    ledgers that attribute what a thread does, never for steering the model."""
+    rt = HOOKS.current
+    t = getattr(rt, "running", None) if rt is not None else None
+    return None if t is None else str(t.name)
+
+
 def context() -> Any:
     """The context object of the running execution (see :func:`set_context`)."""
     rt = HOOKS.current

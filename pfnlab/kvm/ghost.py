@@ -42,9 +42,12 @@ as their union):
     host inside one, never after; :mod:`pfnlab.kvm.pfncache`).
 ``Spte.origin`` (on each SPTE object, also ghost)
     ``(owner, ((hva, epoch), ...))`` for an installed SPTE: the epochs of the hvas it maps,
-    read *before* the fault looked the pfn up. I4 (no stale SPTE): an SPTE whose recorded
-    epoch of some hva is older than the current one, while no ``invalidate_range_start``
-    for that hva is still running, maps a pfn the primary MMU has invalidated since.
+    read *before* the fault looked the pfn up, not counting the invalidations the owner's
+    own thread ran (:func:`foreign_epoch`; ``OwnerLedger.invals``: a write fault's gup
+    that copies a page invalidates the hva inside the lookup, before the read that gives
+    its pfn). I4 (no stale SPTE): an SPTE whose recorded epoch of some hva is older than
+    the current one, while no ``invalidate_range_start`` for that hva is still running,
+    maps a pfn the primary MMU has invalidated since.
 ``maps``
     A frozenset of ``(owner, gfn, pfn)``: ``kvm_vcpu_map`` mappings between map and unmap
     (I9: each needs a reference held by the same owner on the page, unless the pfn has no
@@ -191,6 +194,9 @@ class OwnerLedger(Shared):
 
     refs: Ghost[tuple[tuple[tuple[int, str], int], ...]] = Ghost(())
     maps: Ghost[frozenset[tuple[str, int, int]]] = Ghost(frozenset())
+    #: per hva, the invalidations this part's thread ran itself (a write fault's own
+    #: copy-on-write, inside its lookup): they cannot make the pfn it looks up stale
+    invals: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -600,13 +606,23 @@ def refcount_zero_heads(host: Any) -> frozenset[int]:
     )
 
 
+def foreign_epoch(led: KvmLedger, owner: str, hva: int, epoch: Any = None) -> int:
+    """How many invalidations of ``hva`` began so far that ``owner``'s thread did not run
+    itself (an origin records it at the lookup; a later one that differs is stale). A
+    fault that copies a page on write invalidates the hva inside its own lookup, before
+    the page-table read that gives its pfn: that cannot make the pfn stale."""
+    ep = led.epoch if epoch is None else epoch
+    return tget(ep, hva) - tget(led.part(owner).invals, hva)
+
+
 def _stale(kvm: Kvm, sp: Any, epoch: Any, active: Any) -> str:
     val = sp.__dict__["spte"]
     origin = sp.__dict__["origin"]
     if val is None or origin is None:
         return ""
+    led = kvm.ledger
     for hva, ep in origin[1]:
-        if tget(epoch, hva) != ep and tget(active, hva) == 0:
+        if foreign_epoch(led, origin[0], hva, epoch) != ep and tget(active, hva) == 0:
             return (
                 f"{sp.name} maps pfn {val.pfn:#x} (installed by {origin[0]}) but hva "
                 f"{hva:#x} was invalidated after the pfn was looked up"
@@ -628,7 +644,8 @@ def spte_installed(kvm: Kvm, sp: Any) -> None:
     led = kvm.ledger
     origin = sp.__dict__["origin"]
     epoch = led.epoch
-    if origin is not None and any(tget(epoch, h) != ep for h, ep in origin[1]):
+    if origin is not None and any(foreign_epoch(led, origin[0], h, epoch) != ep
+                                  for h, ep in origin[1]):
         depends_on(led, "epoch")
         depends_on(led, "inval_active")
     why = _stale(kvm, sp, epoch, led.inval_active)
@@ -704,10 +721,11 @@ def page_freed(kvm: Kvm, page: Any) -> None:
 
 
 def origin_snapshot(kvm: Kvm, hvas: Iterable[int], owner: str) -> tuple[str, tuple[Any, ...]]:
-    """The origin of a pfn looked up now: the owner and the current epoch of ``hvas``."""
-    ep = kvm.ledger.epoch
+    """The origin of a pfn looked up now: the owner and the current epoch of ``hvas``
+    (:func:`foreign_epoch`: not counting the owner's own invalidations)."""
+    led = kvm.ledger
     # the fault keeps it until the SPTE install checks it (I4): part of its thread's state
-    return keep((owner, tuple((h, tget(ep, h)) for h in hvas)))
+    return keep((owner, tuple((h, foreign_epoch(led, owner, h)) for h in hvas)))
 
 
 # ------------------------------------------------------------------ checks
@@ -737,8 +755,9 @@ def check_no_stale_spte(kvm: Kvm) -> str | None:
         origin = observe(sp, "origin")
         if val is None or origin is None:
             continue
+        invals = observe(led.part(origin[0]), "invals")
         for hva, ep in origin[1]:
-            if tget(epoch, hva) != ep and tget(active, hva) == 0:
+            if tget(epoch, hva) - tget(invals, hva) != ep and tget(active, hva) == 0:
                 return (
                     f"{sp.name} maps pfn {val.pfn:#x} (installed by {origin[0]}) but hva "
                     f"{hva:#x} was invalidated after the pfn was looked up"

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pfnlab.explore import Field, Ghost, Guarded, Lock, Shared, Stable
+from pfnlab.explore import Field, Ghost, Guarded, Lock, Shared, Stable, current_thread
 from pfnlab.kvm import ghost
 from pfnlab.kvm.ghost import KvmLedger, tadd
 
@@ -184,6 +184,13 @@ class Kvm(Shared):
             act = tadd(act, h, 1)
             br = tadd(br, h, 1)
         led.epoch, led.inval_active, led.bracket = ep, act, br
+        who = current_thread()
+        if who is not None:  # the invalidations a thread runs itself (ghost.foreign_epoch)
+            part = led.part(who)
+            own = part.invals
+            for h in range(start, end):
+                own = tadd(own, h, 1)
+            part.invals = own
         led.notifier_starts = led.notifier_starts + 1
         kvm_mmu_notifier_invalidate_range_start(self, start, end)
         act = led.inval_active

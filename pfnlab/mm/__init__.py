@@ -8,6 +8,7 @@ numbers. Build a :class:`Host` in a program's ``build()``, install it with
 
 from pfnlab.mm.alloc import alloc_page
 from pfnlab.mm.anon import do_anonymous_page
+from pfnlab.mm.cow import do_wp_page, wp_page_copy
 from pfnlab.mm.dax import (
     DaxDevice,
     dax_layout_busy_page,
@@ -39,6 +40,7 @@ from pfnlab.mm.gup import (
     vm_normal_page,
 )
 from pfnlab.mm.host import Host, PagePool, Region
+from pfnlab.mm.ksm import ksm_merge_thread, replace_page, try_to_merge_one_page, write_protect_page
 from pfnlab.mm.memmap import (
     Section,
     arch_add_memory,
@@ -86,7 +88,17 @@ from pfnlab.mm.notifier import (
     zap_page_range,
     zap_page_range_single,
 )
-from pfnlab.mm.owners import ALLOC, BASELINE, DRIVER, HOST_OWNERS, MAPPING, MIGRATE, PAGECACHE
+from pfnlab.mm.owners import (
+    ALLOC,
+    BASELINE,
+    COW,
+    DRIVER,
+    HOST_OWNERS,
+    KSM,
+    MAPPING,
+    MIGRATE,
+    PAGECACHE,
+)
 from pfnlab.mm.page import (
     ZONE_DEVICE,
     ZONE_NORMAL,
@@ -145,8 +157,10 @@ from pfnlab.mm.vma import (
 __all__ = [
     "ALLOC",
     "BASELINE",
+    "COW",
     "DRIVER",
     "HOST_OWNERS",
+    "KSM",
     "MAPPING",
     "MEMORY_DEVICE_DEVDAX",
     "MEMORY_DEVICE_FS_DAX",
@@ -202,6 +216,7 @@ __all__ = [
     "dev_pagemap_kill",
     "dev_pagemap_percpu_release",
     "do_anonymous_page",
+    "do_wp_page",
     "exit_mmap",
     "find_extend_vma",
     "find_vma",
@@ -224,6 +239,7 @@ __all__ = [
     "is_zone_device_page",
     "kill_dax",
     "kill_dev_dax",
+    "ksm_merge_thread",
     "lookup_address_in_mm",
     "mark_page_accessed",
     "memremap_pages",
@@ -254,12 +270,14 @@ __all__ = [
     "put_devmap_managed_page",
     "put_page",
     "remove_migration_pte",
+    "replace_page",
     "split_huge_page",
     "split_huge_pmd",
     "thp_split_thread",
     "tlb_finish_mmu",
     "try_get_compound_head",
     "try_get_page",
+    "try_to_merge_one_page",
     "try_to_unmap_one",
     "unmap_and_move",
     "unmap_mapping_range",
@@ -268,6 +286,8 @@ __all__ = [
     "vm_munmap",
     "vm_normal_page",
     "vma_kernel_pagesize",
+    "wp_page_copy",
+    "write_protect_page",
     "zap_page_range",
     "zap_page_range_single",
 ]

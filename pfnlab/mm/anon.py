@@ -4,8 +4,8 @@ After ``MADV_DONTNEED`` (``zap_page_range``) an anonymous VMA has none PTEs; the
 access faults them in through ``do_anonymous_page``: a read maps the shared zero page
 (read-only, special), a write allocates a zeroed page and maps it writable. Only VMAs
 built with ``Host.add_anon(refault=N)`` have this path (their ``anon_pool`` of N free
-pages); elsewhere a none PTE still fails the fault. Copy-on-write of the zero page is not
-modelled (a write fault on it fails).
+pages); elsewhere a none PTE still fails the fault. A write fault on the zero page then
+copies it (``do_wp_page``, pfnlab.mm.cow).
 """
 
 from __future__ import annotations

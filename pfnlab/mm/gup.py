@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pfnlab.explore import wait_until
 from pfnlab.mm.anon import do_anonymous_page
+from pfnlab.mm.cow import do_wp_page
 from pfnlab.mm.memmap import is_zero_pfn, pfn_to_page
 from pfnlab.mm.memremap import DevPagemap, get_dev_pagemap, put_dev_pagemap
 from pfnlab.mm.page import Page, get_page, put_page, try_get_compound_head, try_get_page
@@ -219,7 +220,7 @@ def follow_page_pte(vma: Vma, ptep: Pte | None, write: bool, owner: str = "") ->
     if not isinstance(pte, PteVal):
         return _FAULT
     if write and not pte.write:
-        return _FAULT  # would COW: not modelled, fault fails
+        return _FAULT  # faultin_page: the write fault copies or reuses it (do_wp_page)
     page = vm_normal_page(vma, pte)
     pgmap: DevPagemap | None = None
     if page is None and pte.devmap:
@@ -263,8 +264,11 @@ def handle_mm_fault(vma: Vma, hva: int, write: bool) -> bool:
         return True
     if isinstance(val, PteVal) and (val.write or not write):
         return True
-    if val is None and vma.anon_pool is not None and hva in mm.ptes:
-        return do_anonymous_page(vma, hva, write)  # handle_pte_fault: pte_none, anonymous
+    if vma.anon_pool is not None and hva in mm.ptes:  # handle_pte_fault, anonymous VMA
+        if val is None:
+            return do_anonymous_page(vma, hva, write)  # pte_none
+        if isinstance(val, PteVal) and not val.huge and vma.flags & VM_WRITE:
+            return do_wp_page(vma, hva)  # a write on a read-only PTE: copy-on-write
     if vma.fault is None:
         return False
     return vma.fault(vma, hva, write)

@@ -27,7 +27,7 @@ compound (non-THP)  head 1 (driver)  special, VM_IO|VM_PFNMAP; PageTransCompound
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +39,10 @@ from pfnlab.mm.memremap import (
     DevPagemap,
     memremap_pages,
 )
-from pfnlab.mm.owners import DRIVER, HOST_OWNERS, MAPPING, PAGECACHE
+from pfnlab.mm.owners import DRIVER, HOST_OWNERS, KSM, MAPPING, PAGECACHE
 from pfnlab.mm.page import HUGETLB, OTHER, THP, Page
 from pfnlab.mm.vma import (
+    TABLE,
     VM_HUGEPAGE,
     VM_HUGETLB,
     VM_IO,
@@ -243,10 +244,40 @@ class Host:
         pfn, pages = self._ram(npages)
         return PagePool(name, pfn, tuple(pages))
 
-    def add_thp(self, nr_huge: int = 1, *, name: str | None = None) -> Region:
-        """Anonymous THPs, each PMD-mapped: head refcount 1 (mapping), tails 0."""
+    def add_ksm(self, npages: int = 1, *, name: str = "ksm") -> PagePool:
+        """KSM pages (the stable tree's, set-up only): refcount 1 (owner ``ksm``), PageKsm,
+        contents 0 like a fresh anonymous page; ``ksm_merge_thread`` maps them read-only in
+        place of identical anonymous pages (pfnlab.mm.ksm)."""
+        pfn, pages = self._ram(npages)
+        for p in pages:
+            p.refcount = 1
+            p.anon = p.ksm = True
+            p.owners = ((KSM, 1),)
+        return PagePool(name, pfn, tuple(pages))
+
+    def add_thp(self, nr_huge: int = 1, *, name: str | None = None,
+                mapped: Iterable[int] | None = None) -> Region:
+        """Anonymous THPs, each PMD-mapped: head refcount 1 (mapping), tails 0.
+
+        With ``mapped`` (indices of subpages in the region) the THPs are mapped by PTEs,
+        and only those subpages are (what a partial munmap or mprotect leaves after
+        ``split_huge_pmd``): each PTE mapping holds a reference on its head, the mapped
+        subpages have mapcount 0 and no PMD maps the THP, so ``PageTransCompoundMap`` is
+        false. Every huge page keeps at least one mapped subpage (else it would be freed).
+        """
         name = self._name("thp", name)
         n = nr_huge * self.pmd_pages
+        subs = None if mapped is None else sorted(set(mapped))
+        for i in subs or ():
+            if not 0 <= i < n:
+                raise ValueError(f"add_thp(mapped=...): there is no subpage {i} of a THP "
+                                 f"region of {n} pages (0..{n - 1})")
+        for k in range(nr_huge):
+            if subs is not None and not any(k * self.pmd_pages <= i < (k + 1) * self.pmd_pages
+                                            for i in subs):
+                raise ValueError(f"add_thp(mapped=...) maps no subpage of huge page {k}: a "
+                                 "THP nobody maps would be freed; map one of "
+                                 f"{k * self.pmd_pages}..{(k + 1) * self.pmd_pages - 1}")
         pfn, pages = self._ram(n, self.pmd_pages)
         hva = self._alloc_hvas(n)
         for i, p in enumerate(pages):
@@ -254,13 +285,25 @@ class Host:
             p.set_compound(THP, head, self.pmd_pages.bit_length() - 1)
             p.anon = True
             if p.pfn == head:
-                p.refcount = 1
-                p.compound_mapcount = 0
-                p.owners = ((MAPPING, 1),)
                 self.mm.rmap[head] = hva + i
+                if subs is None:
+                    p.refcount = 1
+                    p.compound_mapcount = 0
+                    p.owners = ((MAPPING, 1),)
+                else:
+                    k = sum(1 for j in subs if j - j % self.pmd_pages == i)
+                    p.refcount = k
+                    p.owners = ((MAPPING, k),)
+            if subs is not None and i in subs:
+                p.mapcount = 0
         vma = self._vma(name, hva, n, VM_WRITE | VM_HUGEPAGE)
-        self._ptes(hva, [None] * n)
-        self._pmds(hva, n, [PteVal(pfn + k * self.pmd_pages, huge=True) for k in range(nr_huge)])
+        if subs is None:
+            self._ptes(hva, [None] * n)
+            self._pmds(hva, n, [PteVal(pfn + k * self.pmd_pages, huge=True)
+                                for k in range(nr_huge)])
+        else:
+            self._ptes(hva, [PteVal(pfn + i) if i in subs else None for i in range(n)])
+            self._pmds(hva, n, [TABLE] * nr_huge)
         return self._add(Region(name, "thp", hva, hva + n, pfn, vma, pages=tuple(pages)))
 
     def add_hugetlb(self, nr_huge: int = 1, *, name: str | None = None) -> Region:

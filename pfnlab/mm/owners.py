@@ -22,6 +22,10 @@ BASELINE = "memmap_init"
 MIGRATE = "migrate"
 #: a newly allocated page's first reference
 ALLOC = "alloc"
+#: the reference a copy-on-write fault holds on the page it copies (do_wp_page)
+COW = "cow"
+#: the reference ksmd holds on a page it merges (follow_page)
+KSM = "ksm"
 
 #: the host's owners (``Host.host_owners`` starts with these)
-HOST_OWNERS = frozenset({MAPPING, PAGECACHE, DRIVER, BASELINE, MIGRATE, ALLOC})
+HOST_OWNERS = frozenset({MAPPING, PAGECACHE, DRIVER, BASELINE, MIGRATE, ALLOC, COW, KSM})

@@ -66,6 +66,7 @@ class Page(Shared):
         self.head_pfn = pfn
         self.order = 0
         self.anon = False  # PageAnon (page->mapping & PAGE_MAPPING_ANON)
+        self.ksm = False  # PageKsm: a KSM page (pfnlab.mm.ksm), write-protected wherever mapped
 
     def set_compound(self, kind: str, head_pfn: int, order: int) -> None:
         """Set-up only: make this page part of a compound page of ``order``."""

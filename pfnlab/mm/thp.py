@@ -86,10 +86,12 @@ def split_huge_page(mm: Mm, page: Page) -> bool:
     # unmap_page: try_to_unmap -> migration entries, each drops the mapping's reference
     mmu_notifier_invalidate_range_start(mm, start, end)
     mm.ptl.acquire()
+    unmapped: list[int] = []  # the subpages mapped here (all, unless partly unmapped)
     for i in range(n):
         ptep = mm.ptes[start + i]
         if isinstance(ptep.val, PteVal):
             ptep.val = MIGRATION
+            unmapped.append(i)
             sub = pfn_to_page(head.pfn + i)
             sub.mapcount = sub.mapcount - 1
             page_ref_dec_return(head, MAPPING, "try_to_unmap")
@@ -101,17 +103,20 @@ def split_huge_page(mm: Mm, page: Page) -> bool:
         for i in range(n):
             sub = pfn_to_page(head.pfn + i)
             sub.thp_head = None
-            if i:
+            if i and i in unmapped:
                 set_page_count(sub, 1)  # the tail's PTE mapping (remap below)
                 _ledger(sub, 1, MAPPING)
-        set_page_count(head, 2)  # its PTE mapping + the caller's reference
-        _ledger(head, 1, MAPPING)
+        # its PTE mapping (if it had one) + the caller's reference
+        set_page_count(head, 2 if 0 in unmapped else 1)
+        if 0 in unmapped:
+            _ledger(head, 1, MAPPING)
     else:
-        atomic(head, "refcount", lambda c: (c + n, None))
-        _ledger(head, n, MAPPING)
-    # remap_page: remove_migration_ptes
+        k = len(unmapped)
+        atomic(head, "refcount", lambda c: (c + k, None))
+        _ledger(head, k, MAPPING)
+    # remap_page: remove_migration_ptes (the subpages that were mapped)
     mm.ptl.acquire()
-    for i in range(n):
+    for i in unmapped:
         sub = pfn_to_page(head.pfn + i)
         mm.ptes[start + i].val = PteVal(head.pfn + i)
         sub.mapcount = sub.mapcount + 1
