@@ -67,6 +67,8 @@ class Cell:
     unreached: list[str] = field(default_factory=list)
     #: Ctrl-C cut this cell's search
     cut: bool = False
+    #: the host mm it ran on (Options.mm)
+    mm: str | None = None
 
     def violated(self) -> list[str]:
         """Ids of the violated properties, in registry order."""
@@ -196,6 +198,7 @@ def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
         goals_missed=res.goals_missed,
         model_errors=errors,
         unreached=unreached,
+        mm=opts.mm,
     )
 
 
@@ -251,8 +254,17 @@ def run_matrix(opts: Options, on_cell: Callable[[Cell], object] | None = None) -
     :class:`CellError`.
     """
     validate(opts)
-    pairs = [(v, s) for v in opts.variants for s in opts.scenarios]
-    work = [(i, v, s, opts) for i, (v, s) in enumerate(pairs)]
+    return run_cells([(v, s, opts) for v in opts.variants for s in opts.scenarios],
+                     opts.jobs, on_cell)
+
+
+def run_cells(cells: list[tuple[str, str, Options]], jobs: int,
+              on_cell: Callable[[Cell], object] | None = None) -> list[Cell]:
+    """Check each (variant, scenario, options) on ``jobs`` worker processes; the cells in
+    the order given. Ctrl-C and model errors as :func:`run_matrix` (the pairs not run are
+    (variant, scenario) pairs)."""
+    pairs = [(v, s) for v, s, _o in cells]
+    work = [(i, v, s, o) for i, (v, s, o) in enumerate(cells)]
     done: dict[int, Cell] = {}
 
     def finish(i: int, cell: Cell) -> None:
@@ -261,11 +273,11 @@ def run_matrix(opts: Options, on_cell: Callable[[Cell], object] | None = None) -
             on_cell(cell)
 
     try:
-        if opts.jobs > 1 and len(pairs) > 1:
+        if jobs > 1 and len(pairs) > 1:
             # fork: the workers inherit every registered scenario and variant, including
             # those of model files loaded with --model (spawn would only re-import built-ins)
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-            pool = (ctx or mp).Pool(min(opts.jobs, len(pairs)), initializer=_worker_init)
+            pool = (ctx or mp).Pool(min(jobs, len(pairs)), initializer=_worker_init)
             try:
                 for i, cell in pool.imap_unordered(_run_pair, work):
                     finish(i, cell)

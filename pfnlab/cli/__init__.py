@@ -9,8 +9,16 @@ are one line on standard error, never a traceback.
 
 from __future__ import annotations
 
-from pfnlab.cli import check_cmd, diff_cmd, list_cmd, matrix_cmd, replay_cmd, thread_cmd
+from pfnlab.cli import (
+    check_cmd,
+    diff_cmd,
+    list_cmd,
+    matrix_cmd,
+    replay_cmd,
+    sweep_cmd,
+    thread_cmd,
+)
 from pfnlab.cli.app import app, main
 
 __all__ = ["app", "check_cmd", "diff_cmd", "list_cmd", "main", "matrix_cmd", "replay_cmd",
-           "thread_cmd"]
+           "sweep_cmd", "thread_cmd"]

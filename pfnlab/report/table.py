@@ -148,3 +148,46 @@ def render_matrix(cells: list[Cell], console: Console, total_seconds: float) -> 
                           max(40, width),
                           subsequent_indent="  ", break_on_hyphens=False)
     console.print("\n".join(lines), soft_wrap=True, highlight=False)
+
+
+def sweep_text(c: Cell, ascii_only: bool = False) -> str:
+    """A sweep cell in a few characters: the violated properties' invariant ids after a
+    cross, a check mark when every property holds, else what the cell is."""
+    from pfnlab.properties import PROPERTIES
+
+    st = c.status()
+    if st == VIOLATED:
+        ids = [PROPERTIES[p].invariant if p in PROPERTIES else p for p in c.violated()]
+        return f"{_sym('x', ascii_only)} {','.join(ids)}"
+    if st == HOLDS:
+        return _sym("ok", ascii_only)
+    return {"model-error": "model error", NOT_COVERED: "not covered",
+            NOT_ESTABLISHED: "not established"}.get(st, st)
+
+
+def render_sweep(cells: list[Cell], console: Console, total_seconds: float) -> None:
+    """One row per (scenario, sizes, host mm), one column per variant, and a total line."""
+    ascii_only = not (console.encoding or "").lower().startswith("utf")
+    variants = list(dict.fromkeys(c.variant for c in cells))
+    rows: dict[tuple[str, str, str], dict[str, Cell]] = {}
+    for c in cells:
+        sizes = " ".join(f"{k}={v}" for k, v in c.sizes.items())
+        rows.setdefault((c.scenario, sizes, c.mm or "5.4"), {})[c.variant] = c
+    table = Table(box=box.SIMPLE_HEAVY, pad_edge=False, show_edge=False, safe_box=True)
+    table.add_column("scenario", no_wrap=True)
+    table.add_column("sizes", no_wrap=True)
+    table.add_column("mm", no_wrap=True)
+    for v in variants:
+        table.add_column(v, overflow="fold")
+    last = ""
+    for (sc, sizes, mm), by_variant in rows.items():
+        if last and sc != last:
+            table.add_section()
+        table.add_row(sc if sc != last else "", sizes, mm,
+                      *(sweep_text(by_variant[v], ascii_only) if v in by_variant else ""
+                        for v in variants))
+        last = sc
+    console.print(table)
+    lines = textwrap.wrap(_total(cells, total_seconds, "-" if ascii_only else "—"),
+                          width=max(20, console.width))
+    console.print("\n".join(lines), highlight=False, markup=False)

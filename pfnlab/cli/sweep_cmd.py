@@ -1,0 +1,138 @@
+"""``pfnlab sweep``: every design by every scenario over a grid of sizes and host mm
+versions, one table and one JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from pfnlab.cli import exits
+from pfnlab.cli.app import app
+from pfnlab.cli.common import (
+    MAX_STEPS,
+    ExecOpt,
+    FormatOpt,
+    ModelOpt,
+    ScenarioOpt,
+    SecOpt,
+    StepsOpt,
+    StratOpt,
+    VariantOpt,
+    check_budget,
+    check_format,
+    check_size,
+    check_strategy,
+    fail,
+    load,
+)
+from pfnlab.cli.errors import guarded
+from pfnlab.cli.matrix_cmd import exit_status
+from pfnlab.cli.output import stdout_console
+from pfnlab.matrix import CELL_SECONDS, Cell, CellError, MatrixInterrupted, Options, default_jobs
+from pfnlab.report.table import render_sweep
+from pfnlab.scenarios import SCENARIOS
+from pfnlab.sweep import SweepOptions, cells_to_run, run_sweep, sweep_json, validate_sweep
+from pfnlab.variants import VARIANTS
+
+GridOpt = Annotated[list[str] | None, typer.Option(
+    "--size", help="A size and the values to sweep, NAME=A,B,... (repeatable), e.g. "
+    "--size vcpus=1,2 --size pages=1,2: every combination.")]
+MmsOpt = Annotated[str, typer.Option(
+    "--mm", help="Host mm versions to sweep, comma-separated: 5.4, 5.18, variant.")]
+
+
+def grid(items: list[str] | None) -> dict[str, list[int]]:
+    """``--size NAME=A,B`` options as a dict of value lists (each a valid size)."""
+    out: dict[str, list[int]] = {}
+    for it in items or []:
+        name, eq, vals = it.partition("=")
+        name = name.strip()
+        if not eq or not name or not vals.strip():
+            fail(f"--size takes NAME=A,B,... (e.g. --size vcpus=1,2), not {it!r}")
+        values: list[int] = []
+        for v in vals.split(","):
+            try:
+                n = int(v.strip())
+            except ValueError:
+                fail(f"--size {name}: {v.strip()!r} is not a whole number")
+            check_size(name, n, "--size ")
+            if n not in values:
+                values.append(n)
+        out[name] = values
+    return out
+
+
+@app.command(epilog=exits.epilog(
+    "Exits as the matrix does: 1 when any cell has a violation or a model error, 3 when a "
+    "cell is not fully covered and none has a violation, or on Ctrl-C."))
+@guarded
+def sweep(
+    variant: VariantOpt = None,
+    scenario: ScenarioOpt = None,
+    size: GridOpt = None,
+    mm: MmsOpt = "5.4",
+    executions: ExecOpt = None,
+    seconds: SecOpt = CELL_SECONDS,
+    max_steps: StepsOpt = MAX_STEPS,
+    strategy: StratOpt = "dpor",
+    format: FormatOpt = "text",
+    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.")] = default_jobs(),
+    model: ModelOpt = None,
+) -> None:
+    """Check every variant against every scenario at every point of a grid of sizes and
+    host mm versions; one table (a column per variant) and one JSON."""
+    load(model)
+    check_format(format)
+    check_strategy(strategy)
+    check_budget(executions, seconds, max_steps)
+    if jobs < 1:
+        fail("--jobs must be at least 1")
+    mms: list[str | None] = [m.strip() for m in mm.split(",") if m.strip()]
+    opts = SweepOptions(
+        variants=list(variant or VARIANTS),
+        scenarios=list(scenario or SCENARIOS),
+        grid=grid(size),
+        mms=mms,
+        base=Options(variants=[], scenarios=[], executions=executions, seconds=seconds,
+                     max_steps=max_steps, strategy=strategy, jobs=jobs),
+    )
+    try:
+        validate_sweep(opts)
+    except ValueError as e:
+        fail(str(e))
+    t0 = time.perf_counter()
+    cells: list[Cell] = []
+    not_run: list[tuple[str, str]] | None = None
+    n = len(cells_to_run(opts))
+    try:
+        if sys.stderr.isatty():
+            with Progress(console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("checking", total=n)
+
+                def advance(cell: Cell) -> None:
+                    bar.update(task, advance=1, description=f"{cell.variant} / {cell.scenario}")
+
+                cells = run_sweep(opts, on_cell=advance)
+        else:
+            cells = run_sweep(opts)
+    except MatrixInterrupted as e:
+        cells, not_run = e.cells, e.not_run
+    except CellError as e:
+        from pfnlab.api import ModelFileError
+
+        raise ModelFileError(str(e)) from None
+    total = time.perf_counter() - t0
+    if format == "json":
+        print(json.dumps(sweep_json(cells, opts, not_run), indent=2))
+    else:
+        render_sweep(cells, stdout_console(), total)
+    if not_run is not None:
+        print(f"interrupted (Ctrl-C): {len(cells)} of {n} cells checked, "
+              f"{len(not_run)} not run", file=sys.stderr if format == "json" else sys.stdout)
+    raise typer.Exit(exit_status(cells, not_run is None))
