@@ -106,6 +106,8 @@ class Options:
     preemptions: int = 2
     mm: str | None = None      # host mm: None/"5.4" (the thread's), "5.18", "variant"
     jobs: int = 1
+    #: run the cells as Ray tasks: "" a local instance (``jobs`` CPUs), else an address
+    ray: str | None = None
     #: one execution longer than this many steps is a finding (Budget.max_steps)
     max_steps: int = 10_000
 
@@ -255,14 +257,16 @@ def run_matrix(opts: Options, on_cell: Callable[[Cell], object] | None = None) -
     """
     validate(opts)
     return run_cells([(v, s, opts) for v in opts.variants for s in opts.scenarios],
-                     opts.jobs, on_cell)
+                     opts.jobs, on_cell, opts.ray)
 
 
 def run_cells(cells: list[tuple[str, str, Options]], jobs: int,
-              on_cell: Callable[[Cell], object] | None = None) -> list[Cell]:
-    """Check each (variant, scenario, options) on ``jobs`` worker processes; the cells in
-    the order given. Ctrl-C and model errors as :func:`run_matrix` (the pairs not run are
-    (variant, scenario) pairs)."""
+              on_cell: Callable[[Cell], object] | None = None,
+              ray: str | None = None) -> list[Cell]:
+    """Check each (variant, scenario, options) on ``jobs`` worker processes, or as Ray
+    tasks (``ray``: "" a local instance, else a cluster's address; pfnlab.ray_cells); the
+    cells in the order given. Ctrl-C and model errors as :func:`run_matrix` (the pairs not
+    run are (variant, scenario) pairs)."""
     pairs = [(v, s) for v, s, _o in cells]
     work = [(i, v, s, o) for i, (v, s, o) in enumerate(cells)]
     done: dict[int, Cell] = {}
@@ -273,7 +277,11 @@ def run_cells(cells: list[tuple[str, str, Options]], jobs: int,
             on_cell(cell)
 
     try:
-        if jobs > 1 and len(pairs) > 1:
+        if ray is not None:
+            from pfnlab.ray_cells import run_cells_on_ray
+
+            run_cells_on_ray(cells, jobs if jobs > 1 else None, ray or None, finish)
+        elif jobs > 1 and len(pairs) > 1:
             # fork: the workers inherit every registered scenario and variant, including
             # those of model files loaded with --model (spawn would only re-import built-ins)
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
@@ -325,6 +333,7 @@ def as_json(cells: Iterable[Cell], opts: Options,
             rows.append(row)
     params = asdict(opts)
     params.pop("jobs")
+    params.pop("ray")
     return {
         "schema": "pfnlab.matrix/1",
         "interrupted": not_run is not None,

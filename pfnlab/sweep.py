@@ -78,7 +78,8 @@ def run_sweep(opts: SweepOptions, on_cell: Callable[[Cell], object] | None = Non
     """Check every cell of the sweep (``opts.base.jobs`` worker processes). Ctrl-C raises
     :class:`~pfnlab.matrix.MatrixInterrupted` with the cells checked, as the matrix does."""
     validate_sweep(opts)
-    return run_cells(cells_to_run(opts), opts.cell_options().jobs, on_cell)
+    base = opts.cell_options()
+    return run_cells(cells_to_run(opts), base.jobs, on_cell, base.ray)
 
 
 def sweep_json(cells: Iterable[Cell], opts: SweepOptions,

@@ -52,6 +52,11 @@ RayOpt = Annotated[str | None, typer.Option(
     "--ray", help="Run the workers as Ray tasks: 'local' for a local Ray instance with "
     "--jobs CPUs, or the ADDRESS of a running cluster (pip install 'pfnlab[ray]').",
     metavar="local|ADDRESS")]
+CellsRayOpt = Annotated[str | None, typer.Option(
+    "--ray", help="Run the cells (one check each) as Ray tasks: 'local' for a local Ray "
+    "instance with --jobs CPUs, or the ADDRESS of a running cluster (pip install "
+    "'pfnlab[ray]'); the model files loaded travel with the tasks.",
+    metavar="local|ADDRESS")]
 FullOpt = Annotated[bool, typer.Option(
     "--full", help="Show every step of each trace, not only the kernel-level ones.")]
 ModelOpt = Annotated[list[str] | None, typer.Option(
@@ -120,6 +125,12 @@ def sizes(items: list[str] | None) -> dict[str, int]:
         check_size(name, n, "--size ")
         out[name] = n
     return out
+
+
+def ray_address(ray: str | None) -> str | None:
+    """``--ray``'s value as the runners take it: None (no Ray), "" (a local instance for
+    ``local``), or a cluster's address."""
+    return None if ray is None else ("" if ray == "local" else ray)
 
 
 def check_size(name: str, n: object, where: str = "") -> None:

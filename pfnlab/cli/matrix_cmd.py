@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -15,6 +16,7 @@ from pfnlab.cli import exits
 from pfnlab.cli.app import app
 from pfnlab.cli.common import (
     MAX_STEPS,
+    CellsRayOpt,
     ExecOpt,
     FormatOpt,
     MmOpt,
@@ -27,8 +29,10 @@ from pfnlab.cli.common import (
     VariantOpt,
     check_format,
     check_strategy,
+    fail,
     load,
     options,
+    ray_address,
     sizes,
 )
 from pfnlab.cli.errors import guarded
@@ -57,6 +61,32 @@ EPILOG = exits.epilog(
 )
 
 
+def run_cells_cli(run: Callable[[Callable[[Cell], object] | None], list[Cell]], n: int,
+                  ray: str | None) -> tuple[list[Cell], list[tuple[str, str]] | None]:
+    """Run the ``n`` cells of a matrix or sweep (``run(on_cell)``) with a progress bar on
+    the terminal: the cells, and the pairs Ctrl-C left unchecked (None if it did not come).
+    A model error is reported as a model file's; a Ray that cannot start, as bad input."""
+    try:
+        if sys.stderr.isatty():  # progress on the terminal, whatever goes to stdout
+            with Progress(console=Console(stderr=True), transient=True) as bar:
+                task = bar.add_task("checking", total=n)
+
+                def advance(cell: Cell) -> None:
+                    bar.update(task, advance=1,
+                               description=f"{cell.variant} / {cell.scenario}")
+
+                return run(advance), None
+        return run(None), None
+    except MatrixInterrupted as e:
+        return e.cells, e.not_run
+    except CellError as e:
+        from pfnlab.api import ModelFileError
+
+        raise ModelFileError(str(e)) from None
+    except RuntimeError as e:  # Ray missing, or it could not start
+        fail(f"--ray {ray}: {e}")
+
+
 def exit_status(cells: list[Cell], complete: bool) -> int:
     """The matrix's exit status: see :data:`EPILOG`."""
     if not complete:
@@ -82,6 +112,7 @@ def matrix(
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.")] = default_jobs(),
     mm: MmOpt = None,
     model: ModelOpt = None,
+    ray: CellsRayOpt = None,
 ) -> None:
     """Check every variant against every scenario and print one verdict table."""
     load(model)
@@ -97,29 +128,11 @@ def matrix(
         strategy=strategy,
         jobs=jobs,
         mm=mm,
+        ray=ray_address(ray),
     ))
     t0 = time.perf_counter()
-    cells: list[Cell] = []
-    not_run: list[tuple[str, str]] | None = None
     n = len(opts.variants) * len(opts.scenarios)
-    try:
-        if sys.stderr.isatty():  # progress on the terminal, whatever goes to stdout
-            with Progress(console=Console(stderr=True), transient=True) as bar:
-                task = bar.add_task("checking", total=n)
-
-                def advance(cell: Cell) -> None:
-                    bar.update(task, advance=1,
-                               description=f"{cell.variant} / {cell.scenario}")
-
-                cells = run_matrix(opts, on_cell=advance)
-        else:
-            cells = run_matrix(opts)
-    except MatrixInterrupted as e:
-        cells, not_run = e.cells, e.not_run
-    except CellError as e:
-        from pfnlab.api import ModelFileError
-
-        raise ModelFileError(str(e)) from None
+    cells, not_run = run_cells_cli(lambda on_cell: run_matrix(opts, on_cell), n, ray)
     total = time.perf_counter() - t0
     if format == "json":
         print(json.dumps(as_json(cells, opts, not_run), indent=2))

@@ -9,13 +9,12 @@ import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
 
 from pfnlab.cli import exits
 from pfnlab.cli.app import app
 from pfnlab.cli.common import (
     MAX_STEPS,
+    CellsRayOpt,
     ExecOpt,
     FormatOpt,
     ModelOpt,
@@ -30,11 +29,12 @@ from pfnlab.cli.common import (
     check_strategy,
     fail,
     load,
+    ray_address,
 )
 from pfnlab.cli.errors import guarded
-from pfnlab.cli.matrix_cmd import exit_status
+from pfnlab.cli.matrix_cmd import exit_status, run_cells_cli
 from pfnlab.cli.output import stdout_console
-from pfnlab.matrix import CELL_SECONDS, Cell, CellError, MatrixInterrupted, Options, default_jobs
+from pfnlab.matrix import CELL_SECONDS, Options, default_jobs
 from pfnlab.report.table import render_sweep
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.sweep import SweepOptions, cells_to_run, run_sweep, sweep_json, validate_sweep
@@ -84,6 +84,7 @@ def sweep(
     format: FormatOpt = "text",
     jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.")] = default_jobs(),
     model: ModelOpt = None,
+    ray: CellsRayOpt = None,
 ) -> None:
     """Check every variant against every scenario at every point of a grid of sizes and
     host mm versions; one table (a column per variant) and one JSON."""
@@ -100,33 +101,16 @@ def sweep(
         grid=grid(size),
         mms=mms,
         base=Options(variants=[], scenarios=[], executions=executions, seconds=seconds,
-                     max_steps=max_steps, strategy=strategy, jobs=jobs),
+                     max_steps=max_steps, strategy=strategy, jobs=jobs,
+                     ray=ray_address(ray)),
     )
     try:
         validate_sweep(opts)
     except ValueError as e:
         fail(str(e))
     t0 = time.perf_counter()
-    cells: list[Cell] = []
-    not_run: list[tuple[str, str]] | None = None
     n = len(cells_to_run(opts))
-    try:
-        if sys.stderr.isatty():
-            with Progress(console=Console(stderr=True), transient=True) as bar:
-                task = bar.add_task("checking", total=n)
-
-                def advance(cell: Cell) -> None:
-                    bar.update(task, advance=1, description=f"{cell.variant} / {cell.scenario}")
-
-                cells = run_sweep(opts, on_cell=advance)
-        else:
-            cells = run_sweep(opts)
-    except MatrixInterrupted as e:
-        cells, not_run = e.cells, e.not_run
-    except CellError as e:
-        from pfnlab.api import ModelFileError
-
-        raise ModelFileError(str(e)) from None
+    cells, not_run = run_cells_cli(lambda on_cell: run_sweep(opts, on_cell), n, ray)
     total = time.perf_counter() - t0
     if format == "json":
         print(json.dumps(sweep_json(cells, opts, not_run), indent=2))

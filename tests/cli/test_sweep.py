@@ -4,10 +4,12 @@ mm versions, one table and one JSON; a scenario without a swept size is run once
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from typer.testing import CliRunner
 
+from pfnlab.api import registries_restored
 from pfnlab.cli import app
 from pfnlab.sweep import SweepOptions, cells_to_run, points
 
@@ -63,3 +65,41 @@ def test_bad_input_says_what_is_valid(extra: list[str], says: str) -> None:
     r = CliRunner().invoke(app, ["sweep", "--scenario", "ro-pfnmap", *extra])
     assert r.exit_code == 2
     assert says in r.output
+
+
+def test_the_cells_run_on_ray_as_in_local_processes() -> None:
+    """Issue 12: matrix and sweep cells as Ray tasks on a local instance with 2 CPUs, a
+    model file's scenario and variant included (the file travels with the tasks)."""
+    pytest.importorskip("ray")
+    import ray
+
+    args = ["sweep", "--model", "examples/apic_reload.py", "--scenario", "apic-vs-migrate",
+            "--scenario", "ro-pfnmap", "--variant", "apic-reload-v4.15", "--variant",
+            "apic-reload-v5.8", "--size", "vcpus=1,2", "--format", "json", "--jobs", "2"]
+    try:
+        with registries_restored():  # --model registers the file's names in this process
+            local = CliRunner().invoke(app, args)
+            remote = CliRunner().invoke(app, [*args, "--ray", "local"])
+        matrix = CliRunner().invoke(app, ["matrix", "-V", "v5.3", "-S", "devdax-unbind",
+                                          "--ray", "local", "--format", "json"])
+    finally:
+        ray.shutdown()
+    assert local.exit_code == remote.exit_code == 1, remote.output
+    verdicts = [{(x["variant"], x["scenario"], str(x["sizes"]), x["property"]): x["verdict"]
+                 for x in json.loads(r.stdout)["results"]} for r in (local, remote)]
+    assert verdicts[0] == verdicts[1]
+    assert verdicts[1][("apic-reload-v5.8", "apic-vs-migrate", "{'entries': 2}",
+                        "secondary-coherent")] == "holds"
+    assert matrix.exit_code == 1
+    assert {x["property"] for x in json.loads(matrix.stdout)["results"]
+            if x["verdict"] == "violated"} == {"refs-balanced", "teardown-terminates"}
+
+
+@pytest.mark.parametrize("cmd", [["sweep", "--scenario", "ro-pfnmap"],
+                                 ["matrix", "-S", "ro-pfnmap"]])
+def test_ray_without_ray_says_how_to_install(cmd: list[str],
+                                            without_package: Callable[[str], None]) -> None:
+    without_package("ray")
+    r = CliRunner().invoke(app, [*cmd, "--ray", "local"])
+    assert r.exit_code == 2
+    assert "pip install 'pfnlab[ray]'" in " ".join(r.output.split())

@@ -201,6 +201,24 @@ def _shutdown(ex: ProcessPoolExecutor) -> None:
         p.join(timeout=5)
 
 
+def ray_init(cpus: int | None = None, address: str | None = None) -> Any:
+    """The ``ray`` module, connected: to the cluster at ``address``, else to a local
+    instance with ``cpus`` CPUs (the machine's cores); RuntimeError saying how to install
+    Ray when it is missing."""
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError(RAY_HINT) from None
+    if not ray.is_initialized():
+        kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                              "configure_logging": False}
+        if address:
+            ray.init(address=address, **kw)
+        else:
+            ray.init(num_cpus=cpus or default_workers(), **kw)
+    return ray
+
+
 def _ray_task(program: Program, task: Task) -> TaskResult:
     return run_task(program, task)
 
@@ -211,18 +229,7 @@ class RayWorkers:
     name = "Ray"
 
     def __init__(self, workers: int | None = None, address: str | None = None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise RuntimeError(RAY_HINT) from None
-        self.ray = ray
-        if not ray.is_initialized():
-            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                  "configure_logging": False}
-            if address:
-                ray.init(address=address, **kw)
-            else:
-                ray.init(num_cpus=workers or default_workers(), **kw)
+        self.ray = ray = ray_init(workers, address)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = max(1, min(workers, cpus) if workers else cpus)
         self.refs: dict[Any, Task] = {}
