@@ -86,8 +86,7 @@ def sweep(
     model: ModelOpt = None,
     ray: CellsRayOpt = None,
 ) -> None:
-    """Check every variant against every scenario at every point of a grid of sizes and
-    host mm versions; one table (a column per variant) and one JSON."""
+    """Check every variant against every scenario over a grid of sizes and host mm versions."""
     load(model)
     check_format(format)
     check_strategy(strategy)
