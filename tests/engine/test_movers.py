@@ -686,3 +686,14 @@ def test_an_acquire_does_not_run_past_a_write_an_unstable_check_may_see() -> Non
         ex.step(0)
         op = ex.threads[0].op
         assert (op.describe() if op is not None else None) == after_one_step
+
+
+def test_brute_force_after_a_promotion_runs_its_rounds_once() -> None:
+    """explore_brute starts again itself when a thread frees a class with guarded fields;
+    the explore() wrapper must not run the whole search once more on top (it did: twice
+    the work, and the executions counted twice)."""
+    direct = explore_brute(_guarded_program(True, True), Budget(), stop_first=False)
+    wrapped = explore(_guarded_program(True, True), strategy="brute", minimal=False,
+                      stop_first=False)
+    assert wrapped.exhaustive and direct.exhaustive
+    assert wrapped.stats.executions == direct.stats.executions

@@ -75,7 +75,7 @@ def explore(
                                    cache=cache)
         elif strategy == "dpor":  # restarts itself after a promotion (stable.py)
             res = explore_dpor(program, budget, cache=cache, stop_first=stop_first)
-        elif strategy == "brute":
+        elif strategy == "brute":  # (restarts itself too)
             res = explore_brute(program, budget, stop_first=stop_first,
                                 collect_final_states=False)
         elif strategy == "bounded":
@@ -87,7 +87,8 @@ def explore(
         else:
             res = explore_pct(program, max(1, executions - earlier), depth, seed, budget,
                               stop_first=stop_first)
-        if strategy == "dpor" or promoted(program) == before or res.interrupted or \
+        # dpor and brute force restart themselves after a promotion (their rounds count)
+        if strategy in ("dpor", "brute") or promoted(program) == before or res.interrupted or \
                 res.coverage.startswith("interrupted"):
             break
         # a stable field was promoted: the executions so far used the old steps
