@@ -27,9 +27,9 @@ as their union):
     A frozenset of ``(kind, pfn, detail, who)``: things that happened and that a property may
     forbid. Kinds are the ``EV_*`` constants below: every ``WARN`` that fires
     (``"WARN:<function>"``), A/D bits set on a page without the machinery (I6), a THP
-    reference shift or huge SPTE on a page that is not a THP / not mapped huge (I7), a
-    ``get_page`` on a page whose refcount was 0 (I2), and the violations of I1, I4, I5 and
-    I9, recorded at the step where they arise (see "Stable checks" below). ``who`` is the
+    reference shift or huge SPTE on a page that is not a THP / not mapped huge (I7), and the
+    violations of I1, I4, I5 and I9 (a ``get_page`` on refcount 0, I2, fails in
+    ``get_page`` itself), recorded at the step where they arise (see "Stable checks" below). ``who`` is the
     owner a leak (I1) is of, "" for the other kinds.
 ``epoch`` / ``inval_active``
     Per hva (sorted tuples of ``(hva, n)``): how many primary-MMU invalidations were
@@ -137,7 +137,6 @@ EV_VM_BUG_ON = "VM_BUG_ON:"        # prefix; the function name follows
 EV_AD_UNTRACKED = "ad-untracked"   # SetPageDirty/mark_page_accessed on an untracked page
 EV_THP_SHIFT_NON_THP = "thp-shift-non-thp"    # reference shifted to a non-THP head
 EV_HUGE_SPTE_HOST_SMALL = "huge-spte-host-small"  # huge SPTE where the host maps < huge
-EV_GET_DEAD_PAGE = "get-dead-page"  # get_page on a page whose refcount was 0
 # Violations detected at the step where they arise (the invariants they replace could flip
 # back: a stale or freed SPTE gets zapped, a teardown begins, a map is dropped). The detail
 # is the whole message.
@@ -163,8 +162,6 @@ def event_property(kind: str) -> str:
         return HUGE_ONLY_THP
     if kind == EV_AD_UNTRACKED:
         return AD_ONLY_TRACKED
-    if kind == EV_GET_DEAD_PAGE:
-        return NO_PUT_UNREFERENCED
     if kind == EV_LEAK:
         return REFS_BALANCED
     if kind == EV_STALE_SPTE:
@@ -361,26 +358,21 @@ def subscribe(kvm: Kvm, host: Any) -> None:
     and none can forget to; the put is attributed to the kernel function that called the
     primitive (an override under the name it replaces).
     """
-    host.ref_hooks.append(lambda page, owner, delta, old: ref_changed(kvm, host, page, owner,
-                                                                      delta, old))
+    host.ref_hooks.append(lambda page, owner, delta: ref_changed(kvm, host, page, owner, delta))
     host.ad_hooks.append(lambda page, what: ad_set(kvm, page, what))
     host.free_hooks.append(lambda page: page_freed(kvm, page))
 
 
-def ref_changed(kvm: Kvm, host: Any, page: Any, owner: str, delta: int,
-                old: int | None) -> None:
-    """The host's hook: ``owner`` took (``delta`` +1, the count was ``old``) or is about
-    to drop (-1) a reference on ``page`` (a compound head). Nothing for the host's own
-    owners."""
+def ref_changed(kvm: Kvm, host: Any, page: Any, owner: str, delta: int) -> None:
+    """The host's hook: ``owner`` took (``delta`` +1) or is about to drop (-1) a reference
+    on ``page`` (a compound head). Nothing for the host's own owners. (A get on refcount 0
+    needs nothing here: ``get_page`` itself fails with no-put-unreferenced.)"""
     if owner in host.host_owners:
         return
-    led = kvm.ledger
     if delta > 0:
-        if old == 0:  # I2: get_page on a page the allocator considers free
-            _record(led, EV_GET_DEAD_PAGE, head_pfn(page), "get_page on refcount 0")
-        _taken(led, page, owner)
+        _taken(kvm.ledger, page, owner)
     else:
-        _dropping(led, page, owner, model_caller(_PRIMITIVE_FILES) or "put_page")
+        _dropping(kvm.ledger, page, owner)
 
 
 def ad_set(kvm: Kvm, page: Any, what: str) -> None:
@@ -403,11 +395,13 @@ def _taken(led: KvmLedger, page: Any, owner: str) -> None:
         check_owner_leaks(led, owner)
 
 
-def _dropping(led: KvmLedger, page: Any, owner: str, why: str) -> None:
-    """KVM is about to put one reference on ``page``; fail if ``owner`` holds none."""
+def _dropping(led: KvmLedger, page: Any, owner: str) -> None:
+    """KVM is about to put one reference on ``page``; fail if ``owner`` holds none, naming
+    the kernel function that puts (walking the stack only then)."""
     key = (head_pfn(page), owner)
     part = led.part(owner)
     if tget(part.refs, key) <= 0:
+        why = model_caller(_PRIMITIVE_FILES) or "put_page"
         holders = [f"{o} x{n}" for (p, o), n in led.refs if p == key[0]]
         held = ", ".join(holders) if holders else "nobody in KVM"
         fail(
@@ -755,9 +749,8 @@ def check_no_stale_spte(kvm: Kvm) -> str | None:
         origin = observe(sp, "origin")
         if val is None or origin is None:
             continue
-        invals = observe(led.part(origin[0]), "invals")
         for hva, ep in origin[1]:
-            if tget(epoch, hva) - tget(invals, hva) != ep and tget(active, hva) == 0:
+            if foreign_epoch(led, origin[0], hva, epoch) != ep and tget(active, hva) == 0:
                 return (
                     f"{sp.name} maps pfn {val.pfn:#x} (installed by {origin[0]}) but hva "
                     f"{hva:#x} was invalidated after the pfn was looked up"

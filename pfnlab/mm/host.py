@@ -121,13 +121,12 @@ class Host:
         #: its refcount reaches or leaves 0, or its memmap is removed (see
         #: :func:`~pfnlab.mm.memmap.run_free_hooks`); subscribers register at set-up
         self.free_hooks: list[Callable[[Page], None]] = []
-        #: ghost callbacks ``hook(head, owner, delta, old)`` run (no steps) by the primitives
-        #: that change a refcount on behalf of a named owner: ``delta`` +1 right after a get
-        #: (``old``: the count it found; None after a get that succeeds only on a non-zero
-        #: count), -1 right before a put (``old`` None); see
+        #: ghost callbacks ``hook(head, owner, delta)`` run (no steps) by the primitives
+        #: that change a refcount on behalf of a named owner: ``delta`` +1 right after a get,
+        #: -1 right before a put; see
         #: :func:`~pfnlab.mm.memmap.run_ref_hooks`. The VM's ledger subscribes, so that no
         #: caller has to record the references KVM takes and drops.
-        self.ref_hooks: list[Callable[[Page, str, int, int | None], None]] = []
+        self.ref_hooks: list[Callable[[Page, str, int], None]] = []
         #: ghost callbacks ``hook(page, what)`` run right before ``SetPageDirty`` or
         #: ``mark_page_accessed`` (``what``) sets a bit on ``page``
         self.ad_hooks: list[Callable[[Page, str], None]] = []

@@ -143,15 +143,15 @@ def run_free_hooks(page: Page) -> None:
         hook(page)
 
 
-def run_ref_hooks(page: Page, owner: str, delta: int, old: int | None) -> None:
+def run_ref_hooks(page: Page, owner: str, delta: int) -> None:
     """Ledger (no steps): run the host's ``ref_hooks`` for a reference of ``owner`` on
-    ``page`` (a compound head): taken (``delta`` +1, after the increment that found ``old``)
-    or about to be dropped (-1, before the decrement). Called by the refcount primitives
-    only, so that every get and put is seen whoever calls it."""
+    ``page`` (a compound head): taken (``delta`` +1, after the increment) or about to be
+    dropped (-1, before the decrement). Called by the refcount primitives only, so that
+    every get and put is seen whoever calls it."""
     ctx = context()
     h = getattr(ctx, "host", None) if ctx is not None else None
     for hook in getattr(h, "ref_hooks", ()):
-        hook(page, owner, delta, old)
+        hook(page, owner, delta)
 
 
 def run_ad_hooks(page: Page, what: str) -> None:

@@ -113,7 +113,7 @@ def page_ref_inc(page: Page, owner: str = "", why: str = "get_page") -> int:
     old: int = atomic(page, "refcount", lambda c: (c + 1, c))
     _ledger(page, 1, owner)
     if owner:
-        run_ref_hooks(page, owner, 1, old)
+        run_ref_hooks(page, owner, 1)
     if old == 0:
         run_free_hooks(page)
     return old
@@ -122,7 +122,7 @@ def page_ref_inc(page: Page, owner: str = "", why: str = "get_page") -> int:
 def page_ref_dec_return(page: Page, owner: str = "", why: str = "put_page") -> int:
     """include/linux/page_ref.h: atomic_dec_return; a put on refcount 0 is a finding."""
     if owner:
-        run_ref_hooks(page, owner, -1, None)
+        run_ref_hooks(page, owner, -1)
     old: int = atomic(page, "refcount", lambda c: (c - 1, c) if c > 0 else (c, c))
     if old <= 0:
         fail(NO_PUT_UNREFERENCED, f"{why} on {page.name} with refcount 0")
@@ -139,7 +139,7 @@ def page_ref_add_unless_zero(page: Page, owner: str = "") -> bool:
     if ok:
         _ledger(page, 1, owner)
         if owner:
-            run_ref_hooks(page, owner, 1, None)
+            run_ref_hooks(page, owner, 1)
     return ok
 
 
