@@ -29,8 +29,8 @@ as their union):
     (``"WARN:<function>"``), A/D bits set on a page without the machinery (I6), a THP
     reference shift or huge SPTE on a page that is not a THP / not mapped huge (I7), and the
     violations of I1, I4, I5 and I9 (a ``get_page`` on refcount 0, I2, fails in
-    ``get_page`` itself), recorded at the step where they arise (see "Stable checks" below). ``who`` is the
-    owner a leak (I1) is of, "" for the other kinds.
+    ``get_page`` itself), recorded at the step where they arise (see "Stable checks"
+    below). ``who`` is the owner a leak (I1) is of, "" for the other kinds.
 ``epoch`` / ``inval_active``
     Per hva (sorted tuples of ``(hva, n)``): how many primary-MMU invalidations were
     announced to KVM (``invalidate_range_start`` entered), and how many are inside

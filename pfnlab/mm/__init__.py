@@ -78,6 +78,7 @@ from pfnlab.mm.migrate import (
 from pfnlab.mm.notifier import (
     mmu_notifier_invalidate_range,
     mmu_notifier_invalidate_range_end,
+    mmu_notifier_invalidate_range_only_end,
     mmu_notifier_invalidate_range_start,
     mmu_notifier_register,
     mmu_notifier_release,
@@ -249,6 +250,7 @@ __all__ = [
     "migrate_page_thread",
     "mmu_notifier_invalidate_range",
     "mmu_notifier_invalidate_range_end",
+    "mmu_notifier_invalidate_range_only_end",
     "mmu_notifier_invalidate_range_start",
     "mmu_notifier_register",
     "mmu_notifier_release",

@@ -6,7 +6,8 @@ KSM page (``pfnlab.mm.ksm``) are copied: a new page of the VMA's pool (``Host.ad
 refault=N)``) gets the contents, and under the MMU notifiers the PTE switches to it,
 writable, and the old page loses the mapping's reference. Any other anonymous page is
 mapped only by this PTE in the model, and v5.4 reuses it (``wp_page_reuse``: the PTE just
-becomes writable; v5.4 decides by the mapcount, not by who else holds a reference).
+becomes writable; v5.4 decides by the mapcount, not by who else holds a reference); a
+page that is not anonymous in a private writable mapping is copied.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pfnlab.mm.alloc import alloc_page
 from pfnlab.mm.memmap import pfn_to_page
 from pfnlab.mm.notifier import (
     mmu_notifier_invalidate_range,
-    mmu_notifier_invalidate_range_end,
+    mmu_notifier_invalidate_range_only_end,
     mmu_notifier_invalidate_range_start,
 )
 from pfnlab.mm.owners import ALLOC, COW, MAPPING
@@ -39,7 +40,9 @@ def do_wp_page(vma: Vma, hva: int) -> bool:
         mm.ptl.release()  # another fault changed it: retry the access
         return True
     old: Page | None = None if orig.special else pfn_to_page(orig.pfn)  # vm_normal_page
-    if old is not None and not old.ksm:
+    if old is not None and old.anon and not old.ksm:
+        # reuse_swap_page: the only mapping of an anonymous page (the model maps each
+        # anonymous order-0 page once); a KSM page with others is copied (page_count != 1)
         ptep.val = orig._replace(write=True)  # wp_page_reuse
         mm.ptl.release()
         return True
@@ -71,10 +74,11 @@ def wp_page_copy(vma: Vma, hva: int, orig: PteVal, old: Page | None) -> bool:
         mmu_notifier_invalidate_range(mm, hva, hva + 1)
         _ledger(new, -1, ALLOC)  # page_add_new_anon_rmap: the mapping's reference now
         _ledger(new, 1, MAPPING)
-    mm.ptl.release()
     if not replaced:
         put_page(new, ALLOC)  # another fault won: the new page goes back
     elif old is not None:
         put_page(old, MAPPING)  # page_remove_rmap; the old mapping's reference
-    mmu_notifier_invalidate_range_end(mm, hva, hva + 1)
+    mm.ptl.release()
+    # ->invalidate_range ran under the lock (ptep_clear_flush_notify): only the end now
+    mmu_notifier_invalidate_range_only_end(mm, hva, hva + 1)
     return True

@@ -16,9 +16,8 @@ so KVM's ``change_pte`` finds nothing to change.
 
 from __future__ import annotations
 
-import errno
-
 from pfnlab.mm.memmap import pfn_to_page
+from pfnlab.mm.migrate import EAGAIN, EFAULT, EINVAL
 from pfnlab.mm.notifier import (
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_start,
@@ -28,11 +27,6 @@ from pfnlab.mm.page import Page, get_page, get_page_unless_zero, page_count, put
 from pfnlab.mm.vma import Mm, PteVal, Vma, find_extend_vma
 from pfnlab.model.kfunc import kfunc
 
-EAGAIN = -errno.EAGAIN
-EBUSY = -errno.EBUSY
-EFAULT = -errno.EFAULT
-EINVAL = -errno.EINVAL
-
 
 @kfunc
 def write_protect_page(vma: Vma, hva: int, page: Page) -> PteVal | None:
@@ -41,7 +35,8 @@ def write_protect_page(vma: Vma, hva: int, page: Page) -> PteVal | None:
     mapping and ksmd hold the page, and put the PTE back write-protected.
 
     Returns the read-only PTE, or None (-EFAULT: ``hva`` no longer maps ``page``; the
-    page is pinned: the PTE is restored as it was)."""
+    page is pinned: the PTE is restored as it was). A PTE already read-only is left as it
+    is, unchecked, as the kernel does (the model has no dirty bit)."""
     mm = vma.mm
     mmu_notifier_invalidate_range_start(mm, hva, hva + 1)
     mm.ptl.acquire()
@@ -49,11 +44,14 @@ def write_protect_page(vma: Vma, hva: int, page: Page) -> PteVal | None:
     orig = ptep.val
     out: PteVal | None = None
     if isinstance(orig, PteVal) and orig.pfn == page.pfn and not orig.special:
-        ptep.val = None  # ptep_clear_flush
-        if page_count(page) != 2:  # page_mapcount(page) + 1 (ksmd) != page_count(page)
-            ptep.val = orig  # set_pte_at(..., entry): someone pins it
+        if not orig.write:  # already read-only (and clean): nothing to do, no check
+            out = orig
         else:
-            out = ptep.val = orig._replace(write=False)  # set_pte_at_notify(pte_wrprotect)
+            ptep.val = None  # ptep_clear_flush
+            if page_count(page) != 2:  # page_mapcount(page) + 1 (ksmd) != page_count(page)
+                ptep.val = orig  # set_pte_at(..., entry): someone pins it
+            else:
+                out = ptep.val = orig._replace(write=False)  # set_pte_at_notify(wrprotect)
     mm.ptl.release()
     mmu_notifier_invalidate_range_end(mm, hva, hva + 1)
     return out

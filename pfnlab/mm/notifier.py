@@ -67,9 +67,21 @@ def mmu_notifier_invalidate_range_start(mm: Mm, start: int, end: int) -> None:
 def mmu_notifier_invalidate_range_end(mm: Mm, start: int, end: int) -> None:
     """mm/mmu_notifier.c v5.4 __mmu_notifier_invalidate_range_end: under srcu, for each
     subscriber its ->invalidate_range (if it has one), then its ->invalidate_range_end."""
+    _range_end(mm, start, end, True)
+
+
+@kfunc
+def mmu_notifier_invalidate_range_only_end(mm: Mm, start: int, end: int) -> None:
+    """include/linux/mmu_notifier.h v5.4: ->invalidate_range_end without ->invalidate_range,
+    for a caller that already called it with the page-table lock held
+    (``ptep_clear_flush_notify``: wp_page_copy)."""
+    _range_end(mm, start, end, False)
+
+
+def _range_end(mm: Mm, start: int, end: int, invalidate_range: bool) -> None:
     mm.notifier_srcu.read_lock()
     for sub in mm.notifiers:
-        rng = getattr(sub, "invalidate_range", None)
+        rng = getattr(sub, "invalidate_range", None) if invalidate_range else None
         if rng is not None:
             rng(mm, start, end)
         sub.invalidate_range_end(mm, start, end)

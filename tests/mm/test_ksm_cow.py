@@ -59,6 +59,13 @@ def test_a_pinned_page_is_not_merged(host: Host) -> None:
     old.data = 1
     assert ksm_merge_thread(host.mm, ram.start, kpage) == -14  # not identical
     assert host.mm.ptes[ram.start].val == PteVal(old.pfn, write=False)  # write-protected
+    # write_protect_page checks the count only when it write-protects: a PTE already
+    # read-only is merged whoever holds the page (mm/ksm.c v5.4)
+    old.data = 0
+    get_page(old, "vcpu0:fault")
+    assert ksm_merge_thread(host.mm, ram.start, kpage) == 0
+    assert host.mm.ptes[ram.start].val == PteVal(kpage.pfn, write=False)
+    assert (old.refcount, old.owners) == (1, (("vcpu0:fault", 1),))
 
 
 def test_a_write_on_the_zero_page_copies_it_and_a_private_page_is_reused(host: Host) -> None:
