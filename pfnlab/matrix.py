@@ -310,11 +310,13 @@ def default_jobs() -> int:
 
 
 def as_json(cells: Iterable[Cell], opts: Options,
-            not_run: Iterable[tuple[str, str]] | None = None) -> dict[str, Any]:
+            not_run: Iterable[tuple[str, str]] | None = None,
+            where: Callable[[Cell], dict[str, Any]] | None = None) -> dict[str, Any]:
     """The matrix as JSON: parameters and one record per (variant, scenario, property).
 
     ``not_run`` (the pairs Ctrl-C left unchecked) makes the document say it was cut:
-    ``"interrupted": true`` and those pairs under ``"not_run"``."""
+    ``"interrupted": true`` and those pairs under ``"not_run"``. ``where(cell)`` adds
+    fields to each of a cell's records (a sweep: its sizes and host mm)."""
     cells = list(cells)
     rows = []
     for c in cells:
@@ -328,6 +330,8 @@ def as_json(cells: Iterable[Cell], opts: Options,
                 "seconds": round(c.seconds, 3),
                 "coverage": c.coverage,
             }
+            if where is not None:
+                row.update(where(c))
             if v.reason:
                 row["reason"] = v.reason
             rows.append(row)
@@ -352,6 +356,7 @@ def as_json(cells: Iterable[Cell], opts: Options,
                 "goals_missed": c.goals_missed,
                 "model_errors": c.model_errors,
                 "unreached": c.unreached,
+                **(where(c) if where is not None else {}),
             }
             for c in cells
         ],

@@ -86,22 +86,9 @@ def sweep_json(cells: Iterable[Cell], opts: SweepOptions,
                not_run: Iterable[tuple[str, str]] | None = None) -> dict[str, Any]:
     """The sweep as JSON: the grid, and the matrix document's records and cells, each with
     its sizes and host mm."""
-    cells = list(cells)
-    doc = as_json(cells, opts.cell_options(), not_run)
-    by_cell = {(c.variant, c.scenario, tuple(sorted(c.sizes.items())), c.mm): c for c in cells}
-    for entry, c in zip(doc["cells"], cells, strict=True):
-        entry["mm"] = c.mm or "5.4"
-    rows = []
-    for c in by_cell.values():
-        for pid, v in c.verdicts.items():
-            row: dict[str, Any] = {"variant": c.variant, "scenario": c.scenario,
-                                   "sizes": c.sizes, "mm": c.mm or "5.4", "property": pid,
-                                   "verdict": v.verdict}
-            if v.reason:
-                row["reason"] = v.reason
-            rows.append(row)
+    doc = as_json(cells, opts.cell_options(), not_run,
+                  where=lambda c: {"sizes": c.sizes, "mm": c.mm or "5.4"})
     doc["schema"] = "pfnlab.sweep/1"
-    doc["results"] = rows
     params = doc["parameters"]
     for k in ("sizes", "mm", "variants", "scenarios"):
         params.pop(k, None)

@@ -91,8 +91,6 @@ def sweep(
     check_format(format)
     check_strategy(strategy)
     check_budget(executions, seconds, max_steps)
-    if jobs < 1:
-        fail("--jobs must be at least 1")
     mms: list[str | None] = [m.strip() for m in mm.split(",") if m.strip()]
     opts = SweepOptions(
         variants=list(variant or VARIANTS),
