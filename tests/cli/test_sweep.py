@@ -60,6 +60,7 @@ def test_the_json_records_sizes_and_mm() -> None:
     (["--size", "vcpus=1,x"], "--size vcpus: 'x' is not a whole number"),
     (["--size", "bogus=1"], "no selected scenario has a size 'bogus'"),
     (["--mm", "5.4,4.19"], "unknown mm version '4.19'"),
+    (["--jobs", "0"], "--jobs must be at least 1"),
 ])
 def test_bad_input_says_what_is_valid(extra: list[str], says: str) -> None:
     r = CliRunner().invoke(app, ["sweep", "--scenario", "ro-pfnmap", *extra])
