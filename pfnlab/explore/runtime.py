@@ -49,6 +49,7 @@ from pfnlab.explore.stable import (
     stable_fields,
     stable_key,
 )
+from pfnlab.explore.stepmemo import StepMemo
 from pfnlab.explore.sync import MOVER_FIELD
 from pfnlab.explore.threadstate import _THREAD_MODE, Statics, ops_key
 
@@ -178,7 +179,7 @@ def hide_from_traces(filename: str) -> None:
     _ENGINE_FILES.add(filename)
 
 
-class Execution(Checking, Snapshots):
+class Execution(Checking, Snapshots, StepMemo):
     """One run of ``program`` from its initial state, stepped by a search strategy."""
 
     def __init__(
@@ -192,6 +193,7 @@ class Execution(Checking, Snapshots):
         visible: set[tuple[int, str]] | None = None,
         observed: set[tuple[int, str]] | None = None,
         snapshots: bool = False,
+        memo: bool = False,
     ) -> None:
         self.program = program
         # checkpoints (snapshot.py): the undo log, per-step and per-thread records
@@ -203,6 +205,10 @@ class Execution(Checking, Snapshots):
         self.rebuilds = 0
         self.rebuilt_steps = 0
         self.replaying = False
+        # step outcomes (stepmemo.py): with checkpoints, where the search caches states
+        self.memo: dict[tuple[int, ...], Any] | None = {} if snapshots and memo else None
+        self.memo_hits = 0
+        self._ghost_cache: dict[tuple[type, str], bool] = {}
         self.stale_wakes: set[int] = set()  # stale waiters a write woke (``_wake``)
         self.starting = False
         #: Lipton's reduction for mover locks and SRCU (``_joins``), call summaries
@@ -797,6 +803,15 @@ class Execution(Checking, Snapshots):
         op = t.op
         if op is None or t.blocked or self.finding is not None:
             raise RuntimeError(f"thread {t.name} cannot step now")
+        mk: tuple[int, ...] | None = None
+        if self.memo is not None and self.memo_on():
+            mk = self._memo_key(t)
+            out = self.memo.get(mk)
+            if out is not None:
+                done = self._memo_apply(t, out)
+                if done is not None:
+                    return self._after_step(done)
+        nstarts, nnoted = len(t.opstarts), len(self.noted)
         if t.stale:
             self.rebuild(t)
             op = t.op
@@ -841,6 +856,13 @@ class Execution(Checking, Snapshots):
             fp = _transient_sections(fp, sections)
         if self.plain_fp:
             fp = fp + tuple(self.plain_fp)
+        if mk is not None:
+            self._memo_record(mk, t, nstarts, nnoted, fp)
+        return self._after_step(fp)
+
+    def _after_step(self, fp: Footprint) -> Footprint:
+        """What follows every step: its ghost writes join its footprint, the visibility
+        proviso, the invariants and goals it may have changed, the end-of-execution checks."""
         if self.ghost_writes:
             fp = fp + tuple((i, f, True) for i, f in self.ghost_writes)
         visible = self.visible

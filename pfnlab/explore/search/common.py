@@ -49,6 +49,7 @@ class Stats:
     findings: int = 0          # executions that ended in a finding
     states: int = 0            # distinct states (when cached)
     steps: int = 0             # scheduling steps run, including re-execution of prefixes
+    memoised: int = 0          # of them, applied from the step memo (stepmemo.py)
     seconds: float = 0.0
     max_depth: int = 0
     caching: bool = False
@@ -224,13 +225,15 @@ def replay_tids(
     visible: set[tuple[int, str]] | None = None,
     observed: set[tuple[int, str]] | None = None,
     snapshots: bool = False,
+    memo: bool = False,
     footprints: list[Footprint] | None = None,
 ) -> Execution:
     """Re-execute ``program`` from its initial state along ``tids`` (``snapshots``: keep
-    the undo log that checkpoints need, see snapshot.py; ``footprints`` gets each step's)."""
+    the undo log that checkpoints need, see snapshot.py; ``memo``: with it, memoise step
+    outcomes, see stepmemo.py; ``footprints`` gets each step's)."""
     ex = Execution(program, trace=trace, check_invariants=checks or trace, goals_reached=goals,
                    max_steps=max_steps, visible=visible, observed=observed,
-                   snapshots=snapshots)
+                   snapshots=snapshots, memo=memo)
     for tid in tids:
         fp = ex.step(tid)
         if footprints is not None:

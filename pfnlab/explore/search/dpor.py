@@ -140,6 +140,7 @@ class SourceDpor:
         stop_first: bool = True,
         collect_final_states: bool = False,
         snapshots: bool = True,
+        memo: bool = True,
         task: Any = None,
         caches: dict[frozenset[tuple[int, str]], dict[int, _Entry]] | None = None,
     ) -> None:
@@ -162,6 +163,9 @@ class SourceDpor:
         #: with); None: this search's own table
         self.caches = caches
         self.snapshots = snapshots
+        #: memoised step outcomes (stepmemo.py) rest on the premise state caching rests on
+        #: (a thread's state is its history key): with caching only
+        self.memo = snapshots and cache and memo
         self.budget = budget
         self.cache_on = cache
         self.stop_first = stop_first
@@ -261,7 +265,7 @@ class SourceDpor:
         task = self.task
         fps: list[Footprint] = []
         ex = self.r.execution(list(task.prefix), visible=self.visible, observed=self.observed,
-                              snapshots=self.snapshots, footprints=fps)
+                              snapshots=self.snapshots, memo=self.memo, footprints=fps)
         self.nthreads = n = len(ex.threads)
         self.stats.caching = self.cache_on and ex.hashable
         tclock = tuple(tuple(0 for _ in range(n)) for _ in range(n))
@@ -294,7 +298,7 @@ class SourceDpor:
 
     def _fresh(self) -> Execution:
         return self.r.execution([], visible=self.visible, observed=self.observed,
-                                snapshots=self.snapshots)
+                                snapshots=self.snapshots, memo=self.memo)
 
     def _loop(self, clock: Clock) -> bool:
         stack, events = self.stack, self.events
@@ -316,9 +320,10 @@ class SourceDpor:
                 continue
             top.cur = p
             ex = self._at(depth)
-            rebuilt = ex.rebuilt_steps
+            rebuilt, hits = ex.rebuilt_steps, ex.memo_hits
             fp = ex.step(p)
             self.stats.steps += 1 + ex.rebuilt_steps - rebuilt
+            self.stats.memoised += ex.memo_hits - hits
             ev = self._event(p, fp, depth, top)
             events.append(ev)
             for o in {i for i, _f, _w in fp}:
@@ -413,7 +418,7 @@ class SourceDpor:
             ex.close()
         tids = [e.tid for e in self.events[:depth]]
         ex = self.r.execution(tids, visible=self.visible, observed=self.observed,
-                              snapshots=self.snapshots)
+                              snapshots=self.snapshots, memo=self.memo)
         self.stats.steps += len(tids)
         self.ex, self.ex_depth = ex, depth
         return ex

@@ -51,7 +51,8 @@ from pfnlab.explore.stable import promoted, set_promoted
 #: executions are shorter)
 DEPTH = 12
 
-_SUMMED = ("executions", "complete", "pruned", "sleep_blocked", "hangs", "findings", "steps")
+_SUMMED = ("executions", "complete", "pruned", "sleep_blocked", "hangs", "findings", "steps",
+           "memoised")
 
 
 @dataclass

@@ -1,0 +1,220 @@
+"""Step memo: a thread's step from a state it has stepped from before is not run again.
+
+With checkpoints (snapshot.py) a search goes back to a node of its stack and runs a thread
+that has stepped since: that thread is *stale* and must be rebuilt, its code re-run from the
+start of its operation, before it can take the step. At ``devdax-unbind`` 3 x 1 that was
+one rebuild per execution and over half of the search's time. Yet most such steps were
+taken before from the same state: the state at a DPOR node differs from the state at the
+node below it mostly in *other* threads' history keys (a read changes no field).
+
+A step is a deterministic function of the stepping thread's state (its history key and
+summarised-call depth: threads are deterministic, the premise of state caching and of
+rebuilds) and of the shared state it runs in. The shared state is every field, ghost field
+and free flag, whose 128-bit Zobrist hash (``zob``) the execution keeps anyway, plus one
+fact about the other threads that a step consults: which have finished (a write to a
+stable field checks the pins of the live ones; stable.py). So the *outcome* of a step, as
+recorded the first time it runs, can be applied again wherever the same key comes back:
+
+- the writes in the order made, each through the primitive that made it (``_set`` for a
+  field, which wakes the watchers of the field in the intermediate state it leaves, as the
+  first run did; ``ghost_write``; a free), so the undo log, the Zobrist hash and the other
+  threads' wake-ups are those of a real step;
+- the thread's new bookkeeping: history key, depth, pending operation (the first run's
+  ``Op``, as :meth:`~pfnlab.explore.snapshot.Snapshots.restore` puts back), blocked flag,
+  attempt result, watched fields, operation starts (moved to this log position), and how
+  often the step resumed it, so that a later rebuild re-runs exactly this step;
+- the step's footprint (ghost writes are added as in a real step).
+
+The thread's greenlet is not moved, so the thread is stale afterwards; a later rebuild
+re-runs its code against the log, which holds what the real step would have written, and
+checks that it ends at the recorded operation with the recorded key: a wrong outcome would
+be reported there as a non-deterministic thread, never silently explored. What follows a
+step (invariants, goals, the visibility proviso, the end-of-execution checks, stale waiters
+the writes woke) runs as after any step.
+
+Only outcomes of plain steps are recorded: no finding, no non-halting finding, no stable
+field promoted, the state still hashable; never with a trace or the race detector (whose
+clocks are not in the undo log; checkpoints are off then anyway). A finding raised while an
+outcome is applied (a woken waiter's condition failing) undoes it, and the step runs for
+real. The memo belongs to one execution (its objects and ``Op`` s are that execution's) and
+is bounded (:data:`MEMO_LIMIT` entries, then it stops growing). docs/reductions.md
+section 13 has the argument and what tests it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pfnlab.explore.shared import Ghost, Shared
+
+if TYPE_CHECKING:
+    from pfnlab.explore.runtime import ThreadState
+
+#: entries one execution's memo may hold (about 1 KB each); beyond it steps run as before
+MEMO_LIMIT = 2_000_000
+
+_FIELD, _GHOST, _FREE = range(3)
+
+
+class StepOutcome(NamedTuple):
+    """What one step did, to be done again without running the thread's code."""
+
+    res: int                                       # how often the step resumed the thread
+    writes: tuple[tuple[Shared, str, Any, int], ...]  # object, field, new value, kind
+    op: Any                                        # the pending operation after it
+    key: int
+    depth: int
+    blocked: bool
+    value: bool
+    reads: tuple[Any, ...]
+    watched: tuple[tuple[int, str], ...]
+    #: operation starts made in the step: (log offset, index, key, enabling, resumes before)
+    opstarts: tuple[tuple[int, int, int, bool, int], ...]
+    enabling: bool
+    fp: tuple[Any, ...]                            # the footprint before ghost writes
+
+
+class StepMemo:
+    """Recording and applying step outcomes (a mixin of ``runtime.Execution``; the
+    attributes below are the execution's)."""
+
+    threads: list[ThreadState]
+    objects: list[Shared]
+    log: list[tuple[dict[str, Any], str, Any, Any]] | None
+    schedule: list[int]
+    step_pos: list[int]
+    step_res: list[int]
+    nsteps: int
+    zob: int
+    hashable: bool
+    trace_on: bool
+    races: Any
+    finding: Any
+    noted: list[Any]
+    promoted: set[str]
+    enabling: bool
+    ghost_writes: list[tuple[int, str]]
+    plain_fp: list[tuple[int, str, bool]]
+    stale_wakes: set[int]
+    #: outcomes by (tid, key, depth, zob, finished threads, promotions); None: off
+    memo: dict[tuple[int, ...], StepOutcome] | None
+    #: steps applied from the memo, and steps recorded into it (statistics)
+    memo_hits: int
+    _ghost_cache: dict[tuple[type, str], bool]
+
+    def _set(self, obj: Shared, name: str, field: str, value: Any) -> None:
+        raise NotImplementedError  # runtime.Execution
+
+    def ghost_write(self, obj: Shared, field: str, value: Any) -> None:
+        raise NotImplementedError  # runtime.Execution
+
+    def _zob(self, name: str, field: str, value: Any) -> None:
+        raise NotImplementedError  # runtime.Execution
+
+    def _wake_object(self, idx: int) -> None:
+        raise NotImplementedError  # runtime.Execution
+
+    def _wake_stale(self) -> None:
+        raise NotImplementedError  # runtime.Execution
+
+    def _unwatch(self, t: ThreadState) -> None:
+        raise NotImplementedError  # runtime.Execution
+
+    def _watch(self, t: ThreadState, reads: Any) -> None:
+        raise NotImplementedError  # runtime.Execution
+
+    def checkpoint(self) -> Any:
+        raise NotImplementedError  # snapshot.Snapshots
+
+    def restore(self, cp: Any) -> None:
+        raise NotImplementedError  # snapshot.Snapshots
+
+    def memo_on(self) -> bool:
+        """Whether steps are memoised in this execution (checkpoints on, no trace)."""
+        return self.memo is not None and self.log is not None and not self.trace_on \
+            and self.races is None and self.hashable
+
+    def _memo_key(self, t: ThreadState) -> tuple[int, ...]:
+        """What a step of ``t`` from the current state is a function of."""
+        done = 0
+        for u in self.threads:
+            done = done * 2 + (u.op is None)
+        return (t.tid, t.key, t.depth, self.zob, done, len(self.promoted))
+
+    def _memo_record(self, mk: tuple[int, ...], t: ThreadState, nstarts: int,
+                     nnoted: int, fp: tuple[Any, ...]) -> None:
+        """Record the step ``t`` just took from the state of ``mk`` (``nstarts``, ``nnoted``:
+        its operation starts and the noted findings before it)."""
+        memo, log = self.memo, self.log
+        assert memo is not None and log is not None
+        if self.finding is not None or len(self.noted) != nnoted or not self.hashable or \
+                mk[5] != len(self.promoted) or len(memo) >= MEMO_LIMIT:
+            return
+        pos0 = self.step_pos[-1]
+        writes = []
+        objects = self.objects
+        for d, f, _old, new in log[pos0:]:
+            obj = objects[d["_idx"]]
+            if f == "_freed":
+                kind = _FREE
+            else:
+                kind = _GHOST if self._is_ghost(obj, f) else _FIELD
+            writes.append((obj, f, new, kind))
+        starts = tuple((pos - pos0, index, key, enabling, done)
+                       for _s, pos, index, key, enabling, done in t.opstarts[nstarts:])
+        memo[mk] = StepOutcome(self.step_res[-1], tuple(writes), t.op, t.key, t.depth,
+                               t.blocked, t.value, t.reads, tuple(t.watched), starts,
+                               self.enabling, fp)
+
+    def _is_ghost(self, obj: Shared, field: str) -> bool:
+        k = (type(obj), field)
+        g = self._ghost_cache.get(k)
+        if g is None:
+            g = self._ghost_cache[k] = isinstance(getattr(type(obj), field, None), Ghost)
+        return g
+
+    def _memo_apply(self, t: ThreadState, out: StepOutcome) -> tuple[Any, ...] | None:
+        """Take ``t``'s step by applying ``out``; returns its footprint before ghost
+        writes, or None (nothing changed) if it cannot be applied here."""
+        log = self.log
+        assert log is not None
+        cp = self.checkpoint()
+        tid = t.tid
+        self.schedule.append(tid)
+        pos0 = len(log)
+        self.step_pos.append(pos0)
+        self.step_res.append(out.res)
+        self.nsteps += 1
+        self.plain_fp = []
+        self.ghost_writes = []
+        self._unwatch(t)
+        for obj, f, new, kind in out.writes:
+            if kind == _FIELD:
+                self._set(obj, obj.__dict__["_name"], f, new)
+            elif kind == _GHOST:
+                self.ghost_write(obj, f, new)
+            else:
+                d = obj.__dict__
+                log.append((d, "_freed", d["_freed"], new))
+                d["_freed"] = new
+                self._zob(d["_name"], "_freed", new)
+                self._wake_object(d["_idx"])
+            if self.finding is not None:  # a woken waiter's condition failed: run it
+                self.restore(cp)
+                return None
+        t.op, t.key, t.depth, t.blocked, t.value, t.reads = \
+            out.op, out.key, out.depth, out.blocked, out.value, out.reads
+        if out.watched:
+            self._watch(t, out.watched)
+        s = self.nsteps - 1
+        t.opstarts.extend((s, pos0 + off, index, key, enabling, done)
+                          for off, index, key, enabling, done in out.opstarts)
+        t.stale = True  # its greenlet, if any, is where the step started
+        self.enabling = out.enabling
+        if self.stale_wakes:
+            self._wake_stale()
+            if self.finding is not None:
+                self.restore(cp)
+                return None
+        self.memo_hits += 1
+        return out.fp
