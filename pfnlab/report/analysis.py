@@ -71,6 +71,12 @@ def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
     rows = (f"{f.steps} scheduling steps as {len(f.trace)} rows, lock operations and reads "
             "under a pin joined to their steps" if len(f.trace) != f.steps
             else f"{f.steps} step{'' if f.steps == 1 else 's'}")
+    if not f.trace and f.steps:
+        # the search's schedule did not replay (explain() says so in f.minimal): say that,
+        # never that the finding needs no step
+        out += textwrap.wrap(f"trace: none; the search's schedule of {f.steps} steps "
+                             f"{f.minimal}", WIDTH)
+        return "\n".join(out)
     if not f.trace:
         out += textwrap.wrap("trace: none; it arises before any scheduling step, while the "
                              "threads run to their first shared access (set-up code of the "

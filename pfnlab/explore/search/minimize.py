@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution
 from pfnlab.explore.search.common import replay_tids
+from pfnlab.explore.stable import promotions
 
 #: executions the breadth-first frontier keeps open (each holds its threads' stacks)
 _MAX_LIVE = 2_000
@@ -47,7 +48,31 @@ def minimize(
     max_steps: int = 10_000,
     deadline: float | None = None,
 ) -> Minimal:
-    """The schedule with fewest preemptions, then fewest steps, that shows finding ``key``."""
+    """The schedule with fewest preemptions, then fewest steps, that shows finding ``key``.
+
+    The search below runs executions the reduced search did not, and one may promote a
+    stable field (stable.py): from then on its reads are steps, so an execution begun
+    before (and the schedule it gives) no longer replays as the same execution. The
+    minimisation then starts again under the new steps, as the searches do (promotions
+    only grow, so this ends)."""
+    while True:
+        before = promotions(program)
+        m = _minimize(program, key, fallback, max_preemptions=max_preemptions,
+                      node_budget=node_budget, max_steps=max_steps, deadline=deadline)
+        if promotions(program) == before:
+            return m
+
+
+def _minimize(
+    program: Program,
+    key: tuple[str, str],
+    fallback: list[int],
+    *,
+    max_preemptions: int,
+    node_budget: int,
+    max_steps: int,
+    deadline: float | None,
+) -> Minimal:
     if not fallback:  # shown before any step (while the threads run to their first access)
         return Minimal([], 0, True)
     nodes = 0
