@@ -71,6 +71,7 @@ class _Sink:
 
 
 _SINK = _Sink()
+_NONE: frozenset[int] = frozenset()
 
 
 class Snapshots:
@@ -147,10 +148,11 @@ class Snapshots:
         assert self.log is not None and self.finding is None
         return Checkpoint(
             len(self.log), self.nsteps, self.zob, self.hashable, self.unhashable,
-            self.finished, len(self.noted), frozenset(self.inv_false),
+            self.finished, len(self.noted),
+            frozenset(self.inv_false) if self.inv_false else _NONE,
             tuple(self.inv_reads), tuple(self.goal_reads),
-            tuple((t.key, t.depth, t.op, t.blocked, t.value, t.reads, tuple(t.watched))
-                  for t in self.threads))
+            tuple([(t.key, t.depth, t.op, t.blocked, t.value, t.reads,
+                    tuple(t.watched) if t.watched else ()) for t in self.threads]))
 
     def restore(self, cp: Checkpoint) -> None:
         """Go back to the state of ``cp``, taken earlier in this execution (the state now

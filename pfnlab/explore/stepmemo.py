@@ -96,6 +96,7 @@ class StepMemo:
     ghost_writes: list[tuple[int, str]]
     plain_fp: list[tuple[int, str, bool]]
     stale_wakes: set[int]
+    watch: dict[tuple[int, str], set[int]]
     #: outcomes by (tid, key, depth, zob, finished threads, promotions); None: off
     memo: dict[tuple[int, ...], StepOutcome] | None
     #: steps applied from the memo, and steps recorded into it (statistics)
@@ -178,7 +179,12 @@ class StepMemo:
         writes, or None (nothing changed) if it cannot be applied here."""
         log = self.log
         assert log is not None
-        cp = self.checkpoint()
+        # only a woken waiter's condition can raise a finding here: keep a way back only
+        # when a write wakes someone (a watched field, or a free)
+        watch = self.watch
+        cp = self.checkpoint() if watch and any(
+            kind == _FREE or watch.get((obj.__dict__["_idx"], f))
+            for obj, f, _new, kind in out.writes) else None
         tid = t.tid
         self.schedule.append(tid)
         pos0 = len(log)
@@ -200,20 +206,23 @@ class StepMemo:
                 self._zob(d["_name"], "_freed", new)
                 self._wake_object(d["_idx"])
             if self.finding is not None:  # a woken waiter's condition failed: run it
+                assert cp is not None
                 self.restore(cp)
                 return None
         t.op, t.key, t.depth, t.blocked, t.value, t.reads = \
             out.op, out.key, out.depth, out.blocked, out.value, out.reads
         if out.watched:
             self._watch(t, out.watched)
-        s = self.nsteps - 1
-        t.opstarts.extend((s, pos0 + off, index, key, enabling, done)
-                          for off, index, key, enabling, done in out.opstarts)
+        if out.opstarts:
+            s = self.nsteps - 1
+            t.opstarts.extend([(s, pos0 + off, index, key, enabling, done)
+                               for off, index, key, enabling, done in out.opstarts])
         t.stale = True  # its greenlet, if any, is where the step started
         self.enabling = out.enabling
         if self.stale_wakes:
             self._wake_stale()
             if self.finding is not None:
+                assert cp is not None
                 self.restore(cp)
                 return None
         self.memo_hits += 1
