@@ -13,7 +13,6 @@ from pfnlab.kvm import (
     RET_PF_ERROR,
     RET_PF_RETRY,
     __direct_map,
-    fault_origin,
     gfn_to_memslot,
     is_error_pfn,
     kvm_release_pfn_clean,
@@ -52,7 +51,6 @@ def tdp_page_fault_leaky(vcpu, gfn, write, owner):
     if not force_pt_level:
         gfn &= ~(kvm.pages_per_hpage(level) - 1)
     mmu_seq = kvm.mmu_notifier_seq
-    origin = fault_origin(vcpu, slot, gfn, owner)
     pfn, map_writable = try_async_pf(vcpu, slot, gfn, write, owner)
     if is_error_pfn(pfn):
         return RET_PF_ERROR
@@ -64,7 +62,7 @@ def tdp_page_fault_leaky(vcpu, gfn, write, owner):
         return RET_PF_RETRY                # the bug: pfn's reference is never put
     if not force_pt_level:
         pfn, level = transparent_hugepage_adjust(vcpu, slot, gfn, pfn, level, owner)
-    r = __direct_map(vcpu, slot, gfn, write, map_writable, level, pfn, origin)
+    r = __direct_map(vcpu, slot, gfn, write, map_writable, level, pfn)
     kvm.mmu_lock.release()
     kvm_release_pfn_clean(pfn, owner)
     return r

@@ -86,6 +86,10 @@ class Field(Generic[T]):
     def _store(self, rt: Any, obj: Shared, value: Any) -> None:
         rt.write(obj, self.name, value)
 
+    def _rmw(self, rt: Any, obj: Shared, update: Callable[[Any], tuple[Any, Any]]) -> Any:
+        """How :func:`atomic` updates this field (a subclass may watch the change)."""
+        return rt.rmw(obj, self.name, update)
+
 
 class Plain(Field[T]):
     """A field accessed with plain loads and stores: *not* a scheduling point.
@@ -245,7 +249,20 @@ def atomic(obj: Shared, field: str, update: Callable[[Any], tuple[Any, Any]]) ->
         new, result = update(obj.__dict__[field])
         obj.__dict__[field] = new
         return result
+    key = (type(obj), field)
+    desc = _RMW_FIELDS.get(key, _UNSEEN)
+    if desc is _UNSEEN:
+        d = getattr(type(obj), field, None)
+        desc = _RMW_FIELDS[key] = d if isinstance(d, Field) and \
+            type(d)._rmw is not Field._rmw else None
+    if desc is not None:
+        return desc._rmw(rt, obj, update)
     return rt.rmw(obj, field, update)
+
+
+#: per (class, field): the descriptor whose ``_rmw`` watches atomic updates, or None
+_RMW_FIELDS: dict[tuple[type, str], Any] = {}
+_UNSEEN = object()
 
 
 def free(obj: Shared, why: str | tuple[str, str] = "") -> None:
@@ -316,7 +333,9 @@ def current_thread() -> str | None:
     """The name of the model thread running now (None outside a thread's step): for
     ledgers that attribute what a thread does, never for steering the model."""
     rt = HOOKS.current
-    t = getattr(rt, "running", None) if rt is not None else None
+    if rt is None or getattr(rt, "mode", None) != 1:  # runtime._THREAD: thread code runs
+        return None
+    t = rt.running
     return None if t is None else str(t.name)
 
 

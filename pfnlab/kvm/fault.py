@@ -34,9 +34,6 @@ RET_PF_INVALID = 2
 RET_PF_FIXED = 3
 RET_PF_ERROR = -14  # -EFAULT from kvm_handle_bad_page
 
-Origin = tuple[str, tuple[tuple[int, int], ...]]
-
-
 def fault_owner(vcpu: Vcpu) -> str:
     """The ledger owner of a fault's references."""
     return f"{vcpu.name}:fault"
@@ -142,7 +139,6 @@ def record_huge_spte(kvm: Kvm, slot: Memslot, gfn: int, level: int, pfn: int) ->
 @kfunc
 def __direct_map(
     vcpu: Vcpu, slot: Memslot, gfn: int, write: bool, map_writable: bool, level: int, pfn: int,
-    origin: Origin,
 ) -> int:
     """arch/x86/kvm/mmu.c v5.4: walk to ``level`` (dropping a huge SPTE above a 4K target).
 
@@ -156,9 +152,7 @@ def __direct_map(
     assert sptep is not None, f"no SPTE object for gfn {gfn:#x} level {level}"
     base = gfn & ~(kvm.pages_per_hpage(level) - 1)
     record_huge_spte(kvm, slot, base, level, pfn)
-    hvas = {slot.gfn_to_hva(g) for g in range(base, base + kvm.pages_per_hpage(level))}
-    mine = (origin[0], tuple((h, e) for h, e in origin[1] if h in hvas))
-    mmu_set_spte(kvm, sptep, write, pfn, False, map_writable, mine)
+    mmu_set_spte(kvm, sptep, write, pfn, False, map_writable)
     return RET_PF_FIXED
 
 
@@ -172,17 +166,6 @@ def try_async_pf(
     return __gfn_to_pfn_memslot(slot, gfn, False, write, True, owner)
 
 
-def fault_origin(vcpu: Vcpu, slot: Memslot | None, gfn: int, owner: str) -> Origin:
-    """Ledger: epochs of every hva the fault could map (the huge range around ``gfn``)."""
-    kvm = vcpu.kvm
-    if slot is None:
-        return (owner, ())
-    n = kvm.hpage_pages
-    base = gfn & ~(n - 1)
-    hvas = [slot.gfn_to_hva(g) for g in range(base, base + n) if slot.contains(g)]
-    return ghost.origin_snapshot(kvm, hvas, owner)
-
-
 @kfunc
 def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
     """arch/x86/kvm/mmu.c v5.4: the EPT/NPT fault (see the module docstring); returns a
@@ -194,7 +177,6 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
         gfn &= ~(kvm.pages_per_hpage(level) - 1)
 
     mmu_seq = kvm.mmu_notifier_seq
-    origin = fault_origin(vcpu, slot, gfn, owner)
     pfn, map_writable = try_async_pf(vcpu, slot, gfn, write, owner)
     if is_error_pfn(pfn):  # handle_abnormal_pfn → kvm_handle_bad_page
         return RET_PF_ERROR
@@ -206,7 +188,7 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
     if not mmu_notifier_retry(kvm, mmu_seq):
         if not force_pt_level:
             pfn, level = transparent_hugepage_adjust(vcpu, slot, gfn, pfn, level, owner)
-        r = __direct_map(vcpu, slot, gfn, write, map_writable, level, pfn, origin)
+        r = __direct_map(vcpu, slot, gfn, write, map_writable, level, pfn)
     kvm.mmu_lock.release()
     kvm_release_pfn_clean(pfn, owner)
     return r

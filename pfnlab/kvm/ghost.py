@@ -40,14 +40,22 @@ as their union):
     Per hva: how many invalidations are between their ``invalidate_range_start`` and the
     return of their ``invalidate_range_end`` (I12: a reference-less mapping may lag the
     host inside one, never after; :mod:`pfnlab.kvm.pfncache`).
-``Spte.origin`` (on each SPTE object, also ghost)
-    ``(owner, ((hva, epoch), ...))`` for an installed SPTE: the epochs of the hvas it maps,
-    read *before* the fault looked the pfn up, not counting the invalidations the owner's
-    own thread ran (:func:`foreign_epoch`; ``OwnerLedger.invals``: a write fault's gup
-    that copies a page invalidates the hva inside the lookup, before the read that gives
-    its pfn). I4 (no stale SPTE): an SPTE whose recorded epoch of some hva is older than
-    the current one, while no ``invalidate_range_start`` for that hva is still running,
-    maps a pfn the primary MMU has invalidated since.
+``changing``
+    Per hva: how many invalidations are between their ``invalidate_range_start`` and the
+    call of their ``invalidate_range_end``, where the primary MMU may change the entry
+    (a page-table read inside one sees a value that may change without a new start).
+``OwnerLedger.looked`` (per vCPU) and ``Spte.origin`` (on each SPTE object, also ghost)
+    What a vCPU's operation saw in the host's page tables: ``((hva, pfn, epoch), ...)``,
+    the epoch of the hva when the thread last read a PTE (or huge PMD) mapping it to that
+    pfn, not counting the invalidations still ``changing`` it. Recorded by the page-table
+    entry itself (:class:`~pfnlab.mm.ptefield.PteField`: every read a vCPU thread makes
+    inside an operation, whoever's code makes it) and forgotten when the operation ends.
+    When a vCPU writes a present SPTE (a hook on ``Spte.spte``, whoever's code writes it)
+    the SPTE's origin becomes ``(owner, ((hva, epoch), ...))`` for the hvas it maps that
+    the thread saw mapped to the pfns it maps: the pfn was derived from those reads
+    (kernel-semantics.md I4). I4 (no stale SPTE): an SPTE whose recorded epoch of some hva
+    is older than the current one, while no ``invalidate_range_start`` for that hva is
+    still running, maps a pfn the primary MMU has invalidated since it was derived.
 ``maps``
     A frozenset of ``(owner, gfn, pfn)``: ``kvm_vcpu_map`` mappings between map and unmap
     (I9: each needs a reference held by the same owner on the page, unless the pfn has no
@@ -74,7 +82,8 @@ visibility ordering for it:
 
 - I1 (refs-balanced): when an owner's operation returns (:func:`owner_end`) holding a
   reference, or a reference is taken by an owner outside every operation;
-- I4 (no-stale-spte): when an SPTE is installed (``mmu_set_spte``) with an origin older than
+- I4 (no-stale-spte): when a vCPU installs an SPTE (any write of a present value to
+  ``Spte.spte``, :func:`spte_written`) with an origin older than
   the current epoch of an hva no invalidation is active on, and when the last active
   ``invalidate_range_start`` of an hva returns while such an SPTE is present;
 - I5 (no-spte-to-freed): when an SPTE or map is installed on a freed page, and when a page
@@ -100,7 +109,16 @@ import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from pfnlab.explore import Ghost, Shared, Violation, context, fail, is_freed, keep, model_caller
+from pfnlab.explore import (
+    Ghost,
+    Shared,
+    Violation,
+    context,
+    current_thread,
+    fail,
+    is_freed,
+    model_caller,
+)
 from pfnlab.properties import (  # the registry, with meanings
     AD_ONLY_TRACKED,
     HUGE_ONLY_THP,
@@ -191,9 +209,9 @@ class OwnerLedger(Shared):
 
     refs: Ghost[tuple[tuple[tuple[int, str], int], ...]] = Ghost(())
     maps: Ghost[frozenset[tuple[str, int, int]]] = Ghost(frozenset())
-    #: per hva, the invalidations this part's thread ran itself (a write fault's own
-    #: copy-on-write, inside its lookup): they cannot make the pfn it looks up stale
-    invals: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
+    #: ``((hva, pfn, epoch), ...)``: the page-table reads of the current operation of this
+    #: part's thread (a vCPU's), the latest per (hva, pfn); see the module docstring
+    looked: Ghost[tuple[tuple[int, int, int], ...]] = Ghost(())
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -211,6 +229,7 @@ class KvmLedger(Shared):
     epoch: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
     inval_active: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
     bracket: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
+    changing: Ghost[tuple[tuple[int, int], ...]] = Ghost(())
     notifier_starts: Ghost[int] = Ghost(0)
     notifier_ends: Ghost[int] = Ghost(0)
     retries: Ghost[int] = Ghost(0)
@@ -360,6 +379,7 @@ def subscribe(kvm: Kvm, host: Any) -> None:
     """
     host.ref_hooks.append(lambda page, owner, delta: ref_changed(kvm, host, page, owner, delta))
     host.ad_hooks.append(lambda page, what: ad_set(kvm, page, what))
+    host.pte_hooks.append(lambda pte, val: pte_seen(kvm, pte, val))
     host.free_hooks.append(lambda page: page_freed(kvm, page))
 
 
@@ -471,6 +491,8 @@ def owner_begin(owner: str) -> None:
     if led is not None:
         part = led.part(owner)
         part.active = part.active | {owner}
+        if part.looked:
+            part.looked = ()
 
 
 def owner_end(owner: str) -> None:
@@ -479,6 +501,8 @@ def owner_end(owner: str) -> None:
     if led is not None:
         part = led.part(owner)
         part.active = part.active - {owner}
+        if part.looked:
+            part.looked = ()  # what the operation saw: dead now, must not split states
         check_owner_leaks(led, owner)
 
 
@@ -600,23 +624,13 @@ def refcount_zero_heads(host: Any) -> frozenset[int]:
     )
 
 
-def foreign_epoch(led: KvmLedger, owner: str, hva: int, epoch: Any = None) -> int:
-    """How many invalidations of ``hva`` began so far that ``owner``'s thread did not run
-    itself (an origin records it at the lookup; a later one that differs is stale). A
-    fault that copies a page on write invalidates the hva inside its own lookup, before
-    the page-table read that gives its pfn: that cannot make the pfn stale."""
-    ep = led.epoch if epoch is None else epoch
-    return tget(ep, hva) - tget(led.part(owner).invals, hva)
-
-
 def _stale(kvm: Kvm, sp: Any, epoch: Any, active: Any) -> str:
     val = sp.__dict__["spte"]
     origin = sp.__dict__["origin"]
     if val is None or origin is None:
         return ""
-    led = kvm.ledger
     for hva, ep in origin[1]:
-        if foreign_epoch(led, origin[0], hva, epoch) != ep and tget(active, hva) == 0:
+        if tget(epoch, hva) != ep and tget(active, hva) == 0:
             return (
                 f"{sp.name} maps pfn {val.pfn:#x} (installed by {origin[0]}) but hva "
                 f"{hva:#x} was invalidated after the pfn was looked up"
@@ -624,8 +638,77 @@ def _stale(kvm: Kvm, sp: Any, epoch: Any, active: Any) -> str:
     return ""
 
 
+def pte_seen(kvm: Kvm, pte: Any, val: Any) -> None:
+    """The host's hook: the running thread read ``val`` from page-table entry ``pte``. A
+    vCPU inside an operation records, for every hva the entry maps, the pfn it saw there
+    and the hva's epoch before the invalidations that may still change it, between their
+    start and the call of their end (``changing``) (``OwnerLedger.looked``)."""
+    from pfnlab.mm.vma import PteVal
+
+    if not isinstance(val, PteVal):
+        return
+    led = kvm.ledger
+    part = led.parts.get(current_thread() or "")
+    if part is None or not part.active:
+        return
+    epoch, changing = led.epoch, led.changing
+    seen = {(h, p): e for h, p, e in part.looked}
+    for i in range(pte.npages if val.huge else 1):
+        h = pte.hva + i
+        # an invalidation between its start and the call of its end may still change the
+        # entry without telling KVM again: the pfn is derived from before it. Which side
+        # of that call this read is on decides the epoch: the read depends on it
+        n = tget(changing, h)
+        if n:
+            depends_on(led, "changing")
+        seen[(h, val.pfn + i)] = tget(epoch, h) - n
+    looked = tuple(sorted((h, p, e) for (h, p), e in seen.items()))
+    if looked != part.looked:
+        part.looked = looked
+
+
+def spte_written(sp: Any, old: Any, new: Any) -> None:
+    """The hook of ``Spte.spte`` (kvm.py): a model thread wrote ``new`` over ``old``.
+
+    A zap forgets the origin. A present value gets its origin from what the writing
+    thread's operation saw (``OwnerLedger.looked``) for the hvas the SPTE maps, and is
+    checked as installed (:func:`spte_installed`); a write that keeps the pfn by a thread
+    that saw none of it (write protection, A/D harvesting) keeps the origin it had."""
+    ctx = context()
+    kvm = getattr(ctx, "kvm", None) if ctx is not None else None
+    if kvm is None:
+        return
+    if new is None:
+        if sp.__dict__["origin"] is not None:
+            sp.origin = None
+        return
+    led = kvm.ledger
+    who = current_thread() or ""
+    part = led.parts.get(who)
+    looked = part.looked if part is not None else ()
+    slot = next((s for s in kvm.__dict__["memslots"] if s.id == sp.slot_id), None)
+    n = kvm.pages_per_hpage(sp.level)
+    base = sp.gfn & ~(n - 1)
+    seen = {(h, p): e for h, p, e in looked}
+    entries = []
+    if slot is not None:
+        for i in range(n):
+            if not slot.contains(base + i):
+                continue
+            h = slot.gfn_to_hva(base + i)
+            e = seen.get((h, new.pfn + i))
+            if e is not None:
+                entries.append((h, e))
+    if not entries and old is not None and old.pfn == new.pfn:
+        return  # the same translation, not derived again: its origin stands
+    owners = sorted(part.active) if part is not None else []
+    sp.origin = (owners[0] if len(owners) == 1 else who, tuple(entries))
+    spte_installed(kvm, sp)
+
+
 def spte_installed(kvm: Kvm, sp: Any) -> None:
-    """``mmu_set_spte`` just installed ``sp``: I4 if its origin is stale, I5 if freed.
+    """An SPTE was just installed in ``sp`` (:func:`spte_written`): I4 if its origin is
+    stale, I5 if its page is freed, I11 if writable on a read-only mapping.
 
     Runs in the step that wrote the SPTE (under mmu_lock). An ``invalidate_range_start``
     bumps ``epoch`` and ``inval_active`` together outside mmu_lock, in a step not ordered
@@ -638,8 +721,7 @@ def spte_installed(kvm: Kvm, sp: Any) -> None:
     led = kvm.ledger
     origin = sp.__dict__["origin"]
     epoch = led.epoch
-    if origin is not None and any(foreign_epoch(led, origin[0], h, epoch) != ep
-                                  for h, ep in origin[1]):
+    if origin is not None and any(tget(epoch, h) != ep for h, ep in origin[1]):
         depends_on(led, "epoch")
         depends_on(led, "inval_active")
     why = _stale(kvm, sp, epoch, led.inval_active)
@@ -714,14 +796,6 @@ def page_freed(kvm: Kvm, page: Any) -> None:
                     f"{owner} kvm_vcpu_map of gfn {gfn:#x} refers to pfn {pfn:#x} but {why}")
 
 
-def origin_snapshot(kvm: Kvm, hvas: Iterable[int], owner: str) -> tuple[str, tuple[Any, ...]]:
-    """The origin of a pfn looked up now: the owner and the current epoch of ``hvas``
-    (:func:`foreign_epoch`: not counting the owner's own invalidations)."""
-    led = kvm.ledger
-    # the fault keeps it until the SPTE install checks it (I4): part of its thread's state
-    return keep((owner, tuple((h, foreign_epoch(led, owner, h)) for h in hvas)))
-
-
 # ------------------------------------------------------------------ checks
 # Checks read state with plain attribute reads: inside a check the engine records every
 # Field and Ghost read, and re-evaluates the check when a step (or a ghost update) changes it.
@@ -750,7 +824,7 @@ def check_no_stale_spte(kvm: Kvm) -> str | None:
         if val is None or origin is None:
             continue
         for hva, ep in origin[1]:
-            if foreign_epoch(led, origin[0], hva, epoch) != ep and tget(active, hva) == 0:
+            if tget(epoch, hva) != ep and tget(active, hva) == 0:
                 return (
                     f"{sp.name} maps pfn {val.pfn:#x} (installed by {origin[0]}) but hva "
                     f"{hva:#x} was invalidated after the pfn was looked up"

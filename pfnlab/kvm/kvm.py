@@ -26,9 +26,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pfnlab.explore import Field, Ghost, Guarded, Lock, Shared, Stable, current_thread
+from pfnlab.explore import Field, Ghost, Guarded, Lock, Shared, Stable
 from pfnlab.kvm import ghost
 from pfnlab.kvm.ghost import KvmLedger, tadd
+from pfnlab.kvm.sptefield import SpteField
 
 PT_PAGE_TABLE_LEVEL = 1
 PT_DIRECTORY_LEVEL = 2
@@ -84,7 +85,7 @@ class Spte(Shared):
     """One SPTE (and its rmap entry) for ``gfn`` at ``level``; ``spte`` is None if not present."""
 
     # every access holds mmu_lock (checked at each one): part of the critical section's step
-    spte: Guarded[SpteVal | None] = Guarded(None, by="mmu_lock")
+    spte: Guarded[SpteVal | None] = SpteField(None, by="mmu_lock")
     #: ledger: ``(owner, ((hva, epoch), ...))`` of the installed value (see ghost.py)
     origin: Ghost[tuple[str, tuple[tuple[int, int], ...]] | None] = Ghost(None)
 
@@ -178,19 +179,13 @@ class Kvm(Shared):
         from pfnlab.kvm.notifier import kvm_mmu_notifier_invalidate_range_start
 
         led = self.ledger
-        ep, act, br = led.epoch, led.inval_active, led.bracket
+        ep, act, br, ch = led.epoch, led.inval_active, led.bracket, led.changing
         for h in range(start, end):
             ep = tadd(ep, h, 1)
             act = tadd(act, h, 1)
             br = tadd(br, h, 1)
-        led.epoch, led.inval_active, led.bracket = ep, act, br
-        who = current_thread()
-        if who is not None:  # the invalidations a thread runs itself (ghost.foreign_epoch)
-            part = led.part(who)
-            own = part.invals
-            for h in range(start, end):
-                own = tadd(own, h, 1)
-            part.invals = own
+            ch = tadd(ch, h, 1)
+        led.epoch, led.inval_active, led.bracket, led.changing = ep, act, br, ch
         led.notifier_starts = led.notifier_starts + 1
         kvm_mmu_notifier_invalidate_range_start(self, start, end)
         act = led.inval_active
@@ -205,6 +200,10 @@ class Kvm(Shared):
 
         led = self.ledger
         led.notifier_ends = led.notifier_ends + 1
+        ch = led.changing
+        for h in range(start, end):
+            ch = tadd(ch, h, -1)
+        led.changing = ch  # the primary MMU has changed its entries: it calls the end
         kvm_mmu_notifier_invalidate_range_end(self, start, end)
         br = led.bracket
         for h in range(start, end):

@@ -20,7 +20,6 @@ from pfnlab.model.kfunc import kfunc
 def mmu_spte_clear_track_bits(kvm: Kvm, sptep: Spte) -> bool:
     """arch/x86/kvm/mmu.c v5.4: clear the SPTE; WARN on a zero page_count; propagate A/D."""
     old: SpteVal | None = atomic(sptep, "spte", lambda v: (None, v))
-    sptep.origin = None
     if old is None:
         return False
     pfn = old.pfn
@@ -88,7 +87,6 @@ def mmu_set_spte(
     pfn: int,
     speculative: bool,
     host_writable: bool,
-    origin: tuple[str, tuple[tuple[int, int], ...]],
 ) -> int:
     """arch/x86/kvm/mmu.c v5.4: drop a present SPTE of another pfn, then set_spte.
 
@@ -107,8 +105,6 @@ def mmu_set_spte(
         mmu_spte_update(kvm, sptep, new)
     else:
         sptep.spte = new
-    sptep.origin = origin
-    ghost.spte_installed(kvm, sptep)
     return 0
 
 

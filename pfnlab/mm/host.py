@@ -130,6 +130,9 @@ class Host:
         #: ghost callbacks ``hook(page, what)`` run right before ``SetPageDirty`` or
         #: ``mark_page_accessed`` (``what``) sets a bit on ``page``
         self.ad_hooks: list[Callable[[Page, str], None]] = []
+        #: ghost callbacks ``hook(pte, value)`` run right after a model thread read a page
+        #: table entry (:class:`~pfnlab.mm.vma.PteField`)
+        self.pte_hooks: list[Callable[[Any, Any], None]] = []
         #: the owners of the host's own references (pfnlab.mm.owners): not a client's
         self.host_owners: set[str] = set(HOST_OWNERS)
         self.regions: list[Region] = []
@@ -185,14 +188,14 @@ class Host:
 
     def _ptes(self, start: int, vals: list[PteVal | None]) -> None:
         for i, v in enumerate(vals):
-            pte = Pte(f"pte:{self.mm.name}@{start + i:#x}")
+            pte = Pte(f"pte:{self.mm.name}@{start + i:#x}", start + i)
             pte.val = v
             self.mm.ptes[start + i] = pte
 
     def _pmds(self, start: int, n: int, vals: list[Any]) -> None:
         for i in range(n // self.pmd_pages):
             hva = start + i * self.pmd_pages
-            pmd = Pte(f"pmd:{self.mm.name}@{hva:#x}")
+            pmd = Pte(f"pmd:{self.mm.name}@{hva:#x}", hva, self.pmd_pages)
             pmd.val = vals[i]
             self.mm.pmds[hva // self.pmd_pages] = pmd
 

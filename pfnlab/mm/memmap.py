@@ -154,6 +154,15 @@ def run_ref_hooks(page: Page, owner: str, delta: int) -> None:
         hook(page, owner, delta)
 
 
+def run_pte_hooks(pte: Any, value: Any) -> None:
+    """Ledger (no steps): run the host's ``pte_hooks`` after a model thread read ``value``
+    from page-table entry ``pte`` (:class:`~pfnlab.mm.vma.PteField`)."""
+    ctx = context()
+    h = getattr(ctx, "host", None) if ctx is not None else None
+    for hook in getattr(h, "pte_hooks", ()):
+        hook(pte, value)
+
+
 def run_ad_hooks(page: Page, what: str) -> None:
     """Ledger (no steps): run the host's ``ad_hooks`` before ``what`` (``SetPageDirty``,
     ``mark_page_accessed``) sets a bit on ``page``."""

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from pfnlab.explore import Field, Lock, Shared, Srcu, Stable, atomic, wait_until
+from pfnlab.mm.ptefield import PteField
 from pfnlab.model.kfunc import kfunc
 
 VM_WRITE = 0x2
@@ -43,9 +44,15 @@ class PteVal(NamedTuple):
 
 
 class Pte(Shared):
-    """One page-table entry (PTE, or a PMD for ``mm.pmds``)."""
+    """One page-table entry (PTE, or a PMD for ``mm.pmds``): it maps the ``npages`` hvas
+    from ``hva`` (a PMD: ``mm.pmd_pages``)."""
 
-    val: Field[Any] = Field(None)
+    val: Field[Any] = PteField(None)
+
+    def __init__(self, name: str, hva: int = 0, npages: int = 1) -> None:
+        super().__init__(name)
+        self.hva = hva
+        self.npages = npages
 
 
 class RwSem(Shared):

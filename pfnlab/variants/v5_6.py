@@ -19,7 +19,6 @@ from pfnlab.kvm.fault import (
     RET_PF_ERROR,
     RET_PF_RETRY,
     __direct_map,
-    fault_origin,
     try_async_pf,
 )
 from pfnlab.kvm.hva import gfn_to_memslot
@@ -77,7 +76,6 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
     slot = gfn_to_memslot(kvm.memslots, gfn)
     max_level = max_mapping_level(vcpu, slot, gfn)
     mmu_seq = kvm.mmu_notifier_seq
-    origin = fault_origin(vcpu, slot, gfn, owner)
     pfn, map_writable = try_async_pf(vcpu, slot, gfn, write, owner)
     if is_error_pfn(pfn):
         return RET_PF_ERROR
@@ -87,7 +85,7 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
     kvm.mmu_lock.acquire()
     if not mmu_notifier_retry(kvm, mmu_seq):
         level, map_pfn = kvm_mmu_hugepage_adjust(vcpu, slot, gfn, max_level, pfn)
-        r = __direct_map(vcpu, slot, gfn, write, map_writable, level, map_pfn, origin)
+        r = __direct_map(vcpu, slot, gfn, write, map_writable, level, map_pfn)
     kvm.mmu_lock.release()
     kvm_release_pfn_clean(pfn, owner)
     return r

@@ -30,7 +30,6 @@ from pfnlab.kvm.fault import (
     RET_PF_ERROR,
     RET_PF_RETRY,
     __direct_map,
-    fault_origin,
     try_async_pf,
 )
 from pfnlab.kvm.hva import EFAULT, current_mm, gfn_to_memslot
@@ -173,7 +172,6 @@ def mmu_spte_clear_track_bits(kvm: Kvm, sptep: Spte) -> bool:
     from pfnlab.kvm.pfn import kvm_set_pfn_dirty as set_dirty
 
     old: SpteVal | None = atomic(sptep, "spte", lambda v: (None, v))
-    sptep.origin = None
     if old is None:
         return False
     pfn = old.pfn
@@ -214,7 +212,6 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
     slot = gfn_to_memslot(kvm.memslots, gfn)
     max_level = max_mapping_level(vcpu, slot, gfn)
     mmu_seq = kvm.mmu_notifier_seq
-    origin = fault_origin(vcpu, slot, gfn, owner)
     pfn, map_writable = try_async_pf(vcpu, slot, gfn, write, owner)
     if is_error_pfn(pfn):
         return RET_PF_ERROR
@@ -224,7 +221,7 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
     kvm.mmu_lock.acquire()
     if not mmu_notifier_retry(kvm, mmu_seq):  # is_page_fault_stale
         level, pfn = hugepage_adjust(vcpu, slot, gfn, max_level, pfn)
-        r = __direct_map(vcpu, slot, gfn, write, map_writable, level, pfn, origin)
+        r = __direct_map(vcpu, slot, gfn, write, map_writable, level, pfn)
     kvm.mmu_lock.release()
     from pfnlab.kvm.pfn import kvm_release_pfn_clean as release
 

@@ -25,7 +25,6 @@ from pfnlab.kvm.fault import (
     RET_PF_ERROR,
     RET_PF_RETRY,
     __direct_map,
-    fault_origin,
 )
 from pfnlab.kvm.hva import (
     EFAULT,
@@ -125,7 +124,6 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
     slot = gfn_to_memslot(kvm.memslots, gfn)
     max_level = max_mapping_level(vcpu, slot, gfn)
     mmu_seq = kvm.mmu_notifier_seq
-    origin = fault_origin(vcpu, slot, gfn, owner)
     pfn, map_writable, page = kvm_follow_pfn(slot, gfn, write, True, owner, False)
     if is_error_pfn(pfn):
         return RET_PF_ERROR
@@ -135,7 +133,7 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
     kvm.mmu_lock.acquire()
     if not mmu_notifier_retry(kvm, mmu_seq):
         level, pfn = kvm_mmu_hugepage_adjust(vcpu, slot, gfn, max_level, pfn)
-        r = __direct_map(vcpu, slot, gfn, write, map_writable, level, pfn, origin)
+        r = __direct_map(vcpu, slot, gfn, write, map_writable, level, pfn)
     kvm_release_faultin_page(kvm, page, r == RET_PF_RETRY, map_writable, owner)
     kvm.mmu_lock.release()
     return r
@@ -144,7 +142,6 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
 def mmu_spte_clear_track_bits(kvm: Kvm, sptep: Spte) -> bool:
     """arch/x86/kvm/mmu/mmu.c v6.13: clear the SPTE, update stats; no struct page access."""
     old: SpteVal | None = atomic(sptep, "spte", lambda v: (None, v))
-    sptep.origin = None
     return old is not None
 
 

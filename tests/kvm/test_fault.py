@@ -2,7 +2,7 @@
 
 import pytest
 
-from pfnlab.explore import ModelViolation
+from pfnlab.explore import Execution, Instance, ModelViolation, Program
 from pfnlab.kvm import (
     RET_PF_FIXED,
     ghost,
@@ -115,10 +115,23 @@ def test_invalidation_zaps_and_forces_retry(setup):
 
 
 def test_stale_spte_is_detected(setup):
-    s = setup("v5.4", "anon")
-    kvm = s.kvm
-    vcpu_fault(s.vcpus[0], 0)
-    hva = s.region.start
+    """The SPTE's origin is what the vCPU's gup saw in the page table, recorded by the
+    PTE and SPTE fields themselves: inside an execution, where a thread reads and writes."""
+    made = []
+
+    def build():
+        s = setup("v5.4", "anon")
+        made.append(s)
+        return Instance(threads={"vcpu0": lambda: vcpu_fault(s.vcpus[0], 0)})
+
+    ex = Execution(Program("stale-spte", build))
+    while ex.enabled():
+        ex.step(ex.enabled()[0])
+    assert ex.finished and ex.finding is None
+    s = made[0]
+    kvm, hva = s.kvm, s.region.start
+    assert kvm.spte_of(1, 0).origin == ("vcpu0:fault", ((hva, 0),))
+    assert ghost.check_no_stale_spte(kvm) is None
     # an invalidation KVM is told about but that (buggily) zaps nothing
     kvm.ledger.epoch = ghost.tadd(kvm.ledger.epoch, hva, 1)
     assert "invalidated" in ghost.check_no_stale_spte(kvm)
