@@ -154,3 +154,32 @@ def test_ray_workers_agree_with_the_sequential_search() -> None:
         import ray as ray_module
 
         ray_module.shutdown()
+
+
+def test_a_worker_keeps_its_execution_from_task_to_task(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker restores its one execution to the initial state for each task, so the
+    step memo and the rebuilt threads carry over (a fresh execution per task made two
+    workers slower than one): fewer executions made than subtrees explored, and the same
+    findings as the sequential search."""
+    import re
+
+    from pfnlab.explore.search import dpor
+
+    made = []
+
+    class Counted(dpor.Execution):
+        def __init__(self, *a: object, **kw: object) -> None:
+            made.append(1)
+            super().__init__(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dpor, "Execution", Counted)
+    prog = SCENARIOS["devdax-unbind"].program(VARIANTS["v5.3"], vcpus=2)
+    par = explore_parallel(prog, Budget(), InProcess(2, 0), stop_first=False, depth=4)
+    seq = explore_dpor(SCENARIOS["devdax-unbind"].program(VARIANTS["v5.3"], vcpus=2),
+                       stop_first=False)
+    assert {(f.kind, f.prop, f.message) for f in par.findings} == \
+        {(f.kind, f.prop, f.message) for f in seq.findings}
+    m = re.search(r"(\d+) subtrees", par.coverage)
+    assert m is not None and int(m.group(1)) > len(made) > 0, (par.coverage, len(made))
+    assert par.stats.memoised > 0

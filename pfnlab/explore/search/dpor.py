@@ -60,6 +60,7 @@ from pfnlab.explore.search.common import (
 )
 from pfnlab.explore.shared import ALL_FIELDS
 from pfnlab.explore.snapshot import Checkpoint
+from pfnlab.explore.stable import promotions
 
 _Summary = frozenset[tuple[int, int, str, bool]]
 
@@ -143,6 +144,7 @@ class SourceDpor:
         memo: bool = True,
         task: Any = None,
         caches: dict[frozenset[tuple[int, str]], dict[int, _Entry]] | None = None,
+        pool: dict[Any, Any] | None = None,
     ) -> None:
         self.program = program
         #: a subtree of a parallel search (parallel.py: a ``Task``): its ``prefix`` is
@@ -162,6 +164,9 @@ class SourceDpor:
         #: set of visible fields (a summary is only valid for the visibility it was explored
         #: with); None: this search's own table
         self.caches = caches
+        #: a worker's execution kept from task to task (with its root checkpoint), so
+        #: that its step memo carries over (tasks.py); None: a fresh one per task
+        self.pool = pool
         self.snapshots = snapshots
         #: memoised step outcomes (stepmemo.py) rest on the premise state caching rests on
         #: (a thread's state is its history key): with caching only
@@ -264,8 +269,7 @@ class SourceDpor:
         """A parallel task: replay the prefix, freeze its nodes, explore below it."""
         task = self.task
         fps: list[Footprint] = []
-        ex = self.r.execution(list(task.prefix), visible=self.visible, observed=self.observed,
-                              snapshots=self.snapshots, memo=self.memo, footprints=fps)
+        ex = self._task_execution(list(task.prefix), fps)
         self.nthreads = n = len(ex.threads)
         self.stats.caching = self.cache_on and ex.hashable
         tclock = tuple(tuple(0 for _ in range(n)) for _ in range(n))
@@ -295,6 +299,41 @@ class SourceDpor:
         self.stack.append(root)
         self.ex, self.ex_depth = ex, self.nfrozen
         return self._loop(clock)
+
+    def _task_execution(self, prefix: list[int], fps: list[Footprint]) -> Execution:
+        """The execution at the end of a task's ``prefix`` (its steps' footprints go to
+        ``fps``): the worker's kept one, restored to its initial state and stepped along
+        the prefix, when it was made for the same visible fields and promotions (its memo
+        and rebuilt threads carry over; restoring gives the state a re-execution gives,
+        snapshot.py); else a re-execution, kept for the next task."""
+        pool = self.pool
+        key = (frozenset(self.visible), promotions(self.program))
+        got = pool.get(key) if pool is not None else None
+        if got is None or got[0].program is not self.program or not got[0].snapshots_ok():
+            # (a Ray task brings its own unpickled copy of the program, whose promotions
+            # are its own: an execution of another copy would take other steps)
+            # as replay_tids makes it: checks off along the prefix (they ran when the
+            # coordinator found it), on from its end
+            ex = Execution(self.program, check_invariants=False, goals_reached=self.r.goals,
+                           max_steps=self.budget.max_steps, visible=self.visible,
+                           observed=self.observed, snapshots=self.snapshots, memo=self.memo)
+            if pool is not None and ex.snapshots_ok() and ex.finding is None:
+                for old, _cp in pool.values():
+                    old.close()
+                pool.clear()
+                pool[key] = (ex, ex.checkpoint())
+        else:
+            ex, root = got
+            ex.restore(root)
+            # this task's search: its goals, the fields its checks read
+            ex.goals_reached, ex.observed, ex.visible = self.r.goals, self.observed, \
+                self.visible
+            ex.check_on = False
+        self.r.goal_names = [g.name for g in ex.instance.goals]
+        for tid in prefix:
+            fps.append(ex.step(tid))
+        ex.enable_checks()
+        return ex
 
     def _fresh(self) -> Execution:
         return self.r.execution([], visible=self.visible, observed=self.observed,

@@ -77,6 +77,9 @@ class TaskResult:
 #: a worker's visited states, kept from task to task of one round of one search (then per
 #: visibility, in SourceDpor)
 _CACHES: dict[str, dict[Any, Any]] = {}
+#: a worker's execution, kept from task to task of one search with its initial checkpoint
+#: (SourceDpor._task_execution): its step memo carries over
+_POOLS: dict[str, dict[Any, Any]] = {}
 
 
 def run_task(program: Program, task: Task) -> TaskResult:
@@ -85,12 +88,17 @@ def run_task(program: Program, task: Task) -> TaskResult:
     key = f"{task.search}/{task.worker}"
     if not any(k.startswith(task.search + "/") for k in _CACHES):
         _CACHES.clear()  # another search: the old tables are no use (and unsound to use)
+        for pool in _POOLS.values():  # nor its executions (another program's objects)
+            for ex, _cp in pool.values():
+                ex.close()
+        _POOLS.clear()
     caches = _CACHES.setdefault(key, {})
+    pool = _POOLS.setdefault(key, {})
     table = caches.setdefault(task.visible, {})
     merge_entries(table, task.entries)
     dpor = SourceDpor(program, task.budget, stop_first=task.stop_first,
                       collect_final_states=task.collect, cache=task.cache, task=task,
-                      caches=caches)
+                      caches=caches, pool=pool)
     res = dpor.run()
     assert dpor.inserted is not None and dpor.completed is not None
     entries = []
