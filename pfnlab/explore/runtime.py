@@ -1252,6 +1252,7 @@ class Execution(Checking, Snapshots, StepMemo):
             t.op = None
             t.key = _DONE
             t.reads = ()
+            t.value = False
             return
         t.op = nxt
         if nxt.kind == WAIT:
@@ -1259,8 +1260,11 @@ class Execution(Checking, Snapshots, StepMemo):
             t.value = ok
             t.reads = tuple((i, f, False) for i, f in sorted(reads))
             self._watch(t, reads)
-        elif nxt.kind == ACQUIRE:
-            t.value = nxt.obj.__dict__.get("owner") is None
+        else:
+            # what an earlier attempt left is no part of the thread's state (a step from
+            # the same state must leave the same bookkeeping: stepmemo.py)
+            t.reads = ()
+            t.value = nxt.kind != ACQUIRE or nxt.obj.__dict__.get("owner") is None
 
     def _where(self, at: str) -> None:
         """Record where in the model code the halting finding was raised (``details``)."""

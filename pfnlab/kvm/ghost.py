@@ -668,7 +668,7 @@ def pte_seen(kvm: Kvm, pte: Any, val: Any) -> None:
 
 
 def spte_written(sp: Any, old: Any, new: Any) -> None:
-    """The hook of ``Spte.spte`` (kvm.py): a model thread wrote ``new`` over ``old``.
+    """The hook of ``Spte.spte`` (sptefield.py): a model thread wrote ``new`` over ``old``.
 
     A zap forgets the origin. A present value gets its origin from what the writing
     thread's operation saw (``OwnerLedger.looked``) for the hvas the SPTE maps, and is

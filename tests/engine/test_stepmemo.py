@@ -27,7 +27,7 @@ from pfnlab.explore.search.dpor import SourceDpor
 from pfnlab.model.scenario import SCENARIOS
 from pfnlab.model.variant import get_variant
 from tests.engine.oracle import typed_final_states
-from tests.engine.programs import WIDE, wide_program, wide_source
+from tests.engine.programs import WIDE, WideSpec, wide_program, wide_source
 from tests.engine.test_differential import wide_specs
 from tests.engine.test_snapshots import VerifyingDpor
 
@@ -144,3 +144,36 @@ def test_the_memo_is_off_without_state_caching() -> None:
     st = SourceDpor(_racing(), Budget(), stop_first=False, cache=False).run().stats
     assert st.memoised == 0
     assert SourceDpor(_racing(), Budget(), stop_first=False).run().stats.memoised > 0
+
+
+LEFTOVERS = [
+    # a thread that once failed to take the lock kept that attempt's read set after taking
+    # it later (found by the verifying search in CI)
+    WideSpec(threads=((("r", 0), ("cs", 0, (("r", 0),)), ("r", 0), ("r", 0), ("r", 0)),
+                      (("cs", 0, (("r", 0),)), ("r", 0))),
+             inits=(0,), nlocks=1, invariants=(), goals=(),
+             finals=(("and", (("held", 0, None),)),)),
+    # a finished thread kept its last attempt's result (found by a longer verifying run)
+    WideSpec(threads=((("cs", 0, (("inc", 0),)),
+                       ("wait", ("or", (("held", 0, "t1"), ("p", 0, ">=", 2),
+                                        ("not", ("owner", 0, "t0"))))),
+                       ("if", False, (("w", 0, -1), ("inc", 0))), ("cs", 0, (("r", 0),))),
+                      (("wcmp", 0, -2), ("acq", 0), ("fail", -2))),
+             inits=(0,), nlocks=1, invariants=(),
+             goals=((("and", (("not", ("p", 0, "is", True)), ("freed", "x0"))), False),
+                    (("and", (("n", 2),)), False)),
+             finals=(("or", (("v", 0, "is", True),)),
+                     ("and", (("freed", "L0"), ("p", 0, "is", False),
+                              ("not", ("v", 0, "<=", 0)))))),
+]
+
+
+@pytest.mark.parametrize("spec", LEFTOVERS)
+def test_a_step_leaves_the_bookkeeping_a_re_execution_does(spec: WideSpec) -> None:
+    """What an earlier lock or wait attempt left in a thread's bookkeeping (its read set,
+    its result) was kept after the thread moved on or finished, so a memoised step
+    (recorded from a history without that attempt) left something else than the real
+    step. It is reset when the thread moves on: equal keys give equal bookkeeping."""
+    VerifyingDpor.checked = 0
+    res = VerifyingDpor(wide_program(spec), Budget(executions=400), stop_first=False).run()
+    assert VerifyingDpor.checked > 10 and res.stats.memoised > 0
