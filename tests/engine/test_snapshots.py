@@ -24,6 +24,7 @@ from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.search import Budget
 from pfnlab.explore.search.common import replay_tids
 from pfnlab.explore.search.dpor import SourceDpor, _Node
+from pfnlab.explore.stable import promotions
 from pfnlab.model.scenario import SCENARIOS
 from pfnlab.model.variant import get_variant
 from tests.engine.oracle import typed_final_state, typed_final_states
@@ -57,6 +58,10 @@ class VerifyingDpor(SourceDpor):
     checked = 0
 
     def _same(self, ex: Execution, what: str) -> None:
+        if promotions(self.program) != self.r.clock.promotions:
+            # a step of this round promoted a stable field: the round's executions took the
+            # old steps and it starts again (a re-execution would take the new ones)
+            return
         ref = replay_tids(self.program, list(ex.schedule), visible=self.visible,
                           observed=set(self.observed))
         mine, theirs = view(ex), view(ref)
@@ -119,6 +124,7 @@ def test_checkpoints_change_no_result(spec: WideSpec) -> None:
     ("v5.4", "vcpu-map-vs-unbind", {}),
     ("v5.4", "two-vcpu-same-gfn", {}),
     ("dan-early-put", "thp-split", {}),
+    ("v6.0", "dirty-log-collapse", {}),
 ])
 def test_restored_model_states_are_the_re_executed_ones(
         variant: str, scenario: str, sizes: dict[str, int]) -> None:
