@@ -131,7 +131,7 @@ class Host:
         #: ``mark_page_accessed`` (``what``) sets a bit on ``page``
         self.ad_hooks: list[Callable[[Page, str], None]] = []
         #: ghost callbacks ``hook(pte, value)`` run right after a model thread read a page
-        #: table entry (:class:`~pfnlab.mm.vma.PteField`)
+        #: table entry (:class:`~pfnlab.mm.ptefield.PteField`)
         self.pte_hooks: list[Callable[[Any, Any], None]] = []
         #: the owners of the host's own references (pfnlab.mm.owners): not a client's
         self.host_owners: set[str] = set(HOST_OWNERS)

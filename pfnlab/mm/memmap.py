@@ -156,7 +156,7 @@ def run_ref_hooks(page: Page, owner: str, delta: int) -> None:
 
 def run_pte_hooks(pte: Any, value: Any) -> None:
     """Ledger (no steps): run the host's ``pte_hooks`` after a model thread read ``value``
-    from page-table entry ``pte`` (:class:`~pfnlab.mm.vma.PteField`)."""
+    from page-table entry ``pte`` (:class:`~pfnlab.mm.ptefield.PteField`)."""
     ctx = context()
     h = getattr(ctx, "host", None) if ctx is not None else None
     for hook in getattr(h, "pte_hooks", ()):

@@ -10,6 +10,7 @@ from typing import Any
 
 from pfnlab.explore import Field, Shared, current_thread
 from pfnlab.explore.runtime import hide_from_traces
+from pfnlab.mm.memmap import run_pte_hooks
 
 
 class PteField(Field[Any]):
@@ -23,8 +24,6 @@ class PteField(Field[Any]):
     def _load(self, rt: Any, obj: Shared) -> Any:
         value = rt.read(obj, self.name)
         if current_thread() is not None:
-            from pfnlab.mm.memmap import run_pte_hooks
-
             run_pte_hooks(obj, value)
         return value
 
