@@ -16,15 +16,14 @@ so KVM's ``change_pte`` finds nothing to change.
 
 from __future__ import annotations
 
-from pfnlab.mm.memmap import pfn_to_page
-from pfnlab.mm.migrate import EAGAIN, EFAULT, EINVAL
+from pfnlab.mm.migrate import EAGAIN, EFAULT, EINVAL, anon_page_at
 from pfnlab.mm.notifier import (
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_start,
 )
 from pfnlab.mm.owners import KSM, MAPPING
 from pfnlab.mm.page import Page, get_page, get_page_unless_zero, page_count, put_page
-from pfnlab.mm.vma import Mm, PteVal, Vma, find_extend_vma
+from pfnlab.mm.vma import Mm, PteVal, Vma
 from pfnlab.model.kfunc import kfunc
 
 
@@ -93,15 +92,11 @@ def ksm_merge_thread(mm: Mm, hva: int, kpage: Page) -> int:
     """Thread body: ksmd merges the anonymous 4K page mapped at ``hva`` into ``kpage``
     (``cmp_and_merge_page`` with a stable-tree match). Returns 0 (merged), -EAGAIN (the page
     is gone), -EINVAL (not an anonymous 4K page), -EFAULT (pinned, changed, different)."""
-    vma = find_extend_vma(mm, hva)
-    ptep = mm.ptes.get(hva)
-    if vma is None or ptep is None:
-        return EFAULT
-    v = ptep.val
-    if not isinstance(v, PteVal) or v.special or v.devmap or v.huge:
-        return EINVAL
-    page = pfn_to_page(v.pfn)
-    if not page.anon or page.ksm or page.kind is not None:
+    found = anon_page_at(mm, hva)
+    if isinstance(found, int):
+        return found
+    vma, page, _pte = found
+    if page.ksm:  # already merged
         return EINVAL
     if not get_page_unless_zero(page, KSM):  # follow_page(FOLL_GET)
         return EAGAIN

@@ -118,11 +118,11 @@ def unmap_and_move(vma: Vma, hva: int, page: Page, newpage: Page, write: bool) -
     return rc
 
 
-@kfunc
-def migrate_page_thread(mm: Mm, hva: int, pool: PagePool) -> int:
-    """Thread body: migrate the anonymous 4K page mapped at ``hva`` to a page of ``pool``
-    (compaction, NUMA balancing, ``move_pages(2)``): 0, or ``-EAGAIN`` (pinned, or gone),
-    ``-ENOMEM`` (no free page), ``-EINVAL`` (not an anonymous 4K page), ``-EFAULT``."""
+def anon_page_at(mm: Mm, hva: int) -> tuple[Vma, Page, PteVal] | int:
+    """The VMA, the anonymous 4K page mapped at ``hva`` and the PTE read, as migration and
+    KSM look it up (``find_vma`` + ``follow_page``), or the errno: -EFAULT (no VMA or page
+    table there), -EINVAL (not present, not an anonymous 4K page: special, devmap, huge,
+    file-backed)."""
     vma = find_extend_vma(mm, hva)
     ptep = mm.ptes.get(hva)
     if vma is None or ptep is None:
@@ -133,6 +133,18 @@ def migrate_page_thread(mm: Mm, hva: int, pool: PagePool) -> int:
     page = pfn_to_page(v.pfn)
     if not page.anon or page.kind is not None:
         return EINVAL
+    return vma, page, v
+
+
+@kfunc
+def migrate_page_thread(mm: Mm, hva: int, pool: PagePool) -> int:
+    """Thread body: migrate the anonymous 4K page mapped at ``hva`` to a page of ``pool``
+    (compaction, NUMA balancing, ``move_pages(2)``): 0, or ``-EAGAIN`` (pinned, or gone),
+    ``-ENOMEM`` (no free page), ``-EINVAL`` (not an anonymous 4K page), ``-EFAULT``."""
+    found = anon_page_at(mm, hva)
+    if isinstance(found, int):
+        return found
+    vma, page, v = found
     if not get_page_unless_zero(page, MIGRATE):  # isolate_lru_page
         return EAGAIN
     newpage = alloc_page(pool)
