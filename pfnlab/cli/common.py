@@ -16,7 +16,7 @@ import typer
 from pfnlab.api import ModelFile, load_model
 from pfnlab.cli.errors import fail
 from pfnlab.explore.search import STRATEGIES
-from pfnlab.matrix import Options, validate
+from pfnlab.matrix import Options, default_jobs, validate
 from pfnlab.model.scenario import MAX_SIZE, MAX_VCPUS, size_cap
 
 #: the default step limit of one execution (Budget.max_steps)
@@ -48,14 +48,17 @@ MmOpt = Annotated[str | None, typer.Option(
 JobsOpt = Annotated[int, typer.Option(
     "--jobs", "-j", help="Split the DPOR search among this many worker processes (1: one "
     "process; the same findings and verdicts either way).")]
+#: matrix and sweep: how many cells (one check each) run at once; default: the cores
+CellJobsOpt = Annotated[int, typer.Option("--jobs", help="Worker processes.")]
+CELL_JOBS = default_jobs()
 RayOpt = Annotated[str | None, typer.Option(
     "--ray", help="Run the workers as Ray tasks: 'local' for a local Ray instance with "
-    "--jobs CPUs, or the ADDRESS of a running cluster (pip install 'pfnlab[ray]').",
+    "--jobs CPUs, or the ADDRESS of a running cluster (pip install 'pfnlab\\[ray]').",
     metavar="local|ADDRESS")]
 CellsRayOpt = Annotated[str | None, typer.Option(
     "--ray", help="Run the cells (one check each) as Ray tasks: 'local' for a local Ray "
     "instance with --jobs CPUs, or the ADDRESS of a running cluster (pip install "
-    "'pfnlab[ray]'); the model files loaded travel with the tasks.",
+    "'pfnlab\\[ray]'); the model files loaded travel with the tasks.",
     metavar="local|ADDRESS")]
 FullOpt = Annotated[bool, typer.Option(
     "--full", help="Show every step of each trace, not only the kernel-level ones.")]

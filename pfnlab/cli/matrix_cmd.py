@@ -6,7 +6,6 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -15,7 +14,9 @@ from rich.progress import Progress
 from pfnlab.cli import exits
 from pfnlab.cli.app import app
 from pfnlab.cli.common import (
+    CELL_JOBS,
     MAX_STEPS,
+    CellJobsOpt,
     CellsRayOpt,
     ExecOpt,
     FormatOpt,
@@ -47,7 +48,6 @@ from pfnlab.matrix import (
     MatrixInterrupted,
     Options,
     as_json,
-    default_jobs,
     run_matrix,
 )
 from pfnlab.report.table import render_matrix
@@ -109,7 +109,7 @@ def matrix(
     max_steps: StepsOpt = MAX_STEPS,
     strategy: StratOpt = "dpor",
     format: FormatOpt = "text",
-    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.")] = default_jobs(),
+    jobs: CellJobsOpt = CELL_JOBS,
     mm: MmOpt = None,
     model: ModelOpt = None,
     ray: CellsRayOpt = None,

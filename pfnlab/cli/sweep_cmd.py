@@ -13,7 +13,9 @@ import typer
 from pfnlab.cli import exits
 from pfnlab.cli.app import app
 from pfnlab.cli.common import (
+    CELL_JOBS,
     MAX_STEPS,
+    CellJobsOpt,
     CellsRayOpt,
     ExecOpt,
     FormatOpt,
@@ -34,7 +36,7 @@ from pfnlab.cli.common import (
 from pfnlab.cli.errors import guarded
 from pfnlab.cli.matrix_cmd import exit_status, run_cells_cli
 from pfnlab.cli.output import stdout_console
-from pfnlab.matrix import CELL_SECONDS, Options, default_jobs
+from pfnlab.matrix import CELL_SECONDS, Options
 from pfnlab.report.table import render_sweep
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.sweep import SweepOptions, cells_to_run, run_sweep, sweep_json, validate_sweep
@@ -82,7 +84,7 @@ def sweep(
     max_steps: StepsOpt = MAX_STEPS,
     strategy: StratOpt = "dpor",
     format: FormatOpt = "text",
-    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes.")] = default_jobs(),
+    jobs: CellJobsOpt = CELL_JOBS,
     model: ModelOpt = None,
     ray: CellsRayOpt = None,
 ) -> None:
