@@ -99,7 +99,7 @@ from pfnlab.kvm.spte import (
     mmu_spte_update,
 )
 from pfnlab.kvm.threads import dirty_log_disable, vcpu_exit, vcpu_fault, vcpu_map_thread, vm_exit
-from pfnlab.kvm.vcpu_map import kvm_vcpu_map, kvm_vcpu_unmap
+from pfnlab.kvm.vcpu_map import HostMap, kvm_vcpu_map, kvm_vcpu_unmap, map_owner, touch_mapping
 
 __all__ = [
     "EFAULT",
@@ -112,6 +112,7 @@ __all__ = [
     "RET_PF_ERROR",
     "RET_PF_FIXED",
     "RET_PF_RETRY",
+    "HostMap",
     "Kvm",
     "Memslot",
     "PfnCache",
@@ -158,6 +159,7 @@ __all__ = [
     "kvm_vcpu_map",
     "kvm_vcpu_unmap",
     "kvm_zap_rmapp",
+    "map_owner",
     "mapping_level",
     "mmu_gfn_lpage_is_disallowed",
     "mmu_notifier_retry",
@@ -167,6 +169,7 @@ __all__ = [
     "pfn_cache_lookup",
     "pfn_cache_publish",
     "tdp_page_fault",
+    "touch_mapping",
     "transparent_hugepage_adjust",
     "try_async_pf",
     "vcpu_exit",

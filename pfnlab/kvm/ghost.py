@@ -381,6 +381,7 @@ def subscribe(kvm: Kvm, host: Any) -> None:
     host.ad_hooks.append(lambda page, what: ad_set(kvm, page, what))
     host.pte_hooks.append(lambda pte, val: pte_seen(kvm, pte, val))
     host.free_hooks.append(lambda page: page_freed(kvm, page))
+    host.map_hooks.append(lambda event, km: kernel_mapped(kvm, host, event, km))
 
 
 def ref_changed(kvm: Kvm, host: Any, page: Any, owner: str, delta: int) -> None:
@@ -542,39 +543,35 @@ def fault_retried() -> None:
         led.retries = led.retries + 1
 
 
-def map_taken(owner: str, gfn: int, pfn: int) -> None:
-    """kvm_vcpu_map established a mapping; I5 if the page is already freed.
-
-    I9 is not decided here but at the owner's next touch or unmap: the map is live from
-    this step, so a scenario goal can see it before the missing pin is reported.
-    """
-    ctx = context()
-    kvm = getattr(ctx, "kvm", None) if ctx is not None else None
-    if kvm is None:
+def kernel_mapped(kvm: Kvm, host: Any, event: str, km: Any) -> None:
+    """The host's hook: a kernel mapping (:mod:`pfnlab.mm.kmap`) of ``km.owner`` was made
+    (``map``), used (``access``) or is being torn down (``unmap``). Nothing for the host's
+    own owners. KVM's mappings (``kvm_vcpu_map``) hold no reference of their own: I9
+    checks, at every access and unmap, that the owner holds one on the page."""
+    owner = km.owner
+    if owner in host.host_owners:
         return
     led = kvm.ledger
-    part = led.part(owner)
-    part.maps = part.maps | {(owner, gfn, pfn)}
-    why = freed_reason(pfn, kvm.norefs)
-    if why:
-        _record(led, EV_SPTE_TO_FREED, pfn,
-                f"{owner} kvm_vcpu_map of gfn {gfn:#x} refers to pfn {pfn:#x} but {why}")
-
-
-def map_touched(owner: str) -> None:
-    """The owner accessed its mapped memory: I9 if it holds no reference for a live map."""
-    led = _ledger()
-    if led is not None:
+    entry = (owner, -1 if km.gfn is None else km.gfn, km.pfn)
+    if event == "map":
+        part = led.part(owner)
+        part.maps = part.maps | {entry}
+        why = freed_reason(km.pfn, kvm.norefs)
+        if why:
+            _record(led, EV_SPTE_TO_FREED, km.pfn,
+                    f"{owner} kvm_vcpu_map of {_what(entry)} refers to pfn {km.pfn:#x} "
+                    f"but {why}")
+    elif event == "access":
         check_maps_pinned(led, owner)
-
-
-def map_dropped(owner: str, gfn: int, pfn: int) -> None:
-    """kvm_vcpu_unmap tore the mapping down (before releasing the reference); I9 first."""
-    led = _ledger()
-    if led is not None:
+    else:
         check_maps_pinned(led, owner)
         part = led.part(owner)
-        part.maps = part.maps - {(owner, gfn, pfn)}
+        part.maps = part.maps - {entry}
+
+
+def _what(entry: tuple[str, int, int]) -> str:
+    """``gfn 0x1`` for a mapping of a guest page, else ``pfn 0x104``."""
+    return f"gfn {entry[1]:#x}" if entry[1] >= 0 else f"pfn {entry[2]:#x}"
 
 
 def check_maps_pinned(led: KvmLedger, owner: str) -> None:
@@ -590,8 +587,8 @@ def check_maps_pinned(led: KvmLedger, owner: str) -> None:
         if page is None:
             continue
         if tget(part.refs, (head_pfn(page), o)) <= 0:
-            _record(led, EV_MAP_UNPINNED, pfn,
-                    f"{o} maps gfn {gfn:#x} (pfn {pfn:#x}) without holding a reference")
+            what = f"gfn {gfn:#x} (pfn {pfn:#x})" if gfn >= 0 else f"pfn {pfn:#x}"
+            _record(led, EV_MAP_UNPINNED, pfn, f"{o} maps {what} without holding a reference")
 
 
 # ------------------------------------------------------------------ I4 and I5 where they arise

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from pfnlab import mm
-from pfnlab.kvm import ghost
 from pfnlab.kvm.hva import __gfn_to_pfn_memslot, gfn_to_memslot
 from pfnlab.kvm.kvm import Vcpu
 from pfnlab.kvm.pfn import is_error_noslot_pfn, kvm_release_pfn
@@ -19,18 +18,38 @@ from pfnlab.model.kfunc import kfunc
 
 
 class HostMap(NamedTuple):
-    """``struct kvm_host_map``: page is None when the pfn was memremap()ed (no memmap)."""
+    """``struct kvm_host_map``: page is None when the pfn was memremap()ed (no memmap);
+    ``hva`` is the kernel mapping (``kmap`` or ``memremap``: :mod:`pfnlab.mm.kmap`)."""
 
     gfn: int
     pfn: int
     page: Any
     owner: str
     pinned_page: Any = None   # v6.13: the page kvm_follow_pfn pinned (refcounted_page)
+    hva: mm.KernelMap | None = None
 
 
 def map_owner(vcpu: Vcpu) -> str:
     """The ledger owner of a kvm_vcpu_map reference."""
     return f"{vcpu.name}:map"
+
+
+def map_pfn(pfn: int, owner: str, gfn: int) -> mm.KernelMap:
+    """``kvm_vcpu_map``'s mapping of ``pfn``: ``kmap(pfn_to_page(pfn))`` where the pfn has
+    a memmap, else ``memremap`` (virt/kvm/kvm_main.c v5.4.33, also v6.13)."""
+    if mm.pfn_valid(pfn):
+        return mm.kmap(mm.pfn_to_page(pfn), owner, gfn)
+    return mm.memremap(pfn, owner, gfn)
+
+
+def unmap_pfn(hmap: HostMap) -> None:
+    """``kvm_vcpu_unmap``'s teardown of the mapping: ``kunmap`` or ``memunmap``."""
+    if hmap.hva is None:
+        return
+    if hmap.hva.page is not None:
+        mm.kunmap(hmap.hva)
+    else:
+        mm.memunmap(hmap.hva)
 
 
 @kfunc
@@ -44,24 +63,23 @@ def kvm_vcpu_map(vcpu: Vcpu, gfn: int) -> HostMap | None:
     pfn, _ = __gfn_to_pfn_memslot(slot, gfn, False, True, False, owner)
     if is_error_noslot_pfn(pfn):
         return None
-    page = mm.pfn_to_page(pfn) if mm.pfn_valid(pfn) else None  # kmap, else memremap
-    ghost.map_taken(owner, gfn, pfn)
-    return HostMap(gfn, pfn, page, owner)
+    hva = map_pfn(pfn, owner, gfn)
+    return HostMap(gfn, pfn, hva.page, owner, hva=hva)
 
 
 @kfunc
 def kvm_vcpu_unmap(vcpu: Vcpu, hmap: HostMap, dirty: bool) -> None:
     """virt/kvm/kvm_main.c v5.4.33: kunmap/memunmap, then kvm_release_pfn(pfn, dirty)."""
-    ghost.map_dropped(hmap.owner, hmap.gfn, hmap.pfn)
+    unmap_pfn(hmap)
     kvm_release_pfn(hmap.pfn, dirty, hmap.owner)
 
 
 def touch_mapping(hmap: HostMap) -> None:
-    """The vCPU reads or writes the mapped memory (one access to the page's memory).
+    """The vCPU reads the mapped memory (one access to the page's memory, through
+    ``hmap.hva``: :func:`pfnlab.mm.kmap.mapped_access`).
 
-    Modelled as a read of the page's memory (``Page.data``, a scheduling point): after the
-    memmap (and with it the device's linear map) is gone this is a use-after-free finding.
+    A read of the page's memory (``Page.data``, a scheduling point): after the memmap (and
+    with it the device's linear map) is gone this is a use-after-free finding.
     """
-    if hmap.page is not None:
-        _ = hmap.page.data
-    ghost.map_touched(hmap.owner)
+    if hmap.hva is not None:
+        mm.mapped_access(hmap.hva)

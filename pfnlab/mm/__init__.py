@@ -40,6 +40,7 @@ from pfnlab.mm.gup import (
     vm_normal_page,
 )
 from pfnlab.mm.host import Host, PagePool, Region
+from pfnlab.mm.kmap import KernelMap, kmap, kunmap, mapped_access, memremap, memunmap
 from pfnlab.mm.ksm import ksm_merge_thread, replace_page, try_to_merge_one_page, write_protect_page
 from pfnlab.mm.memmap import (
     Section,
@@ -183,6 +184,7 @@ __all__ = [
     "DaxDevice",
     "DevPagemap",
     "Host",
+    "KernelMap",
     "Mm",
     "Page",
     "PageAnon",
@@ -240,10 +242,15 @@ __all__ = [
     "is_zone_device_page",
     "kill_dax",
     "kill_dev_dax",
+    "kmap",
     "ksm_merge_thread",
+    "kunmap",
     "lookup_address_in_mm",
+    "mapped_access",
     "mark_page_accessed",
+    "memremap",
     "memremap_pages",
+    "memunmap",
     "memunmap_pages",
     "migrate_page_copy",
     "migrate_page_move_mapping",

@@ -133,6 +133,9 @@ class Host:
         #: ghost callbacks ``hook(pte, value)`` run right after a model thread read a page
         #: table entry (:class:`~pfnlab.mm.ptefield.PteField`)
         self.pte_hooks: list[Callable[[Any, Any], None]] = []
+        #: ghost callbacks ``hook(event, kernel_map)`` run (no steps) by ``kmap``,
+        #: ``memremap``, their unmaps and ``mapped_access`` (:mod:`pfnlab.mm.kmap`)
+        self.map_hooks: list[Callable[[str, Any], None]] = []
         #: the owners of the host's own references (pfnlab.mm.owners): not a client's
         self.host_owners: set[str] = set(HOST_OWNERS)
         self.regions: list[Region] = []

@@ -19,7 +19,6 @@ from typing import Any
 
 from pfnlab import Variant, mm, register_variant
 from pfnlab.explore import atomic
-from pfnlab.kvm import ghost
 from pfnlab.kvm.fault import (
     RET_PF_EMULATE,
     RET_PF_ERROR,
@@ -43,7 +42,7 @@ from pfnlab.kvm.pfn import (
     is_error_noslot_pfn,
     is_error_pfn,
 )
-from pfnlab.kvm.vcpu_map import HostMap, map_owner
+from pfnlab.kvm.vcpu_map import HostMap, map_owner, map_pfn, unmap_pfn
 from pfnlab.model.kfunc import kfunc
 from pfnlab.variants.v5_6 import kvm_mmu_hugepage_adjust, max_mapping_level
 
@@ -152,14 +151,13 @@ def kvm_vcpu_map(vcpu: Vcpu, gfn: int) -> HostMap | None:
     pfn, _, pinned = kvm_follow_pfn(slot, gfn, True, False, owner, True)
     if is_error_noslot_pfn(pfn):
         return None
-    page = mm.pfn_to_page(pfn) if mm.pfn_valid(pfn) else None
-    ghost.map_taken(owner, gfn, pfn)
-    return HostMap(gfn, pfn, page, owner, pinned)
+    hva = map_pfn(pfn, owner, gfn)
+    return HostMap(gfn, pfn, hva.page, owner, pinned, hva)
 
 
 def kvm_vcpu_unmap(vcpu: Vcpu, hmap: HostMap, dirty: bool) -> None:
     """virt/kvm/kvm_main.c v6.13: kunmap/memunmap; dirty + unpin_user_page(pinned_page)."""
-    ghost.map_dropped(hmap.owner, hmap.gfn, hmap.pfn)
+    unmap_pfn(hmap)
     page = hmap.pinned_page
     if page is not None:
         if dirty:
