@@ -11,6 +11,9 @@ records mappings by hand and none can forget to.
 
 The ``owner`` and ``gfn`` arguments are the model's attribution, not kernel arguments: who
 holds the mapping (``vcpu0:map``) and, for a guest page, which gfn it maps (for reports).
+
+``pfnlab.mm.memremap`` is the function (kernel/iomem.c), as the kernel names it; the model
+of mm/memremap.c is imported with ``from pfnlab.mm.memremap import ...``.
 """
 
 from __future__ import annotations
