@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -48,6 +49,21 @@ def main() -> None:
 
     interrupt.install()
     try:
-        app(prog_name="pfnlab")
+        app(args=ray_value_optional(sys.argv[1:]), prog_name="pfnlab")
     finally:
         interrupt.shutting_down()
+
+
+def ray_value_optional(argv: list[str]) -> list[str]:
+    """``--ray`` alone means ``--ray local`` (a local Ray instance): where it is the last
+    argument or another option follows it, give it that value (Typer options cannot have
+    an optional value). ``--ray ADDRESS`` and ``--ray=...`` are left as they are, and so is
+    everything after ``--``."""
+    out: list[str] = []
+    for i, a in enumerate(argv):
+        if a == "--":
+            return out + argv[i:]
+        out.append(a)
+        if a == "--ray" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):
+            out.append("local")
+    return out

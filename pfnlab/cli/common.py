@@ -52,14 +52,14 @@ JobsOpt = Annotated[int, typer.Option(
 CellJobsOpt = Annotated[int, typer.Option("--jobs", help="Worker processes.")]
 CELL_JOBS = default_jobs()
 RayOpt = Annotated[str | None, typer.Option(
-    "--ray", help="Run the workers as Ray tasks: 'local' for a local Ray instance with "
-    "--jobs CPUs, or the ADDRESS of a running cluster (pip install 'pfnlab\\[ray]').",
-    metavar="local|ADDRESS")]
+    "--ray", help="Run the workers as Ray tasks: alone (or 'local') a local Ray instance "
+    "with --jobs CPUs, or the ADDRESS of a running cluster (pip install 'pfnlab\\[ray]').",
+    metavar="[local|ADDRESS]")]
 CellsRayOpt = Annotated[str | None, typer.Option(
-    "--ray", help="Run the cells (one check each) as Ray tasks: 'local' for a local Ray "
-    "instance with --jobs CPUs, or the ADDRESS of a running cluster (pip install "
+    "--ray", help="Run the cells (one check each) as Ray tasks: alone (or 'local') a local "
+    "Ray instance with --jobs CPUs, or the ADDRESS of a running cluster (pip install "
     "'pfnlab\\[ray]'); the model files loaded travel with the tasks.",
-    metavar="local|ADDRESS")]
+    metavar="[local|ADDRESS]")]
 FullOpt = Annotated[bool, typer.Option(
     "--full", help="Show every step of each trace, not only the kernel-level ones.")]
 ModelOpt = Annotated[list[str] | None, typer.Option(

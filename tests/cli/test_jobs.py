@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -39,3 +41,35 @@ def test_ray_without_ray_says_how_to_install(without_package: Callable[[str], No
     r = CliRunner().invoke(app, ["check", "v5.4", "devdax-unbind", "--ray", "local"])
     assert r.exit_code == 2
     assert "pip install 'pfnlab[ray]'" in " ".join(r.output.split())
+
+
+@pytest.mark.parametrize(("argv", "parsed"), [
+    (["check", "v5.4", "devdax-unbind", "--ray"],
+     ["check", "v5.4", "devdax-unbind", "--ray", "local"]),
+    (["check", "v5.4", "devdax-unbind", "--ray", "--jobs", "2"],
+     ["check", "v5.4", "devdax-unbind", "--ray", "local", "--jobs", "2"]),
+    (["check", "v5.4", "devdax-unbind", "--ray", "HEAD:6379"],
+     ["check", "v5.4", "devdax-unbind", "--ray", "HEAD:6379"]),
+    (["check", "--ray=local", "v5.4", "devdax-unbind"],
+     ["check", "--ray=local", "v5.4", "devdax-unbind"]),
+    (["check", "v5.4", "--", "--ray"], ["check", "v5.4", "--", "--ray"]),
+])
+def test_ray_alone_means_a_local_instance(argv: list[str], parsed: list[str]) -> None:
+    """Issue 12: ``--ray`` (a local Ray instance) or ``--ray ADDRESS``."""
+    from pfnlab.cli.app import ray_value_optional
+
+    assert ray_value_optional(argv) == parsed
+
+
+def test_ray_alone_on_the_command_line_without_ray_says_how_to_install(tmp_path: Path) -> None:
+    """The console script applies it: bare ``--ray`` reaches the Ray backend (here a
+    Python without Ray, which says how to install it), not a usage error about a value."""
+    import subprocess
+    import sys
+
+    (tmp_path / "ray.py").write_text("raise ImportError('no ray here')\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    r = subprocess.run([sys.executable, "-m", "pfnlab", "check", "v5.4", "devdax-unbind",
+                        "--ray"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "pip install 'pfnlab[ray]'" in " ".join(r.stderr.split())

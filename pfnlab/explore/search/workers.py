@@ -215,8 +215,28 @@ def ray_init(cpus: int | None = None, address: str | None = None) -> Any:
         if address:
             ray.init(address=address, **kw)
         else:
+            _quiet_auth_notice()
             ray.init(num_cpus=cpus or default_workers(), **kw)
     return ray
+
+
+def _quiet_auth_notice() -> None:
+    """Drop Ray's notice that a new local instance has token authentication on (its
+    default, which pfnlab keeps): printed on every run, it says nothing about the check.
+    Ray's other warnings, the one for authentication turned off included, still show."""
+    import logging
+
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _AuthNoticeFilter) for f in logger.filters):
+        logger.addFilter(_AuthNoticeFilter())
+
+
+class _AuthNoticeFilter:
+    """A logging filter: everything but "Token authentication is enabled for this Ray
+    cluster"."""
+
+    def filter(self, record: Any) -> bool:
+        return not str(record.msg).startswith("Token authentication is enabled for this")
 
 
 def _ray_task(program: Program, task: Task) -> TaskResult:
