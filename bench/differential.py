@@ -42,6 +42,8 @@ from tests.engine.programs import (  # noqa: E402
     Op,
     Shape,
     WideSpec,
+    hint_spec,
+    random_program,
     wide_program,
     wide_source,
     wide_spec,
@@ -153,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-stable-invariants", action="store_true",
                     help="declare no invariant stable")
     ap.add_argument("--no-shrink", action="store_true", help="print the program as drawn")
+    ap.add_argument("--hints", action="store_true",
+                    help="the hint-mutation generator instead (tests/engine/programs.py "
+                    "hint_spec: programs around the one whose reversal must be followed)")
     args = ap.parse_args(argv)
+    if args.hints:
+        return hint_run(args.seed, args.start, args.programs, args.jobs)
     shape = replace(WIDE, interleavings=args.interleavings, plain=not args.no_plain,
                     stable_invariants=not args.no_stable_invariants)
     jobs = [(args.seed, i, shape) for i in range(args.start, args.start + args.programs)]
@@ -184,6 +191,38 @@ def main(argv: list[str] | None = None) -> int:
     print(f"executions: brute force {brute}, DPOR with caching {dpor}; "
           f"{multi} programs took DPOR more than one visibility round; {el:.0f} s")
     print(f"{args.programs} programs, 0 disagreements")
+    return 0
+
+
+def hint_check(job: tuple[int, int]) -> tuple[int, str, list[str]]:
+    """One program of the hint-mutation generator: (index, its spec, the problems)."""
+    seed, index = job
+    spec, ghost_final = hint_spec(random.Random(f"hints:{seed}:{index}"))
+    v = differential(random_program(spec, 3, 1, None, ghost_final))
+    return index, f"random_program({spec!r}, 3, 1, None, {ghost_final!r})", v.problems
+
+
+def hint_run(seed: int, start: int, programs: int, jobs: int) -> int:
+    """``--hints``: programs around the one whose reversal must be followed (no
+    shrinking: they are small)."""
+    print(f"differential run (hint mutations): {programs} programs from #{start}, seed "
+          f"{seed}, {jobs} jobs", flush=True)
+    t0 = time.perf_counter()
+    every = max(1, programs // 20)
+    done = 0
+    with multiprocessing.Pool(jobs) if jobs > 1 else _Serial() as pool:
+        for index, source, problems in pool.imap(
+                hint_check, [(seed, i) for i in range(start, start + programs)], chunksize=8):
+            done += 1
+            if problems:
+                pool.terminate()
+                print(f"program {index} (seed {seed}) disagrees:\n{source}\n"
+                      + "\n".join(problems))
+                return 1
+            if done % every == 0 or done == programs:
+                print(f"  {done}/{programs} programs, 0 disagreements, "
+                      f"{time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"{programs} programs, 0 disagreements")
     return 0
 
 

@@ -54,8 +54,8 @@ from pfnlab.explore.sync import MOVER_FIELD
 from pfnlab.explore.threadstate import _THREAD_MODE, Statics, ops_key
 
 # Pending operation kinds.
-READ, WRITE, RMW, ACQUIRE, RELEASE, WAIT, FREE = range(7)
-_ACTION = ("read", "write", "rmw", "lock", "unlock", "wait", "free")
+READ, WRITE, RMW, ACQUIRE, RELEASE, WAIT, FREE, RESUME = range(8)
+_ACTION = ("read", "write", "rmw", "lock", "unlock", "wait", "free", "resume")
 
 
 def _action(kind: int, field: str) -> str:
@@ -72,7 +72,12 @@ _DONE = digest(b"<finished thread>")
 
 # What ``_perform`` reports: the thread ran on to its next operation, it stopped at a failed
 # attempt, or the step ends at once (a finding that leaves no state to check).
-_RAN, _STOPPED, _ABORT = range(3)
+#: how a step's operation ended: the thread ran on to its next operation, stopped at a
+#: failed attempt, ended the step without checks, or passed a wait (the step ends there)
+_RAN, _STOPPED, _ABORT, _PASSED = range(4)
+#: what a thread's history records for a RESUME step (no value is received): its key
+#: after the step differs from its key at the RESUME, as after any step that runs code
+RESUMED = ("<resumed after a wait>",)
 
 # How a thread's access to a Guarded field is made: part of the current step, or a step.
 _RIDE, _STEP = range(2)
@@ -125,6 +130,8 @@ class Op:
             return f"{_action(k, self.field)} {name}"
         if k == WAIT:
             return f"wait {self.field}"
+        if k == RESUME:
+            return f"continue after wait {self.field}"
         if k == FREE:
             return f"free {name}"
         return f"{_ACTION[k]} {name}.{self.field}"
@@ -767,6 +774,8 @@ class Execution(Checking, Snapshots, StepMemo):
         k = op.kind
         if k == WAIT:
             return self.threads[tid].reads
+        if k == RESUME:  # what it runs is known when it runs, as for any step
+            return ()
         idx = op.obj.__dict__["_idx"]
         return ((idx, op.field, k != READ),)
 
@@ -837,7 +846,7 @@ class Execution(Checking, Snapshots, StepMemo):
                 sections.setdefault(op.obj.__dict__["_idx"], []).append(op.kind)
             if status == _ABORT:
                 return fp + tuple(self.plain_fp)
-            if status == _STOPPED or self.finding is not None:
+            if status in (_STOPPED, _PASSED) or self.finding is not None:
                 break
             movers = movers and op.kind == ACQUIRE and self._mover(op.obj) and not (
                 self.unstable and (self.ghost_writes or any(w for _i, _f, w in self.plain_fp)))
@@ -912,6 +921,12 @@ class Execution(Checking, Snapshots, StepMemo):
         obj = op.obj
         d = obj.__dict__
         k = op.kind
+        if k == RESUME:  # the thread passed its wait in an earlier step: it runs on now
+            self._received(t, RESUMED)  # its state after this differs from before it
+            if self.log is not None:
+                self.step_res[-1] += 1
+            self._resume(t, op.arg)
+            return (), _RAN
         name = d["_name"]
         if d["_freed"] is not None and k != WAIT:
             self._uaf(t, op)
@@ -1078,8 +1093,23 @@ class Execution(Checking, Snapshots, StepMemo):
         self._received(t, result)
         if self.log is not None:
             self.step_res[-1] += 1
+        if k == WAIT:
+            self._passed(t, op, result)
+            return fp, _PASSED
         self._resume(t, result)
         return fp, _RAN
+
+    def _passed(self, t: ThreadState, op: Op, value: Any) -> None:
+        """``t`` passed wait ``op``: its step ends here, and its next one (``RESUME``) runs
+        the code after the wait. So the wait step's footprint is its condition's reads
+        whether it passes or not, which is what a blocked waiter's pending step shows the
+        race checks (docs/reductions.md section 2, "a passing wait ends its step")."""
+        self._unwatch(t)
+        nxt = Op(RESUME, _NOBODY, op.field, value)
+        nxt.where = op.where
+        t.op = nxt
+        t.reads = ()
+        t.value = True
 
     # ------------------------------------------------------------------ internals
     def _set(self, obj: Shared, name: str, field: str, value: Any) -> None:

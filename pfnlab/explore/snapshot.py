@@ -128,6 +128,9 @@ class Snapshots:
     def _received(self, t: ThreadState, value: Any) -> None:
         raise NotImplementedError  # runtime.Execution
 
+    def _passed(self, t: ThreadState, op: Any, value: Any) -> None:
+        raise NotImplementedError  # runtime.Execution
+
     def _switch(self, t: ThreadState, value: Any) -> Any:
         raise NotImplementedError  # runtime.Execution
 
@@ -288,6 +291,16 @@ class Snapshots:
         k = op.kind
         f = op.field
         result: Any = None
+        if k == _RESUME:  # the code after a wait passed in an earlier step
+            from pfnlab.explore.runtime import RESUMED
+
+            self._received(t, RESUMED)
+            self._replay_resume(t, op.arg)
+            return
+        if k == _WAIT:  # it passed: the step ended there (runtime._passed)
+            self._received(t, None)
+            self._passed(t, op, None)
+            return
         if k == _READ:
             result = d[f]
         elif k == _WRITE:
@@ -345,4 +358,4 @@ def _initial_key(name: str) -> int:
 
 
 # operation kinds (runtime.py's, repeated to keep this module free of an import cycle)
-_READ, _WRITE, _RMW, _ACQUIRE, _RELEASE, _WAIT, _FREE = range(7)
+_READ, _WRITE, _RMW, _ACQUIRE, _RELEASE, _WAIT, _FREE, _RESUME = range(8)

@@ -246,7 +246,9 @@ def test_srcu_sections_are_movers_and_synchronize_waits_for_readers() -> None:
                          collect_final_states=True)
     assert coarse.ok and fine.ok
     assert coarse.final_states == fine.final_states
-    assert (coarse.stats.executions, fine.stats.executions) == (9, 20)
+    # (the step after a passing synchronize_srcu is a step of its own: docs/reductions.md
+    # section 2)
+    assert (coarse.stats.executions, fine.stats.executions) == (10, 26)
 
 
 def test_only_synchronize_may_read_an_srcus_readers() -> None:
@@ -572,7 +574,8 @@ def test_guarded_accesses_ride_along_but_not_past_what_enables_a_free() -> None:
         assert {f.key for f in coarse.findings} == {f.key for f in fine.findings}
         assert (("use-after-free", "use-after-free") in {f.key for f in coarse.findings}) \
             == put_first
-        assert (coarse.stats.steps, fine.stats.steps) == ((27, 259) if put_first else (14, 62))
+        # (the code after a passing wait is a step of its own: docs/reductions.md section 2)
+        assert (coarse.stats.steps, fine.stats.steps) == ((44, 485) if put_first else (17, 69))
 
 
 _INNER = st.sampled_from(["rs", "ws", "rq", "wq", "dec"])

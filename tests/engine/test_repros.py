@@ -161,10 +161,11 @@ def wait_through(accessor: str) -> Program:
     [
         # t0 takes and drops L: L is free in the end, so t1 never hangs (brute force said it
         # did: nothing re-checked the condition; DPOR treated the wait as independent)
-        ("held_by", False, ("L", "None"), (3, 3, 3)),
-        ("owner", False, ("L", "None"), (3, 3, 3)),  # the plain-field spelling
+        # (brute force also interleaves the step after t1's passing wait: section 2)
+        ("held_by", False, ("L", "None"), (5, 3, 3)),
+        ("owner", False, ("L", "None"), (5, 3, 3)),  # the plain-field spelling
         # t1 needs t0 to hold L when t1 looks: if t0 drops L first, t1 hangs
-        ("held_by t0", True, ("L", "None"), (4, 3, 4)),
+        ("held_by t0", True, ("L", "None"), (6, 3, 4)),
         ("peek", False, ("x", "1"), (2, 2, 2)),
         ("is_freed", False, ("x", "freed"), (2, 2, 2)),
     ],

@@ -29,7 +29,7 @@ def test_the_trace_header_counts_steps_and_rows() -> None:
     """Rows are numbered by trace entry, steps by scheduling point: both are said."""
     res = api.check("v5.3", "devdax-unbind")
     head = " ".join(res.report().split("trace (", 1)[1].split(":", 1)[0].split())
-    assert head == ("25 scheduling steps as 46 rows, lock operations and reads under a pin "
+    assert head == ("27 scheduling steps as 46 rows, lock operations and reads under a pin "
                     "joined to their steps; the deciding rows; --full for every row; minimal")
 
 

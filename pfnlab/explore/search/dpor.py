@@ -626,9 +626,10 @@ def apply_race(node: _Node, initials: list[int], v: list[int]) -> None:
             node.backtrack.update(node.enabled)
             return
     # Remember the rest of the reversal, to follow it after ``head`` (as wakeup trees
-    # do): source-DPOR alone relies on rediscovering the race in the new execution,
-    # which fails when a step's footprint depends on values it reads (a wait that
-    # succeeds and then updates ghost state, versus one that fails).
+    # do). Source-DPOR alone relies on rediscovering the race in the new execution; that
+    # failed when a blocked waiter's pending step showed less than the step it took when
+    # the wait passed, which now ends its step there (docs/reductions.md section 2). The
+    # hints stay as a strengthening; a cache hit cannot pass them on, and does not need to.
     rest: list[int] = []
     skipped = False
     for tid in v:
