@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,3 +26,19 @@ def without_package(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
         monkeypatch.setattr(builtins, "__import__", fake)
 
     return hide
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """``model_file(TEXT, "name.py")``: write a model file and load it, as ``--model``
+    does; the variants, scenarios and properties it registers are gone after the test."""
+    from pfnlab.api import load_model, registries_restored
+
+    def load(text: str, name: str = "model.py") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        load_model(path)
+        return path
+
+    with registries_restored():
+        yield load

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import textwrap
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pfnlab import api, ghost
-from pfnlab.api import load_model, registries_restored
 
 # Overrides that call only kernel functions: no ledger call anywhere.
 MODEL = textwrap.dedent('''\
@@ -54,12 +54,8 @@ MODEL = textwrap.dedent('''\
 
 
 @pytest.fixture
-def model(tmp_path: Path):
-    path = tmp_path / "bookkeeping.py"
-    path.write_text(MODEL)
-    with registries_restored():
-        load_model(path)
-        yield
+def model(model_file: Callable[..., Path]) -> None:
+    model_file(MODEL, "bookkeeping.py")
 
 
 def test_a_put_without_a_reference_is_named_after_the_kernel_function(model: None) -> None:

@@ -6,12 +6,12 @@ primitives that make, use and tear them down (pfnlab.mm.kmap), so an override of
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pfnlab import api
-from pfnlab.api import load_model, registries_restored
 
 # Overrides with kernel calls only: no ledger call anywhere.
 MODEL = textwrap.dedent('''\
@@ -49,12 +49,8 @@ MODEL = textwrap.dedent('''\
 
 
 @pytest.fixture
-def model(tmp_path: Path):
-    path = tmp_path / "kmap_model.py"
-    path.write_text(MODEL)
-    with registries_restored():
-        load_model(path)
-        yield
+def model(model_file: Callable[..., Path]) -> None:
+    model_file(MODEL, "kmap_model.py")
 
 
 def test_a_mapping_made_by_kmap_alone_is_checked_for_its_pin(model: None) -> None:
