@@ -40,7 +40,7 @@ from pfnlab.explore.fingerprint import Unencodable, combine, digest, extend, fie
 from pfnlab.explore.program import Instance, Program
 from pfnlab.explore.races import Race, RaceDetector
 from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared, guard_of, is_plain
-from pfnlab.explore.snapshot import Snapshots
+from pfnlab.explore.snapshot import RESUMED, Snapshots
 from pfnlab.explore.stable import (
     Stable,
     free_key,
@@ -71,13 +71,9 @@ assert _THREAD == _THREAD_MODE  # threadstate.call_summarised tests the mode too
 _DONE = digest(b"<finished thread>")
 
 # What ``_perform`` reports: the thread ran on to its next operation, it stopped at a failed
-# attempt, or the step ends at once (a finding that leaves no state to check).
-#: how a step's operation ended: the thread ran on to its next operation, stopped at a
-#: failed attempt, ended the step without checks, or passed a wait (the step ends there)
+# attempt, the step ends at once (a finding that leaves no state to check), or it passed a
+# wait (the step ends there: the code after the wait is the thread's next step, RESUME).
 _RAN, _STOPPED, _ABORT, _PASSED = range(4)
-#: what a thread's history records for a RESUME step (no value is received): its key
-#: after the step differs from its key at the RESUME, as after any step that runs code
-RESUMED = ("<resumed after a wait>",)
 
 # How a thread's access to a Guarded field is made: part of the current step, or a step.
 _RIDE, _STEP = range(2)

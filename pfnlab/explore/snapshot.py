@@ -292,8 +292,6 @@ class Snapshots:
         f = op.field
         result: Any = None
         if k == _RESUME:  # the code after a wait passed in an earlier step
-            from pfnlab.explore.runtime import RESUMED
-
             self._received(t, RESUMED)
             self._replay_resume(t, op.arg)
             return
@@ -359,3 +357,7 @@ def _initial_key(name: str) -> int:
 
 # operation kinds (runtime.py's, repeated to keep this module free of an import cycle)
 _READ, _WRITE, _RMW, _ACQUIRE, _RELEASE, _WAIT, _FREE, _RESUME = range(8)
+
+#: what a thread's history records for a RESUME step (it receives no value): its key after
+#: the step differs from its key at the RESUME, as after any step that runs code
+RESUMED = ("<resumed after a wait>",)
