@@ -74,6 +74,8 @@ _DONE = digest(b"<finished thread>")
 # attempt, the step ends at once (a finding that leaves no state to check), or it passed a
 # wait (the step ends there: the code after the wait is the thread's next step, RESUME).
 _RAN, _STOPPED, _ABORT, _PASSED = range(4)
+#: how a RESUME step (the code after a passed wait) is labelled in traces and schedules
+RESUME_LABEL = "continue after wait"
 
 # How a thread's access to a Guarded field is made: part of the current step, or a step.
 _RIDE, _STEP = range(2)
@@ -127,7 +129,7 @@ class Op:
         if k == WAIT:
             return f"wait {self.field}"
         if k == RESUME:
-            return f"continue after wait {self.field}"
+            return f"{RESUME_LABEL} {self.field}"
         if k == FREE:
             return f"free {name}"
         return f"{_ACTION[k]} {name}.{self.field}"

@@ -186,6 +186,18 @@ def test_replay_of_a_saved_report(tmp_path: Path) -> None:
     assert f"HTML report written to {tmp_path / 'r.html'}" in out.stdout
     assert f"JSON report written to {path}" in out.stdout
     assert run("replay", str(path)).returncode == 0
+    # a report saved before a passing wait became a step of its own: its schedules have no
+    # "continue after wait" steps; replay says why it diverges and what to do
+    doc = json.loads(path.read_text())
+    for f in doc["findings"]:
+        f["schedule"] = [st for st in f["schedule"]
+                         if "continue after wait" not in st["label"]]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(doc))
+    out = run("replay", str(old))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert ("it was saved by a pfnlab from before a passing wait became a step of its own"
+            in one_line(out.stdout)) and "run the check again" in out.stdout
 
 
 @pytest.mark.parametrize("option", ["--output", "--html"])
