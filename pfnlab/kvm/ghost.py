@@ -119,6 +119,7 @@ from pfnlab.explore import (
     is_freed,
     model_caller,
 )
+from pfnlab.mm.kmap import ACCESS, MAP  # the events of kernel mappings (kernel_mapped)
 from pfnlab.properties import (  # the registry, with meanings
     AD_ONLY_TRACKED,
     HUGE_ONLY_THP,
@@ -553,7 +554,7 @@ def kernel_mapped(kvm: Kvm, host: Any, event: str, km: Any) -> None:
         return
     led = kvm.ledger
     entry = (owner, -1 if km.gfn is None else km.gfn, km.pfn)
-    if event == "map":
+    if event == MAP:
         part = led.part(owner)
         part.maps = part.maps | {entry}
         why = freed_reason(km.pfn, kvm.norefs)
@@ -561,7 +562,7 @@ def kernel_mapped(kvm: Kvm, host: Any, event: str, km: Any) -> None:
             _record(led, EV_SPTE_TO_FREED, km.pfn,
                     f"{owner} kvm_vcpu_map of {_what(entry)} refers to pfn {km.pfn:#x} "
                     f"but {why}")
-    elif event == "access":
+    elif event == ACCESS:
         check_maps_pinned(led, owner)
     else:
         check_maps_pinned(led, owner)
