@@ -158,9 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hints", action="store_true",
                     help="the hint-mutation generator instead (tests/engine/programs.py "
                     "hint_spec: programs around the one whose reversal must be followed)")
+    ap.add_argument("--locks", action="store_true",
+                    help="with --hints: critical sections around random slices too")
     args = ap.parse_args(argv)
     if args.hints:
-        return hint_run(args.seed, args.start, args.programs, args.jobs)
+        return hint_run(args.seed, args.start, args.programs, args.jobs, args.locks)
     shape = replace(WIDE, interleavings=args.interleavings, plain=not args.no_plain,
                     stable_invariants=not args.no_stable_invariants)
     jobs = [(args.seed, i, shape) for i in range(args.start, args.start + args.programs)]
@@ -194,25 +196,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def hint_check(job: tuple[int, int]) -> tuple[int, str, list[str]]:
+def hint_check(job: tuple[int, int, bool]) -> tuple[int, str, list[str]]:
     """One program of the hint-mutation generator: (index, its spec, the problems)."""
-    seed, index = job
-    spec, ghost_final = hint_spec(random.Random(f"hints:{seed}:{index}"))
+    seed, index, locks = job
+    spec, ghost_final = hint_spec(random.Random(f"hints:{seed}:{index}"), locks)
     v = differential(random_program(spec, 3, 1, None, ghost_final))
     return index, f"random_program({spec!r}, 3, 1, None, {ghost_final!r})", v.problems
 
 
-def hint_run(seed: int, start: int, programs: int, jobs: int) -> int:
+def hint_run(seed: int, start: int, programs: int, jobs: int, locks: bool) -> int:
     """``--hints``: programs around the one whose reversal must be followed (no
     shrinking: they are small)."""
-    print(f"differential run (hint mutations): {programs} programs from #{start}, seed "
-          f"{seed}, {jobs} jobs", flush=True)
+    print(f"differential run (hint mutations{', with locks' if locks else ''}): {programs} "
+          f"programs from #{start}, seed {seed}, {jobs} jobs", flush=True)
     t0 = time.perf_counter()
     every = max(1, programs // 20)
     done = 0
     with multiprocessing.Pool(jobs) if jobs > 1 else _Serial() as pool:
         for index, source, problems in pool.imap(
-                hint_check, [(seed, i) for i in range(start, start + programs)], chunksize=8):
+                hint_check, [(seed, i, locks) for i in range(start, start + programs)],
+                chunksize=8):
             done += 1
             if problems:
                 pool.terminate()

@@ -261,14 +261,20 @@ def random_program(
 HINT_BASE: tuple[tuple[tuple[Any, ...], ...], ...] = (
     (("wait", 1, 0), ("ghost", 1)), (("w", 0, 0), ("inc", 1)), (("inc", 0), ("ghost", 0)))
 
-_OP_WEIGHT = {"r": 1, "w": 1, "inc": 1, "wait": 2, "ghost": 0}
+def op_weight(op: tuple[Any, ...]) -> int:
+    """Scheduling steps of an op of :func:`random_program` (a failed attempt counts one)."""
+    if op[0] == "cs":
+        return 3 + sum(op_weight(o) for o in op[2])
+    return {"r": 1, "w": 1, "inc": 1, "wait": 2, "assert": 0, "ghost": 0}[op[0]]
 
 
-def hint_spec(rng: Any) -> tuple[list[list[tuple[Any, ...]]], int | None]:
+def hint_spec(rng: Any, locks: bool = False) -> tuple[list[list[tuple[Any, ...]]], int | None]:
     """A program around :data:`HINT_BASE` for ``random_program(spec, 3, 1, None,
     ghost_final)``: threads shuffled, one to four ops inserted, removed or added as a thread
     (three variables, so that states converge and caching prunes before the race that needs
-    the hint). Returns ``(spec, ghost_final)``; at most 30,000 interleavings.
+    the hint). ``locks``: also a critical section of lock 0 around a random slice of most
+    threads, and in half the programs no wait at all (a blocked acquire in its place).
+    Returns ``(spec, ghost_final)``; at most 30,000 interleavings.
 
     Found the hint loss at cache hits (docs/reductions.md section 2): 6 of the first 1,400
     such programs (seed 1) reached fewer final states with caching on."""
@@ -301,9 +307,22 @@ def hint_spec(rng: Any) -> tuple[list[list[tuple[Any, ...]]], int | None]:
                 t = rng.choice(spec)
                 if len(t) > 1:
                     t.pop(rng.randrange(len(t)))
+        if locks:
+            spec = [_in_section(rng, t) for t in spec]
+            if rng.random() < 0.5:
+                spec = [[o for o in t if o[0] != "wait"] or [("r", 0)] for t in spec]
         ghost_final = rng.choice([None, 0, 1, 2])
-        if interleavings([sum(_OP_WEIGHT[o[0]] for o in t) for t in spec]) <= 30_000:
+        if interleavings([sum(op_weight(o) for o in t) for t in spec]) <= 30_000:
             return spec, ghost_final
+
+
+def _in_section(rng: Any, ops: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``ops`` with a random slice under lock 0 (or unchanged, three times in ten)."""
+    if rng.random() < 0.3:
+        return ops
+    i = rng.randrange(len(ops))
+    j = rng.randint(i + 1, len(ops))
+    return [*ops[:i], ("cs", 0, ops[i:j]), *ops[j:]]
 
 
 # ---------------------------------------------------------------- wide random programs

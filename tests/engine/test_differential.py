@@ -27,6 +27,7 @@ from tests.engine.programs import (
     Shape,
     WideSpec,
     interleavings,
+    op_weight,
     random_program,
     wide_program,
     wide_source,
@@ -61,13 +62,6 @@ def _op(depth: int) -> st.SearchStrategy:
     return st.one_of(simple, cs)
 
 
-def _weight(op: tuple) -> int:
-    """Scheduling steps of an op of the original generator (a failed attempt counts one)."""
-    if op[0] == "cs":
-        return 3 + sum(_weight(o) for o in op[2])
-    return {"r": 1, "w": 1, "inc": 1, "wait": 2, "assert": 0, "ghost": 0}[op[0]]
-
-
 programs = st.tuples(
     st.lists(st.lists(_op(1), min_size=1, max_size=3), min_size=2, max_size=3),
     st.none() | st.tuples(st.integers(0, 2), st.integers(0, 2)),
@@ -85,7 +79,7 @@ def test_dpor_matches_brute_force(args: tuple) -> None:
     spec, inv, ghost_final = args
     # bound brute force's work: unbounded, one draw in a few hundred has 10^5-10^6
     # interleavings (minutes); this skips about 5% of the draws
-    assume(interleavings([sum(_weight(op) for op in ops) for ops in spec]) <= 20_000)
+    assume(interleavings([sum(op_weight(op) for op in ops) for ops in spec]) <= 20_000)
     v = differential(random_program(spec, NVARS, NLOCKS, inv, ghost_final))
     assert v.ok, "\n".join(v.problems)
 
