@@ -44,6 +44,7 @@ until nothing new is observed (``Stats.rounds``). Ghost writes count as writes i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +158,8 @@ class SourceDpor:
         #: fingerprints whose table entry a finished subtree completed, kept by a task only
         #: (parallel.py shares them with the other workers)
         self.completed: set[int] | None = set() if task is not None else None
+        #: told every state a task completes (exchange.py: published to other workers)
+        self.on_complete: Callable[[int], None] | None = None
         #: fingerprints this task's search added to the table (its new states), task only
         self.inserted: set[int] | None = set() if task is not None else None
         self.summaries: dict[_Summary, _Summary] = {}
@@ -481,6 +484,8 @@ class SourceDpor:
             entry.summary = self.summaries.setdefault(summ, summ)
             if self.completed is not None:
                 self.completed.add(node.fingerprint)
+                if self.on_complete is not None:
+                    self.on_complete(node.fingerprint)
         if len(self.stack) <= self.nfrozen:  # the root (of a task: its parent is frozen)
             self.ex_depth = -1
             return

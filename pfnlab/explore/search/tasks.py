@@ -1,18 +1,17 @@
 """The unit of work of a parallel search: a task (a subtree below the coordinator's
-frontier), what a worker sends back, and the visited states workers share.
+frontier) and what a worker sends back.
 
 :func:`run_task` is what a worker runs: the sequential search (``SourceDpor(task=...)``)
 below the task's frozen prefix, with the worker's table of visited states for this round
-of this search, merged first with the entries other workers completed
-(:func:`merge_entries`). :class:`SharedTable` is the coordinator's merged log of those
-entries. See parallel.py for the scheme and docs/reductions.md section 12 for why it is
-sound.
+of this search, merged first with the entries other workers completed that came with the
+task, and, in local worker processes, with those other workers publish while it runs
+(exchange.py). See parallel.py for the scheme and docs/reductions.md section 12 for why
+it is sound.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Footprint
 from pfnlab.explore.search.common import Budget, Stats
 from pfnlab.explore.search.dpor import SourceDpor
+from pfnlab.explore.search.exchange import completed_entries, current_endpoint, merge_entries
 from pfnlab.explore.stable import promoted, set_promoted
 
 
@@ -82,8 +82,11 @@ _CACHES: dict[str, dict[Any, Any]] = {}
 _POOLS: dict[str, dict[Any, Any]] = {}
 
 
-def run_task(program: Program, task: Task) -> TaskResult:
-    """Explore one task's subtree (in a worker)."""
+def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
+    """Explore one task's subtree (in a worker). ``endpoint`` (default: this process's
+    :class:`~pfnlab.explore.search.exchange.Endpoint`, if any) sees every state the
+    search completes and may merge other workers' states into the table as it runs; one
+    that ``publishes`` them itself leaves the result's ``entries`` empty."""
     set_promoted(program, task.promoted)
     key = f"{task.search}/{task.worker}"
     if not any(k.startswith(task.search + "/") for k in _CACHES):
@@ -96,17 +99,21 @@ def run_task(program: Program, task: Task) -> TaskResult:
     pool = _POOLS.setdefault(key, {})
     table = caches.setdefault(task.visible, {})
     merge_entries(table, task.entries)
+    ep = endpoint if endpoint is not None else current_endpoint()
     dpor = SourceDpor(program, task.budget, stop_first=task.stop_first,
                       collect_final_states=task.collect, cache=task.cache, task=task,
                       caches=caches, pool=pool)
+    if ep is not None:
+        ep.begin(task.search, caches, task.visible)
+        dpor.on_complete = ep.completed
     res = dpor.run()
     assert dpor.inserted is not None and dpor.completed is not None
     entries = []
     if not res.interrupted and frozenset(dpor.visible) == task.visible:
-        for fp in dpor.completed:
-            e = table.get(fp)
-            if e is not None and e.summary is not None:
-                entries.append((fp, _intern(e.init_sleep), _intern(e.summary)))
+        if ep is not None:
+            ep.end()
+        if ep is None or not ep.publishes:
+            entries = completed_entries(table, dpor.completed)
     stopped = bool(res.findings) and task.stop_first
     return TaskResult(
         task=task,
@@ -126,58 +133,6 @@ def run_task(program: Program, task: Task) -> TaskResult:
         interrupted=res.interrupted,
         worker=f"pid {os.getpid()}",
     )
-
-
-_INTERNED: dict[frozenset[Any], frozenset[Any]] = {}
-
-
-def _intern(s: frozenset[Any]) -> frozenset[Any]:
-    """One object per distinct set: entries share summaries, and pickling sends each once."""
-    return _INTERNED.setdefault(s, s)
-
-
-def merge_entries(table: dict[int, Any],
-                  entries: Iterable[tuple[int, frozenset[int], frozenset[Any]]]) -> None:
-    """Add visited states another worker completed to ``table``. A state explored twice
-    covers what either exploration covers: its initial sleep set is the intersection, its
-    summary the union (dpor.py does the same when it explores a state again)."""
-    from pfnlab.explore.search.dpor import _Entry
-
-    for fp, sleep, summary in entries:
-        e = table.get(fp)
-        if e is None:
-            table[fp] = _Entry(_intern(sleep), _intern(summary))
-        else:
-            e.init_sleep = _intern(e.init_sleep & sleep)
-            e.summary = _intern(summary if e.summary is None else e.summary | summary)
-
-
-class SharedTable:
-    """The coordinator's log of completed visited states, merged, for the workers: a
-    backend attaches to each task what its worker has not seen yet (``since``)."""
-
-    def __init__(self) -> None:
-        self.table: dict[int, tuple[frozenset[int], frozenset[Any]]] = {}
-        self.log: list[tuple[int, frozenset[int], frozenset[Any]]] = []
-        self.sets: dict[frozenset[Any], frozenset[Any]] = {}  # one object per distinct set
-
-    def add(self, entries: Iterable[tuple[int, frozenset[int], frozenset[Any]]]) -> None:
-        """Merge a task's completed entries."""
-        sets = self.sets
-        for fp, sleep, summary in entries:
-            old = self.table.get(fp)
-            if old is not None:
-                sleep, summary = old[0] & sleep, old[1] | summary
-                if (sleep, summary) == old:
-                    continue
-            sleep, summary = sets.setdefault(sleep, sleep), sets.setdefault(summary, summary)
-            self.table[fp] = (sleep, summary)
-            self.log.append((fp, sleep, summary))
-
-    def since(self, version: int) -> tuple[tuple[tuple[int, frozenset[int], frozenset[Any]],
-                                                 ...], int]:
-        """The entries logged since ``version``, and the version now."""
-        return tuple(self.log[version:]), len(self.log)
 
 
 class WorkerLost(RuntimeError):

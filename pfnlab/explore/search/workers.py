@@ -24,16 +24,21 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Any
 
 from pfnlab.explore.program import Program
+from pfnlab.explore.search.exchange import Exchange, merge_entries
 from pfnlab.explore.search.tasks import Task, TaskResult, WorkerLost, run_task
 
 #: how many times a task whose worker died is run again
 RETRIES = 2
+#: tasks a local worker has out at most: one running, one waiting so that it never
+#: waits for the coordinator
+AHEAD = 2
 
 RAY_HINT = ("Ray is not installed: pip install 'pfnlab[ray]' (or pip install 'ray>=2.9'), "
             "or use local processes (--jobs N without --ray)")
@@ -46,8 +51,10 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def _init() -> None:
+def _init(me: int = -1, exchange: Exchange | None = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if exchange is not None:
+        exchange.attach(me)
 
 
 def _local_task(task: Task) -> TaskResult:
@@ -57,15 +64,19 @@ def _local_task(task: Task) -> TaskResult:
 class InProcess:
     """Tasks run in this process when the coordinator asks for a result, in an order drawn
     from ``seed`` (``None``: submission order), each on one of ``workers`` simulated
-    workers (own tables of visited states, shared entries attached as
-    :class:`LocalProcesses` does): tests use it to show the result does not depend on the
-    order tasks finish in, nor on which worker saw which state."""
+    workers (own tables of visited states, the entries other workers completed attached
+    to the task): tests use it to show the result does not depend on the order tasks
+    finish in, nor on which worker saw which state. With ``late``, part of those entries
+    arrive only while the task runs, at completions drawn from ``seed``, as local worker
+    processes receive them (exchange.py): then a state can be on the task's stack when
+    another worker's entry for it arrives."""
 
     name = "in process"
 
-    def __init__(self, workers: int = 1, seed: int | None = None) -> None:
+    def __init__(self, workers: int = 1, seed: int | None = None, late: bool = False) -> None:
         import random
 
+        self.late = late
         self.workers = workers
         self.rng = random.Random(seed) if seed is not None else None
         self.queue: list[Task] = []
@@ -93,21 +104,51 @@ class InProcess:
         i = self.rng.randrange(len(self.queue)) if self.rng is not None else 0
         w = self.rng.randrange(self.workers) if self.rng is not None else i % self.workers
         task = replace(self.queue.pop(i), worker=w)
+        late = None
         if self.shared is not None:
             entries, self.seen[w] = self.shared.since(self.seen[w])
+            if self.late and self.rng is not None and entries:
+                k = self.rng.randrange(len(entries) + 1)
+                entries, late = entries[:k], _Late(entries[k:], self.rng)
             task = replace(task, entries=entries)
-        return run_task(self.program, task)
+        return run_task(self.program, task, late)
 
     def stop(self) -> None:
         """Drop what is queued."""
         self.queue.clear()
 
 
+class _Late:
+    """An endpoint (exchange.py) that merges ``entries`` into the task's table in random
+    portions as the search completes states."""
+
+    publishes = False  # the task's result carries its entries (InProcess shares them)
+
+    def __init__(self, entries: tuple[Any, ...], rng: Any) -> None:
+        self.entries = list(entries)
+        self.rng = rng
+        self.table: dict[int, Any] = {}
+
+    def begin(self, search: str, caches: dict[Any, dict[int, Any]], visible: Any) -> None:
+        """Remember the task's table."""
+        self.table = caches.setdefault(visible, {})
+
+    def completed(self, fp: int) -> None:
+        """Now and then, merge some of what is left."""
+        if self.entries and self.rng.random() < 0.2:
+            k = self.rng.randrange(1, len(self.entries) + 1)
+            merge_entries(self.table, self.entries[:k])
+            del self.entries[:k]
+
+    def end(self) -> None:
+        """Nothing to publish."""
+
+
 class LocalProcesses:
     """Tasks on ``workers`` forked local processes, one executor each: a task goes to the
-    worker with the fewest tasks out, with the visited states other workers completed
-    since that worker's last task (``SharedTable``), so that every worker's table of
-    visited states grows with the whole search's."""
+    worker with the fewest tasks out. Workers publish the visited states they complete
+    to each other while they run (exchange.py), so that every worker's table of visited
+    states grows with the whole search's."""
 
     name = "local processes"
 
@@ -117,37 +158,44 @@ class LocalProcesses:
         self.workers = workers
         self.retried = 0
         self.pools: list[ProcessPoolExecutor] = []
-        self.seen: list[int] = []          # per worker: the shared log's version it has
         self.futures: dict[Future[TaskResult], tuple[Task, int]] = {}
         self.tries: dict[Task, int] = {}
-        self.shared: Any = None
+        self.backlog: deque[Task] = deque()
+        self.exchange: Exchange | None = None
 
     def start(self, program: Program, shared: Any = None) -> None:
-        """Fork the workers (they inherit ``program``)."""
+        """Fork the workers (they inherit ``program`` and the exchange's inboxes)."""
         _PROGRAM.append(program)
-        self.shared = shared
-        self.pools = [self._pool() for _ in range(self.workers)]
-        self.seen = [0] * self.workers
+        self.exchange = Exchange(self.workers, mp.get_context("fork"))
+        self.pools = [self._pool(w) for w in range(self.workers)]
 
-    @staticmethod
-    def _pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init)
+    def _pool(self, w: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init,
+                                   initargs=(w, self.exchange))
 
     def submit(self, task: Task) -> None:
-        """Send ``task`` to the worker with the fewest tasks out."""
+        """Queue ``task``: it goes to a worker as soon as one has fewer than ``AHEAD``
+        tasks out (a task handed to a busy worker early would wait there while another
+        worker idles)."""
         assert self.pools, "start() first"
+        self.backlog.append(task)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
         out = [0] * self.workers
         for _t, w in self.futures.values():
             out[w] += 1
-        w = min(range(self.workers), key=lambda k: (out[k], k))
-        if self.shared is not None:
-            entries, self.seen[w] = self.shared.since(self.seen[w])
-            task = replace(task, entries=entries)
-        self.futures[self.pools[w].submit(_local_task, task)] = (task, w)
+        while self.backlog:
+            w = min(range(self.workers), key=lambda k: (out[k], k))
+            if out[w] >= AHEAD:
+                return
+            task = self.backlog.popleft()
+            self.futures[self.pools[w].submit(_local_task, task)] = (task, w)
+            out[w] += 1
 
     def pending(self) -> int:
         """Tasks submitted and not yet returned by ``next_result``."""
-        return len(self.futures)
+        return len(self.futures) + len(self.backlog)
 
     def next_result(self, timeout: float | None = None) -> TaskResult | None:
         """The next task to finish (a dead worker's tasks are run again); None if none
@@ -159,9 +207,12 @@ class LocalProcesses:
             fut = next(iter(done))
             task, w = self.futures.pop(fut)
             try:
-                return fut.result()
+                res = fut.result()
             except BrokenProcessPool:
                 self._recover(w, task)
+                continue
+            self._dispatch()
+            return res
 
     def _recover(self, w: int, task: Task) -> None:
         """Worker ``w`` died: a new process, and its unfinished tasks again."""
@@ -175,10 +226,11 @@ class LocalProcesses:
                 raise WorkerLost(f"a worker process died {RETRIES + 1} times running a "
                                  "subtree of the search")
         print("pfnlab: a worker process died; running its tasks again", file=sys.stderr)
-        self.pools[w] = self._pool()
-        self.seen[w] = 0  # a fresh process: every shared entry again
+        # a fresh process, with an empty table: it reads what the others publish from now
+        # on (what was in its inbox when it died may be lost: less pruning, never a miss)
+        self.pools[w] = self._pool(w)
         for t in lost:
-            self.submit(replace(t, entries=()))
+            self.submit(t)
 
     def stop(self) -> None:
         """Stop the workers now."""
@@ -186,6 +238,10 @@ class LocalProcesses:
             _shutdown(pool)
         self.pools = []
         self.futures.clear()
+        self.backlog.clear()
+        if self.exchange is not None:
+            self.exchange.close()
+            self.exchange = None
         if _PROGRAM:
             _PROGRAM.pop()
 

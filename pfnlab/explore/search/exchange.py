@@ -1,0 +1,231 @@
+"""Visited states shared between the workers of one parallel search.
+
+A worker's table of visited states (``fingerprint -> _Entry``: the sleep set it was first
+explored with and the summary of its subtree) prunes every later visit of a completed
+state. Workers share the entries they complete, two ways:
+
+- :class:`SharedTable`: the coordinator merges the entries a task sends back and attaches
+  to each new task what its worker has not seen yet (Ray, and the in-process backend the
+  tests use). A worker learns of another's states only when a task ends.
+- :class:`Exchange`: local worker processes publish the entries they complete *while* a
+  task runs, in batches, straight to the other workers' inboxes, and merge what they
+  receive as they go (``Endpoint``). Two workers exploring subtrees that converge on the
+  same states then explore each state once far more often, and nothing goes through the
+  coordinator.
+
+Why a state merged in at any moment keeps the search exhaustive (docs/reductions.md,
+section 12): an entry is published only when its subtree was explored in full, in this
+round of this search, with the same visible fields, so pruning a visit with it is the
+sequential search's cache hit (same condition, same summary races). A state that is on the
+receiving worker's own stack when the entry arrives (being explored there too) gets the
+other worker's summary: a later visit below it is pruned with a summary that covers a whole
+exploration, and its own summary is the union when it completes.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterable
+from typing import Any
+
+#: an entry as workers send it: (fingerprint, initial sleep set, summary)
+Shared = tuple[int, frozenset[int], frozenset[Any]]
+
+_INTERNED: dict[frozenset[Any], frozenset[Any]] = {}
+
+
+def intern(s: frozenset[Any]) -> frozenset[Any]:
+    """One object per distinct set: entries share summaries, and pickling sends each once."""
+    return _INTERNED.setdefault(s, s)
+
+
+def merge_entries(table: dict[int, Any], entries: Iterable[Shared]) -> None:
+    """Add visited states another worker completed to ``table``. A state explored twice
+    covers what either exploration covers: its initial sleep set is the intersection, its
+    summary the union (dpor.py does the same when it explores a state again)."""
+    from pfnlab.explore.search.dpor import _Entry
+
+    for fp, sleep, summary in entries:
+        e = table.get(fp)
+        if e is None:
+            table[fp] = _Entry(intern(sleep), intern(summary))
+        else:
+            e.init_sleep = intern(e.init_sleep & sleep)
+            e.summary = intern(summary if e.summary is None else e.summary | summary)
+
+
+def completed_entries(table: dict[int, Any], fps: Iterable[int]) -> list[Shared]:
+    """The entries of ``fps`` (completed states) as workers send them."""
+    out = []
+    for fp in fps:
+        e = table.get(fp)
+        if e is not None and e.summary is not None:
+            out.append((fp, intern(e.init_sleep), intern(e.summary)))
+    return out
+
+
+class SharedTable:
+    """The coordinator's log of completed visited states, merged, for the workers: a
+    backend attaches to each task what its worker has not seen yet (``since``)."""
+
+    def __init__(self) -> None:
+        self.table: dict[int, tuple[frozenset[int], frozenset[Any]]] = {}
+        self.log: list[Shared] = []
+        self.sets: dict[frozenset[Any], frozenset[Any]] = {}  # one object per distinct set
+
+    def add(self, entries: Iterable[Shared]) -> None:
+        """Merge a task's completed entries."""
+        sets = self.sets
+        for fp, sleep, summary in entries:
+            old = self.table.get(fp)
+            if old is not None:
+                sleep, summary = old[0] & sleep, old[1] | summary
+                if (sleep, summary) == old:
+                    continue
+            sleep, summary = sets.setdefault(sleep, sleep), sets.setdefault(summary, summary)
+            self.table[fp] = (sleep, summary)
+            self.log.append((fp, sleep, summary))
+
+    def since(self, version: int) -> tuple[tuple[Shared, ...], int]:
+        """The entries logged since ``version``, and the version now."""
+        return tuple(self.log[version:]), len(self.log)
+
+
+#: how many completed states a worker collects before it publishes them
+BATCH = 256
+
+
+class Exchange:
+    """One inbox per local worker process (made before the workers fork; each worker
+    gets its index with :meth:`attach`)."""
+
+    def __init__(self, workers: int, ctx: Any) -> None:
+        self.inboxes = [ctx.Queue() for _ in range(workers)]
+
+    def attach(self, me: int) -> None:
+        """In worker ``me``: its :class:`Endpoint` becomes this process's."""
+        for q in self.inboxes:
+            # a worker killed at the end of a search must not wait for its feeder thread
+            q.cancel_join_thread()
+        _ENDPOINT[:] = [Endpoint(me, self.inboxes)]
+
+    def close(self) -> None:
+        """The search is over (its workers are gone): release the inboxes."""
+        for q in self.inboxes:
+            q.cancel_join_thread()
+            q.close()
+
+
+class Endpoint:
+    """A worker's side of the exchange. :meth:`begin` with the task's search and tables;
+    the search calls :meth:`completed` for every state it completes; :meth:`end` publishes
+    the rest when the task is over."""
+
+    #: the task's result need not carry its entries: the other workers have them
+    publishes = True
+
+    def __init__(self, me: int, inboxes: list[Any]) -> None:
+        self.me = me
+        self.inboxes = inboxes
+        self.search = ""
+        self.caches: dict[Any, dict[int, Any]] = {}
+        self.visible: Any = None
+        self.table: dict[int, Any] = {}
+        self.out: list[int] = []
+        self.sent = 0
+        self.received = 0
+        #: the numbers of the sets this worker has sent (by object: sets are interned)
+        self.codes: dict[int, int] = {}
+        #: the numbers of the set elements this worker has sent
+        self.atoms: dict[Any, int] = {}
+        #: the sets and elements other workers have sent, by sender and number
+        self.decoded: dict[int, dict[int, frozenset[Any]]] = {}
+        self.atoms_of: dict[int, dict[int, Any]] = {}
+
+    def begin(self, search: str, caches: dict[Any, dict[int, Any]], visible: Any) -> None:
+        """A task of ``search`` starts, with the worker's tables ``caches`` (by visible
+        fields) and the task's ``visible``: merge what has arrived."""
+        self.search, self.caches, self.visible = search, caches, visible
+        self.table = caches.setdefault(visible, {})
+        self.out = []
+        self.drain()
+
+    def completed(self, fp: int) -> None:
+        """The search completed state ``fp``: publish in batches, and take in what the
+        others published."""
+        self.out.append(fp)
+        if len(self.out) >= BATCH:
+            self.publish()
+            self.drain()
+
+    def end(self) -> None:
+        """The task is over: publish what is left."""
+        self.publish()
+
+    def publish(self) -> None:
+        """Send the completed states collected so far to every other worker. Sets go by
+        number: each distinct set (a summary, a sleep set) is sent once, as the numbers
+        of its elements (each distinct element also sent once), and then only its
+        number; unpickling a summary's tuples was most of the cost of the exchange."""
+        if not self.out:
+            return
+        entries = completed_entries(self.table, self.out)
+        self.out = []
+        if not entries:
+            return
+        codes, atoms = self.codes, self.atoms
+        new_atoms: list[tuple[int, Any]] = []
+        new_sets: list[tuple[int, tuple[int, ...]]] = []
+        coded = []
+        for fp, sleep, summary in entries:
+            pair = []
+            for x in (sleep, summary):
+                c = codes.get(id(x))
+                if c is None:
+                    c = codes[id(x)] = len(codes)
+                    elems = []
+                    for a in x:
+                        k = atoms.get(a)
+                        if k is None:
+                            k = atoms[a] = len(atoms)
+                            new_atoms.append((k, a))
+                        elems.append(k)
+                    new_sets.append((c, tuple(elems)))
+                pair.append(c)
+            coded.append((fp, pair[0], pair[1]))
+        msg = (self.search, self.visible, self.me, new_atoms, new_sets, coded)
+        for i, q in enumerate(self.inboxes):
+            if i != self.me:
+                q.put(msg)
+        self.sent += len(entries)
+
+    def drain(self) -> None:
+        """Merge every message that has arrived (another search's are dropped)."""
+        inbox = self.inboxes[self.me]
+        while True:
+            try:
+                search, visible, sender, new_atoms, new_sets, coded = inbox.get_nowait()
+            except (queue.Empty, OSError, EOFError):
+                return
+            atoms = self.atoms_of.setdefault(sender, {})
+            atoms.update(new_atoms)
+            sets = self.decoded.setdefault(sender, {})
+            for c, elems in new_sets:
+                sets[c] = intern(frozenset([atoms[k] for k in elems]))
+            if search != self.search:
+                continue
+            entries = []
+            for fp, a, b in coded:
+                sleep, summary = sets.get(a), sets.get(b)
+                if sleep is not None and summary is not None:
+                    entries.append((fp, sleep, summary))
+            merge_entries(self.caches.setdefault(visible, {}), entries)
+            self.received += len(entries)
+
+
+_ENDPOINT: list[Endpoint] = []
+
+
+def current_endpoint() -> Endpoint | None:
+    """This worker process's endpoint (None outside local worker processes)."""
+    return _ENDPOINT[-1] if _ENDPOINT else None
