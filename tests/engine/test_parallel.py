@@ -17,7 +17,7 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget, Result
 from pfnlab.explore.search.brute import explore_brute
 from pfnlab.explore.search.dpor import explore_dpor
-from pfnlab.explore.search.parallel import explore_parallel
+from pfnlab.explore.search.parallel import MISSED, explore_parallel
 from pfnlab.explore.search.workers import InProcess, LocalProcesses
 from tests.engine.oracle import (
     check_replays,
@@ -55,11 +55,13 @@ def test_parallel_dpor_agrees_with_brute_force_in_any_task_order(i: int) -> None
     program = wide_program(_spec(i))
     with typed_final_states():
         brute = explore_brute(program, stop_first=False, collect_final_states=True)
-        for depth, seed in ((1, i), (2, None), (3, i + 1)):
-            par = explore_parallel(program, Budget(), InProcess(2, seed), stop_first=False,
-                                   collect_final_states=True, depth=depth)
+        for depth, seed, late in ((1, i, False), (2, None, False), (3, i + 1, False),
+                                  (2, i + 2, True)):
+            par = explore_parallel(program, Budget(), InProcess(2, seed, late),
+                                   stop_first=False, collect_final_states=True, depth=depth)
             problems = _agree(program, par, brute)
-            assert not problems, (depth, seed, problems)
+            assert not problems, (depth, seed, late, problems)
+    assert MISSED == [0], "the coordinator's work queue missed a node's new thread"
 
 
 def test_local_processes_agree_with_the_sequential_search() -> None:
