@@ -113,13 +113,23 @@ def _dying_program(flag: Path) -> Program:
     return Program("dying", build)
 
 
-def test_a_dead_worker_s_subtrees_are_explored_again(tmp_path: Path) -> None:
-    program = _dying_program(tmp_path / "flag")
+def test_a_dead_worker_s_subtrees_are_explored_again(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A local worker that dies may have published states whose findings went with it:
+    the search starts again (one more round than a run where nobody dies)."""
+    flag = tmp_path / "flag"
+    program = _dying_program(flag)
     seq = explore_dpor(program, stop_first=False, collect_final_states=True)
+    flag.write_text("nobody dies")
+    calm = explore_parallel(program, Budget(), LocalProcesses(2), stop_first=False,
+                            collect_final_states=True, depth=1)
+    flag.unlink()
     backend = LocalProcesses(2)
     par = explore_parallel(program, Budget(), backend, stop_first=False,
                            collect_final_states=True, depth=1)
-    assert (tmp_path / "flag").exists() and backend.retried == 1
+    assert flag.read_text() == "died" and backend.retried == 1
+    assert "a worker process died; the search starts again" in capsys.readouterr().err
+    assert par.stats.rounds == calm.stats.rounds + 1
     assert par.exhaustive and par.final_states == seq.final_states
     assert {f.message for f in par.findings} == {f.message for f in seq.findings}
 

@@ -46,7 +46,7 @@ from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.search.common import _PROGRESS, Budget, Result, Stats, dependent, ended
 from pfnlab.explore.search.dpor import SourceDpor, _Event, _Node, apply_race, expand_fully
 from pfnlab.explore.search.exchange import SharedTable
-from pfnlab.explore.search.tasks import Task, TaskResult, WorkerLost
+from pfnlab.explore.search.tasks import Task, TaskResult, WorkerDied, WorkerLost
 from pfnlab.explore.stable import promoted, set_promoted
 
 #: the frontier: tasks start this many steps below the root (at most; fewer where
@@ -219,6 +219,8 @@ class _Coordinator:
                     self.stop_first and r.findings):
                 self.restart = True
         except _Restart:
+            self.restart = True
+        except WorkerDied:
             self.restart = True
         except WorkerLost as e:
             import sys

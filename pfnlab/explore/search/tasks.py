@@ -138,3 +138,8 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
 class WorkerLost(RuntimeError):
     """A worker died more than its backend retries a task: the search stops there and
     reports what the finished subtrees covered."""
+
+
+class WorkerDied(RuntimeError):
+    """A local worker process died: the coordinator starts the search again (workers.py:
+    ``LocalProcesses._recover`` says why running its tasks again is not enough)."""

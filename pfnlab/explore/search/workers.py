@@ -7,10 +7,11 @@ or None after ``timeout`` seconds: the coordinator refreshes its progress displa
 ``stop()`` (the workers go away; unfinished tasks are dropped).
 
 - :class:`LocalProcesses` forks worker processes at ``start`` (they inherit the program,
-  model files loaded with ``--model`` included) and hands each task the visited states the
-  other workers completed since. A worker that dies (killed, out of memory) is replaced
-  by a new process, which runs again the tasks that had not come back, each at most
-  ``RETRIES`` times; past that the search stops (``WorkerLost``).
+  model files loaded with ``--model`` included), hands a task to a worker when it has
+  fewer than ``AHEAD`` out, and lets workers publish the visited states they complete to
+  each other (exchange.py). A worker that dies (killed, out of memory) makes the search
+  start again with new workers, ``RETRIES`` times at most; past that the search stops
+  (``WorkerLost``).
 - :class:`RayWorkers` runs each task as a Ray task on a local Ray instance or an existing
   cluster (``address``). The program travels by cloudpickle (model files' modules by
   value); Ray runs again a task whose worker died (``max_retries``).
@@ -32,7 +33,7 @@ from typing import Any
 
 from pfnlab.explore.program import Program
 from pfnlab.explore.search.exchange import Exchange, merge_entries
-from pfnlab.explore.search.tasks import Task, TaskResult, WorkerLost, run_task
+from pfnlab.explore.search.tasks import Task, TaskResult, WorkerDied, WorkerLost, run_task
 
 #: how many times a task whose worker died is run again
 RETRIES = 2
@@ -145,10 +146,10 @@ class _Late:
 
 
 class LocalProcesses:
-    """Tasks on ``workers`` forked local processes, one executor each: a task goes to the
-    worker with the fewest tasks out. Workers publish the visited states they complete
-    to each other while they run (exchange.py), so that every worker's table of visited
-    states grows with the whole search's."""
+    """Tasks on ``workers`` forked local processes, one executor each: a task waits at
+    the coordinator until a worker has fewer than ``AHEAD`` out. Workers publish the
+    visited states they complete to each other while they run (exchange.py), so that
+    every worker's table of visited states grows with the whole search's."""
 
     name = "local processes"
 
@@ -159,7 +160,6 @@ class LocalProcesses:
         self.retried = 0
         self.pools: list[ProcessPoolExecutor] = []
         self.futures: dict[Future[TaskResult], tuple[Task, int]] = {}
-        self.tries: dict[Task, int] = {}
         self.backlog: deque[Task] = deque()
         self.exchange: Exchange | None = None
 
@@ -215,22 +215,16 @@ class LocalProcesses:
             return res
 
     def _recover(self, w: int, task: Task) -> None:
-        """Worker ``w`` died: a new process, and its unfinished tasks again."""
-        lost = [task] + [t for t, k in self.futures.values() if k == w]
-        self.futures = {f: tw for f, tw in self.futures.items() if tw[1] != w}
-        _shutdown(self.pools[w])
+        """Worker ``w`` died. It may have published states of a task whose result (the
+        findings, final states and races of those states' subtrees) is lost, and the
+        other workers may prune at them from now on; running its tasks again would not
+        bring that back. So the search starts again (``WorkerDied``), with new workers
+        and empty tables, ``RETRIES`` times at most; past that it stops (``WorkerLost``)."""
         self.retried += 1
-        for t in lost:
-            self.tries[t] = self.tries.get(t, 0) + 1
-            if self.tries[t] > RETRIES:
-                raise WorkerLost(f"a worker process died {RETRIES + 1} times running a "
-                                 "subtree of the search")
-        print("pfnlab: a worker process died; running its tasks again", file=sys.stderr)
-        # a fresh process, with an empty table: it reads what the others publish from now
-        # on (what was in its inbox when it died may be lost: less pruning, never a miss)
-        self.pools[w] = self._pool(w)
-        for t in lost:
-            self.submit(t)
+        if self.retried > RETRIES:
+            raise WorkerLost(f"a worker process died {self.retried} times")
+        print("pfnlab: a worker process died; the search starts again", file=sys.stderr)
+        raise WorkerDied
 
     def stop(self) -> None:
         """Stop the workers now."""
