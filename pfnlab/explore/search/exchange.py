@@ -214,11 +214,8 @@ class Endpoint:
                 sets[c] = intern(frozenset([atoms[k] for k in elems]))
             if search != self.search:
                 continue
-            entries = []
-            for fp, a, b in coded:
-                sleep, summary = sets.get(a), sets.get(b)
-                if sleep is not None and summary is not None:
-                    entries.append((fp, sleep, summary))
+            # a sender's messages arrive in order, each decoded above: its numbers are known
+            entries = [(fp, sets[a], sets[b]) for fp, a, b in coded]
             merge_entries(self.caches.setdefault(visible, {}), entries)
             self.received += len(entries)
 
