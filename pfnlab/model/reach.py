@@ -30,6 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from pfnlab.explore.collect import collecting
+
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -49,6 +51,26 @@ class Recorder:
         if result is True or result is False:
             self.answers.setdefault(name, set()).add(result)
 
+    def fresh(self) -> Recorder:
+        """An empty recorder, for one task of a parallel search (explore/collect.py)."""
+        return Recorder()
+
+    def merge(self, other: Recorder) -> None:
+        """Add the calls ``other`` (a task's recorder, back from its worker) saw."""
+        self.called |= other.called
+        self.sites |= other.sites
+        for name, answers in other.answers.items():
+            self.answers.setdefault(name, set()).update(answers)
+
+    @contextmanager
+    def activate(self) -> Iterator[Recorder]:
+        """Record the kernel-function calls made inside this block here."""
+        _ACTIVE.append(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.remove(self)
+
 
 _ACTIVE: list[Recorder] = []
 
@@ -62,11 +84,8 @@ def active() -> Recorder | None:
 def recording() -> Iterator[Recorder]:
     """Record kernel-function calls made inside this block."""
     rec = Recorder()
-    _ACTIVE.append(rec)
-    try:
+    with collecting(rec):  # a parallel search's workers record for it too
         yield rec
-    finally:
-        _ACTIVE.remove(rec)
 
 
 def note_call(name: str, result: object) -> None:

@@ -81,6 +81,27 @@ def test_local_processes_agree_with_the_sequential_search() -> None:
         assert "2 workers (local processes)" in par.coverage
 
 
+@pytest.mark.parametrize("backend", [lambda: LocalProcesses(2), lambda: InProcess(2, 5)])
+def test_workers_record_the_calls_the_model_made(backend: object) -> None:
+    """What ran in the workers reaches the coordinator's recorder (explore/collect.py):
+    the "unreached" review of a parallel check is the sequential one's. It was not: with
+    --jobs 2, v6.13 / thp-split said mmu_spte_clear_track_bits only ever returned false,
+    as the coordinator saw only the first steps of each execution."""
+    from pfnlab.model.reach import recording
+
+    def recorded(run: object) -> tuple[object, ...]:
+        with recording() as rec:
+            run()  # type: ignore[operator]
+        return rec.called, rec.sites, rec.answers
+
+    program = SCENARIOS["thp-split"].program(VARIANTS["v6.13"])
+    seq = recorded(lambda: explore_dpor(program, stop_first=False))
+    par = recorded(lambda: explore_parallel(program, Budget(), backend(),  # type: ignore
+                                            stop_first=False, depth=4))
+    assert par == seq
+    assert seq[2]["mmu_spte_clear_track_bits"] == {True, False}
+
+
 class _Var(Shared):
     v = Field(0)
 

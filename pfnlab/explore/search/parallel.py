@@ -40,6 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pfnlab.explore.collect import active as active_records
+from pfnlab.explore.collect import fresh_records, merge_records
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
@@ -196,6 +198,8 @@ class _Coordinator:
         #: by re-executing its schedule
         self.live: Execution | None = None
         self.live_tids: tuple[int, ...] = ()
+        #: the side records active here (explore/collect.py): tasks' records merge into them
+        self.records = active_records()
 
     # ------------------------------------------------------------------ coordinator
     def run(self) -> Result:
@@ -344,7 +348,7 @@ class _Coordinator:
     def _task(self, start: _Start, follow: frozenset[tuple[int, ...]]) -> Task:
         return Task(start.tids, start.sleep, follow, self.visible, self.promoted,
                     self._task_budget(), self.stop_first, self.collect, self.cache,
-                    self.search, start.parent)
+                    self.search, start.parent, records=fresh_records())
 
     def _late_hints(self, nodes: list[_Node], before: list[dict[int, frozenset[Any]]]
                     ) -> None:
@@ -397,6 +401,7 @@ class _Coordinator:
     def _absorb(self, res: TaskResult) -> None:
         """A task is back: its races go to the coordinator's nodes on its path."""
         self.results.append(res)
+        merge_records(res.records, self.records)
         self.progress.tasks_done += 1
         self.progress.tasks_out -= 1
         self.progress.executions += res.stats.executions

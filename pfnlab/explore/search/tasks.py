@@ -12,9 +12,10 @@ it is sound.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from pfnlab.explore.collect import collecting
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Footprint
@@ -51,6 +52,9 @@ class Task:
     #: which worker's tables to use (a process has one worker's; ``InProcess`` simulates
     #: several in one process)
     worker: int = 0
+    #: an empty side record (explore/collect.py) per one the coordinator has active: the
+    #: worker records into them while the task runs and sends them back
+    records: tuple[Any, ...] = field(default=(), compare=False)
 
 
 @dataclass
@@ -72,6 +76,8 @@ class TaskResult:
     cut: bool
     interrupted: bool
     worker: str = ""
+    #: the task's side records, filled (merged into the coordinator's)
+    records: tuple[Any, ...] = ()
 
 
 #: a worker's visited states, kept from task to task of one round of one search (then per
@@ -106,7 +112,8 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
     if ep is not None:
         ep.begin(task.search, caches, task.visible)
         dpor.on_complete = ep.completed
-    res = dpor.run()
+    with collecting(*task.records):
+        res = dpor.run()
     assert dpor.inserted is not None and dpor.completed is not None
     entries = []
     if not res.interrupted and frozenset(dpor.visible) == task.visible:
@@ -132,6 +139,7 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
         cut=not res.exhaustive and not stopped,
         interrupted=res.interrupted,
         worker=f"pid {os.getpid()}",
+        records=task.records,
     )
 
 
