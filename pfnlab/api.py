@@ -94,20 +94,29 @@ class Result:
 
 def check(variant: str, scenario: str, *, mm: str | None = None, strategy: str = "dpor",
           executions: int | None = None, seconds: float | None = None,
-          stop_first: bool = False, **sizes: int) -> Result:
+          stop_first: bool = False, jobs: int = 1, **sizes: int) -> Result:
     """Explore ``variant`` in ``scenario`` (``sizes`` override the scenario's defaults).
 
     Names are looked up in :data:`~pfnlab.VARIANTS` and :data:`~pfnlab.SCENARIOS`
     (KeyError listing the known ones). Every distinct finding is collected, each with its
-    minimal trace, unless ``stop_first``.
+    minimal trace, unless ``stop_first``. ``jobs`` > 1 splits the DPOR search among that
+    many local worker processes, as ``pfnlab check --jobs`` (whose default is the
+    machine's cores; here it is this process alone, as a test expects).
     """
     if variant not in VARIANTS:
         raise KeyError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     if scenario not in SCENARIOS:
         raise KeyError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
     program = SCENARIOS[scenario].program(VARIANTS[variant], mm=mm, **sizes)
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs}: give at least 1")
+    workers = None
+    if jobs > 1:
+        from pfnlab.explore.search.workers import LocalProcesses
+
+        workers = LocalProcesses(jobs)
     res = explore(program, strategy=strategy, stop_first=stop_first,
-                  budget=Budget(executions=executions, seconds=seconds))
+                  budget=Budget(executions=executions, seconds=seconds), backend=workers)
     return Result(variant, scenario, program, res)
 
 

@@ -44,6 +44,7 @@ from pfnlab.explore.fingerprint import collision_odds
 from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget, Result, explore
 from pfnlab.explore.search.common import not_established
+from pfnlab.explore.search.workers import default_workers
 from pfnlab.matrix import Options
 from pfnlab.model.lines import model_files, review_lines, tracing_lines
 from pfnlab.model.reach import recording, review, under_review
@@ -80,7 +81,7 @@ def check(
     output: OutputOpt = None,
     mm: MmOpt = None,
     model: ModelOpt = None,
-    jobs: JobsOpt = 1,
+    jobs: JobsOpt = None,
     ray: RayOpt = None,
     unreached_lines: Annotated[bool, typer.Option(
         "--unreached-lines", help="Also list the lines of the model no explored execution "
@@ -107,7 +108,7 @@ def check(
     title = f"{variant} / {scenario}"
     start = time.perf_counter()
     tracing = _line_tracing(VARIANTS[variant], sc) if unreached_lines else nullcontext()
-    workers = _backend(jobs, ray, strategy)
+    workers = _backend(jobs, ray, strategy, unreached_lines)
     with Status(f"check {title}"), recording() as rec, tracing as lt:
         try:
             res = explore(program, strategy=strategy, stop_first=first,
@@ -163,19 +164,26 @@ def check(
     raise typer.Exit(code)
 
 
-def _backend(jobs: int, ray: str | None, strategy: str) -> Any:
-    """The workers of ``--jobs``/``--ray`` (None: the sequential search)."""
-    if jobs < 1:
+def _backend(jobs: int | None, ray: str | None, strategy: str, traced: bool) -> Any:
+    """The workers of ``--jobs``/``--ray`` (None: the sequential search). Without
+    ``--jobs``: the machine's cores (on Ray: the cluster's CPUs), one process when only
+    one search strategy or the line tracer (``traced``) can run."""
+    if jobs is not None and jobs < 1:
         fail(f"--jobs {jobs}: give at least 1")
+    one = strategy != "dpor" or traced
+    if jobs is None and ray is None:
+        jobs = 1 if one else default_workers()
     if ray is None and jobs == 1:
         return None
     if strategy != "dpor":
         fail(f"--jobs/--ray split the dpor search; --strategy {strategy} runs in one process")
+    if traced:
+        fail("--unreached-lines traces this process's lines: it runs the search in one "
+             "process; leave out --jobs/--ray (or give --jobs 1)")
     from pfnlab.explore.search.workers import backend
 
     try:
-        return backend(jobs if (ray is None or jobs > 1) else 0,
-                       None if ray is None else ("" if ray == "local" else ray))
+        return backend(jobs or 0, None if ray is None else ("" if ray == "local" else ray))
     except RuntimeError as e:
         fail(str(e))
     except Exception as e:  # Ray could not start or reach the cluster

@@ -45,9 +45,10 @@ MmOpt = Annotated[str | None, typer.Option(
     "--mm", help="Host mm the designs run on: 5.4 (default, the 2019 thread's: teardown "
     "waits for page references), 5.18 (27674ef6c73f: it does not), or variant (each "
     "variant's own).")]
-JobsOpt = Annotated[int, typer.Option(
-    "--jobs", "-j", help="Split the DPOR search among this many worker processes (1: one "
-    "process; the same findings and verdicts either way).")]
+JobsOpt = Annotated[int | None, typer.Option(
+    "--jobs", "-j", help="Split the DPOR search among this many worker processes (default: "
+    "the machine's cores; 1: one process; the same findings and verdicts either way).",
+    show_default=False)]
 #: matrix and sweep: how many cells (one check each) run at once; default: the cores
 CellJobsOpt = Annotated[int, typer.Option("--jobs", help="Worker processes.")]
 CELL_JOBS = default_jobs()

@@ -27,9 +27,42 @@ def test_jobs_2_finds_what_one_process_finds() -> None:
     assert "2 workers (local processes)" in flat and "subtrees below depth 12" in flat
 
 
+def test_by_default_a_check_uses_the_machines_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12: ``--jobs`` defaults to the machine's cores; a strategy that runs in one
+    process, or the line tracer, then runs in one process rather than failing."""
+    import pfnlab.explore.search.workers as workers
+
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 2)
+    args = ["check", "v5.4", "devdax-unbind"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "2 workers (local processes)" in " ".join(r.output.split())
+    for extra in (["--strategy", "bounded"], ["--unreached-lines"], ["--jobs", "1"]):
+        r = CliRunner().invoke(app, [*args, *extra])
+        assert r.exit_code in (0, 3) and "workers" not in r.output, (extra, r.output)
+    monkeypatch.setattr(workers.os, "cpu_count", lambda: 1)
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0 and "workers" not in r.output, r.output
+
+
+def test_the_api_splits_a_check_when_asked() -> None:
+    """``pfnlab.api.check(..., jobs=2)``: the same findings as one process (the API's
+    default)."""
+    from pfnlab.api import check
+
+    one = check("v5.3", "devdax-unbind", vcpus=2)
+    two = check("v5.3", "devdax-unbind", vcpus=2, jobs=2)
+    assert "workers" not in one.search.coverage and "2 workers" in two.search.coverage
+    assert sorted((f.kind, f.prop) for f in one.search.findings) == \
+        sorted((f.kind, f.prop) for f in two.search.findings) != []
+    with pytest.raises(ValueError, match="jobs=0"):
+        check("v5.3", "devdax-unbind", jobs=0)
+
+
 @pytest.mark.parametrize(("extra", "says"), [
     (["--jobs", "0"], "--jobs 0: give at least 1"),
     (["--jobs", "2", "--strategy", "random"], "--strategy random runs in one process"),
+    (["--jobs", "2", "--unreached-lines"], "--unreached-lines traces this process's lines"),
 ])
 def test_bad_jobs_are_usage_errors(extra: list[str], says: str) -> None:
     r = CliRunner().invoke(app, ["check", "v5.4", "devdax-unbind", *extra])
