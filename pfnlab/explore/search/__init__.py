@@ -19,6 +19,7 @@ from pfnlab.explore.search.bounded import explore_bounded
 from pfnlab.explore.search.brute import explore_brute
 from pfnlab.explore.search.common import Budget, Result, Stats, reporting
 from pfnlab.explore.search.dpor import explore_dpor
+from pfnlab.explore.search.gcpolicy import searching
 from pfnlab.explore.search.minimize import minimize
 from pfnlab.explore.search.pct import explore_pct
 from pfnlab.explore.search.random_walk import explore_random
@@ -61,6 +62,14 @@ def explore(
     ``backend`` (``workers.backend(jobs, ray)``) a ``dpor`` search without an execution
     budget is split among its workers (parallel.py).
     """
+    with searching():  # the collector's thresholds for a large, long-lived heap
+        return _explore(program, strategy, budget, stop_first, minimal, preemptions,
+                        executions, seed, depth, cache, backend)
+
+
+def _explore(program: Program, strategy: str, budget: Budget | None, stop_first: bool,
+             minimal: bool, preemptions: int, executions: int, seed: int, depth: int,
+             cache: bool, backend: Any) -> Result:
     budget = budget or Budget()
     start = time.perf_counter()
     if strategy not in STRATEGIES:

@@ -22,6 +22,7 @@ from pfnlab.explore.runtime import Footprint
 from pfnlab.explore.search.common import Budget, Stats
 from pfnlab.explore.search.dpor import SourceDpor
 from pfnlab.explore.search.exchange import completed_entries, current_endpoint, merge_entries
+from pfnlab.explore.search.gcpolicy import searching
 from pfnlab.explore.stable import promoted, set_promoted
 
 
@@ -112,7 +113,7 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
     if ep is not None:
         ep.begin(task.search, caches, task.visible)
         dpor.on_complete = ep.completed
-    with collecting(*task.records):
+    with collecting(*task.records), searching():  # (a Ray worker did not inherit them)
         res = dpor.run()
     assert dpor.inserted is not None and dpor.completed is not None
     entries = []
