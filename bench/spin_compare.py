@@ -10,10 +10,11 @@ holds) it runs the two checkers on the same question and prints one table, also 
 bench/results/spin_compare.json.
 
 pfnlab: the command a user would type, ``pfnlab check DESIGN devdax-unbind --size vcpus=V
---size pages=P`` (default search: source-set DPOR, every finding), in its own process with
-``--output`` for the JSON report. Its wall time covers the whole command (interpreter start,
-model build, search, report). A run that exceeds the cap is killed and reported as "not
-finished in N s", never as a pass.
+--size pages=P --jobs 1`` (default search: source-set DPOR, every finding; one process like
+SPIN, unless ``--jobs N`` or ``--jobs default``, the machine's cores as the command's
+default), in its own process with ``--output`` for the JSON report. Its wall time covers
+the whole command (interpreter start, model build, search, report). A run that exceeds the
+cap is killed and reported as "not finished in N s", never as a pass.
 
 SPIN (only when Debian's ``spin`` package and gcc are installed): the reference Promela model
 ../shared/reference/spin/devdax.pml with VARIANT=0 (v5.3) or 1 (v5.4), copied to a temporary
@@ -75,14 +76,17 @@ def not_finished(cap: float) -> Cell:
     return Cell(verdict=f"not finished in {cap:g} s", seconds=cap, finished=False)
 
 
-def run_pfnlab(design: str, vcpus: int, pages: int, cap: float) -> Cell:
-    """Run ``pfnlab check`` in its own process; kill it at ``cap`` seconds."""
+def run_pfnlab(design: str, vcpus: int, pages: int, cap: float, jobs: int | None = 1) -> Cell:
+    """Run ``pfnlab check`` in its own process (``--jobs jobs``; None: the command's
+    default, the machine's cores); kill it at ``cap`` seconds."""
     exe = shutil.which("pfnlab", path=str(Path(sys.executable).parent))
     cmd = [exe] if exe else [sys.executable, "-m", "pfnlab"]
     with tempfile.TemporaryDirectory(prefix="pfnlab-bench-") as tmp:
         report = Path(tmp) / "report.json"
         cmd += ["check", design, SCENARIO, "--size", f"vcpus={vcpus}",
                 "--size", f"pages={pages}", "--output", str(report)]
+        if jobs is not None:
+            cmd += ["--jobs", str(jobs)]
         t0 = time.perf_counter()
         try:
             proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=cap)
@@ -176,6 +180,10 @@ def main() -> None:
                     help="time cap of each run, either checker (default 120)")
     ap.add_argument("--spin-memlim", type=int, default=8192,
                     help="pan's memory limit in MB (-DMEMLIM, default 8192)")
+    ap.add_argument("--jobs", default="1",
+                    help="pfnlab's --jobs: 1 (default: one process, as SPIN runs on one core, "
+                    "and the state counts are reproducible) or N, or 'default' (the "
+                    "command's own default: the machine's cores)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "spin_compare.json"))
     args = ap.parse_args()
 
@@ -191,7 +199,8 @@ def main() -> None:
         for design, variant in DESIGNS.items():
             size = f"{vcpus}x{pages}"
             print(f"{size} {design}: pfnlab ...", file=sys.stderr, flush=True)
-            pfn = run_pfnlab(design, vcpus, pages, args.seconds)
+            pfn = run_pfnlab(design, vcpus, pages, args.seconds,
+                             None if args.jobs == "default" else int(args.jobs))
             spin = None
             if with_spin:
                 print(f"{size} {design}: spin ...", file=sys.stderr, flush=True)

@@ -178,6 +178,13 @@ def test_ray_workers_agree_with_the_sequential_search() -> None:
                                Budget(), ray, stop_first=False)
         assert {f.key for f in par.findings} == {f.key for f in seq.findings}
         assert par.exhaustive and "2 workers (Ray)" in par.coverage
+        # the calls the model made in Ray's workers come back (explore/collect.py)
+        from pfnlab.model.reach import recording
+
+        prog = SCENARIOS["thp-split"].program(VARIANTS["v6.13"])
+        with recording() as rec:
+            explore_parallel(prog, Budget(), ray, stop_first=False, depth=4)
+        assert rec.answers["mmu_spte_clear_track_bits"] == {True, False}
         with registries_restored():
             load_model(ROOT / "examples" / "refresh_race.py")
             prog = SCENARIOS["gpc-vs-zap"].program(VARIANTS["gpc-buggy"])
