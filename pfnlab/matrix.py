@@ -19,7 +19,6 @@ A cell's verdict for a property comes only from the search that ran for that cel
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -305,8 +304,10 @@ def run_cells(cells: list[tuple[str, str, Options]], jobs: int,
 
 
 def default_jobs() -> int:
-    """Worker processes by default: the machine's cores, at most 2."""
-    return max(1, min(2, os.cpu_count() or 1))
+    """Worker processes by default: the cores this process may use, at most 2."""
+    from pfnlab.explore.search.workers import default_workers
+
+    return min(2, default_workers())
 
 
 def as_json(cells: Iterable[Cell], opts: Options,

@@ -30,9 +30,9 @@ def test_jobs_2_finds_what_one_process_finds() -> None:
 def test_by_default_a_check_uses_the_machines_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 12: ``--jobs`` defaults to the machine's cores; a strategy that runs in one
     process, or the line tracer, then runs in one process rather than failing."""
-    import pfnlab.explore.search.workers as workers
+    import pfnlab.cli.check_cmd as check_cmd
 
-    monkeypatch.setattr(workers.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(check_cmd, "default_workers", lambda: 2)
     args = ["check", "v5.4", "devdax-unbind"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
@@ -40,9 +40,17 @@ def test_by_default_a_check_uses_the_machines_cores(monkeypatch: pytest.MonkeyPa
     for extra in (["--strategy", "bounded"], ["--unreached-lines"], ["--jobs", "1"]):
         r = CliRunner().invoke(app, [*args, *extra])
         assert r.exit_code in (0, 3) and "workers" not in r.output, (extra, r.output)
-    monkeypatch.setattr(workers.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(check_cmd, "default_workers", lambda: 1)
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0 and "workers" not in r.output, r.output
+
+
+def test_default_workers_are_the_cores_this_process_may_use() -> None:
+    from pfnlab.explore.search.workers import default_workers
+
+    if hasattr(os, "sched_getaffinity"):
+        assert default_workers() == len(os.sched_getaffinity(0))
+    assert 1 <= default_workers() <= (os.cpu_count() or 1)
 
 
 def test_the_api_splits_a_check_when_asked() -> None:

@@ -48,8 +48,12 @@ _PROGRAM: list[Program] = []  # the program the forked workers inherit
 
 
 def default_workers() -> int:
-    """The machine's cores."""
-    return max(1, os.cpu_count() or 1)
+    """The cores this process may run on (its CPU affinity: in a container or under
+    ``taskset`` fewer than the machine has), else the machine's."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS)
+        return max(1, os.cpu_count() or 1)
 
 
 def _init(me: int = -1, exchange: Exchange | None = None) -> None:
