@@ -81,6 +81,19 @@ def test_local_processes_agree_with_the_sequential_search() -> None:
         assert "2 workers (local processes)" in par.coverage
 
 
+def test_local_processes_agree_with_brute_force_on_random_programs() -> None:
+    """Issue 12's differential with real worker processes (the exchange between them, the
+    final states and violations sent back): what brute force finds."""
+    for i in range(8):
+        program = wide_program(_spec(1000 + i))
+        with typed_final_states():
+            brute = explore_brute(program, stop_first=False, collect_final_states=True)
+            par = explore_parallel(program, Budget(), LocalProcesses(2), stop_first=False,
+                                   collect_final_states=True, depth=1 + i % 3)
+            problems = _agree(program, par, brute)
+        assert not problems, (i, problems)
+
+
 @pytest.mark.parametrize("backend", [lambda: LocalProcesses(2), lambda: InProcess(2, 5)])
 def test_workers_record_the_calls_the_model_made(backend: object) -> None:
     """What ran in the workers reaches the coordinator's recorder (explore/collect.py):
@@ -178,6 +191,15 @@ def test_ray_workers_agree_with_the_sequential_search() -> None:
                                Budget(), ray, stop_first=False)
         assert {f.key for f in par.findings} == {f.key for f in seq.findings}
         assert par.exhaustive and "2 workers (Ray)" in par.coverage
+        # random programs: the final states and violations brute force finds (final states
+        # as the engine writes them: typed_final_states patches this process only)
+        for i in range(4):
+            program = wide_program(_spec(2000 + i))
+            brute = explore_brute(program, stop_first=False, collect_final_states=True)
+            par = explore_parallel(program, Budget(), ray, stop_first=False,
+                                   collect_final_states=True, depth=1 + i % 3)
+            problems = _agree(program, par, brute)
+            assert not problems, (i, problems)
         # the calls the model made in Ray's workers come back (explore/collect.py)
         from pfnlab.model.reach import recording
 
