@@ -47,7 +47,8 @@ MmOpt = Annotated[str | None, typer.Option(
     "variant's own).")]
 JobsOpt = Annotated[int | None, typer.Option(
     "--jobs", "-j", help="Split the DPOR search among this many worker processes (default: "
-    "the machine's cores; 1: one process; the same findings and verdicts either way).",
+    "the cores this process may run on; 1: one process; the same findings and verdicts "
+    "either way).",
     show_default=False)]
 #: matrix and sweep: how many cells (one check each) run at once; default: the cores
 CellJobsOpt = Annotated[int, typer.Option("--jobs", help="Worker processes.")]
