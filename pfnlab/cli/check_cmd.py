@@ -166,8 +166,9 @@ def check(
 
 def _backend(jobs: int | None, ray: str | None, strategy: str, traced: bool) -> Any:
     """The workers of ``--jobs``/``--ray`` (None: the sequential search). Without
-    ``--jobs``: the machine's cores (on Ray: the cluster's CPUs), one process when only
-    one search strategy or the line tracer (``traced``) can run."""
+    ``--jobs``: the cores this process may run on (on Ray: the cluster's CPUs), or one
+    process for a strategy other than dpor and for the line tracer (``traced``), which
+    see one process only."""
     if jobs is not None and jobs < 1:
         fail(f"--jobs {jobs}: give at least 1")
     one = strategy != "dpor" or traced
