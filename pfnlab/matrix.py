@@ -230,8 +230,10 @@ def _run_pair(args: tuple[int, str, str, Options]) -> tuple[int, Cell]:
 
 
 def _worker_init() -> None:
-    # Ctrl-C is the parent's to handle: it stops the workers (terminate)
+    # Ctrl-C is the parent's to handle: it stops the workers (terminate: SIGTERM, which
+    # must kill them, not run the handler the parent's command line set up)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:  # and a worker dies with its parent, however that ends (Linux)
         import ctypes
 

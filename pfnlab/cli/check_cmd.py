@@ -160,7 +160,7 @@ def check(
     if lost:
         raise typer.Exit(exits.USAGE)
     if cut and format == "json" and not output:
-        say(f"interrupted (Ctrl-C): {res.coverage}")
+        say(f"interrupted ({interrupt.cause()}): {res.coverage}")
     raise typer.Exit(code)
 
 
@@ -333,7 +333,7 @@ def _text(title: str, props: tuple[str, ...], res: Result, analyses: list[Any],
                 f"{st.states:,} states{odds}, "
                 f"{st.steps:,} steps, {st.seconds:.2f} s")
     if cut:
-        out += wrap("interrupted (Ctrl-C): " + (
+        out += wrap(f"interrupted ({interrupt.cause()}): " + (
             "the findings above are real, but the search did not finish" if res.findings
             else "no finding in what was explored, and no claim beyond it"))
     elif not res.findings:

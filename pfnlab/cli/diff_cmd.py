@@ -127,8 +127,8 @@ def diff_cmd(
         say(lost)
         raise typer.Exit(exits.USAGE)
     if cut:
-        print(f"interrupted (Ctrl-C): {len(diffs)} of {len(names)} scenarios compared; "
-              f"not compared: {', '.join(names[len(diffs):]) or 'none'}",
+        print(f"interrupted ({interrupt.cause()}): {len(diffs)} of {len(names)} scenarios "
+              f"compared; not compared: {', '.join(names[len(diffs):]) or 'none'}",
               file=sys.stderr if format == "json" and not output else sys.stdout)
         raise typer.Exit(exits.INCONCLUSIVE)
     changed = [p for sd in diffs for p in sd.props if p.change not in (BOTH, UNKNOWN)]

@@ -84,7 +84,9 @@ def _outcome(fn: Callable[..., Any], args: Any, kwargs: Any) -> int:
         say(_escape(str(e)))
         return exits.INCONCLUSIVE
     except KeyboardInterrupt:
-        say("interrupted (Ctrl-C) before there was anything to report")
+        from pfnlab.cli import interrupt
+
+        say(f"interrupted ({interrupt.cause()}) before there was anything to report")
         return exits.INCONCLUSIVE
     except BrokenPipeError:
         # the reader went away (pfnlab ... | head): nothing more to say to it

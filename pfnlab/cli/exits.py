@@ -10,7 +10,7 @@ code  meaning
       not reproduce
 2     usage or model error: a bad name, size, budget or path, a model file that does not
       load, a scenario whose build raises or that has no threads; nothing was claimed
-3     inconclusive: interrupted (Ctrl-C), a budget cut the search before it found
+3     inconclusive: interrupted (Ctrl-C, SIGTERM), a budget cut the search before it found
       anything, nothing was explored, or a "sometimes" goal was never reached
 ====  =================================================================================
 """

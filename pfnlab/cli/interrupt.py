@@ -1,5 +1,7 @@
 """Ctrl-C: the first one stops the work and the command reports what it covered (exit
-status 3); a second one stops at once, without a traceback.
+status 3); a second one stops at once, without a traceback. SIGTERM (``timeout``, a batch
+system's time limit, a cancelled CI job) is handled the same way, and the report says
+"interrupted (SIGTERM)".
 
 The first SIGINT raises :class:`KeyboardInterrupt` as Python's own handler does: a search
 catches it and returns what it covered; a command that runs several searches asks
@@ -20,7 +22,10 @@ from contextlib import contextmanager
 from types import FrameType
 
 from pfnlab.cli import exits
+from pfnlab.explore.search.common import INTERRUPTED_BY
 
+#: the signals that stop a command with its report
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _count = [0]
 #: the command's exit status once it has finished (then Ctrl-C just ends the process)
 _finished: list[int | None] = [None]
@@ -32,8 +37,15 @@ def _flush() -> None:
             stream.flush()
 
 
+def cause() -> str:
+    """What interrupted the command: "Ctrl-C" or the signal's name ("SIGTERM")."""
+    return INTERRUPTED_BY[0]
+
+
 def _handler(signum: int, frame: FrameType | None) -> None:
     _count[0] += 1
+    if _count[0] == 1:
+        INTERRUPTED_BY[0] = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
     done = _finished[0]
     if done is not None:  # the report is out: end with its status, quietly
         _flush()
@@ -41,43 +53,48 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     if _count[0] == 1:
         raise KeyboardInterrupt
     _flush()
-    os.write(2, b"\npfnlab: interrupted again (Ctrl-C): stopped at once; "
-                b"the report was not finished\n")
+    os.write(2, f"\npfnlab: interrupted again ({cause()}): stopped at once; "
+                "the report was not finished\n".encode())
     os._exit(exits.INCONCLUSIVE)
 
 
 def install() -> None:
-    """For the ``pfnlab`` process: Ctrl-C is handled here until the process ends (a late
-    one, while Python shuts down, must not kill it by the signal)."""
-    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
-        signal.signal(signal.SIGINT, _handler)
+    """For the ``pfnlab`` process: Ctrl-C and SIGTERM are handled here until the process
+    ends (a late one, while Python shuts down, must not kill it by the signal)."""
+    for sig in SIGNALS:
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, _handler)
 
 
 def shutting_down() -> None:
     """The process is ending with its status: Ctrl-C can no longer change it (Python
     resets a handler written in Python to the default while it shuts down, and the
     signal would then kill the process)."""
-    if signal.getsignal(signal.SIGINT) == _handler:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in SIGNALS:
+        if signal.getsignal(sig) == _handler:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 @contextmanager
 def handling() -> Iterator[None]:
-    """Within this block Ctrl-C is counted (and a second one exits at once)."""
+    """Within this block Ctrl-C and SIGTERM are counted (and a second one exits at
+    once)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    prev = signal.getsignal(signal.SIGINT)
-    if prev == signal.SIG_IGN:  # started ignoring it (nohup, a background job): keep so
-        yield
-        return
+    # a signal the process started ignoring (nohup, a background job's SIGINT) stays so
+    prev = {sig: signal.getsignal(sig) for sig in SIGNALS}
+    mine = [sig for sig in SIGNALS if prev[sig] != signal.SIG_IGN]
     _count[0] = 0
     _finished[0] = None
-    signal.signal(signal.SIGINT, _handler)
+    INTERRUPTED_BY[0] = "Ctrl-C"
+    for sig in mine:
+        signal.signal(sig, _handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, prev)  # the process's own (install) stays
+        for sig in mine:
+            signal.signal(sig, prev[sig])  # the process's own (install) stays
 
 
 def finished(code: int) -> None:
@@ -86,7 +103,7 @@ def finished(code: int) -> None:
 
 
 def interrupted() -> bool:
-    """Whether Ctrl-C was pressed during this command."""
+    """Whether Ctrl-C was pressed (or SIGTERM came) during this command."""
     return _count[0] > 0
 
 

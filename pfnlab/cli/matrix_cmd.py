@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from pfnlab.cli import exits
+from pfnlab.cli import exits, interrupt
 from pfnlab.cli.app import app
 from pfnlab.cli.common import (
     CELL_JOBS,
@@ -141,6 +141,6 @@ def matrix(
     if not_run is not None:
         cut = sum(1 for c in cells if c.cut)
         part = f" ({cut} of them cut short)" if cut else ""
-        print(f"interrupted (Ctrl-C): {len(cells)} of {n} cells checked{part}, "
+        print(f"interrupted ({interrupt.cause()}): {len(cells)} of {n} cells checked{part}, "
               f"{len(not_run)} not run", file=sys.stderr if format == "json" else sys.stdout)
     raise typer.Exit(exit_status(cells, not_run is None))

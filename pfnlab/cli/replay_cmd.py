@@ -138,12 +138,12 @@ def replay_cmd(
     reproduced = True
     for n, (v, s, sz, f) in enumerate(saved):
         if interrupt.interrupted():
-            print(f"interrupted (Ctrl-C): {n} of {len(saved)} findings replayed")
+            print(f"interrupted ({interrupt.cause()}): {n} of {len(saved)} findings replayed")
             raise typer.Exit(exits.INCONCLUSIVE)
         try:
             o = replay_saved(v, s, sz, f, mm)
         except KeyboardInterrupt:
-            print(f"interrupted (Ctrl-C): {n} of {len(saved)} findings replayed")
+            print(f"interrupted ({interrupt.cause()}): {n} of {len(saved)} findings replayed")
             raise typer.Exit(exits.INCONCLUSIVE) from None
         except Exception as e:
             sc = SCENARIOS.get(s)

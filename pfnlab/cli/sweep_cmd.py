@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from pfnlab.cli import exits
+from pfnlab.cli import exits, interrupt
 from pfnlab.cli.app import app
 from pfnlab.cli.common import (
     CELL_JOBS,
@@ -116,6 +116,6 @@ def sweep(
     else:
         render_sweep(cells, stdout_console(), total)
     if not_run is not None:
-        print(f"interrupted (Ctrl-C): {len(cells)} of {n} cells checked, "
+        print(f"interrupted ({interrupt.cause()}): {len(cells)} of {n} cells checked, "
               f"{len(not_run)} not run", file=sys.stderr if format == "json" else sys.stdout)
     raise typer.Exit(exit_status(cells, not_run is None))

@@ -51,8 +51,9 @@ def thread_cmd(
             with thread_run.reporting_runs(progress):
                 report = thread_run.run_thread()
         except KeyboardInterrupt:
-            raise Inconclusive(f"interrupted (Ctrl-C) at {claim[0] or 'the start'}; the "
-                               "report needs every claim, so nothing was written") from None
+            raise Inconclusive(f"interrupted ({interrupt.cause()}) at "
+                               f"{claim[0] or 'the start'}; the report needs every claim, "
+                               "so nothing was written") from None
     if format == "html":
         out = render_html("pfnlab: the 2019 ZONE_DEVICE thread, claim by claim", [], {},
                           extra_html=render_html_section(report))

@@ -242,9 +242,10 @@ def test_the_matrix_fits_the_terminal(columns: int) -> None:
 
 # --------------------------------------------------------------------------- Ctrl-C
 def interrupt(args: list[str], delay: float, *, twice: bool = False,
-              stderr: int | None = None) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run pfnlab, send SIGINT after ``delay`` seconds; the result and the seconds it took
-    to exit after the signal."""
+              stderr: int | None = None, sig: int = signal.SIGINT
+              ) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run pfnlab, send ``sig`` (SIGINT) after ``delay`` seconds; the result and the
+    seconds it took to exit after the signal."""
     p = subprocess.Popen([sys.executable, "-m", "pfnlab", *args], cwd=ROOT, text=True,
                          stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE if stderr is None else stderr,
@@ -252,10 +253,10 @@ def interrupt(args: list[str], delay: float, *, twice: bool = False,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(delay)
     t0 = time.perf_counter()
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     if twice:
         time.sleep(0.05)
-        p.send_signal(signal.SIGINT)
+        p.send_signal(sig)
     out, err = p.communicate(timeout=60)
     return subprocess.CompletedProcess(p.args, p.returncode, out, err or ""), \
         time.perf_counter() - t0
@@ -270,6 +271,19 @@ def test_ctrl_c_in_check_says_what_was_covered() -> None:
     assert "coverage: interrupted (Ctrl-C) after" in one_line(out.stdout)
     assert "interrupted (Ctrl-C): no finding in what was explored" in one_line(out.stdout)
     assert "Traceback" not in out.stderr and after < 10
+
+
+def test_sigterm_in_check_reports_like_ctrl_c() -> None:
+    """``timeout 600 pfnlab check ...``, a batch system's time limit or a cancelled CI job
+    send SIGTERM: the report of what was covered still comes, naming the signal; a second
+    one stops at once."""
+    out, after = interrupt(SLOW_CHECK, 2, sig=signal.SIGTERM)
+    assert out.returncode == 3, out
+    assert "coverage: interrupted (SIGTERM) after" in one_line(out.stdout)
+    assert "interrupted (SIGTERM): no finding in what was explored" in one_line(out.stdout)
+    assert "Traceback" not in out.stderr and after < 10
+    out, after = interrupt(SLOW_CHECK, 2, twice=True, sig=signal.SIGTERM)
+    assert out.returncode == 3 and "Traceback" not in out.stderr and after < 10, out
 
 
 def test_a_second_ctrl_c_stops_without_a_traceback() -> None:

@@ -15,6 +15,10 @@ from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.shared import ALL_FIELDS
 from pfnlab.explore.stable import promotions
 
+#: what interrupts a search (its KeyboardInterrupt): Ctrl-C, unless the command line says
+#: it was a signal (``pfnlab check`` under ``timeout``: SIGTERM); the coverage text names it
+INTERRUPTED_BY = ["Ctrl-C"]
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -173,7 +177,7 @@ class Clock:
 
     def cut(self, stats: Stats) -> str:
         """The coverage text of a search that a budget or Ctrl-C stopped."""
-        why = "interrupted (Ctrl-C)" if self.interrupted else "budget reached"
+        why = f"interrupted ({INTERRUPTED_BY[0]})" if self.interrupted else "budget reached"
         n = stats.executions + self.earlier
         return (f"{why} after {n} executions ({self.elapsed():.1f} s): "
                 "partial, no claim beyond them")

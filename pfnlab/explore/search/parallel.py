@@ -45,7 +45,15 @@ from pfnlab.explore.collect import fresh_records, merge_records
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
-from pfnlab.explore.search.common import _PROGRESS, Budget, Result, Stats, dependent, ended
+from pfnlab.explore.search.common import (
+    _PROGRESS,
+    INTERRUPTED_BY,
+    Budget,
+    Result,
+    Stats,
+    dependent,
+    ended,
+)
 from pfnlab.explore.search.dpor import SourceDpor, _Event, _Node, apply_race, expand_fully
 from pfnlab.explore.search.exchange import SharedTable
 from pfnlab.explore.search.tasks import Task, TaskResult, WorkerDied, WorkerLost
@@ -470,7 +478,7 @@ class _Coordinator:
         stopped = bool(r.findings) and self.stop_first
         elapsed = time.perf_counter() - self.start
         if self.cut or self.interrupted:
-            why = "interrupted (Ctrl-C)" if self.interrupted else "budget reached"
+            why = f"interrupted ({INTERRUPTED_BY[0]})" if self.interrupted else "budget reached"
             coverage = (f"{why} after {st.executions} executions ({elapsed:.1f} s): "
                         "partial, no claim beyond them")
         elif stopped:

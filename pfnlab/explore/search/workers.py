@@ -57,7 +57,10 @@ def default_workers() -> int:
 
 
 def _init(me: int = -1, exchange: Exchange | None = None) -> None:
+    # Ctrl-C is the coordinator's; SIGTERM kills a worker (it is how executors stop
+    # workers), not the handler the command line set up in the process it forked from
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if exchange is not None:
         exchange.attach(me)
 
