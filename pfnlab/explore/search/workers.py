@@ -29,13 +29,14 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
-from typing import Any
+from typing import Any, NoReturn
 
 from pfnlab.explore.program import Program
 from pfnlab.explore.search.exchange import Exchange, merge_entries
 from pfnlab.explore.search.tasks import Task, TaskResult, WorkerDied, WorkerLost, run_task
 
-#: how many times a task whose worker died is run again
+#: how many times a dead worker makes the search start again (local processes), or Ray
+#: runs again a task whose worker died
 RETRIES = 2
 #: tasks a local worker has out at most: one running, one waiting so that it never
 #: waits for the coordinator
@@ -205,24 +206,23 @@ class LocalProcesses:
         return len(self.futures) + len(self.backlog)
 
     def next_result(self, timeout: float | None = None) -> TaskResult | None:
-        """The next task to finish (a dead worker's tasks are run again); None if none
-        finished within ``timeout`` seconds."""
-        while True:
-            done, _ = wait(set(self.futures), timeout=timeout, return_when=FIRST_COMPLETED)
-            if not done:
-                return None
-            fut = next(iter(done))
-            task, w = self.futures.pop(fut)
-            try:
-                res = fut.result()
-            except BrokenProcessPool:
-                self._recover(w, task)
-                continue
-            self._dispatch()
-            return res
+        """The next task to finish; None if none finished within ``timeout`` seconds. A
+        dead worker raises ``WorkerDied`` (the search starts again) or, past ``RETRIES``,
+        ``WorkerLost``."""
+        done, _ = wait(set(self.futures), timeout=timeout, return_when=FIRST_COMPLETED)
+        if not done:
+            return None
+        fut = next(iter(done))
+        self.futures.pop(fut)
+        try:
+            res = fut.result()
+        except BrokenProcessPool:
+            self._recover()
+        self._dispatch()
+        return res
 
-    def _recover(self, w: int, task: Task) -> None:
-        """Worker ``w`` died. It may have published states of a task whose result (the
+    def _recover(self) -> NoReturn:
+        """A worker died. It may have published states of a task whose result (the
         findings, final states and races of those states' subtrees) is lost, and the
         other workers may prune at them from now on; running its tasks again would not
         bring that back. So the search starts again (``WorkerDied``), with new workers
