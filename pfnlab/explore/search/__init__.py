@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 
+@searching()  # the collector's thresholds for a large, long-lived heap (gcpolicy.py)
 def explore(
     program: Program,
     *,
@@ -62,14 +63,6 @@ def explore(
     ``backend`` (``workers.backend(jobs, ray)``) a ``dpor`` search without an execution
     budget is split among its workers (parallel.py).
     """
-    with searching():  # the collector's thresholds for a large, long-lived heap
-        return _explore(program, strategy, budget, stop_first, minimal, preemptions,
-                        executions, seed, depth, cache, backend)
-
-
-def _explore(program: Program, strategy: str, budget: Budget | None, stop_first: bool,
-             minimal: bool, preemptions: int, executions: int, seed: int, depth: int,
-             cache: bool, backend: Any) -> Result:
     budget = budget or Budget()
     start = time.perf_counter()
     if strategy not in STRATEGIES:
