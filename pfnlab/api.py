@@ -100,16 +100,16 @@ def check(variant: str, scenario: str, *, mm: str | None = None, strategy: str =
     Names are looked up in :data:`~pfnlab.VARIANTS` and :data:`~pfnlab.SCENARIOS`
     (KeyError listing the known ones). Every distinct finding is collected, each with its
     minimal trace, unless ``stop_first``. ``jobs`` > 1 splits the DPOR search among that
-    many local worker processes, as ``pfnlab check --jobs`` (whose default is the
-    machine's cores; here it is this process alone, as a test expects).
+    many local worker processes, as ``pfnlab check --jobs`` does (whose default is the
+    cores; here the default is this process alone, as a test or the pytest plugin wants).
     """
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs}: give at least 1")
     if variant not in VARIANTS:
         raise KeyError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     if scenario not in SCENARIOS:
         raise KeyError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
     program = SCENARIOS[scenario].program(VARIANTS[variant], mm=mm, **sizes)
-    if jobs < 1:
-        raise ValueError(f"jobs={jobs}: give at least 1")
     workers = None
     if jobs > 1:
         from pfnlab.explore.search.workers import LocalProcesses

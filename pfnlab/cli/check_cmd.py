@@ -44,7 +44,7 @@ from pfnlab.explore.fingerprint import collision_odds
 from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget, Result, explore
 from pfnlab.explore.search.common import not_established
-from pfnlab.explore.search.workers import default_workers
+from pfnlab.explore.search.workers import backend, default_workers
 from pfnlab.matrix import Options
 from pfnlab.model.lines import model_files, review_lines, tracing_lines
 from pfnlab.model.reach import recording, review, under_review
@@ -181,8 +181,6 @@ def _backend(jobs: int | None, ray: str | None, strategy: str, traced: bool) -> 
     if traced:
         fail("--unreached-lines traces this process's lines: it runs the search in one "
              "process; leave out --jobs/--ray (or give --jobs 1)")
-    from pfnlab.explore.search.workers import backend
-
     try:
         return backend(jobs or 0, None if ray is None else ("" if ray == "local" else ray))
     except RuntimeError as e:
