@@ -42,6 +42,7 @@ from pfnlab.explore.races import Race, RaceDetector
 from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared, guard_of, is_plain
 from pfnlab.explore.snapshot import RESUMED, Snapshots
 from pfnlab.explore.stable import (
+    ALLOCATES,
     Stable,
     free_key,
     promote,
@@ -201,9 +202,15 @@ class Execution(Checking, Snapshots, StepMemo):
         memo: bool = False,
     ) -> None:
         self.program = program
+        #: stable fields whose reads are steps for this program (stable.py); live: a
+        #: promotion during this execution applies to its later reads
+        self.promoted: set[str] = promoted_live(program)
         # checkpoints (snapshot.py): the undo log, per-step and per-thread records
-        self.log: list[tuple[dict[str, Any], str, Any, Any]] | None = [] if snapshots else None
         self.no_snapshots = "" if snapshots else "not requested"
+        if snapshots and ALLOCATES in self.promoted:
+            snapshots = False
+            self.no_snapshots = "a thread creates shared objects"
+        self.log: list[tuple[dict[str, Any], str, Any, Any]] | None = [] if snapshots else None
         self.step_pos: list[int] = []
         self.step_res: list[int] = []
         self.init_pos: list[int] = []
@@ -215,12 +222,15 @@ class Execution(Checking, Snapshots, StepMemo):
         self.memo_hits = 0
         self._ghost_cache: dict[tuple[type, str], bool] = {}
         self.stale_wakes: set[int] = set()  # stale waiters a write woke (``_wake``)
+        #: pins joined reads relied on (stable.py, ``_pin_drops``): (tid, object index,
+        #: stable field) -> what the pin predicate read; their keys' hash joins the state
+        self.pins: dict[tuple[int, int, str], frozenset[tuple[int, str]]] = {}
+        self.pin_zob = 0
+        #: the pins the step under way recorded (the step memo keeps them with its outcome)
+        self.step_pins: list[tuple[int, int, str, frozenset[tuple[int, str]]]] = []
         self.starting = False
         #: Lipton's reduction for mover locks and SRCU (``_joins``), call summaries
         self.movers = program.reduce
-        #: stable fields whose reads are steps for this program (stable.py); live: a
-        #: promotion during this execution applies to its later reads
-        self.promoted: set[str] = promoted_live(program)
         self.trace_on = trace
         self.check_on = check_invariants
         self.max_steps = max_steps
@@ -327,8 +337,12 @@ class Execution(Checking, Snapshots, StepMemo):
             raise ValueError(f"two shared objects are both named {name!r}; names must be unique")
         self.names[name] = obj
         self.objects.append(obj)
-        if self.threads_started():
-            self.snapshots_off(f"a thread created shared object {name}")
+        if self.threads_started() and self.log is not None:
+            # A rebuilt thread would create it again (snapshot.py): the program is run
+            # without checkpoints from now on. Learnt like a promotion, so the search starts
+            # again (stable.ALLOCATES); the log stays on to the end of this step, which may
+            # still rebuild a stale waiter it wakes, and its outcome is not memoised.
+            promote(self.program, ALLOCATES)
         if type(obj)._has_plain_:
             self.has_plain = True
             if self.races is None and self.threads_started():
@@ -508,6 +522,12 @@ class Execution(Checking, Snapshots, StepMemo):
         if not ok:
             return self._yield(Op(READ, obj, s.name))
         self.plain_fp.extend((i, f, False) for i, f in reads)
+        if s.pinned is not None and not self.replaying:
+            self._pin_record(t.tid, obj.__dict__["_idx"], s.name, frozenset(reads))
+        if self.races is not None:
+            # a marked read, joined to the step or not: it acquires what the field's last
+            # write released (races.py), or the edges would depend on whether a pin is held
+            self.races.acquire(t.tid, (obj.__dict__["_idx"], s.name))
         if self.starting:
             # Before its first step a thread has no step to join; the read is a right
             # mover instead: it commutes with every other thread's step up to the reader's
@@ -550,8 +570,13 @@ class Execution(Checking, Snapshots, StepMemo):
     def _unpin_check(self, t: ThreadState, obj: Shared,
                      fields: tuple[Stable[Any], ...]) -> Footprint:
         """Before ``t`` writes or frees stable ``fields`` of ``obj``: promote each one
-        another live thread holds a pin on now (stable.py); returns the predicates' reads,
-        which belong in the step's footprint."""
+        another thread holds a pin on now (stable.py); returns the predicates' reads,
+        which belong in the step's footprint.
+
+        Every other thread is asked, finished ones too: whether a thread has finished is in
+        no footprint, so DPOR may explore only the order in which the pinning thread
+        finished before the write; the predicate's value is a function of the shared state
+        it reads, which is in the footprint, so every equivalent execution decides alike."""
         reads: set[tuple[int, str]] = set()
         cls = type(obj)
         for s in fields:
@@ -559,13 +584,71 @@ class Execution(Checking, Snapshots, StepMemo):
             if k in self.promoted:
                 continue
             for u in self.threads:
-                if u is t or u.op is None:
+                if u is t:
                     continue
                 ok, _ = self._pinned(obj, s, u.name, reads)
                 if ok:
                     promote(self.program, k)
                     break
         return tuple((i, f, False) for i, f in sorted(reads))
+
+    def _pin_record(self, tid: int, idx: int, field: str,
+                    reads: frozenset[tuple[int, str]]) -> None:
+        """Thread ``tid``'s step read stable ``field`` of object ``idx`` joined to it,
+        relying on its pin (the predicate read ``reads``): kept until its next step."""
+        key = (tid, idx, field)
+        if key not in self.pins:
+            self.pin_zob ^= _pin_hash(key)
+        self.pins[key] = reads
+        self.step_pins.append((tid, idx, field, reads))
+
+    def _clear_pins(self, tid: int) -> Footprint:
+        """Thread ``tid`` takes a step: the reads its last step joined under pins are behind
+        it now (in a finer execution too: program order). The predicates' reads join this
+        step's footprint, so that a step releasing such a pin is ordered against it: before
+        it, the release finds the pin recorded in every equivalent execution."""
+        out: set[tuple[int, str]] = set()
+        for key in [k for k in self.pins if k[0] == tid]:
+            out |= self.pins.pop(key)
+            self.pin_zob ^= _pin_hash(key)
+        return tuple((i, f, False) for i, f in sorted(out))
+
+    def _pin_drops(self, tid: int, fp: Footprint) -> Footprint:
+        """After a step of thread ``tid`` with footprint ``fp``: re-evaluate every recorded
+        pin whose predicate read something the step wrote. A read joined to its thread's
+        last step under a pin that another thread's step has since released may have come
+        after that release in a finer execution, and after a write of the field that no
+        pin announced any more: the field is promoted (stable.py). A pin its holder
+        released itself is forgotten. Returns the predicates' reads, which belong in the
+        step's footprint (so that every equivalent execution decides alike)."""
+        writes = {(i, f) for i, f, w in fp if w}
+        writes.update(self.ghost_writes)
+        if not writes:
+            return ()
+        whole = {i for i, f in writes if f == ALL_FIELDS}
+        out: set[tuple[int, str]] = set()
+        for key, reads in list(self.pins.items()):
+            if not any((i, f) in writes or i in whole for i, f in reads):
+                continue
+            u, idx, field = key
+            obj = self.objects[idx]
+            name = stable_key(type(obj), field)
+            try:
+                ok, now = self._pinned(obj, getattr(type(obj), field), self.threads[u].name)
+            except Exception as e:
+                self._set_finding(self.threads[tid], EXCEPTION, "exception",
+                                  f"the pinned predicate of {obj.name}: {e!r}")
+                return ()
+            out |= reads
+            out |= now
+            if ok and name not in self.promoted:
+                self.pins[key] = frozenset(now)
+                continue
+            del self.pins[key]
+            self.pin_zob ^= _pin_hash(key)
+            if not ok and u != tid:
+                promote(self.program, name)
+        return tuple((i, f, False) for i, f in sorted(out))
 
     # ----------------------------------------------------------- guarded accesses
     def guarded_read(self, obj: Shared, g: Any) -> Any:
@@ -793,6 +876,8 @@ class Execution(Checking, Snapshots, StepMemo):
         for t in self.threads:
             keys.append(t.key)
             keys.append(int(t.blocked))
+        if self.pins:  # what a pin released later decides (``_pin_drops``)
+            keys.append(self.pin_zob)
         if self.races is not None:
             # happens-before facts that can still decide a race (see RaceDetector.summary)
             # the summary holds only ints and strs, built by races.py: repr is canonical
@@ -811,13 +896,14 @@ class Execution(Checking, Snapshots, StepMemo):
         if op is None or t.blocked or self.finding is not None:
             raise RuntimeError(f"thread {t.name} cannot step now")
         mk: tuple[int, ...] | None = None
+        pre = self._clear_pins(tid) if self.pins else ()
         if self.memo is not None and self.memo_on():
             mk = self._memo_key(t)
             out = self.memo.get(mk)
             if out is not None:
                 done = self._memo_apply(t, out)
                 if done is not None:
-                    return self._after_step(done)
+                    return self._after_step(done + pre, tid)
         nstarts, nnoted = len(t.opstarts), len(self.noted)
         if t.stale:
             self.rebuild(t)
@@ -831,6 +917,7 @@ class Execution(Checking, Snapshots, StepMemo):
         if self.trace_on:
             self.labels.append(self.label(tid))
         self.plain_fp = []
+        self.step_pins = []
         self.ghost_writes = []  # this step's only (the initial run's are in the initial state)
         fp: Footprint = ()
         movers = True  # every operation so far was a successful acquire of a mover lock
@@ -843,7 +930,7 @@ class Execution(Checking, Snapshots, StepMemo):
             if op.kind in (ACQUIRE, RELEASE) and status != _STOPPED and self._mover(op.obj):
                 sections.setdefault(op.obj.__dict__["_idx"], []).append(op.kind)
             if status == _ABORT:
-                return fp + tuple(self.plain_fp)
+                return fp + tuple(self.plain_fp) + pre
             if status in (_STOPPED, _PASSED) or self.finding is not None:
                 break
             movers = movers and op.kind == ACQUIRE and self._mover(op.obj) and not (
@@ -865,11 +952,14 @@ class Execution(Checking, Snapshots, StepMemo):
             fp = fp + tuple(self.plain_fp)
         if mk is not None:
             self._memo_record(mk, t, nstarts, nnoted, fp)
-        return self._after_step(fp)
+        return self._after_step(fp + pre, tid)
 
-    def _after_step(self, fp: Footprint) -> Footprint:
+    def _after_step(self, fp: Footprint, tid: int) -> Footprint:
         """What follows every step: its ghost writes join its footprint, the visibility
-        proviso, the invariants and goals it may have changed, the end-of-execution checks."""
+        proviso, the invariants and goals it may have changed, the end-of-execution checks,
+        and the pins it may have released (``_pin_drops``)."""
+        if self.pins and self.finding is None:
+            fp = fp + self._pin_drops(tid, fp)
         if self.ghost_writes:
             fp = fp + tuple((i, f, True) for i, f in self.ghost_writes)
         visible = self.visible
@@ -1018,9 +1108,11 @@ class Execution(Checking, Snapshots, StepMemo):
             for i, f in sorted(reads):
                 # the condition's reads: plain ones race-checked, marked ones acquire
                 o = self.objects[i] if i >= 0 else None
-                if races is None or o is None or f in ("_freed", ALL_FIELDS):
+                if races is None or o is None:
                     continue
-                if self._is_plain(o, f):
+                if f == "_freed":  # is_freed(o): the free released it (races.py)
+                    races.acquire(tid, (i, "_freed"))
+                elif self._is_plain(o, f):
                     race = races.plain_read(tid, (i, f))
                     if race is not None:
                         self._race_finding(t, race, READ, wait=op.field)
@@ -1339,6 +1431,11 @@ _INIT_ZOB: weakref.WeakKeyDictionary[Program, tuple[int, bool, str, int]] = \
 #: ops_key results by program, then by (thread key at the operation's start, index)
 _OPS_MEMO: weakref.WeakKeyDictionary[Program, dict[tuple[int, int], int | None]] = \
     weakref.WeakKeyDictionary()
+
+
+def _pin_hash(key: tuple[int, int, str]) -> int:
+    """The contribution of one recorded pin to the state's fingerprint."""
+    return digest(repr(key).encode())
 
 
 class _Halt(BaseException):

@@ -7,34 +7,48 @@ all), and are racy without one (Dan Williams: "this is racy unless the page is p
 
 ``Stable(default, pinned=fn)`` declares it: ``fn(obj, thread)`` (a check-style predicate,
 read without steps) says whether the model thread named ``thread`` holds a pin on ``obj``
-now; ``pinned`` omitted means ``__ro_after_init`` (pinned always). The pin must be the
-thread's own: only that thread's steps may take or drop it (a page reference the ledger
-attributes to it, not "the refcount is above zero", which another thread's put changes).
-A read by a model thread that holds a pin is not a scheduling point: it joins the
-thread's current step, with the predicate's reads in the step's footprint. Any other read
-is a scheduling point like a ``Field``'s.
+now; ``pinned`` omitted means ``__ro_after_init`` (pinned always). A read by a model thread
+that holds a pin is not a scheduling point: it joins the thread's current step, with the
+predicate's reads in the step's footprint; before the thread's first step (its initial
+run) it is made at once, as part of the initial state. Any other read is a scheduling
+point like a ``Field``'s.
 
-The engine never trusts the declaration. Every write of a stable field by a model thread,
-and every free of an object with stable fields, evaluates the predicate for every other
-live thread when it is performed (its reads in that step's footprint): if one holds a pin
-then, the field is *promoted* (all its reads become scheduling points for this program,
-as for a ``Field``) and the search starts again. The search ends at a fixpoint: in every
-explored execution each write or free of a stable field happened while no other thread
-held a pin on it. (``__ro_after_init``: any write or free after set-up promotes.)
+*What the reduction needs*, with how the engine checks each (never trusting the
+declaration):
+
+1. No write or free of the field while another thread holds a pin. Every write of a
+   stable field by a model thread, and every free of an object with stable fields,
+   evaluates the predicate for *every* other thread, finished ones included (whether a
+   thread has finished is in no footprint, so DPOR may explore only the order in which
+   the pinning thread finished first; a pin never released is a pin). If one holds a pin
+   then, the field is *promoted*: its reads become scheduling points for this program,
+   and the search starts again.
+2. A pin a joined read relied on is released only by its holder. Each joined read records
+   the pin (``Execution.pins``) until the reader's next step; a step of another thread
+   that makes the predicate false meanwhile promotes the field (in a finer execution the
+   read may come after that release, and after a write no pin announced any more).
+3. The predicate is a function of shared state (fields, ghost fields) and the thread's
+   name: its reads are what the footprints carry.
+
+The search ends at a fixpoint: in every explored execution no write or free met another
+thread's pin and no recorded pin was released by another thread.
 
 *Why a read under the reader's own pin may join the step before it.* Let thread T read
-stable field F of o holding a pin on o, right after T's previous operation X. In a finer
-execution other threads' steps may come between X and the read. T held the pin from X on
-(only T's own steps take or drop it, and T took none in between), so none of those steps
-writes F or frees o, or that write would be one made while a pin was held, which the
-search finds and promotes F for (next paragraph). So the read commutes with every one of
-them (Lipton's left mover) and the finer execution is equivalent to one where it joins X.
-Before a thread's first step there is no X to join: a read under a pin there is a
-scheduling point (a thread could start by reading a flag whose pin another thread is
-about to drop). *Why every write while pinned is seen.* The writing step's footprint has
-the predicates' reads, so DPOR orders it against every step that changes them: in each
-Mazurkiewicz trace the predicates have one value at the write, and one execution of each
-trace is explored (a state pruned by caching had its continuations explored already).
+stable field F of o, holding a pin on o, right after its previous operation X; in a finer
+execution other threads' steps S1..Sk come between X and the read. Let Si be the first that
+writes F or frees o (if none, the read commutes with all of them: Lipton's left mover, and
+the finer execution is equivalent to one where it joins X). The coarse execution X+read,
+S1..Si exists (the read changes nothing the others see). At Si, either T still holds its
+pin, and (1) promotes F, or some Sj before it released the pin, and (2) promotes F at Sj:
+the recorded pin is there, since T took no step since X. Both decisions are the same in
+every equivalent execution: the writing or releasing step's footprint has the predicates'
+reads, and the recording step (X+read) and the clearing step (T's next) carry them too, so
+they are ordered against it; one execution of each Mazurkiewicz trace is explored (a state
+pruned by caching had its continuations explored: the recorded pins are part of the state's
+fingerprint). Before a thread's first step the argument runs the other way: T holds the pin
+at the read and keeps it until its own first step, so the read commutes with the others'
+steps before that one (a right mover), unless one of them writes F (1) or releases the pin
+first (2).
 
 Promotions are kept per program (and recorded in JSON reports, so that ``replay`` steps
 the same way); ``Program(reduce=False)`` turns stable reads into ordinary steps.
@@ -99,6 +113,12 @@ def free_key(cls: type) -> str:
     guarded accesses after a write in the same step are then scheduling points)."""
     return stable_key(cls, "~free")
 
+
+#: The learnt fact that a model thread creates shared objects (``Shared(...)`` after its
+#: first step begins). Checkpoints are off for such a program (a rebuilt thread would
+#: create the object a second time, snapshot.py): the first creation made with checkpoints
+#: on records it, and the search starts again without them, as after a promotion.
+ALLOCATES = "~alloc"
 
 _PROMOTED: weakref.WeakKeyDictionary[Program, set[str]] = weakref.WeakKeyDictionary()
 

@@ -9,11 +9,11 @@ node below it mostly in *other* threads' history keys (a read changes no field).
 
 A step is a deterministic function of the stepping thread's state (its history key and
 summarised-call depth: threads are deterministic, the premise of state caching and of
-rebuilds) and of the shared state it runs in. The shared state is every field, ghost field
-and free flag, whose 128-bit Zobrist hash (``zob``) the execution keeps anyway, plus one
-fact about the other threads that a step consults: which have finished (a write to a
-stable field checks the pins of the live ones; stable.py). So the *outcome* of a step, as
-recorded the first time it runs, can be applied again wherever the same key comes back:
+rebuilds) and of the shared state it runs in: every field, ghost field and free flag,
+whose 128-bit Zobrist hash (``zob``) the execution keeps anyway (a write to a stable field
+checks the pins of every other thread, finished or not: a function of the shared state;
+stable.py), and the promotions made so far. So the *outcome* of a step, as recorded the
+first time it runs, can be applied again wherever the same key comes back:
 
 - the writes in the order made, each through the primitive that made it (``_set`` for a
   field, which wakes the watchers of the field in the intermediate state it leaves, as the
@@ -23,7 +23,8 @@ recorded the first time it runs, can be applied again wherever the same key come
   ``Op``, as :meth:`~pfnlab.explore.snapshot.Snapshots.restore` puts back), blocked flag,
   attempt result, watched fields, operation starts (moved to this log position), and how
   often the step resumed it, so that a later rebuild re-runs exactly this step;
-- the step's footprint (ghost writes are added as in a real step).
+- the step's footprint (ghost writes are added as in a real step), and the pins its
+  joined stable reads relied on (stable.py, what the reduction needs, 2).
 
 The thread's greenlet is not moved, so the thread is stale afterwards; a later rebuild
 re-runs its code against the log, which holds what the real step would have written, and
@@ -72,6 +73,8 @@ class StepOutcome(NamedTuple):
     opstarts: tuple[tuple[int, int, int, bool, int], ...]
     enabling: bool
     fp: tuple[Any, ...]                            # the footprint before ghost writes
+    #: the pins its joined stable reads relied on (runtime.Execution._pin_record)
+    pins: tuple[tuple[int, int, str, frozenset[tuple[int, str]]], ...]
 
 
 class StepMemo:
@@ -95,9 +98,10 @@ class StepMemo:
     enabling: bool
     ghost_writes: list[tuple[int, str]]
     plain_fp: list[tuple[int, str, bool]]
+    step_pins: list[Any]
     stale_wakes: set[int]
     watch: dict[tuple[int, str], set[int]]
-    #: outcomes by (tid, key, depth, zob, finished threads, promotions); None: off
+    #: outcomes by (tid, key, depth, zob, promotions); None: off
     memo: dict[tuple[int, ...], StepOutcome] | None
     #: steps applied from the memo, and steps recorded into it (statistics)
     memo_hits: int
@@ -124,6 +128,9 @@ class StepMemo:
     def _watch(self, t: ThreadState, reads: Any) -> None:
         raise NotImplementedError  # runtime.Execution
 
+    def _pin_record(self, tid: int, idx: int, field: str, reads: Any) -> None:
+        raise NotImplementedError  # runtime.Execution
+
     def checkpoint(self) -> Any:
         raise NotImplementedError  # snapshot.Snapshots
 
@@ -137,10 +144,7 @@ class StepMemo:
 
     def _memo_key(self, t: ThreadState) -> tuple[int, ...]:
         """What a step of ``t`` from the current state is a function of."""
-        done = 0
-        for u in self.threads:
-            done = done * 2 + (u.op is None)
-        return (t.tid, t.key, t.depth, self.zob, done, len(self.promoted))
+        return (t.tid, t.key, t.depth, self.zob, len(self.promoted))
 
     def _memo_record(self, mk: tuple[int, ...], t: ThreadState, nstarts: int,
                      nnoted: int, fp: tuple[Any, ...]) -> None:
@@ -149,7 +153,7 @@ class StepMemo:
         memo, log = self.memo, self.log
         assert memo is not None and log is not None
         if self.finding is not None or len(self.noted) != nnoted or not self.hashable or \
-                mk[5] != len(self.promoted) or len(memo) >= MEMO_LIMIT:
+                mk[4] != len(self.promoted) or len(memo) >= MEMO_LIMIT:
             return
         pos0 = self.step_pos[-1]
         writes = []
@@ -165,7 +169,7 @@ class StepMemo:
                        for _s, pos, index, key, enabling, done in t.opstarts[nstarts:])
         memo[mk] = StepOutcome(self.step_res[-1], tuple(writes), t.op, t.key, t.depth,
                                t.blocked, t.value, t.reads, tuple(t.watched), starts,
-                               self.enabling, fp)
+                               self.enabling, fp, tuple(self.step_pins))
 
     def _is_ghost(self, obj: Shared, field: str) -> bool:
         k = (type(obj), field)
@@ -219,6 +223,9 @@ class StepMemo:
                                for off, index, key, enabling, done in out.opstarts])
         t.stale = True  # its greenlet, if any, is where the step started
         self.enabling = out.enabling
+        self.step_pins = []
+        for u, idx, field, reads in out.pins:
+            self._pin_record(u, idx, field, reads)
         if self.stale_wakes:
             self._wake_stale()
             if self.finding is not None:

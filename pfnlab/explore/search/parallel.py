@@ -57,7 +57,7 @@ from pfnlab.explore.search.common import (
 from pfnlab.explore.search.dpor import SourceDpor, _Event, _Node, apply_race, expand_fully
 from pfnlab.explore.search.exchange import SharedTable
 from pfnlab.explore.search.tasks import Task, TaskResult, WorkerDied, WorkerLost
-from pfnlab.explore.stable import promoted, set_promoted
+from pfnlab.explore.stable import promoted, promotions, set_promoted
 
 #: the frontier: tasks start this many steps below the root (at most; fewer where
 #: executions are shorter)
@@ -213,6 +213,10 @@ class _Coordinator:
     def run(self) -> Result:
         r = self.run_
         ex = self._execution(())
+        if promotions(self.program) != len(self.promoted):  # learnt in the initial runs
+            ex.close()
+            self.restart = True
+            return self._result(0)
         self.dpor.nthreads = n = len(ex.threads)
         if ended(ex, self.stop_first) or not ex.enabled():
             r.leaf(ex, collect=self.collect)
@@ -306,6 +310,10 @@ class _Coordinator:
         fp = ex.step(p)
         self.live_tids = (*tids, p)
         r.stats.steps += 1 + ex.rebuilt_steps - rebuilt
+        if promotions(self.program) != len(self.promoted):
+            # this step promoted a stable field (or learnt another fact that changes the
+            # steps, stable.py): every node and task so far used the old steps
+            raise _Restart
         # the sequential search's race detection, on this node's path
         dpor.stack, dpor.events = nodes, list(events)
         dpor.obj_events = {}
