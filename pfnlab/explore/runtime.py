@@ -676,7 +676,7 @@ class Execution(Checking, Snapshots, StepMemo):
         access the declaration forbids."""
         t = self.running
         lock = getattr(obj, g.by, None)
-        if lock is None or "owner" not in lock.__dict__:
+        if "owner" not in getattr(lock, "__dict__", ()):
             raise RuntimeError(f"{obj.name}.{g.name} is Guarded(by={g.by!r}) but "
                                f"{obj.name}.{g.by} is not a Lock")
         held = t is not None and lock.__dict__["owner"] == t.name
@@ -695,9 +695,10 @@ class Execution(Checking, Snapshots, StepMemo):
         who = t.name if t is not None else "a thread"
         self._set_finding(
             t, ASSERTION, "lock-guard",
-            f"{who} {verb} {obj.name}.{g.name} without holding {lock.name} "
+            f"{who} {verb} {obj.name}.{g.name} without holding {lock.__dict__['_name']} "
             f"(declared Guarded(by={g.by!r}"
-            + (", lockless_reads=True" if g.lockless_reads else "") + "))")
+            + (", lockless_reads=True" if g.lockless_reads else "") + "))"
+            + (_site(t) if t is not None else ""))
         raise _Halt
 
     def _freeable(self, obj: Shared) -> bool:
@@ -735,7 +736,7 @@ class Execution(Checking, Snapshots, StepMemo):
             after = arg
             self._set(obj, d["_name"], field, arg)
         elif kind == RMW:
-            after, result = arg(before)
+            after, result = apply_update(arg, before, obj, field)
             self._set(obj, d["_name"], field, after)
         if kind != WRITE:
             self._received(t, result)
@@ -802,19 +803,22 @@ class Execution(Checking, Snapshots, StepMemo):
     def acquire(self, lock: Shared) -> None:
         """Lock acquire by model code."""
         if self.mode != _THREAD:
-            raise RuntimeError("locks can only be taken by model threads")
+            raise RuntimeError("a lock was taken outside a model thread (in build() or a "
+                               "check): only a thread's code takes locks")
         self._yield(Op(ACQUIRE, lock, "owner"))
 
     def release(self, lock: Shared) -> None:
         """Lock release by model code."""
         if self.mode != _THREAD:
-            raise RuntimeError("locks can only be released by model threads")
+            raise RuntimeError("a lock was released outside a model thread (in build() or a "
+                               "check): only a thread's code releases locks")
         self._yield(Op(RELEASE, lock, "owner"))
 
     def share(self, srcu: Shared, delta: int) -> None:
         """Enter (``delta`` 1) or leave (-1) an SRCU read-side section (sync.Srcu)."""
         if self.mode != _THREAD:
-            raise RuntimeError("srcu read sections can only be entered by model threads")
+            raise RuntimeError("an SRCU read section was entered or left outside a model "
+                               "thread (in build() or a check): only a thread's code can")
         self._yield(Op(ACQUIRE if delta > 0 else RELEASE, srcu, "readers"))
 
     def wait(self, cond: Callable[[], object], what: str, prop: str = "",
@@ -822,7 +826,8 @@ class Execution(Checking, Snapshots, StepMemo):
         """Wait until ``cond()`` holds (a scheduling point; may block). ``grace``: the
         condition is ``synchronize_srcu`` of that Srcu (it reads its readers)."""
         if self.mode != _THREAD:
-            raise RuntimeError("wait_until can only be called by model threads")
+            raise RuntimeError("wait_until was called outside a model thread (in build() or "
+                               "a check): only a thread's code can wait")
         op = Op(WAIT, _NOBODY, what, cond)
         op.grace = grace
         if prop:
@@ -1062,11 +1067,23 @@ class Execution(Checking, Snapshots, StepMemo):
             fp = ((d["_idx"], field, True),)
         elif k == RMW:
             before = d[field]
-            new, result = op.arg(before)
-            self._set(obj, name, field, new)
             fp = ((d["_idx"], field, True),)
+            try:
+                new, result = apply_update(op.arg, before, obj, field)
+            except Exception as e:  # the model's update function: a finding, not a crash
+                at = _model_frame(e) if not isinstance(e, UpdateError) else ""
+                self._set_finding(t, EXCEPTION, "exception",
+                                  f"{type(e).__name__}: {e} ({at or _site(t)[2:-1]})",
+                                  tb=traceback.format_exc())
+                return fp, _ABORT
+            self._set(obj, name, field, new)
         elif k in (ACQUIRE, RELEASE) and field == "readers":  # Srcu read section
             before = d["readers"]
+            if k == RELEASE and before <= 0:
+                self._set_finding(
+                    t, ASSERTION, "lock-balance",
+                    f"{t.name} left an SRCU read section of {name} with none open{_site(t)}")
+                return ((d["_idx"], "readers", True),), _ABORT
             self._set(obj, name, "readers", before + (1 if k == ACQUIRE else -1))
             fp = ((d["_idx"], "readers", True),)
             if races is not None:
@@ -1092,7 +1109,7 @@ class Execution(Checking, Snapshots, StepMemo):
                     t,
                     ASSERTION,
                     "lock-balance",
-                    f"{t.name} released {name} held by {before or 'nobody'}",
+                    f"{t.name} released {name} held by {before or 'nobody'}{_site(t)}",
                 )
                 return ((d["_idx"], "owner", True),), _ABORT
             self._set(obj, name, "owner", None)
@@ -1138,7 +1155,7 @@ class Execution(Checking, Snapshots, StepMemo):
                     t, EXCEPTION, "exception",
                     f"{t.name} frees {name}, a mover lock or Srcu (its operations join the "
                     "steps next to them, which a free in between would split): declare it "
-                    f"Lock({name!r}, mover=False) if the model frees it")
+                    f"Lock({name!r}, mover=False) if the model frees it{_site(t)}")
                 return fp, _ABORT
             if races is not None and type(obj)._has_plain_:
                 keys = [(d["_idx"], f) for f in type(obj)._fields_ if self._is_plain(obj, f)]
@@ -1291,11 +1308,24 @@ class Execution(Checking, Snapshots, StepMemo):
         try:
             ok = bool(op.arg())
         except Exception as e:  # a broken condition is a finding, not a crash of the tool
-            self._set_finding(t, EXCEPTION, "exception", f"condition of wait {op.field!r}: {e!r}")
+            at = _model_frame(e)
+            self._set_finding(t, EXCEPTION, "exception",
+                              f"condition of wait {op.field!r}: {e!r}" + (f" ({at})" if at else ""))
             ok = False
         finally:
             self.mode, self.peek = prev_mode, prev_peek
             HOOKS.current = prev
+        for i, f in reads:
+            why = self.objects[i].__dict__["_freed"] if i >= 0 and f != "_freed" else None
+            if why is not None:  # the waiter polls freed memory (is_freed() itself may ask)
+                prop = USE_AFTER_FREE
+                if isinstance(why, tuple):
+                    prop, why = why
+                self._set_finding(
+                    t, USE_AFTER_FREE, prop,
+                    f"{t.name} waits on {self.objects[i].name}.{f} after it was freed ({why})"
+                    + _site(t))
+                return False, reads
         bad = self._mover_reads(reads)
         if bad:
             self._set_finding(t, EXCEPTION, "exception",
@@ -1492,19 +1522,48 @@ def model_caller(skip: Collection[str] = ()) -> str:
     return ""
 
 
+class UpdateError(TypeError):
+    """An ``atomic()`` update function that does not return ``(new, result)``."""
+
+
+def apply_update(update: Callable[[Any], Any], old: Any, obj: Shared, field: str
+                 ) -> tuple[Any, Any]:
+    """``update(old)`` as ``atomic()`` applies it: it must return ``(new, result)``."""
+    got = update(old)
+    if not (isinstance(got, tuple) and len(got) == 2):
+        raise UpdateError(f"atomic({obj.__dict__['_name']}, {field!r}, update): update(old) "
+                          f"must return (new value, result), not {got!r}")
+    return got
+
+
+def _site(t: ThreadState) -> str:
+    """`` (in FUNCTION, FILE:LINE)``: where thread ``t``'s code is (suspended at its pending
+    operation, or running now), or "" when that is not in a model file."""
+    f: Any = sys._getframe(1) if t.glet is greenlet.getcurrent() else t.glet.gr_frame
+    while f is not None:
+        code = f.f_code
+        if code.co_filename not in _ENGINE_FILES and not code.co_filename.startswith("<"):
+            return f" (in {_CODE_NAMES.get(code, code.co_name)}, " \
+                f"{_shown(code.co_filename)}:{f.f_lineno})"
+        f = f.f_back
+    return ""
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when under it."""
+    import os
+
+    rel = os.path.relpath(path) if os.path.isabs(path) else path
+    return rel if not rel.startswith("..") else path
+
+
 def _model_frame(e: BaseException) -> str:
     """``in FUNCTION, FILE:LINE`` of the innermost traceback frame in model code (not the
     engine's), the file relative to the working directory when under it; "" if none."""
-    import os
-
     for fr in reversed(traceback.extract_tb(e.__traceback__)):
         if fr.filename in _ENGINE_FILES or fr.filename.startswith("<"):
             continue
-        path = fr.filename
-        rel = os.path.relpath(path) if os.path.isabs(path) else path
-        if not rel.startswith(".."):
-            path = rel
-        return f"in {fr.name}, {path}:{fr.lineno}"
+        return f"in {fr.name}, {_shown(fr.filename)}:{fr.lineno}"
     return ""
 
 

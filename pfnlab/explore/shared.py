@@ -253,8 +253,10 @@ def atomic(obj: Shared, field: str, update: Callable[[Any], tuple[Any, Any]]) ->
     desc = _RMW_FIELDS.get(key, _UNSEEN)
     if desc is _UNSEEN:
         d = getattr(type(obj), field, None)
-        desc = _RMW_FIELDS[key] = d if isinstance(d, Field) and \
-            type(d)._rmw is not Field._rmw else None
+        if not isinstance(d, Field):
+            raise AttributeError(f"atomic({obj!r}, {field!r}, ...): {type(obj).__name__} "
+                                 f"has no shared field {field!r}")
+        desc = _RMW_FIELDS[key] = d if type(d)._rmw is not Field._rmw else None
     if desc is not None:
         return desc._rmw(rt, obj, update)
     return rt.rmw(obj, field, update)
@@ -271,6 +273,8 @@ def free(obj: Shared, why: str | tuple[str, str] = "") -> None:
     ``why`` says what freed it; a ``(property_id, text)`` tuple also names the property the
     use-after-free is reported under (default ``"use-after-free"``).
     """
+    if not isinstance(obj, Shared):
+        raise TypeError(f"free({obj!r}): only a Shared object can be freed")
     rt = HOOKS.current
     if rt is None:
         obj.__dict__["_freed"] = why or "freed"

@@ -281,11 +281,15 @@ class Snapshots:
         if new is None or op is None or (new.kind, new.obj.__dict__["_name"], new.field) \
                 != (op.kind, op.obj.__dict__["_name"], op.field) or (
                 self.hashable and (t.key, t.depth) != (key, depth)):
+            from pfnlab.explore.runtime import _site
+
             raise RuntimeError(
                 f"thread {t.name} is not deterministic: re-run against the same history it "
-                f"stopped at {new.describe() if new is not None else 'its end'} instead of "
+                f"stopped at {new.describe() if new is not None else 'its end'}"
+                f"{_site(t)} instead of "
                 f"{op.describe() if op is not None else 'its end'}; model threads may "
-                "depend only on what they read from shared state")
+                "depend only on what they read from shared state (not on a global, the "
+                "clock, random numbers or a value kept from an earlier execution)")
         t.key, t.depth = key, depth
         t.stale = False
         self.plain_fp, self.ghost_writes, self.running = step_state

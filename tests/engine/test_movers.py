@@ -9,6 +9,7 @@ violation must be the same, with no more executions.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
@@ -543,7 +544,9 @@ def test_a_guarded_write_without_its_lock_is_a_finding() -> None:
 
     f = explore(Program("guard", build)).findings[0]
     assert (f.kind, f.prop) == ("assertion", "lock-guard")
-    assert f.message == "bad writes kvm.spte without holding kvm.lock (declared Guarded(by='lock'))"
+    assert f.message == ("bad writes kvm.spte without holding kvm.lock (declared "
+                         "Guarded(by='lock')) (in bad, tests/engine/test_movers.py:"
+                         f"{_line('k.spte = 2')})")
 
 
 def test_a_lockless_read_needs_lockless_reads() -> None:
@@ -558,7 +561,15 @@ def test_a_lockless_read_needs_lockless_reads() -> None:
 
     f = explore(Program("guard", build)).findings[0]
     assert f.message == ("reader reads kvm.spte without holding kvm.lock "
-                         "(declared Guarded(by='lock'))")
+                         "(declared Guarded(by='lock')) (in reader, "
+                         f"tests/engine/test_movers.py:{_line('# not allowed')})")
+
+
+def _line(marker: str) -> int:
+    """The line of this file that holds ``marker`` (once): where a finding points."""
+    (n,) = [i for i, text in enumerate(Path(__file__).read_text().splitlines(), 1)
+            if marker in text and "_line(" not in text]
+    return n
 
 
 def _guarded_program(reduce: bool, put_first: bool) -> Program:

@@ -123,7 +123,7 @@ def test_a_race_in_a_wait_condition_names_the_model_not_the_search() -> None:
             wait_until(lambda: x.p == 0, "x.p == 0")
 
         def t1() -> None:
-            free(x, "t1")
+            x.p = 1
 
         return Instance(threads={"t0": t0, "t1": t1})
 
