@@ -49,6 +49,7 @@ from pfnlab.explore.stable import (
     promoted_live,
     stable_fields,
     stable_key,
+    written_key,
 )
 from pfnlab.explore.stepmemo import StepMemo
 from pfnlab.explore.sync import MOVER_FIELD
@@ -222,12 +223,13 @@ class Execution(Checking, Snapshots, StepMemo):
         self.memo_hits = 0
         self._ghost_cache: dict[tuple[type, str], bool] = {}
         self.stale_wakes: set[int] = set()  # stale waiters a write woke (``_wake``)
-        #: pins joined reads relied on (stable.py, ``_pin_drops``): (tid, object index,
-        #: stable field) -> what the pin predicate read; their keys' hash joins the state
-        self.pins: dict[tuple[int, int, str], frozenset[tuple[int, str]]] = {}
-        self.pin_zob = 0
-        #: the pins the step under way recorded (the step memo keeps them with its outcome)
-        self.step_pins: list[tuple[int, int, str, frozenset[tuple[int, str]]]] = []
+        #: stable reads joined to their thread's last step (stable.py): (object index,
+        #: field) -> the threads whose last step (or initial run) made one (part of the
+        #: state: ``_joined_key``)
+        self.joined: dict[tuple[int, str], tuple[int, ...]] = {}
+        self._stable_cache: dict[tuple[type, str], str] = {}
+        #: the records the step under way made (the step memo keeps them with its outcome)
+        self.step_joined: list[tuple[int, str]] = []
         self.starting = False
         #: Lipton's reduction for mover locks and SRCU (``_joins``), call summaries
         self.movers = program.reduce
@@ -522,8 +524,8 @@ class Execution(Checking, Snapshots, StepMemo):
         if not ok:
             return self._yield(Op(READ, obj, s.name))
         self.plain_fp.extend((i, f, False) for i, f in reads)
-        if s.pinned is not None and not self.replaying:
-            self._pin_record(t.tid, obj.__dict__["_idx"], s.name, frozenset(reads))
+        if not self.replaying:
+            self._join_record(t.tid, obj.__dict__["_idx"], s.name)
         if self.races is not None:
             # a marked read, joined to the step or not: it acquires what the field's last
             # write released (races.py), or the edges would depend on whether a pin is held
@@ -567,88 +569,115 @@ class Execution(Checking, Snapshots, StepMemo):
             HOOKS.current = prev
         return ok, reads
 
-    def _unpin_check(self, t: ThreadState, obj: Shared,
-                     fields: tuple[Stable[Any], ...]) -> Footprint:
-        """Before ``t`` writes or frees stable ``fields`` of ``obj``: promote each one
-        another thread holds a pin on now (stable.py); returns the predicates' reads,
-        which belong in the step's footprint.
+    def _join_record(self, tid: int, idx: int, field: str) -> None:
+        """Thread ``tid`` read stable ``field`` of object ``idx`` joined to its current step
+        (or initial run): recorded until its next step (stable.py)."""
+        key = (idx, field)
+        tids = self.joined.get(key, ())
+        if tid not in tids:
+            self.joined[key] = (*tids, tid)
+            self.step_joined.append(key)
 
-        Every other thread is asked, finished ones too: whether a thread has finished is in
-        no footprint, so DPOR may explore only the order in which the pinning thread
-        finished before the write; the predicate's value is a function of the shared state
-        it reads, which is in the footprint, so every equivalent execution decides alike."""
-        reads: set[tuple[int, str]] = set()
-        cls = type(obj)
+    def _take_joined(self, tid: int) -> tuple[tuple[int, str], ...]:
+        """Thread ``tid`` takes a step: the reads its last step joined are behind it once
+        the step makes progress (program order, in a finer execution too). Removes and
+        returns their records: :meth:`_after_take` puts them back if it did not."""
+        out = []
+        for key, tids in list(self.joined.items()):
+            if tid in tids:
+                rest = tuple(u for u in tids if u != tid)
+                if rest:
+                    self.joined[key] = rest
+                else:
+                    del self.joined[key]
+                out.append(key)
+        return tuple(out)
+
+    def _after_take(self, tid: int, taken: tuple[tuple[int, str], ...],
+                    progressed: bool) -> Footprint:
+        """After ``tid``'s step: a failed attempt (a lock or wait that blocked at once)
+        keeps the records ``taken`` (nothing of the thread's moved: the state stays one
+        state whether or not it tried); a step that progressed clears them and reads their
+        fields in its footprint, so that a write of one is ordered against it as against
+        the step that read it: whether the record is there at the write is the same in
+        every equivalent execution."""
+        if not progressed:
+            for key in taken:
+                tids = self.joined.get(key, ())
+                if tid not in tids:
+                    self.joined[key] = (*tids, tid)
+            return ()
+        return tuple((i, f, False) for i, f in taken)
+
+    def _stable_writes(self, tid: int, fp: Footprint) -> None:
+        """After a step of ``tid`` with footprint ``fp``: a write or free of a stable field
+        that another thread's last step read joined to it promotes the field (in a finer
+        execution that read may come after this write: it was no left mover); and the
+        first write of a stable field, or free of an object with stable fields, by a model
+        thread is learnt (the records of such fields join the fingerprint: stable.py)."""
+        joined = self.joined
+        for i, f, w in fp:
+            if not w or i < 0:
+                continue
+            obj = self.objects[i]
+            cls = type(obj)
+            if f == ALL_FIELDS:
+                fields = stable_fields(cls)
+                if not fields:
+                    continue
+                promote(self.program, written_key(cls, ALL_FIELDS))
+                keys = [k for k in joined if k[0] == i]
+            else:
+                kind = self._stable_cache.get((cls, f))
+                if kind is None:
+                    kind = self._stable_cache[(cls, f)] = \
+                        written_key(cls, f) if any(x.name == f for x in stable_fields(cls)) \
+                        else ""
+                if not kind:
+                    continue
+                promote(self.program, kind)
+                fields = tuple(x for x in stable_fields(cls) if x.name == f)
+                keys = [(i, f)] if (i, f) in joined else []
+            for key in keys:
+                if any(u != tid for u in joined[key]):
+                    promote(self.program, stable_key(cls, key[1]))
+            self._eager_promotions(tid, obj, fields)
+
+    def _eager_promotions(self, tid: int, obj: Shared, fields: tuple[Stable[Any], ...]
+                          ) -> None:
+        """Promote each of ``fields`` (just written or freed by ``tid``) that another
+        thread holds a pin on now. Not what soundness rests on (``_stable_writes`` is): a
+        write while a reader is pinned is where a joined read would be overtaken, so this
+        finds the promotion in the first executions that write, instead of waiting for one
+        in which the read happens to be in the reader's last step."""
         for s in fields:
-            k = stable_key(cls, s.name)
+            k = stable_key(type(obj), s.name)
             if k in self.promoted:
                 continue
             for u in self.threads:
-                if u is t:
+                if u.tid == tid:
                     continue
-                ok, _ = self._pinned(obj, s, u.name, reads)
+                try:
+                    ok, _ = self._pinned(obj, s, u.name)
+                except Exception as e:
+                    self._set_finding(self.threads[tid], EXCEPTION, "exception",
+                                      f"the pinned predicate of {obj.name}: {e!r}")
+                    return
                 if ok:
                     promote(self.program, k)
                     break
-        return tuple((i, f, False) for i, f in sorted(reads))
 
-    def _pin_record(self, tid: int, idx: int, field: str,
-                    reads: frozenset[tuple[int, str]]) -> None:
-        """Thread ``tid``'s step read stable ``field`` of object ``idx`` joined to it,
-        relying on its pin (the predicate read ``reads``): kept until its next step."""
-        key = (tid, idx, field)
-        if key not in self.pins:
-            self.pin_zob ^= _pin_hash(key)
-        self.pins[key] = reads
-        self.step_pins.append((tid, idx, field, reads))
-
-    def _clear_pins(self, tid: int) -> Footprint:
-        """Thread ``tid`` takes a step: the reads its last step joined under pins are behind
-        it now (in a finer execution too: program order). The predicates' reads join this
-        step's footprint, so that a step releasing such a pin is ordered against it: before
-        it, the release finds the pin recorded in every equivalent execution."""
-        out: set[tuple[int, str]] = set()
-        for key in [k for k in self.pins if k[0] == tid]:
-            out |= self.pins.pop(key)
-            self.pin_zob ^= _pin_hash(key)
-        return tuple((i, f, False) for i, f in sorted(out))
-
-    def _pin_drops(self, tid: int, fp: Footprint) -> Footprint:
-        """After a step of thread ``tid`` with footprint ``fp``: re-evaluate every recorded
-        pin whose predicate read something the step wrote. A read joined to its thread's
-        last step under a pin that another thread's step has since released may have come
-        after that release in a finer execution, and after a write of the field that no
-        pin announced any more: the field is promoted (stable.py). A pin its holder
-        released itself is forgotten. Returns the predicates' reads, which belong in the
-        step's footprint (so that every equivalent execution decides alike)."""
-        writes = {(i, f) for i, f, w in fp if w}
-        writes.update(self.ghost_writes)
-        if not writes:
-            return ()
-        whole = {i for i, f in writes if f == ALL_FIELDS}
-        out: set[tuple[int, str]] = set()
-        for key, reads in list(self.pins.items()):
-            if not any((i, f) in writes or i in whole for i, f in reads):
-                continue
-            u, idx, field = key
-            obj = self.objects[idx]
-            name = stable_key(type(obj), field)
-            try:
-                ok, now = self._pinned(obj, getattr(type(obj), field), self.threads[u].name)
-            except Exception as e:
-                self._set_finding(self.threads[tid], EXCEPTION, "exception",
-                                  f"the pinned predicate of {obj.name}: {e!r}")
-                return ()
-            out |= reads
-            out |= now
-            if ok and name not in self.promoted:
-                self.pins[key] = frozenset(now)
-                continue
-            del self.pins[key]
-            self.pin_zob ^= _pin_hash(key)
-            if not ok and u != tid:
-                promote(self.program, name)
-        return tuple((i, f, False) for i, f in sorted(out))
+    def _joined_key(self) -> int:
+        """The fingerprint's part for the joined stable reads of fields that threads write
+        or free (the others can never be written under a reader: learnt, stable.py)."""
+        h = 0
+        promoted = self.promoted
+        for (i, f), tids in self.joined.items():
+            cls = type(self.objects[i])
+            if written_key(cls, f) in promoted or written_key(cls, ALL_FIELDS) in promoted:
+                for u in tids:
+                    h ^= _joined_hash(u, (i, f))
+        return h
 
     # ----------------------------------------------------------- guarded accesses
     def guarded_read(self, obj: Shared, g: Any) -> Any:
@@ -881,8 +910,10 @@ class Execution(Checking, Snapshots, StepMemo):
         for t in self.threads:
             keys.append(t.key)
             keys.append(int(t.blocked))
-        if self.pins:  # what a pin released later decides (``_pin_drops``)
-            keys.append(self.pin_zob)
+        if self.joined:  # what a later write of a stable field decides (stable.py)
+            h = self._joined_key()
+            if h:  # (0: no record of a field that threads write or free)
+                keys.append(h)
         if self.races is not None:
             # happens-before facts that can still decide a race (see RaceDetector.summary)
             # the summary holds only ints and strs, built by races.py: repr is canonical
@@ -901,14 +932,15 @@ class Execution(Checking, Snapshots, StepMemo):
         if op is None or t.blocked or self.finding is not None:
             raise RuntimeError(f"thread {t.name} cannot step now")
         mk: tuple[int, ...] | None = None
-        pre = self._clear_pins(tid) if self.pins else ()
+        taken = self._take_joined(tid) if self.joined else ()
         if self.memo is not None and self.memo_on():
             mk = self._memo_key(t)
             out = self.memo.get(mk)
             if out is not None:
                 done = self._memo_apply(t, out)
                 if done is not None:
-                    return self._after_step(done + pre, tid)
+                    return self._after_step(
+                        done + self._after_take(tid, taken, out.res > 0), tid)
         nstarts, nnoted = len(t.opstarts), len(self.noted)
         if t.stale:
             self.rebuild(t)
@@ -922,7 +954,7 @@ class Execution(Checking, Snapshots, StepMemo):
         if self.trace_on:
             self.labels.append(self.label(tid))
         self.plain_fp = []
-        self.step_pins = []
+        self.step_joined = []
         self.ghost_writes = []  # this step's only (the initial run's are in the initial state)
         fp: Footprint = ()
         movers = True  # every operation so far was a successful acquire of a mover lock
@@ -931,11 +963,12 @@ class Execution(Checking, Snapshots, StepMemo):
         sections: dict[int, list[int]] = {}  # mover object -> its operations in this step
         while True:
             ofp, status = self._perform(t, op, joined)
+            progressed = joined or status != _STOPPED
             fp = fp + ofp
             if op.kind in (ACQUIRE, RELEASE) and status != _STOPPED and self._mover(op.obj):
                 sections.setdefault(op.obj.__dict__["_idx"], []).append(op.kind)
             if status == _ABORT:
-                return fp + tuple(self.plain_fp) + pre
+                return fp + tuple(self.plain_fp) + self._after_take(tid, taken, True)
             if status in (_STOPPED, _PASSED) or self.finding is not None:
                 break
             movers = movers and op.kind == ACQUIRE and self._mover(op.obj) and not (
@@ -957,14 +990,15 @@ class Execution(Checking, Snapshots, StepMemo):
             fp = fp + tuple(self.plain_fp)
         if mk is not None:
             self._memo_record(mk, t, nstarts, nnoted, fp)
-        return self._after_step(fp + pre, tid)
+        if taken:
+            fp = fp + self._after_take(tid, taken, progressed)
+        return self._after_step(fp, tid)
 
     def _after_step(self, fp: Footprint, tid: int) -> Footprint:
         """What follows every step: its ghost writes join its footprint, the visibility
         proviso, the invariants and goals it may have changed, the end-of-execution checks,
-        and the pins it may have released (``_pin_drops``)."""
-        if self.pins and self.finding is None:
-            fp = fp + self._pin_drops(tid, fp)
+        and the stable fields it wrote or freed (``_stable_writes``)."""
+        self._stable_writes(tid, fp)
         if self.ghost_writes:
             fp = fp + tuple((i, f, True) for i, f in self.ghost_writes)
         visible = self.visible
@@ -1045,18 +1079,6 @@ class Execution(Checking, Snapshots, StepMemo):
         result: Any = None
         fp: Footprint
         field = op.field
-        pin_fp: Footprint = ()
-        if k in (WRITE, RMW, FREE) and self.movers:
-            stable = stable_fields(type(obj))
-            if stable:
-                if k != FREE:
-                    stable = tuple(x for x in stable if x.name == field)
-                try:
-                    pin_fp = self._unpin_check(t, obj, stable)
-                except Exception as e:
-                    self._set_finding(t, EXCEPTION, "exception",
-                                      f"the pinned predicate of {name}: {e!r}")
-                    return (), _ABORT
         if k == READ:
             result = d[field]
             fp = ((d["_idx"], field, False),)
@@ -1191,8 +1213,6 @@ class Execution(Checking, Snapshots, StepMemo):
                 )
             )
             self._traced = self.trace[-1]
-        if pin_fp:
-            fp = fp + pin_fp
         if not resume:
             return fp, _STOPPED
         if k in (WRITE, RMW, RELEASE, FREE):  # (an srcu_read_lock can only disable)
@@ -1463,9 +1483,9 @@ _OPS_MEMO: weakref.WeakKeyDictionary[Program, dict[tuple[int, int], int | None]]
     weakref.WeakKeyDictionary()
 
 
-def _pin_hash(key: tuple[int, int, str]) -> int:
-    """The contribution of one recorded pin to the state's fingerprint."""
-    return digest(repr(key).encode())
+def _joined_hash(tid: int, key: tuple[int, str]) -> int:
+    """The contribution of one joined-read record to the state's fingerprint."""
+    return digest(repr((tid, *key)).encode())
 
 
 class _Halt(BaseException):

@@ -58,9 +58,8 @@ class Checkpoint(NamedTuple):
     inv_false: frozenset[int]
     inv_reads: tuple[Any, ...]
     goal_reads: tuple[Any, ...]
-    #: the pins joined reads relied on (runtime.Execution._pin_drops), and their hash
-    pins: dict[tuple[int, int, str], frozenset[tuple[int, str]]]
-    pin_zob: int
+    #: stable reads joined to their threads' last steps (runtime.Execution.joined)
+    joined: dict[tuple[int, str], tuple[int, ...]]
     #: per thread: key, depth, op, blocked, value, reads, watched
     threads: tuple[tuple[Any, ...], ...]
 
@@ -75,7 +74,7 @@ class _Sink:
 
 _SINK = _Sink()
 _NONE: frozenset[int] = frozenset()
-_NOPINS: dict[tuple[int, int, str], frozenset[tuple[int, str]]] = {}
+_NOJOINED: dict[tuple[int, str], tuple[int, ...]] = {}
 
 
 class Snapshots:
@@ -96,8 +95,7 @@ class Snapshots:
     inv_false: set[int]
     inv_reads: list[Any]
     goal_reads: list[Any]
-    pins: dict[tuple[int, int, str], frozenset[tuple[int, str]]]
-    pin_zob: int
+    joined: dict[tuple[int, str], tuple[int, ...]]
     watch: dict[tuple[int, str], set[int]]
     mode: int
     running: Any
@@ -160,7 +158,7 @@ class Snapshots:
             self.finished, len(self.noted),
             frozenset(self.inv_false) if self.inv_false else _NONE,
             tuple(self.inv_reads), tuple(self.goal_reads),
-            dict(self.pins) if self.pins else _NOPINS, self.pin_zob,
+            dict(self.joined) if self.joined else _NOJOINED,
             tuple([(t.key, t.depth, t.op, t.blocked, t.value, t.reads,
                     tuple(t.watched) if t.watched else ()) for t in self.threads]))
 
@@ -186,8 +184,7 @@ class Snapshots:
         self.inv_false = set(cp.inv_false)
         self.inv_reads = list(cp.inv_reads)
         self.goal_reads = list(cp.goal_reads)
-        self.pins = dict(cp.pins) if cp.pins else {}
-        self.pin_zob = cp.pin_zob
+        self.joined = dict(cp.joined) if cp.joined else {}
         self.ghost_writes = []
         self.watch = {}
         for t, (key, depth, op, blocked, value, reads, watched) in zip(

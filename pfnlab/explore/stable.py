@@ -5,50 +5,49 @@ The kernel reads much of ``struct page`` without a lock: PG_reserved, the zone b
 reader holds a pin (a page reference; for ``__ro_after_init`` data, nothing can change at
 all), and are racy without one (Dan Williams: "this is racy unless the page is pinned").
 
-``Stable(default, pinned=fn)`` declares it: ``fn(obj, thread)`` (a check-style predicate,
-read without steps) says whether the model thread named ``thread`` holds a pin on ``obj``
-now; ``pinned`` omitted means ``__ro_after_init`` (pinned always). A read by a model thread
-that holds a pin is not a scheduling point: it joins the thread's current step, with the
-predicate's reads in the step's footprint; before the thread's first step (its initial
-run) it is made at once, as part of the initial state. Any other read is a scheduling
-point like a ``Field``'s.
+``Stable(default, pinned=fn)`` declares it: ``fn(obj, thread)`` (a check-style predicate
+over shared state, read without steps) says whether the model thread named ``thread``
+holds a pin on ``obj`` now; ``pinned`` omitted means ``__ro_after_init`` (pinned always).
+A read by a model thread that holds a pin is not a scheduling point: it *joins* the
+thread's current step, with the predicate's reads in the step's footprint; before the
+thread's first step (its initial run) it is made at once, as part of the initial state.
+Any other read is a scheduling point like a ``Field``'s.
 
-*What the reduction needs*, with how the engine checks each (never trusting the
-declaration):
+*What makes a joined read sound*, checked in every execution, never trusted: a read
+joined to its thread's step X must be a left mover, i.e. no other thread may write the
+field (or free its object) between X and the point a finer execution could make the read,
+which is any point up to the thread's next step. So each joined read is *recorded*
+(``Execution.joined``) until the reader's next step that makes progress, and a write or
+free by another thread of a recorded field *promotes* it: its reads become scheduling
+points for this program, and the search starts again. The search ends at a fixpoint: in
+no explored execution did a write overtake a joined read. The pin is only the heuristic
+that decides which reads to join (where the kernel relies on one, a write there is a bug
+the checker reports anyway); whether the pin is really held, by whom, and who releases
+it no longer matters to soundness (a pin released by another thread, a pinning thread
+that has finished: both once made a wrong pass).
 
-1. No write or free of the field while another thread holds a pin. Every write of a
-   stable field by a model thread, and every free of an object with stable fields,
-   evaluates the predicate for *every* other thread, finished ones included (whether a
-   thread has finished is in no footprint, so DPOR may explore only the order in which
-   the pinning thread finished first; a pin never released is a pin). If one holds a pin
-   then, the field is *promoted*: its reads become scheduling points for this program,
-   and the search starts again.
-2. A pin a joined read relied on is released only by its holder. Each joined read records
-   the pin (``Execution.pins``) until the reader's next step; a step of another thread
-   that makes the predicate false meanwhile promotes the field (in a finer execution the
-   read may come after that release, and after a write no pin announced any more).
-3. The predicate is a function of shared state (fields, ghost fields) and the thread's
-   name: its reads are what the footprints carry.
+*Why a fixpoint is sound.* Let a finer execution have thread T's read R of field F of
+object o after T's step X, with other threads' steps S1..Sk in between, and let Si be the
+first that writes F or frees o (if none, R commutes with all of them and the execution is
+equivalent to one where R joins X). The coarse execution X+R, S1..Si exists (R changes
+nothing the others see), and at Si the record of R is there, since T took no step since
+X: Si promotes F. Whether the record is there at Si is the same in every equivalent
+execution: the recording step reads F (it made R) and the clearing step reads F in its
+footprint (``Execution._after_take``), and Si writes F, so DPOR orders both against Si;
+one execution of each Mazurkiewicz trace is explored. State caching: the records of
+fields that threads write or free are part of the state's fingerprint (a state reached
+with a record may need a promotion that the same state without it does not); which
+fields those are is learnt (:func:`written_key`: the first write or free of a stable field
+by a thread starts the search again), so records of fields nobody writes split no state.
+A failed attempt (a lock or wait that blocks at once) clears nothing: the thread did not
+move. Before a thread's first step the argument runs the other way (R is a right mover
+up to that step) with the records of its initial run.
 
-The search ends at a fixpoint: in every explored execution no write or free met another
-thread's pin and no recorded pin was released by another thread.
-
-*Why a read under the reader's own pin may join the step before it.* Let thread T read
-stable field F of o, holding a pin on o, right after its previous operation X; in a finer
-execution other threads' steps S1..Sk come between X and the read. Let Si be the first that
-writes F or frees o (if none, the read commutes with all of them: Lipton's left mover, and
-the finer execution is equivalent to one where it joins X). The coarse execution X+read,
-S1..Si exists (the read changes nothing the others see). At Si, either T still holds its
-pin, and (1) promotes F, or some Sj before it released the pin, and (2) promotes F at Sj:
-the recorded pin is there, since T took no step since X. Both decisions are the same in
-every equivalent execution: the writing or releasing step's footprint has the predicates'
-reads, and the recording step (X+read) and the clearing step (T's next) carry them too, so
-they are ordered against it; one execution of each Mazurkiewicz trace is explored (a state
-pruned by caching had its continuations explored: the recorded pins are part of the state's
-fingerprint). Before a thread's first step the argument runs the other way: T holds the pin
-at the read and keeps it until its own first step, so the read commutes with the others'
-steps before that one (a right mover), unless one of them writes F (1) or releases the pin
-first (2).
+*Promoting early.* A write or free of a stable field while another thread holds a pin
+also promotes it at once (``Execution._eager_promotions``, every other thread asked,
+finished ones too): it is where a joined read would be overtaken, so the promotion comes
+in the first executions that write, not only in one where the read happens to be in the
+reader's last step. This promotes earlier or more, never less.
 
 Promotions are kept per program (and recorded in JSON reports, so that ``replay`` steps
 the same way); ``Program(reduce=False)`` turns stable reads into ordinary steps.
@@ -109,9 +108,20 @@ def stable_key(cls: type, field: str) -> str:
 
 
 def free_key(cls: type) -> str:
-    """The promotion that says a model thread freed an object of ``cls`` (runtime._guard:
-    guarded accesses after a write in the same step are then scheduling points)."""
+    """The learnt fact that a model thread freed an object of ``cls``: guarded accesses
+    after a write in the same step are then scheduling points (runtime._guard), and the
+    stable reads of such objects joined to a thread's last step are part of the state."""
     return stable_key(cls, "~free")
+
+
+_WRITTEN = "~written"
+
+
+def written_key(cls: type, field: str) -> str:
+    """The learnt fact that a model thread writes stable field ``field`` of ``cls`` (``*``:
+    frees an object of ``cls``, which has stable fields): the reads of it joined to a
+    thread's last step are then part of the state."""
+    return stable_key(cls, field + _WRITTEN)
 
 
 #: The learnt fact that a model thread creates shared objects (``Shared(...)`` after its
@@ -123,14 +133,26 @@ ALLOCATES = "~alloc"
 _PROMOTED: weakref.WeakKeyDictionary[Program, set[str]] = weakref.WeakKeyDictionary()
 
 
-def promoted(program: Program) -> frozenset[str]:
-    """The stable fields of ``program`` whose reads are scheduling points now."""
+def learnt(program: Program) -> frozenset[str]:
+    """Everything the searches of ``program`` learnt so far: its promoted stable fields,
+    the classes with guarded fields whose objects threads free (:func:`free_key`), the
+    stable fields threads write or free (:func:`written_key`), whether threads create
+    objects (:data:`ALLOCATES`). A search that learns something new starts again."""
     return frozenset(_PROMOTED.get(program, ()))
 
 
+def promoted(program: Program) -> frozenset[str]:
+    """What of :func:`learnt` decides how ``program`` is stepped: the stable fields whose
+    reads are scheduling points now, and the freed classes (a replay must step the same
+    way; the rest only decides what a state's fingerprint holds and whether checkpoints
+    are used)."""
+    return frozenset(k for k in _PROMOTED.get(program, ())
+                     if k != ALLOCATES and not k.endswith(_WRITTEN))
+
+
 def promotions(program: Program) -> int:
-    """How many stable fields of ``program`` are promoted (no copy: searches ask it at every
-    step to see whether they must start again)."""
+    """How many facts about ``program`` are learnt (no copy: searches ask it at every step
+    to see whether they must start again)."""
     got = _PROMOTED.get(program)
     return 0 if got is None else len(got)
 

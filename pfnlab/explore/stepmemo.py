@@ -10,10 +10,10 @@ node below it mostly in *other* threads' history keys (a read changes no field).
 A step is a deterministic function of the stepping thread's state (its history key and
 summarised-call depth: threads are deterministic, the premise of state caching and of
 rebuilds) and of the shared state it runs in: every field, ghost field and free flag,
-whose 128-bit Zobrist hash (``zob``) the execution keeps anyway (a write to a stable field
-checks the pins of every other thread, finished or not: a function of the shared state;
-stable.py), and the promotions made so far. So the *outcome* of a step, as recorded the
-first time it runs, can be applied again wherever the same key comes back:
+whose 128-bit Zobrist hash (``zob``) the execution keeps anyway, and the promotions made
+so far (what a write of a stable field promotes is decided after the step, from the
+stable reads other threads' last steps joined: stable.py). So the *outcome* of a step, as
+recorded the first time it runs, can be applied again wherever the same key comes back:
 
 - the writes in the order made, each through the primitive that made it (``_set`` for a
   field, which wakes the watchers of the field in the intermediate state it leaves, as the
@@ -23,8 +23,8 @@ first time it runs, can be applied again wherever the same key comes back:
   ``Op``, as :meth:`~pfnlab.explore.snapshot.Snapshots.restore` puts back), blocked flag,
   attempt result, watched fields, operation starts (moved to this log position), and how
   often the step resumed it, so that a later rebuild re-runs exactly this step;
-- the step's footprint (ghost writes are added as in a real step), and the pins its
-  joined stable reads relied on (stable.py, what the reduction needs, 2).
+- the step's footprint (ghost writes are added as in a real step), and the stable reads
+  it joined (stable.py: a later write of one by another thread promotes it).
 
 The thread's greenlet is not moved, so the thread is stale afterwards; a later rebuild
 re-runs its code against the log, which holds what the real step would have written, and
@@ -73,8 +73,8 @@ class StepOutcome(NamedTuple):
     opstarts: tuple[tuple[int, int, int, bool, int], ...]
     enabling: bool
     fp: tuple[Any, ...]                            # the footprint before ghost writes
-    #: the pins its joined stable reads relied on (runtime.Execution._pin_record)
-    pins: tuple[tuple[int, int, str, frozenset[tuple[int, str]]], ...]
+    #: the stable reads it joined (runtime.Execution._join_record)
+    joined: tuple[tuple[int, str], ...]
 
 
 class StepMemo:
@@ -98,7 +98,7 @@ class StepMemo:
     enabling: bool
     ghost_writes: list[tuple[int, str]]
     plain_fp: list[tuple[int, str, bool]]
-    step_pins: list[Any]
+    step_joined: list[tuple[int, str]]
     stale_wakes: set[int]
     watch: dict[tuple[int, str], set[int]]
     #: outcomes by (tid, key, depth, zob, promotions); None: off
@@ -128,7 +128,7 @@ class StepMemo:
     def _watch(self, t: ThreadState, reads: Any) -> None:
         raise NotImplementedError  # runtime.Execution
 
-    def _pin_record(self, tid: int, idx: int, field: str, reads: Any) -> None:
+    def _join_record(self, tid: int, idx: int, field: str) -> None:
         raise NotImplementedError  # runtime.Execution
 
     def checkpoint(self) -> Any:
@@ -169,7 +169,7 @@ class StepMemo:
                        for _s, pos, index, key, enabling, done in t.opstarts[nstarts:])
         memo[mk] = StepOutcome(self.step_res[-1], tuple(writes), t.op, t.key, t.depth,
                                t.blocked, t.value, t.reads, tuple(t.watched), starts,
-                               self.enabling, fp, tuple(self.step_pins))
+                               self.enabling, fp, tuple(self.step_joined))
 
     def _is_ghost(self, obj: Shared, field: str) -> bool:
         k = (type(obj), field)
@@ -223,9 +223,9 @@ class StepMemo:
                                for off, index, key, enabling, done in out.opstarts])
         t.stale = True  # its greenlet, if any, is where the step started
         self.enabling = out.enabling
-        self.step_pins = []
-        for u, idx, field, reads in out.pins:
-            self._pin_record(u, idx, field, reads)
+        self.step_joined = []
+        for idx, field in out.joined:
+            self._join_record(tid, idx, field)
         if self.stale_wakes:
             self._wake_stale()
             if self.finding is not None:

@@ -24,7 +24,7 @@ from pfnlab.explore.search.minimize import minimize
 from pfnlab.explore.search.pct import explore_pct
 from pfnlab.explore.search.random_walk import explore_random
 from pfnlab.explore.search.replay import ReplayResult, replay
-from pfnlab.explore.stable import promoted
+from pfnlab.explore.stable import learnt, promoted
 
 STRATEGIES = ("dpor", "brute", "bounded", "random", "pct")
 
@@ -69,7 +69,7 @@ def explore(
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     earlier = 0
     while True:
-        before = promoted(program)
+        before = learnt(program)
         if strategy == "dpor" and backend is not None and budget.executions is None:
             from pfnlab.explore.search.parallel import explore_parallel
 
@@ -90,7 +90,7 @@ def explore(
             res = explore_pct(program, max(1, executions - earlier), depth, seed, budget,
                               stop_first=stop_first)
         # dpor and brute force restart themselves after a promotion (their rounds count)
-        if strategy in ("dpor", "brute") or promoted(program) == before or res.interrupted or \
+        if strategy in ("dpor", "brute") or learnt(program) == before or res.interrupted or \
                 res.coverage.startswith("interrupted"):
             break
         # a stable field was promoted: the executions so far used the old steps

@@ -57,7 +57,7 @@ from pfnlab.explore.search.common import (
 from pfnlab.explore.search.dpor import SourceDpor, _Event, _Node, apply_race, expand_fully
 from pfnlab.explore.search.exchange import SharedTable
 from pfnlab.explore.search.tasks import Task, TaskResult, WorkerDied, WorkerLost
-from pfnlab.explore.stable import promoted, promotions, set_promoted
+from pfnlab.explore.stable import learnt, promotions, set_promoted
 
 #: the frontier: tasks start this many steps below the root (at most; fewer where
 #: executions are shorter)
@@ -182,7 +182,7 @@ class _Coordinator:
         self.visible = visible
         self.start = start
         self.on_progress = on_progress
-        self.promoted = promoted(program)
+        self.promoted = learnt(program)
         self.search = uuid.uuid4().hex
         self.dpor = SourceDpor(program, budget, stop_first=stop_first,
                                collect_final_states=collect, cache=False, snapshots=False)

@@ -23,7 +23,7 @@ from pfnlab.explore.search.common import Budget, Stats
 from pfnlab.explore.search.dpor import SourceDpor
 from pfnlab.explore.search.exchange import completed_entries, current_endpoint, merge_entries
 from pfnlab.explore.search.gcpolicy import searching
-from pfnlab.explore.stable import promoted, set_promoted
+from pfnlab.explore.stable import learnt, set_promoted
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
         entries=entries,
         reports=dpor.reports,
         observed=frozenset(dpor.observed),
-        promoted=promoted(program),
+        promoted=learnt(program),
         cut=not res.exhaustive and not stopped,
         interrupted=res.interrupted,
         worker=f"pid {os.getpid()}",
