@@ -52,7 +52,7 @@ from pfnlab.explore.stable import (
     written_key,
 )
 from pfnlab.explore.stepmemo import StepMemo
-from pfnlab.explore.sync import MOVER_FIELD
+from pfnlab.explore.sync import MOVER_FIELD, enter_section, leave_section
 from pfnlab.explore.threadstate import _THREAD_MODE, Statics, ops_key
 
 # Pending operation kinds.
@@ -79,8 +79,9 @@ _RAN, _STOPPED, _ABORT, _PASSED = range(4)
 #: how a RESUME step (the code after a passed wait) is labelled in traces and schedules
 RESUME_LABEL = "continue after wait"
 
-# How a thread's access to a Guarded field is made: part of the current step, or a step.
-_RIDE, _STEP = range(2)
+# How a thread's access to a Guarded field is made: part of the current step, a step, or
+# a step that is a finding (the lock not held).
+_RIDE, _STEP, _BAD = range(3)
 
 #: Footprint entry of a step that changes what some check reads (see ``visible``).
 _OBSERVED = (-2, "<observed by a check>", True)
@@ -112,7 +113,7 @@ def _transient_sections(fp: Footprint, sections: dict[int, list[int]]) -> Footpr
 class Op:
     """A thread's pending scheduling point."""
 
-    __slots__ = ("arg", "field", "grace", "kind", "obj", "where")
+    __slots__ = ("arg", "bad", "field", "grace", "kind", "obj", "where")
 
     def __init__(self, kind: int, obj: Shared, field: str, arg: Any = None) -> None:
         self.kind = kind
@@ -121,6 +122,9 @@ class Op:
         self.arg = arg
         self.where: tuple[str, ...] = ()
         self.grace: Shared | None = None  # a wait: the Srcu whose synchronize this is
+        #: the finding this access is, made when it is performed (a Guarded field accessed
+        #: without its lock): (kind, property, message)
+        self.bad: tuple[str, str, str] | None = None
 
     def describe(self) -> str:
         """A label for this step, without the function name."""
@@ -687,22 +691,41 @@ class Execution(Checking, Snapshots, StepMemo):
         how = self._guard(obj, g, READ)
         if how == _RIDE:
             return self._plain(READ, obj, g.name, None, race_check=False)
-        return self._yield(Op(READ, obj, g.name))
+        return self._yield(self._guarded_op(Op(READ, obj, g.name), g, how))
 
     def guarded_write(self, obj: Shared, g: Any, value: Any) -> None:
         """A write of a Guarded field: the guard lock must be held."""
         if self.mode != _THREAD:
             self.write(obj, g.name, value)
             return
-        if self._guard(obj, g, WRITE) == _RIDE:
+        how = self._guard(obj, g, WRITE)
+        if how == _RIDE:
             self._plain(WRITE, obj, g.name, value, race_check=False)
         else:
-            self._yield(Op(WRITE, obj, g.name, value))
+            self._yield(self._guarded_op(Op(WRITE, obj, g.name, value), g, how))
+
+    def _guarded_op(self, op: Op, g: Any, how: int) -> Op:
+        """``op``, an access to Guarded field ``g`` that is a scheduling point: one the
+        declaration forbids (``_BAD``) is the finding when it is performed, at its own
+        step, as in a finer execution (not at the end of the step before it, which would
+        cut off what other threads can do in between)."""
+        if how == _BAD:
+            t = self.running
+            verb = ("reads", "writes", "updates")[op.kind]
+            lock = getattr(op.obj, g.by)
+            op.bad = (ASSERTION, "lock-guard",
+                      f"{t.name if t is not None else 'a thread'} {verb} {op.obj.name}."
+                      f"{g.name} without holding {lock.__dict__['_name']} (declared "
+                      f"Guarded(by={g.by!r}" + (", lockless_reads=True" if g.lockless_reads
+                                                else "") + "))"
+                      + (_site(t) if t is not None else ""))
+        return op
 
     def _guard(self, obj: Shared, g: Any, kind: int) -> int:
         """Whether a thread's access to the Guarded field ``g`` of ``obj`` rides along with
-        its step (``_RIDE``) or is a scheduling point (``_STEP``); raises the finding for an
-        access the declaration forbids."""
+        its step (``_RIDE``), is a scheduling point (``_STEP``), or is one the declaration
+        forbids (``_BAD``: the thread does not hold the lock; only its own steps could
+        change that, so it is decided here and reported when the access is performed)."""
         t = self.running
         lock = getattr(obj, g.by, None)
         if "owner" not in getattr(lock, "__dict__", ()):
@@ -720,15 +743,7 @@ class Execution(Checking, Snapshots, StepMemo):
             return _RIDE
         if held or (kind == READ and g.lockless_reads):
             return _STEP
-        verb = "reads" if kind == READ else ("writes" if kind == WRITE else "updates")
-        who = t.name if t is not None else "a thread"
-        self._set_finding(
-            t, ASSERTION, "lock-guard",
-            f"{who} {verb} {obj.name}.{g.name} without holding {lock.__dict__['_name']} "
-            f"(declared Guarded(by={g.by!r}"
-            + (", lockless_reads=True" if g.lockless_reads else "") + "))"
-            + (_site(t) if t is not None else ""))
-        raise _Halt
+        return _BAD
 
     def _freeable(self, obj: Shared) -> bool:
         """Whether a model thread has freed an object of ``obj``'s class in this search
@@ -822,9 +837,12 @@ class Execution(Checking, Snapshots, StepMemo):
             if self._is_plain(obj, field):
                 return self._plain(RMW, obj, field, update)
             g = self._guard_of(obj, field)
-            if g is not None and self._guard(obj, g, RMW) == _RIDE:
+            if g is None:
+                return self._yield(Op(RMW, obj, field, update))
+            how = self._guard(obj, g, RMW)
+            if how == _RIDE:
                 return self._plain(RMW, obj, field, update, race_check=False)
-            return self._yield(Op(RMW, obj, field, update))
+            return self._yield(self._guarded_op(Op(RMW, obj, field, update), g, how))
         new, result = update(obj.__dict__[field])
         self.write(obj, field, new)
         return result
@@ -1027,10 +1045,10 @@ class Execution(Checking, Snapshots, StepMemo):
         reduction: an acquire is a right mover, a release a left mover; what follows the
         right movers of a step must not block, so that deadlocks are kept)."""
         k = nxt.kind
-        if k == RELEASE:
+        if k == RELEASE:  # (only a release that is no finding: one is its own step)
             d = nxt.obj.__dict__
-            return (d["owner"] == t.name if nxt.field == "owner" else True) and \
-                self._mover(nxt.obj)
+            mine = t.name in d["readers"] if nxt.field == "readers" else d["owner"] == t.name
+            return mine and self._mover(nxt.obj)
         if not movers:
             return False
         # Only an operation that can never block joins an acquire: one that is enabled now
@@ -1055,8 +1073,11 @@ class Execution(Checking, Snapshots, StepMemo):
             self._resume(t, op.arg)
             return (), _RAN
         name = d["_name"]
-        if d["_freed"] is not None and k != WAIT:
-            self._uaf(t, op)
+        if op.bad is not None or (d["_freed"] is not None and k != WAIT):
+            if op.bad is not None:  # an access the declaration forbids (_guarded_op)
+                self._set_finding(t, *op.bad)
+            else:
+                self._uaf(t, op)
             if self.trace_on:  # the trace ends with the access that is the finding
                 self.trace.append(TraceStep(
                     index=len(self.trace), thread=t.name,
@@ -1101,12 +1122,13 @@ class Execution(Checking, Snapshots, StepMemo):
             self._set(obj, name, field, new)
         elif k in (ACQUIRE, RELEASE) and field == "readers":  # Srcu read section
             before = d["readers"]
-            if k == RELEASE and before <= 0:
+            if k == RELEASE and t.name not in before:
                 self._set_finding(
                     t, ASSERTION, "lock-balance",
-                    f"{t.name} left an SRCU read section of {name} with none open{_site(t)}")
+                    f"{t.name} left an SRCU read section of {name} it is not in{_site(t)}")
                 return ((d["_idx"], "readers", True),), _ABORT
-            self._set(obj, name, "readers", before + (1 if k == ACQUIRE else -1))
+            self._set(obj, name, "readers", enter_section(before, t.name) if k == ACQUIRE
+                      else leave_section(before, t.name))
             fp = ((d["_idx"], "readers", True),)
             if races is not None:
                 races.acquire(tid, (d["_idx"], "readers"))
@@ -1139,9 +1161,9 @@ class Execution(Checking, Snapshots, StepMemo):
             if races is not None:
                 races.release(tid, (d["_idx"], "owner"))
         elif k == WAIT:
-            ok, reads = self._eval_cond(t, op)
-            if self.finding is not None:
-                return (), _ABORT
+            ok, reads = self._eval_cond(t, op, attempt=True)
+            if self.finding is not None:  # (the reads that made it: DPOR races them)
+                return tuple((i, f, False) for i, f in sorted(reads)), _ABORT
             fp = tuple((i, f, False) for i, f in sorted(reads))
             t.reads = fp
             for i, f in sorted(reads):
@@ -1319,52 +1341,64 @@ class Execution(Checking, Snapshots, StepMemo):
             self.watch[key].discard(t.tid)
         t.watched.clear()
 
-    def _eval_cond(self, t: ThreadState, op: Op) -> tuple[bool, set[tuple[int, str]]]:
+    def _eval_cond(self, t: ThreadState, op: Op, attempt: bool = False
+                   ) -> tuple[bool, set[tuple[int, str]]]:
+        """Evaluate wait ``op``'s condition for ``t``: whether it holds, and what it read.
+
+        A condition that is a finding (it raises, reads freed memory, reads a Guarded field
+        or a mover lock's owner) is reported at the wait's ``attempt``, its own step, as in
+        a finer execution; evaluated when the thread reaches the wait or a write wakes it,
+        it only makes the thread runnable, so that the attempt comes."""
         reads: set[tuple[int, str]] = set()
         prev_mode, prev_peek = self.mode, self.peek
         self.mode, self.peek = _PEEK, reads
         prev = HOOKS.current
         HOOKS.current = self
+        problem: tuple[str, str, str] | None = None
+        ok = False
         try:
             ok = bool(op.arg())
         except Exception as e:  # a broken condition is a finding, not a crash of the tool
             at = _model_frame(e)
-            self._set_finding(t, EXCEPTION, "exception",
-                              f"condition of wait {op.field!r}: {e!r}" + (f" ({at})" if at else ""))
-            ok = False
+            problem = (EXCEPTION, "exception", f"condition of wait {op.field!r}: {e!r}"
+                       + (f" ({at})" if at else ""))
         finally:
             self.mode, self.peek = prev_mode, prev_peek
             HOOKS.current = prev
+        if problem is None:
+            problem = self._cond_problem(t, op, reads)
+        if op.grace is not None:  # synchronize_srcu: its own read of the readers
+            reads.add((op.grace.__dict__["_idx"], "readers"))
+        if problem is None:
+            return ok, reads
+        if attempt:
+            self._set_finding(t, *problem)
+        return not attempt, reads
+
+    def _cond_problem(self, t: ThreadState, op: Op, reads: set[tuple[int, str]]
+                      ) -> tuple[str, str, str] | None:
+        """The finding a wait condition that read ``reads`` is, if any (``_eval_cond``)."""
         for i, f in reads:
             why = self.objects[i].__dict__["_freed"] if i >= 0 and f != "_freed" else None
             if why is not None:  # the waiter polls freed memory (is_freed() itself may ask)
                 prop = USE_AFTER_FREE
                 if isinstance(why, tuple):
                     prop, why = why
-                self._set_finding(
-                    t, USE_AFTER_FREE, prop,
-                    f"{t.name} waits on {self.objects[i].name}.{f} after it was freed ({why})"
-                    + _site(t))
-                return False, reads
+                return (USE_AFTER_FREE, prop, f"{t.name} waits on {self.objects[i].name}.{f} "
+                        f"after it was freed ({why}){_site(t)}")
         bad = self._mover_reads(reads)
         if bad:
-            self._set_finding(t, EXCEPTION, "exception",
-                              _mover_read(*bad, f"the condition of wait {op.field!r}"))
-            ok = False
+            return (EXCEPTION, "exception",
+                    _mover_read(*bad, f"the condition of wait {op.field!r}"))
         for i, f in reads:
             g = self._guard_of(self.objects[i], f) if i >= 0 else None
             if g is not None and not g.lockless_reads:
                 name = self.objects[i].name
-                self._set_finding(
-                    t, ASSERTION, "lock-guard",
-                    f"the condition of wait {op.field!r} reads {name}.{f} without holding "
-                    f"its lock (declared Guarded(by={g.by!r})): a waiter is a lockless "
-                    "reader; declare lockless_reads=True")
-                ok = False
-                break
-        if op.grace is not None:
-            reads.add((op.grace.__dict__["_idx"], "readers"))
-        return ok, reads
+                return (ASSERTION, "lock-guard",
+                        f"the condition of wait {op.field!r} reads {name}.{f} without "
+                        f"holding its lock (declared Guarded(by={g.by!r})): a waiter is a "
+                        "lockless reader; declare lockless_reads=True")
+        return None
 
     def _mover_reads(self, reads: set[tuple[int, str]]) -> tuple[Shared, str] | None:
         """A read of a mover lock's owner or an Srcu's readers among ``reads``, if any."""

@@ -317,7 +317,10 @@ class Snapshots:
             new, result = op.arg(d[f])
             d[f] = new
         elif k in (_ACQUIRE, _RELEASE) and f == "readers":
-            d["readers"] += 1 if k == _ACQUIRE else -1
+            from pfnlab.explore.sync import enter_section, leave_section
+
+            d["readers"] = (enter_section if k == _ACQUIRE else leave_section)(
+                d["readers"], t.name)
         elif k == _ACQUIRE:
             d["owner"] = t.name
         elif k == _RELEASE:

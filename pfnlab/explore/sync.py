@@ -67,16 +67,19 @@ class Lock(Shared):
 class Srcu(Shared):
     """An SRCU domain (``struct srcu_struct``): read-side sections and ``synchronize_srcu``.
 
-    ``readers`` counts the read-side critical sections in progress. Readers never block;
-    :meth:`synchronize` waits until there are none (a grace period; the model waits for every
-    reader, not only those that began before it, which can only add waiting). The read lock
-    is a right mover and the unlock a left mover, like a lock's: the only observer of
-    ``readers`` is ``synchronize``, which cannot complete while a section is open, so a read
-    section with one racing access in it is one step. Checks and conditions may not read
-    ``readers``.
+    ``readers`` holds the name of the thread of each read-side critical section in progress
+    (sorted; a thread in two nested sections is there twice): a thread can leave only a
+    section it entered, as with the index ``srcu_read_lock()`` returns, and leaving one it
+    is not in is a ``lock-balance`` finding. Readers never block; :meth:`synchronize` waits
+    until there are none (a grace period; the model waits for every reader, not only those
+    that began before it, which can only add waiting). The read lock is a right mover and
+    the unlock a left mover, like a lock's: the only observer of ``readers`` is
+    ``synchronize``, which cannot complete while a section is open, and no thread's unlock
+    depends on another's lock, so a read section with one racing access in it is one step.
+    Checks and conditions may not read ``readers``.
     """
 
-    readers: Field[int] = Field(0)
+    readers: Field[tuple[str, ...]] = Field(())
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
@@ -86,15 +89,16 @@ class Srcu(Shared):
         """``srcu_read_lock()``: enter a read-side critical section (never blocks)."""
         rt = HOOKS.current
         if rt is None:
-            self.__dict__["readers"] += 1
+            self.__dict__["readers"] = enter_section(self.__dict__["readers"], "setup")
             return
         rt.share(self, +1)
 
     def read_unlock(self) -> None:
-        """``srcu_read_unlock()``: leave the read-side critical section."""
+        """``srcu_read_unlock()``: leave the read-side critical section this thread entered
+        last."""
         rt = HOOKS.current
         if rt is None:
-            self.__dict__["readers"] -= 1
+            self.__dict__["readers"] = leave_section(self.__dict__["readers"], "setup")
             return
         rt.share(self, -1)
 
@@ -103,7 +107,7 @@ class Srcu(Shared):
         d = self.__dict__
 
         def no_readers() -> bool:
-            return bool(d["readers"] == 0)
+            return not d["readers"]
 
         rt = HOOKS.current
         label = what or f"{d['_name']} synchronize_srcu"
@@ -112,6 +116,17 @@ class Srcu(Shared):
                 raise RuntimeError(f"{label} outside an execution with readers present")
             return
         rt.wait(no_readers, label, prop, grace=self)
+
+
+def enter_section(readers: tuple[str, ...], who: str) -> tuple[str, ...]:
+    """``readers`` of an Srcu after thread ``who`` enters a read section."""
+    return tuple(sorted((*readers, who)))
+
+
+def leave_section(readers: tuple[str, ...], who: str) -> tuple[str, ...]:
+    """``readers`` after ``who`` leaves one of its read sections (it must be in one)."""
+    i = readers.index(who)
+    return readers[:i] + readers[i + 1:]
 
 
 def wait_until(cond: Callable[[], object], what: str, prop: str = "") -> None:

@@ -145,7 +145,7 @@ CASES: list[tuple[Callable[[], Instance], tuple[str, str], str]] = [
     (unlock_not_held, ("assertion", "lock-balance"),
      f"t0 released L held by nobody (in t0, {HERE}:{line('misuse: unlock not held')})"),
     (srcu_unlock_not_held, ("assertion", "lock-balance"),
-     "t0 left an SRCU read section of S with none open "
+     "t0 left an SRCU read section of S it is not in "
      f"(in t0, {HERE}:{line('misuse: srcu unlock')})"),
     (wait_on_freed, ("use-after-free", "use-after-free"),
      f"t1 waits on x.v after it was freed (t0) (in t1, {HERE}:{line('misuse: waits on')})"),

@@ -232,7 +232,7 @@ def _srcu_program(reduce: bool, extra_read: bool = False) -> Program:
 
         invariants = []
         if extra_read:
-            invariants.append(Check("inv", lambda: "r" if srcu.readers > 5 else None))
+            invariants.append(Check("inv", lambda: "r" if len(srcu.readers) > 5 else None))
         return Instance(threads={"reader": reader, "updater": updater},
                         invariants=invariants,
                         final_checks=[Check("stale", lambda: "stale" if seen.v == -1 else None)])
