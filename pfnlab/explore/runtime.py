@@ -56,8 +56,8 @@ from pfnlab.explore.sync import MOVER_FIELD, enter_section, leave_section
 from pfnlab.explore.threadstate import _THREAD_MODE, Statics, ops_key
 
 # Pending operation kinds.
-READ, WRITE, RMW, ACQUIRE, RELEASE, WAIT, FREE, RESUME = range(8)
-_ACTION = ("read", "write", "rmw", "lock", "unlock", "wait", "free", "resume")
+READ, WRITE, RMW, ACQUIRE, RELEASE, WAIT, FREE, RESUME, FAULT = range(9)
+_ACTION = ("read", "write", "rmw", "lock", "unlock", "wait", "free", "resume", "fault")
 
 
 def _action(kind: int, field: str) -> str:
@@ -78,6 +78,8 @@ _DONE = digest(b"<finished thread>")
 _RAN, _STOPPED, _ABORT, _PASSED = range(4)
 #: how a RESUME step (the code after a passed wait) is labelled in traces and schedules
 RESUME_LABEL = "continue after wait"
+#: how a FAULT step is labelled: the finding a thread's code made before its first step
+FAULT_LABEL = "its finding before its first step"
 
 # How a thread's access to a Guarded field is made: part of the current step, a step, or
 # a step that is a finding (the lock not held).
@@ -136,6 +138,8 @@ class Op:
             return f"wait {self.field}"
         if k == RESUME:
             return f"{RESUME_LABEL} {self.field}"
+        if k == FAULT:
+            return FAULT_LABEL
         if k == FREE:
             return f"free {name}"
         return f"{_ACTION[k]} {name}.{self.field}"
@@ -907,7 +911,7 @@ class Execution(Checking, Snapshots, StepMemo):
         k = op.kind
         if k == WAIT:
             return self.threads[tid].reads
-        if k == RESUME:  # what it runs is known when it runs, as for any step
+        if k in (RESUME, FAULT):  # what it runs is known when it runs, as for any step
             return ()
         idx = op.obj.__dict__["_idx"]
         return ((idx, op.field, k != READ),)
@@ -1072,6 +1076,16 @@ class Execution(Checking, Snapshots, StepMemo):
                 self.step_res[-1] += 1
             self._resume(t, op.arg)
             return (), _RAN
+        if k == FAULT:  # the finding its initial run made (``_died``), at its first step
+            made: Finding = op.arg
+            self._set_finding(t, made.kind, made.prop, made.message)
+            if self.finding is not None:
+                self.finding.details = {**made.details, **self.finding.details}
+            if self.trace_on:
+                self.trace.append(TraceStep(
+                    index=len(self.trace), thread=t.name, label=self.labels[-1],
+                    where=op.where, action="fault", obj="", field=""))
+            return (), _ABORT
         name = d["_name"]
         if op.bad is not None or (d["_freed"] is not None and k != WAIT):
             if op.bad is not None:  # an access the declaration forbids (_guarded_op)
@@ -1427,11 +1441,11 @@ class Execution(Checking, Snapshots, StepMemo):
         try:
             nxt = self._switch(t, value)
         except _Halt:  # a plain access was a finding (race, use after free); already set
-            t.op = None
+            self._died(t)
             return
         except ModelViolation as e:
             self._set_finding(t, ASSERTION, e.prop, e.message)
-            t.op = None
+            self._died(t)
             return
         except AssertionError as e:
             msg = str(e) or _where_failed(e)
@@ -1439,7 +1453,7 @@ class Execution(Checking, Snapshots, StepMemo):
             self._set_finding(t, ASSERTION, "assertion",
                               f"{msg} ({at})" if at and str(e) else msg)
             self._where(at)
-            t.op = None
+            self._died(t)
             return
         except Exception as e:
             at = _model_frame(e)
@@ -1449,7 +1463,7 @@ class Execution(Checking, Snapshots, StepMemo):
                 tb=traceback.format_exc()
             )
             self._where(at)
-            t.op = None
+            self._died(t)
             return
         self._unwatch(t)
         if t.glet.dead:
@@ -1469,6 +1483,20 @@ class Execution(Checking, Snapshots, StepMemo):
             # the same state must leave the same bookkeeping: stepmemo.py)
             t.reads = ()
             t.value = nxt.kind != ACQUIRE or nxt.obj.__dict__.get("owner") is None
+
+    def _died(self, t: ThreadState) -> None:
+        """``t``'s code ended in the execution's finding. Made in its initial run, before
+        its first step, the finding is that step (``FAULT``), as in a finer execution:
+        other threads may run first. (Halting the execution in its initial state cut them
+        off: a data race on the Plain fields the initial run had touched went unseen.)"""
+        f = self.finding
+        if self.starting and f is not None and not self.replaying:
+            self.finding = None
+            t.op = Op(FAULT, _NOBODY, "", f)
+            t.reads = ()
+            t.value = True
+            return
+        t.op = None
 
     def _where(self, at: str) -> None:
         """Record where in the model code the halting finding was raised (``details``)."""

@@ -91,6 +91,8 @@ def describe(st: TraceStep, *, full: bool = False, decisive: bool = False) -> Ro
         return Row(st.index, st.thread, inner, f"{a}({st.obj})")
     if a == "free":
         return Row(st.index, st.thread, inner, f"free({st.obj})")
+    if a == "fault":  # the finding the thread's code made before its first step
+        return Row(st.index, st.thread, st.thread, "fails in its code before any shared access")
     if a == "wait":
         # the function that waits is the caller of the one that calls wait_until, unless
         # that is an anonymous thread operation (a lambda): then the waiting function

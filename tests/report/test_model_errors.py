@@ -46,8 +46,10 @@ def test_an_exception_names_the_file_and_line(tmp_path: Path) -> None:
     text = _report(tmp_path, late=False)
     assert text.startswith("v5.4 / boom: model error (exception)\n  KeyError: 'missing' "
                            "(in admin, ")
-    assert ("trace: none; it arises before any scheduling step, while the threads run to\n"
-            "their first shared access") in text
+    # it arises before admin's first shared access: that is admin's first step (other
+    # threads may run before it)
+    assert "trace (1 step; the deciding rows;" in text
+    assert "  0  admin()\n       fails in its code before any shared access" in text
 
 
 def test_the_trace_goes_up_to_the_exception(tmp_path: Path) -> None:
