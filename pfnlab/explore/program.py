@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from pfnlab.explore.knowledge import Knowledge
+
 
 @dataclass(frozen=True)
 class Check:
@@ -68,8 +70,12 @@ class Program:
     ``reduce=False`` turns off the reductions that coarsen steps (Lipton's movers for
     locks and SRCU, summaries of kernel-function calls), for differential testing and
     for reading every intermediate state; every verdict must be the same either way.
+    ``knowledge`` is what searches of this program learnt about it (knowledge.py): every
+    search, replay and worker of this object shares it; another ``Program`` object, even
+    an equal one, starts knowing nothing.
     """
 
     name: str
     build: Callable[[], Instance]
     reduce: bool = True
+    knowledge: Knowledge = field(default_factory=Knowledge, compare=False, repr=False)

@@ -37,20 +37,18 @@ from pfnlab.explore.findings import (
     TraceStep,
 )
 from pfnlab.explore.fingerprint import Unencodable, combine, digest, extend, field_key
+from pfnlab.explore.knowledge import (
+    ALLOCATES,
+    Knowledge,
+    freed_key,
+    promoted_key,
+    written_key,
+)
 from pfnlab.explore.program import Instance, Program
 from pfnlab.explore.races import Race, RaceDetector
 from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared, guard_of, is_plain
 from pfnlab.explore.snapshot import RESUMED, Snapshots
-from pfnlab.explore.stable import (
-    ALLOCATES,
-    Stable,
-    free_key,
-    promote,
-    promoted_live,
-    stable_fields,
-    stable_key,
-    written_key,
-)
+from pfnlab.explore.stable import Stable, stable_fields
 from pfnlab.explore.stepmemo import StepMemo
 from pfnlab.explore.sync import MOVER_FIELD, enter_section, leave_section
 from pfnlab.explore.threadstate import _THREAD_MODE, Statics, ops_key
@@ -213,10 +211,10 @@ class Execution(Checking, Snapshots, StepMemo):
         self.program = program
         #: stable fields whose reads are steps for this program (stable.py); live: a
         #: promotion during this execution applies to its later reads
-        self.promoted: set[str] = promoted_live(program)
+        self.knowledge: Knowledge = program.knowledge
         # checkpoints (snapshot.py): the undo log, per-step and per-thread records
         self.no_snapshots = "" if snapshots else "not requested"
-        if snapshots and ALLOCATES in self.promoted:
+        if snapshots and ALLOCATES in self.knowledge:
             snapshots = False
             self.no_snapshots = "a thread creates shared objects"
         self.log: list[tuple[dict[str, Any], str, Any, Any]] | None = [] if snapshots else None
@@ -350,9 +348,9 @@ class Execution(Checking, Snapshots, StepMemo):
         if self.threads_started() and self.log is not None:
             # A rebuilt thread would create it again (snapshot.py): the program is run
             # without checkpoints from now on. Learnt like a promotion, so the search starts
-            # again (stable.ALLOCATES); the log stays on to the end of this step, which may
+            # again (knowledge.ALLOCATES); the log stays on to the end of this step, which may
             # still rebuild a stale waiter it wakes, and its outcome is not memoised.
-            promote(self.program, ALLOCATES)
+            self.knowledge.learn(ALLOCATES)
         if type(obj)._has_plain_:
             self.has_plain = True
             if self.races is None and self.threads_started():
@@ -524,7 +522,7 @@ class Execution(Checking, Snapshots, StepMemo):
     def stable_read(self, obj: Shared, s: Stable[Any]) -> Any:
         """A read of a Stable field: joins the step while the object is pinned (stable.py)."""
         if self.mode != _THREAD or not self.movers or \
-                stable_key(type(obj), s.name) in self.promoted:
+                promoted_key(type(obj), s.name) in self.knowledge:
             return self.read(obj, s.name)
         t = self.running
         assert t is not None
@@ -633,7 +631,7 @@ class Execution(Checking, Snapshots, StepMemo):
                 fields = stable_fields(cls)
                 if not fields:
                     continue
-                promote(self.program, written_key(cls, ALL_FIELDS))
+                self.knowledge.learn(written_key(cls, ALL_FIELDS))
                 keys = [k for k in joined if k[0] == i]
             else:
                 kind = self._stable_cache.get((cls, f))
@@ -643,12 +641,12 @@ class Execution(Checking, Snapshots, StepMemo):
                         else ""
                 if not kind:
                     continue
-                promote(self.program, kind)
+                self.knowledge.learn(kind)
                 fields = tuple(x for x in stable_fields(cls) if x.name == f)
                 keys = [(i, f)] if (i, f) in joined else []
             for key in keys:
                 if any(u != tid for u in joined[key]):
-                    promote(self.program, stable_key(cls, key[1]))
+                    self.knowledge.learn(promoted_key(cls, key[1]))
             self._eager_promotions(tid, obj, fields)
 
     def _eager_promotions(self, tid: int, obj: Shared, fields: tuple[Stable[Any], ...]
@@ -659,8 +657,8 @@ class Execution(Checking, Snapshots, StepMemo):
         finds the promotion in the first executions that write, instead of waiting for one
         in which the read happens to be in the reader's last step."""
         for s in fields:
-            k = stable_key(type(obj), s.name)
-            if k in self.promoted:
+            k = promoted_key(type(obj), s.name)
+            if k in self.knowledge:
                 continue
             for u in self.threads:
                 if u.tid == tid:
@@ -672,17 +670,17 @@ class Execution(Checking, Snapshots, StepMemo):
                                       f"the pinned predicate of {obj.name}: {e!r}")
                     return
                 if ok:
-                    promote(self.program, k)
+                    self.knowledge.learn(k)
                     break
 
     def _joined_key(self) -> int:
         """The fingerprint's part for the joined stable reads of fields that threads write
         or free (the others can never be written under a reader: learnt, stable.py)."""
         h = 0
-        promoted = self.promoted
+        known = self.knowledge
         for (i, f), tids in self.joined.items():
             cls = type(self.objects[i])
-            if written_key(cls, f) in promoted or written_key(cls, ALL_FIELDS) in promoted:
+            if written_key(cls, f) in known or written_key(cls, ALL_FIELDS) in known:
                 for u in tids:
                     h ^= _joined_hash(u, (i, f))
         return h
@@ -751,8 +749,8 @@ class Execution(Checking, Snapshots, StepMemo):
 
     def _freeable(self, obj: Shared) -> bool:
         """Whether a model thread has freed an object of ``obj``'s class in this search
-        (``Class.~free`` promoted; see :func:`free_key`)."""
-        return free_key(type(obj)) in self.promoted
+        (knowledge.freed_key)."""
+        return freed_key(type(obj)) in self.knowledge
 
     def _plain(self, kind: int, obj: Shared, field: str, arg: Any,
                race_check: bool = True, traced: bool = True) -> Any:
@@ -1204,7 +1202,7 @@ class Execution(Checking, Snapshots, StepMemo):
             if self.movers and type(obj)._has_guarded_:
                 # guarded accesses of this class rode along after writes on the premise
                 # that no thread frees such an object (_guard): from now on they do not
-                promote(self.program, free_key(type(obj)))
+                self.knowledge.learn(freed_key(type(obj)))
             if d.get(MOVER_FIELD) is not None and self.movers:
                 # a release joins the step before it on the premise that nothing but lock
                 # operations touches the lock in between; a free would, and could then

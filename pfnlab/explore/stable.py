@@ -37,7 +37,7 @@ footprint (``Execution._after_take``), and Si writes F, so DPOR orders both agai
 one execution of each Mazurkiewicz trace is explored. State caching: the records of
 fields that threads write or free are part of the state's fingerprint (a state reached
 with a record may need a promotion that the same state without it does not); which
-fields those are is learnt (:func:`written_key`: the first write or free of a stable field
+fields those are is learnt (``knowledge.written_key``: the first write or free of a stable field
 by a thread starts the search again), so records of fields nobody writes split no state.
 A failed attempt (a lock or wait that blocks at once) clears nothing: the thread did not
 move. Before a thread's first step the argument runs the other way (R is a right mover
@@ -49,14 +49,14 @@ finished ones too): it is where a joined read would be overtaken, so the promoti
 in the first executions that write, not only in one where the read happens to be in the
 reader's last step. This promotes earlier or more, never less.
 
-Promotions are kept per program (and recorded in JSON reports, so that ``replay`` steps
-the same way); ``Program(reduce=False)`` turns stable reads into ordinary steps.
+Promotions and the learnt facts are the program's (``Program.knowledge``, knowledge.py;
+recorded in JSON reports, so that ``replay`` steps the same way);
+``Program(reduce=False)`` turns stable reads into ordinary steps.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pfnlab.explore.shared import Field
@@ -95,82 +95,7 @@ def stable_fields(cls: type) -> tuple[Stable[Any], ...]:
     return got
 
 
-_KEYS: dict[tuple[type, str], str] = {}
-
-
-def stable_key(cls: type, field: str) -> str:
-    """How a promoted field is named: ``Class.field`` (memoised: asked at every stable
-    read)."""
-    k = _KEYS.get((cls, field))
-    if k is None:
-        k = _KEYS[(cls, field)] = f"{cls.__name__}.{field}"
-    return k
-
-
-def free_key(cls: type) -> str:
-    """The learnt fact that a model thread freed an object of ``cls``: guarded accesses
-    after a write in the same step are then scheduling points (runtime._guard), and the
-    stable reads of such objects joined to a thread's last step are part of the state."""
-    return stable_key(cls, "~free")
-
-
-_WRITTEN = "~written"
-
-
-def written_key(cls: type, field: str) -> str:
-    """The learnt fact that a model thread writes stable field ``field`` of ``cls`` (``*``:
-    frees an object of ``cls``, which has stable fields): the reads of it joined to a
-    thread's last step are then part of the state."""
-    return stable_key(cls, field + _WRITTEN)
-
-
-#: The learnt fact that a model thread creates shared objects (``Shared(...)`` after its
-#: first step begins). Checkpoints are off for such a program (a rebuilt thread would
-#: create the object a second time, snapshot.py): the first creation made with checkpoints
-#: on records it, and the search starts again without them, as after a promotion.
-ALLOCATES = "~alloc"
-
-_PROMOTED: weakref.WeakKeyDictionary[Program, set[str]] = weakref.WeakKeyDictionary()
-
-
-def learnt(program: Program) -> frozenset[str]:
-    """Everything the searches of ``program`` learnt so far: its promoted stable fields,
-    the classes with guarded fields whose objects threads free (:func:`free_key`), the
-    stable fields threads write or free (:func:`written_key`), whether threads create
-    objects (:data:`ALLOCATES`). A search that learns something new starts again."""
-    return frozenset(_PROMOTED.get(program, ()))
-
-
 def promoted(program: Program) -> frozenset[str]:
-    """What of :func:`learnt` decides how ``program`` is stepped: the stable fields whose
-    reads are scheduling points now, and the freed classes (a replay must step the same
-    way; the rest only decides what a state's fingerprint holds and whether checkpoints
-    are used)."""
-    return frozenset(k for k in _PROMOTED.get(program, ())
-                     if k != ALLOCATES and not k.endswith(_WRITTEN))
-
-
-def promotions(program: Program) -> int:
-    """How many facts about ``program`` are learnt (no copy: searches ask it at every step
-    to see whether they must start again)."""
-    got = _PROMOTED.get(program)
-    return 0 if got is None else len(got)
-
-
-def promoted_live(program: Program) -> set[str]:
-    """The set behind :func:`promoted`, for the runtime (promotions show at once)."""
-    return _PROMOTED.setdefault(program, set())
-
-
-def promote(program: Program, name: str) -> bool:
-    """Make ``name`` (``Class.field``) a scheduling point for ``program``; True if new."""
-    got = _PROMOTED.setdefault(program, set())
-    if name in got:
-        return False
-    got.add(name)
-    return True
-
-
-def set_promoted(program: Program, names: Iterable[str]) -> None:
-    """Start ``program`` with ``names`` promoted (a replay of a saved report)."""
-    _PROMOTED.setdefault(program, set()).update(names)
+    """The stable fields of ``program`` promoted so far, and its freed classes with Guarded
+    fields: ``program.knowledge.steps()`` (knowledge.py)."""
+    return program.knowledge.steps()

@@ -94,7 +94,7 @@ class StepMemo:
     races: Any
     finding: Any
     noted: list[Any]
-    promoted: set[str]
+    knowledge: Any
     enabling: bool
     ghost_writes: list[tuple[int, str]]
     plain_fp: list[tuple[int, str, bool]]
@@ -144,7 +144,7 @@ class StepMemo:
 
     def _memo_key(self, t: ThreadState) -> tuple[int, ...]:
         """What a step of ``t`` from the current state is a function of."""
-        return (t.tid, t.key, t.depth, self.zob, len(self.promoted))
+        return (t.tid, t.key, t.depth, self.zob, len(self.knowledge))
 
     def _memo_record(self, mk: tuple[int, ...], t: ThreadState, nstarts: int,
                      nnoted: int, fp: tuple[Any, ...]) -> None:
@@ -153,7 +153,7 @@ class StepMemo:
         memo, log = self.memo, self.log
         assert memo is not None and log is not None
         if self.finding is not None or len(self.noted) != nnoted or not self.hashable or \
-                mk[4] != len(self.promoted) or len(memo) >= MEMO_LIMIT:
+                mk[4] != len(self.knowledge) or len(memo) >= MEMO_LIMIT:
             return
         pos0 = self.step_pos[-1]
         writes = []

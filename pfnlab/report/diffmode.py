@@ -19,7 +19,6 @@ from pfnlab.explore.findings import Finding
 from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.search import Budget, Result, explore, replay
 from pfnlab.explore.search.common import masked
-from pfnlab.explore.stable import set_promoted
 from pfnlab.report.analysis import Analysis, analyse, render_report
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.variants import VARIANTS
@@ -64,7 +63,7 @@ def _on_other(variant: str, scenario: str, sizes: dict[str, int], f: Finding,
               mm: str | None = None) -> str:
     sc = SCENARIOS[scenario]
     prog = sc.program(VARIANTS[variant], mm=mm, **sizes)
-    set_promoted(prog, f.details.get("promoted", ()))  # step as the search that found it
+    prog.knowledge.learn_all(f.details.get("promoted", ()))  # step as the search that found it
     rr = replay(prog, Schedule(Step(s.thread, "") for s in f.schedule), strict=False)
     if rr.diverged:
         return f"on {variant} the schedule diverges: {rr.message}"

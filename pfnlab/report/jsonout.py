@@ -18,7 +18,6 @@ from pfnlab.explore.findings import Finding, TraceStep
 from pfnlab.explore.runtime import RESUME_LABEL
 from pfnlab.explore.schedule import Schedule
 from pfnlab.explore.search import replay
-from pfnlab.explore.stable import set_promoted
 from pfnlab.report.analysis import Analysis, render_report
 
 CHECK_SCHEMA = "pfnlab.check/2"
@@ -130,7 +129,7 @@ def replay_saved(variant: str, scenario: str, sizes: dict[str, int],
     sc = SCENARIOS[scenario]
     program = sc.program(VARIANTS[variant], mm=mm, **{k: v for k, v in sizes.items()
                                                       if k in sc.params})
-    set_promoted(program, saved.get("promoted", ()))  # step as the search that found it
+    program.knowledge.learn_all(saved.get("promoted", ()))  # step as the search that found it
     rr = replay(program, Schedule.from_json(saved["schedule"]))
     f: Finding | None = rr.find((saved["kind"], saved["property"])) or rr.finding
     if rr.diverged:

@@ -35,7 +35,6 @@ from pfnlab.explore import (
 from pfnlab.explore.search import Budget, explore
 from pfnlab.explore.search.brute import explore_brute
 from pfnlab.explore.search.dpor import explore_dpor
-from pfnlab.explore.stable import promoted
 from tests.engine.oracle import typed_final_states
 from tests.engine.programs import WideSpec, wide_program, wide_source
 from tests.engine.test_differential import wide_specs
@@ -607,7 +606,7 @@ def test_guarded_accesses_ride_along_but_not_past_what_enables_a_free() -> None:
         # programs) and starts again: from then on a guarded access after a write in its
         # step is a step of its own
         coarse = explore_brute(program, Budget(), stop_first=False)  # (steps: last round)
-        assert "KvmLike.~free" in promoted(program)
+        assert "KvmLike.~free" in program.knowledge
         assert coarse.exhaustive
         fine = explore_brute(_guarded_program(False, put_first), Budget(), stop_first=False)
         assert {f.key for f in coarse.findings} == {f.key for f in fine.findings}

@@ -45,11 +45,11 @@ from pfnlab.explore import (
     is_freed,
     wait_until,
 )
+from pfnlab.explore.knowledge import ALLOCATES
 from pfnlab.explore.search import Budget, Result, explore, replay
 from pfnlab.explore.search.brute import explore_brute
 from pfnlab.explore.search.parallel import explore_parallel
 from pfnlab.explore.search.workers import InProcess, LocalProcesses
-from pfnlab.explore.stable import ALLOCATES, learnt, promoted
 
 Build = Callable[[], Instance]
 
@@ -151,7 +151,7 @@ def test_repro_6_a_write_under_a_finished_threads_pin_promotes(
     assert reference(name, build) == right
     got = agree(name, build, right)
     prog, res = got["dpor cached"]
-    assert "Obj.s" in promoted(prog) and res.stats.rounds >= 2
+    assert "Obj.s" in prog.knowledge.steps() and res.stats.rounds >= 2
 
 
 # ---------------------------------------------------------------- 7 and 8: false races
@@ -318,7 +318,7 @@ def test_repro_10_threads_that_create_objects(
     assert keys(explore_brute(Program(name, build), Budget(), stop_first=False)) == right
     got = agree(name, build, right)
     # learnt: the search ran again without checkpoints
-    assert ALLOCATES in learnt(got["dpor cached"][0])
+    assert ALLOCATES in got["dpor cached"][0].knowledge
 
 
 # ---------------------------------------------------------------- 11: a pin released by another
@@ -345,7 +345,7 @@ def test_repro_11_a_pin_released_by_another_thread_promotes() -> None:
     right = [("assertion", "saw-1")]
     assert reference("pin-released", pin_released_by_another) == right
     got = agree("pin-released", pin_released_by_another, right)
-    assert "Obj.s" in promoted(got["dpor cached"][0])
+    assert "Obj.s" in got["dpor cached"][0].knowledge.steps()
 
 
 def test_a_pin_released_by_its_holder_promotes_nothing() -> None:
@@ -373,4 +373,4 @@ def test_a_pin_released_by_its_holder_promotes_nothing() -> None:
     got = agree("own-release", build, [])
     # learnt that Obj.s is written, and nothing promoted: the read stays joined
     prog = got["dpor cached"][0]
-    assert promoted(prog) == frozenset() and learnt(prog) == {"Obj.s~written"}
+    assert prog.knowledge.steps() == frozenset() and prog.knowledge.all() == {"Obj.s~written"}

@@ -20,7 +20,6 @@ from pfnlab.explore.runtime import Execution
 from pfnlab.explore.search import Budget, explore
 from pfnlab.explore.search.brute import explore_brute
 from pfnlab.explore.search.dpor import explore_dpor
-from pfnlab.explore.stable import promoted
 from tests.engine.oracle import typed_final_states
 
 
@@ -97,21 +96,20 @@ def test_a_read_under_the_readers_pin_joins_the_step() -> None:
 def test_a_write_while_another_thread_holds_a_pin_promotes_the_field() -> None:
     prog = _program([[("pin",), ("read",), ("read",), ("unpin",)], [("write", 5)]])
     res = explore(prog, stop_first=False)
-    assert promoted(prog) == frozenset({"Obj.v"})
+    assert prog.knowledge.steps() == frozenset({"Obj.v"})
     assert res.exhaustive and not res.findings
 
 
 def test_a_program_whose_writes_never_meet_a_pin_promotes_nothing() -> None:
     prog = _program([[("pin",), ("read",), ("unpin",)], [("write", 5)]][:1])
     explore(prog, stop_first=False)
-    assert promoted(prog) == frozenset()
+    assert prog.knowledge.steps() == frozenset()
 
 
 def test_promotions_travel_with_a_finding() -> None:
     """The finding's details say which fields were steps when it was found; a replay of its
     schedule on a fresh program with them set reproduces it."""
     from pfnlab.explore.search import replay
-    from pfnlab.explore.stable import set_promoted
 
     spec = [[("pin",), ("read",), ("read",), ("unpin",)], [("write", 5), ("free",)],
             [("read",)]]
@@ -121,7 +119,7 @@ def test_promotions_travel_with_a_finding() -> None:
     for f in res.findings:
         assert f.details["promoted"] == ["Obj.v"]
         fresh = _program(spec)
-        set_promoted(fresh, f.details["promoted"])
+        fresh.knowledge.learn_all(f.details["promoted"])
         rr = replay(fresh, f.schedule)
         assert not rr.diverged and rr.find(f.key) is not None
 

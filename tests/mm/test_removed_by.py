@@ -9,7 +9,6 @@ import pytest
 from pfnlab.explore import Program, context
 from pfnlab.explore.runtime import Execution
 from pfnlab.explore.search import explore
-from pfnlab.explore.stable import promoted
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.variants import get_variant
 
@@ -63,7 +62,8 @@ def test_a_wrong_declaration_costs_steps_never_a_verdict(variant: str, scenario:
         assert res.exhaustive
         # caught, not trusted: the admin's removal while vcpu0 "holds" the pages promotes
         # them back to steps; the right declaration promotes none of them
-        assert pinned <= promoted(prog) if remover == "vcpu0" else not pinned & promoted(prog)
+        assert pinned <= prog.knowledge.steps() if remover == "vcpu0" else \
+            not pinned & prog.knowledge.steps()
         return sorted(f.key for f in res.findings)
 
     right, none, wrong = verdict("admin"), verdict(None), verdict("vcpu0")

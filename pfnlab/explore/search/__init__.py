@@ -24,7 +24,6 @@ from pfnlab.explore.search.minimize import minimize
 from pfnlab.explore.search.pct import explore_pct
 from pfnlab.explore.search.random_walk import explore_random
 from pfnlab.explore.search.replay import ReplayResult, replay
-from pfnlab.explore.stable import learnt, promoted
 
 STRATEGIES = ("dpor", "brute", "bounded", "random", "pct")
 
@@ -69,7 +68,7 @@ def explore(
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     earlier = 0
     while True:
-        before = learnt(program)
+        before = len(program.knowledge)
         if strategy == "dpor" and backend is not None and budget.executions is None:
             from pfnlab.explore.search.parallel import explore_parallel
 
@@ -90,7 +89,8 @@ def explore(
             res = explore_pct(program, max(1, executions - earlier), depth, seed, budget,
                               stop_first=stop_first)
         # dpor and brute force restart themselves after a promotion (their rounds count)
-        if strategy in ("dpor", "brute") or learnt(program) == before or res.interrupted or \
+        if strategy in ("dpor", "brute") or len(program.knowledge) == before or \
+                res.interrupted or \
                 res.coverage.startswith("interrupted"):
             break
         # a stable field was promoted: the executions so far used the old steps
@@ -100,7 +100,7 @@ def explore(
     # the stable fields whose reads were steps when these were found: a replay of their
     # schedules must step the same way (stable.py; saved in JSON reports)
     for f in res.findings:
-        f.details["promoted"] = sorted(promoted(program))
+        f.details["promoted"] = sorted(program.knowledge.steps())
     # the time budget covers the work after the search too: past it, a finding keeps the
     # execution the search found (replayed for its trace, one execution) unminimised
     deadline = start + budget.seconds if budget.seconds is not None else None

@@ -13,7 +13,6 @@ from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.shared import ALL_FIELDS
-from pfnlab.explore.stable import promotions
 
 #: what interrupts a search (its KeyboardInterrupt): Ctrl-C, unless the command line says
 #: it was a signal (``pfnlab check`` under ``timeout``: SIGTERM); the coverage text names it
@@ -137,7 +136,7 @@ class Clock:
         #: again with it as a scheduling point; ``out()`` says so to end the current round
         self.program = program
         self.restart = False
-        self.promotions = promotions(program) if program is not None else 0
+        self.promotions = len(program.knowledge) if program is not None else 0
         self.start = time.perf_counter()
         self.progress = _PROGRESS[0]
         self.last = self.start
@@ -150,13 +149,13 @@ class Clock:
 
     def promoted_since(self) -> bool:
         """Whether a stable field was promoted since this clock (or ``restarted()``)."""
-        return self.program is not None and promotions(self.program) != self.promotions
+        return self.program is not None and len(self.program.knowledge) != self.promotions
 
     def restarted(self) -> None:
         """The search starts again with the promotions made so far."""
         self.restart = False
         if self.program is not None:
-            self.promotions = promotions(self.program)
+            self.promotions = len(self.program.knowledge)
 
     def out(self, stats: Stats) -> bool:
         """Whether the budget is used up or the search must restart (a promotion), and

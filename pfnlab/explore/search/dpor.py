@@ -61,7 +61,6 @@ from pfnlab.explore.search.common import (
 )
 from pfnlab.explore.shared import ALL_FIELDS
 from pfnlab.explore.snapshot import Checkpoint
-from pfnlab.explore.stable import promotions
 
 _Summary = frozenset[tuple[int, int, str, bool]]
 
@@ -310,7 +309,7 @@ class SourceDpor:
         and rebuilt threads carry over; restoring gives the state a re-execution gives,
         snapshot.py); else a re-execution, kept for the next task."""
         pool = self.pool
-        key = (frozenset(self.visible), promotions(self.program))
+        key = (frozenset(self.visible), len(self.program.knowledge))
         got = pool.get(key) if pool is not None else None
         if got is None or got[0].program is not self.program or not got[0].snapshots_ok():
             # (a Ray task brings its own unpickled copy of the program, whose promotions

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution
 from pfnlab.explore.search.common import replay_tids
-from pfnlab.explore.stable import promotions
 
 #: executions the breadth-first frontier keeps open (each holds its threads' stacks)
 _MAX_LIVE = 2_000
@@ -56,10 +55,10 @@ def minimize(
     minimisation then starts again under the new steps, as the searches do (promotions
     only grow, so this ends)."""
     while True:
-        before = promotions(program)
+        before = len(program.knowledge)
         m = _minimize(program, key, fallback, max_preemptions=max_preemptions,
                       node_budget=node_budget, max_steps=max_steps, deadline=deadline)
-        if promotions(program) == before:
+        if len(program.knowledge) == before:
             return m
 
 

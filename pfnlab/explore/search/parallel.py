@@ -57,7 +57,6 @@ from pfnlab.explore.search.common import (
 from pfnlab.explore.search.dpor import SourceDpor, _Event, _Node, apply_race, expand_fully
 from pfnlab.explore.search.exchange import SharedTable
 from pfnlab.explore.search.tasks import Task, TaskResult, WorkerDied, WorkerLost
-from pfnlab.explore.stable import learnt, promotions, set_promoted
 
 #: the frontier: tasks start this many steps below the root (at most; fewer where
 #: executions are shorter)
@@ -182,7 +181,7 @@ class _Coordinator:
         self.visible = visible
         self.start = start
         self.on_progress = on_progress
-        self.promoted = learnt(program)
+        self.promoted = program.knowledge.all()
         self.search = uuid.uuid4().hex
         self.dpor = SourceDpor(program, budget, stop_first=stop_first,
                                collect_final_states=collect, cache=False, snapshots=False)
@@ -213,7 +212,7 @@ class _Coordinator:
     def run(self) -> Result:
         r = self.run_
         ex = self._execution(())
-        if promotions(self.program) != len(self.promoted):  # learnt in the initial runs
+        if len(self.program.knowledge) != len(self.promoted):  # learnt in initial runs
             ex.close()
             self.restart = True
             return self._result(0)
@@ -310,7 +309,7 @@ class _Coordinator:
         fp = ex.step(p)
         self.live_tids = (*tids, p)
         r.stats.steps += 1 + ex.rebuilt_steps - rebuilt
-        if promotions(self.program) != len(self.promoted):
+        if len(self.program.knowledge) != len(self.promoted):
             # this step promoted a stable field (or learnt another fact that changes the
             # steps, stable.py): every node and task so far used the old steps
             raise _Restart
@@ -428,7 +427,7 @@ class _Coordinator:
         self.observed = self.observed | res.observed
         if res.promoted - self.promoted:
             self.promotions_changed = True
-            set_promoted(self.program, res.promoted)
+            self.program.knowledge.learn_all(res.promoted)
         self.cut = self.cut or res.cut
         self.interrupted = self.interrupted or res.interrupted
         # the task's frozen nodes are the coordinator's nodes of its parent's path

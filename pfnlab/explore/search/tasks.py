@@ -23,7 +23,6 @@ from pfnlab.explore.search.common import Budget, Stats
 from pfnlab.explore.search.dpor import SourceDpor
 from pfnlab.explore.search.exchange import completed_entries, current_endpoint, merge_entries
 from pfnlab.explore.search.gcpolicy import searching
-from pfnlab.explore.stable import learnt, set_promoted
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,7 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
     :class:`~pfnlab.explore.search.exchange.Endpoint`, if any) sees every state the
     search completes and may merge other workers' states into the table as it runs; one
     that ``publishes`` them itself leaves the result's ``entries`` empty."""
-    set_promoted(program, task.promoted)
+    program.knowledge.learn_all(task.promoted)
     key = f"{task.search}/{task.worker}"
     if not any(k.startswith(task.search + "/") for k in _CACHES):
         _CACHES.clear()  # another search: the old tables are no use (and unsound to use)
@@ -136,7 +135,7 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
         entries=entries,
         reports=dpor.reports,
         observed=frozenset(dpor.observed),
-        promoted=learnt(program),
+        promoted=program.knowledge.all(),
         cut=not res.exhaustive and not stopped,
         interrupted=res.interrupted,
         worker=f"pid {os.getpid()}",
