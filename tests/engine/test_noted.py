@@ -1,5 +1,5 @@
 """Findings that do not end their execution, and properties masked by those that do
-(pfnlab/explore/checking.py, docs/reductions.md section 9)."""
+(pfnlab/explore/runtime/checks.py, docs/reductions.md section 9)."""
 
 from __future__ import annotations
 

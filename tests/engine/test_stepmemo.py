@@ -122,7 +122,7 @@ def test_a_wrong_recorded_outcome_is_caught_at_the_next_rebuild(
     its code against the log and checks where it stops. An outcome recorded with a wrong
     history key (as a thread that read something outside shared state would give) is
     reported there, never explored as if right."""
-    from pfnlab.explore import stepmemo
+    from pfnlab.explore.runtime import stepmemo
 
     real = stepmemo.StepMemo._memo_record
 

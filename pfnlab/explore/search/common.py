@@ -269,7 +269,7 @@ class Run:
         self.final_states: set[Any] = set()
         self.violations: set[tuple[str, str, str]] = set()
         #: executions cut by a halting finding, by its property: the properties not yet
-        #: violated in them are unchecked in the rest of those executions (checking.py)
+        #: violated in them are unchecked in the rest of those executions (runtime/checks.py)
         self.masked_by: dict[str, int] = {}
 
     def execution(self, tids: list[int], **kw: Any) -> Execution:

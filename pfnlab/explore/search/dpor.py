@@ -50,6 +50,7 @@ from typing import Any
 
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
+from pfnlab.explore.runtime.snapshot import Checkpoint
 from pfnlab.explore.search.common import (
     Budget,
     Clock,
@@ -60,7 +61,6 @@ from pfnlab.explore.search.common import (
     ended,
 )
 from pfnlab.explore.shared import ALL_FIELDS
-from pfnlab.explore.snapshot import Checkpoint
 
 _Summary = frozenset[tuple[int, int, str, bool]]
 

@@ -16,7 +16,7 @@ class ReplayResult:
     """What a replay did: the finding it reproduced (if any), or where it diverged."""
 
     #: the halting finding where the replay stopped, else the last finding noted on the way
-    #: (an execution goes on past a stable invariant or a final check: see checking.py)
+    #: (an execution goes on past a stable invariant or a final check: see runtime/checks.py)
     finding: Finding | None
     trace: list[TraceStep]
     diverged_at: int | None

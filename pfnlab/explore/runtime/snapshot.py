@@ -41,8 +41,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import greenlet
 
+from pfnlab.explore.runtime import frees, locks
+from pfnlab.explore.runtime.ops import ACQUIRE, FREE, READ, RELEASE, RESUME, RMW, WAIT, WRITE
+from pfnlab.explore.runtime.sites import site
+
 if TYPE_CHECKING:
-    from pfnlab.explore.runtime import ThreadState
+    from pfnlab.explore.runtime.threads import ThreadState
 
 
 class Checkpoint(NamedTuple):
@@ -278,12 +282,10 @@ class Snapshots:
         if new is None or op is None or (new.kind, new.obj.__dict__["_name"], new.field) \
                 != (op.kind, op.obj.__dict__["_name"], op.field) or (
                 self.hashable and (t.key, t.depth) != (key, depth)):
-            from pfnlab.explore.runtime import _site
-
             raise RuntimeError(
                 f"thread {t.name} is not deterministic: re-run against the same history it "
                 f"stopped at {new.describe() if new is not None else 'its end'}"
-                f"{_site(t)} instead of "
+                f"{site(t)} instead of "
                 f"{op.describe() if op is not None else 'its end'}; model threads may "
                 "depend only on what they read from shared state (not on a global, the "
                 "clock, random numbers or a value kept from an earlier execution)")
@@ -301,33 +303,26 @@ class Snapshots:
         k = op.kind
         f = op.field
         result: Any = None
-        if k == _RESUME:  # the code after a wait passed in an earlier step
+        if k == RESUME:  # the code after a wait passed in an earlier step
             self._received(t, RESUMED)
             self._replay_resume(t, op.arg)
             return
-        if k == _WAIT:  # it passed: the step ended there (runtime._passed)
+        if k == WAIT:  # it passed: the step ended there (waits.passed)
             self._received(t, None)
             self._passed(t, op, None)
             return
-        if k == _READ:
+        if k == READ:
             result = d[f]
-        elif k == _WRITE:
+        elif k == WRITE:
             d[f] = op.arg
-        elif k == _RMW:
+        elif k == RMW:
             new, result = op.arg(d[f])
             d[f] = new
-        elif k in (_ACQUIRE, _RELEASE) and f == "readers":
-            from pfnlab.explore.sync import enter_section, leave_section
-
-            d["readers"] = (enter_section if k == _ACQUIRE else leave_section)(
-                d["readers"], t.name)
-        elif k == _ACQUIRE:
-            d["owner"] = t.name
-        elif k == _RELEASE:
-            d["owner"] = None
-        elif k == _FREE:
-            d["_freed"] = op.arg or "freed"
-        if k in (_WRITE, _RMW, _RELEASE, _FREE):
+        elif k in (ACQUIRE, RELEASE):
+            locks.replay(t, op)
+        elif k == FREE:
+            frees.replay(op)
+        if k in (WRITE, RMW, RELEASE, FREE):
             self.enabling = True
         self._received(t, result)
         self._replay_resume(t, result)
@@ -367,9 +362,6 @@ def _initial_key(name: str) -> int:
 
     return digest(name.encode())
 
-
-# operation kinds (runtime.py's, repeated to keep this module free of an import cycle)
-_READ, _WRITE, _RMW, _ACQUIRE, _RELEASE, _WAIT, _FREE, _RESUME = range(8)
 
 #: what a thread's history records for a RESUME step (it receives no value): its key after
 #: the step differs from its key at the RESUME, as after any step that runs code

@@ -20,7 +20,7 @@ recorded the first time it runs, can be applied again wherever the same key come
   first run did; ``ghost_write``; a free), so the undo log, the Zobrist hash and the other
   threads' wake-ups are those of a real step;
 - the thread's new bookkeeping: history key, depth, pending operation (the first run's
-  ``Op``, as :meth:`~pfnlab.explore.snapshot.Snapshots.restore` puts back), blocked flag,
+  ``Op``, as :meth:`~pfnlab.explore.runtime.snapshot.Snapshots.restore` puts back), blocked flag,
   attempt result, watched fields, operation starts (moved to this log position), and how
   often the step resumed it, so that a later rebuild re-runs exactly this step;
 - the step's footprint (ghost writes are added as in a real step), and the stable reads
@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from pfnlab.explore.shared import Ghost, Shared
 
 if TYPE_CHECKING:
-    from pfnlab.explore.runtime import ThreadState
+    from pfnlab.explore.runtime.threads import ThreadState
 
 #: entries one execution's memo may hold (about 1 KB each); beyond it steps run as before
 MEMO_LIMIT = 2_000_000

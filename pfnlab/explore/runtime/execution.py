@@ -18,20 +18,17 @@ state graph may have cycles; DPOR never prunes at a state on its stack.
 from __future__ import annotations
 
 import contextlib
-import sys
 import traceback
 import weakref
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
 import greenlet
 
-from pfnlab.explore.checking import Checking
 from pfnlab.explore.findings import (
     ASSERTION,
     DATA_RACE,
     EXCEPTION,
-    USE_AFTER_FREE,
     Finding,
     ModelViolation,
     TraceStep,
@@ -46,150 +43,46 @@ from pfnlab.explore.knowledge import (
 )
 from pfnlab.explore.program import Instance, Program
 from pfnlab.explore.races import Race, RaceDetector
+from pfnlab.explore.runtime import frees, locks, waits
+from pfnlab.explore.runtime.blocking import unwatch, watch
+from pfnlab.explore.runtime.checks import Checking
+from pfnlab.explore.runtime.ops import (
+    ABORT,
+    ACQUIRE,
+    ACTIONS,
+    BAD,
+    FAULT,
+    FREE,
+    NOBODY,
+    OBSERVED,
+    PASSED,
+    PEEK,
+    RAN,
+    READ,
+    RELEASE,
+    RESUME,
+    RIDE,
+    RMW,
+    SCHED,
+    STEP,
+    STOPPED,
+    THREAD,
+    WAIT,
+    WRITE,
+    Footprint,
+    Halt,
+    Op,
+    action_name,
+)
+from pfnlab.explore.runtime.services import Outcome
+from pfnlab.explore.runtime.sites import model_frame, model_stack, site, where_failed
+from pfnlab.explore.runtime.snapshot import RESUMED, Snapshots
+from pfnlab.explore.runtime.stepmemo import StepMemo
+from pfnlab.explore.runtime.threads import DONE_KEY, ThreadState
 from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared, guard_of, is_plain
-from pfnlab.explore.snapshot import RESUMED, Snapshots
 from pfnlab.explore.stable import Stable, stable_fields
-from pfnlab.explore.stepmemo import StepMemo
-from pfnlab.explore.sync import MOVER_FIELD, enter_section, leave_section
-from pfnlab.explore.threadstate import _THREAD_MODE, Statics, ops_key
-
-# Pending operation kinds.
-READ, WRITE, RMW, ACQUIRE, RELEASE, WAIT, FREE, RESUME, FAULT = range(9)
-_ACTION = ("read", "write", "rmw", "lock", "unlock", "wait", "free", "resume", "fault")
-
-
-def _action(kind: int, field: str) -> str:
-    """The trace's name of an operation: an Srcu's read lock and unlock are not a lock's."""
-    if field == "readers" and kind in (ACQUIRE, RELEASE):
-        return "srcu_read_lock" if kind == ACQUIRE else "srcu_read_unlock"
-    return _ACTION[kind]
-
-# Modes of the execution: who is running model code right now.
-_SCHED, _THREAD, _PEEK = range(3)
-assert _THREAD == _THREAD_MODE  # threadstate.call_summarised tests the mode too
-
-_DONE = digest(b"<finished thread>")
-
-# What ``_perform`` reports: the thread ran on to its next operation, it stopped at a failed
-# attempt, the step ends at once (a finding that leaves no state to check), or it passed a
-# wait (the step ends there: the code after the wait is the thread's next step, RESUME).
-_RAN, _STOPPED, _ABORT, _PASSED = range(4)
-#: how a RESUME step (the code after a passed wait) is labelled in traces and schedules
-RESUME_LABEL = "continue after wait"
-#: how a FAULT step is labelled: the finding a thread's code made before its first step
-FAULT_LABEL = "its finding before its first step"
-
-# How a thread's access to a Guarded field is made: part of the current step, a step, or
-# a step that is a finding (the lock not held).
-_RIDE, _STEP, _BAD = range(3)
-
-#: Footprint entry of a step that changes what some check reads (see ``visible``).
-_OBSERVED = (-2, "<observed by a check>", True)
-
-#: A footprint: the (object index, field, is_write) triples a step touches.
-Footprint = tuple[tuple[int, str, bool], ...]
-
-
-def _transient_sections(fp: Footprint, sections: dict[int, list[int]]) -> Footprint:
-    """``fp`` with the lock word of every *transient* critical section read, not written.
-
-    A step that takes a mover lock (or enters an SRCU read section) and leaves it again
-    before it ends needs the lock free (no section open that matters) and leaves it as it
-    found it: against another such step it commutes (both orders: enabled, same state), and
-    against a step that takes or drops the lock for good it still conflicts (a read against
-    that step's write). So two vCPUs that each take ``mmu_lock``, find
-    ``mmu_notifier_retry`` true and drop it again are independent, as in the kernel-level
-    step tables. Not used with the race detector, whose lock edges order such sections.
-    """
-    transient = {i for i, kinds in sections.items()
-                 if kinds[0] == ACQUIRE and kinds[-1] == RELEASE
-                 and kinds.count(ACQUIRE) == kinds.count(RELEASE)}
-    if not transient:
-        return fp
-    return tuple((i, f, False) if i in transient and f in ("owner", "readers") else (i, f, w)
-                 for i, f, w in fp)
-
-
-class Op:
-    """A thread's pending scheduling point."""
-
-    __slots__ = ("arg", "bad", "field", "grace", "kind", "obj", "where")
-
-    def __init__(self, kind: int, obj: Shared, field: str, arg: Any = None) -> None:
-        self.kind = kind
-        self.obj = obj
-        self.field = field
-        self.arg = arg
-        self.where: tuple[str, ...] = ()
-        self.grace: Shared | None = None  # a wait: the Srcu whose synchronize this is
-        #: the finding this access is, made when it is performed (a Guarded field accessed
-        #: without its lock): (kind, property, message)
-        self.bad: tuple[str, str, str] | None = None
-
-    def describe(self) -> str:
-        """A label for this step, without the function name."""
-        name = self.obj.__dict__["_name"]
-        k = self.kind
-        if k in (ACQUIRE, RELEASE):
-            return f"{_action(k, self.field)} {name}"
-        if k == WAIT:
-            return f"wait {self.field}"
-        if k == RESUME:
-            return f"{RESUME_LABEL} {self.field}"
-        if k == FAULT:
-            return FAULT_LABEL
-        if k == FREE:
-            return f"free {name}"
-        return f"{_ACTION[k]} {name}.{self.field}"
-
-
-class ThreadState:
-    """The engine's view of one model thread."""
-
-    __slots__ = ("blocked", "depth", "glet", "key", "name", "op", "opstarts", "reads", "stale",
-                 "tid", "value", "watched")
-
-    def __init__(self, tid: int, name: str, glet: greenlet.greenlet) -> None:
-        self.tid = tid
-        self.name = name
-        self.glet = glet
-        self.op: Op | None = None      # None once finished
-        self.key = digest(name.encode())  # history key (128-bit, see fingerprint.py)
-        self.depth = 0                 # summarised calls in progress (threadstate.py)
-        self.blocked = False           # failed an attempt; waits for a write to `reads`
-        self.reads: Footprint = ()     # footprint of the pending lock/wait attempt
-        self.value = False             # whether the pending lock/wait attempt would succeed
-        self.watched: list[tuple[int, str]] = []  # fields whose writes re-check the attempt
-        self.stale = False             # glet is ahead of the state (snapshot.py)
-        #: where each of its operations started, to rebuild from the last (snapshot.py)
-        self.opstarts: list[tuple[int, int, int, int, bool, int]] = []
-
-
-_ENGINE_FILES = {
-    __file__.rsplit("/", 1)[0] + "/" + f
-    for f in ("runtime.py", "checking.py", "shared.py", "stable.py", "sync.py",
-              "threadstate.py")
-}
-
-
-#: the names traces show for the code objects of named functions (see name_code)
-_CODE_NAMES: dict[Any, str] = {}
-
-
-def name_code(fn: Callable[..., Any], name: str) -> None:
-    """Name ``fn``'s frames ``name``: traces show them so (an override under the name of the
-    kernel function it replaces, whatever its Python name) and :func:`model_caller` stops
-    at them."""
-    import inspect
-
-    code = getattr(inspect.unwrap(fn), "__code__", None)
-    if code is not None:
-        _CODE_NAMES[code] = name
-
-
-def hide_from_traces(filename: str) -> None:
-    """Leave the functions of ``filename`` out of step labels (dispatch wrappers)."""
-    _ENGINE_FILES.add(filename)
+from pfnlab.explore.sync import MOVER_FIELD
+from pfnlab.explore.threadstate import Statics, ops_key
 
 
 class Execution(Checking, Snapshots, StepMemo):
@@ -244,14 +137,14 @@ class Execution(Checking, Snapshots, StepMemo):
         self.max_steps = max_steps
         self.objects: list[Shared] = []
         self.names: dict[str, Shared] = {}
-        self.mode = _SCHED
+        self.mode = SCHED
         self.peek: set[tuple[int, str]] | None = None
         self.hashable = True
         self.unhashable = ""             # why state caching is off, if it is
         self.statics: Statics | None = None  # set-up objects (threadstate.py)
         self.zob = 0
         self.nsteps = 0
-        self.finding: Finding | None = None   # the halting finding (checking.py)
+        self.finding: Finding | None = None   # the halting finding (runtime/checks.py)
         self.noted: list[Finding] = []         # findings the execution went on past
         self.noted_keys: set[tuple[str, str]] = set()
         self.inv_false: set[int] = set()       # stable invariants found false
@@ -357,7 +250,7 @@ class Execution(Checking, Snapshots, StepMemo):
                 # created mid-run: clocks start now, so earlier synchronisation orders
                 # nothing (more races reported, never fewer)
                 self.races = RaceDetector(len(self.threads))
-        if self.mode != _SCHED or self.nsteps:
+        if self.mode != SCHED or self.nsteps:
             self._hash_object(obj)
         return len(self.objects) - 1
 
@@ -420,27 +313,27 @@ class Execution(Checking, Snapshots, StepMemo):
 
     def _yield(self, op: Op) -> Any:
         if self.trace_on:
-            op.where = _model_stack()
+            op.where = model_stack()
         assert self._main is not None
         return self._main.switch(op)
 
     def read(self, obj: Shared, field: str) -> Any:
         """A field read by model code (a scheduling point when a thread runs)."""
         mode = self.mode
-        if mode == _THREAD:
+        if mode == THREAD:
             if obj.__dict__.get(MOVER_FIELD) == field:
-                raise RuntimeError(_mover_read(obj, field, "model code"))
+                raise RuntimeError(locks.mover_read_error(obj, field, "model code"))
             return self._yield(Op(READ, obj, field))
-        if mode == _PEEK and self.peek is not None:
+        if mode == PEEK and self.peek is not None:
             self.peek.add((obj.__dict__["_idx"], field))
         return obj.__dict__[field]
 
     def write(self, obj: Shared, field: str, value: Any) -> None:
         """A field write by model code (a scheduling point when a thread runs)."""
-        if self.mode == _THREAD:
+        if self.mode == THREAD:
             self._yield(Op(WRITE, obj, field, value))
             return
-        if self.mode == _PEEK:
+        if self.mode == PEEK:
             raise RuntimeError(
                 f"invariant or condition wrote {obj.__dict__['_name']}.{field}: checks must "
                 "only read shared state"
@@ -456,12 +349,12 @@ class Execution(Checking, Snapshots, StepMemo):
     def observe(self, obj: Shared, field: str) -> None:
         """A check or condition read ``obj.field`` through an accessor (``peek``, ``held_by``,
         ``is_freed``): record it like a field read, so writes to it re-check and wake."""
-        if self.mode == _PEEK and self.peek is not None:
+        if self.mode == PEEK and self.peek is not None:
             self.peek.add((obj.__dict__["_idx"], field))
-        elif self.mode == _THREAD and obj.__dict__.get(MOVER_FIELD) == field:
-            t = self.running
-            if t is None or obj.__dict__[field] != t.name:  # lockdep_assert_held is fine
-                raise RuntimeError(_mover_read(obj, field, "model code"))
+        elif self.mode == THREAD:  # only the holder may ask (lockdep_assert_held)
+            error = locks.observes_mover(obj, field, self.running)
+            if error:
+                raise RuntimeError(error)
 
     def ghost_write(self, obj: Shared, field: str, value: Any) -> None:
         """A ghost-field write: hashed into the state, re-checks invariants, not a step."""
@@ -491,13 +384,13 @@ class Execution(Checking, Snapshots, StepMemo):
     # -------------------------------------------------------------- plain accesses
     def plain_read(self, obj: Shared, field: str) -> Any:
         """A read of a Plain field: no scheduling point, race-checked (see races.py)."""
-        if self.mode != _THREAD:
+        if self.mode != THREAD:
             return self.read(obj, field)
         return self._plain(READ, obj, field, None)
 
     def plain_write(self, obj: Shared, field: str, value: Any) -> None:
         """A write of a Plain field: no scheduling point, race-checked."""
-        if self.mode != _THREAD:
+        if self.mode != THREAD:
             self.write(obj, field, value)
             return
         self._plain(WRITE, obj, field, value)
@@ -521,7 +414,7 @@ class Execution(Checking, Snapshots, StepMemo):
     # ------------------------------------------------------------ stable accesses
     def stable_read(self, obj: Shared, s: Stable[Any]) -> Any:
         """A read of a Stable field: joins the step while the object is pinned (stable.py)."""
-        if self.mode != _THREAD or not self.movers or \
+        if self.mode != THREAD or not self.movers or \
                 promoted_key(type(obj), s.name) in self.knowledge:
             return self.read(obj, s.name)
         t = self.running
@@ -547,7 +440,7 @@ class Execution(Checking, Snapshots, StepMemo):
         # in a trace the read is a row of its own, joined to the step (a kernel read with
         # its function, and the notes of what it decided, as if it were a step)
         value = self._plain(READ, obj, s.name, None, race_check=False, traced=False)
-        where = _model_stack()
+        where = model_stack()
         name = obj.__dict__["_name"]
         self.trace.append(TraceStep(
             index=len(self.trace), thread=t.name,
@@ -565,7 +458,7 @@ class Execution(Checking, Snapshots, StepMemo):
         if s.pinned is None:  # __ro_after_init
             return True, reads
         prev_mode, prev_peek = self.mode, self.peek
-        self.mode, self.peek = _PEEK, reads
+        self.mode, self.peek = PEEK, reads
         prev = HOOKS.current  # (a write's check runs on the scheduler's side)
         HOOKS.current = self
         try:
@@ -688,30 +581,30 @@ class Execution(Checking, Snapshots, StepMemo):
     # ----------------------------------------------------------- guarded accesses
     def guarded_read(self, obj: Shared, g: Any) -> Any:
         """A read of a Guarded field (see shared.Guarded)."""
-        if self.mode != _THREAD:
+        if self.mode != THREAD:
             return self.read(obj, g.name)
         how = self._guard(obj, g, READ)
-        if how == _RIDE:
+        if how == RIDE:
             return self._plain(READ, obj, g.name, None, race_check=False)
         return self._yield(self._guarded_op(Op(READ, obj, g.name), g, how))
 
     def guarded_write(self, obj: Shared, g: Any, value: Any) -> None:
         """A write of a Guarded field: the guard lock must be held."""
-        if self.mode != _THREAD:
+        if self.mode != THREAD:
             self.write(obj, g.name, value)
             return
         how = self._guard(obj, g, WRITE)
-        if how == _RIDE:
+        if how == RIDE:
             self._plain(WRITE, obj, g.name, value, race_check=False)
         else:
             self._yield(self._guarded_op(Op(WRITE, obj, g.name, value), g, how))
 
     def _guarded_op(self, op: Op, g: Any, how: int) -> Op:
         """``op``, an access to Guarded field ``g`` that is a scheduling point: one the
-        declaration forbids (``_BAD``) is the finding when it is performed, at its own
+        declaration forbids (``BAD``) is the finding when it is performed, at its own
         step, as in a finer execution (not at the end of the step before it, which would
         cut off what other threads can do in between)."""
-        if how == _BAD:
+        if how == BAD:
             t = self.running
             verb = ("reads", "writes", "updates")[op.kind]
             lock = getattr(op.obj, g.by)
@@ -720,13 +613,13 @@ class Execution(Checking, Snapshots, StepMemo):
                       f"{g.name} without holding {lock.__dict__['_name']} (declared "
                       f"Guarded(by={g.by!r}" + (", lockless_reads=True" if g.lockless_reads
                                                 else "") + "))"
-                      + (_site(t) if t is not None else ""))
+                      + (site(t) if t is not None else ""))
         return op
 
     def _guard(self, obj: Shared, g: Any, kind: int) -> int:
         """Whether a thread's access to the Guarded field ``g`` of ``obj`` rides along with
-        its step (``_RIDE``), is a scheduling point (``_STEP``), or is one the declaration
-        forbids (``_BAD``: the thread does not hold the lock; only its own steps could
+        its step (``RIDE``), is a scheduling point (``STEP``), or is one the declaration
+        forbids (``BAD``: the thread does not hold the lock; only its own steps could
         change that, so it is decided here and reported when the access is performed)."""
         t = self.running
         lock = getattr(obj, g.by, None)
@@ -742,10 +635,10 @@ class Execution(Checking, Snapshots, StepMemo):
         # model thread frees (learnt like a stable field's promotion: see _freeable).
         if held and (kind == READ or not (g.lockless_reads or self.unstable)) \
                 and self.movers and not (self.enabling and self._freeable(obj)):
-            return _RIDE
+            return RIDE
         if held or (kind == READ and g.lockless_reads):
-            return _STEP
-        return _BAD
+            return STEP
+        return BAD
 
     def _freeable(self, obj: Shared) -> bool:
         """Whether a model thread has freed an object of ``obj``'s class in this search
@@ -764,8 +657,8 @@ class Execution(Checking, Snapshots, StepMemo):
         # with the access it races, and DPOR must try the other order
         self.plain_fp.append((idx, field, kind != READ))
         if d["_freed"] is not None:
-            self._uaf(t, Op(kind, obj, field, arg))
-            raise _Halt
+            frees.use_after_free(self, t, Op(kind, obj, field, arg))
+            raise Halt
         before = d[field]
         result: Any = before
         if race_check:
@@ -776,7 +669,7 @@ class Execution(Checking, Snapshots, StepMemo):
                 race = self.races.plain_write(t.tid, (idx, field))
             if race is not None:
                 self._race_finding(t, race, kind)
-                raise _Halt
+                raise Halt
         after = before
         if kind == WRITE:
             after = arg
@@ -787,8 +680,8 @@ class Execution(Checking, Snapshots, StepMemo):
         if kind != WRITE:
             self._received(t, result)
         if self._traced is not None and traced:
-            where = _model_stack()
-            self._traced.plain.append((_ACTION[kind], d["_name"], field, before, after,
+            where = model_stack()
+            self._traced.plain.append((ACTIONS[kind], d["_name"], field, before, after,
                                        where[-1] if where else ""))
         return result
 
@@ -807,7 +700,7 @@ class Execution(Checking, Snapshots, StepMemo):
         if wait:
             fn = f" in its wait_until({wait!r})"
         else:
-            where = _model_stack()
+            where = model_stack()
             fn = f" in {where[-1]}" if where else ""
         other = self.threads[race.earlier_tid].name
         verb = "writes" if kind != READ else "reads"
@@ -818,31 +711,16 @@ class Execution(Checking, Snapshots, StepMemo):
             "or marked access (make the field a Field if the race is intended)",
         )
 
-    def _free_race(self, t: ThreadState, obj: Shared, race: Race) -> None:
-        """``t`` frees ``obj`` while another thread's plain access to it is unordered."""
-        op = t.op
-        why = op.arg if op is not None else ""
-        prop = USE_AFTER_FREE
-        if isinstance(why, tuple):
-            prop, why = why
-        other = self.threads[race.earlier_tid].name
-        self._set_finding(
-            t, USE_AFTER_FREE, prop,
-            f"{other} {race.earlier_kind}s {obj.name}.{race.key[1]} with nothing ordering "
-            f"it before {t.name} frees it ({why or 'freed'}): in another interleaving the "
-            "access comes after the free",
-        )
-
     def rmw(self, obj: Shared, field: str, update: Callable[[Any], tuple[Any, Any]]) -> Any:
         """An atomic read-modify-write (one scheduling point)."""
-        if self.mode == _THREAD:
+        if self.mode == THREAD:
             if self._is_plain(obj, field):
                 return self._plain(RMW, obj, field, update)
             g = self._guard_of(obj, field)
             if g is None:
                 return self._yield(Op(RMW, obj, field, update))
             how = self._guard(obj, g, RMW)
-            if how == _RIDE:
+            if how == RIDE:
                 return self._plain(RMW, obj, field, update, race_check=False)
             return self._yield(self._guarded_op(Op(RMW, obj, field, update), g, how))
         new, result = update(obj.__dict__[field])
@@ -851,21 +729,21 @@ class Execution(Checking, Snapshots, StepMemo):
 
     def acquire(self, lock: Shared) -> None:
         """Lock acquire by model code."""
-        if self.mode != _THREAD:
+        if self.mode != THREAD:
             raise RuntimeError("a lock was taken outside a model thread (in build() or a "
                                "check): only a thread's code takes locks")
         self._yield(Op(ACQUIRE, lock, "owner"))
 
     def release(self, lock: Shared) -> None:
         """Lock release by model code."""
-        if self.mode != _THREAD:
+        if self.mode != THREAD:
             raise RuntimeError("a lock was released outside a model thread (in build() or a "
                                "check): only a thread's code releases locks")
         self._yield(Op(RELEASE, lock, "owner"))
 
     def share(self, srcu: Shared, delta: int) -> None:
         """Enter (``delta`` 1) or leave (-1) an SRCU read-side section (sync.Srcu)."""
-        if self.mode != _THREAD:
+        if self.mode != THREAD:
             raise RuntimeError("an SRCU read section was entered or left outside a model "
                                "thread (in build() or a check): only a thread's code can")
         self._yield(Op(ACQUIRE if delta > 0 else RELEASE, srcu, "readers"))
@@ -874,10 +752,10 @@ class Execution(Checking, Snapshots, StepMemo):
              grace: Shared | None = None) -> None:
         """Wait until ``cond()`` holds (a scheduling point; may block). ``grace``: the
         condition is ``synchronize_srcu`` of that Srcu (it reads its readers)."""
-        if self.mode != _THREAD:
+        if self.mode != THREAD:
             raise RuntimeError("wait_until was called outside a model thread (in build() or "
                                "a check): only a thread's code can wait")
-        op = Op(WAIT, _NOBODY, what, cond)
+        op = Op(WAIT, NOBODY, what, cond)
         op.grace = grace
         if prop:
             self.hang_props[what] = prop
@@ -885,7 +763,7 @@ class Execution(Checking, Snapshots, StepMemo):
 
     def free(self, obj: Shared, why: str | tuple[str, str]) -> None:
         """Free a shared object (a scheduling point that conflicts with every access to it)."""
-        if self.mode == _THREAD:
+        if self.mode == THREAD:
             self._yield(Op(FREE, obj, ALL_FIELDS, why))
             return
         obj.__dict__["_freed"] = why or "freed"
@@ -983,29 +861,30 @@ class Execution(Checking, Snapshots, StepMemo):
         sections: dict[int, list[int]] = {}  # mover object -> its operations in this step
         while True:
             ofp, status = self._perform(t, op, joined)
-            progressed = joined or status != _STOPPED
+            progressed = joined or status != STOPPED
             fp = fp + ofp
-            if op.kind in (ACQUIRE, RELEASE) and status != _STOPPED and self._mover(op.obj):
+            if op.kind in (ACQUIRE, RELEASE) and status != STOPPED and \
+                    locks.is_mover(self, op.obj):
                 sections.setdefault(op.obj.__dict__["_idx"], []).append(op.kind)
-            if status == _ABORT:
+            if status == ABORT:
                 return fp + tuple(self.plain_fp) + self._after_take(tid, taken, True)
-            if status in (_STOPPED, _PASSED) or self.finding is not None:
+            if status in (STOPPED, PASSED) or self.finding is not None:
                 break
-            movers = movers and op.kind == ACQUIRE and self._mover(op.obj) and not (
+            movers = movers and op.kind == ACQUIRE and locks.is_mover(self, op.obj) and not (
                 self.unstable and (self.ghost_writes or any(w for _i, _f, w in self.plain_fp)))
             nxt = t.op
-            if nxt is None or not self._joins(t, nxt, movers):
+            if nxt is None or not locks.joins(self, t, nxt, movers):
                 break
             op = nxt
             joined = True
         if self.stale_wakes:
             if self.finding is None:
-                self._wake_stale()
+                waits.wake_stale(self)
             else:  # the execution ends here: nobody steps again
                 self.stale_wakes.clear()
         self._traced = None
         if sections and self.races is None:
-            fp = _transient_sections(fp, sections)
+            fp = locks.transient_sections(fp, sections)
         if self.plain_fp:
             fp = fp + tuple(self.plain_fp)
         if mk is not None:
@@ -1027,7 +906,7 @@ class Execution(Checking, Snapshots, StepMemo):
             for i, f, w in fp
             if w
         ):
-            fp = (*fp, _OBSERVED)
+            fp = (*fp, OBSERVED)
         if self.finding is None and self.check_on:
             self._check_after(fp)
         else:
@@ -1036,44 +915,20 @@ class Execution(Checking, Snapshots, StepMemo):
             self._check_end()
         return fp
 
-    def _mover(self, obj: Shared) -> bool:
-        """Whether ``obj``'s acquires and releases may join neighbouring operations: a mover
-        Lock or an Srcu (whose owner or readers nothing but their own operations may read;
-        reads elsewhere are errors, see ``_mover_read``)."""
-        return self.movers and obj.__dict__.get(MOVER_FIELD) is not None
-
-    def _joins(self, t: ThreadState, nxt: Op, movers: bool) -> bool:
-        """Whether ``t``'s next operation ``nxt`` runs in the current step (Lipton's
-        reduction: an acquire is a right mover, a release a left mover; what follows the
-        right movers of a step must not block, so that deadlocks are kept)."""
-        k = nxt.kind
-        if k == RELEASE:  # (only a release that is no finding: one is its own step)
-            d = nxt.obj.__dict__
-            mine = t.name in d["readers"] if nxt.field == "readers" else d["owner"] == t.name
-            return mine and self._mover(nxt.obj)
-        if not movers:
-            return False
-        # Only an operation that can never block joins an acquire: one that is enabled now
-        # may be disabled in the state where another thread ran first, and that state may
-        # be a deadlock (AB-BA) the joined step would step over.
-        return k not in (WAIT, ACQUIRE) or (k == ACQUIRE and nxt.field == "readers")
-
     def _perform(self, t: ThreadState, op: Op, joined: bool) -> tuple[Footprint, int]:
         """Perform ``op`` for ``t`` and run ``t`` on to its next operation.
 
-        Returns the operation's footprint and whether ``t`` ran on (``_RAN``), stopped at a
-        failed attempt (``_STOPPED``), or the step ends here without checks (``_ABORT``).
-        """
-        tid = t.tid
-        obj = op.obj
-        d = obj.__dict__
+        Returns the operation's footprint and whether ``t`` ran on (``RAN``), stopped at a
+        failed attempt (``STOPPED``), passed a wait (``PASSED``) or the step ends here
+        without checks (``ABORT``). Field accesses are performed here; lock, SRCU, wait and
+        free operations by their own modules (``PERFORM``)."""
         k = op.kind
         if k == RESUME:  # the thread passed its wait in an earlier step: it runs on now
             self._received(t, RESUMED)  # its state after this differs from before it
             if self.log is not None:
                 self.step_res[-1] += 1
             self._resume(t, op.arg)
-            return (), _RAN
+            return (), RAN
         if k == FAULT:  # the finding its initial run made (``_died``), at its first step
             made: Finding = op.arg
             self._set_finding(t, made.kind, made.prop, made.message)
@@ -1083,151 +938,27 @@ class Execution(Checking, Snapshots, StepMemo):
                 self.trace.append(TraceStep(
                     index=len(self.trace), thread=t.name, label=self.labels[-1],
                     where=op.where, action="fault", obj="", field=""))
-            return (), _ABORT
+            return (), ABORT
+        d = op.obj.__dict__
         name = d["_name"]
         if op.bad is not None or (d["_freed"] is not None and k != WAIT):
             if op.bad is not None:  # an access the declaration forbids (_guarded_op)
                 self._set_finding(t, *op.bad)
             else:
-                self._uaf(t, op)
+                frees.use_after_free(self, t, op)
             if self.trace_on:  # the trace ends with the access that is the finding
                 self.trace.append(TraceStep(
                     index=len(self.trace), thread=t.name,
                     label=self.labels[-1] if not joined else self.label(t.tid),
-                    where=op.where, action=_action(k, op.field), obj=name, field=op.field,
+                    where=op.where, action=action_name(k, op.field), obj=name, field=op.field,
                     before=d.get(op.field), after=None, joined=joined))
-            return ((d["_idx"], op.field, k != READ),), _ABORT
-        races = self.races
-        if races is not None and k <= RMW:
-            key = (d["_idx"], op.field)
-            if k == READ:
-                races.acquire(tid, key)
-            else:
-                if k == RMW:
-                    races.acquire(tid, key)
-                races.release(tid, key, rmw=k == RMW)
-        before: Any = None
-        failed = False
-        resume = True
-        result: Any = None
-        fp: Footprint
-        field = op.field
-        if k == READ:
-            result = d[field]
-            fp = ((d["_idx"], field, False),)
-            before = result
-        elif k == WRITE:
-            before = d[field]
-            self._set(obj, name, field, op.arg)
-            fp = ((d["_idx"], field, True),)
-        elif k == RMW:
-            before = d[field]
-            fp = ((d["_idx"], field, True),)
-            try:
-                new, result = apply_update(op.arg, before, obj, field)
-            except Exception as e:  # the model's update function: a finding, not a crash
-                at = _model_frame(e) if not isinstance(e, UpdateError) else ""
-                self._set_finding(t, EXCEPTION, "exception",
-                                  f"{type(e).__name__}: {e} ({at or _site(t)[2:-1]})",
-                                  tb=traceback.format_exc())
-                return fp, _ABORT
-            self._set(obj, name, field, new)
-        elif k in (ACQUIRE, RELEASE) and field == "readers":  # Srcu read section
-            before = d["readers"]
-            if k == RELEASE and t.name not in before:
-                self._set_finding(
-                    t, ASSERTION, "lock-balance",
-                    f"{t.name} left an SRCU read section of {name} it is not in{_site(t)}")
-                return ((d["_idx"], "readers", True),), _ABORT
-            self._set(obj, name, "readers", enter_section(before, t.name) if k == ACQUIRE
-                      else leave_section(before, t.name))
-            fp = ((d["_idx"], "readers", True),)
-            if races is not None:
-                races.acquire(tid, (d["_idx"], "readers"))
-                races.release(tid, (d["_idx"], "readers"), rmw=True)
-        elif k == ACQUIRE:
-            before = d["owner"]
-            if before is None:
-                self._set(obj, name, "owner", t.name)
-                fp = ((d["_idx"], "owner", True),)
-                if races is not None:
-                    races.acquire(tid, (d["_idx"], "owner"))
-            else:
-                failed = True
-                fp = ((d["_idx"], "owner", False),)
-                t.reads = fp
-                self._block(t, ((d["_idx"], "owner"),))
-                resume = False
-        elif k == RELEASE:
-            before = d["owner"]
-            if before != t.name:
-                self._set_finding(
-                    t,
-                    ASSERTION,
-                    "lock-balance",
-                    f"{t.name} released {name} held by {before or 'nobody'}{_site(t)}",
-                )
-                return ((d["_idx"], "owner", True),), _ABORT
-            self._set(obj, name, "owner", None)
-            fp = ((d["_idx"], "owner", True),)
-            if races is not None:
-                races.release(tid, (d["_idx"], "owner"))
-        elif k == WAIT:
-            ok, reads = self._eval_cond(t, op, attempt=True)
-            if self.finding is not None:  # (the reads that made it: DPOR races them)
-                return tuple((i, f, False) for i, f in sorted(reads)), _ABORT
-            fp = tuple((i, f, False) for i, f in sorted(reads))
-            t.reads = fp
-            for i, f in sorted(reads):
-                # the condition's reads: plain ones race-checked, marked ones acquire
-                o = self.objects[i] if i >= 0 else None
-                if races is None or o is None:
-                    continue
-                if f == "_freed":  # is_freed(o): the free released it (races.py)
-                    races.acquire(tid, (i, "_freed"))
-                elif self._is_plain(o, f):
-                    race = races.plain_read(tid, (i, f))
-                    if race is not None:
-                        self._race_finding(t, race, READ, wait=op.field)
-                        return fp, _ABORT
-                else:
-                    races.acquire(tid, (i, f))
-            if not ok:
-                failed = True
-                resume = False
-                self._block(t, reads)
-            before = ok
-        else:  # FREE
-            fp = ((d["_idx"], ALL_FIELDS, True),)
-            if self.movers and type(obj)._has_guarded_:
-                # guarded accesses of this class rode along after writes on the premise
-                # that no thread frees such an object (_guard): from now on they do not
-                self.knowledge.learn(freed_key(type(obj)))
-            if d.get(MOVER_FIELD) is not None and self.movers:
-                # a release joins the step before it on the premise that nothing but lock
-                # operations touches the lock in between; a free would, and could then
-                # be enabled by that very step and missed
-                self._set_finding(
-                    t, EXCEPTION, "exception",
-                    f"{t.name} frees {name}, a mover lock or Srcu (its operations join the "
-                    "steps next to them, which a free in between would split): declare it "
-                    f"Lock({name!r}, mover=False) if the model frees it{_site(t)}")
-                return fp, _ABORT
-            if races is not None and type(obj)._has_plain_:
-                keys = [(d["_idx"], f) for f in type(obj)._fields_ if self._is_plain(obj, f)]
-                race = races.free(tid, keys)
-                if race is not None:
-                    self._free_race(t, obj, race)
-                    return fp, _ABORT
-            if self.log is not None:
-                self.log.append((d, "_freed", None, op.arg or "freed"))
-            d["_freed"] = op.arg or "freed"
-            self._zob(name, "_freed", op.arg or "freed")
-            if races is not None:
-                races.release(tid, (d["_idx"], "_freed"))
-            self._wake_object(d["_idx"])
+            return ((d["_idx"], op.field, k != READ),), ABORT
+        fp, before, result, status = self._access(t, op) if k <= RMW else PERFORM[k](self, t, op)
+        if status == ABORT:
+            return fp, ABORT
         if self.trace_on:
-            label = self.labels[-1] if not joined else self.label(tid)
+            field = op.field
+            label = self.labels[-1] if not joined else self.label(t.tid)
             after = d.get(field) if k in (WRITE, RMW, ACQUIRE, RELEASE) else None
             self.trace.append(
                 TraceStep(
@@ -1235,42 +966,77 @@ class Execution(Checking, Snapshots, StepMemo):
                     thread=t.name,
                     label=label,
                     where=op.where,
-                    action=_action(k, field),
+                    action=action_name(k, field),
                     obj=name if k != WAIT else "",
                     field=field,
                     before=before,
                     after=after,
-                    failed_attempt=failed,
+                    failed_attempt=status == STOPPED,
                     joined=joined,
                     reads=tuple(f"{self.objects[i].__dict__['_name']}.{f}"
                                 for i, f, _w in fp) if k == WAIT else (),
                 )
             )
             self._traced = self.trace[-1]
-        if not resume:
-            return fp, _STOPPED
+        if status == STOPPED:
+            return fp, STOPPED
         if k in (WRITE, RMW, RELEASE, FREE):  # (an srcu_read_lock can only disable)
             self.enabling = True
         self._received(t, result)
         if self.log is not None:
             self.step_res[-1] += 1
-        if k == WAIT:
+        if status == PASSED:
             self._passed(t, op, result)
-            return fp, _PASSED
+            return fp, PASSED
         self._resume(t, result)
-        return fp, _RAN
+        return fp, RAN
+
+    def _access(self, t: ThreadState, op: Op) -> Outcome:
+        """A marked field's read, write or read-modify-write (``READ``, ``WRITE``, ``RMW``)."""
+        k = op.kind
+        obj = op.obj
+        d = obj.__dict__
+        field = op.field
+        idx = d["_idx"]
+        races = self.races
+        if races is not None:  # a marked write releases the field, a read acquires it
+            if k != WRITE:
+                races.acquire(t.tid, (idx, field))
+            if k != READ:
+                races.release(t.tid, (idx, field), rmw=k == RMW)
+        before = d[field]
+        if k == READ:
+            return ((idx, field, False),), before, before, RAN
+        fp = ((idx, field, True),)
+        if k == WRITE:
+            self._set(obj, d["_name"], field, op.arg)
+            return fp, before, None, RAN
+        try:
+            new, result = apply_update(op.arg, before, obj, field)
+        except Exception as e:  # the model's update function: a finding, not a crash
+            at = model_frame(e) if not isinstance(e, UpdateError) else ""
+            self._set_finding(t, EXCEPTION, "exception",
+                              f"{type(e).__name__}: {e} ({at or site(t)[2:-1]})",
+                              tb=traceback.format_exc())
+            return fp, before, None, ABORT
+        self._set(obj, d["_name"], field, new)
+        return fp, before, result, RAN
+
+    # -------------------------------------------- what the mixins use of the primitives
+    def _wake_object(self, idx: int) -> None:
+        waits.wake_object(self, idx)
+
+    def _wake_stale(self) -> None:
+        waits.wake_stale(self)
+
+    def _watch(self, t: ThreadState, reads: Any) -> None:
+        watch(self, t, reads)
+
+    def _unwatch(self, t: ThreadState) -> None:
+        unwatch(self, t)
 
     def _passed(self, t: ThreadState, op: Op, value: Any) -> None:
-        """``t`` passed wait ``op``: its step ends here, and its next one (``RESUME``) runs
-        the code after the wait. So the wait step's footprint is its condition's reads
-        whether it passes or not, which is what a blocked waiter's pending step shows the
-        race checks (docs/reductions.md section 2, "a passing wait ends its step")."""
-        self._unwatch(t)
-        nxt = Op(RESUME, _NOBODY, op.field, value)
-        nxt.where = op.where
-        t.op = nxt
-        t.reads = ()
-        t.value = True
+        waits.passed(self, t, op, value)
 
     # ------------------------------------------------------------------ internals
     def _set(self, obj: Shared, name: str, field: str, value: Any) -> None:
@@ -1286,140 +1052,7 @@ class Execution(Checking, Snapshots, StepMemo):
         self._zob(name, field, value)
         w = self.watch.get((d["_idx"], field))
         if w:
-            self._wake(w)
-
-    def _wake_object(self, idx: int) -> None:
-        tids: set[int] = set()
-        for (i, _f), w in self.watch.items():
-            if i == idx:
-                tids |= w
-        if tids:
-            self._wake(tids)
-
-    def _wake(self, tids: set[int]) -> None:
-        """Re-check the pending attempts of threads watching a field that was just written."""
-        for tid in sorted(tids):
-            t = self.threads[tid]
-            op = t.op
-            if op is None:
-                continue
-            if t.stale and op.kind != ACQUIRE:
-                # its condition is a closure over frames it no longer has: re-checked once
-                # it is rebuilt, at the end of this step (``_wake_stale``)
-                self.stale_wakes.add(tid)
-                continue
-            if op.kind == ACQUIRE:
-                if op.obj.__dict__.get("owner") is None:
-                    t.blocked = False
-                    t.value = True
-                    self._unwatch(t)
-                continue
-            ok, reads = self._eval_cond(t, op)
-            t.value = ok
-            t.reads = tuple((i, f, False) for i, f in sorted(reads))
-            self._unwatch(t)
-            self._watch(t, reads)
-            if ok:
-                t.blocked = False
-
-    def _wake_stale(self) -> None:
-        """Rebuild the stale waiters this step woke and re-check their conditions. Checking
-        at the end of the step gives what checking at each write would: a condition is a
-        function of the fields it reads, and every write to them since the last check
-        woke it again (docs/reductions.md section 10)."""
-        tids = sorted(self.stale_wakes)
-        self.stale_wakes.clear()
-        for tid in tids:
-            t = self.threads[tid]
-            if t.op is None:
-                continue
-            if t.stale:
-                self.rebuild(t)
-            self._wake({tid})
-
-    def _block(self, t: ThreadState, reads: Any) -> None:
-        t.blocked = True
-        t.value = False
-        self._unwatch(t)
-        self._watch(t, reads)
-
-    def _watch(self, t: ThreadState, reads: Any) -> None:
-        for key in reads:
-            self.watch.setdefault(key, set()).add(t.tid)
-            t.watched.append(key)
-
-    def _unwatch(self, t: ThreadState) -> None:
-        for key in t.watched:
-            self.watch[key].discard(t.tid)
-        t.watched.clear()
-
-    def _eval_cond(self, t: ThreadState, op: Op, attempt: bool = False
-                   ) -> tuple[bool, set[tuple[int, str]]]:
-        """Evaluate wait ``op``'s condition for ``t``: whether it holds, and what it read.
-
-        A condition that is a finding (it raises, reads freed memory, reads a Guarded field
-        or a mover lock's owner) is reported at the wait's ``attempt``, its own step, as in
-        a finer execution; evaluated when the thread reaches the wait or a write wakes it,
-        it only makes the thread runnable, so that the attempt comes."""
-        reads: set[tuple[int, str]] = set()
-        prev_mode, prev_peek = self.mode, self.peek
-        self.mode, self.peek = _PEEK, reads
-        prev = HOOKS.current
-        HOOKS.current = self
-        problem: tuple[str, str, str] | None = None
-        ok = False
-        try:
-            ok = bool(op.arg())
-        except Exception as e:  # a broken condition is a finding, not a crash of the tool
-            at = _model_frame(e)
-            problem = (EXCEPTION, "exception", f"condition of wait {op.field!r}: {e!r}"
-                       + (f" ({at})" if at else ""))
-        finally:
-            self.mode, self.peek = prev_mode, prev_peek
-            HOOKS.current = prev
-        if problem is None:
-            problem = self._cond_problem(t, op, reads)
-        if op.grace is not None:  # synchronize_srcu: its own read of the readers
-            reads.add((op.grace.__dict__["_idx"], "readers"))
-        if problem is None:
-            return ok, reads
-        if attempt:
-            self._set_finding(t, *problem)
-        return not attempt, reads
-
-    def _cond_problem(self, t: ThreadState, op: Op, reads: set[tuple[int, str]]
-                      ) -> tuple[str, str, str] | None:
-        """The finding a wait condition that read ``reads`` is, if any (``_eval_cond``)."""
-        for i, f in reads:
-            why = self.objects[i].__dict__["_freed"] if i >= 0 and f != "_freed" else None
-            if why is not None:  # the waiter polls freed memory (is_freed() itself may ask)
-                prop = USE_AFTER_FREE
-                if isinstance(why, tuple):
-                    prop, why = why
-                return (USE_AFTER_FREE, prop, f"{t.name} waits on {self.objects[i].name}.{f} "
-                        f"after it was freed ({why}){_site(t)}")
-        bad = self._mover_reads(reads)
-        if bad:
-            return (EXCEPTION, "exception",
-                    _mover_read(*bad, f"the condition of wait {op.field!r}"))
-        for i, f in reads:
-            g = self._guard_of(self.objects[i], f) if i >= 0 else None
-            if g is not None and not g.lockless_reads:
-                name = self.objects[i].name
-                return (ASSERTION, "lock-guard",
-                        f"the condition of wait {op.field!r} reads {name}.{f} without "
-                        f"holding its lock (declared Guarded(by={g.by!r})): a waiter is a "
-                        "lockless reader; declare lockless_reads=True")
-        return None
-
-    def _mover_reads(self, reads: set[tuple[int, str]]) -> tuple[Shared, str] | None:
-        """A read of a mover lock's owner or an Srcu's readers among ``reads``, if any."""
-        for i, f in reads:
-            if i >= 0 and f in ("owner", "readers"):
-                obj = self.objects[i]
-                if obj.__dict__.get(MOVER_FIELD) == f:
-                    return obj, f
-        return None
+            waits.wake(self, w)
 
     def _switch(self, t: ThreadState, value: Any) -> Any:
         """Run thread ``t``'s code from where it is suspended, handing it ``value``, until
@@ -1427,18 +1060,18 @@ class Execution(Checking, Snapshots, StepMemo):
         prev = HOOKS.current
         HOOKS.current = self
         self._main = greenlet.getcurrent()
-        self.mode = _THREAD
+        self.mode = THREAD
         self.running = t
         try:
             return t.glet.switch(value)
         finally:
-            self.mode = _SCHED
+            self.mode = SCHED
             HOOKS.current = prev
 
     def _resume(self, t: ThreadState, value: Any) -> None:
         try:
             nxt = self._switch(t, value)
-        except _Halt:  # a plain access was a finding (race, use after free); already set
+        except Halt:  # a plain access was a finding (race, use after free); already set
             self._died(t)
             return
         except ModelViolation as e:
@@ -1446,15 +1079,15 @@ class Execution(Checking, Snapshots, StepMemo):
             self._died(t)
             return
         except AssertionError as e:
-            msg = str(e) or _where_failed(e)
-            at = _model_frame(e)
+            msg = str(e) or where_failed(e)
+            at = model_frame(e)
             self._set_finding(t, ASSERTION, "assertion",
                               f"{msg} ({at})" if at and str(e) else msg)
             self._where(at)
             self._died(t)
             return
         except Exception as e:
-            at = _model_frame(e)
+            at = model_frame(e)
             self._set_finding(
                 t, EXCEPTION, "exception",
                 f"{type(e).__name__}: {e}" + (f" ({at})" if at else ""),
@@ -1463,19 +1096,16 @@ class Execution(Checking, Snapshots, StepMemo):
             self._where(at)
             self._died(t)
             return
-        self._unwatch(t)
+        unwatch(self, t)
         if t.glet.dead:
             t.op = None
-            t.key = _DONE
+            t.key = DONE_KEY
             t.reads = ()
             t.value = False
             return
         t.op = nxt
         if nxt.kind == WAIT:
-            ok, reads = self._eval_cond(t, nxt)
-            t.value = ok
-            t.reads = tuple((i, f, False) for i, f in sorted(reads))
-            self._watch(t, reads)
+            waits.reached(self, t, nxt)
         else:
             # what an earlier attempt left is no part of the thread's state (a step from
             # the same state must leave the same bookkeeping: stepmemo.py)
@@ -1490,7 +1120,7 @@ class Execution(Checking, Snapshots, StepMemo):
         f = self.finding
         if self.starting and f is not None and not self.replaying:
             self.finding = None
-            t.op = Op(FAULT, _NOBODY, "", f)
+            t.op = Op(FAULT, NOBODY, "", f)
             t.reads = ()
             t.value = True
             return
@@ -1500,19 +1130,6 @@ class Execution(Checking, Snapshots, StepMemo):
         """Record where in the model code the halting finding was raised (``details``)."""
         if at and self.finding is not None:
             self.finding.details.setdefault("where", at)
-
-    def _uaf(self, t: ThreadState, op: Op) -> None:
-        d = op.obj.__dict__
-        why = d["_freed"]
-        prop = USE_AFTER_FREE
-        if isinstance(why, tuple):
-            prop, why = why
-        self._set_finding(
-            t,
-            USE_AFTER_FREE,
-            prop,
-            f"{t.name} {op.describe()} after it was freed ({why})",
-        )
 
     def thread_names(self) -> list[str]:
         """Names of the threads, indexed by tid."""
@@ -1548,60 +1165,6 @@ def _joined_hash(tid: int, key: tuple[int, str]) -> int:
     return digest(repr((tid, *key)).encode())
 
 
-class _Halt(BaseException):
-    """Unwinds a model thread whose plain access was a finding (not an ``Exception``, so
-    model code cannot catch it)."""
-
-
-class _Nobody(Shared):
-    """Placeholder object for waits (their footprint is the condition's read set)."""
-
-
-_NOBODY = _Nobody.__new__(_Nobody)
-_NOBODY.__dict__.update(_name="<wait>", _freed=None, _idx=-1)
-
-
-def _mover_read(obj: Shared, field: str, who: str) -> str:
-    """The error for a read of a mover primitive's state outside its own operations."""
-    name = obj.__dict__["_name"]
-    if field == "owner":
-        return (f"{who} reads who holds lock {name}, a mover lock (its acquire joins the next "
-                "access, so no other thread can see it held in between): declare it "
-                f"Lock({name!r}, mover=False) to make its lock operations steps of their own")
-    return (f"{who} reads {name}.readers: only {name}.synchronize() may wait on an Srcu's "
-            "readers; use a Field counter and wait_until for another condition")
-
-
-def _model_stack() -> tuple[str, ...]:
-    """Names of the model functions on the current thread's stack, outermost first."""
-    f = sys._getframe(2)
-    names: list[str] = []
-    while f is not None:
-        code = f.f_code
-        if code.co_name == "run" and code.co_filename in _ENGINE_FILES:
-            break
-        if code.co_filename not in _ENGINE_FILES:
-            names.append(_CODE_NAMES.get(code, code.co_name))
-        f = f.f_back  # type: ignore[assignment]
-    names.reverse()
-    return tuple(names)
-
-
-def model_caller(skip: Collection[str] = ()) -> str:
-    """The innermost *named* function (see :func:`name_code`: the model's kernel functions
-    and their overrides, under the kernel name) on the running thread's stack whose file is
-    not in ``skip``, or "" if there is none: who called the primitive that asks (a ledger
-    hook names the kernel function that put a page, not a helper of it)."""
-    f: Any = sys._getframe(1)
-    while f is not None:
-        code = f.f_code
-        name = _CODE_NAMES.get(code)
-        if name is not None and code.co_filename not in skip:
-            return name
-        f = f.f_back
-    return ""
-
-
 class UpdateError(TypeError):
     """An ``atomic()`` update function that does not return ``(new, result)``."""
 
@@ -1616,40 +1179,8 @@ def apply_update(update: Callable[[Any], Any], old: Any, obj: Shared, field: str
     return got
 
 
-def _site(t: ThreadState) -> str:
-    """`` (in FUNCTION, FILE:LINE)``: where thread ``t``'s code is (suspended at its pending
-    operation, or running now), or "" when that is not in a model file."""
-    f: Any = sys._getframe(1) if t.glet is greenlet.getcurrent() else t.glet.gr_frame
-    while f is not None:
-        code = f.f_code
-        if code.co_filename not in _ENGINE_FILES and not code.co_filename.startswith("<"):
-            return f" (in {_CODE_NAMES.get(code, code.co_name)}, " \
-                f"{_shown(code.co_filename)}:{f.f_lineno})"
-        f = f.f_back
-    return ""
 
 
-def _shown(path: str) -> str:
-    """``path`` relative to the working directory when under it."""
-    import os
-
-    rel = os.path.relpath(path) if os.path.isabs(path) else path
-    return rel if not rel.startswith("..") else path
-
-
-def _model_frame(e: BaseException) -> str:
-    """``in FUNCTION, FILE:LINE`` of the innermost traceback frame in model code (not the
-    engine's), the file relative to the working directory when under it; "" if none."""
-    for fr in reversed(traceback.extract_tb(e.__traceback__)):
-        if fr.filename in _ENGINE_FILES or fr.filename.startswith("<"):
-            continue
-        return f"in {fr.name}, {_shown(fr.filename)}:{fr.lineno}"
-    return ""
-
-
-def _where_failed(e: BaseException) -> str:
-    tb = traceback.extract_tb(e.__traceback__)
-    if tb:
-        fr = tb[-1]
-        return f"assertion failed in {fr.name} ({fr.filename.rsplit('/', 1)[-1]}:{fr.lineno})"
-    return "assertion failed"
+#: the modules that own each operation kind but field accesses (``Execution._perform``)
+PERFORM = {ACQUIRE: locks.acquire, RELEASE: locks.release, WAIT: waits.attempt,
+           FREE: frees.free}

@@ -32,6 +32,8 @@ from pfnlab.explore.findings import (
     Finding,
     violation_details,
 )
+from pfnlab.explore.runtime import locks
+from pfnlab.explore.runtime.ops import ACQUIRE, PEEK
 from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.shared import ALL_FIELDS, HOOKS
 
@@ -40,13 +42,14 @@ if TYPE_CHECKING:
 
 
 class Checking:
-    """The checking half of :class:`~pfnlab.explore.runtime.Execution` (a mixin).
+    """The checking half of :class:`~pfnlab.explore.runtime.execution.Execution` (a mixin).
 
     The attributes below are the execution's, set by ``Execution.__init__``.
     """
 
     instance: Instance
     threads: list[Any]
+    objects: list[Any]
     schedule: list[int]
     labels: list[str]
     mode: int
@@ -66,9 +69,6 @@ class Checking:
     goals_reached: set[str]
     ghost_writes: list[tuple[int, str]]
     hang_props: dict[str, str]
-
-    def _mover_reads(self, reads: set[tuple[int, str]]) -> tuple[Any, str] | None:
-        raise NotImplementedError  # runtime.Execution
 
     def _set_finding(self, t: Any, kind: str, prop: str, message: str,
                      tb: str = "") -> None:
@@ -123,12 +123,11 @@ class Checking:
         observe: bool = False
     ) -> object:
         from pfnlab.explore.findings import EXCEPTION
-        from pfnlab.explore.runtime import _PEEK
 
         prev_mode, prev_peek = self.mode, self.peek
         if reads is None:
             reads = set()
-        self.mode, self.peek = _PEEK, reads
+        self.mode, self.peek = PEEK, reads
         prev = HOOKS.current
         HOOKS.current = self
         try:
@@ -181,14 +180,13 @@ class Checking:
         """An unstable check may not read a mover lock's owner (it would see only the states
         between kernel-level steps, where an acquire has joined the access after it)."""
         from pfnlab.explore.findings import EXCEPTION
-        from pfnlab.explore.runtime import _mover_read
 
         if check.stable or self.finding is not None:
             return
-        bad = self._mover_reads(reads)
+        bad = locks.mover_reads(self.objects, reads)
         if bad:
             self._set_finding(None, EXCEPTION, "exception",
-                              _mover_read(*bad, f"check {check.name}"))
+                              locks.mover_read_error(*bad, f"check {check.name}"))
 
     def _check_after(self, fp: Any) -> None:
         writes = [(i, f) for i, f, w in fp if w]
@@ -251,15 +249,13 @@ class Checking:
         return False
 
     def _hang(self) -> None:
-        from pfnlab.explore.runtime import ACQUIRE
-
         waits: dict[str, str] = {}
         for t in self.threads:
             op = t.op
             if op is None:
                 continue
             if op.kind == ACQUIRE:
-                waits[t.name] = f"lock {op.obj.name} held by {op.obj.__dict__['owner']}"
+                waits[t.name] = locks.holder(op)
             else:
                 waits[t.name] = op.field
         desc = "; ".join(f"{n} waits for {w}" for n, w in waits.items())
