@@ -29,11 +29,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import pfnlab.explore.search.workers as workers  # noqa: E402
 from pfnlab.explore.search import Budget  # noqa: E402
 from pfnlab.explore.search.brute import explore_brute  # noqa: E402
-from pfnlab.explore.search.exchange import merge_entries  # noqa: E402
 from pfnlab.explore.search.parallel import MISSED, explore_parallel  # noqa: E402
+from pfnlab.explore.search.visited import VisitedTable  # noqa: E402
 from pfnlab.explore.search.workers import InProcess  # noqa: E402
 from tests.engine.oracle import typed_final_states  # noqa: E402
 from tests.engine.programs import WIDE, wide_program, wide_spec  # noqa: E402
@@ -42,13 +41,16 @@ from tests.engine.test_parallel import _agree  # noqa: E402
 ON_STACK = [0]
 
 
-def _counting_merge(table: dict[int, Any], entries: Any) -> None:
+_MERGE = VisitedTable.merge
+
+
+def _counting_merge(table: VisitedTable, entries: Any) -> None:
     entries = list(entries)
     for fp, _sleep, _summary in entries:
-        e = table.get(fp)
+        e = table.lookup(fp)
         if e is not None and e.summary is None:
             ON_STACK[0] += 1
-    merge_entries(table, entries)
+    _MERGE(table, entries)
 
 
 def main() -> int:
@@ -56,7 +58,7 @@ def main() -> int:
     ap.add_argument("--programs", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    workers.merge_entries = _counting_merge  # type: ignore[assignment]
+    VisitedTable.merge = _counting_merge  # type: ignore[method-assign]
     bad = 0
     for i in range(args.programs):
         program = wide_program(wide_spec(random.Random(f"{args.seed}:{i}").randint, WIDE))

@@ -8,8 +8,8 @@ from __future__ import annotations
 import queue
 from typing import Any
 
-from pfnlab.explore.search.dpor import _Entry
 from pfnlab.explore.search.exchange import BATCH, Endpoint
+from pfnlab.explore.search.visited import VisitedTable
 
 
 def _pair() -> tuple[Endpoint, Endpoint, list[queue.Queue[Any]]]:
@@ -24,35 +24,40 @@ def _summary(k: int) -> frozenset[Any]:
 def test_completed_states_reach_the_other_worker_as_they_were() -> None:
     a, b, _ = _pair()
     vis = frozenset({(1, "x")})
-    caches_a: dict[Any, dict[int, Any]] = {}
-    caches_b: dict[Any, dict[int, Any]] = {}
+    caches_a: dict[Any, VisitedTable] = {}
+    caches_b: dict[Any, VisitedTable] = {}
     a.begin("s1", caches_a, vis)
     b.begin("s1", caches_b, vis)
     table = caches_a[vis]
     for fp in range(BATCH):
-        table[fp] = _Entry(frozenset({fp % 2}), _summary(fp % 3))
+        table.visit(fp, frozenset({fp % 2}))
+        table.complete(fp, _summary(fp % 3))
         a.completed(fp)  # the BATCH-th completion publishes
-    table[999] = _Entry(frozenset(), None)  # on the stack: never sent
+    table.visit(999, frozenset())  # on the stack: never sent
     a.completed(999)
     a.end()
     b.drain()
     got = caches_b[vis]
     assert set(got) == set(range(BATCH))
     for fp in range(BATCH):
-        assert got[fp].init_sleep == frozenset({fp % 2})
-        assert got[fp].summary == _summary(fp % 3)
+        e = got.lookup(fp)
+        assert e is not None
+        assert e.init_sleep == frozenset({fp % 2})
+        assert e.summary == _summary(fp % 3)
     assert a.sent == b.received == BATCH
 
 
 def test_a_set_sent_once_goes_by_its_number() -> None:
     a, _b, inboxes = _pair()
-    caches: dict[Any, dict[int, Any]] = {}
+    caches: dict[Any, VisitedTable] = {}
     a.begin("s1", caches, frozenset())
-    caches[frozenset()][1] = _Entry(frozenset(), _summary(1))
+    caches[frozenset()].visit(1, frozenset())
+    caches[frozenset()].complete(1, _summary(1))
     a.completed(1)
     a.publish()
     first = inboxes[1].get_nowait()
-    caches[frozenset()][2] = _Entry(frozenset(), _summary(1))
+    caches[frozenset()].visit(2, frozenset())
+    caches[frozenset()].complete(2, _summary(1))
     a.completed(2)
     a.publish()
     second = inboxes[1].get_nowait()
@@ -64,13 +69,14 @@ def test_a_set_sent_once_goes_by_its_number() -> None:
 
 def test_another_search_s_states_are_dropped() -> None:
     a, b, _ = _pair()
-    ca: dict[Any, dict[int, Any]] = {}
-    cb: dict[Any, dict[int, Any]] = {}
+    ca: dict[Any, VisitedTable] = {}
+    cb: dict[Any, VisitedTable] = {}
     a.begin("old", ca, frozenset())
-    ca[frozenset()][7] = _Entry(frozenset(), _summary(7))
+    ca[frozenset()].visit(7, frozenset())
+    ca[frozenset()].complete(7, _summary(7))
     b.begin("new", cb, frozenset())
     a.completed(7)
     a.end()
     b.drain()
-    assert cb[frozenset()] == {}
+    assert len(cb[frozenset()]) == 0
     assert b.received == 0

@@ -45,7 +45,6 @@ until nothing new is observed (``Stats.rounds``). Ghost writes count as writes i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pfnlab.explore.program import Program
@@ -60,9 +59,8 @@ from pfnlab.explore.search.common import (
     dependent,
     ended,
 )
+from pfnlab.explore.search.visited import Summary, VisitedTable
 from pfnlab.explore.shared import ALL_FIELDS
-
-_Summary = frozenset[tuple[int, int, str, bool]]
 
 #: statistics summed over the visibility rounds
 _SUMMED = ("executions", "complete", "pruned", "sleep_blocked", "hangs", "findings", "steps")
@@ -123,12 +121,6 @@ class _Node:
         self.cp_ex: Execution | None = None   # the execution the checkpoint belongs to
 
 
-@dataclass
-class _Entry:
-    init_sleep: frozenset[int]
-    summary: _Summary | None = None
-
-
 class SourceDpor:
     """One source-DPOR search of a program."""
 
@@ -143,7 +135,7 @@ class SourceDpor:
         snapshots: bool = True,
         memo: bool = True,
         task: Any = None,
-        caches: dict[frozenset[tuple[int, str]], dict[int, _Entry]] | None = None,
+        caches: dict[frozenset[tuple[int, str]], VisitedTable] | None = None,
         pool: dict[Any, Any] | None = None,
     ) -> None:
         self.program = program
@@ -161,7 +153,6 @@ class SourceDpor:
         self.on_complete: Callable[[int], None] | None = None
         #: fingerprints this task's search added to the table (its new states), task only
         self.inserted: set[int] | None = set() if task is not None else None
-        self.summaries: dict[_Summary, _Summary] = {}
         #: visited states kept across the tasks a worker runs (parallel.py), one table per
         #: set of visible fields (a summary is only valid for the visibility it was explored
         #: with); None: this search's own table
@@ -178,7 +169,7 @@ class SourceDpor:
         self.stop_first = stop_first
         self.collect = collect_final_states
         self.r = Run(program, budget)
-        self.visited: dict[int, _Entry] = {}
+        self.visited = VisitedTable()
         self.stack: list[_Node] = []
         self.events: list[_Event] = []
         self.obj_events: dict[int, list[int]] = {}
@@ -243,8 +234,8 @@ class SourceDpor:
     def _reset(self, clock: Clock) -> None:
         self.r = Run(self.program, self.budget)
         self.r.clock = clock
-        self.visited = {} if self.caches is None else self.caches.setdefault(
-            frozenset(self.visible), {})
+        self.visited = VisitedTable() if self.caches is None else self.caches.setdefault(
+            frozenset(self.visible), VisitedTable())
         self.reports = []
         self.stack = []
         self.events = []
@@ -284,14 +275,10 @@ class SourceDpor:
             tclock = (*tclock[:t], ev.clock, *tclock[t + 1:])
         fpr = ex.fingerprint() if self.cache_on else None
         root = self._node(ex, dict(task.sleep), tclock, fpr)
-        if fpr is not None:  # explored here whatever the table says; its summary is kept
-            entry = self.visited.get(fpr)
-            if entry is None:
-                self.visited[fpr] = _Entry(root.init_sleep)
-                if self.inserted is not None:
-                    self.inserted.add(fpr)
-            else:
-                entry.init_sleep = entry.init_sleep & root.init_sleep
+        # explored here whatever the table says; its summary is kept
+        if fpr is not None and self.visited.visit(fpr, root.init_sleep) and \
+                self.inserted is not None:
+            self.inserted.add(fpr)
         for seq in task.follow:
             t = seq[0]
             if t in root.enabled and t not in root.sleep:
@@ -388,7 +375,7 @@ class SourceDpor:
             follow = top.hints.get(p, ())
             fpr = ex.fingerprint() if self.cache_on else None
             if fpr is not None and not follow:
-                entry = self.visited.get(fpr)
+                entry = self.visited.lookup(fpr)
                 # entry.summary is None: the state is on the stack (a cycle: a retry loop
                 # back to an earlier state); never prune there (no cycle proviso needed)
                 if (entry is not None and entry.summary is not None
@@ -419,14 +406,9 @@ class SourceDpor:
             stack.append(node)
             if len(stack) > self.stats.max_depth:
                 self.stats.max_depth = len(stack)
-            if fpr is not None:
-                entry = self.visited.get(fpr)
-                if entry is None:
-                    self.visited[fpr] = _Entry(node.init_sleep)
-                    if self.inserted is not None:
-                        self.inserted.add(fpr)
-                else:
-                    entry.init_sleep = entry.init_sleep & node.init_sleep
+            if fpr is not None and self.visited.visit(fpr, node.init_sleep) and \
+                    self.inserted is not None:
+                self.inserted.add(fpr)
         return False
 
     # ------------------------------------------------------------------ helpers
@@ -475,12 +457,7 @@ class SourceDpor:
     def _pop(self) -> None:
         node = self.stack.pop()
         if node.fingerprint is not None:
-            entry = self.visited[node.fingerprint]
-            summ = frozenset(node.summary)
-            if entry.summary is not None:
-                summ = entry.summary | summ
-            # one object per distinct summary: states far outnumber summaries (memory)
-            entry.summary = self.summaries.setdefault(summ, summ)
+            self.visited.complete(node.fingerprint, frozenset(node.summary))
             if self.completed is not None:
                 self.completed.add(node.fingerprint)
                 if self.on_complete is not None:
@@ -595,7 +572,7 @@ class SourceDpor:
             return
         apply_race(node, initials, [el.tid for el in v])
 
-    def _summary_races(self, summary: _Summary, depth: int, ev: _Event, top: _Node) -> None:
+    def _summary_races(self, summary: Summary, depth: int, ev: _Event, top: _Node) -> None:
         """A cache hit at ``stack[depth]``: conservatively expand nodes that may race."""
         events = self.events
         tclock = list(top.tclock)

@@ -1,6 +1,6 @@
 """Visited states shared between the workers of one parallel search.
 
-A worker's table of visited states (``fingerprint -> _Entry``: the sleep set it was first
+A worker's table of visited states (visited.py: per state, the sleep set it was first
 explored with and the summary of its subtree) prunes every later visit of a completed
 state. Workers share the entries they complete, two ways:
 
@@ -28,40 +28,10 @@ import queue
 from collections.abc import Iterable
 from typing import Any
 
+from pfnlab.explore.search.visited import Shipped, VisitedTable, intern
+
 #: an entry as workers send it: (fingerprint, initial sleep set, summary)
-Shared = tuple[int, frozenset[int], frozenset[Any]]
-
-_INTERNED: dict[frozenset[Any], frozenset[Any]] = {}
-
-
-def intern(s: frozenset[Any]) -> frozenset[Any]:
-    """One object per distinct set: entries share summaries, and pickling sends each once."""
-    return _INTERNED.setdefault(s, s)
-
-
-def merge_entries(table: dict[int, Any], entries: Iterable[Shared]) -> None:
-    """Add visited states another worker completed to ``table``. A state explored twice
-    covers what either exploration covers: its initial sleep set is the intersection, its
-    summary the union (dpor.py does the same when it explores a state again)."""
-    from pfnlab.explore.search.dpor import _Entry
-
-    for fp, sleep, summary in entries:
-        e = table.get(fp)
-        if e is None:
-            table[fp] = _Entry(intern(sleep), intern(summary))
-        else:
-            e.init_sleep = intern(e.init_sleep & sleep)
-            e.summary = intern(summary if e.summary is None else e.summary | summary)
-
-
-def completed_entries(table: dict[int, Any], fps: Iterable[int]) -> list[Shared]:
-    """The entries of ``fps`` (completed states) as workers send them."""
-    out = []
-    for fp in fps:
-        e = table.get(fp)
-        if e is not None and e.summary is not None:
-            out.append((fp, intern(e.init_sleep), intern(e.summary)))
-    return out
+Shared = Shipped
 
 
 class SharedTable:
@@ -128,9 +98,9 @@ class Endpoint:
         self.me = me
         self.inboxes = inboxes
         self.search = ""
-        self.caches: dict[Any, dict[int, Any]] = {}
+        self.caches: dict[Any, VisitedTable] = {}
         self.visible: Any = None
-        self.table: dict[int, Any] = {}
+        self.table = VisitedTable()
         self.out: list[int] = []
         self.sent = 0
         self.received = 0
@@ -142,11 +112,11 @@ class Endpoint:
         self.decoded: dict[int, dict[int, frozenset[Any]]] = {}
         self.atoms_of: dict[int, dict[int, Any]] = {}
 
-    def begin(self, search: str, caches: dict[Any, dict[int, Any]], visible: Any) -> None:
+    def begin(self, search: str, caches: dict[Any, VisitedTable], visible: Any) -> None:
         """A task of ``search`` starts, with the worker's tables ``caches`` (by visible
         fields) and the task's ``visible``: merge what has arrived."""
         self.search, self.caches, self.visible = search, caches, visible
-        self.table = caches.setdefault(visible, {})
+        self.table = caches.setdefault(visible, VisitedTable())
         self.out = []
         self.drain()
 
@@ -169,7 +139,7 @@ class Endpoint:
         number; unpickling a summary's tuples was most of the cost of the exchange."""
         if not self.out:
             return
-        entries = completed_entries(self.table, self.out)
+        entries = self.table.shipped(self.out)
         self.out = []
         if not entries:
             return
@@ -216,7 +186,7 @@ class Endpoint:
                 continue
             # a sender's messages arrive in order, each decoded above: its numbers are known
             entries = [(fp, sets[a], sets[b]) for fp, a, b in coded]
-            merge_entries(self.caches.setdefault(visible, {}), entries)
+            self.caches.setdefault(visible, VisitedTable()).merge(entries)
             self.received += len(entries)
 
 

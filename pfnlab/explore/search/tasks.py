@@ -21,8 +21,9 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Footprint
 from pfnlab.explore.search.common import Budget, Stats
 from pfnlab.explore.search.dpor import SourceDpor
-from pfnlab.explore.search.exchange import completed_entries, current_endpoint, merge_entries
+from pfnlab.explore.search.exchange import current_endpoint
 from pfnlab.explore.search.gcpolicy import searching
+from pfnlab.explore.search.visited import VisitedTable
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,8 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
         _POOLS.clear()
     caches = _CACHES.setdefault(key, {})
     pool = _POOLS.setdefault(key, {})
-    table = caches.setdefault(task.visible, {})
-    merge_entries(table, task.entries)
+    table = caches.setdefault(task.visible, VisitedTable())
+    table.merge(task.entries)
     ep = endpoint if endpoint is not None else current_endpoint()
     dpor = SourceDpor(program, task.budget, stop_first=task.stop_first,
                       collect_final_states=task.collect, cache=task.cache, task=task,
@@ -120,7 +121,7 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
         if ep is not None:
             ep.end()
         if ep is None or not ep.publishes:
-            entries = completed_entries(table, dpor.completed)
+            entries = table.shipped(dpor.completed)
     stopped = bool(res.findings) and task.stop_first
     return TaskResult(
         task=task,

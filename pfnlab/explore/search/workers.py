@@ -32,8 +32,9 @@ from dataclasses import replace
 from typing import Any, NoReturn
 
 from pfnlab.explore.program import Program
-from pfnlab.explore.search.exchange import Exchange, merge_entries
+from pfnlab.explore.search.exchange import Exchange
 from pfnlab.explore.search.tasks import Task, TaskResult, WorkerDied, WorkerLost, run_task
+from pfnlab.explore.search.visited import VisitedTable
 
 #: how many times a dead worker makes the search start again (local processes), or Ray
 #: runs again a task whose worker died
@@ -136,17 +137,17 @@ class _Late:
     def __init__(self, entries: tuple[Any, ...], rng: Any) -> None:
         self.entries = list(entries)
         self.rng = rng
-        self.table: dict[int, Any] = {}
+        self.table = VisitedTable()
 
-    def begin(self, search: str, caches: dict[Any, dict[int, Any]], visible: Any) -> None:
+    def begin(self, search: str, caches: dict[Any, VisitedTable], visible: Any) -> None:
         """Remember the task's table."""
-        self.table = caches.setdefault(visible, {})
+        self.table = caches.setdefault(visible, VisitedTable())
 
     def completed(self, fp: int) -> None:
         """Now and then, merge some of what is left."""
         if self.entries and self.rng.random() < 0.2:
             k = self.rng.randrange(1, len(self.entries) + 1)
-            merge_entries(self.table, self.entries[:k])
+            self.table.merge(self.entries[:k])
             del self.entries[:k]
 
     def end(self) -> None:
