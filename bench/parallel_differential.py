@@ -31,9 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 from pfnlab.explore.search import Budget  # noqa: E402
 from pfnlab.explore.search.brute import explore_brute  # noqa: E402
-from pfnlab.explore.search.parallel import MISSED, explore_parallel  # noqa: E402
+from pfnlab.explore.search.parallel import (  # noqa: E402
+    MISSED,
+    InProcess,
+    explore_parallel,
+)
 from pfnlab.explore.search.visited import VisitedTable  # noqa: E402
-from pfnlab.explore.search.workers import InProcess  # noqa: E402
 from tests.engine.oracle import typed_final_states  # noqa: E402
 from tests.engine.programs import WIDE, wide_program, wide_spec  # noqa: E402
 from tests.engine.test_parallel import _agree  # noqa: E402

@@ -112,7 +112,7 @@ def check(variant: str, scenario: str, *, mm: str | None = None, strategy: str =
     program = SCENARIOS[scenario].program(VARIANTS[variant], mm=mm, **sizes)
     workers = None
     if jobs > 1:
-        from pfnlab.explore.search.workers import LocalProcesses
+        from pfnlab.explore.search.parallel import LocalProcesses
 
         workers = LocalProcesses(jobs)
     res = explore(program, strategy=strategy, stop_first=stop_first,

@@ -307,7 +307,7 @@ def run_cells(cells: list[tuple[str, str, Options]], jobs: int,
 
 def default_jobs() -> int:
     """Worker processes by default: the cores this process may use, at most 2."""
-    from pfnlab.explore.search.workers import default_workers
+    from pfnlab.explore.search.parallel import default_workers
 
     return min(2, default_workers())
 

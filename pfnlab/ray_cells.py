@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable
 
-from pfnlab.explore.search.workers import RETRIES, ray_init
+from pfnlab.explore.search.parallel import RETRIES, ray_init
 from pfnlab.matrix import Cell, Options
 
 #: (path, text) of every model file the driver loaded

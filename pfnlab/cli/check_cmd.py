@@ -44,7 +44,7 @@ from pfnlab.explore.fingerprint import collision_odds
 from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget, Result, explore
 from pfnlab.explore.search.common import not_established
-from pfnlab.explore.search.workers import backend, default_workers
+from pfnlab.explore.search.parallel import backend, default_workers
 from pfnlab.matrix import Options
 from pfnlab.model.lines import model_files, review_lines, tracing_lines
 from pfnlab.model.reach import recording, review, under_review

@@ -46,7 +46,7 @@ def test_by_default_a_check_uses_the_machines_cores(monkeypatch: pytest.MonkeyPa
 
 
 def test_default_workers_are_the_cores_this_process_may_use() -> None:
-    from pfnlab.explore.search.workers import default_workers
+    from pfnlab.explore.search.parallel import default_workers
 
     if hasattr(os, "sched_getaffinity"):
         assert default_workers() == len(os.sched_getaffinity(0))

@@ -26,8 +26,7 @@ from typing import Any
 from pfnlab.explore.search import Budget, Result
 from pfnlab.explore.search.brute import explore_brute
 from pfnlab.explore.search.dpor import SourceDpor
-from pfnlab.explore.search.parallel import explore_parallel
-from pfnlab.explore.search.workers import InProcess, LocalProcesses
+from pfnlab.explore.search.parallel import InProcess, LocalProcesses, explore_parallel
 from tests.engine import reference, targeted
 from tests.engine.oracle import check_replays, typed_final_states
 from tests.engine.targeted import Spec

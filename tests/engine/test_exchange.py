@@ -8,7 +8,7 @@ from __future__ import annotations
 import queue
 from typing import Any
 
-from pfnlab.explore.search.exchange import BATCH, Endpoint
+from pfnlab.explore.search.parallel.exchange import BATCH, Endpoint
 from pfnlab.explore.search.visited import VisitedTable
 
 

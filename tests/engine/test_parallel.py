@@ -17,8 +17,7 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget, Result
 from pfnlab.explore.search.brute import explore_brute
 from pfnlab.explore.search.dpor import explore_dpor
-from pfnlab.explore.search.parallel import MISSED, explore_parallel
-from pfnlab.explore.search.workers import InProcess, LocalProcesses
+from pfnlab.explore.search.parallel import MISSED, InProcess, LocalProcesses, explore_parallel
 from tests.engine.oracle import (
     check_replays,
     compare_violations,
@@ -180,7 +179,7 @@ def test_ray_workers_agree_with_the_sequential_search() -> None:
     as the sequential search, for a built-in scenario and for a model file's."""
     pytest.importorskip("ray")
     from pfnlab.api import load_model, registries_restored
-    from pfnlab.explore.search.workers import RayWorkers
+    from pfnlab.explore.search.parallel import RayWorkers
 
     ray = RayWorkers(2)
     try:
@@ -226,16 +225,16 @@ def test_a_worker_keeps_its_execution_from_task_to_task(
     findings as the sequential search."""
     import re
 
-    from pfnlab.explore.search import dpor
+    from pfnlab.explore.search.parallel import task_search
 
     made = []
 
-    class Counted(dpor.Execution):
+    class Counted(task_search.Execution):
         def __init__(self, *a: object, **kw: object) -> None:
             made.append(1)
             super().__init__(*a, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(dpor, "Execution", Counted)
+    monkeypatch.setattr(task_search, "Execution", Counted)
     prog = SCENARIOS["devdax-unbind"].program(VARIANTS["v5.3"], vcpus=2)
     par = explore_parallel(prog, Budget(), InProcess(2, 0), stop_first=False, depth=4)
     seq = explore_dpor(SCENARIOS["devdax-unbind"].program(VARIANTS["v5.3"], vcpus=2),

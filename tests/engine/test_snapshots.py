@@ -23,7 +23,7 @@ from pfnlab.explore import Field, Instance, Program, Shared, wait_until
 from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.search import Budget
 from pfnlab.explore.search.common import replay_tids
-from pfnlab.explore.search.dpor import SourceDpor, _Node
+from pfnlab.explore.search.dpor import Node, SourceDpor
 from pfnlab.model.scenario import SCENARIOS
 from pfnlab.model.variant import get_variant
 from tests.engine.oracle import typed_final_state, typed_final_states
@@ -76,11 +76,11 @@ class VerifyingDpor(SourceDpor):
         self._same(ex, "restore")
         return ex
 
-    def _node(self, ex: Execution, sleep: dict[int, Footprint],
-              tclock: tuple[tuple[int, ...], ...], fpr: int | None = None) -> _Node:
+    def node(self, ex: Execution, sleep: dict[int, Footprint],
+              tclock: tuple[tuple[int, ...], ...], fpr: int | None = None) -> Node:
         if ex.nsteps:
             self._same(ex, "step")
-        return super()._node(ex, sleep, tclock, fpr)
+        return super().node(ex, sleep, tclock, fpr)
 
 
 def _outcome(make: Callable[[], Program], snapshots: bool,

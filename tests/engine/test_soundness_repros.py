@@ -48,8 +48,7 @@ from pfnlab.explore import (
 from pfnlab.explore.knowledge import ALLOCATES
 from pfnlab.explore.search import Budget, Result, explore, replay
 from pfnlab.explore.search.brute import explore_brute
-from pfnlab.explore.search.parallel import explore_parallel
-from pfnlab.explore.search.workers import InProcess, LocalProcesses
+from pfnlab.explore.search.parallel import InProcess, LocalProcesses, explore_parallel
 
 Build = Callable[[], Instance]
 

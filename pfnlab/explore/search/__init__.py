@@ -60,7 +60,7 @@ def explore(
     property) is collected. With ``minimal`` each finding's execution is replaced by one with
     the fewest preemptions, then the fewest steps, that shows the same finding. With a
     ``backend`` (``workers.backend(jobs, ray)``) a ``dpor`` search without an execution
-    budget is split among its workers (parallel.py).
+    budget is split among its workers (parallel/).
     """
     budget = budget or Budget()
     start = time.perf_counter()

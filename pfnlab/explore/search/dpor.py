@@ -44,7 +44,6 @@ until nothing new is observed (``Stats.rounds``). Ghost writes count as writes i
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from pfnlab.explore.program import Program
@@ -66,7 +65,7 @@ from pfnlab.explore.shared import ALL_FIELDS
 _SUMMED = ("executions", "complete", "pruned", "sleep_blocked", "hangs", "findings", "steps")
 
 
-class _Event:
+class Event:
     __slots__ = ("clock", "fp", "seq", "tid")
 
     def __init__(self, tid: int, fp: Footprint, seq: int, clock: tuple[int, ...]) -> None:
@@ -76,7 +75,7 @@ class _Event:
         self.clock = clock    # clock[t] = how many of thread t's events happen before (incl.)
 
 
-class _Node:
+class Node:
     __slots__ = (
         "backtrack",
         "cp",
@@ -134,32 +133,13 @@ class SourceDpor:
         collect_final_states: bool = False,
         snapshots: bool = True,
         memo: bool = True,
-        task: Any = None,
-        caches: dict[frozenset[tuple[int, str]], VisitedTable] | None = None,
-        pool: dict[Any, Any] | None = None,
     ) -> None:
         self.program = program
-        #: a subtree of a parallel search (parallel.py: a ``Task``): its ``prefix`` is
-        #: replayed and frozen (the coordinator's nodes: races with them are reported in
-        #: ``reports``, never acted on here), the search starts below it with the task's
-        #: sleep set, hints and visible fields, and runs one visibility round
-        self.task = task
-        self.nfrozen = len(task.prefix) if task is not None else 0
+        #: the first steps of every execution may be *frozen*: replayed, their nodes kept
+        #: as placeholders, races with them reported in ``reports`` instead of acted on
+        #: (a search below a fixed prefix: a parallel search's task, parallel/task_search.py)
+        self.nfrozen = 0
         self.reports: list[tuple[Any, ...]] = []
-        #: fingerprints whose table entry a finished subtree completed, kept by a task only
-        #: (parallel.py shares them with the other workers)
-        self.completed: set[int] | None = set() if task is not None else None
-        #: told every state a task completes (exchange.py: published to other workers)
-        self.on_complete: Callable[[int], None] | None = None
-        #: fingerprints this task's search added to the table (its new states), task only
-        self.inserted: set[int] | None = set() if task is not None else None
-        #: visited states kept across the tasks a worker runs (parallel.py), one table per
-        #: set of visible fields (a summary is only valid for the visibility it was explored
-        #: with); None: this search's own table
-        self.caches = caches
-        #: a worker's execution kept from task to task (with its root checkpoint), so
-        #: that its step memo carries over (tasks.py); None: a fresh one per task
-        self.pool = pool
         self.snapshots = snapshots
         #: memoised step outcomes (stepmemo.py) rest on the premise state caching rests on
         #: (a thread's state is its history key): with caching only
@@ -170,8 +150,8 @@ class SourceDpor:
         self.collect = collect_final_states
         self.r = Run(program, budget)
         self.visited = VisitedTable()
-        self.stack: list[_Node] = []
-        self.events: list[_Event] = []
+        self.stack: list[Node] = []
+        self.events: list[Event] = []
         self.obj_events: dict[int, list[int]] = {}
         self.ex: Execution | None = None
         self.ex_depth = -1
@@ -185,15 +165,13 @@ class SourceDpor:
         return self.r.stats
 
     # ------------------------------------------------------------------ driver
+    #: one visibility round only (a task: its coordinator starts again with new fields)
+    single_round = False
+
     def run(self) -> Result:
         """Explore, re-running until the visible fields are a fixpoint; returns the result."""
         clock = Clock(self.budget, self.program)
-        if self.task is not None:
-            self.visible = set(self.task.visible)
-        else:
-            probe = self._fresh()
-            self.visible = set(probe.observed)
-            probe.close()
+        self.visible = self._initial_visible()
         totals: dict[str, int] = {}
         rounds = 0
         while True:
@@ -211,8 +189,8 @@ class SourceDpor:
                 clock.restarted()
                 continue
             new = self.observed - self.visible
-            if cut or (self.r.findings and self.stop_first) or not new or self.task:
-                break  # (a task reports what it observed: the coordinator restarts all)
+            if cut or (self.r.findings and self.stop_first) or not new or self.single_round:
+                break
             self.visible |= new
         for k, v in totals.items():
             setattr(self.stats, k, v)
@@ -231,11 +209,33 @@ class SourceDpor:
             coverage = f"exhaustive: every interleaving up to equivalence ({how})"
         return self.r.result("dpor", coverage, not cut and not stopped)
 
+    def _initial_visible(self) -> set[tuple[int, str]]:
+        """The fields the first round treats as visible: what checks read initially."""
+        probe = self._fresh()
+        visible = set(probe.observed)
+        probe.close()
+        return visible
+
+    def _table(self) -> VisitedTable:
+        """The table of visited states of a round."""
+        return VisitedTable()
+
+    def _visit(self, fp: int, init_sleep: frozenset[int]) -> None:
+        """State ``fp`` is explored with ``init_sleep`` asleep (a task also keeps the new)."""
+        self.visited.visit(fp, init_sleep)
+
+    def _completed(self, fp: int) -> None:
+        """The subtree of state ``fp`` was explored in full (a task shares it)."""
+
+    def _interrupted(self) -> bool:
+        """Whether the round must end now, with nothing learnt about the program (a task:
+        it observed a field no step treated as visible)."""
+        return False
+
     def _reset(self, clock: Clock) -> None:
         self.r = Run(self.program, self.budget)
         self.r.clock = clock
-        self.visited = VisitedTable() if self.caches is None else self.caches.setdefault(
-            frozenset(self.visible), VisitedTable())
+        self.visited = self._table()
         self.reports = []
         self.stack = []
         self.events = []
@@ -244,8 +244,6 @@ class SourceDpor:
         self.ex_depth = -1
 
     def _round(self, clock: Clock) -> bool:
-        if self.task is not None:
-            return self._task_round(clock)
         ex = self._fresh()
         self.nthreads = len(ex.threads)
         self.stats.caching = self.cache_on and ex.hashable
@@ -253,76 +251,10 @@ class SourceDpor:
             self._leaf(ex, None)
             return False
         zero = tuple(tuple(0 for _ in range(self.nthreads)) for _ in range(self.nthreads))
-        root = self._node(ex, {}, zero)
+        root = self.node(ex, {}, zero)
         self.stack.append(root)
         self.ex, self.ex_depth = ex, 0
         return self._loop(clock)
-
-    def _task_round(self, clock: Clock) -> bool:
-        """A parallel task: replay the prefix, freeze its nodes, explore below it."""
-        task = self.task
-        fps: list[Footprint] = []
-        ex = self._task_execution(list(task.prefix), fps)
-        self.nthreads = n = len(ex.threads)
-        self.stats.caching = self.cache_on and ex.hashable
-        tclock = tuple(tuple(0 for _ in range(n)) for _ in range(n))
-        for i, (t, fp) in enumerate(zip(task.prefix, fps, strict=True)):
-            ev, _races = self._scan(t, fp, tclock[t], None)  # races: the coordinator's
-            self.stack.append(_Node([], {}, {}, tclock, None))  # frozen: a placeholder
-            self.events.append(ev)
-            for o in {o for o, _f, _w in fp}:
-                self.obj_events.setdefault(o, []).append(i)
-            tclock = (*tclock[:t], ev.clock, *tclock[t + 1:])
-        fpr = ex.fingerprint() if self.cache_on else None
-        root = self._node(ex, dict(task.sleep), tclock, fpr)
-        # explored here whatever the table says; its summary is kept
-        if fpr is not None and self.visited.visit(fpr, root.init_sleep) and \
-                self.inserted is not None:
-            self.inserted.add(fpr)
-        for seq in task.follow:
-            t = seq[0]
-            if t in root.enabled and t not in root.sleep:
-                root.backtrack.add(t)
-                if len(seq) > 1:
-                    root.hints.setdefault(t, set()).add(seq[1:])
-        self.stack.append(root)
-        self.ex, self.ex_depth = ex, self.nfrozen
-        return self._loop(clock)
-
-    def _task_execution(self, prefix: list[int], fps: list[Footprint]) -> Execution:
-        """The execution at the end of a task's ``prefix`` (its steps' footprints go to
-        ``fps``): the worker's kept one, restored to its initial state and stepped along
-        the prefix, when it was made for the same visible fields and promotions (its memo
-        and rebuilt threads carry over; restoring gives the state a re-execution gives,
-        snapshot.py); else a re-execution, kept for the next task."""
-        pool = self.pool
-        key = (frozenset(self.visible), len(self.program.knowledge))
-        got = pool.get(key) if pool is not None else None
-        if got is None or got[0].program is not self.program or not got[0].snapshots_ok():
-            # (a Ray task brings its own unpickled copy of the program, whose promotions
-            # are its own: an execution of another copy would take other steps)
-            # as replay_tids makes it: checks off along the prefix (they ran when the
-            # coordinator found it), on from its end
-            ex = Execution(self.program, check_invariants=False, goals_reached=self.r.goals,
-                           max_steps=self.budget.max_steps, visible=self.visible,
-                           observed=self.observed, snapshots=self.snapshots, memo=self.memo)
-            if pool is not None and ex.snapshots_ok() and ex.finding is None:
-                for old, _cp in pool.values():
-                    old.close()
-                pool.clear()
-                pool[key] = (ex, ex.checkpoint())
-        else:
-            ex, root = got
-            ex.restore(root)
-            # this task's search: its goals, the fields its checks read
-            ex.goals_reached, ex.observed, ex.visible = self.r.goals, self.observed, \
-                self.visible
-            ex.check_on = False
-        self.r.goal_names = [g.name for g in ex.instance.goals]
-        for tid in prefix:
-            fps.append(ex.step(tid))
-        ex.enable_checks()
-        return ex
 
     def _fresh(self) -> Execution:
         return self.r.execution([], visible=self.visible, observed=self.observed,
@@ -330,12 +262,9 @@ class SourceDpor:
 
     def _loop(self, clock: Clock) -> bool:
         stack, events = self.stack, self.events
-        task = self.task
         while len(stack) > self.nfrozen:
-            if clock.out(self.stats):
+            if clock.out(self.stats) or self._interrupted():
                 return True
-            if task is not None and not self.observed <= self.visible:
-                return True  # the coordinator starts again with the new visible field
             top = stack[-1]
             depth = len(stack) - 1
             p = -1
@@ -352,17 +281,17 @@ class SourceDpor:
             fp = ex.step(p)
             self.stats.steps += 1 + ex.rebuilt_steps - rebuilt
             self.stats.memoised += ex.memo_hits - hits
-            ev = self._event(p, fp, depth, top)
+            ev = self.event(p, fp, depth, top)
             events.append(ev)
             for o in {i for i, _f, _w in fp}:
                 self.obj_events.setdefault(o, []).append(depth)
             top.summary.update((p, i, f, w) for i, f, w in fp)
-            self._blocked_races(ex, depth, ev, top)
+            self.blocked_races(ex, depth, ev, top)
             child_sleep = {q: f for q, f in top.sleep.items() if not dependent(f, fp)}
             self.ex_depth = depth + 1
             if ended(ex, self.stop_first):
                 if ex.finding is not None and not self.stop_first:
-                    self._cut_races(ex, depth, ev, top)
+                    self.cut_races(ex, depth, ev, top)
                 self._leaf(ex, None)
                 self._undo_event()
                 top.sleep[p] = fp
@@ -396,7 +325,7 @@ class SourceDpor:
                 top.sleep[p] = fp
                 continue
             tclock = (*top.tclock[:p], ev.clock, *top.tclock[p + 1:])
-            node = self._node(ex, child_sleep, tclock, fpr)
+            node = self.node(ex, child_sleep, tclock, fpr)
             for seq in follow:
                 t = seq[0]
                 if t in node.enabled and t not in node.sleep:
@@ -406,21 +335,20 @@ class SourceDpor:
             stack.append(node)
             if len(stack) > self.stats.max_depth:
                 self.stats.max_depth = len(stack)
-            if fpr is not None and self.visited.visit(fpr, node.init_sleep) and \
-                    self.inserted is not None:
-                self.inserted.add(fpr)
+            if fpr is not None:
+                self._visit(fpr, node.init_sleep)
         return False
 
     # ------------------------------------------------------------------ helpers
-    def _node(
+    def node(
         self,
         ex: Execution,
         sleep: dict[int, Footprint],
         tclock: tuple[tuple[int, ...], ...],
         fpr: int | None = None,
-    ) -> _Node:
+    ) -> Node:
         pending = {t: ex.pending_footprint(t) for t in ex.live()}
-        node = _Node(ex.enabled(), pending, sleep, tclock, fpr)
+        node = Node(ex.enabled(), pending, sleep, tclock, fpr)
         if ex.snapshots_ok():
             node.cp, node.cp_ex = ex.checkpoint(), ex
         return node
@@ -458,10 +386,7 @@ class SourceDpor:
         node = self.stack.pop()
         if node.fingerprint is not None:
             self.visited.complete(node.fingerprint, frozenset(node.summary))
-            if self.completed is not None:
-                self.completed.add(node.fingerprint)
-                if self.on_complete is not None:
-                    self.on_complete(node.fingerprint)
+            self._completed(node.fingerprint)
         if len(self.stack) <= self.nfrozen:  # the root (of a task: its parent is frozen)
             self.ex_depth = -1
             return
@@ -472,7 +397,7 @@ class SourceDpor:
         parent.sleep[parent.cur] = fp
         self.ex_depth = -1
 
-    def _leaf(self, ex: Execution, _node: _Node | None) -> None:
+    def _leaf(self, ex: Execution, _node: Node | None) -> None:
         new = self.r.leaf(ex, collect=self.collect)
         self.stats.states = len(self.visited)
         if new is not None and self.stop_first:
@@ -480,7 +405,7 @@ class SourceDpor:
         self.ex_depth = -1
 
     # ------------------------------------------------------------------ races
-    def _event(self, p: int, fp: Footprint, depth: int, top: _Node) -> _Event:
+    def event(self, p: int, fp: Footprint, depth: int, top: Node) -> Event:
         """Vector clock of the new event and race detection against earlier events."""
         ev, races = self._scan(p, fp, top.tclock[p], None)
         for k in races:
@@ -489,7 +414,7 @@ class SourceDpor:
 
     def _scan(
         self, p: int, fp: Footprint, pclock: tuple[int, ...], forced: int | None
-    ) -> tuple[_Event, list[int]]:
+    ) -> tuple[Event, list[int]]:
         """The clock of p's step ``fp`` after ``self.events``, and the events it races with.
 
         ``forced`` is the index of an event treated as dependent whatever the footprints.
@@ -514,9 +439,9 @@ class SourceDpor:
                     c[t] = v
         seq = pclock[p] + 1
         c[p] = seq
-        return _Event(p, fp, seq, tuple(c)), races
+        return Event(p, fp, seq, tuple(c)), races
 
-    def _cut_races(self, ex: Execution, depth: int, ev: _Event, top: _Node) -> None:
+    def cut_races(self, ex: Execution, depth: int, ev: Event, top: Node) -> None:
         """A finding at events[depth] cut the execution: race-check the pending steps."""
         for t in ex.threads:
             q = t.tid
@@ -530,7 +455,7 @@ class SourceDpor:
             for k in races:
                 self._race(k, depth + 1, virtual)
 
-    def _blocked_races(self, ex: Execution, depth: int, ev: _Event, top: _Node) -> None:
+    def blocked_races(self, ex: Execution, depth: int, ev: Event, top: Node) -> None:
         """Race-check the pending steps of the threads blocked after events[depth].
 
         A blocked thread's next step may never run in this execution (it stays blocked, or
@@ -550,7 +475,7 @@ class SourceDpor:
             for k in races:
                 self._race(k, depth + 1, virtual)
 
-    def _race(self, k: int, j: int, ej: _Event) -> None:
+    def _race(self, k: int, j: int, ej: Event) -> None:
         """Handle the race events[k] ⋖ ej (ej would be events[j])."""
         events = self.events
         ek = events[k]
@@ -567,12 +492,12 @@ class SourceDpor:
             seen.add(el.tid)
             if not any(em.seq <= el.clock[em.tid] for em in v[:idx]):
                 initials.append(el.tid)
-        if k < self.nfrozen:  # the coordinator's node: it decides (parallel.py)
+        if k < self.nfrozen:  # a frozen node: whoever froze it decides
             self.reports.append(("race", k, tuple(initials), tuple(el.tid for el in v)))
             return
         apply_race(node, initials, [el.tid for el in v])
 
-    def _summary_races(self, summary: Summary, depth: int, ev: _Event, top: _Node) -> None:
+    def _summary_races(self, summary: Summary, depth: int, ev: Event, top: Node) -> None:
         """A cache hit at ``stack[depth]``: conservatively expand nodes that may race."""
         events = self.events
         tclock = list(top.tclock)
@@ -587,14 +512,14 @@ class SourceDpor:
                     continue
                 for i2, f2, w2 in ek.fp:
                     if i2 == o and (w or w2) and (f in (f2, ALL_FIELDS) or f2 == ALL_FIELDS):
-                        if k < self.nfrozen:  # the coordinator's node (parallel.py)
+                        if k < self.nfrozen:  # a frozen node: whoever froze it decides
                             self.reports.append(("full", k))
                         else:
                             expand_fully(node)
                         break
 
 
-def apply_race(node: _Node, initials: list[int], v: list[int]) -> None:
+def apply_race(node: Node, initials: list[int], v: list[int]) -> None:
     """Add to ``node``'s backtrack set (and hints) for a race whose reversal is ``v`` (the
     threads of notdep(e).e', in order) with these ``initials``."""
     head = next((t for t in initials if t in node.backtrack), -1)
@@ -640,7 +565,7 @@ def explore_dpor(
     ).run()
 
 
-def expand_fully(node: _Node) -> None:
+def expand_fully(node: Node) -> None:
     """Every enabled thread of ``node`` joins its backtrack set (a conservative race)."""
     node.backtrack.update(node.enabled)
     node.full = True

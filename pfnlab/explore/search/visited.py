@@ -26,7 +26,7 @@ _INTERNED: dict[frozenset[Any], frozenset[Any]] = {}
 
 def intern(s: frozenset[Any]) -> frozenset[Any]:
     """One object per distinct set, for every search of this process: the sets workers
-    send (pickling sends each once; exchange.py codes them by identity)."""
+    send (pickling sends each once; parallel/exchange.py codes them by identity)."""
     return _INTERNED.setdefault(s, s)
 
 

@@ -54,9 +54,9 @@ from pfnlab.explore.search.common import (
     dependent,
     ended,
 )
-from pfnlab.explore.search.dpor import SourceDpor, _Event, _Node, apply_race, expand_fully
-from pfnlab.explore.search.exchange import SharedTable
-from pfnlab.explore.search.tasks import Task, TaskResult, WorkerDied, WorkerLost
+from pfnlab.explore.search.dpor import Event, Node, SourceDpor, apply_race, expand_fully
+from pfnlab.explore.search.parallel.exchange import SharedTable
+from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerDied, WorkerLost
 
 #: the frontier: tasks start this many steps below the root (at most; fewer where
 #: executions are shorter)
@@ -75,21 +75,21 @@ class _Tree:
     """The coordinator's nodes: each with the events and nodes of its path, and a queue
     of the nodes that may have a thread to explore, deepest (latest made) first."""
 
-    nodes: list[_Node] = field(default_factory=list)
-    path: dict[int, tuple[list[_Node], list[_Event], tuple[int, ...]]] = field(
+    nodes: list[Node] = field(default_factory=list)
+    path: dict[int, tuple[list[Node], list[Event], tuple[int, ...]]] = field(
         default_factory=dict)
     index: dict[int, int] = field(default_factory=dict)
     heap: list[int] = field(default_factory=list)
     queued: set[int] = field(default_factory=set)
 
-    def add(self, node: _Node, nodes: list[_Node], events: list[_Event],
+    def add(self, node: Node, nodes: list[Node], events: list[Event],
             tids: tuple[int, ...]) -> None:
         self.index[id(node)] = len(self.nodes)
         self.nodes.append(node)
         self.path[id(node)] = (nodes, events, tids)
         self.touch([node])
 
-    def touch(self, nodes: list[_Node]) -> None:
+    def touch(self, nodes: list[Node]) -> None:
         """``nodes`` may have been given threads to explore: queue them."""
         for n in nodes:
             i = self.index[id(n)]
@@ -97,7 +97,7 @@ class _Tree:
                 self.queued.add(i)
                 heapq.heappush(self.heap, -i)
 
-    def open_work(self) -> tuple[_Node, int] | None:
+    def open_work(self) -> tuple[Node, int] | None:
         """The deepest node with a thread to explore (not started, not asleep). Every
         change to a node's backtrack set touches it; a node leaves the queue when it
         has nothing left (and comes back when touched again)."""
@@ -223,7 +223,7 @@ class _Coordinator:
             return self._result(0)
         zero = tuple(tuple(0 for _ in range(n)) for _ in range(n))
         self._note_state(ex)
-        root = self.dpor._node(ex, {}, zero)
+        root = self.dpor.node(ex, {}, zero)
         self.live, self.live_tids = ex, ()
         self.tree.add(root, [root], [], ())
         try:
@@ -278,7 +278,7 @@ class _Coordinator:
         return self.run_.execution(list(tids), visible=set(self.visible),
                                    observed=self.dpor.observed, snapshots=True)
 
-    def _at(self, node: _Node, tids: tuple[int, ...]) -> Execution:
+    def _at(self, node: Node, tids: tuple[int, ...]) -> Execution:
         """The live execution, in ``node``'s state (``tids`` its schedule)."""
         ex = self.live
         if (ex is not None and node.cp is not None and node.cp_ex is ex
@@ -299,7 +299,7 @@ class _Coordinator:
         if fp is not None:
             self.states.add(fp)
 
-    def _step(self, node: _Node, p: int) -> None:
+    def _step(self, node: Node, p: int) -> None:
         """Explore thread ``p`` from ``node``: a coordinator node, a leaf, or a task."""
         dpor, r = self.dpor, self.run_
         nodes, events, tids = self.tree.path[id(node)]
@@ -320,12 +320,12 @@ class _Coordinator:
             for o in {o for o, _f, _w in e.fp}:
                 dpor.obj_events.setdefault(o, []).append(i)
         before = _hints(nodes)
-        ev = dpor._event(p, fp, depth, node)
+        ev = dpor.event(p, fp, depth, node)
         dpor.events.append(ev)
         for o in {o for o, _f, _w in fp}:
             dpor.obj_events.setdefault(o, []).append(depth)
         node.summary.update((p, i, f, w) for i, f, w in fp)
-        dpor._blocked_races(ex, depth, ev, node)
+        dpor.blocked_races(ex, depth, ev, node)
         child_sleep = {q: f for q, f in node.sleep.items() if not dependent(f, fp)}
         node.sleep[p] = fp  # started: its subtree will be explored in full
         follow = set(node.hints.get(p, set()))
@@ -334,7 +334,7 @@ class _Coordinator:
         self.started[(id(node), p)] = start
         if ended(ex, self.stop_first):
             if ex.finding is not None and not self.stop_first:
-                dpor._cut_races(ex, depth, ev, node)
+                dpor.cut_races(ex, depth, ev, node)
             r.leaf(ex, collect=self.collect)
         elif all(t in child_sleep for t in ex.enabled()):
             r.absorb(ex, collect=self.collect)
@@ -345,7 +345,7 @@ class _Coordinator:
             self._note_state(ex)
             tclock = (*node.tclock[:p], ev.clock, *node.tclock[p + 1:])
             if depth + 1 < self.depth:
-                cnode = dpor._node(ex, child_sleep, tclock)
+                cnode = dpor.node(ex, child_sleep, tclock)
                 for seq in follow:
                     t = seq[0]
                     if t in cnode.enabled and t not in cnode.sleep:
@@ -365,7 +365,7 @@ class _Coordinator:
                     self._task_budget(), self.stop_first, self.collect, self.cache,
                     self.search, start.parent, records=fresh_records())
 
-    def _late_hints(self, nodes: list[_Node], before: list[dict[int, frozenset[Any]]]
+    def _late_hints(self, nodes: list[Node], before: list[dict[int, frozenset[Any]]]
                     ) -> None:
         """Races just applied to ``nodes`` may have left a hint for a thread a node has
         already started (the sequential search, which starts a node's threads one after the
@@ -375,7 +375,7 @@ class _Coordinator:
                 for seq in seqs - old.get(h, frozenset()):
                     self._late(node, h, seq)
 
-    def _late(self, node: _Node, h: int, seq: tuple[int, ...]) -> None:
+    def _late(self, node: Node, h: int, seq: tuple[int, ...]) -> None:
         """Follow ``seq`` below thread ``h``, started at ``node`` without it."""
         st = self.started.get((id(node), h))
         if st is None or seq in st.follow:
@@ -386,7 +386,7 @@ class _Coordinator:
         elif st.task:  # the subtree is (being) explored by a task: another one follows seq
             self._submit(self._task(st, frozenset({seq})))
 
-    def _deliver(self, c: _Node, seq: tuple[int, ...]) -> None:
+    def _deliver(self, c: Node, seq: tuple[int, ...]) -> None:
         """What the sequential search does with a hint when it creates node ``c``."""
         t = seq[0]
         if t not in c.enabled or t in c.init_sleep:
@@ -500,7 +500,7 @@ class _Coordinator:
         return r.result("dpor", coverage, not (self.cut or self.interrupted) and not stopped)
 
 
-def _hints(nodes: list[_Node]) -> list[dict[int, frozenset[Any]]]:
+def _hints(nodes: list[Node]) -> list[dict[int, frozenset[Any]]]:
     return [{h: frozenset(v) for h, v in n.hints.items()} for n in nodes]
 
 
@@ -514,7 +514,7 @@ class _Start:
     follow: set[tuple[int, ...]]
     tids: tuple[int, ...]
     parent: int
-    node: _Node | None = None
+    node: Node | None = None
     task: bool = False
 
 

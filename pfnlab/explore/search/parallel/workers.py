@@ -32,8 +32,8 @@ from dataclasses import replace
 from typing import Any, NoReturn
 
 from pfnlab.explore.program import Program
-from pfnlab.explore.search.exchange import Exchange
-from pfnlab.explore.search.tasks import Task, TaskResult, WorkerDied, WorkerLost, run_task
+from pfnlab.explore.search.parallel.exchange import Exchange
+from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerDied, WorkerLost, run_task
 from pfnlab.explore.search.visited import VisitedTable
 
 #: how many times a dead worker makes the search start again (local processes), or Ray

@@ -1,7 +1,7 @@
 """The unit of work of a parallel search: a task (a subtree below the coordinator's
 frontier) and what a worker sends back.
 
-:func:`run_task` is what a worker runs: the sequential search (``SourceDpor(task=...)``)
+:func:`run_task` is what a worker runs: the sequential search (task_search.TaskDpor)
 below the task's frozen prefix, with the worker's table of visited states for this round
 of this search, merged first with the entries other workers completed that came with the
 task, and, in local worker processes, with those other workers publish while it runs
@@ -20,9 +20,9 @@ from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Footprint
 from pfnlab.explore.search.common import Budget, Stats
-from pfnlab.explore.search.dpor import SourceDpor
-from pfnlab.explore.search.exchange import current_endpoint
 from pfnlab.explore.search.gcpolicy import searching
+from pfnlab.explore.search.parallel.exchange import current_endpoint
+from pfnlab.explore.search.parallel.task_search import TaskDpor
 from pfnlab.explore.search.visited import VisitedTable
 
 
@@ -85,7 +85,7 @@ class TaskResult:
 #: visibility, in SourceDpor)
 _CACHES: dict[str, dict[Any, Any]] = {}
 #: a worker's execution, kept from task to task of one search with its initial checkpoint
-#: (SourceDpor._task_execution): its step memo carries over
+#: (TaskDpor._execution): its step memo carries over
 _POOLS: dict[str, dict[Any, Any]] = {}
 
 
@@ -107,15 +107,12 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
     table = caches.setdefault(task.visible, VisitedTable())
     table.merge(task.entries)
     ep = endpoint if endpoint is not None else current_endpoint()
-    dpor = SourceDpor(program, task.budget, stop_first=task.stop_first,
-                      collect_final_states=task.collect, cache=task.cache, task=task,
-                      caches=caches, pool=pool)
+    dpor = TaskDpor(program, task, caches=caches, pool=pool)
     if ep is not None:
         ep.begin(task.search, caches, task.visible)
         dpor.on_complete = ep.completed
     with collecting(*task.records), searching():  # (a Ray worker did not inherit them)
         res = dpor.run()
-    assert dpor.inserted is not None and dpor.completed is not None
     entries = []
     if not res.interrupted and frozenset(dpor.visible) == task.visible:
         if ep is not None:

@@ -1,0 +1,135 @@
+"""A parallel search's task: the sequential search below a frozen prefix (a worker's part).
+
+The coordinator (coordinator.py) runs source-set DPOR over the first steps of every
+execution and hands out each subtree below its frontier as a :class:`~.tasks.Task`: the
+schedule reaching its root, the root's sleep set and hints, the visible fields and what
+is known of the program. :class:`TaskDpor` is the sequential algorithm (dpor.py) run from
+that root: the prefix is replayed and *frozen* (its nodes are placeholders; a race with
+one is reported to the coordinator, which decides), one visibility round is run (a field
+observed that no step treated as visible ends the task: the coordinator starts again), the
+worker's table of visited states is kept from task to task of the same round, and the
+states completed here are shared with the other workers (exchange.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pfnlab.explore.program import Program
+from pfnlab.explore.runtime import Execution, Footprint
+from pfnlab.explore.search.common import Clock
+from pfnlab.explore.search.dpor import Node, SourceDpor
+from pfnlab.explore.search.visited import VisitedTable
+
+
+class TaskDpor(SourceDpor):
+    """Source-set DPOR of one task's subtree (module docstring)."""
+
+    single_round = True
+
+    def __init__(self, program: Program, task: Any, *,
+                 caches: dict[frozenset[tuple[int, str]], VisitedTable] | None = None,
+                 pool: dict[Any, Any] | None = None) -> None:
+        super().__init__(program, task.budget, cache=task.cache, stop_first=task.stop_first,
+                         collect_final_states=task.collect)
+        self.task = task
+        self.nfrozen = len(task.prefix)
+        #: fingerprints whose entry a finished subtree completed (shared with the others)
+        self.completed: set[int] = set()
+        #: told every state the task completes (exchange.py: published to other workers)
+        self.on_complete: Callable[[int], None] | None = None
+        #: fingerprints this task's search added to the table (its new states)
+        self.inserted: set[int] = set()
+        #: the worker's tables of visited states, kept across its tasks of one round, one
+        #: per set of visible fields (a summary is only valid for the visibility it was
+        #: explored with); None: this task's own
+        self.caches = caches
+        #: the worker's execution kept from task to task (with its root checkpoint), so
+        #: that its step memo carries over (tasks.py); None: a fresh one per task
+        self.pool = pool
+
+    def _initial_visible(self) -> set[tuple[int, str]]:
+        return set(self.task.visible)
+
+    def _table(self) -> VisitedTable:
+        if self.caches is None:
+            return VisitedTable()
+        return self.caches.setdefault(frozenset(self.visible), VisitedTable())
+
+    def _visit(self, fp: int, init_sleep: frozenset[int]) -> None:
+        if self.visited.visit(fp, init_sleep):
+            self.inserted.add(fp)
+
+    def _completed(self, fp: int) -> None:
+        self.completed.add(fp)
+        if self.on_complete is not None:
+            self.on_complete(fp)
+
+    def _interrupted(self) -> bool:
+        # the coordinator starts again with the new visible field
+        return not self.observed <= self.visible
+
+    def _round(self, clock: Clock) -> bool:
+        """Replay the task's prefix, freeze its nodes, explore below it."""
+        task = self.task
+        fps: list[Footprint] = []
+        ex = self._execution(list(task.prefix), fps)
+        self.nthreads = n = len(ex.threads)
+        self.stats.caching = self.cache_on and ex.hashable
+        tclock = tuple(tuple(0 for _ in range(n)) for _ in range(n))
+        for i, (t, fp) in enumerate(zip(task.prefix, fps, strict=True)):
+            ev, _races = self._scan(t, fp, tclock[t], None)  # races: the coordinator's
+            self.stack.append(Node([], {}, {}, tclock, None))  # frozen: a placeholder
+            self.events.append(ev)
+            for o in {o for o, _f, _w in fp}:
+                self.obj_events.setdefault(o, []).append(i)
+            tclock = (*tclock[:t], ev.clock, *tclock[t + 1:])
+        fpr = ex.fingerprint() if self.cache_on else None
+        root = self.node(ex, dict(task.sleep), tclock, fpr)
+        if fpr is not None:  # explored here whatever the table says; its summary is kept
+            self._visit(fpr, root.init_sleep)
+        for seq in task.follow:
+            t = seq[0]
+            if t in root.enabled and t not in root.sleep:
+                root.backtrack.add(t)
+                if len(seq) > 1:
+                    root.hints.setdefault(t, set()).add(seq[1:])
+        self.stack.append(root)
+        self.ex, self.ex_depth = ex, self.nfrozen
+        return self._loop(clock)
+
+    def _execution(self, prefix: list[int], fps: list[Footprint]) -> Execution:
+        """The execution at the end of a task's ``prefix`` (its steps' footprints go to
+        ``fps``): the worker's kept one, restored to its initial state and stepped along
+        the prefix, when it was made for the same visible fields and promotions (its memo
+        and rebuilt threads carry over; restoring gives the state a re-execution gives,
+        snapshot.py); else a re-execution, kept for the next task."""
+        pool = self.pool
+        key = (frozenset(self.visible), len(self.program.knowledge))
+        got = pool.get(key) if pool is not None else None
+        if got is None or got[0].program is not self.program or not got[0].snapshots_ok():
+            # (a Ray task brings its own unpickled copy of the program, whose promotions
+            # are its own: an execution of another copy would take other steps)
+            # as replay_tids makes it: checks off along the prefix (they ran when the
+            # coordinator found it), on from its end
+            ex = Execution(self.program, check_invariants=False, goals_reached=self.r.goals,
+                           max_steps=self.budget.max_steps, visible=self.visible,
+                           observed=self.observed, snapshots=self.snapshots, memo=self.memo)
+            if pool is not None and ex.snapshots_ok() and ex.finding is None:
+                for old, _cp in pool.values():
+                    old.close()
+                pool.clear()
+                pool[key] = (ex, ex.checkpoint())
+        else:
+            ex, root = got
+            ex.restore(root)
+            # this task's search: its goals, the fields its checks read
+            ex.goals_reached, ex.observed, ex.visible = self.r.goals, self.observed, \
+                self.visible
+            ex.check_on = False
+        self.r.goal_names = [g.name for g in ex.instance.goals]
+        for tid in prefix:
+            fps.append(ex.step(tid))
+        ex.enable_checks()
+        return ex
