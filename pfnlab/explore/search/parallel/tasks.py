@@ -5,7 +5,7 @@ frontier) and what a worker sends back.
 below the task's frozen prefix, with the worker's table of visited states for this round
 of this search, merged first with the entries other workers completed that came with the
 task, and, in local worker processes, with those other workers publish while it runs
-(exchange.py). See parallel.py for the scheme and docs/reductions.md section 12 for why
+(exchange.py). See coordinator.py for the scheme and docs/reductions.md section 12 for why
 it is sound.
 """
 

@@ -1,6 +1,6 @@
 """Where the tasks of a parallel search run: local processes, or a Ray cluster.
 
-A backend has ``name`` and ``workers``, and is driven by the coordinator (parallel.py):
+A backend has ``name`` and ``workers``, and is driven by the coordinator (coordinator.py):
 ``start(program)``, ``submit(task)`` (any number, as the search finds them), ``pending()``
 (tasks not yet returned), ``next_result(timeout)`` (the next one to finish, in any order,
 or None after ``timeout`` seconds: the coordinator refreshes its progress display) and
