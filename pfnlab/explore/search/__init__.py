@@ -15,24 +15,30 @@ from typing import Any
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
 from pfnlab.explore.schedule import Schedule, Step
-from pfnlab.explore.search.bounded import explore_bounded
-from pfnlab.explore.search.brute import explore_brute
+from pfnlab.explore.search.bounded import Bounded
+from pfnlab.explore.search.brute import Brute
 from pfnlab.explore.search.common import Budget, Result, Stats, reporting
-from pfnlab.explore.search.dpor import explore_dpor
+from pfnlab.explore.search.dpor import Dpor
 from pfnlab.explore.search.gcpolicy import searching
 from pfnlab.explore.search.minimize import minimize
-from pfnlab.explore.search.pct import explore_pct
-from pfnlab.explore.search.random_walk import explore_random
+from pfnlab.explore.search.pct import Pct
+from pfnlab.explore.search.random_walk import RandomWalk
 from pfnlab.explore.search.replay import ReplayResult, replay
+from pfnlab.explore.search.strategy import Strategy
 
-STRATEGIES = ("dpor", "brute", "bounded", "random", "pct")
+#: the strategies by name (strategy.py: one file each)
+STRATEGY_CLASSES: dict[str, type[Strategy]] = {
+    s.name: s for s in (Dpor, Brute, Bounded, RandomWalk, Pct)}
+STRATEGIES = tuple(STRATEGY_CLASSES)
 
 __all__ = [
     "STRATEGIES",
+    "STRATEGY_CLASSES",
     "Budget",
     "ReplayResult",
     "Result",
     "Stats",
+    "Strategy",
     "explore",
     "replay",
     "reporting",
@@ -66,36 +72,10 @@ def explore(
     start = time.perf_counter()
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    earlier = 0
-    while True:
-        before = len(program.knowledge)
-        if strategy == "dpor" and backend is not None and budget.executions is None:
-            from pfnlab.explore.search.parallel import explore_parallel
-
-            res = explore_parallel(program, budget, backend, stop_first=stop_first,
-                                   cache=cache)
-        elif strategy == "dpor":  # restarts itself after a promotion (stable.py)
-            res = explore_dpor(program, budget, cache=cache, stop_first=stop_first)
-        elif strategy == "brute":  # (restarts itself too)
-            res = explore_brute(program, budget, stop_first=stop_first,
-                                collect_final_states=False)
-        elif strategy == "bounded":
-            res = explore_bounded(program, preemptions, budget, stop_first=stop_first,
-                                  cache=cache)
-        elif strategy == "random":  # (after a restart: what is left of the count asked for)
-            res = explore_random(program, max(1, executions - earlier), seed, budget,
-                                 stop_first=stop_first)
-        else:
-            res = explore_pct(program, max(1, executions - earlier), depth, seed, budget,
-                              stop_first=stop_first)
-        # dpor and brute force restart themselves after a promotion (their rounds count)
-        if strategy in ("dpor", "brute") or len(program.knowledge) == before or \
-                res.interrupted or \
-                res.coverage.startswith("interrupted"):
-            break
-        # a stable field was promoted: the executions so far used the old steps
-        earlier += res.stats.executions
-    res.stats.executions += earlier
+    chosen = STRATEGY_CLASSES[strategy].from_options(
+        cache=cache, backend=backend, preemptions=preemptions, executions=executions,
+        seed=seed, depth=depth)
+    res = chosen.search(program, budget, stop_first=stop_first)
     interrupted = res.interrupted = res.interrupted or res.coverage.startswith("interrupted")
     # the stable fields whose reads were steps when these were found: a replay of their
     # schedules must step the same way (stable.py; saved in JSON reports)

@@ -8,9 +8,12 @@ they were reached with, so the search stays exhaustive for each bound.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution
 from pfnlab.explore.search.common import Budget, Result, Run, ended
+from pfnlab.explore.search.strategy import Strategy, restarting
 
 
 def explore_bounded(
@@ -114,3 +117,22 @@ def _choices(ex: Execution, last: int, used: int, bound: int) -> list[tuple[int,
     # continue the running thread first: it goes last in the list (popped first)
     out.sort(key=lambda c: (c[0] == last, -c[0]))
     return out
+
+
+class Bounded(Strategy):
+    """Every schedule with at most ``preemptions`` preemptions (iterative context
+    bounding), states cached per (state, running thread) when ``cache``."""
+
+    name = "bounded"
+
+    def __init__(self, preemptions: int = 2, cache: bool = True) -> None:
+        self.preemptions = preemptions
+        self.cache = cache
+
+    @classmethod
+    def from_options(cls, **options: Any) -> Bounded:
+        return cls(options.get("preemptions", 2), options.get("cache", True))
+
+    def search(self, program: Program, budget: Budget, *, stop_first: bool) -> Result:
+        return restarting(program, budget, lambda _earlier: explore_bounded(
+            program, self.preemptions, budget, stop_first=stop_first, cache=self.cache))

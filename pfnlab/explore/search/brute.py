@@ -3,8 +3,11 @@ against, and the baseline of the benchmark."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pfnlab.explore.program import Program
-from pfnlab.explore.search.common import Budget, Clock, Result, Run, ended
+from pfnlab.explore.search.common import Budget, Clock, Result, Run, Stats, ended
+from pfnlab.explore.search.strategy import Strategy, rounds
 
 
 def explore_brute(
@@ -16,24 +19,35 @@ def explore_brute(
 ) -> Result:
     """Depth-first enumeration of every maximal interleaving (stateless, by re-execution).
 
-    A promotion (a stable field written while pinned, an object with guarded fields freed:
-    stable.py) changes what a step is, so the enumeration starts again with it, as DPOR's
-    rounds do; the executions of every round count."""
-    earlier = 0
-    while True:
-        res, clock = _enumerate(program, budget or Budget(), stop_first, collect_final_states,
-                                earlier)
-        if not (clock.restart or clock.promoted_since()) or clock.interrupted:
-            return res
-        earlier = res.stats.executions  # (this round's result is dropped: old steps)
+    What is learnt about the program (a stable field written under a reader, an object with
+    guarded fields freed: knowledge.py) changes what a step is, so the enumeration starts
+    again with it, as DPOR's rounds do (strategy.rounds); the executions of every round
+    count."""
+    budget = budget or Budget()
+    last: list[tuple[Result, str, bool]] = []
+
+    def one(clock: Clock) -> Stats:
+        res = _enumerate(program, budget, stop_first, collect_final_states, clock)
+        last[:] = [res]
+        return res[0].stats
+
+    clock, _n, stats = rounds(program, budget, one)
+    res, how, cut = last[0]
+    if cut:
+        res.coverage = clock.cut(stats)
+    elif how == "stopped":
+        res.coverage = f"stopped at the first finding, after {stats.executions} executions"
+    res.interrupted = clock.interrupted
+    return res
 
 
 def _enumerate(program: Program, budget: Budget, stop_first: bool,
-               collect_final_states: bool, earlier: int) -> tuple[Result, Clock]:
-    """One round of :func:`explore_brute`; ``clock.restart`` says a promotion cut it."""
+               collect_final_states: bool, clock: Clock) -> tuple[Result, str, bool]:
+    """One round of :func:`explore_brute` (its result, how it ended, whether a budget, a
+    restart or Ctrl-C cut it)."""
     run = Run(program, budget)
-    stats, clock = run.stats, run.clock
-    clock.earlier = earlier
+    run.clock = clock
+    stats = run.stats
     live = run.execution([])
     # stack of (prefix of tids, remaining choices at the end of the prefix)
     stack: list[tuple[list[int], list[int]]] = []
@@ -71,12 +85,21 @@ def _enumerate(program: Program, budget: Budget, stop_first: bool,
             stack.append((new_prefix, list(reversed(live.enabled()))))
     except KeyboardInterrupt:
         clock.interrupted = cut = True
-    stats.executions += earlier
-    clock.earlier = 0
-    if cut:
-        coverage = clock.cut(stats)
-    elif stopped:
-        coverage = f"stopped at the first finding, after {stats.executions} executions"
-    else:
-        coverage = "exhaustive: every interleaving (brute force, no reduction)"
-    return run.result("brute", coverage, not cut and not stopped), clock
+    coverage = "exhaustive: every interleaving (brute force, no reduction)"
+    res = run.result("brute", coverage, not cut and not stopped)
+    return res, "stopped" if stopped else "", cut
+
+
+class Brute(Strategy):
+    """Every interleaving, no reduction: the reference the reduced search is tested
+    against."""
+
+    name = "brute"
+
+    @classmethod
+    def from_options(cls, **options: Any) -> Brute:
+        return cls()
+
+    def search(self, program: Program, budget: Budget, *, stop_first: bool) -> Result:
+        return explore_brute(program, budget, stop_first=stop_first,
+                             collect_final_states=False)

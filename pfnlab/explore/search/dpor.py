@@ -58,11 +58,9 @@ from pfnlab.explore.search.common import (
     dependent,
     ended,
 )
+from pfnlab.explore.search.strategy import Strategy, rounds
 from pfnlab.explore.search.visited import Summary, VisitedTable
 from pfnlab.explore.shared import ALL_FIELDS
-
-#: statistics summed over the visibility rounds
-_SUMMED = ("executions", "complete", "pruned", "sleep_blocked", "hangs", "findings", "steps")
 
 
 class Event:
@@ -169,43 +167,40 @@ class SourceDpor:
     single_round = False
 
     def run(self) -> Result:
-        """Explore, re-running until the visible fields are a fixpoint; returns the result."""
-        clock = Clock(self.budget, self.program)
+        """Explore, in rounds (strategy.rounds) until nothing new is learnt about the program
+        and the visible fields are a fixpoint; returns the result."""
         self.visible = self._initial_visible()
-        totals: dict[str, int] = {}
-        rounds = 0
-        while True:
-            rounds += 1
+        cut = False
+
+        def one(clock: Clock) -> Stats:
+            nonlocal cut
             self._reset(clock)
             try:
                 cut = self._round(clock)
             except KeyboardInterrupt:
                 clock.interrupted = cut = True
-            for k in _SUMMED:  # every round's work counts, not only the last one's
-                totals[k] = totals.get(k, 0) + getattr(self.stats, k)
-            clock.earlier = totals["executions"]
-            if (clock.restart or clock.promoted_since()) and not clock.interrupted:
-                # a stable field was promoted: what this round explored used the old steps
-                clock.restarted()
-                continue
+            return self.stats
+
+        def more() -> bool:
+            """Another round, with the fields checks read that no step treated as visible
+            (one that finds nothing new, or a task's only round, is the last)."""
             new = self.observed - self.visible
             if cut or (self.r.findings and self.stop_first) or not new or self.single_round:
-                break
+                return False
             self.visible |= new
-        for k, v in totals.items():
-            setattr(self.stats, k, v)
-        clock.earlier = 0  # now in self.stats
-        self.stats.rounds = rounds
-        self.stats.states = len(self.visited)
+            return True
+
+        clock, _n, stats = rounds(self.program, self.budget, one, more)
+        stats.states = len(self.visited)
         stopped = bool(self.r.findings) and self.stop_first
         if cut:
-            coverage = clock.cut(self.stats)
+            coverage = clock.cut(stats)
         elif stopped:
-            coverage = f"stopped at the first finding, after {self.stats.executions} executions"
+            coverage = f"stopped at the first finding, after {stats.executions} executions"
         else:
             how = "source-set DPOR with sleep sets"
-            if self.stats.caching:
-                how += f" and state caching ({self.stats.states} states)"
+            if stats.caching:
+                how += f" and state caching ({stats.states} states)"
             coverage = f"exhaustive: every interleaving up to equivalence ({how})"
         return self.r.result("dpor", coverage, not cut and not stopped)
 
@@ -569,3 +564,26 @@ def expand_fully(node: Node) -> None:
     """Every enabled thread of ``node`` joins its backtrack set (a conservative race)."""
     node.backtrack.update(node.enabled)
     node.full = True
+
+
+class Dpor(Strategy):
+    """Source-set DPOR with sleep sets and state caching (``cache``); with a ``backend``
+    (parallel/workers.py) and no execution budget, split among its workers."""
+
+    name = "dpor"
+
+    def __init__(self, cache: bool = True, backend: Any = None) -> None:
+        self.cache = cache
+        self.backend = backend
+
+    @classmethod
+    def from_options(cls, **options: Any) -> Dpor:
+        return cls(cache=options.get("cache", True), backend=options.get("backend"))
+
+    def search(self, program: Program, budget: Budget, *, stop_first: bool) -> Result:
+        if self.backend is not None and budget.executions is None:
+            from pfnlab.explore.search.parallel import explore_parallel
+
+            return explore_parallel(program, budget, self.backend, stop_first=stop_first,
+                                    cache=self.cache)
+        return explore_dpor(program, budget, cache=self.cache, stop_first=stop_first)

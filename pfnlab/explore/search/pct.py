@@ -9,11 +9,13 @@ bug of depth d is found by one execution with probability at least 1 / (n · k^(
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution
 from pfnlab.explore.search.common import Budget, Result
 from pfnlab.explore.search.random_walk import sample
+from pfnlab.explore.search.strategy import Strategy, restarting
 
 
 def explore_pct(
@@ -55,3 +57,25 @@ def explore_pct(
 
     return sample(program, executions, budget or Budget(), stop_first, "pct", choose,
                   f"{{n}} PCT executions (depth {depth}, seed {seed})", reset)
+
+
+class Pct(Strategy):
+    """``executions`` PCT schedules of bug depth ``depth`` from ``seed`` (after a restart:
+    what is left of the count)."""
+
+    name = "pct"
+
+    def __init__(self, executions: int = 1000, depth: int = 3, seed: int = 0) -> None:
+        self.executions = executions
+        self.depth = depth
+        self.seed = seed
+
+    @classmethod
+    def from_options(cls, **options: Any) -> Pct:
+        return cls(options.get("executions", 1000), options.get("depth", 3),
+                   options.get("seed", 0))
+
+    def search(self, program: Program, budget: Budget, *, stop_first: bool) -> Result:
+        return restarting(program, budget, lambda earlier: explore_pct(
+            program, max(1, self.executions - earlier), self.depth, self.seed, budget,
+            stop_first=stop_first))

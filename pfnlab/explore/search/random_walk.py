@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution
 from pfnlab.explore.search.common import Budget, Result, Run, ended
+from pfnlab.explore.search.strategy import Strategy, restarting
 
 
 def explore_random(
@@ -63,3 +65,23 @@ def sample(
     if cut:
         coverage += " (interrupted)" if run.clock.interrupted else " (budget reached)"
     return run.result(name, coverage, False)
+
+
+class RandomWalk(Strategy):
+    """``executions`` random schedules from ``seed`` (after a restart: what is left of
+    the count)."""
+
+    name = "random"
+
+    def __init__(self, executions: int = 1000, seed: int = 0) -> None:
+        self.executions = executions
+        self.seed = seed
+
+    @classmethod
+    def from_options(cls, **options: Any) -> RandomWalk:
+        return cls(options.get("executions", 1000), options.get("seed", 0))
+
+    def search(self, program: Program, budget: Budget, *, stop_first: bool) -> Result:
+        return restarting(program, budget, lambda earlier: explore_random(
+            program, max(1, self.executions - earlier), self.seed, budget,
+            stop_first=stop_first))

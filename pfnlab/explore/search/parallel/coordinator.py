@@ -49,6 +49,7 @@ from pfnlab.explore.search.common import (
     _PROGRESS,
     INTERRUPTED_BY,
     Budget,
+    Clock,
     Result,
     Stats,
     dependent,
@@ -57,6 +58,7 @@ from pfnlab.explore.search.common import (
 from pfnlab.explore.search.dpor import Event, Node, SourceDpor, apply_race, expand_fully
 from pfnlab.explore.search.parallel.exchange import SharedTable
 from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerDied, WorkerLost
+from pfnlab.explore.search.strategy import SUMMED, rounds
 
 #: the frontier: tasks start this many steps below the root (at most; fewer where
 #: executions are shorter)
@@ -65,9 +67,6 @@ DEPTH = 12
 #: how often a search found a node with work its queue had missed (a bug: the search
 #: explores it all the same; the tests check this stays 0)
 MISSED = [0]
-
-_SUMMED = ("executions", "complete", "pruned", "sleep_blocked", "hangs", "findings", "steps",
-           "memoised")
 
 
 @dataclass
@@ -148,19 +147,26 @@ def explore_parallel(
     probe = Execution(program, max_steps=budget.max_steps)
     visible = frozenset(probe.observed)
     probe.close()
-    rounds = 0
-    while True:
-        rounds += 1
+    last: list[_Coordinator] = []
+    results: list[Result] = []
+
+    def one(_clock: Clock) -> Stats:
+        nonlocal visible
         c = _Coordinator(program, budget, backend, stop_first, collect_final_states, cache,
                          depth, visible, start, on_progress)
-        res = c.run()
-        if c.restart and not c.interrupted:
-            # a task observed a field no step treated as visible, or promoted a stable
-            # field: every step so far may be a different step now
+        last[:] = [c]
+        results[:] = [c.run()]
+        if c.restart and not c.interrupted:  # (with what was learnt, or by itself:)
             visible = visible | c.observed
-            continue
-        break
-    res.stats.rounds = rounds
+        return results[0].stats
+
+    def more() -> bool:
+        """Another round, with the fields a task observed that no step treated as visible
+        (every step so far may be a different step now)."""
+        return last[0].restart and not last[0].interrupted
+
+    _clock, _n, _stats = rounds(program, budget, one, more)
+    res = results[0]
     res.stats.seconds = time.perf_counter() - start
     return res
 
@@ -469,7 +475,7 @@ class _Coordinator:
         r = self.run_
         st = r.stats
         for res in self.results:
-            for k in _SUMMED:
+            for k in SUMMED:
                 setattr(st, k, getattr(st, k) + getattr(res.stats, k))
             st.max_depth = max(st.max_depth, res.stats.max_depth)
             st.caching = st.caching or res.stats.caching
