@@ -73,8 +73,11 @@ def explore(
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     chosen = STRATEGY_CLASSES[strategy].from_options(
-        cache=cache, backend=backend, preemptions=preemptions, executions=executions,
-        seed=seed, depth=depth)
+        cache=cache, preemptions=preemptions, executions=executions, seed=seed, depth=depth)
+    if backend is not None:  # a DPOR search split among the backend's workers
+        from pfnlab.explore.search.parallel import Parallel
+
+        chosen = Parallel.wrap(chosen, backend)
     res = chosen.search(program, budget, stop_first=stop_first)
     interrupted = res.interrupted = res.interrupted or res.coverage.startswith("interrupted")
     # the stable fields whose reads were steps when these were found: a replay of their

@@ -567,23 +567,16 @@ def expand_fully(node: Node) -> None:
 
 
 class Dpor(Strategy):
-    """Source-set DPOR with sleep sets and state caching (``cache``); with a ``backend``
-    (parallel/workers.py) and no execution budget, split among its workers."""
+    """Source-set DPOR with sleep sets and state caching (``cache``)."""
 
     name = "dpor"
 
-    def __init__(self, cache: bool = True, backend: Any = None) -> None:
+    def __init__(self, cache: bool = True) -> None:
         self.cache = cache
-        self.backend = backend
 
     @classmethod
     def from_options(cls, **options: Any) -> Dpor:
-        return cls(cache=options.get("cache", True), backend=options.get("backend"))
+        return cls(cache=options.get("cache", True))
 
     def search(self, program: Program, budget: Budget, *, stop_first: bool) -> Result:
-        if self.backend is not None and budget.executions is None:
-            from pfnlab.explore.search.parallel import explore_parallel
-
-            return explore_parallel(program, budget, self.backend, stop_first=stop_first,
-                                    cache=self.cache)
         return explore_dpor(program, budget, cache=self.cache, stop_first=stop_first)

@@ -34,8 +34,8 @@ class Strategy(ABC):
     @abstractmethod
     def from_options(cls, **options: Any) -> Strategy:
         """The strategy, configured from the options ``explore()`` takes (each strategy
-        picks those it knows: ``cache``, ``backend``, ``preemptions``, ``executions``,
-        ``seed``, ``depth``)."""
+        picks those it knows: ``cache``, ``preemptions``, ``executions``, ``seed``,
+        ``depth``). A search on many workers wraps DPOR (parallel.Parallel)."""
 
     @abstractmethod
     def search(self, program: Program, budget: Budget, *, stop_first: bool) -> Result:
