@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from pfnlab.explore.findings import (
+    DATA_RACE,
     FINAL,
     HANG,
     INVARIANT,
@@ -32,43 +33,21 @@ from pfnlab.explore.findings import (
     Finding,
     violation_details,
 )
+from pfnlab.explore.races import Race
 from pfnlab.explore.runtime import locks
-from pfnlab.explore.runtime.ops import ACQUIRE, PEEK
+from pfnlab.explore.runtime.ops import ACQUIRE, PEEK, READ
+from pfnlab.explore.runtime.sites import model_stack
+from pfnlab.explore.runtime.state import State
+from pfnlab.explore.runtime.threads import ThreadState
 from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.shared import ALL_FIELDS, HOOKS
 
 if TYPE_CHECKING:
-    from pfnlab.explore.program import Check, Instance
+    from pfnlab.explore.program import Check
 
 
-class Checking:
-    """The checking half of :class:`~pfnlab.explore.runtime.execution.Execution` (a mixin).
-
-    The attributes below are the execution's, set by ``Execution.__init__``.
-    """
-
-    instance: Instance
-    threads: list[Any]
-    objects: list[Any]
-    schedule: list[int]
-    labels: list[str]
-    mode: int
-    peek: set[tuple[int, str]] | None
-    observed: set[tuple[int, str]]
-    nsteps: int
-    max_steps: int
-    finished: bool
-    check_on: bool
-    finding: Finding | None
-    noted: list[Finding]
-    noted_keys: set[tuple[str, str]]
-    inv_false: set[int]
-    replayed: bool
-    inv_reads: list[set[tuple[int, str]]]
-    goal_reads: list[set[tuple[int, str]]]
-    goals_reached: set[str]
-    ghost_writes: list[tuple[int, str]]
-    hang_props: dict[str, str]
+class Checking(State):
+    """Invariants, goals, final checks and hangs of an execution, and its findings."""
 
     def _set_finding(self, t: Any, kind: str, prop: str, message: str,
                      tb: str = "") -> None:
@@ -284,6 +263,22 @@ class Checking:
                 self.replayed = False
         if self.finding is None and self.finished:
             self._final_checks()
+
+    def _race_finding(self, t: ThreadState, race: Race, kind: int, wait: str = "") -> None:
+        obj = self.objects[race.key[0]]
+        if wait:
+            fn = f" in its wait_until({wait!r})"
+        else:
+            where = model_stack()
+            fn = f" in {where[-1]}" if where else ""
+        other = self.threads[race.earlier_tid].name
+        verb = "writes" if kind != READ else "reads"
+        self._set_finding(
+            t, DATA_RACE, DATA_RACE,
+            f"data race on {obj.name}.{race.key[1]}: {t.name} {verb} it{fn} while "
+            f"{other}'s earlier {race.earlier_kind} of it is not ordered before by any lock "
+            "or marked access (make the field a Field if the race is intended)",
+        )
 
 
 def _touches(reads: set[tuple[int, str]], writes: list[tuple[int, str]]) -> bool:

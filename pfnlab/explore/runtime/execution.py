@@ -17,7 +17,6 @@ state graph may have cycles; DPOR never prunes at a state on its stack.
 
 from __future__ import annotations
 
-import contextlib
 import traceback
 import weakref
 from collections.abc import Callable
@@ -27,25 +26,18 @@ import greenlet
 
 from pfnlab.explore.findings import (
     ASSERTION,
-    DATA_RACE,
     EXCEPTION,
     Finding,
-    ModelViolation,
     TraceStep,
 )
-from pfnlab.explore.fingerprint import Unencodable, combine, digest, extend, field_key
+from pfnlab.explore.fingerprint import combine, digest
 from pfnlab.explore.knowledge import (
-    ALLOCATES,
-    Knowledge,
     freed_key,
     promoted_key,
-    written_key,
 )
 from pfnlab.explore.program import Instance, Program
-from pfnlab.explore.races import Race, RaceDetector
+from pfnlab.explore.races import RaceDetector
 from pfnlab.explore.runtime import frees, locks, waits
-from pfnlab.explore.runtime.blocking import unwatch, watch
-from pfnlab.explore.runtime.checks import Checking
 from pfnlab.explore.runtime.ops import (
     ABORT,
     ACQUIRE,
@@ -63,7 +55,6 @@ from pfnlab.explore.runtime.ops import (
     RESUME,
     RIDE,
     RMW,
-    SCHED,
     STEP,
     STOPPED,
     THREAD,
@@ -75,17 +66,16 @@ from pfnlab.explore.runtime.ops import (
     action_name,
 )
 from pfnlab.explore.runtime.services import Outcome
-from pfnlab.explore.runtime.sites import model_frame, model_stack, site, where_failed
-from pfnlab.explore.runtime.snapshot import RESUMED, Snapshots
+from pfnlab.explore.runtime.sites import model_frame, model_stack, site
+from pfnlab.explore.runtime.snapshot import RESUMED
 from pfnlab.explore.runtime.stepmemo import StepMemo
-from pfnlab.explore.runtime.threads import DONE_KEY, ThreadState
-from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared, guard_of, is_plain
-from pfnlab.explore.stable import Stable, stable_fields
+from pfnlab.explore.runtime.threads import ThreadState
+from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared
+from pfnlab.explore.stable import Stable
 from pfnlab.explore.sync import MOVER_FIELD
-from pfnlab.explore.threadstate import Statics, ops_key
 
 
-class Execution(Checking, Snapshots, StepMemo):
+class Execution(StepMemo):
     """One run of ``program`` from its initial state, stepped by a search strategy."""
 
     def __init__(
@@ -101,80 +91,9 @@ class Execution(Checking, Snapshots, StepMemo):
         snapshots: bool = False,
         memo: bool = False,
     ) -> None:
-        self.program = program
-        #: stable fields whose reads are steps for this program (stable.py); live: a
-        #: promotion during this execution applies to its later reads
-        self.knowledge: Knowledge = program.knowledge
-        # checkpoints (snapshot.py): the undo log, per-step and per-thread records
-        self.no_snapshots = "" if snapshots else "not requested"
-        if snapshots and ALLOCATES in self.knowledge:
-            snapshots = False
-            self.no_snapshots = "a thread creates shared objects"
-        self.log: list[tuple[dict[str, Any], str, Any, Any]] | None = [] if snapshots else None
-        self.step_pos: list[int] = []
-        self.step_res: list[int] = []
-        self.init_pos: list[int] = []
-        self.rebuilds = 0
-        self.rebuilt_steps = 0
-        self.replaying = False
-        # step outcomes (stepmemo.py): with checkpoints, where the search caches states
-        self.memo: dict[tuple[int, ...], Any] | None = {} if snapshots and memo else None
-        self.memo_hits = 0
-        self._ghost_cache: dict[tuple[type, str], bool] = {}
-        self.stale_wakes: set[int] = set()  # stale waiters a write woke (``_wake``)
-        #: stable reads joined to their thread's last step (stable.py): (object index,
-        #: field) -> the threads whose last step (or initial run) made one (part of the
-        #: state: ``_joined_key``)
-        self.joined: dict[tuple[int, str], tuple[int, ...]] = {}
-        self._stable_cache: dict[tuple[type, str], str] = {}
-        #: the records the step under way made (the step memo keeps them with its outcome)
-        self.step_joined: list[tuple[int, str]] = []
-        self.starting = False
-        #: Lipton's reduction for mover locks and SRCU (``_joins``), call summaries
-        self.movers = program.reduce
-        self.trace_on = trace
-        self.check_on = check_invariants
-        self.max_steps = max_steps
-        self.objects: list[Shared] = []
-        self.names: dict[str, Shared] = {}
-        self.mode = SCHED
-        self.peek: set[tuple[int, str]] | None = None
-        self.hashable = True
-        self.unhashable = ""             # why state caching is off, if it is
-        self.statics: Statics | None = None  # set-up objects (threadstate.py)
-        self.zob = 0
-        self.nsteps = 0
-        self.finding: Finding | None = None   # the halting finding (runtime/checks.py)
-        self.noted: list[Finding] = []         # findings the execution went on past
-        self.noted_keys: set[tuple[str, str]] = set()
-        self.inv_false: set[int] = set()       # stable invariants found false
-        self.replayed = False                  # checking a re-executed prefix's end state
-        self.finished = False            # every thread finished (final checks done)
-        self.schedule: list[int] = []    # tids chosen so far
-        self.trace: list[TraceStep] = []
-        self.labels: list[str] = []
-        self.watch: dict[tuple[int, str], set[int]] = {}
-        self.goals_reached = goals_reached if goals_reached is not None else set()
-        # The visibility proviso: a step that writes a field some invariant reads gets a write
-        # of a pseudo-object in its footprint, so the reduced search orders all such steps.
-        # ``observed`` accumulates every field any invariant has read (the search grows
-        # ``visible`` to it until nothing new is observed). Final checks need no such care:
-        # equivalent interleavings end in the same state.
-        self.visible: set[tuple[int, str]] = visible if visible is not None else set()
-        self.observed: set[tuple[int, str]] = observed if observed is not None else set()
-        self._main: greenlet.greenlet | None = None
-        self.context: Any = None
-        self.ghost_writes: list[tuple[int, str]] = []
-        self.hang_props: dict[str, str] = {}
-        self._traced: TraceStep | None = None  # trace mode: the step whose thread runs on
-        self.running: ThreadState | None = None  # the thread whose code runs now
-        self.plain_fp: list[tuple[int, str, bool]] = []  # plain accesses of this step
-        self.enabling = False            # this step changed state another thread may wait on
-        self.has_plain = False           # some object has Plain fields: detect races
-        self.races: RaceDetector | None = None
-        self._plain_cache: dict[tuple[type, str], bool] = {}
-        self._guard_cache: dict[tuple[type, str], Any] = {}
-
+        super().__init__(program, trace=trace, check_invariants=check_invariants,
+                         goals_reached=goals_reached, max_steps=max_steps, visible=visible,
+                         observed=observed, snapshots=snapshots, memo=memo)
         prev = HOOKS.current
         HOOKS.current = self
         try:
@@ -193,7 +112,7 @@ class Execution(Checking, Snapshots, StepMemo):
         # write leaves behind (a Guarded write is a step, an acquire does not run on past a
         # write). Stable and final checks lose nothing by it: a stable violation persists.
         self.unstable = any(not c.stable for c in (*inst.invariants, *inst.goals))
-        self.threads: list[ThreadState] = []
+        self.threads = []
         self.bodies = list(inst.threads.values())
         for tid, (name, fn) in enumerate(inst.threads.items()):
             self.threads.append(ThreadState(tid, name, greenlet.greenlet(self._trampoline(fn))))
@@ -215,8 +134,8 @@ class Execution(Checking, Snapshots, StepMemo):
         else:
             self.zob, self.hashable, self.unhashable = init[0], init[1], init[2]
         # invariants / goals: per-check read sets, re-evaluated when a step writes into them
-        self.inv_reads: list[set[tuple[int, str]]] = [set() for _ in inst.invariants]
-        self.goal_reads: list[set[tuple[int, str]]] = [set() for _ in inst.goals]
+        self.inv_reads = [set() for _ in inst.invariants]
+        self.goal_reads = [set() for _ in inst.goals]
         # run every thread to its first scheduling point
         self.starting = True  # the initial runs: no thread has a step yet (stable.py)
         for t in self.threads:
@@ -229,93 +148,6 @@ class Execution(Checking, Snapshots, StepMemo):
         if self.check_on:
             self._check_all()
         self._check_end()
-
-    # ------------------------------------------------------------------ registration
-    def register(self, obj: Shared) -> int:
-        """Give a newly created shared object its index (called by Shared.__init__)."""
-        name = obj.__dict__["_name"]
-        if name in self.names:
-            raise ValueError(f"two shared objects are both named {name!r}; names must be unique")
-        self.names[name] = obj
-        self.objects.append(obj)
-        if self.threads_started() and self.log is not None:
-            # A rebuilt thread would create it again (snapshot.py): the program is run
-            # without checkpoints from now on. Learnt like a promotion, so the search starts
-            # again (knowledge.ALLOCATES); the log stays on to the end of this step, which may
-            # still rebuild a stale waiter it wakes, and its outcome is not memoised.
-            self.knowledge.learn(ALLOCATES)
-        if type(obj)._has_plain_:
-            self.has_plain = True
-            if self.races is None and self.threads_started():
-                # created mid-run: clocks start now, so earlier synchronisation orders
-                # nothing (more races reported, never fewer)
-                self.races = RaceDetector(len(self.threads))
-        if self.mode != SCHED or self.nsteps:
-            self._hash_object(obj)
-        return len(self.objects) - 1
-
-    def _hash_object(self, obj: Shared) -> None:
-        d = obj.__dict__
-        name = d["_name"]
-        for f in type(obj)._fields_:
-            self._zob(name, f, d[f])
-
-    def _zob(self, name: str, field: str, value: Any) -> None:
-        if not self.hashable:
-            return
-        try:
-            self.zob ^= field_key(name, field, value)
-        except Unencodable as e:
-            self.hashable = False
-            self.unhashable = f"{name}.{field}: {e}"
-
-    # ------------------------------------------------------------------ thread side
-    def _trampoline(self, fn: Any, start: int = 0) -> Callable[[Any], object]:
-        if callable(fn):
-            def run(_first: Any) -> object:
-                return fn()
-
-            return run
-        ops = list(fn)
-
-        def run_ops(_first: Any) -> object:
-            for i in range(start, len(ops)):
-                self._operation_starts(ops, i)
-                ops[i]()
-            return None
-
-        return run_ops
-
-    def _operation_starts(self, ops: list[Any], index: int) -> None:
-        """A thread given as a list of operations starts ``ops[index]``: its state is now the
-        operations left, so its history key becomes their key (see threadstate.py)."""
-        t = self.running
-        if t is not None and self.log is not None and not self.replaying:
-            # a rebuild may start here (snapshot.py): the step, the log, the operation, the
-            # key before it, and how far the step had got
-            t.opstarts.append((len(self.schedule) - 1, len(self.log), index, t.key,
-                               self.enabling, self.step_res[-1] if self.schedule else 0))
-        if t is None or not self.hashable:
-            return
-        # The thread is deterministic, so its key here determines the operations left and
-        # their encoding: memoised for every execution of this program.
-        memo = _OPS_MEMO.get(self.program)
-        if memo is None:
-            memo = _OPS_MEMO[self.program] = {}
-        mk = (t.key, index)
-        key = memo.get(mk, -1)
-        if key == -1:
-            if self.statics is None:
-                self.statics = Statics(list(self.instance.threads.values()))
-            key = memo[mk] = ops_key(t.name, ops, index, self.statics)
-        if key is not None:
-            t.key = key
-
-    def _yield(self, op: Op) -> Any:
-        if self.trace_on:
-            op.where = model_stack()
-        assert self._main is not None
-        return self._main.switch(op)
 
     def read(self, obj: Shared, field: str) -> Any:
         """A field read by model code (a scheduling point when a thread runs)."""
@@ -356,31 +188,6 @@ class Execution(Checking, Snapshots, StepMemo):
             if error:
                 raise RuntimeError(error)
 
-    def ghost_write(self, obj: Shared, field: str, value: Any) -> None:
-        """A ghost-field write: hashed into the state, re-checks invariants, not a step."""
-        d = obj.__dict__
-        if self.replaying:
-            d[field] = value
-            return
-        if self.threads_started():
-            if self.log is not None:
-                self.log.append((d, field, d[field], value))
-            self._zob(d["_name"], field, d[field])
-            self._zob(d["_name"], field, value)
-            self.ghost_writes.append((d["_idx"], field))
-            if self._traced is not None:
-                self._traced.ghosts.append((d["_name"], field, d[field], value))
-        d[field] = value
-
-    def note(self, text: str) -> None:
-        """Trace mode: attach ``text`` to the step after which the running thread goes on."""
-        if self._traced is not None:
-            self._traced.notes.append(text)
-
-    def threads_started(self) -> bool:
-        """Whether set-up is over (threads exist)."""
-        return bool(getattr(self, "threads", None))
-
     # -------------------------------------------------------------- plain accesses
     def plain_read(self, obj: Shared, field: str) -> Any:
         """A read of a Plain field: no scheduling point, race-checked (see races.py)."""
@@ -394,22 +201,6 @@ class Execution(Checking, Snapshots, StepMemo):
             self.write(obj, field, value)
             return
         self._plain(WRITE, obj, field, value)
-
-    def _is_plain(self, obj: Shared, field: str) -> bool:
-        key = (type(obj), field)
-        v = self._plain_cache.get(key)
-        if v is None:
-            v = self._plain_cache[key] = is_plain(type(obj), field)
-        return v
-
-    def _guard_of(self, obj: Shared, field: str) -> Any:
-        """The Guarded descriptor of ``obj.field``, or None (cached by type)."""
-        key = (type(obj), field)
-        try:
-            return self._guard_cache[key]
-        except KeyError:
-            g = self._guard_cache[key] = guard_of(type(obj), field)
-            return g
 
     # ------------------------------------------------------------ stable accesses
     def stable_read(self, obj: Shared, s: Stable[Any]) -> Any:
@@ -448,135 +239,6 @@ class Execution(Checking, Snapshots, StepMemo):
             where=where, action="read", obj=name, field=s.name, before=value, joined=True))
         self._traced = self.trace[-1]
         return value
-
-    def _pinned(self, obj: Shared, s: Stable[Any], who: str,
-                reads: set[tuple[int, str]] | None = None) -> tuple[bool, set[tuple[int, str]]]:
-        """Whether thread ``who`` holds a pin on ``obj`` now (``s.pinned``), and what the
-        predicate read (no steps)."""
-        if reads is None:
-            reads = set()
-        if s.pinned is None:  # __ro_after_init
-            return True, reads
-        prev_mode, prev_peek = self.mode, self.peek
-        self.mode, self.peek = PEEK, reads
-        prev = HOOKS.current  # (a write's check runs on the scheduler's side)
-        HOOKS.current = self
-        try:
-            ok = bool(s.pinned(obj, who))
-        finally:
-            self.mode, self.peek = prev_mode, prev_peek
-            HOOKS.current = prev
-        return ok, reads
-
-    def _join_record(self, tid: int, idx: int, field: str) -> None:
-        """Thread ``tid`` read stable ``field`` of object ``idx`` joined to its current step
-        (or initial run): recorded until its next step (stable.py)."""
-        key = (idx, field)
-        tids = self.joined.get(key, ())
-        if tid not in tids:
-            self.joined[key] = (*tids, tid)
-            self.step_joined.append(key)
-
-    def _take_joined(self, tid: int) -> tuple[tuple[int, str], ...]:
-        """Thread ``tid`` takes a step: the reads its last step joined are behind it once
-        the step makes progress (program order, in a finer execution too). Removes and
-        returns their records: :meth:`_after_take` puts them back if it did not."""
-        out = []
-        for key, tids in list(self.joined.items()):
-            if tid in tids:
-                rest = tuple(u for u in tids if u != tid)
-                if rest:
-                    self.joined[key] = rest
-                else:
-                    del self.joined[key]
-                out.append(key)
-        return tuple(out)
-
-    def _after_take(self, tid: int, taken: tuple[tuple[int, str], ...],
-                    progressed: bool) -> Footprint:
-        """After ``tid``'s step: a failed attempt (a lock or wait that blocked at once)
-        keeps the records ``taken`` (nothing of the thread's moved: the state stays one
-        state whether or not it tried); a step that progressed clears them and reads their
-        fields in its footprint, so that a write of one is ordered against it as against
-        the step that read it: whether the record is there at the write is the same in
-        every equivalent execution."""
-        if not progressed:
-            for key in taken:
-                tids = self.joined.get(key, ())
-                if tid not in tids:
-                    self.joined[key] = (*tids, tid)
-            return ()
-        return tuple((i, f, False) for i, f in taken)
-
-    def _stable_writes(self, tid: int, fp: Footprint) -> None:
-        """After a step of ``tid`` with footprint ``fp``: a write or free of a stable field
-        that another thread's last step read joined to it promotes the field (in a finer
-        execution that read may come after this write: it was no left mover); and the
-        first write of a stable field, or free of an object with stable fields, by a model
-        thread is learnt (the records of such fields join the fingerprint: stable.py)."""
-        joined = self.joined
-        for i, f, w in fp:
-            if not w or i < 0:
-                continue
-            obj = self.objects[i]
-            cls = type(obj)
-            if f == ALL_FIELDS:
-                fields = stable_fields(cls)
-                if not fields:
-                    continue
-                self.knowledge.learn(written_key(cls, ALL_FIELDS))
-                keys = [k for k in joined if k[0] == i]
-            else:
-                kind = self._stable_cache.get((cls, f))
-                if kind is None:
-                    kind = self._stable_cache[(cls, f)] = \
-                        written_key(cls, f) if any(x.name == f for x in stable_fields(cls)) \
-                        else ""
-                if not kind:
-                    continue
-                self.knowledge.learn(kind)
-                fields = tuple(x for x in stable_fields(cls) if x.name == f)
-                keys = [(i, f)] if (i, f) in joined else []
-            for key in keys:
-                if any(u != tid for u in joined[key]):
-                    self.knowledge.learn(promoted_key(cls, key[1]))
-            self._eager_promotions(tid, obj, fields)
-
-    def _eager_promotions(self, tid: int, obj: Shared, fields: tuple[Stable[Any], ...]
-                          ) -> None:
-        """Promote each of ``fields`` (just written or freed by ``tid``) that another
-        thread holds a pin on now. Not what soundness rests on (``_stable_writes`` is): a
-        write while a reader is pinned is where a joined read would be overtaken, so this
-        finds the promotion in the first executions that write, instead of waiting for one
-        in which the read happens to be in the reader's last step."""
-        for s in fields:
-            k = promoted_key(type(obj), s.name)
-            if k in self.knowledge:
-                continue
-            for u in self.threads:
-                if u.tid == tid:
-                    continue
-                try:
-                    ok, _ = self._pinned(obj, s, u.name)
-                except Exception as e:
-                    self._set_finding(self.threads[tid], EXCEPTION, "exception",
-                                      f"the pinned predicate of {obj.name}: {e!r}")
-                    return
-                if ok:
-                    self.knowledge.learn(k)
-                    break
-
-    def _joined_key(self) -> int:
-        """The fingerprint's part for the joined stable reads of fields that threads write
-        or free (the others can never be written under a reader: learnt, stable.py)."""
-        h = 0
-        known = self.knowledge
-        for (i, f), tids in self.joined.items():
-            cls = type(self.objects[i])
-            if written_key(cls, f) in known or written_key(cls, ALL_FIELDS) in known:
-                for u in tids:
-                    h ^= _joined_hash(u, (i, f))
-        return h
 
     # ----------------------------------------------------------- guarded accesses
     def guarded_read(self, obj: Shared, g: Any) -> Any:
@@ -684,32 +346,6 @@ class Execution(Checking, Snapshots, StepMemo):
             self._traced.plain.append((ACTIONS[kind], d["_name"], field, before, after,
                                        where[-1] if where else ""))
         return result
-
-    def _received(self, t: ThreadState, value: Any) -> None:
-        """``t`` received ``value`` from shared state: extend its history key."""
-        if not self.hashable:
-            return
-        try:
-            t.key = extend(t.key, value)
-        except Unencodable as e:
-            self.hashable = False
-            self.unhashable = f"a value {t.name} read: {e}"
-
-    def _race_finding(self, t: ThreadState, race: Race, kind: int, wait: str = "") -> None:
-        obj = self.objects[race.key[0]]
-        if wait:
-            fn = f" in its wait_until({wait!r})"
-        else:
-            where = model_stack()
-            fn = f" in {where[-1]}" if where else ""
-        other = self.threads[race.earlier_tid].name
-        verb = "writes" if kind != READ else "reads"
-        self._set_finding(
-            t, DATA_RACE, DATA_RACE,
-            f"data race on {obj.name}.{race.key[1]}: {t.name} {verb} it{fn} while "
-            f"{other}'s earlier {race.earlier_kind} of it is not ordered before by any lock "
-            "or marked access (make the field a Field if the race is intended)",
-        )
 
     def rmw(self, obj: Shared, field: str, update: Callable[[Any], tuple[Any, Any]]) -> Any:
         """An atomic read-modify-write (one scheduling point)."""
@@ -1022,148 +658,9 @@ class Execution(Checking, Snapshots, StepMemo):
         self._set(obj, d["_name"], field, new)
         return fp, before, result, RAN
 
-    # -------------------------------------------- what the mixins use of the primitives
-    def _wake_object(self, idx: int) -> None:
-        waits.wake_object(self, idx)
-
-    def _wake_stale(self) -> None:
-        waits.wake_stale(self)
-
-    def _watch(self, t: ThreadState, reads: Any) -> None:
-        watch(self, t, reads)
-
-    def _unwatch(self, t: ThreadState) -> None:
-        unwatch(self, t)
-
-    def _passed(self, t: ThreadState, op: Op, value: Any) -> None:
-        waits.passed(self, t, op, value)
-
-    # ------------------------------------------------------------------ internals
-    def _set(self, obj: Shared, name: str, field: str, value: Any) -> None:
-        d = obj.__dict__
-        if self.replaying:  # a rebuilt thread's code re-runs (snapshot.py)
-            d[field] = value
-            return
-        old = d[field]
-        d[field] = value
-        if self.log is not None:
-            self.log.append((d, field, old, value))
-        self._zob(name, field, old)
-        self._zob(name, field, value)
-        w = self.watch.get((d["_idx"], field))
-        if w:
-            waits.wake(self, w)
-
-    def _switch(self, t: ThreadState, value: Any) -> Any:
-        """Run thread ``t``'s code from where it is suspended, handing it ``value``, until
-        it yields its next operation (returned) or ends; what it raises propagates."""
-        prev = HOOKS.current
-        HOOKS.current = self
-        self._main = greenlet.getcurrent()
-        self.mode = THREAD
-        self.running = t
-        try:
-            return t.glet.switch(value)
-        finally:
-            self.mode = SCHED
-            HOOKS.current = prev
-
-    def _resume(self, t: ThreadState, value: Any) -> None:
-        try:
-            nxt = self._switch(t, value)
-        except Halt:  # a plain access was a finding (race, use after free); already set
-            self._died(t)
-            return
-        except ModelViolation as e:
-            self._set_finding(t, ASSERTION, e.prop, e.message)
-            self._died(t)
-            return
-        except AssertionError as e:
-            msg = str(e) or where_failed(e)
-            at = model_frame(e)
-            self._set_finding(t, ASSERTION, "assertion",
-                              f"{msg} ({at})" if at and str(e) else msg)
-            self._where(at)
-            self._died(t)
-            return
-        except Exception as e:
-            at = model_frame(e)
-            self._set_finding(
-                t, EXCEPTION, "exception",
-                f"{type(e).__name__}: {e}" + (f" ({at})" if at else ""),
-                tb=traceback.format_exc()
-            )
-            self._where(at)
-            self._died(t)
-            return
-        unwatch(self, t)
-        if t.glet.dead:
-            t.op = None
-            t.key = DONE_KEY
-            t.reads = ()
-            t.value = False
-            return
-        t.op = nxt
-        if nxt.kind == WAIT:
-            waits.reached(self, t, nxt)
-        else:
-            # what an earlier attempt left is no part of the thread's state (a step from
-            # the same state must leave the same bookkeeping: stepmemo.py)
-            t.reads = ()
-            t.value = nxt.kind != ACQUIRE or nxt.obj.__dict__.get("owner") is None
-
-    def _died(self, t: ThreadState) -> None:
-        """``t``'s code ended in the execution's finding. Made in its initial run, before
-        its first step, the finding is that step (``FAULT``), as in a finer execution:
-        other threads may run first. (Halting the execution in its initial state cut them
-        off: a data race on the Plain fields the initial run had touched went unseen.)"""
-        f = self.finding
-        if self.starting and f is not None and not self.replaying:
-            self.finding = None
-            t.op = Op(FAULT, NOBODY, "", f)
-            t.reads = ()
-            t.value = True
-            return
-        t.op = None
-
-    def _where(self, at: str) -> None:
-        """Record where in the model code the halting finding was raised (``details``)."""
-        if at and self.finding is not None:
-            self.finding.details.setdefault("where", at)
-
-    def thread_names(self) -> list[str]:
-        """Names of the threads, indexed by tid."""
-        return [t.name for t in self.threads]
-
-    def tid_of(self, name: str) -> int:
-        """The tid of the thread called ``name``."""
-        for t in self.threads:
-            if t.name == name:
-                return t.tid
-        raise KeyError(name)
-
-    def close(self) -> None:
-        """Abandon the execution, ending its thread greenlets."""
-        for t in self.threads:
-            if not t.glet.dead:
-                with contextlib.suppress(Exception):
-                    t.glet.throw(greenlet.GreenletExit)
-        self.threads = []
-
-
 #: the hash of each program's initial state (and whether it hashes), with its object count
 _INIT_ZOB: weakref.WeakKeyDictionary[Program, tuple[int, bool, str, int]] = \
     weakref.WeakKeyDictionary()
-
-#: ops_key results by program, then by (thread key at the operation's start, index)
-_OPS_MEMO: weakref.WeakKeyDictionary[Program, dict[tuple[int, int], int | None]] = \
-    weakref.WeakKeyDictionary()
-
-
-def _joined_hash(tid: int, key: tuple[int, str]) -> int:
-    """The contribution of one joined-read record to the state's fingerprint."""
-    return digest(repr((tid, *key)).encode())
-
 
 class UpdateError(TypeError):
     """An ``atomic()`` update function that does not return ``(new, result)``."""

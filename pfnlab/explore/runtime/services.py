@@ -60,5 +60,9 @@ class Runtime(Protocol):
     def _race_finding(self, t: ThreadState, race: Race, kind: int, wait: str = "") -> None:
         """Report a data race ``t``'s access makes."""
 
+
+class Rebuilding(Runtime, Protocol):
+    """An execution with checkpoints (snapshot.py): stale threads can be rebuilt."""
+
     def rebuild(self, t: ThreadState) -> None:
         """Give stale thread ``t`` a greenlet at its position (snapshot.py)."""

@@ -4,7 +4,7 @@ A stateless search goes back to a state on its stack by re-executing the schedul
 there from the initial state, every thread's code included: at `devdax-unbind` 2 x 2 that
 was over 90 % of the steps run (about 12 re-executed steps per new state). Threads live in
 greenlets, which cannot be copied, so the state cannot be forked. Instead
-(:class:`Snapshots`, a mixin of :class:`~pfnlab.explore.runtime.Execution`):
+(:class:`Snapshots`, a layer of :class:`~pfnlab.explore.runtime.Execution`):
 
 - every change of shared state (a field, a ghost field, a free) is appended to an *undo
   log* ``(object dict, field, old value, new value)``; a :class:`Checkpoint` is the log's
@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import greenlet
 
 from pfnlab.explore.runtime import frees, locks
+from pfnlab.explore.runtime.joined import JoinedReads
 from pfnlab.explore.runtime.ops import ACQUIRE, FREE, READ, RELEASE, RESUME, RMW, WAIT, WRITE
 from pfnlab.explore.runtime.sites import site
 
@@ -81,66 +82,8 @@ _NONE: frozenset[int] = frozenset()
 _NOJOINED: dict[tuple[int, str], tuple[int, ...]] = {}
 
 
-class Snapshots:
-    """Undo log, checkpoints and thread rebuilding (see the module docstring).
-
-    The attributes below are the execution's (``runtime.Execution``)."""
-
-    threads: list[ThreadState]
-    schedule: list[int]
-    nsteps: int
-    zob: int
-    hashable: bool
-    unhashable: str
-    finished: bool
-    finding: Any
-    noted: list[Any]
-    noted_keys: set[tuple[str, str]]
-    inv_false: set[int]
-    inv_reads: list[Any]
-    goal_reads: list[Any]
-    joined: dict[tuple[int, str], tuple[int, ...]]
-    watch: dict[tuple[int, str], set[int]]
-    mode: int
-    running: Any
-    enabling: bool
-    ghost_writes: list[tuple[int, str]]
-    #: the undo log; None when checkpoints are off
-    log: list[tuple[dict[str, Any], str, Any, Any]] | None
-    #: why checkpoints are off ("" when they are on)
-    no_snapshots: str
-    #: per step: the undo-log length when it started, and how often it resumed its thread
-    step_pos: list[int]
-    step_res: list[int]
-    #: per thread: the undo-log length when its initial run (to its first step) started
-    init_pos: list[int]
-    #: thread bodies, by tid (what a rebuild runs again)
-    bodies: list[Any]
-    #: threads rebuilt and the steps their code re-ran (statistics)
-    rebuilds: int
-    rebuilt_steps: int
-    #: set while a rebuilt thread's code re-runs: writes go to the state, nothing else
-    replaying: bool
-    plain_fp: list[Any]
-    #: stale waiters woken by the step under way (runtime.Execution._wake_stale)
-    stale_wakes: set[int]
-    #: set during the initial runs (no thread has taken a step yet; stable.py)
-    starting: bool
-
-    def _resume(self, t: ThreadState, value: Any) -> None:
-        raise NotImplementedError  # runtime.Execution
-
-    def _trampoline(self, fn: Any, start: int = 0) -> Any:
-        raise NotImplementedError  # runtime.Execution
-
-    def _received(self, t: ThreadState, value: Any) -> None:
-        raise NotImplementedError  # runtime.Execution
-
-    def _passed(self, t: ThreadState, op: Any, value: Any) -> None:
-        raise NotImplementedError  # runtime.Execution
-
-    def _switch(self, t: ThreadState, value: Any) -> Any:
-        raise NotImplementedError  # runtime.Execution
+class Snapshots(JoinedReads):
+    """Undo log, checkpoints and thread rebuilding (see the module docstring)."""
 
     # ------------------------------------------------------------------ the log
     def snapshots_ok(self) -> bool:

@@ -46,6 +46,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from pfnlab.explore.runtime import blocking, waits
+from pfnlab.explore.runtime.snapshot import Snapshots
 from pfnlab.explore.shared import Ghost, Shared
 
 if TYPE_CHECKING:
@@ -77,65 +79,8 @@ class StepOutcome(NamedTuple):
     joined: tuple[tuple[int, str], ...]
 
 
-class StepMemo:
-    """Recording and applying step outcomes (a mixin of ``runtime.Execution``; the
-    attributes below are the execution's)."""
-
-    threads: list[ThreadState]
-    objects: list[Shared]
-    log: list[tuple[dict[str, Any], str, Any, Any]] | None
-    schedule: list[int]
-    step_pos: list[int]
-    step_res: list[int]
-    nsteps: int
-    zob: int
-    hashable: bool
-    trace_on: bool
-    races: Any
-    finding: Any
-    noted: list[Any]
-    knowledge: Any
-    enabling: bool
-    ghost_writes: list[tuple[int, str]]
-    plain_fp: list[tuple[int, str, bool]]
-    step_joined: list[tuple[int, str]]
-    stale_wakes: set[int]
-    watch: dict[tuple[int, str], set[int]]
-    #: outcomes by (tid, key, depth, zob, promotions); None: off
-    memo: dict[tuple[int, ...], StepOutcome] | None
-    #: steps applied from the memo, and steps recorded into it (statistics)
-    memo_hits: int
-    _ghost_cache: dict[tuple[type, str], bool]
-
-    def _set(self, obj: Shared, name: str, field: str, value: Any) -> None:
-        raise NotImplementedError  # runtime.Execution
-
-    def ghost_write(self, obj: Shared, field: str, value: Any) -> None:
-        raise NotImplementedError  # runtime.Execution
-
-    def _zob(self, name: str, field: str, value: Any) -> None:
-        raise NotImplementedError  # runtime.Execution
-
-    def _wake_object(self, idx: int) -> None:
-        raise NotImplementedError  # runtime.Execution
-
-    def _wake_stale(self) -> None:
-        raise NotImplementedError  # runtime.Execution
-
-    def _unwatch(self, t: ThreadState) -> None:
-        raise NotImplementedError  # runtime.Execution
-
-    def _watch(self, t: ThreadState, reads: Any) -> None:
-        raise NotImplementedError  # runtime.Execution
-
-    def _join_record(self, tid: int, idx: int, field: str) -> None:
-        raise NotImplementedError  # runtime.Execution
-
-    def checkpoint(self) -> Any:
-        raise NotImplementedError  # snapshot.Snapshots
-
-    def restore(self, cp: Any) -> None:
-        raise NotImplementedError  # snapshot.Snapshots
+class StepMemo(Snapshots):
+    """Recording and applying step outcomes."""
 
     def memo_on(self) -> bool:
         """Whether steps are memoised in this execution (checkpoints on, no trace)."""
@@ -197,7 +142,7 @@ class StepMemo:
         self.nsteps += 1
         self.plain_fp = []
         self.ghost_writes = []
-        self._unwatch(t)
+        blocking.unwatch(self, t)
         for obj, f, new, kind in out.writes:
             if kind == _FIELD:
                 self._set(obj, obj.__dict__["_name"], f, new)
@@ -208,7 +153,7 @@ class StepMemo:
                 log.append((d, "_freed", d["_freed"], new))
                 d["_freed"] = new
                 self._zob(d["_name"], "_freed", new)
-                self._wake_object(d["_idx"])
+                waits.wake_object(self, d["_idx"])
             if self.finding is not None:  # a woken waiter's condition failed: run it
                 assert cp is not None
                 self.restore(cp)
@@ -216,7 +161,7 @@ class StepMemo:
         t.op, t.key, t.depth, t.blocked, t.value, t.reads = \
             out.op, out.key, out.depth, out.blocked, out.value, out.reads
         if out.watched:
-            self._watch(t, out.watched)
+            blocking.watch(self, t, out.watched)
         if out.opstarts:
             s = self.nsteps - 1
             t.opstarts.extend([(s, pos0 + off, index, key, enabling, done)
@@ -227,7 +172,7 @@ class StepMemo:
         for idx, field in out.joined:
             self._join_record(tid, idx, field)
         if self.stale_wakes:
-            self._wake_stale()
+            waits.wake_stale(self)
             if self.finding is not None:
                 assert cp is not None
                 self.restore(cp)

@@ -29,7 +29,7 @@ from pfnlab.explore.runtime.ops import (
     STOPPED,
     Op,
 )
-from pfnlab.explore.runtime.services import Outcome, Runtime
+from pfnlab.explore.runtime.services import Outcome, Rebuilding, Runtime
 from pfnlab.explore.runtime.sites import model_frame, site
 from pfnlab.explore.runtime.threads import ThreadState
 from pfnlab.explore.shared import HOOKS
@@ -178,7 +178,7 @@ def wake(ex: Runtime, tids: set[int]) -> None:
             t.blocked = False
 
 
-def wake_stale(ex: Runtime) -> None:
+def wake_stale(ex: Rebuilding) -> None:
     """Rebuild the stale waiters this step woke and re-check their conditions. Checking at
     the end of the step gives what checking at each write would: a condition is a function
     of the fields it reads, and every write to them since the last check woke it again
