@@ -51,6 +51,8 @@ from pfnlab.explore import (
     wait_until,
 )
 from pfnlab.explore.shared import Field, Ghost, Guarded, Plain
+from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS, kfunc
+from pfnlab.kernel.variant import VARIANTS, Variant, register, variant
 from pfnlab.kvm import (
     Kvm,
     Memslot,
@@ -74,7 +76,6 @@ from pfnlab.mm import (
     kill_dev_dax,
     thp_split_thread,
 )
-from pfnlab.model.kfunc import KERNEL_FUNCTIONS, kfunc
 from pfnlab.model.scenario import (
     ALL_KVM,
     GOAL_MAP_OVERLAP,
@@ -97,7 +98,6 @@ from pfnlab.model.scenario import (
     vm_on_devdax,
     with_vcpus,
 )
-from pfnlab.model.variant import VARIANTS, Variant, register, variant
 from pfnlab.properties import (
     NO_METADATA_AFTER_TEARDOWN,
     NO_PUT_UNREFERENCED,

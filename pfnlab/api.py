@@ -24,9 +24,9 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget, explore
 from pfnlab.explore.search.common import Result as SearchResult
 from pfnlab.explore.search.common import not_established
-from pfnlab.model.kfunc import KERNEL_FUNCTIONS
+from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
+from pfnlab.kernel.variant import VARIANTS
 from pfnlab.model.scenario import SCENARIOS
-from pfnlab.model.variant import VARIANTS
 from pfnlab.properties import PROPERTIES
 
 

@@ -55,9 +55,10 @@ class TraceStep:
     #: ghost writes the thread made right after this step, before its next one:
     #: ``(object, field, before, after)``, e.g. a reference ledger updated after a get
     ghosts: list[tuple[str, str, Any, Any]] = _field(default_factory=list)
-    #: :func:`note` texts the thread recorded right after this step (e.g. what a predicate
-    #: returned, decided by the value this step read)
-    notes: list[str] = _field(default_factory=list)
+    #: what the thread noted right after this step (e.g. what a predicate returned, decided
+    #: by the value this step read): :func:`note` texts, or a model's typed records whose
+    #: ``str()`` is the text (the kernel model's ``KernelCall``)
+    notes: list[Any] = _field(default_factory=list)
     #: for a wait, the ``object.field`` s its condition read
     reads: tuple[str, ...] = ()
     #: plain-field accesses the thread made right after this step, before its next one:

@@ -16,7 +16,7 @@ objects by their attributes), shared objects by name. A closure holding anything
 encoding leaves the history key as it is: never a guess.
 
 Within an operation, a call to a *summarised* function (every kernel function of the model:
-``pfnlab.model.kfunc``) gives the same treatment to the values it read: when it returns, the
+``pfnlab.kernel.kfunc``) gives the same treatment to the values it read: when it returns, the
 thread's key becomes the key it had when the call began extended by the call's nesting depth
 and the returned value (:func:`call_summarised`), so two executions whose ``pfn_valid`` read
 different things but returned the same answer continue as one state. (The depth tells apart

@@ -14,7 +14,7 @@ Modules, one idea each:
 - :mod:`~pfnlab.kvm.pfncache` — mappings KVM keeps without a page reference (PfnCache)
 - :mod:`~pfnlab.kvm.threads` — thread bodies for scenarios
 
-Every kernel function is a :func:`~pfnlab.model.kfunc.kfunc`: a variant replaces it by name.
+Every kernel function is a :func:`~pfnlab.kernel.kfunc.kfunc`: a variant replaces it by name.
 A model file imports the ones it calls or overrides from here (``from pfnlab.kvm import
 tdp_page_fault``), with the return conventions of their docstrings (error pfns
 ``KVM_PFN_ERR_*``, ``is_error_pfn``; fault results ``RET_PF_*``); calling one runs the

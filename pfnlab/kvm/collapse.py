@@ -8,10 +8,10 @@ published. It holds **no** page reference: it classifies the pfn of an existing 
 from __future__ import annotations
 
 from pfnlab import mm
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm.kvm import PT_PAGE_TABLE_LEVEL, Kvm, Memslot, Spte
 from pfnlab.kvm.pfn import kvm_is_reserved_pfn, kvm_is_zone_device_pfn
 from pfnlab.kvm.spte import drop_spte
-from pfnlab.model.kfunc import kfunc
 
 
 @kfunc

@@ -13,6 +13,7 @@ passed down (the kernel looks it up in ``mapping_level`` and again in ``try_asyn
 from __future__ import annotations
 
 from pfnlab import mm
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm import ghost
 from pfnlab.kvm.hva import __gfn_to_pfn_memslot, current_mm, gfn_to_memslot
 from pfnlab.kvm.kvm import PT_DIRECTORY_LEVEL, PT_PAGE_TABLE_LEVEL, Kvm, Memslot, Vcpu
@@ -26,7 +27,6 @@ from pfnlab.kvm.pfn import (
     kvm_release_pfn_clean,
 )
 from pfnlab.kvm.spte import drop_spte, mmu_set_spte
-from pfnlab.model.kfunc import kfunc
 
 RET_PF_RETRY = 0
 RET_PF_EMULATE = 1

@@ -13,6 +13,7 @@ from typing import Any
 
 from pfnlab import mm
 from pfnlab.explore import context
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm.kvm import Memslot
 from pfnlab.kvm.pfn import (
     KVM_PFN_ERR_FAULT,
@@ -20,7 +21,6 @@ from pfnlab.kvm.pfn import (
     KVM_PFN_NOSLOT,
     kvm_get_pfn,
 )
-from pfnlab.model.kfunc import kfunc
 
 #: errno that ``hva_to_pfn_remapped`` returns negated for a pfn it cannot use (-EFAULT)
 EFAULT = 14

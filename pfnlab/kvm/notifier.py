@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pfnlab import mm
 from pfnlab.explore import atomic, fail, free
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm import ghost
 from pfnlab.kvm.kvm import Kvm
 from pfnlab.kvm.spte import kvm_mmu_zap_all, kvm_unmap_hva_range
-from pfnlab.model.kfunc import kfunc
 
 
 @kfunc

@@ -9,8 +9,8 @@ that the kernel does not have: it only names the KVM context in the ledger (ghos
 from __future__ import annotations
 
 from pfnlab import mm
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm import ghost
-from pfnlab.model.kfunc import kfunc
 
 KVM_PFN_ERR_FAULT = -1
 KVM_PFN_ERR_HWPOISON = -2

@@ -25,11 +25,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pfnlab.explore import Field, Lock, Shared
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm.ghost import tget
 from pfnlab.kvm.hva import __gfn_to_pfn_memslot, gfn_to_memslot
 from pfnlab.kvm.pfn import is_error_noslot_pfn, kvm_release_pfn_clean
 from pfnlab.mm.vma import PteVal, entry_pfn
-from pfnlab.model.kfunc import kfunc
 
 if TYPE_CHECKING:
     from pfnlab.kvm.kvm import Kvm

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pfnlab import mm
 from pfnlab.explore import atomic
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm import ghost
 from pfnlab.kvm.kvm import PT_PAGE_TABLE_LEVEL, Kvm, Spte, SpteVal
 from pfnlab.kvm.pfn import kvm_is_reserved_pfn, kvm_set_pfn_accessed, kvm_set_pfn_dirty
-from pfnlab.model.kfunc import kfunc
 
 
 @kfunc

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from pfnlab import mm
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm.hva import __gfn_to_pfn_memslot, gfn_to_memslot
 from pfnlab.kvm.kvm import Vcpu
 from pfnlab.kvm.pfn import is_error_noslot_pfn, kvm_release_pfn
-from pfnlab.model.kfunc import kfunc
 
 
 class HostMap(NamedTuple):

@@ -1,7 +1,7 @@
 """The host mm model: pfn space, struct page, dev_pagemap, page tables, gup, MMU notifiers.
 
 Kernel functions keep their kernel names and are decorated with
-:func:`pfnlab.model.kfunc.kfunc` so variants can override them. hvas and sizes are page
+:func:`pfnlab.kernel.kfunc.kfunc` so variants can override them. hvas and sizes are page
 numbers. Build a :class:`Host` in a program's ``build()``, install it with
 ``set_context(World(host=host))``, and call these functions from model threads.
 """

@@ -8,10 +8,10 @@ the buddy allocator hands out a page at refcount 1 (``set_page_refcounted``).
 from __future__ import annotations
 
 from pfnlab.explore import atomic
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.host import PagePool
 from pfnlab.mm.owners import ALLOC
 from pfnlab.mm.page import Page, _ledger
-from pfnlab.model.kfunc import kfunc
 
 
 @kfunc

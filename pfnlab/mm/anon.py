@@ -10,12 +10,12 @@ copies it (``do_wp_page``, pfnlab.mm.cow).
 
 from __future__ import annotations
 
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.alloc import ALLOC, alloc_page
 from pfnlab.mm.memmap import host
 from pfnlab.mm.notifier import MAPPING
 from pfnlab.mm.page import _ledger, put_page
 from pfnlab.mm.vma import PteVal, Vma
-from pfnlab.model.kfunc import kfunc
 
 
 @kfunc

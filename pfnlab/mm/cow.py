@@ -12,6 +12,7 @@ page that is not anonymous in a private writable mapping is copied.
 
 from __future__ import annotations
 
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.alloc import alloc_page
 from pfnlab.mm.memmap import pfn_to_page
 from pfnlab.mm.notifier import (
@@ -22,7 +23,6 @@ from pfnlab.mm.notifier import (
 from pfnlab.mm.owners import ALLOC, COW, MAPPING
 from pfnlab.mm.page import Page, _ledger, get_page, put_page
 from pfnlab.mm.vma import PteVal, Vma
-from pfnlab.model.kfunc import kfunc
 
 
 @kfunc

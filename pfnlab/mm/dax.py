@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pfnlab.explore import Field, Shared, Srcu, context, wait_until
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.memmap import pfn_to_page
 from pfnlab.mm.memremap import TEARDOWN_TERMINATES, DevPagemap, memunmap_pages
 from pfnlab.mm.notifier import (
@@ -23,7 +24,6 @@ from pfnlab.mm.notifier import (
 )
 from pfnlab.mm.page import Page, page_ref_count
 from pfnlab.mm.vma import AddressSpace, Mm, PteVal, Vma
-from pfnlab.model.kfunc import kfunc
 
 
 class DaxDevice(Shared):

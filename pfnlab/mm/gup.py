@@ -16,6 +16,7 @@ modelled). The slow path retries a fault at most twice.
 from __future__ import annotations
 
 from pfnlab.explore import wait_until
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.anon import do_anonymous_page
 from pfnlab.mm.cow import do_wp_page
 from pfnlab.mm.memmap import is_zero_pfn, pfn_to_page
@@ -35,7 +36,6 @@ from pfnlab.mm.vma import (
     entry_pfn,
     find_extend_vma,
 )
-from pfnlab.model.kfunc import kfunc
 
 _FAULT = "fault"  # follow_page_mask: no page, fault it in
 _ERROR = "error"  # follow_page_mask: -EFAULT

@@ -22,8 +22,8 @@ from typing import Any, NamedTuple
 
 from pfnlab.explore import context
 from pfnlab.explore.runtime import hide_from_traces
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.page import Page
-from pfnlab.model.kfunc import kfunc
 
 
 class KernelMap(NamedTuple):

@@ -16,6 +16,7 @@ so KVM's ``change_pte`` finds nothing to change.
 
 from __future__ import annotations
 
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.migrate import EAGAIN, EFAULT, EINVAL, anon_page_at
 from pfnlab.mm.notifier import (
     mmu_notifier_invalidate_range_end,
@@ -24,7 +25,6 @@ from pfnlab.mm.notifier import (
 from pfnlab.mm.owners import KSM, MAPPING
 from pfnlab.mm.page import Page, get_page, get_page_unless_zero, page_count, put_page
 from pfnlab.mm.vma import Mm, PteVal, Vma
-from pfnlab.model.kfunc import kfunc
 
 
 @kfunc

@@ -22,8 +22,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from pfnlab.explore import Shared, Stable, context, fail, free
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.props import NO_METADATA_AFTER_TEARDOWN
-from pfnlab.model.kfunc import kfunc
 
 if TYPE_CHECKING:
     from pfnlab.mm.page import Page

@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from pfnlab.explore import Field, Ghost, Shared, atomic, context, fail, wait_until
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.memmap import ONLINE, arch_add_memory, arch_remove_memory, host, pfn_to_page
 from pfnlab.mm.owners import BASELINE
 from pfnlab.mm.page import ZONE_DEVICE, put_page
 from pfnlab.mm.props import PGMAP_REF_BALANCE, TEARDOWN_TERMINATES
-from pfnlab.model.kfunc import kfunc
 
 MEMORY_DEVICE_DEVDAX = "devdax"
 MEMORY_DEVICE_FS_DAX = "fsdax"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.alloc import ALLOC, alloc_page
 from pfnlab.mm.host import PagePool
 from pfnlab.mm.memmap import pfn_to_page
@@ -38,7 +39,6 @@ from pfnlab.mm.notifier import (
 from pfnlab.mm.owners import MIGRATE
 from pfnlab.mm.page import Page, get_page, get_page_unless_zero, page_count, put_page
 from pfnlab.mm.vma import MIGRATION, Mm, PteVal, Vma, find_extend_vma
-from pfnlab.model.kfunc import kfunc
 
 EAGAIN = -errno.EAGAIN
 ENOMEM = -errno.ENOMEM

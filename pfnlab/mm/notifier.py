@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.memmap import pfn_to_page
 from pfnlab.mm.owners import MAPPING
 from pfnlab.mm.page import Page, compound_head, put_page
@@ -31,7 +32,6 @@ from pfnlab.mm.vma import (
     Vma,
     entry_pfn,
 )
-from pfnlab.model.kfunc import kfunc
 
 
 @kfunc

@@ -21,9 +21,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pfnlab.explore import Field, Ghost, Shared, Stable, atomic, context, fail
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.memmap import host, pfn_to_page, run_ad_hooks, run_free_hooks, run_ref_hooks
 from pfnlab.mm.props import NO_PUT_UNREFERENCED
-from pfnlab.model.kfunc import kfunc
 
 if TYPE_CHECKING:
     from pfnlab.mm.memremap import DevPagemap

@@ -15,6 +15,7 @@ each page has refcount 1 (its PTE mapping) and the head also keeps the caller's 
 from __future__ import annotations
 
 from pfnlab.explore import atomic
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.memmap import pfn_to_page
 from pfnlab.mm.notifier import (
     MAPPING,
@@ -33,7 +34,6 @@ from pfnlab.mm.page import (
     set_page_count,
 )
 from pfnlab.mm.vma import INVALID, MIGRATION, TABLE, Mm, Pte, PteVal, find_extend_vma
-from pfnlab.model.kfunc import kfunc
 
 
 @kfunc

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from pfnlab.explore import Field, Lock, Shared, Srcu, Stable, atomic, wait_until
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.ptefield import PteField
-from pfnlab.model.kfunc import kfunc
 
 VM_WRITE = 0x2
 VM_PFNMAP = 0x400

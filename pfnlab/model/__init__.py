@@ -1,1 +1,2 @@
-"""Shared plumbing of the kernel models: kernel functions that variants can override."""
+"""Scenarios and what they are checked against: set-up helpers, what no execution reached,
+the lines a model file's code ran (the kernel-function machinery is in :mod:`pfnlab.kernel`)."""

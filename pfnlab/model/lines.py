@@ -125,7 +125,7 @@ def tracing_lines(files: Iterable[str]) -> Iterator[LineTrace]:
 def model_files(overrides: dict[str, Callable[..., Any]], user: Iterable[str]) -> list[str]:
     """The files to trace: those of every kernel function (base and overrides in force) and
     the user's model files."""
-    from pfnlab.model.kfunc import KERNEL_FUNCTIONS
+    from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
 
     fns = [getattr(f, "base", f) for f in KERNEL_FUNCTIONS.values()] + list(overrides.values())
     out = {os.path.abspath(inspect.getsourcefile(inspect.unwrap(f)) or "") for f in fns}
@@ -183,7 +183,7 @@ def unreached_lines(trace: LineTrace, called: set[str],
     """The lines ``trace`` saw no execution run: in every kernel function in force that was
     ``called`` (an override if the variant has one, else the base model's), and in every
     function of the ``user`` files but those named in ``skip`` (not in force here)."""
-    from pfnlab.model.kfunc import KERNEL_FUNCTIONS
+    from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
 
     out = UnreachedLines()
     cache: dict[str, tuple[set[int], set[int]]] = {}

@@ -1,9 +1,10 @@
 """What the explored executions never reached: SPIN's "unreached in proctype" for models.
 
 A pass means something only if the code it is about ran. While a search runs inside
-:func:`recording`, every kernel-function call (:func:`~pfnlab.model.kfunc.kfunc`) records
-its name, its call site (file and line of the caller) and, for a predicate, whether it
-returned true or false. :func:`unreached` compares that with the code under review:
+:func:`recording`, every kernel-function call (:func:`~pfnlab.kernel.kfunc.kfunc`) records
+its name (kernel/calls.py passes it here), its call site (file and line of the caller)
+and, for a predicate, whether it returned true or false. :func:`unreached` compares that
+with the code under review:
 
 - every kernel function the variant overrides (the patch): an override never called, and
   every call site of a kernel function in its body that no execution reached (the branch
@@ -23,7 +24,6 @@ from __future__ import annotations
 import ast
 import inspect
 import os
-import sys
 import textwrap
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pfnlab.explore.collect import collecting
+from pfnlab.kernel.calls import listening
+from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,19 +67,8 @@ class Recorder:
     @contextmanager
     def activate(self) -> Iterator[Recorder]:
         """Record the kernel-function calls made inside this block here."""
-        _ACTIVE.append(self)
-        try:
+        with listening(self.call):
             yield self
-        finally:
-            _ACTIVE.remove(self)
-
-
-_ACTIVE: list[Recorder] = []
-
-
-def active() -> Recorder | None:
-    """The recorder of the running search, if one records."""
-    return _ACTIVE[-1] if _ACTIVE else None
 
 
 @contextmanager
@@ -86,12 +77,6 @@ def recording() -> Iterator[Recorder]:
     rec = Recorder()
     with collecting(rec):  # a parallel search's workers record for it too
         yield rec
-
-
-def note_call(name: str, result: object) -> None:
-    """Called by kfunc dispatch after each call (cheap when nothing records)."""
-    if _ACTIVE:
-        _ACTIVE[-1].call(name, sys._getframe(2), result)
 
 
 @dataclass(frozen=True)
@@ -227,8 +212,6 @@ def unreached(rec: Recorder, overrides: dict[str, Callable[..., Any]],
     variant's ancestors' overrides that its own code no longer calls are not its patch.
     Functions named in ``skip`` are left out of the files' scan (code not in force)."""
     mine = set(overrides) if own is None else set(own)
-    from pfnlab.model.kfunc import KERNEL_FUNCTIONS
-
     names = set(KERNEL_FUNCTIONS)
     sites: dict[tuple[str, int, str], Site] = {}
     out = Unreached()
@@ -261,7 +244,7 @@ def under_review(variant: Any, scenario: Any
     implementation, the parent chain's too), the user files they and the scenario come
     from, and the names of the functions in those files that are not in force (other
     variants' overrides)."""
-    from pfnlab.model.variant import VARIANTS
+    from pfnlab.kernel.variant import VARIANTS
 
     overrides = variant.resolved()
     files = [f for f in (user_file(scenario.build),

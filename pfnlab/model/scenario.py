@@ -6,7 +6,7 @@ engine's ``Execution`` (it is the body of ``Program.build``) and returns an
 (:mod:`pfnlab.kvm.threads`, :mod:`pfnlab.mm.dax`, ...), the invariants and final checks of
 the properties it checks (ids from :mod:`pfnlab.properties`) and its goals.
 :meth:`Scenario.program` validates the sizes, installs the variant's
-:class:`~pfnlab.model.world.World` (overrides and mm version) before ``build`` runs, and
+:class:`~pfnlab.kernel.world.World` (overrides and mm version) before ``build`` runs, and
 returns the :class:`~pfnlab.explore.Program` the search explores.
 """
 
@@ -26,12 +26,12 @@ from pfnlab.explore import (
     context,
     set_context,
 )
+from pfnlab.kernel.variant import Variant
+from pfnlab.kernel.world import World
 from pfnlab.kvm import Kvm, Memslot, Vcpu, create_vm, ghost
 from pfnlab.kvm.kvm import check_gfn
 from pfnlab.kvm.pfncache import check_secondary_coherent
 from pfnlab.mm import Host, Region
-from pfnlab.model.variant import Variant
-from pfnlab.model.world import World
 from pfnlab.properties import (
     AD_ONLY_TRACKED,
     HUGE_ONLY_THP,

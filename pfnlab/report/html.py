@@ -68,7 +68,7 @@ def _steps(f: Finding) -> list[dict[str, Any]]:
             "summary": _summary(st),
             "failed": st.failed_attempt,
             "changes": _changes(st),
-            "notes": list(getattr(st, "notes", ()) or ()),
+            "notes": [str(n) for n in st.notes],
         }
         for st in f.trace
     ]

@@ -46,7 +46,7 @@ def step_json(st: TraceStep) -> dict[str, Any]:
         "failed_attempt": st.failed_attempt, "preempted": st.preempted, "joined": st.joined,
         "ghosts": [{"object": o, "field": f, "before": jsonable(b), "after": jsonable(a)}
                    for o, f, b, a in st.ghosts],
-        "notes": list(st.notes), "reads": list(st.reads),
+        "notes": [str(n) for n in st.notes], "reads": list(st.reads),
         "plain": [{"action": a, "object": o, "field": f, "before": jsonable(b),
                    "after": jsonable(af), "function": fn}
                   for a, o, f, b, af, fn in st.plain],

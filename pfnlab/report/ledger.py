@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pfnlab.explore.findings import FINAL, HANG, Finding, TraceStep
+from pfnlab.kernel.calls import KernelCall
 from pfnlab.properties import REFS_BALANCED
 
 #: refcount APIs, outermost first wins: (pattern on a function name, family shown in reports)
@@ -33,7 +34,6 @@ _API = (
 #: functions that drop what their caller got (where a skipped put shows)
 _RELEASE = re.compile(r"release|_put|put_|unpin|unmap")
 #: what a kernel function returned, noted on a step: a bool, NULL or an object's name
-_NOTE = re.compile(r"^(\w+)\((.*)\) = (True|False|NULL|[\w@:.\[\]-]+)$")
 
 
 @dataclass
@@ -216,17 +216,14 @@ def _explain_leak(finding: Finding, g: RefEvent) -> Leak:
     for st in finding.trace[g.step + 1:]:
         if st.thread != g.thread:
             continue
-        for text in reversed(st.notes):
-            m = _NOTE.match(text)
-            if m is None or m.group(1) not in st.where:
+        for call in reversed(st.notes):
+            if not isinstance(call, KernelCall) or call.name not in st.where:
                 continue
-            j = st.where.index(m.group(1))
+            j = st.where.index(call.name)
             caller = st.where[j - 1] if j > 0 else ""
             if caller and _RELEASE.search(caller):
                 lk.skipped_by, lk.skipped_at, lk.decided_at = caller, st.index, st.index
-                v = m.group(3)
-                lk.because = (f"{m.group(1)}({m.group(2)}) returned "
-                              f"{v.lower() if v in ('True', 'False') else v}")
+                lk.because = f"{call.name}({call.args}) returned {call.answer()}"
                 return lk
     # I1 is checked when the owner's operation returns: the path it took had no put (an
     # early return on an error path), which is not "never got there"

@@ -11,18 +11,16 @@ installed or zapped); plain reads are left out unless the report marks them as d
 
 from __future__ import annotations
 
-import re
 import textwrap
 from dataclasses import dataclass
 from typing import Any
 
 from pfnlab.explore.findings import Finding, TraceStep
+from pfnlab.kernel.calls import KernelCall
 from pfnlab.report.ledger import counter_name, site_of
 
 WIDTH = 80
 PREFIX = 5  # "%3d  "
-#: what a kernel function returned, noted on a step: a bool, NULL or an object's name
-_NOTE = re.compile(r"^(\w+)\((.*)\) = (True|False|NULL|[\w@:.\[\]-]+)$")
 
 
 @dataclass
@@ -52,19 +50,13 @@ def short(v: Any, limit: int = 24) -> str:
 
 
 def _note_call(st: TraceStep) -> tuple[str, str] | None:
-    """(caller, "pred(args) = value") of the outermost predicate noted on ``st``."""
-    for text in reversed(st.notes):
-        m = _NOTE.match(text)
-        if m and m.group(1) in st.where:
-            j = st.where.index(m.group(1))
+    """(caller, "pred(args) = value") of the outermost kernel call noted on ``st``."""
+    for call in reversed(st.notes):
+        if isinstance(call, KernelCall) and call.name in st.where:
+            j = st.where.index(call.name)
             caller = st.where[j - 1] if j > 0 else st.thread
-            return caller, f"{m.group(1)}({m.group(2)}) = {_answer(m.group(3))}"
+            return caller, f"{call.name}({call.args}) = {call.answer()}"
     return None
-
-
-def _answer(v: str) -> str:
-    """A noted result as reports print it: true/false lower case, NULL and names as is."""
-    return v.lower() if v in ("True", "False") else v
 
 
 def describe(st: TraceStep, *, full: bool = False, decisive: bool = False) -> Row | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from pfnlab.explore.findings import HANG, Finding, TraceStep
 from pfnlab.explore.search import Budget, explore
+from pfnlab.kernel.calls import KernelCall
 from pfnlab.matrix import HOLDS, NA, VIOLATED, Cell, Options, Verdict, run_cell
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.thread.claims import CLAIMS, Claim, TraceSpec
@@ -194,8 +195,7 @@ def _what(st: TraceStep, key: tuple[str, ...]) -> str:
         what = f"{st.obj}.{st.field} = {_short(st.before)}"
     else:
         what = f"{st.obj}.{st.field} {_short(st.before)} -> {_short(st.after)}"
-    notes = [n for n in getattr(st, "notes", [])
-             if isinstance(n, str) and _keep_note(n, key)]
+    notes = [str(n) for n in st.notes if _keep_note(n, key)]
     if notes:
         what += " [" + "; ".join(notes) + "]"
     return what
@@ -207,8 +207,9 @@ def _short(v: object) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
-def _keep_note(note: str, key: tuple[str, ...]) -> bool:
-    fn = note.split("(", 1)[0]
+def _keep_note(note: object, key: tuple[str, ...]) -> bool:
+    """Whether a note says what a KVM or key kernel function returned."""
+    fn = note.name if isinstance(note, KernelCall) else str(note).split("(", 1)[0]
     return fn.startswith("kvm_") or fn in key
 
 
@@ -224,7 +225,7 @@ def key_lines(finding: Finding, key: tuple[str, ...]) -> list[KeyLine]:
     trace = finding.trace
     chosen: list[TraceStep] = []
     for i, st in enumerate(trace):
-        notes = [n for n in getattr(st, "notes", []) if isinstance(n, str)]
+        notes = st.notes
         inner = st.where[-3:]
         last = i == len(trace) - 1 and finding.kind != HANG
         relevant = any(k in inner for k in key) and (

@@ -1,4 +1,4 @@
-"""Design variants of KVM's pfn handling, one module each (see :mod:`.base`).
+"""Design variants of KVM's pfn handling, one module each (the machinery: pfnlab/kernel/variant.py).
 
 ========================  ==============  ===============================================
 name                      parent          what it changes
@@ -15,6 +15,7 @@ v6.13                     v6.0            refcounted_page; SPTE zaps skip struct
 ========================  ==============  ===============================================
 """
 
+from pfnlab.kernel.variant import VARIANTS, Variant, get_variant
 from pfnlab.variants import (  # noqa: F401  (each module registers its variant)
     dan_early_put,
     hildenbrand,
@@ -26,7 +27,6 @@ from pfnlab.variants import (  # noqa: F401  (each module registers its variant)
     v6_0,
     v6_13,
 )
-from pfnlab.variants.base import VARIANTS, Variant, get_variant
 
 __all__ = ["VARIANTS", "Variant", "get_variant"]
 

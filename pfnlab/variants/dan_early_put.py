@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from pfnlab import Variant, mm, register_variant
-from pfnlab.model.kfunc import KERNEL_FUNCTIONS
+from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
 
 # the base (v5.4 = v5.3 here) implementations: this variant adds the put after them
 base_fast = KERNEL_FUNCTIONS["hva_to_pfn_fast"].base  # type: ignore[attr-defined]

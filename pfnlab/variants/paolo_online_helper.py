@@ -11,12 +11,12 @@ A/D helpers still use kvm_is_zone_device_pfn).
 from __future__ import annotations
 
 from pfnlab import Variant, mm, register_variant
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm import ghost
 from pfnlab.kvm.fault import mmu_gfn_lpage_is_disallowed, record_thp_shift
 from pfnlab.kvm.kvm import PT_DIRECTORY_LEVEL, PT_PAGE_TABLE_LEVEL, Kvm, Memslot, Spte, Vcpu
 from pfnlab.kvm.pfn import is_error_noslot_pfn, kvm_get_pfn, kvm_release_pfn_clean
 from pfnlab.kvm.spte import drop_spte
-from pfnlab.model.kfunc import kfunc
 
 
 @kfunc

@@ -14,6 +14,7 @@ Sean Christopherson, "KVM: x86/mmu: Walk host page tables to find THP mappings" 
 from __future__ import annotations
 
 from pfnlab import Variant, mm, register_variant
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm.fault import (
     RET_PF_EMULATE,
     RET_PF_ERROR,
@@ -32,7 +33,6 @@ from pfnlab.kvm.pfn import (
     kvm_release_pfn_clean,
 )
 from pfnlab.kvm.spte import drop_spte
-from pfnlab.model.kfunc import kfunc
 
 
 @kfunc

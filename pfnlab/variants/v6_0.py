@@ -24,6 +24,7 @@ from typing import Any
 
 from pfnlab import Variant, mm, register_variant
 from pfnlab.explore import atomic
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm import ghost
 from pfnlab.kvm.fault import (
     RET_PF_EMULATE,
@@ -42,7 +43,6 @@ from pfnlab.kvm.pfn import (
     is_error_pfn,
 )
 from pfnlab.kvm.spte import drop_spte
-from pfnlab.model.kfunc import kfunc
 from pfnlab.variants.v5_6 import kvm_mmu_hugepage_adjust as hugepage_adjust
 from pfnlab.variants.v5_6 import max_mapping_level
 

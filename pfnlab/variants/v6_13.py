@@ -19,6 +19,7 @@ from typing import Any
 
 from pfnlab import Variant, mm, register_variant
 from pfnlab.explore import atomic
+from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm.fault import (
     RET_PF_EMULATE,
     RET_PF_ERROR,
@@ -43,7 +44,6 @@ from pfnlab.kvm.pfn import (
     is_error_pfn,
 )
 from pfnlab.kvm.vcpu_map import HostMap, map_owner, map_pfn, unmap_pfn
-from pfnlab.model.kfunc import kfunc
 from pfnlab.variants.v5_6 import kvm_mmu_hugepage_adjust, max_mapping_level
 
 #: module parameter kvm.allow_unsafe_mappings (off by default)

@@ -24,8 +24,8 @@ from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.search import Budget
 from pfnlab.explore.search.common import replay_tids
 from pfnlab.explore.search.dpor import Node, SourceDpor
+from pfnlab.kernel.variant import get_variant
 from pfnlab.model.scenario import SCENARIOS
-from pfnlab.model.variant import get_variant
 from tests.engine.oracle import typed_final_state, typed_final_states
 from tests.engine.programs import WIDE, WideSpec, uses_plain, wide_program, wide_source
 from tests.engine.test_differential import wide_specs

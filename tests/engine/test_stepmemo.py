@@ -24,8 +24,8 @@ from pfnlab.explore import Field, Instance, Program, Shared
 from pfnlab.explore.runtime import Execution
 from pfnlab.explore.search import Budget
 from pfnlab.explore.search.dpor import SourceDpor
+from pfnlab.kernel.variant import get_variant
 from pfnlab.model.scenario import SCENARIOS
-from pfnlab.model.variant import get_variant
 from tests.engine.oracle import typed_final_states
 from tests.engine.programs import WIDE, WideSpec, wide_program, wide_source
 from tests.engine.test_differential import wide_specs

@@ -50,7 +50,7 @@ def test_every_kernel_function_of_the_base_model_is_in_the_documented_api() -> N
     functions a design adds, such as v6.0's ``kvm_try_get_pfn``, live in its variant.)"""
     import pfnlab.kvm
     import pfnlab.mm
-    from pfnlab.model.kfunc import KERNEL_FUNCTIONS
+    from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
 
     missing = []
     for name, dispatch in KERNEL_FUNCTIONS.items():
@@ -69,7 +69,7 @@ def test_every_kernel_function_says_what_it_returns() -> None:
     otherwise", "0 if ... else -EAGAIN", "... on success")."""
     import pfnlab.kvm
     import pfnlab.mm  # noqa: F401 - registers the mm kernel functions
-    from pfnlab.model.kfunc import KERNEL_FUNCTIONS
+    from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
 
     vague = []
     for name, dispatch in sorted(KERNEL_FUNCTIONS.items()):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from pfnlab.model.kfunc import KERNEL_FUNCTIONS
+from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
+from pfnlab.kernel.variant import register
 from pfnlab.variants import VARIANTS, Variant, get_variant, v5_6, v6_0, v6_13
-from pfnlab.variants.base import register
 
 EXPECTED = {"v5.3", "sean-v1", "v5.4", "hildenbrand", "dan-early-put",
             "paolo-online-helper", "v5.6", "v6.0", "v6.13"}

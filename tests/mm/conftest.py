@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from pfnlab.explore import set_context
+from pfnlab.kernel.world import World
 from pfnlab.mm import Host
-from pfnlab.model.world import World
 
 
 @pytest.fixture

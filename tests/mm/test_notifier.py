@@ -166,7 +166,7 @@ def test_kvm_runs_its_arch_invalidate_range_hook(host: Host) -> None:
     drop when the PTE changes) is called once with the zapped range."""
     from pfnlab import vm_on
     from pfnlab.explore import set_context
-    from pfnlab.model.world import World
+    from pfnlab.kernel.world import World
 
     r = host.add_anon(1)
     vm_on(host, [r], 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pfnlab.explore import Execution, Instance, Program, set_context
 from pfnlab.explore.findings import HANG, USE_AFTER_FREE
 from pfnlab.explore.search import explore
+from pfnlab.kernel.world import World
 from pfnlab.mm import (
     NO_METADATA_AFTER_TEARDOWN,
     TEARDOWN_TERMINATES,
@@ -20,7 +21,6 @@ from pfnlab.mm import (
     pfn_valid,
     put_page,
 )
-from pfnlab.model.world import World
 
 
 def devdax_program(

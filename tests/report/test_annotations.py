@@ -4,9 +4,9 @@ an object or None is annotated with what it returned, like the boolean predicate
 from __future__ import annotations
 
 from pfnlab import api
+from pfnlab.kernel.kfunc import _returns_pointer
 from pfnlab.mm.gup import follow_pte
 from pfnlab.mm.memmap import pfn_to_online_page, pfn_valid
-from pfnlab.model.kfunc import _returns_pointer
 
 
 def test_which_functions_return_a_pointer() -> None:

@@ -194,10 +194,11 @@ class State:
                 self._traced.ghosts.append((d["_name"], field, d[field], value))
         d[field] = value
 
-    def note(self, text: str) -> None:
-        """Trace mode: attach ``text`` to the step after which the running thread goes on."""
+    def note(self, note: object) -> None:
+        """Trace mode: attach ``note`` (a text, or a record whose ``str()`` is one) to the
+        step after which the running thread goes on."""
         if self._traced is not None:
-            self._traced.notes.append(text)
+            self._traced.notes.append(note)
 
     def threads_started(self) -> bool:
         """Whether set-up is over (threads exist)."""

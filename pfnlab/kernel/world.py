@@ -12,7 +12,7 @@ class World:
     """Everything a kernel function may need that the kernel keeps in globals.
 
     ``overrides`` maps kernel-function names to the running variant's implementations
-    (see :mod:`pfnlab.model.kfunc`); ``mm_version`` selects mm behaviour that changed over
+    (see :mod:`pfnlab.kernel.kfunc`); ``mm_version`` selects mm behaviour that changed over
     time ("5.4" or "5.18", e.g. whether memunmap_pages waits for page references).
     """
 

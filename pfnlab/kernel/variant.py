@@ -3,7 +3,7 @@
 A :class:`Variant` changes only the functions it changes. Its effective overrides are its
 parent's, updated with its own (a child wins). ``v5.4`` (a78986aae9b2 merged) is the base
 model and overrides nothing. A variant's :meth:`world` builds the
-:class:`~pfnlab.model.world.World` a scenario installs with ``set_context``.
+:class:`~pfnlab.kernel.world.World` a scenario installs with ``set_context``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pfnlab.explore.runtime import name_code
-from pfnlab.model.kfunc import KERNEL_FUNCTIONS
-from pfnlab.model.world import World
+from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
+from pfnlab.kernel.world import World
 
 #: Every registered variant, by name (filled by the variant modules at import).
 VARIANTS: dict[str, Variant] = {}
@@ -102,30 +102,24 @@ def variant(
     """Declare and register a variant: ``parent``'s kernel functions, with ``overrides``.
 
     ``overrides`` maps kernel-function names (``"kvm_release_pfn_clean"``, any function of
-    the model decorated with :func:`~pfnlab.model.kfunc.kfunc`) to the implementations
+    the model decorated with :func:`~pfnlab.kernel.kfunc.kfunc`) to the implementations
     this design uses; everything else is the parent's. ``parent`` is a registered variant
     (``"v5.4"``, the base model, by default). Returns the registered :class:`Variant`;
     ValueError for a name defined twice, an unknown parent, or an override of a name that
     is not a kernel function (the message lists what is valid).
     """
     if parent is not None and parent not in VARIANTS:
-        _load_all()
-        if parent not in VARIANTS:
-            raise ValueError(
-                f"variant {name!r}: unknown parent {parent!r}; known: {', '.join(VARIANTS)}"
-            )
+        raise ValueError(
+            f"variant {name!r}: unknown parent {parent!r}; known: {', '.join(VARIANTS)}"
+        )
     return register(Variant(name=name, parent=parent, summary=summary or name, cite=cite,
                             overrides=dict(overrides or {}), mm_version=mm_version))
 
 
 def get_variant(name: str) -> Variant:
     """The variant called ``name`` (KeyError listing the known ones otherwise)."""
-    _load_all()
     try:
         return VARIANTS[name]
     except KeyError:
         raise KeyError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}") from None
 
-
-def _load_all() -> None:
-    import pfnlab.variants  # noqa: F401  (imports every variant module)

@@ -6,11 +6,12 @@ therefore change only the functions they change, and the model calls every kerne
 by its kernel name, as the kernel does.
 
 In a traced execution, every kernel function that returns a bool (a predicate such as
-``kvm_is_reserved_pfn``) notes its call and result on the thread's latest step
-(``"kvm_is_reserved_pfn(0x104) = True"``), and so does every one declared to return an
-object or None (``-> Page | None``: ``pfn_to_online_page``, ``kvm_pfn_to_refcounted_page``):
-``"pfn_to_online_page(0x104) = NULL"`` or ``= page@0x104``, so reports can say what decided
-a branch.
+``kvm_is_reserved_pfn``) notes its call and result on the thread's latest step as a
+:class:`~pfnlab.kernel.calls.KernelCall` (``kvm_is_reserved_pfn(0x104) = True``), and so
+does every one declared to return an object or None (``-> Page | None``:
+``pfn_to_online_page``, ``kvm_pfn_to_refcounted_page``): ``pfn_to_online_page(0x104) =
+NULL`` or ``= page@0x104``, and every one whose docstring names an errno (``-EFAULT``), so
+reports can say what decided a branch. Every call also goes to the listeners of calls.py.
 
 The overrides in force come from the execution's context object: whatever
 :func:`pfnlab.explore.set_context` was given must have an ``overrides`` attribute mapping
@@ -22,21 +23,21 @@ from __future__ import annotations
 import errno
 import functools
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from pfnlab.explore.runtime import hide_from_traces, name_code
 from pfnlab.explore.shared import HOOKS, Shared, context
 from pfnlab.explore.threadstate import call_summarised
-from pfnlab.model.reach import _ACTIVE as _RECORDING
-from pfnlab.model.reach import note_call
+from pfnlab.kernel.calls import KernelCall, listeners
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Every kernel function of the model, by name. Calling one runs the version of the variant
 #: being checked (its override, or the base model's), as calling it by its own name does;
 #: ``KERNEL_FUNCTIONS[name].base`` is the base model's implementation, and
-#: :meth:`~pfnlab.model.variant.Variant.implementation` a given variant's.
+#: :meth:`~pfnlab.kernel.variant.Variant.implementation` a given variant's.
 KERNEL_FUNCTIONS: dict[str, Callable[..., Any]] = {}
 
 
@@ -61,14 +62,14 @@ def kfunc(fn: F) -> F:
         result = call_summarised(rt, fn if impl is None else impl, args, kwargs)
         if rt.trace_on:
             if result is True or result is False:
-                rt.note(f"{name}({_args(args)}) = {result}")
+                rt.note(KernelCall(name, _args(args), str(result)))
             elif pointer and (result is None or isinstance(result, Shared)):
-                rt.note(f"{name}({_args(args)}) = "
-                        f"{'NULL' if result is None else result.name}")
+                rt.note(KernelCall(name, _args(args),
+                                   "NULL" if result is None else result.name))
             elif errnos and (err := _errno(result)):
-                rt.note(f"{name}({_args(args)}) = {err}")
-        if _RECORDING and not rt.replaying:  # what no execution reached (reach.py)
-            note_call(name, result)
+                rt.note(KernelCall(name, _args(args), err))
+        if listeners and not rt.replaying:  # e.g. what no execution reached (reach.py)
+            listeners[-1](name, sys._getframe(1), result)
         return result
 
     dispatch.base = fn  # type: ignore[attr-defined]
