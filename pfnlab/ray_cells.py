@@ -1,11 +1,12 @@
 """Matrix and sweep cells as Ray tasks (``pfnlab matrix --ray``, ``pfnlab sweep --ray``).
 
-A cell is one check (pfnlab.matrix.run_cell), named by variant, scenario and options. A
-Ray worker is a fresh process: the built-in model is imported there, and the model files
-the driver loaded travel with each task (their path and text): a worker loads each one
-from its path when the file there is the same, else from a copy of the text, so that its
-scenarios, variants, kernel functions and properties are registered as in the driver.
-Ray runs a task again when its worker dies (``max_retries``).
+A cell is one check (pfnlab.matrix.run_cell), named by variant, scenario and options;
+pfnlab.cellrun sends cells here when ``--ray`` is given. A Ray worker is a fresh process:
+the built-in model is imported there, and the model files the driver loaded travel with
+each task (their path and text): a worker loads each one from its path when the file
+there is the same, else from a copy of the text, so that its scenarios, variants, kernel
+functions and properties are registered as in the driver. Ray runs a task again when its
+worker dies (``max_retries``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 
 from pfnlab.explore.search.parallel import RETRIES, ray_init
-from pfnlab.matrix import Cell, Options
+from pfnlab.matrix import Cell, CellError, Options, check_pair
 
 #: (path, text) of every model file the driver loaded
 Models = tuple[tuple[str, str], ...]
@@ -55,11 +56,9 @@ def _load(models: Models) -> None:
 
 def _cell(variant: str, scenario: str, opts: Options, models: Models) -> Cell | str:
     """The Ray task: the cell, or the model error's message (``FILE:LINE: ...``)."""
-    from pfnlab.matrix import CellError, _run_pair
-
     _load(models)
     try:
-        return _run_pair((0, variant, scenario, opts))[1]
+        return check_pair((0, variant, scenario, opts))[1]
     except CellError as e:
         return str(e)
 
@@ -69,8 +68,6 @@ def run_cells_on_ray(cells: list[tuple[str, str, Options]], cpus: int | None,
     """Run ``cells`` as Ray tasks on a local instance with ``cpus`` CPUs (``address``
     None) or on the cluster at ``address``; ``finish(i, cell)`` as each one ends. Ctrl-C
     cancels the tasks still running. A model error raises CellError."""
-    from pfnlab.matrix import CellError
-
     ray = ray_init(cpus, address)
     remote = ray.remote(num_cpus=1, max_retries=RETRIES)(_cell)
     models = ray.put(loaded_models())

@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pfnlab.matrix import Cell, Options, as_json, run_cells, validate
+from pfnlab.cellrun import run_cells
+from pfnlab.matrix import Cell, Options, as_json, validate
 from pfnlab.scenarios import SCENARIOS
 
 
@@ -76,7 +77,7 @@ def validate_sweep(opts: SweepOptions) -> None:
 def run_sweep(opts: SweepOptions, on_cell: Callable[[Cell], object] | None = None
               ) -> list[Cell]:
     """Check every cell of the sweep (``opts.base.jobs`` worker processes). Ctrl-C raises
-    :class:`~pfnlab.matrix.MatrixInterrupted` with the cells checked, as the matrix does."""
+    :class:`~pfnlab.cellrun.MatrixInterrupted` with the cells checked, as the matrix does."""
     validate_sweep(opts)
     base = opts.cell_options()
     return run_cells(cells_to_run(opts), base.jobs, on_cell, base.ray)

@@ -18,7 +18,8 @@ from pfnlab.cli import (
     sweep_cmd,
     thread_cmd,
 )
-from pfnlab.cli.app import app, main
+from pfnlab.cli.app import app
+from pfnlab.cli.main import main
 
 __all__ = ["app", "check_cmd", "diff_cmd", "list_cmd", "main", "matrix_cmd", "replay_cmd",
            "sweep_cmd", "thread_cmd"]

@@ -36,7 +36,8 @@ from pfnlab.cli.common import (
     options,
     sizes,
 )
-from pfnlab.cli.errors import fail, guarded, say
+from pfnlab.cli.errors import fail, say
+from pfnlab.cli.guard import guarded
 from pfnlab.cli.output import check_writable, write_file
 from pfnlab.cli.progress import Status
 from pfnlab.explore.findings import Finding

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pfnlab.cli import exits
 from pfnlab.cli.app import app
 from pfnlab.cli.common import ModelOpt, load
-from pfnlab.cli.errors import guarded
+from pfnlab.cli.guard import guarded
 from pfnlab.properties import PROPERTIES
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.variants import VARIANTS

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
+from pfnlab.cellrun import MatrixInterrupted, run_matrix
 from pfnlab.cli import exits, interrupt
 from pfnlab.cli.app import app
 from pfnlab.cli.common import (
@@ -36,7 +37,7 @@ from pfnlab.cli.common import (
     ray_address,
     sizes,
 )
-from pfnlab.cli.errors import guarded
+from pfnlab.cli.guard import guarded
 from pfnlab.cli.output import stdout_console
 from pfnlab.matrix import (
     CELL_SECONDS,
@@ -45,10 +46,8 @@ from pfnlab.matrix import (
     VIOLATED,
     Cell,
     CellError,
-    MatrixInterrupted,
     Options,
     as_json,
-    run_matrix,
 )
 from pfnlab.report.table import render_matrix
 from pfnlab.scenarios import SCENARIOS

@@ -18,7 +18,8 @@ from pfnlab.api import model_error
 from pfnlab.cli import exits, interrupt
 from pfnlab.cli.app import app
 from pfnlab.cli.common import ModelOpt, check_size, load, load_recorded
-from pfnlab.cli.errors import fail, guarded
+from pfnlab.cli.errors import fail
+from pfnlab.cli.guard import guarded
 from pfnlab.scenarios import SCENARIOS
 
 EPILOG = exits.epilog(

@@ -33,7 +33,7 @@ from pfnlab.cli.common import (
     load,
     ray_address,
 )
-from pfnlab.cli.errors import guarded
+from pfnlab.cli.guard import guarded
 from pfnlab.cli.matrix_cmd import exit_status, run_cells_cli
 from pfnlab.cli.output import stdout_console
 from pfnlab.matrix import CELL_SECONDS, Options

@@ -9,7 +9,8 @@ import typer
 from pfnlab.cli import exits, interrupt
 from pfnlab.cli.app import app
 from pfnlab.cli.common import check_format
-from pfnlab.cli.errors import Inconclusive, guarded, say
+from pfnlab.cli.errors import Inconclusive, say
+from pfnlab.cli.guard import guarded
 from pfnlab.cli.output import check_writable, write_file
 from pfnlab.cli.progress import Status
 

@@ -97,7 +97,7 @@ def test_ray_without_ray_says_how_to_install(without_package: Callable[[str], No
 ])
 def test_ray_alone_means_a_local_instance(argv: list[str], parsed: list[str]) -> None:
     """Issue 12: ``--ray`` (a local Ray instance) or ``--ray ADDRESS``."""
-    from pfnlab.cli.app import ray_value_optional
+    from pfnlab.cli.main import ray_value_optional
 
     assert ray_value_optional(argv) == parsed
 
