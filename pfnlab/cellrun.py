@@ -4,9 +4,10 @@ along), or Ray tasks (ray_cells.py); Ctrl-C stops them and says what was checked
 from __future__ import annotations
 
 import multiprocessing as mp
-import signal
+import os
 from collections.abc import Callable
 
+from pfnlab.explore.search.parallel.forking import signals_held, worker_started
 from pfnlab.matrix import Cell, Options, check_pair, interrupted, validate
 from pfnlab.ray_cells import run_cells_on_ray
 
@@ -19,19 +20,6 @@ class MatrixInterrupted(KeyboardInterrupt):
         super().__init__(f"{len(cells)} cells checked, {len(not_run)} not run")
         self.cells = cells
         self.not_run = not_run
-
-
-def _worker_init() -> None:
-    # Ctrl-C is the parent's to handle: it stops the workers (terminate: SIGTERM, which
-    # must kill them, not run the handler the parent's command line set up)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:  # and a worker dies with its parent, however that ends (Linux)
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # pragma: no cover - not Linux
-        pass
 
 
 def run_matrix(opts: Options, on_cell: Callable[[Cell], object] | None = None) -> list[Cell]:
@@ -71,7 +59,9 @@ def run_cells(cells: list[tuple[str, str, Options]], jobs: int,
             # fork: the workers inherit every registered scenario and variant, including
             # those of model files loaded with --model (spawn would only re-import built-ins)
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-            pool = (ctx or mp).Pool(min(jobs, len(pairs)), initializer=_worker_init)
+            with signals_held():  # the workers fork here (forking.py)
+                pool = (ctx or mp).Pool(min(jobs, len(pairs)), initializer=worker_started,
+                                        initargs=(os.getpid(),))
             try:
                 for i, cell in pool.imap_unordered(check_pair, work):
                     finish(i, cell)

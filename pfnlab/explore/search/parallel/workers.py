@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import signal
 import sys
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -33,6 +32,7 @@ from typing import Any, NoReturn
 
 from pfnlab.explore.program import Program
 from pfnlab.explore.search.parallel.exchange import Exchange
+from pfnlab.explore.search.parallel.forking import signals_held, worker_started
 from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerDied, WorkerLost, run_task
 from pfnlab.explore.search.visited import VisitedTable
 
@@ -58,11 +58,8 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _init(me: int = -1, exchange: Exchange | None = None) -> None:
-    # Ctrl-C is the coordinator's; SIGTERM kills a worker (it is how executors stop
-    # workers), not the handler the command line set up in the process it forked from
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def _init(parent: int, me: int = -1, exchange: Exchange | None = None) -> None:
+    worker_started(parent)
     if exchange is not None:
         exchange.attach(me)
 
@@ -179,8 +176,11 @@ class LocalProcesses:
         self.pools = [self._pool(w) for w in range(self.workers)]
 
     def _pool(self, w: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init,
-                                   initargs=(w, self.exchange))
+        pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init,
+                                   initargs=(os.getpid(), w, self.exchange))
+        with signals_held():  # the first submit forks the worker (forking.py)
+            pool.submit(int)
+        return pool
 
     def submit(self, task: Task) -> None:
         """Queue ``task``: it goes to a worker as soon as one has fewer than ``AHEAD``
