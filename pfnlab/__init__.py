@@ -121,7 +121,7 @@ import pfnlab.scenarios  # noqa: E402, F401
 
 from pfnlab.api import ModelFileError, Result, check, diff, load_model, report  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ALL_KVM",
