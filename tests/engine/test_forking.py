@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from types import FrameType
 
@@ -21,6 +22,11 @@ def test_a_signal_while_workers_fork_is_delivered_after_the_fork() -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
         got.append(signum)
 
+    # another thread that does not block the signal (a progress bar's, a pool's): the
+    # kernel may hand the signal to it, and Python runs the handler in the main thread
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
     old = signal.signal(signal.SIGINT, handler)
     try:
         with signals_held():
@@ -29,8 +35,11 @@ def test_a_signal_while_workers_fork_is_delivered_after_the_fork() -> None:
             assert got == []  # held back
         time.sleep(0.05)
         assert got == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is handler
     finally:
         signal.signal(signal.SIGINT, old)
+        stop.set()
+        other.join()
 
 
 def test_search_workers_die_with_their_parent() -> None:

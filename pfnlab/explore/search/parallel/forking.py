@@ -6,31 +6,50 @@ raises is printed as "Exception ignored" and lost: the search would go on as if 
 been interrupted. And a worker that outlives its parent (the parent stopped at once on a
 second Ctrl-C) holds the parent's standard output open and burns a core. So:
 
-- :func:`signals_held` holds SIGINT and SIGTERM back while workers are forked; one that came
-  meanwhile is delivered when the block ends, in ordinary code;
+- :func:`signals_held` defers SIGINT and SIGTERM while workers are forked: the process's
+  handlers are replaced by one that only records the signal (Python runs handlers in the
+  main thread whichever thread the kernel picked, so masking the forking thread would not
+  do), and a signal that came is raised again, to the process's own handler, when the
+  block ends, in ordinary code;
 - :func:`worker_started`, run first in every worker, ignores SIGINT (Ctrl-C is the
-  parent's), lets SIGTERM kill it (how executors stop workers), makes it die with its
-  parent (Linux ``PR_SET_PDEATHSIG``), and only then lets those signals in.
+  parent's), lets SIGTERM kill it (how executors stop workers) and makes it die with its
+  parent (Linux ``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from types import FrameType
 
-_HELD = {signal.SIGINT, signal.SIGTERM}
+_HELD = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
 def signals_held() -> Iterator[None]:
-    """Fork workers inside this block: Ctrl-C and SIGTERM wait until it ends."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    """Fork workers inside this block: Ctrl-C and SIGTERM are handled when it ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread has handlers to defer
+        return
+    came: list[int] = []
+
+    def defer(signum: int, frame: FrameType | None) -> None:
+        came.append(signum)
+
+    prev = {sig: signal.getsignal(sig) for sig in _HELD}
+    mine = [sig for sig in _HELD if prev[sig] not in (signal.SIG_IGN, None)]
+    for sig in mine:
+        signal.signal(sig, defer)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig in mine:
+            signal.signal(sig, prev[sig])
+        for signum in came:
+            signal.raise_signal(signum)
 
 
 def worker_started(parent: int) -> None:
@@ -43,4 +62,3 @@ def worker_started(parent: int) -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent died before that took effect
         os._exit(1)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
