@@ -20,7 +20,7 @@ turns state caching off for that run, and the statistics say so.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, cast, overload
 
 T = TypeVar("T")
 
@@ -78,6 +78,14 @@ class Field(Generic[T]):
             obj.__dict__[self.name] = value
         else:
             self._store(rt, obj, value)
+
+    def unobserved(self, obj: Shared) -> T:
+        """``obj``'s value of this field with no scheduling point, no footprint and no
+        recorded read (``Page.refcount.unobserved(page)``): for ghost hooks that decide from
+        what the host *is*. Such a read must not steer the model, and a decision that
+        depends on a field another thread writes in an unordered step must add that
+        dependency itself (a ghost write of a field both steps write)."""
+        return cast(T, obj.__dict__[self.name])
 
     # How the running execution ``rt`` performs an access; each kind of field says its own.
     def _load(self, rt: Any, obj: Shared) -> Any:

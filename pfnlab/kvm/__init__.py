@@ -3,11 +3,13 @@
 Modules, one idea each:
 
 - :mod:`~pfnlab.kvm.kvm` — ``struct kvm`` state (memslots, SPTEs/rmap, mmu_lock, seq/count)
-- :mod:`~pfnlab.kvm.ghost` — the ledger for property checks (read its docstring first)
+- :mod:`~pfnlab.kvm.ghost` — the ledger for property checks, a file per idea (read its
+  docstring first)
 - :mod:`~pfnlab.kvm.pfn` — kvm_main.c pfn classification, get/put, accessed/dirty
 - :mod:`~pfnlab.kvm.hva` — gfn → hva → pfn (gup, follow_pfn)
 - :mod:`~pfnlab.kvm.spte` — installing and zapping SPTEs
 - :mod:`~pfnlab.kvm.notifier` — MMU notifier callbacks, retry check, VM teardown
+- :mod:`~pfnlab.kvm.vm` — ``kvm_create_vm``: a VM, its vCPUs, its notifier and ledger
 - :mod:`~pfnlab.kvm.fault` — the TDP page fault
 - :mod:`~pfnlab.kvm.collapse` — zap collapsible SPTEs (dirty logging off)
 - :mod:`~pfnlab.kvm.vcpu_map` — kvm_vcpu_map / kvm_vcpu_unmap
@@ -54,7 +56,6 @@ from pfnlab.kvm.kvm import (
     Spte,
     SpteVal,
     Vcpu,
-    create_vm,
 )
 from pfnlab.kvm.notifier import (
     kvm_arch_mmu_notifier_invalidate_range,
@@ -100,6 +101,7 @@ from pfnlab.kvm.spte import (
 )
 from pfnlab.kvm.threads import dirty_log_disable, vcpu_exit, vcpu_fault, vcpu_map_thread, vm_exit
 from pfnlab.kvm.vcpu_map import HostMap, kvm_vcpu_map, kvm_vcpu_unmap, map_owner, touch_mapping
+from pfnlab.kvm.vm import create_vm
 
 __all__ = [
     "EFAULT",

@@ -103,7 +103,7 @@ def transparent_hugepage_adjust(
         level = PT_DIRECTORY_LEVEL
         mask = kvm.pages_per_hpage(level) - 1
         if (gfn & mask) != (pfn & mask):
-            ghost.event("VM_BUG_ON:transparent_hugepage_adjust", pfn, "gfn/pfn misaligned")
+            ghost.vm_bug_on("transparent_hugepage_adjust", pfn, "gfn/pfn misaligned")
         if pfn & mask:
             kvm_release_pfn_clean(pfn, owner)
             pfn &= ~mask
@@ -114,24 +114,20 @@ def transparent_hugepage_adjust(
 
 def record_thp_shift(head: int) -> None:
     """Ledger (I7): the reference is being moved to ``head``; is it a THP head?"""
-    from pfnlab.kvm.ghost import EV_THP_SHIFT_NON_THP, page_is_thp_head
-
-    why = page_is_thp_head(head)
+    why = ghost.page_is_thp_head(head)
     if why:
-        ghost.event(EV_THP_SHIFT_NON_THP, head, why)
+        ghost.event(ghost.EV_THP_SHIFT_NON_THP, head, why)
 
 
 def record_huge_spte(kvm: Kvm, slot: Memslot, gfn: int, level: int, pfn: int) -> None:
     """Ledger (I7): a huge SPTE for ``gfn`` -> ``pfn`` is being installed; does the host map
     this hva huge?"""
-    from pfnlab.kvm.ghost import EV_HUGE_SPTE_HOST_SMALL, host_level_truth
-
     if level <= PT_PAGE_TABLE_LEVEL:
         return
     hva = slot.gfn_to_hva(gfn)
-    host = host_level_truth(kvm, hva)
+    host = ghost.host_level_truth(kvm, hva)
     if host is not None and host < kvm.hpage_pages:
-        ghost.event(EV_HUGE_SPTE_HOST_SMALL, pfn,
+        ghost.event(ghost.EV_HUGE_SPTE_HOST_SMALL, pfn,
                     f"gfn {gfn:#x} mapped huge, but the host maps hva {hva:#x} with {host} "
                     "page(s)")
 

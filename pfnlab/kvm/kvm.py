@@ -22,13 +22,12 @@ Model choices (the kernel objects they stand for in brackets):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pfnlab.explore import Field, Ghost, Guarded, Lock, Shared, Stable
-from pfnlab.kvm import ghost
-from pfnlab.kvm.ghost import KvmLedger, tadd
+from pfnlab.kvm.ghost.ledger import KvmLedger, tadd
 from pfnlab.kvm.sptefield import SpteField
 
 PT_PAGE_TABLE_LEVEL = 1
@@ -86,7 +85,7 @@ class Spte(Shared):
 
     # every access holds mmu_lock (checked at each one): part of the critical section's step
     spte: Guarded[SpteVal | None] = SpteField(None, by="mmu_lock")
-    #: ledger: ``(owner, ((hva, epoch), ...))`` of the installed value (see ghost.py)
+    #: ledger: ``(owner, ((hva, epoch), ...))`` of the installed value (ghost/origins.py)
     origin: Ghost[tuple[str, tuple[tuple[int, int], ...]] | None] = Ghost(None)
 
     def __init__(self, name: str, level: int, gfn: int, slot_id: int) -> None:
@@ -95,6 +94,37 @@ class Spte(Shared):
         self.level = level
         self.gfn = gfn
         self.slot_id = slot_id
+        #: the VM's ledger hooks; ``spte_written`` sees every write of ``spte`` (sptefield.py)
+        self.ledger_hooks = LedgerHooks()
+
+
+def _no_spte_hook(sp: Spte, old: SpteVal | None, new: SpteVal | None) -> None:
+    pass
+
+
+def _no_vm_hook(kvm: Kvm) -> None:
+    pass
+
+
+@dataclass
+class LedgerHooks:
+    """What the VM's ledger follows in the VM itself (the host's primitives have their own
+    hooks): every write of an SPTE, and every return of an ``invalidate_range_start``.
+    Filled in at set-up by :func:`pfnlab.kvm.ghost.watch_vm`; shared by the VM's SPTEs."""
+
+    spte_written: Callable[[Spte, SpteVal | None, SpteVal | None], None] = _no_spte_hook
+    invalidation_returned: Callable[[Kvm], None] = _no_vm_hook
+
+
+@dataclass(frozen=True)
+class MmuNotifierOps:
+    """``struct mmu_notifier_ops`` as KVM fills it (``kvm_mmu_notifier_ops``, kvm_main.c):
+    the callbacks :class:`Kvm`, the subscriber, calls (set by ``kvm_init_mmu_notifier``)."""
+
+    invalidate_range_start: Callable[[Kvm, int, int], None]
+    invalidate_range_end: Callable[[Kvm, int, int], None]
+    invalidate_range: Callable[[Kvm, int, int], None]
+    release: Callable[[Kvm], None]
 
 
 class Vcpu:
@@ -146,6 +176,10 @@ class Kvm(Shared):
         self.sptes: dict[tuple[int, int], Spte] = {}
         #: the reference-less mappings of guest pages (pfncache.PfnCache; set-up only)
         self.pfn_caches: list[Any] = []
+        #: what the ledger follows in this VM (SPTE writes, invalidation returns)
+        self.ledger_hooks = LedgerHooks()
+        #: ``kvm->mmu_notifier.ops`` (``kvm_init_mmu_notifier``, notifier.py)
+        self.mmu_notifier_ops: MmuNotifierOps | None = None
         for slot in slots:
             for gfn in range(slot.base_gfn, slot.base_gfn + slot.npages):
                 self._spte(PT_PAGE_TABLE_LEVEL, gfn, slot)
@@ -156,6 +190,7 @@ class Kvm(Shared):
         name = f"{self.name}.spte{'' if level == 1 else '2M'}[{gfn:#x}]"
         sp = self.sptes[(level, gfn)] = Spte(name, level, gfn, slot.id)
         sp.mmu_lock = self.mmu_lock  # its guard
+        sp.ledger_hooks = self.ledger_hooks
 
     # -------------------------------------------------------------- pure helpers
     def pages_per_hpage(self, level: int) -> int:
@@ -174,10 +209,15 @@ class Kvm(Shared):
         ]
 
     # -------------------------------------------------------------- mmu_notifier subscriber
+    def _ops(self) -> MmuNotifierOps:
+        ops = self.mmu_notifier_ops
+        if ops is None:
+            raise RuntimeError(f"{self.name} has no mmu_notifier ops: create VMs with "
+                               "create_vm (kvm_init_mmu_notifier sets them)")
+        return ops
+
     def invalidate_range_start(self, mm: Any, start: int, end: int) -> None:
         """mm → KVM: ``mmu_notifier_invalidate_range_start`` for hvas ``[start, end)``."""
-        from pfnlab.kvm.notifier import kvm_mmu_notifier_invalidate_range_start
-
         led = self.ledger
         ep, act, br, ch = led.epoch, led.inval_active, led.bracket, led.changing
         for h in range(start, end):
@@ -187,24 +227,22 @@ class Kvm(Shared):
             ch = tadd(ch, h, 1)
         led.epoch, led.inval_active, led.bracket, led.changing = ep, act, br, ch
         led.notifier_starts = led.notifier_starts + 1
-        kvm_mmu_notifier_invalidate_range_start(self, start, end)
+        self._ops().invalidate_range_start(self, start, end)
         act = led.inval_active
         for h in range(start, end):
             act = tadd(act, h, -1)
         led.inval_active = act
-        ghost.invalidation_returned(self)
+        self.ledger_hooks.invalidation_returned(self)
 
     def invalidate_range_end(self, mm: Any, start: int, end: int) -> None:
         """mm → KVM: ``mmu_notifier_invalidate_range_end``."""
-        from pfnlab.kvm.notifier import kvm_mmu_notifier_invalidate_range_end
-
         led = self.ledger
         led.notifier_ends = led.notifier_ends + 1
         ch = led.changing
         for h in range(start, end):
             ch = tadd(ch, h, -1)
         led.changing = ch  # the primary MMU has changed its entries: it calls the end
-        kvm_mmu_notifier_invalidate_range_end(self, start, end)
+        self._ops().invalidate_range_end(self, start, end)
         br = led.bracket
         for h in range(start, end):
             br = tadd(br, h, -1)
@@ -212,48 +250,11 @@ class Kvm(Shared):
 
     def invalidate_range(self, mm: Any, start: int, end: int) -> None:
         """mm → KVM: ``->invalidate_range`` (after the PTEs changed, before the end)."""
-        from pfnlab.kvm.notifier import kvm_mmu_notifier_invalidate_range
-
-        kvm_mmu_notifier_invalidate_range(self, start, end)
+        self._ops().invalidate_range(self, start, end)
 
     def release(self, mm: Any) -> None:
         """mm → KVM: ``mmu_notifier_release`` (exit_mmap or unregister)."""
-        from pfnlab.kvm.notifier import kvm_mmu_notifier_release
-
-        kvm_mmu_notifier_release(self)
-
-
-def create_vm(
-    mm: Any,
-    memslots: Iterable[Memslot],
-    *,
-    vcpus: int = 1,
-    hpage_pages: int = 2,
-    vcpus_hold_vm: bool = True,
-    name: str = "kvm",
-    host: Any = None,
-) -> tuple[Kvm, list[Vcpu]]:
-    """``kvm_create_vm`` + ``KVM_CREATE_VCPU`` (set-up only): the VM registers its notifier.
-
-    With ``vcpus_hold_vm`` each vCPU holds a VM reference (as vCPU files do), so the
-    ``kvm_destroy_vm`` of :func:`~pfnlab.kvm.threads.vm_exit` runs only after every vCPU
-    thread called :func:`~pfnlab.kvm.threads.vcpu_exit`.
-
-    With ``host`` (ledger only, no kernel counterpart): the pages at refcount 0 now are
-    recorded as non-refcounted, and the VM registers a host free hook that reports I5 when
-    a page is freed under one of its SPTEs or maps (:func:`~pfnlab.kvm.ghost.page_freed`).
-    """
-    from pfnlab.mm import mmu_notifier_register
-
-    users = 1 + (vcpus if vcpus_hold_vm else 0)
-    kvm = Kvm(name, mm=mm, memslots=memslots, hpage_pages=hpage_pages, users=users)
-    mmu_notifier_register(mm, kvm)
-    names = [f"vcpu{i}" for i in range(vcpus)]
-    kvm.ledger.add_parts(names)
-    if host is not None:
-        kvm.norefs = ghost.refcount_zero_heads(host)
-        ghost.subscribe(kvm, host)  # gets, puts, A/D and frees of pages: the ledger
-    return kvm, [Vcpu(kvm, n) for n in names]
+        self._ops().release(self)
 
 
 def check_gfn(kvm: Kvm, gfn: int) -> None:

@@ -12,7 +12,7 @@ from pfnlab import mm
 from pfnlab.explore import atomic, fail, free
 from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm import ghost
-from pfnlab.kvm.kvm import Kvm
+from pfnlab.kvm.kvm import Kvm, MmuNotifierOps
 from pfnlab.kvm.spte import kvm_mmu_zap_all, kvm_unmap_hva_range
 
 
@@ -90,3 +90,20 @@ def kvm_put_kvm(kvm: Kvm) -> None:
     """virt/kvm/kvm_main.c v5.4: drop a VM reference; the last one destroys the VM."""
     if atomic(kvm, "users_count", lambda n: (n - 1, n - 1)) == 0:
         kvm_destroy_vm(kvm)
+
+
+#: ``kvm_mmu_notifier_ops``: the callbacks a VM's subscription calls (each dispatches to the
+#: variant's override of its name at the time of the call)
+KVM_MMU_NOTIFIER_OPS = MmuNotifierOps(
+    invalidate_range_start=kvm_mmu_notifier_invalidate_range_start,
+    invalidate_range_end=kvm_mmu_notifier_invalidate_range_end,
+    invalidate_range=kvm_mmu_notifier_invalidate_range,
+    release=kvm_mmu_notifier_release,
+)
+
+
+def kvm_init_mmu_notifier(kvm: Kvm) -> None:
+    """virt/kvm/kvm_main.c v5.4 (set-up only): ``kvm->mmu_notifier.ops =
+    &kvm_mmu_notifier_ops`` and ``mmu_notifier_register(&kvm->mmu_notifier, current->mm)``."""
+    kvm.mmu_notifier_ops = KVM_MMU_NOTIFIER_OPS
+    mm.mmu_notifier_register(kvm.mm, kvm)

@@ -3,7 +3,7 @@
 Error pfns are negative ints here (``KVM_PFN_ERR_*``, ``KVM_PFN_NOSLOT``); the kernel's
 ``is_error_pfn``/``is_noslot_pfn``/``is_error_noslot_pfn`` are pure bit tests and stay plain
 functions. Every function that takes or drops a page reference has an ``owner`` argument
-that the kernel does not have: it only names the KVM context in the ledger (ghost.py).
+that the kernel does not have: it only names the KVM context in the ledger (kvm/ghost/).
 """
 
 from __future__ import annotations

@@ -26,7 +26,8 @@ def mmu_spte_clear_track_bits(kvm: Kvm, sptep: Spte) -> bool:
     # KVM does not hold the refcount of the page used by kvm mmu, before reclaiming the
     # page, we should unmap it from mmu first.
     if not kvm_is_reserved_pfn(pfn) and not mm.page_count(mm.pfn_to_page(pfn)):
-        ghost.warn("mmu_spte_clear_track_bits", pfn, "zapping an SPTE of a page with count 0")
+        ghost.warn("mmu_spte_clear_track_bits", pfn, "zapping an SPTE of a page with count 0",
+                   violates=ghost.NO_SPTE_TO_FREED)
     if old.accessed:
         kvm_set_pfn_accessed(pfn)
     if old.dirty:

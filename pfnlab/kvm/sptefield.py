@@ -10,13 +10,13 @@ from typing import Any
 
 from pfnlab.explore import Guarded, Shared, current_thread
 from pfnlab.explore.runtime import hide_from_traces
-from pfnlab.kvm import ghost
 
 
 class SpteField(Guarded[Any]):
     """``Spte.spte``: guarded by ``mmu_lock`` (checked at every access); every write a model
-    thread makes is shown to the VM's ledger (``ghost.spte_written``: the SPTE's origin,
-    I4, I5 and I11 at install), whichever kernel function, base or override, makes it."""
+    thread makes is shown to the VM's ledger (``Spte.ledger_hooks``, set to
+    :func:`pfnlab.kvm.ghost.origins.spte_written`: the SPTE's origin, I4, I5 and I11 at
+    install), whichever kernel function, base or override, makes it."""
 
     __slots__ = ()
 
@@ -24,7 +24,7 @@ class SpteField(Guarded[Any]):
         old = obj.__dict__[self.name]  # mmu_lock is held: no other thread writes it
         super()._store(rt, obj, value)
         if current_thread() is not None:
-            ghost.spte_written(obj, old, value)
+            obj.ledger_hooks.spte_written(obj, old, value)  # type: ignore[attr-defined]
 
     def _rmw(self, rt: Any, obj: Shared, update: Any) -> Any:
         change: list[tuple[Any, Any]] = []
@@ -36,7 +36,7 @@ class SpteField(Guarded[Any]):
 
         result = super()._rmw(rt, obj, watched)
         if change and current_thread() is not None:
-            ghost.spte_written(obj, *change[-1])
+            obj.ledger_hooks.spte_written(obj, *change[-1])  # type: ignore[attr-defined]
         return result
 
 

@@ -306,8 +306,8 @@ def checks(
     """Invariants and final checks of the ledger properties in ``props``.
 
     Every invariant is a stable check of the ledger's events (they only grow): the model
-    records each violation at the step where it arises (see :mod:`pfnlab.kvm.ghost`,
-    "Stable checks"), so the search orders no steps for the sake of an invariant.
+    records each violation at the step where it arises (see :mod:`pfnlab.kvm.ghost`), so
+    the search orders no steps for the sake of an invariant.
     ``teardown-terminates`` needs no check here: a teardown that never finishes is a hang
     reported under it by the waits of the mm model. ``no-put-unreferenced`` and
     ``no-metadata-after-teardown`` are also reported at the step (``fail()``, and

@@ -41,7 +41,7 @@ def transparent_hugepage_adjust(
         level = PT_DIRECTORY_LEVEL
         mask = vcpu.kvm.pages_per_hpage(level) - 1
         if (gfn & mask) != (pfn & mask):
-            ghost.event("VM_BUG_ON:transparent_hugepage_adjust", pfn, "gfn/pfn misaligned")
+            ghost.vm_bug_on("transparent_hugepage_adjust", pfn, "gfn/pfn misaligned")
         if pfn & mask:
             kvm_release_pfn_clean(pfn, owner)
             pfn &= ~mask

@@ -177,7 +177,8 @@ def mmu_spte_clear_track_bits(kvm: Kvm, sptep: Spte) -> bool:
     pfn = old.pfn
     page = kvm_pfn_to_refcounted_page(pfn)
     if page is not None and not mm.page_count(page):
-        ghost.warn("mmu_spte_clear_track_bits", pfn, "zapping an SPTE of a page with count 0")
+        ghost.warn("mmu_spte_clear_track_bits", pfn, "zapping an SPTE of a page with count 0",
+                   violates=ghost.NO_SPTE_TO_FREED)
     if old.accessed:
         set_accessed(pfn)
     if old.dirty:
