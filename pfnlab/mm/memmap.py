@@ -19,14 +19,21 @@ Model choices:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from pfnlab.explore import Shared, Stable, context, fail, free
+from pfnlab.explore import Shared, Stable, fail, free
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.mm.hooks import (  # re-exported: pfnlab.mm.memmap.host as before
+    host,
+    run_ad_hooks,
+    run_free_hooks,
+    run_pte_hooks,
+    run_ref_hooks,
+)
+from pfnlab.mm.mm_types import Page, page_pinned
 from pfnlab.mm.props import NO_METADATA_AFTER_TEARDOWN
 
-if TYPE_CHECKING:
-    from pfnlab.mm.page import Page
+__all__ = ["host", "run_ad_hooks", "run_free_hooks", "run_pte_hooks", "run_ref_hooks"]
 
 ONLINE = "online"
 PRESENT = "present"
@@ -38,8 +45,6 @@ def section_pinned(sec: Section, who: str) -> bool:
     runs only after the last one is put (v5.4's ``memunmap_pages`` waits), so ``pfn_valid``
     on a pfn the caller holds a reference to is stable (no steps; read by the engine). The
     thread that removes device memory (``Host.removed_by``) holds its device sections."""
-    from pfnlab.mm.page import page_pinned
-
     if sec.device and host().remover == who:
         return True  # the thread that removes it (Host.removed_by)
     return any(page_pinned(p, who) for p in sec.pages)
@@ -56,14 +61,6 @@ class Section(Shared):
         self.nr_pages = nr_pages
         self.device = device
         self.pages: list[Page] = []  # set-up: its memmap (arch_add_memory)
-
-
-def host() -> Any:
-    """The host of the running execution (``context().host``)."""
-    ctx = context()
-    if ctx is None or ctx.host is None:
-        raise RuntimeError("no host model: set_context(World(host=Host(...))) first")
-    return ctx.host
 
 
 @kfunc
@@ -107,8 +104,6 @@ def arch_add_memory(h: Any, start_pfn: int, nr_pages: int, *, device: bool) -> S
     The pages are created uninitialised (refcount 0, zone NORMAL); the caller initialises
     them (``online_pages`` for RAM, ``memmap_init_zone_device`` for ZONE_DEVICE).
     """
-    from pfnlab.mm.page import Page
-
     sec = Section(f"section@{start_pfn:#x}", start_pfn, nr_pages, device)
     for pfn in range(start_pfn, start_pfn + nr_pages):
         if pfn in h.sections:
@@ -129,44 +124,3 @@ def arch_remove_memory(start_pfn: int, nr_pages: int) -> None:
         why = (NO_METADATA_AFTER_TEARDOWN, f"memmap of pfn {pfn:#x} removed by arch_remove_memory")
         free(h.memmap[pfn], cast(Any, why))  # the engine takes (property id, text) too
         run_free_hooks(h.memmap[pfn])
-
-
-def run_free_hooks(page: Page) -> None:
-    """Ledger (no steps): run the host's ``free_hooks`` on ``page``, whose freed state changed.
-
-    Called in the step that made the change: a refcount reaching or leaving 0, the removal
-    of its memmap. Hooks only read state without scheduling points and write ghost fields.
-    """
-    ctx = context()
-    h = getattr(ctx, "host", None) if ctx is not None else None
-    for hook in getattr(h, "free_hooks", ()):
-        hook(page)
-
-
-def run_ref_hooks(page: Page, owner: str, delta: int) -> None:
-    """Ledger (no steps): run the host's ``ref_hooks`` for a reference of ``owner`` on
-    ``page`` (a compound head): taken (``delta`` +1, after the increment) or about to be
-    dropped (-1, before the decrement). Called by the refcount primitives only, so that
-    every get and put is seen whoever calls it."""
-    ctx = context()
-    h = getattr(ctx, "host", None) if ctx is not None else None
-    for hook in getattr(h, "ref_hooks", ()):
-        hook(page, owner, delta)
-
-
-def run_pte_hooks(pte: Any, value: Any) -> None:
-    """Ledger (no steps): run the host's ``pte_hooks`` after a model thread read ``value``
-    from page-table entry ``pte`` (:class:`~pfnlab.mm.ptefield.PteField`)."""
-    ctx = context()
-    h = getattr(ctx, "host", None) if ctx is not None else None
-    for hook in getattr(h, "pte_hooks", ()):
-        hook(pte, value)
-
-
-def run_ad_hooks(page: Page, what: str) -> None:
-    """Ledger (no steps): run the host's ``ad_hooks`` before ``what`` (``SetPageDirty``,
-    ``mark_page_accessed``) sets a bit on ``page``."""
-    ctx = context()
-    h = getattr(ctx, "host", None) if ctx is not None else None
-    for hook in getattr(h, "ad_hooks", ()):
-        hook(page, what)

@@ -18,84 +18,26 @@ head: PMD mappings - 1) are kept for compound pages only: they decide
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pfnlab.explore import Field, Ghost, Shared, Stable, atomic, context, fail
+from pfnlab.explore import atomic, context, fail
 from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.memmap import host, pfn_to_page, run_ad_hooks, run_free_hooks, run_ref_hooks
+from pfnlab.mm.mm_types import (  # struct page, re-exported: pfnlab.mm.page.Page as before
+    HUGETLB,
+    OTHER,
+    THP,
+    ZONE_DEVICE,
+    ZONE_NORMAL,
+    Page,
+    page_pinned,
+)
+from pfnlab.mm.pagemap import put_dev_pagemap
 from pfnlab.mm.props import NO_PUT_UNREFERENCED
 
-if TYPE_CHECKING:
-    from pfnlab.mm.memremap import DevPagemap
-
-ZONE_NORMAL = "NORMAL"
-ZONE_DEVICE = "DEVICE"
-
-THP = "thp"
-HUGETLB = "hugetlb"
-OTHER = "other"
-
-
-class Page(Shared):
-    """One ``struct page``. Shared fields are the parts that threads read or change."""
-
-    refcount: Field[int] = Field(0)  # page->_refcount
-    # set when the memmap is initialised, never written after; freed with the memmap only
-    # once no reference pins the page (what makes KVM's unlocked reads of them safe):
-    # Stable while pinned, checked by the engine (docs/reductions.md section 11)
-    reserved: Stable[bool] = Stable(False, pinned=lambda p, who: page_pinned(p, who))
-    zone: Stable[str] = Stable(ZONE_NORMAL, pinned=lambda p, who: page_pinned(p, who))
-    dirty: Field[bool] = Field(False)  # PG_dirty
-    accessed: Field[bool] = Field(False)  # PG_referenced/PG_active (mark_page_accessed)
-    pgmap: Stable[Any] = Stable(None, pinned=lambda p, who: page_pinned(p, who))
-    mapcount: Field[int] = Field(-1)  # page->_mapcount (compound pages only)
-    compound_mapcount: Field[int] = Field(-1)  # compound_mapcount_ptr(head) (heads only)
-    thp_head: Field[int | None] = Field(None)  # THP: head pfn while compound, None once split
-    #: the page's memory (what a kernel mapping reads and writes): concurrent accesses to
-    #: it are scheduling points; freeing the memmap frees it too
-    data: Field[int] = Field(0)
-    owners: Ghost[tuple[tuple[str, int], ...]] = Ghost(
-        ()
-    )  # ledger: sorted ((owner, references held), ...)
-
-    def __init__(self, pfn: int) -> None:
-        super().__init__(f"page@{pfn:#x}")
-        self.pfn = pfn
-        # compound page as allocated (immutable; set during set-up only)
-        self.kind: str | None = None
-        self.head_pfn = pfn
-        self.order = 0
-        self.anon = False  # PageAnon (page->mapping & PAGE_MAPPING_ANON)
-        self.ksm = False  # PageKsm: a KSM page (pfnlab.mm.ksm), write-protected wherever mapped
-
-    def set_compound(self, kind: str, head_pfn: int, order: int) -> None:
-        """Set-up only: make this page part of a compound page of ``order``."""
-        self.kind = kind
-        self.head_pfn = head_pfn
-        self.order = order
-        if kind == THP:
-            self.thp_head = head_pfn
-
-    def held_by(self, owner: str) -> int:
-        """References ``owner`` holds per the ledger (no scheduling point)."""
-        return dict(self.owners).get(owner, 0)
-
+__all__ = ["HUGETLB", "OTHER", "THP", "ZONE_DEVICE", "ZONE_NORMAL", "Page", "page_pinned"]
 
 # --------------------------------------------------------------------------- ref helpers
-def page_pinned(page: Page, who: str) -> bool:
-    """Thread ``who`` holds a reference on the page's compound head (one the ledger
-    attributes to it or to one of its owners ``who:...``): what keeps the memmap, and so
-    the flags (PG_reserved), zone and pgmap, from going away under its reads (no steps;
-    read by the engine for the Stable fields above). The thread that removes device memory
-    (``Host.removed_by``) holds every device page."""
-    h = host()
-    if h.remover == who and h.sections[page.pfn].device:
-        return True  # the thread that removes device memory (Host.removed_by)
-    head = page if page.head_pfn == page.pfn else h.memmap[page.head_pfn]
-    mine = who + ":"
-    return any(n > 0 and (o == who or o.startswith(mine)) for o, n in head.owners)
-
-
 def _ledger(page: Page, delta: int, owner: str) -> None:
     if not owner:
         return
@@ -307,7 +249,7 @@ def put_devmap_managed_page(page: Page, owner: str = "") -> bool:
         return False
     if not is_zone_device_page(page):
         return False
-    pgmap: DevPagemap = page.pgmap
+    pgmap = page.pgmap
     if not pgmap.devmap_managed:
         return False
     __put_devmap_managed_page(page, owner)
@@ -342,8 +284,6 @@ def __put_page(page: Page) -> None:
     """
     if is_zone_device_page(page):
         if _mm_version() == "5.4":
-            from pfnlab.mm.memremap import put_dev_pagemap
-
             put_dev_pagemap(page.pgmap)
         else:
             set_page_count(page, 1)
