@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pfnlab import mm
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.kernel.roles import refcount_api
 from pfnlab.kvm import ghost
 
 KVM_PFN_ERR_FAULT = -1
@@ -91,6 +92,7 @@ def kvm_set_pfn_accessed(pfn: int) -> None:
         mm.mark_page_accessed(mm.pfn_to_page(pfn))
 
 
+@refcount_api("get_page")
 @kfunc
 def kvm_get_pfn(pfn: int, owner: str = "kvm") -> None:
     """virt/kvm/kvm_main.c v5.4: get_page unless reserved (no check that the count is > 0)."""

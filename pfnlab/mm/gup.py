@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pfnlab.explore import wait_until
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.kernel.roles import refcount_api
 from pfnlab.mm.anon import do_anonymous_page
 from pfnlab.mm.cow import do_wp_page
 from pfnlab.mm.memmap import is_zero_pfn, pfn_to_page
@@ -42,6 +43,7 @@ _ERROR = "error"  # follow_page_mask: -EFAULT
 
 
 # --------------------------------------------------------------------------- fast path
+@refcount_api("gup")
 @kfunc
 def __get_user_pages_fast(mm: Mm, hva: int, write: bool, owner: str = "") -> Page | None:
     """mm/gup.c v5.4: lockless walk (irqs off); one page reference on success."""
@@ -131,6 +133,7 @@ def __gup_device_huge_pmd(
 
 
 # --------------------------------------------------------------------------- slow path
+@refcount_api("gup")
 @kfunc
 def get_user_pages_unlocked(mm: Mm, hva: int, write: bool, owner: str = "") -> Page | None:
     """mm/gup.c v5.4: mmap_sem for read around __get_user_pages; one reference on success."""
@@ -140,6 +143,7 @@ def get_user_pages_unlocked(mm: Mm, hva: int, write: bool, owner: str = "") -> P
     return page
 
 
+@refcount_api("gup")
 @kfunc
 def __get_user_pages(mm: Mm, hva: int, write: bool, owner: str = "") -> Page | None:
     """mm/gup.c v5.4: find_extend_vma, check_vma_flags, follow_page_mask, faultin_page.

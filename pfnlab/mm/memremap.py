@@ -11,6 +11,7 @@ from typing import Any
 
 from pfnlab.explore import context, wait_until
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.kernel.roles import refcount_api
 from pfnlab.mm.memmap import ONLINE, arch_add_memory, arch_remove_memory, pfn_to_page
 from pfnlab.mm.owners import BASELINE
 from pfnlab.mm.page import ZONE_DEVICE, put_page
@@ -61,6 +62,7 @@ def memmap_init_zone_device(h: Any, pgmap: DevPagemap) -> None:
 
 
 # --------------------------------------------------------------------------- teardown
+@refcount_api()
 @kfunc
 def dev_pagemap_kill(pgmap: DevPagemap) -> None:
     """mm/memremap.c v5.4: ops->kill or percpu_ref_kill (pmem's queue freeze = same model)."""

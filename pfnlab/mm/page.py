@@ -22,6 +22,7 @@ from typing import Any
 
 from pfnlab.explore import atomic, context, fail
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.kernel.roles import refcount_api
 from pfnlab.mm.memmap import host, pfn_to_page, run_ad_hooks, run_free_hooks, run_ref_hooks
 from pfnlab.mm.mm_types import (  # struct page, re-exported: pfnlab.mm.page.Page as before
     HUGETLB,
@@ -50,6 +51,7 @@ def _ledger(page: Page, delta: int, owner: str) -> None:
     page.owners = tuple(sorted(d.items()))
 
 
+@refcount_api()
 def page_ref_inc(page: Page, owner: str = "", why: str = "get_page") -> int:
     """include/linux/page_ref.h: atomic_inc(&page->_refcount); returns the old count."""
     old: int = atomic(page, "refcount", lambda c: (c + 1, c))
@@ -61,6 +63,7 @@ def page_ref_inc(page: Page, owner: str = "", why: str = "get_page") -> int:
     return old
 
 
+@refcount_api()
 def page_ref_dec_return(page: Page, owner: str = "", why: str = "put_page") -> int:
     """include/linux/page_ref.h: atomic_dec_return; a put on refcount 0 is a finding."""
     if owner:
@@ -74,6 +77,7 @@ def page_ref_dec_return(page: Page, owner: str = "", why: str = "put_page") -> i
     return old - 1
 
 
+@refcount_api()
 def page_ref_add_unless_zero(page: Page, owner: str = "") -> bool:
     """include/linux/page_ref.h: page_ref_add_unless(page, 1, 0) (speculative get)."""
     # (the thread receives whether it succeeded, not the count: states stay merged)
@@ -85,6 +89,7 @@ def page_ref_add_unless_zero(page: Page, owner: str = "") -> bool:
     return ok
 
 
+@refcount_api()
 def page_ref_freeze(page: Page, count: int) -> bool:
     """include/linux/page_ref.h: cmpxchg(refcount, count, 0)."""
     ok: bool = atomic(page, "refcount", lambda c: (0, True) if c == count else (c, False))
@@ -93,6 +98,7 @@ def page_ref_freeze(page: Page, count: int) -> bool:
     return ok
 
 
+@refcount_api()
 def set_page_count(page: Page, count: int) -> None:
     """include/linux/page_ref.h: atomic_set(&page->_refcount, count)."""
     page.refcount = count
@@ -172,6 +178,7 @@ def is_zone_device_page(page: Page) -> bool:
     return bool(page.zone == ZONE_DEVICE)
 
 
+@refcount_api()
 @kfunc
 def page_ref_count(page: Page) -> int:
     """include/linux/page_ref.h v5.4: atomic_read(&page->_refcount) of this page.
@@ -201,6 +208,7 @@ def mark_page_accessed(page: Page) -> None:
 
 
 # --------------------------------------------------------------------------- get / put
+@refcount_api("get_page")
 @kfunc
 def get_page(page: Page, owner: str = "") -> None:
     """include/linux/mm.h v5.4: page_ref_inc(compound_head); a get on refcount 0 is a bug."""
@@ -210,18 +218,21 @@ def get_page(page: Page, owner: str = "") -> None:
         fail(NO_PUT_UNREFERENCED, f"get_page on {head.name} with refcount 0 (0->1)")
 
 
+@refcount_api("get_page")
 @kfunc
 def try_get_page(page: Page, owner: str = "") -> bool:
     """include/linux/mm.h v5.4: get_page on the head unless its count is <= 0."""
     return page_ref_add_unless_zero(compound_head(page), owner)
 
 
+@refcount_api("get_page")
 @kfunc
 def get_page_unless_zero(page: Page, owner: str = "") -> bool:
     """include/linux/mm.h v5.4: page_ref_add_unless(page, 1, 0) on this very page."""
     return page_ref_add_unless_zero(page, owner)
 
 
+@refcount_api()
 @kfunc
 def try_get_compound_head(page: Page, refs: int = 1, owner: str = "") -> Page | None:
     """mm/gup.c v5.4: speculative reference on the head; NULL if its count is zero."""
@@ -232,6 +243,7 @@ def try_get_compound_head(page: Page, refs: int = 1, owner: str = "") -> Page | 
     return head
 
 
+@refcount_api("put_page")
 @kfunc
 def put_page(page: Page, owner: str = "") -> None:
     """include/linux/mm.h v5.4: devmap-managed pages first, else dec and __put_page at 0."""

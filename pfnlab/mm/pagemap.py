@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pfnlab.explore import Field, Ghost, Shared, atomic, fail
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.kernel.roles import refcount_api
 from pfnlab.mm.hooks import host
 from pfnlab.mm.props import PGMAP_REF_BALANCE
 
@@ -55,6 +56,7 @@ class DevPagemap(Shared):
 
 
 # --------------------------------------------------------------------------- percpu_ref
+@refcount_api()
 @kfunc
 def percpu_ref_tryget_live(pgmap: DevPagemap) -> bool:
     """include/linux/percpu-refcount.h v5.4: get unless the ref is dead (killed)."""
@@ -62,12 +64,14 @@ def percpu_ref_tryget_live(pgmap: DevPagemap) -> bool:
     return ok
 
 
+@refcount_api()
 @kfunc
 def percpu_ref_get_many(pgmap: DevPagemap, nr: int) -> None:
     """include/linux/percpu-refcount.h v5.4: add ``nr`` references."""
     atomic(pgmap, "ref", lambda r: ((r[0] + nr, r[1]), None))
 
 
+@refcount_api()
 @kfunc
 def percpu_ref_put_many(pgmap: DevPagemap, nr: int) -> None:
     """include/linux/percpu-refcount.h v5.4: drop ``nr``; the release runs at zero."""
@@ -78,6 +82,7 @@ def percpu_ref_put_many(pgmap: DevPagemap, nr: int) -> None:
         dev_pagemap_percpu_release(pgmap)
 
 
+@refcount_api()
 @kfunc
 def percpu_ref_kill(pgmap: DevPagemap) -> None:
     """include/linux/percpu-refcount.h v5.4: mark dead, drop the initial reference."""
@@ -93,6 +98,7 @@ def dev_pagemap_percpu_release(pgmap: DevPagemap) -> None:
 
 
 # --------------------------------------------------------------------------- lookup
+@refcount_api()
 @kfunc
 def get_dev_pagemap(pfn: int, pgmap: DevPagemap | None = None) -> DevPagemap | None:
     """mm/memremap.c v5.4: reuse ``pgmap`` if it covers pfn, else xa_load + tryget_live.
@@ -109,6 +115,7 @@ def get_dev_pagemap(pfn: int, pgmap: DevPagemap | None = None) -> DevPagemap | N
     return found
 
 
+@refcount_api()
 @kfunc
 def put_dev_pagemap(pgmap: DevPagemap | None) -> None:
     """include/linux/memremap.h v5.4: percpu_ref_put(pgmap->ref) if pgmap."""

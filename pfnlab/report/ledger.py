@@ -5,7 +5,8 @@ A page reference's owner comes from the model's ghost ledger ``Page.owners``, wh
 the trace records on the step of the atomic (``TraceStep.ghosts``). A pgmap reference has no
 ledger in the model: its owner is the thread that took it. The kernel function of a get or
 put is the caller of the outermost refcount API on the step's model stack (``gup`` in
-``hva_to_pfn_fast``, ``put_page`` in ``memunmap_pages``).
+``hva_to_pfn_fast``, ``put_page`` in ``memunmap_pages``), as each API declares itself
+(:mod:`pfnlab.kernel.roles`).
 
 A leak is a get with no put by the same owner when the trace ends; the report says which
 release function the owner's thread ran instead and the predicate that made it skip the put
@@ -21,19 +22,11 @@ from typing import Any
 
 from pfnlab.explore.findings import FINAL, HANG, Finding, TraceStep
 from pfnlab.kernel.calls import KernelCall
+from pfnlab.kernel.roles import refcount_site
 from pfnlab.properties import REFS_BALANCED
 
-#: refcount APIs, outermost first wins: (pattern on a function name, family shown in reports)
-_API = (
-    (re.compile(r"get_user_pages"), "gup"),
-    (re.compile(r"^(get_page|try_get_page|get_page_unless_zero|kvm_get_pfn)$"), "get_page"),
-    (re.compile(r"^put_page$"), "put_page"),
-    (re.compile(r"^(get_dev_pagemap|put_dev_pagemap|dev_pagemap_kill)$"), ""),
-    (re.compile(r"^(percpu_ref_\w+|page_ref_\w+|try_get_compound_head|set_page_count)$"), ""),
-)
 #: functions that drop what their caller got (where a skipped put shows)
 _RELEASE = re.compile(r"release|_put|put_|unpin|unmap")
-#: what a kernel function returned, noted on a step: a bool, NULL or an object's name
 
 
 @dataclass
@@ -135,12 +128,12 @@ def counter_name(obj: str) -> str:
 
 
 def site_of(where: tuple[str, ...]) -> tuple[str, str]:
-    """(kernel function, API family) of a refcount step: the caller of the outermost API."""
-    for i, fn in enumerate(where):
-        for pat, family in _API:
-            if pat.search(fn):
-                site = where[i - 1] if i > 0 else fn
-                return site, family or fn
+    """(kernel function, API family) of a refcount step: the caller of the outermost
+    refcount API (declared with :func:`pfnlab.kernel.roles.refcount_api`), else the
+    innermost function and no API."""
+    found = refcount_site(where)
+    if found is not None:
+        return found
     return (where[-1] if where else "?"), ""
 
 
