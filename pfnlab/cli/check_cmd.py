@@ -7,11 +7,11 @@ import math
 import sys
 import textwrap
 import time
-from contextlib import nullcontext
 from typing import Annotated, Any
 
 import typer
 
+from pfnlab import pipeline
 from pfnlab.api import ModelFile, model_error
 from pfnlab.cli import exits, interrupt
 from pfnlab.cli.app import app
@@ -43,12 +43,12 @@ from pfnlab.cli.progress import Status
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.fingerprint import collision_odds
 from pfnlab.explore.program import Program
-from pfnlab.explore.search import Budget, Result, explore
+from pfnlab.explore.search import Budget, Result
 from pfnlab.explore.search.common import not_established
 from pfnlab.explore.search.parallel import backend, default_workers
 from pfnlab.matrix import Options
-from pfnlab.model.lines import model_files, review_lines, tracing_lines
-from pfnlab.model.reach import recording, review, under_review
+from pfnlab.model.lines import model_files, tracing_lines
+from pfnlab.model.reach import under_review
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.variants import VARIANTS
 
@@ -104,22 +104,24 @@ def check(
     if html:
         check_writable(html, "--html")
     sc = SCENARIOS[scenario]
-    program = sc.program(VARIANTS[variant], mm=mm, **{k: v for k, v in opts.sizes.items()
-                                                      if k in sc.params})
     title = f"{variant} / {scenario}"
     start = time.perf_counter()
-    tracing = _line_tracing(VARIANTS[variant], sc) if unreached_lines else nullcontext()
+    tracing = _line_tracing(VARIANTS[variant], sc) if unreached_lines else None
     workers = _backend(jobs, ray, strategy, unreached_lines)
-    with Status(f"check {title}"), recording() as rec, tracing as lt:
+    with Status(f"check {title}"):
         try:
-            res = explore(program, strategy=strategy, stop_first=first,
-                          budget=Budget(executions=executions, seconds=seconds,
-                                        max_steps=max_steps),
-                          executions=executions or 1000, backend=workers)
+            done = pipeline.check(
+                variant, scenario,
+                pipeline.Search(strategy=strategy, stop_first=first,
+                                budget=Budget(executions=executions, seconds=seconds,
+                                              max_steps=max_steps),
+                                executions=executions or 1000, backend=workers),
+                sizes=pipeline.own_sizes(scenario, opts.sizes), mm=mm, reach=True,
+                lines=tracing)
         except Exception as e:
             raise model_error(e, f"scenario {scenario!r} on {variant}", sc.build) from None
-    unreached = review(rec, VARIANTS[variant], sc)
-    lines = review_lines(lt, rec.called, VARIANTS[variant], sc) if lt is not None else None
+    program, res, unreached, lines = done.program, done.result, done.unreached, done.lines
+    assert unreached is not None
     cut = interrupt.interrupted()
     analyses, unexplained = _analyse(
         program, res.findings, start + seconds if seconds is not None else None)
