@@ -130,7 +130,7 @@ def report(result: Result, full: bool = False) -> str:
 def diff(variant_a: str, variant_b: str, scenarios: list[str] | str, *,
          full: bool = False, **sizes: int) -> str:
     """The text of ``pfnlab diff A B SCENARIO...``: what B fixes and breaks, with traces."""
-    from pfnlab.report.diffmode import diff as run_diff
+    from pfnlab.patchdiff import diff as run_diff
     from pfnlab.report.diffmode import render_diff
 
     names = [scenarios] if isinstance(scenarios, str) else list(scenarios)
