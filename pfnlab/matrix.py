@@ -27,7 +27,7 @@ from pfnlab.explore.search import Budget
 from pfnlab.explore.search.common import masked
 from pfnlab.properties import PROPERTIES
 from pfnlab.scenarios import SCENARIOS
-from pfnlab.variants import VARIANTS
+from pfnlab.variants import VARIANTS, Variant
 
 HOLDS, VIOLATED, NA, NOT_COVERED = "holds", "violated", "n/a", "not-covered"
 NOT_ESTABLISHED = "not-established"
@@ -138,8 +138,8 @@ def validate(opts: Options) -> None:
         raise ValueError("--jobs must be at least 1")
 
 
-def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
-    """Check one variant against one scenario."""
+def run_cell(variant: str | Variant, scenario: str, opts: Options) -> Cell:
+    """Check one variant (by name, or a design not registered) against one scenario."""
     done = pipeline.check(
         variant, scenario,
         pipeline.Search(strategy=opts.strategy,
@@ -175,7 +175,7 @@ def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
         else:
             verdicts[pid] = Verdict(HOLDS)
     return Cell(
-        variant=variant,
+        variant=done.variant.name,
         scenario=scenario,
         sizes=done.sizes,
         verdicts=verdicts,
