@@ -135,7 +135,7 @@ def check(
             lost.append(err)
     doc = None
     if format == "json" or output:
-        doc = _json(variant, scenario, opts.sizes, res, analyses)
+        doc = _json(variant, scenario, done.sizes, res, analyses)
         doc["unreached"] = unreached.as_json()
         if lines is not None:
             doc["unreached"]["lines"] = lines.as_json()
@@ -275,7 +275,7 @@ def _html(title: str, program: Program, res: Result, analyses: list[Any]) -> str
                        subtitle=res.coverage)
 
 
-def _json(variant: str, scenario: str, sz: dict[str, int], res: Result,
+def _json(variant: str, scenario: str, scenario_sizes: dict[str, int], res: Result,
           analyses: list[Any]) -> dict[str, Any]:
     from pfnlab.report.jsonout import CHECK_SCHEMA, finding_json
 
@@ -285,7 +285,7 @@ def _json(variant: str, scenario: str, sz: dict[str, int], res: Result,
         "schema": CHECK_SCHEMA,
         "variant": variant,
         "scenario": scenario,
-        "sizes": sc.sizes(**{k: v for k, v in sz.items() if k in sc.params}),
+        "sizes": scenario_sizes,
         "coverage": res.coverage,
         "exhaustive": res.exhaustive,
         "goals_reached": res.goals_reached,
