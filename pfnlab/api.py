@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from pfnlab import pipeline
 from pfnlab.explore.program import Program
-from pfnlab.explore.search import Budget, explore
+from pfnlab.explore.search import Budget
 from pfnlab.explore.search.common import Result as SearchResult
 from pfnlab.explore.search.common import not_established
 from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
@@ -105,19 +106,16 @@ def check(variant: str, scenario: str, *, mm: str | None = None, strategy: str =
     """
     if jobs < 1:
         raise ValueError(f"jobs={jobs}: give at least 1")
-    if variant not in VARIANTS:
-        raise KeyError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-    if scenario not in SCENARIOS:
-        raise KeyError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
-    program = SCENARIOS[scenario].program(VARIANTS[variant], mm=mm, **sizes)
     workers = None
     if jobs > 1:
         from pfnlab.explore.search.parallel import LocalProcesses
 
         workers = LocalProcesses(jobs)
-    res = explore(program, strategy=strategy, stop_first=stop_first,
-                  budget=Budget(executions=executions, seconds=seconds), backend=workers)
-    return Result(variant, scenario, program, res)
+    done = pipeline.check(variant, scenario, pipeline.Search(
+        strategy=strategy, stop_first=stop_first,
+        budget=Budget(executions=executions, seconds=seconds), backend=workers),
+        sizes=sizes, mm=mm)
+    return Result(variant, scenario, done.program, done.result)
 
 
 def report(result: Result, full: bool = False) -> str:
@@ -132,7 +130,7 @@ def report(result: Result, full: bool = False) -> str:
 def diff(variant_a: str, variant_b: str, scenarios: list[str] | str, *,
          full: bool = False, **sizes: int) -> str:
     """The text of ``pfnlab diff A B SCENARIO...``: what B fixes and breaks, with traces."""
-    from pfnlab.report.diffmode import diff as run_diff
+    from pfnlab.patchdiff import diff as run_diff
     from pfnlab.report.diffmode import render_diff
 
     names = [scenarios] if isinstance(scenarios, str) else list(scenarios)

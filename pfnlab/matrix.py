@@ -18,17 +18,16 @@ A cell's verdict for a property comes only from the search that ran for that cel
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pfnlab.explore.search import Budget, explore
+from pfnlab import pipeline
+from pfnlab.explore.search import Budget
 from pfnlab.explore.search.common import masked
-from pfnlab.model.reach import recording, review
 from pfnlab.properties import PROPERTIES
 from pfnlab.scenarios import SCENARIOS
-from pfnlab.variants import VARIANTS
+from pfnlab.variants import VARIANTS, Variant
 
 HOLDS, VIOLATED, NA, NOT_COVERED = "holds", "violated", "n/a", "not-covered"
 NOT_ESTABLISHED = "not-established"
@@ -139,25 +138,19 @@ def validate(opts: Options) -> None:
         raise ValueError("--jobs must be at least 1")
 
 
-def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
-    """Check one variant against one scenario."""
-    sc = SCENARIOS[scenario]
-    sizes = {k: v for k, v in opts.sizes.items() if k in sc.params}
-    program = sc.program(VARIANTS[variant], mm=opts.mm, **sizes)
-    t0 = time.perf_counter()
-    with recording() as rec:
-        res = explore(
-            program,
-            strategy=opts.strategy,
-            budget=Budget(executions=opts.executions, seconds=opts.seconds,
-                          max_steps=opts.max_steps),
-            stop_first=False,
-            minimal=False,
-            preemptions=opts.preemptions,
-            executions=opts.executions or 1000,
-        )
-    seconds = time.perf_counter() - t0
-    unreached = review(rec, VARIANTS[variant], sc).lines(width=10_000)
+def run_cell(variant: str | Variant, scenario: str, opts: Options) -> Cell:
+    """Check one variant (by name, or a design not registered) against one scenario."""
+    done = pipeline.check(
+        variant, scenario,
+        pipeline.Search(strategy=opts.strategy,
+                        budget=Budget(executions=opts.executions, seconds=opts.seconds,
+                                      max_steps=opts.max_steps),
+                        minimal=False, preemptions=opts.preemptions,
+                        executions=opts.executions or 1000),
+        sizes=pipeline.own_sizes(scenario, opts.sizes), mm=opts.mm, reach=True)
+    res, sc = done.result, done.scenario
+    assert done.unreached is not None
+    unreached = done.unreached.lines(width=10_000)
     verdicts: dict[str, Verdict] = {}
     errors: list[str] = []
     found: dict[str, str] = {}
@@ -182,9 +175,9 @@ def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
         else:
             verdicts[pid] = Verdict(HOLDS)
     return Cell(
-        variant=variant,
+        variant=done.variant.name,
         scenario=scenario,
-        sizes=sc.sizes(**sizes),
+        sizes=done.sizes,
         verdicts=verdicts,
         coverage=res.coverage,
         cut=res.interrupted,
@@ -192,7 +185,7 @@ def run_cell(variant: str, scenario: str, opts: Options) -> Cell:
         executions=res.stats.executions,
         states=res.stats.states,
         steps=res.stats.steps,
-        seconds=seconds,
+        seconds=done.seconds,
         goals_reached=res.goals_reached,
         goals_missed=res.goals_missed,
         model_errors=errors,

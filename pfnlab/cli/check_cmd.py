@@ -7,11 +7,11 @@ import math
 import sys
 import textwrap
 import time
-from contextlib import nullcontext
 from typing import Annotated, Any
 
 import typer
 
+from pfnlab import pipeline
 from pfnlab.api import ModelFile, model_error
 from pfnlab.cli import exits, interrupt
 from pfnlab.cli.app import app
@@ -43,12 +43,12 @@ from pfnlab.cli.progress import Status
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.fingerprint import collision_odds
 from pfnlab.explore.program import Program
-from pfnlab.explore.search import Budget, Result, explore
+from pfnlab.explore.search import Budget, Result
 from pfnlab.explore.search.common import not_established
 from pfnlab.explore.search.parallel import backend, default_workers
 from pfnlab.matrix import Options
-from pfnlab.model.lines import model_files, review_lines, tracing_lines
-from pfnlab.model.reach import recording, review, under_review
+from pfnlab.model.lines import model_files, tracing_lines
+from pfnlab.model.reach import under_review
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.variants import VARIANTS
 
@@ -104,22 +104,24 @@ def check(
     if html:
         check_writable(html, "--html")
     sc = SCENARIOS[scenario]
-    program = sc.program(VARIANTS[variant], mm=mm, **{k: v for k, v in opts.sizes.items()
-                                                      if k in sc.params})
     title = f"{variant} / {scenario}"
     start = time.perf_counter()
-    tracing = _line_tracing(VARIANTS[variant], sc) if unreached_lines else nullcontext()
+    tracing = _line_tracing(VARIANTS[variant], sc) if unreached_lines else None
     workers = _backend(jobs, ray, strategy, unreached_lines)
-    with Status(f"check {title}"), recording() as rec, tracing as lt:
+    with Status(f"check {title}"):
         try:
-            res = explore(program, strategy=strategy, stop_first=first,
-                          budget=Budget(executions=executions, seconds=seconds,
-                                        max_steps=max_steps),
-                          executions=executions or 1000, backend=workers)
+            done = pipeline.check(
+                variant, scenario,
+                pipeline.Search(strategy=strategy, stop_first=first,
+                                budget=Budget(executions=executions, seconds=seconds,
+                                              max_steps=max_steps),
+                                executions=executions or 1000, backend=workers),
+                sizes=pipeline.own_sizes(scenario, opts.sizes), mm=mm, reach=True,
+                lines=tracing)
         except Exception as e:
             raise model_error(e, f"scenario {scenario!r} on {variant}", sc.build) from None
-    unreached = review(rec, VARIANTS[variant], sc)
-    lines = review_lines(lt, rec.called, VARIANTS[variant], sc) if lt is not None else None
+    program, res, unreached, lines = done.program, done.result, done.unreached, done.lines
+    assert unreached is not None
     cut = interrupt.interrupted()
     analyses, unexplained = _analyse(
         program, res.findings, start + seconds if seconds is not None else None)
@@ -133,7 +135,7 @@ def check(
             lost.append(err)
     doc = None
     if format == "json" or output:
-        doc = _json(variant, scenario, opts.sizes, res, analyses)
+        doc = _json(variant, scenario, done.sizes, res, analyses)
         doc["unreached"] = unreached.as_json()
         if lines is not None:
             doc["unreached"]["lines"] = lines.as_json()
@@ -273,7 +275,7 @@ def _html(title: str, program: Program, res: Result, analyses: list[Any]) -> str
                        subtitle=res.coverage)
 
 
-def _json(variant: str, scenario: str, sz: dict[str, int], res: Result,
+def _json(variant: str, scenario: str, scenario_sizes: dict[str, int], res: Result,
           analyses: list[Any]) -> dict[str, Any]:
     from pfnlab.report.jsonout import CHECK_SCHEMA, finding_json
 
@@ -283,7 +285,7 @@ def _json(variant: str, scenario: str, sz: dict[str, int], res: Result,
         "schema": CHECK_SCHEMA,
         "variant": variant,
         "scenario": scenario,
-        "sizes": sc.sizes(**{k: v for k, v in sz.items() if k in sc.params}),
+        "sizes": scenario_sizes,
         "coverage": res.coverage,
         "exhaustive": res.exhaustive,
         "goals_reached": res.goals_reached,

@@ -62,14 +62,8 @@ def diff_cmd(
     model: ModelOpt = None,
 ) -> None:
     """List the properties that hold in one variant and not the other, with the traces."""
-    from pfnlab.report.diffmode import (
-        BOTH,
-        UNKNOWN,
-        ScenarioDiff,
-        diff_each,
-        diff_json,
-        render_diff,
-    )
+    from pfnlab.patchdiff import BOTH, UNKNOWN, ScenarioDiff, diff_each
+    from pfnlab.report.diffmode import diff_json, render_diff
 
     files = [n for n in names if n.endswith(".py")]
     rest = [n for n in names if not n.endswith(".py")]

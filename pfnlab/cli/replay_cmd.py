@@ -114,7 +114,8 @@ def replay_cmd(
     The model files the report records are loaded again (``--model`` gives them where they
     have moved), and the findings replay on the host mm the report was checked on."""
     given = load(model)
-    from pfnlab.report.jsonout import _saved_findings, replay_saved
+    from pfnlab.report.jsonout import saved_findings
+    from pfnlab.reproduce import replay_saved
 
     try:
         with open(file, "rb") as fh:
@@ -133,7 +134,7 @@ def replay_cmd(
     mm = doc.get("mm")
     if mm is not None and mm not in ("5.4", "5.18", "variant"):
         fail(f"{file}: not a valid pfnlab report: mm: {mm!r} (5.4, 5.18 or variant)")
-    saved = _saved_findings(doc)
+    saved = saved_findings(doc)
     if not saved:
         print(f"{file}: no finding to replay")
     reproduced = True

@@ -1,23 +1,19 @@
-"""JSON reports (``--format json``) and their replay.
+"""JSON reports (``--format json``): writing them, and reading back the findings they hold.
 
 Documents follow ``pfnlab/report/schema/finding.schema.json`` (JSON Schema 2020-12). The
 top-level ``schema`` field names the document type and version: ``pfnlab.check/2`` for
 ``pfnlab check``, ``pfnlab.diff/1`` for ``pfnlab diff``. Each finding carries its schedule
-(thread name and step label per step), which :func:`replay_document` re-runs against the
+(thread name and step label per step), which :mod:`pfnlab.reproduce` re-runs against the
 current model: the finding reproduces, or the replay says where the execution diverges.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from pfnlab.explore.findings import Finding, TraceStep
-from pfnlab.explore.runtime import RESUME_LABEL
-from pfnlab.explore.schedule import Schedule
-from pfnlab.explore.search import replay
+from pfnlab.explore.findings import TraceStep
 from pfnlab.report.analysis import Analysis, render_report
 
 CHECK_SCHEMA = "pfnlab.check/2"
@@ -83,21 +79,7 @@ def validate(doc: dict[str, Any]) -> None:
     jsonschema.validate(doc, load_schema())
 
 
-@dataclass
-class ReplayOutcome:
-    """A saved finding replayed against the current model."""
-
-    where: str            # "v5.3 / devdax-unbind: teardown-terminates"
-    reproduced: bool
-    message: str
-
-    def line(self) -> str:
-        """One line of ``pfnlab replay`` output."""
-        verdict = "reproduces" if self.reproduced else "DOES NOT reproduce"
-        return f"{self.where}: {verdict}: {self.message}"
-
-
-def _saved_findings(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, int], dict[str, Any]]]:
+def saved_findings(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, int], dict[str, Any]]]:
     """(variant, scenario, sizes, finding) of every finding a document holds."""
     schema = doc.get("schema")
     if schema == CHECK_SCHEMA:
@@ -113,52 +95,3 @@ def _saved_findings(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, int],
         return out
     raise ValueError(f"not a pfnlab report: schema {schema!r} (expected {CHECK_SCHEMA} or "
                      f"{DIFF_SCHEMA})")
-
-
-def replay_saved(variant: str, scenario: str, sizes: dict[str, int],
-                 saved: dict[str, Any], mm: str | None = None) -> ReplayOutcome:
-    """Replay one saved finding's schedule (strict: labels must match) on host mm ``mm``
-    (the report's ``mm``: the one it was checked on)."""
-    from pfnlab.scenarios import SCENARIOS
-    from pfnlab.variants import VARIANTS
-
-    where = f"{variant} / {scenario}: {saved['property']} ({saved['kind']})"
-    if variant not in VARIANTS or scenario not in SCENARIOS:
-        return ReplayOutcome(where, False, "the model has no such variant or scenario (a "
-                             "model file's? pass it with --model FILE)")
-    sc = SCENARIOS[scenario]
-    program = sc.program(VARIANTS[variant], mm=mm, **{k: v for k, v in sizes.items()
-                                                      if k in sc.params})
-    program.knowledge.learn_all(saved.get("promoted", ()))  # step as the search that found it
-    rr = replay(program, Schedule.from_json(saved["schedule"]))
-    f: Finding | None = rr.find((saved["kind"], saved["property"])) or rr.finding
-    if rr.diverged:
-        got = f" (the execution ended with {f.kind} {f.prop})" if f is not None else ""
-        return ReplayOutcome(where, False, f"diverged at {rr.message}{got}"
-                             + _older_steps(rr.message, saved["schedule"]))
-    if f is None:
-        return ReplayOutcome(where, False,
-                             f"replayed all {rr.steps_run} steps without a finding")
-    if (f.kind, f.prop) != (saved["kind"], saved["property"]):
-        return ReplayOutcome(where, False,
-                             f"replayed all {rr.steps_run} steps, but found {f.kind} {f.prop}: "
-                             f"{f.message}")
-    return ReplayOutcome(where, True, f"{rr.steps_run} steps, {f.message}")
-
-
-def _older_steps(message: str, schedule: list[dict[str, Any]]) -> str:
-    """What to do when a schedule diverges because it was saved before a passing wait became
-    a step of its own (docs/reductions.md section 2): such a schedule has no ``continue
-    after wait`` steps."""
-    if RESUME_LABEL in message and not any(RESUME_LABEL in str(st.get("label", ""))
-                                            for st in schedule):
-        return ("; the report has no 'continue after wait' steps: it was saved by a pfnlab "
-                "from before a passing wait became a step of its own, so its schedules no "
-                "longer replay: run the check again for a current report")
-    return ""
-
-
-def replay_document(doc: dict[str, Any]) -> list[ReplayOutcome]:
-    """Replay every finding of a ``check`` or ``diff`` document."""
-    mm = doc.get("mm")
-    return [replay_saved(v, s, sz, f, mm) for v, s, sz, f in _saved_findings(doc)]

@@ -1,8 +1,9 @@
 """Counterfactual designs the thread argued about but nobody posted as a patch.
 
 They are not registered variants (``pfnlab list`` does not show them, the matrix does not
-run them); the thread report runs them through :func:`registered` only for the claim that
-needs them, and says that they are probes.
+run them); the thread report checks them as designs of their own (pfnlab.pipeline takes a
+:class:`~pfnlab.kernel.variant.Variant` as well as a name) only for the claim that needs
+them, and says that they are probes.
 
 - ``v5.4-ad-unfiltered``: the merged fix, but ``kvm_set_pfn_accessed``/``kvm_set_pfn_dirty``
   keep their v5.3 body (skip only reserved pfns). ZONE_DEVICE is no longer reserved, so
@@ -11,12 +12,9 @@ needs them, and says that they are probes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from pfnlab import mm
 from pfnlab.kvm.pfn import kvm_is_reserved_pfn
-from pfnlab.variants import VARIANTS, Variant
+from pfnlab.variants import Variant
 
 AD_UNFILTERED = "v5.4-ad-unfiltered"
 
@@ -46,16 +44,3 @@ PROBES: dict[str, Variant] = {
         },
     ),
 }
-
-
-@contextmanager
-def registered(name: str) -> Iterator[None]:
-    """Make probe ``name`` visible to :func:`pfnlab.matrix.run_cell` for the block only."""
-    if name not in PROBES or name in VARIANTS:
-        yield
-        return
-    VARIANTS[name] = PROBES[name]
-    try:
-        yield
-    finally:
-        VARIANTS.pop(name, None)

@@ -3,8 +3,9 @@
 Nothing here is a verdict written by hand: a claim's verdict is :func:`decide` applied to
 the outcomes of its tests, and each outcome is read from a :class:`~pfnlab.matrix.Cell`
 computed by :func:`~pfnlab.matrix.run_cell` during this run. Key trace lines come from the
-minimal trace of a finding found by :func:`~pfnlab.explore.search.explore` during this run.
-Runs shared by several claims are made once per :class:`Runner`.
+minimal trace of a finding found by :func:`pfnlab.pipeline.check` during this run. Runs
+shared by several claims are made once per :class:`Runner`; a probe (thread/probes.py) is
+checked as a design of its own, never registered.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from pfnlab import pipeline
 from pfnlab.explore.findings import HANG, Finding, TraceStep
-from pfnlab.explore.search import Budget, explore
+from pfnlab.explore.search import Budget
 from pfnlab.kernel.calls import KernelCall
 from pfnlab.matrix import HOLDS, NA, VIOLATED, Cell, Options, Verdict, run_cell
-from pfnlab.scenarios import SCENARIOS
 from pfnlab.thread.claims import CLAIMS, Claim, TraceSpec
 from pfnlab.thread.claims import Test as ClaimTest
-from pfnlab.thread.probes import PROBES, registered
-from pfnlab.variants import VARIANTS
+from pfnlab.thread.probes import PROBES
+from pfnlab.variants import Variant
 
 SUPPORTED = "supported"
 REFUTED = "refuted"
@@ -163,10 +164,8 @@ class Runner:
         key = (variant, scenario)
         if key not in self.cells:
             _note(f"{variant} / {scenario}")
-            with registered(variant):
-                self.cells[key] = run_cell(
-                    variant, scenario, Options([variant], [scenario], seconds=self.seconds)
-                )
+            self.cells[key] = run_cell(_design(variant), scenario,
+                                       Options([variant], [scenario], seconds=self.seconds))
         return self.cells[key]
 
     def finding(self, variant: str, scenario: str, prop: str) -> Finding | None:
@@ -174,12 +173,15 @@ class Runner:
         key = (variant, scenario)
         if key not in self.findings:
             _note(f"{variant} / {scenario} (minimal traces)")
-            v = VARIANTS.get(variant) or PROBES[variant]
-            with registered(variant):
-                res = explore(SCENARIOS[scenario].program(v), stop_first=False,
-                              minimal=True, budget=Budget(seconds=self.seconds))
-            self.findings[key] = res.findings
+            done = pipeline.check(_design(variant), scenario,
+                                  pipeline.Search(budget=Budget(seconds=self.seconds)))
+            self.findings[key] = done.result.findings
         return next((f for f in self.findings[key] if f.prop == prop), None)
+
+
+def _design(name: str) -> str | Variant:
+    """A registered variant by its name; a probe, which is not registered, as itself."""
+    return PROBES.get(name, name)
 
 
 def _fn(st: TraceStep) -> str:

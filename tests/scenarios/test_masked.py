@@ -63,7 +63,7 @@ def test_check_says_what_is_not_established() -> None:
 
 
 def test_diff_does_not_call_a_masked_property_fixed() -> None:
-    from pfnlab.report.diffmode import UNKNOWN, diff
+    from pfnlab.patchdiff import UNKNOWN, diff
 
     (sd,) = diff("v5.3", "dan-early-put", ["devdax-unbind"])
     changes = {p.prop: (p.change, p.why) for p in sd.props}
