@@ -115,11 +115,8 @@ from pfnlab.properties import (
 
 register_variant = register
 
-# the built-in variants and scenarios, declared with the names above
-import pfnlab.variants  # noqa: E402, I001
-import pfnlab.scenarios  # noqa: E402, F401
-
 from pfnlab.api import ModelFileError, Result, check, diff, load_model, report  # noqa: E402
+from pfnlab.catalog import load_builtins  # noqa: E402
 
 __version__ = "0.2.0"
 
@@ -206,3 +203,7 @@ __all__ = [
     "wait_until",
     "with_vcpus",
 ]
+
+# the built-in designs and scenarios are model files written with the names above: the
+# catalog loads them now that they can be imported
+load_builtins()

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from pfnlab import pipeline
+from pfnlab import catalog, pipeline
 from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget
 from pfnlab.explore.search.common import Result as SearchResult
@@ -135,8 +135,7 @@ def diff(variant_a: str, variant_b: str, scenarios: list[str] | str, *,
 
     names = [scenarios] if isinstance(scenarios, str) else list(scenarios)
     for v in (variant_a, variant_b):
-        if v not in VARIANTS:
-            raise KeyError(f"unknown variant {v!r}; known: {', '.join(VARIANTS)}")
+        catalog.design(v)  # KeyError naming the known ones
     return render_diff(variant_a, variant_b, run_diff(variant_a, variant_b, names, sizes=sizes),
                        full=full)
 

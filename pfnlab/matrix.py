@@ -25,9 +25,9 @@ from typing import Any
 from pfnlab import pipeline
 from pfnlab.explore.search import Budget
 from pfnlab.explore.search.common import masked
+from pfnlab.kernel.variant import VARIANTS, Variant
+from pfnlab.model.scenario import SCENARIOS
 from pfnlab.properties import PROPERTIES
-from pfnlab.scenarios import SCENARIOS
-from pfnlab.variants import VARIANTS, Variant
 
 HOLDS, VIOLATED, NA, NOT_COVERED = "holds", "violated", "n/a", "not-covered"
 NOT_ESTABLISHED = "not-established"

@@ -20,15 +20,16 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from pfnlab import catalog
 from pfnlab.explore.program import Program
 from pfnlab.explore.schedule import Schedule
 from pfnlab.explore.search import Budget, ReplayResult, explore
 from pfnlab.explore.search import Result as SearchResult
 from pfnlab.explore.search import replay as replay_schedule
-from pfnlab.kernel.variant import VARIANTS, Variant
+from pfnlab.kernel.variant import Variant
 from pfnlab.model.lines import LineTrace, UnreachedLines, review_lines
 from pfnlab.model.reach import Unreached, recording, review
-from pfnlab.model.scenario import SCENARIOS, Scenario
+from pfnlab.model.scenario import Scenario
 
 
 def design(variant: str | Variant) -> Variant:
@@ -36,22 +37,18 @@ def design(variant: str | Variant) -> Variant:
     when it is one already (a design not registered: a thread probe)."""
     if isinstance(variant, Variant):
         return variant
-    if variant not in VARIANTS:
-        raise KeyError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-    return VARIANTS[variant]
+    return catalog.design(variant)
 
 
 def scenario_named(name: str) -> Scenario:
     """The scenario named ``name`` (KeyError listing the known ones)."""
-    if name not in SCENARIOS:
-        raise KeyError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
-    return SCENARIOS[name]
+    return catalog.scenario(name)
 
 
 def own_sizes(scenario: str, sizes: Mapping[str, int] | None) -> dict[str, int]:
     """The ones of ``sizes`` that ``scenario`` has (a run over several scenarios gives
     each one its own)."""
-    params = SCENARIOS[scenario].params
+    params = catalog.scenario(scenario).params
     return {k: v for k, v in (sizes or {}).items() if k in params}
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from pfnlab.cellrun import run_cells
 from pfnlab.matrix import Cell, Options, as_json, validate
-from pfnlab.scenarios import SCENARIOS
+from pfnlab.model.scenario import SCENARIOS
 
 
 @dataclass

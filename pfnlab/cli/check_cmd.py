@@ -46,11 +46,11 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget, Result
 from pfnlab.explore.search.common import not_established
 from pfnlab.explore.search.parallel import backend, default_workers
+from pfnlab.kernel.variant import VARIANTS
 from pfnlab.matrix import Options
 from pfnlab.model.lines import model_files, tracing_lines
 from pfnlab.model.reach import under_review
-from pfnlab.scenarios import SCENARIOS
-from pfnlab.variants import VARIANTS
+from pfnlab.model.scenario import SCENARIOS
 
 EPILOG = exits.epilog(
     "Exits 0 when there is no finding and the search covered every interleaving (up to "

@@ -34,7 +34,7 @@ from pfnlab.cli.output import check_writable, write_file
 from pfnlab.cli.progress import Status
 from pfnlab.explore.search import Budget
 from pfnlab.matrix import Options
-from pfnlab.scenarios import SCENARIOS
+from pfnlab.model.scenario import SCENARIOS
 
 EPILOG = exits.epilog(
     "Exits 0 when both searches were exhaustive on every scenario and no property differs; "

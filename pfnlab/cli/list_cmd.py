@@ -6,9 +6,9 @@ from pfnlab.cli import exits
 from pfnlab.cli.app import app
 from pfnlab.cli.common import ModelOpt, load
 from pfnlab.cli.guard import guarded
+from pfnlab.kernel.variant import VARIANTS
+from pfnlab.model.scenario import SCENARIOS
 from pfnlab.properties import PROPERTIES
-from pfnlab.scenarios import SCENARIOS
-from pfnlab.variants import VARIANTS
 
 
 @app.command("list", epilog=exits.epilog("Exits 0, or 2 when a model file does not load."))

@@ -39,6 +39,7 @@ from pfnlab.cli.common import (
 )
 from pfnlab.cli.guard import guarded
 from pfnlab.cli.output import stdout_console
+from pfnlab.kernel.variant import VARIANTS
 from pfnlab.matrix import (
     CELL_SECONDS,
     NOT_COVERED,
@@ -49,9 +50,8 @@ from pfnlab.matrix import (
     Options,
     as_json,
 )
+from pfnlab.model.scenario import SCENARIOS
 from pfnlab.report.table import render_matrix
-from pfnlab.scenarios import SCENARIOS
-from pfnlab.variants import VARIANTS
 
 EPILOG = exits.epilog(
     "Exits 1 when any cell has a violation or a model error (a CI gate), 3 when a cell is "

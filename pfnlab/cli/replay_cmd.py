@@ -20,7 +20,7 @@ from pfnlab.cli.app import app
 from pfnlab.cli.common import ModelOpt, check_size, load, load_recorded
 from pfnlab.cli.errors import fail
 from pfnlab.cli.guard import guarded
-from pfnlab.scenarios import SCENARIOS
+from pfnlab.model.scenario import SCENARIOS
 
 EPILOG = exits.epilog(
     "Exits 0 when every saved finding reproduces (or there is none), 1 when one does not, "

@@ -36,11 +36,11 @@ from pfnlab.cli.common import (
 from pfnlab.cli.guard import guarded
 from pfnlab.cli.matrix_cmd import exit_status, run_cells_cli
 from pfnlab.cli.output import stdout_console
+from pfnlab.kernel.variant import VARIANTS
 from pfnlab.matrix import CELL_SECONDS, Options
+from pfnlab.model.scenario import SCENARIOS
 from pfnlab.report.table import render_sweep
-from pfnlab.scenarios import SCENARIOS
 from pfnlab.sweep import SweepOptions, cells_to_run, run_sweep, sweep_json, validate_sweep
-from pfnlab.variants import VARIANTS
 
 GridOpt = Annotated[list[str] | None, typer.Option(
     "--size", help="A size and the values to sweep, NAME=A,B,... (repeatable), e.g. "

@@ -13,8 +13,8 @@ them, and says that they are probes.
 from __future__ import annotations
 
 from pfnlab import mm
+from pfnlab.kernel.variant import Variant
 from pfnlab.kvm.pfn import kvm_is_reserved_pfn
-from pfnlab.variants import Variant
 
 AD_UNFILTERED = "v5.4-ad-unfiltered"
 

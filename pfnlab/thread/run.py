@@ -19,11 +19,11 @@ from pfnlab import pipeline
 from pfnlab.explore.findings import HANG, Finding, TraceStep
 from pfnlab.explore.search import Budget
 from pfnlab.kernel.calls import KernelCall
+from pfnlab.kernel.variant import Variant
 from pfnlab.matrix import HOLDS, NA, VIOLATED, Cell, Options, Verdict, run_cell
 from pfnlab.thread.claims import CLAIMS, Claim, TraceSpec
 from pfnlab.thread.claims import Test as ClaimTest
 from pfnlab.thread.probes import PROBES
-from pfnlab.variants import Variant
 
 SUPPORTED = "supported"
 REFUTED = "refuted"
