@@ -132,10 +132,12 @@ class OwnerLedger(Shared):
     vCPU's owners (``vcpuN:fault``, ``vcpuN:map``: one thread) get their own part; the
     decisions of the hooks read only the part of the owner they are about.
 
-    ``active`` is a plain attribute, not a ghost field: only the owner's own thread enters
-    and leaves its operations, so whether it is inside one is a function of that thread's
-    position, which the search's state already distinguishes (a write of it would only add
-    orderings, e.g. with the step a thread's start-up ghost writes are charged to).
+    ``active`` (the owners inside an operation) is a ghost field too, though only the
+    owner's own thread changes it and it is a function of that thread's position: a
+    checkpoint restores ghost fields with the rest of the state, and a plain attribute
+    would keep the value of the thread's future after the search went back to a state
+    before it (one thread's entry to its first operation seen in an order where it has not
+    run yet). No other thread writes it, so it orders no steps.
     """
 
     refs: Ghost[tuple[tuple[tuple[int, str], int], ...]] = Ghost(())
@@ -143,10 +145,11 @@ class OwnerLedger(Shared):
     #: ``((hva, pfn, epoch), ...)``: the page-table reads of the current operation of this
     #: part's thread (a vCPU's), the latest per (hva, pfn); see the module docstring
     looked: Ghost[tuple[tuple[int, int, int], ...]] = Ghost(())
+    #: the owners of this part inside an operation (:func:`~pfnlab.kvm.ghost.owner_begin`)
+    active: Ghost[frozenset[str]] = Ghost(frozenset())
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
-        self.active: frozenset[str] = frozenset()
 
 
 class KvmLedger(Shared):
