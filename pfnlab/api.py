@@ -120,7 +120,8 @@ def check(variant: str, scenario: str, *, mm: str | None = None, strategy: str =
 
 def report(result: Result, full: bool = False) -> str:
     """The mail-ready report of every finding of ``result`` (empty string if none)."""
-    from pfnlab.report.analysis import analyse, render_report
+    from pfnlab.explain.analysis import analyse
+    from pfnlab.report.analysis import render_report
 
     title = f"{result.variant} / {result.scenario}"
     return "\n\n".join(render_report(title, analyse(result.program, f), full=full)

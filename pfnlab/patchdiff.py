@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from pfnlab import pipeline
+from pfnlab.explain.analysis import Analysis, analyse
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.search import Budget, Result
 from pfnlab.explore.search.common import masked
-from pfnlab.report.analysis import Analysis, analyse
 
 FIXED, BROKEN, BOTH, UNKNOWN = "fixed", "broken", "violated-in-both", "unknown"
 

@@ -241,7 +241,7 @@ def _analyse(program: Program, findings: list[Finding], deadline: float | None =
     """Each finding's analysis (ledger, causal core; the causal core stops at the time
     budget's ``deadline``); after Ctrl-C, the findings left unexplained (they are still
     reported, by their one-line message)."""
-    from pfnlab.report.analysis import analyse
+    from pfnlab.explain.analysis import analyse
 
     done: list[Any] = []
     for i, f in enumerate(findings):
@@ -256,6 +256,7 @@ def _analyse(program: Program, findings: list[Finding], deadline: float | None =
 
 def _html(title: str, program: Program, res: Result, analyses: list[Any]) -> str:
     from pfnlab.explore.search.replay import initial_state
+    from pfnlab.report.causal import causal_text
     from pfnlab.report.hangchain import render_hang
     from pfnlab.report.html import Section, render_html
     from pfnlab.report.ledger import render_ledger
@@ -268,7 +269,7 @@ def _html(title: str, program: Program, res: Result, analyses: list[Any]) -> str
         ledger = render_ledger(an.ledger)
         if ledger:
             notes.append(("reference ledger", "\n".join(ledger)))
-        notes.append(("causal core", an.causal.text))
+        notes.append(("causal core", causal_text(an.causal)))
         pair = tuple(s for s in (an.causal.first, an.causal.second) if s is not None)
         sections.append(Section(f"{title}: {an.finding.prop}", an.finding, notes, pair))
     return render_html(f"pfnlab: {title}", sections, initial_state(program),

@@ -1,39 +1,18 @@
-"""Everything a report says about one finding: ledger, hang chains, causal core, mail text."""
+"""Everything a report says about one finding, as mail text: what, why (ledger, hang chain,
+causal core), then the trace (:mod:`pfnlab.explain.analysis` derives it)."""
 
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from pfnlab.explore.findings import Finding
-from pfnlab.explore.program import Program
-from pfnlab.report.causal import Causal, causal_core
-from pfnlab.report.hangchain import Chain, hang_chains, render_hang
-from pfnlab.report.ledger import Ledger, build_ledger, render_ledger
+from pfnlab.report.causal import causal_lines
+from pfnlab.report.hangchain import render_hang
+from pfnlab.report.ledger import leak_sentence, render_ledger, underflow_sentence
 from pfnlab.report.mailtrace import WIDTH, render_mail
 
-
-@dataclass
-class Analysis:
-    """The derived parts of a finding's report."""
-
-    finding: Finding
-    ledger: Ledger
-    chains: list[Chain]
-    causal: Causal
-
-    def decisive(self) -> set[int]:
-        """Steps the short trace shows even when they only read."""
-        pair = {s for s in (self.causal.first, self.causal.second) if s is not None}
-        return self.ledger.decisive_steps() | pair
-
-
-def analyse(program: Program, finding: Finding, deadline: float | None = None) -> Analysis:
-    """Ledger, hang chains and causal core of ``finding`` (its trace must be recorded); the
-    causal core stops at ``deadline`` (a ``time.perf_counter()`` value: the time budget)."""
-    led = build_ledger(finding)
-    return Analysis(finding, led, hang_chains(finding, led),
-                    causal_core(program, finding, deadline=deadline))
+if TYPE_CHECKING:  # the type only: a report never re-runs an execution
+    from pfnlab.explain.analysis import Analysis
 
 
 def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
@@ -51,9 +30,7 @@ def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
         out += render_hang(an.chains)
     leaks = [] if an.chains else an.ledger.leaks
     for lk in leaks:
-        out += textwrap.wrap("leak: " + lk.sentence(), WIDTH, subsequent_indent="  ")
-    from pfnlab.report.ledger import underflow_sentence
-
+        out += textwrap.wrap("leak: " + leak_sentence(lk), WIDTH, subsequent_indent="  ")
     for u in an.ledger.underflows:
         out += textwrap.wrap("underflow: " + underflow_sentence(u), WIDTH,
                              subsequent_indent="  ")
@@ -63,7 +40,7 @@ def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
         out += textwrap.wrap("cause: the leaked reference above; the racing pair below only "
                              "decides whether that reference is taken at all.", WIDTH,
                              subsequent_indent="  ")
-    out += an.causal.lines()
+    out += causal_lines(an.causal)
     out.append("")
     # rows are numbered by trace entry: a lock operation joined to a step is a row of its
     # own, so say both counts where they differ

@@ -1,106 +1,16 @@
-"""The causal core of a finding: the racing pair of steps whose order decides it.
-
-Candidates are pairs of steps of different threads that conflict (same object and field,
-or a lock, one of them writing), nearest to the end of the trace first. For each, the
-execution is re-run with the later step's thread moved ahead so that the pair runs in the
-other order, then completed deterministically (lowest, then highest enabled thread first).
-The first pair for which the reordered execution finishes with no finding at all decides
-the finding; the report names it, the locks each side held and what would order them. When
-no reordering helps, the finding does not come from a race between two steps (a sequential
-bug in one thread, or one that every order shows).
-"""
+"""The causal core as text and JSON: the deciding pair, the locks each side held and what
+would order them, or why no pair decides it (:mod:`pfnlab.explain.causal` finds it)."""
 
 from __future__ import annotations
 
 import textwrap
-import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pfnlab.explore.findings import Finding, TraceStep
-from pfnlab.explore.program import Program
-from pfnlab.explore.runtime import Execution
+from pfnlab.explore.findings import TraceStep
 from pfnlab.report.mailtrace import _note_call, describe
 
-_WRITES = ("write", "rmw", "lock", "unlock", "free", "srcu_read_lock", "srcu_read_unlock")
-
-
-@dataclass
-class Causal:
-    """The deciding pair (``first`` ran before ``second`` in the trace), or why none."""
-
-    first: int | None = None
-    second: int | None = None
-    text: str = ""
-    locks: dict[str, list[str]] = field(default_factory=dict)
-    tried: int = 0
-
-    def as_json(self) -> dict[str, Any]:
-        """JSON object (see the schema's ``causal``)."""
-        return {"first": self.first, "second": self.second, "text": self.text,
-                "locks": self.locks, "pairs_tried": self.tried}
-
-    def lines(self, width: int = 80) -> list[str]:
-        """The causal-core section of a text report."""
-        return textwrap.wrap("causal core: " + self.text, width, subsequent_indent="  ")
-
-
-def _accesses(st: TraceStep) -> set[tuple[str, str, bool]]:
-    """(object, field, writes) of the step, with the plain accesses that rode along."""
-    if st.action == "wait":
-        out = {(*r.rsplit(".", 1), False) for r in st.reads}
-    else:
-        out = {(st.obj, st.field, st.action in _WRITES)}
-    out |= {(o, f, a != "read") for a, o, f, _b, _af, _fn in st.plain}
-    return out  # type: ignore[return-value]
-
-
-def conflicts(a: TraceStep, b: TraceStep) -> bool:
-    """Whether two steps touch the same field (or lock, or freed object), one writing."""
-    if a.failed_attempt or b.failed_attempt:
-        return False
-    for oa, fa, wa in _accesses(a):
-        for ob, fb, wb in _accesses(b):
-            if oa == ob and (wa or wb) and (fa == fb or "*" in (fa, fb)):
-                return True
-    return False
-
-
-def _locksets(trace: list[TraceStep]) -> list[frozenset[str]]:
-    held: dict[str, set[str]] = {}
-    out = []
-    for st in trace:
-        h = held.setdefault(st.thread, set())
-        out.append(frozenset(h))
-        if st.action == "lock" and not st.failed_attempt:
-            h.add(st.obj)
-        elif st.action == "unlock":
-            h.discard(st.obj)
-    return out
-
-
-def _run(program: Program, order: list[str], key: tuple[str, str],
-         pick_last: bool, max_steps: int) -> str:
-    ex = Execution(program, max_steps=max_steps)
-    try:
-        names = ex.thread_names()
-        for th in order:
-            if ex.finding is not None or ex.finished or ex.found(key):
-                break
-            tid = names.index(th)
-            if tid not in ex.enabled():
-                return "infeasible"
-            ex.step(tid)
-        while ex.finding is None and not ex.finished and not ex.found(key):
-            en = ex.enabled()
-            if not en:
-                break
-            ex.step(en[-1] if pick_last else en[0])
-        if ex.found(key):
-            return "same"
-        return "other" if ex.findings() else "clean"
-    finally:
-        ex.close()
+if TYPE_CHECKING:  # the type only: a report never re-runs an execution
+    from pfnlab.explain.causal import Causal
 
 
 def _what(st: TraceStep) -> str:
@@ -111,59 +21,40 @@ def _what(st: TraceStep) -> str:
     return f"{row.function}: {row.text}" if row is not None else st.label
 
 
-def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
-                max_steps: int = 10_000, deadline: float | None = None) -> Causal:
-    """Compute the causal core of ``finding`` (see the module docstring); past ``deadline``
-    (a ``time.perf_counter()`` value) it stops trying pairs and says so."""
-    tr = finding.trace
-    threads = list(dict.fromkeys(st.thread for st in tr))
-    if len(threads) < 2:
-        who = threads[0] if threads else "one thread"
-        return Causal(text=f"no race: {who} alone shows it, in program order (a sequential "
-                           "bug; see the ledger for the step that decides it)")
-    pairs = [(i, j) for j in range(len(tr)) for i in range(j)
-             if tr[i].thread != tr[j].thread and conflicts(tr[i], tr[j])]
-    pairs.sort(key=lambda p: (-p[1], -p[0]))
-    locks = _locksets(tr)
-    # one entry per scheduling step: an operation that joined the step before it (a lock
-    # acquire runs on into the next access, a release joins the one before) is not one
-    order: list[str] = []   # the thread of each scheduling step
-    unit: list[int] = []    # the scheduling step of each trace entry
-    for st in tr:
-        if not st.joined or not order:
-            order.append(st.thread)
-        unit.append(len(order) - 1)
-    tried = 0
-    for i, j in pairs[:max_pairs]:
-        if deadline is not None and time.perf_counter() >= deadline:
-            return Causal(text=f"not computed: the time budget ran out after {tried} of the "
-                               "racing pairs (no claim about which one decides it)",
-                          tried=tried)
-        b = tr[j].thread
-        ui, uj = unit[i], unit[j]
-        moved = [k for k in range(ui, uj + 1) if order[k] == b]
-        # b's steps up to j first, then a's step i; from there the execution runs freely
-        # (the rest of the old order means nothing once the two threads diverge)
-        new = order[:ui] + [order[k] for k in moved] + [order[ui]]
-        tried += 1
-        if any(_run(program, new, finding.key, last, max_steps) == "clean"
-               for last in (False, True)):
-            a, c = tr[i], tr[j]
-            la, lc = sorted(locks[i]), sorted(locks[j])
-            common = set(la) & set(lc)
-            held = (f"{a.thread} holds {', '.join(la) or 'no lock'} at step {i}, {c.thread} "
-                    f"holds {', '.join(lc) or 'no lock'} at step {j}")
-            if common:
-                fix = (f"both hold {', '.join(sorted(common))}, but nothing makes {c.thread}'s "
-                       "critical section come first")
-            else:
-                fix = (f"no common lock; a lock around both, or {a.thread} waiting for "
-                       f"{c.thread} (a reference, a completion), would order them")
-            text = (f"the finding needs {a.thread}'s {_what(a)} (step {i}) before "
-                    f"{c.thread}'s {_what(c)} (step {j}); run the other way round, the "
-                    f"execution ends without a finding, and nothing orders them. {held}: "
-                    f"{fix}.")
-            return Causal(i, j, text, {a.thread: la, c.thread: lc}, tried)
-    return Causal(text=f"no single race decides it: reordering any of the {tried} racing "
-                       "pairs nearest the end still ends in a finding (the cause is in "
-                       "program order; see the ledger)", tried=tried)
+def causal_text(c: Causal) -> str:
+    """The causal core in one paragraph."""
+    if c.alone:
+        return (f"no race: {c.alone} alone shows it, in program order (a sequential bug; see "
+                "the ledger for the step that decides it)")
+    if c.out_of_time:
+        return (f"not computed: the time budget ran out after {c.tried} of the racing pairs "
+                "(no claim about which one decides it)")
+    if c.steps is None:
+        return (f"no single race decides it: reordering any of the {c.tried} racing pairs "
+                "nearest the end still ends in a finding (the cause is in program order; see "
+                "the ledger)")
+    a, b = c.steps
+    la, lb = c.locks[a.thread], c.locks[b.thread]
+    common = set(la) & set(lb)
+    held = (f"{a.thread} holds {', '.join(la) or 'no lock'} at step {c.first}, {b.thread} "
+            f"holds {', '.join(lb) or 'no lock'} at step {c.second}")
+    if common:
+        fix = (f"both hold {', '.join(sorted(common))}, but nothing makes {b.thread}'s "
+               "critical section come first")
+    else:
+        fix = (f"no common lock; a lock around both, or {a.thread} waiting for {b.thread} (a "
+               "reference, a completion), would order them")
+    return (f"the finding needs {a.thread}'s {_what(a)} (step {c.first}) before {b.thread}'s "
+            f"{_what(b)} (step {c.second}); run the other way round, the execution ends "
+            f"without a finding, and nothing orders them. {held}: {fix}.")
+
+
+def causal_lines(c: Causal, width: int = 80) -> list[str]:
+    """The causal-core section of a text report."""
+    return textwrap.wrap("causal core: " + causal_text(c), width, subsequent_indent="  ")
+
+
+def causal_json(c: Causal) -> dict[str, Any]:
+    """JSON object (see the schema's ``causal``)."""
+    return {"first": c.first, "second": c.second, "text": causal_text(c),
+            "locks": c.locks, "pairs_tried": c.tried}

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import json
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pfnlab.explore.findings import TraceStep
-from pfnlab.report.analysis import Analysis, render_report
+from pfnlab.report.analysis import render_report
+from pfnlab.report.causal import causal_json
+from pfnlab.report.hangchain import chain_json
+from pfnlab.report.ledger import ledger_json
+
+if TYPE_CHECKING:  # the type only: a report never re-runs an execution
+    from pfnlab.explain.analysis import Analysis
 
 CHECK_SCHEMA = "pfnlab.check/2"
 DIFF_SCHEMA = "pfnlab.diff/1"
@@ -58,9 +64,9 @@ def finding_json(title: str, an: Analysis) -> dict[str, Any]:
         "minimal": f.minimal, "schedule": f.schedule.to_json(),
         "promoted": list(f.details.get("promoted", [])),
         "trace": [step_json(st) for st in f.trace],
-        "ledger": an.ledger.as_json(),
-        "hang_chains": [c.as_json() for c in an.chains],
-        "causal": an.causal.as_json(),
+        "ledger": ledger_json(an.ledger),
+        "hang_chains": [chain_json(c) for c in an.chains],
+        "causal": causal_json(an.causal),
         "text": render_report(title, an),
     }
 

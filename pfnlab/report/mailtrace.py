@@ -15,9 +15,9 @@ import textwrap
 from dataclasses import dataclass
 from typing import Any
 
+from pfnlab.explain.ledger import counter_name, site_of
 from pfnlab.explore.findings import Finding, TraceStep
 from pfnlab.kernel.calls import KernelCall
-from pfnlab.report.ledger import counter_name, site_of
 
 WIDTH = 80
 PREFIX = 5  # "%3d  "

@@ -56,10 +56,11 @@ def test_a_scenario_default_size_obeys_the_size_rule(bad: object) -> None:
 
 
 def test_the_causal_core_stops_at_the_deadline() -> None:
-    from pfnlab.report.causal import causal_core
+    from pfnlab.explain.causal import causal_core
+    from pfnlab.report.causal import causal_text
 
     program = SCENARIOS["devdax-unbind"].program(VARIANTS["v5.3"])
     f = explore(program, stop_first=True).findings[0]
     c = causal_core(program, f, deadline=time.perf_counter() - 1)
-    assert (c.first, c.tried) == (None, 0)
-    assert c.text.startswith("not computed: the time budget ran out after 0 of the racing")
+    assert (c.first, c.tried, c.out_of_time) == (None, 0, True)
+    assert causal_text(c).startswith("not computed: the time budget ran out after 0 of the racing")

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from pfnlab.explain.analysis import Analysis, analyse
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
 from pfnlab.explore.search import explore
-from pfnlab.report.analysis import Analysis, analyse
+from pfnlab.report.causal import causal_text
+from pfnlab.report.hangchain import chain_lines
+from pfnlab.report.ledger import leak_sentence
 from pfnlab.report.mailtrace import render_mail
 from pfnlab.scenarios import SCENARIOS
 from pfnlab.variants import VARIANTS
@@ -48,9 +51,9 @@ LEAK = (
 
 def test_leak_report_names_the_get_and_the_skipped_put() -> None:
     an = _analysis("v5.3", "devdax-unbind", "refs-balanced")
-    assert [lk.sentence() for lk in an.ledger.leaks] == [LEAK]
+    assert [leak_sentence(lk) for lk in an.ledger.leaks] == [LEAK]
     assert an.ledger.underflows == []
-    assert an.causal.first is None and "no race: vcpu0 alone" in an.causal.text
+    assert an.causal.first is None and "no race: vcpu0 alone" in causal_text(an.causal)
 
 
 HANG = """\
@@ -64,7 +67,7 @@ admin: memunmap_pages waits on pgmap dax0 done (step 45)
 
 def test_hang_chain_goes_down_to_the_leaked_reference() -> None:
     an = _analysis("v5.3", "devdax-unbind", "teardown-terminates")
-    assert "\n".join(line for ch in an.chains for line in ch.lines()) == HANG
+    assert "\n".join(line for ch in an.chains for line in chain_lines(ch)) == HANG
 
 
 TWO_THREADS = """\

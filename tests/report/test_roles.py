@@ -2,8 +2,8 @@
 to be (pfnlab.kernel.roles), not from a table of function names."""
 
 import pfnlab  # noqa: F401  (loads the model: its APIs declare themselves)
+from pfnlab.explain.ledger import site_of
 from pfnlab.kernel.roles import REFCOUNT_APIS, refcount_api, refcount_site
-from pfnlab.report.ledger import site_of
 
 
 def test_the_caller_of_the_outermost_refcount_api_took_the_reference():
