@@ -28,60 +28,17 @@ from pfnlab.explore.search.common import masked
 from pfnlab.kernel.variant import VARIANTS, Variant
 from pfnlab.model.scenario import SCENARIOS
 from pfnlab.properties import PROPERTIES
+from pfnlab.verdicts import (  # re-exported: pfnlab.matrix.Cell as before
+    HOLDS,
+    NA,
+    NOT_COVERED,
+    NOT_ESTABLISHED,
+    VIOLATED,
+    Cell,
+    Verdict,
+)
 
-HOLDS, VIOLATED, NA, NOT_COVERED = "holds", "violated", "n/a", "not-covered"
-NOT_ESTABLISHED = "not-established"
 MM_CHOICES = (None, "5.4", "5.18", "variant")
-
-
-@dataclass
-class Verdict:
-    """One property's verdict in one cell."""
-
-    verdict: str
-    reason: str = ""
-
-
-@dataclass
-class Cell:
-    """The result of checking one variant against one scenario."""
-
-    variant: str
-    scenario: str
-    sizes: dict[str, int]
-    verdicts: dict[str, Verdict]
-    coverage: str
-    exhaustive: bool
-    executions: int
-    states: int
-    steps: int
-    seconds: float
-    goals_reached: list[str] = field(default_factory=list)
-    goals_missed: list[str] = field(default_factory=list)
-    model_errors: list[str] = field(default_factory=list)
-    #: the code under review no execution ran (pfnlab.model.reach), as check prints it
-    unreached: list[str] = field(default_factory=list)
-    #: Ctrl-C cut this cell's search
-    cut: bool = False
-    #: the host mm it ran on (Options.mm)
-    mm: str | None = None
-
-    def violated(self) -> list[str]:
-        """Ids of the violated properties, in registry order."""
-        return [p for p, v in self.verdicts.items() if v.verdict == VIOLATED]
-
-    def status(self) -> str:
-        """``violated``, ``model-error``, ``not-covered``, ``not-established`` or ``holds``
-        for the whole cell."""
-        if self.model_errors:
-            return "model-error"
-        if self.violated():
-            return VIOLATED
-        if any(v.verdict == NOT_COVERED for v in self.verdicts.values()):
-            return NOT_COVERED
-        if any(v.verdict == NOT_ESTABLISHED for v in self.verdicts.values()):
-            return NOT_ESTABLISHED
-        return HOLDS
 
 
 CELL_SECONDS = 150.0

@@ -13,42 +13,21 @@ difference is reported as ``unknown``. Both sides are checked through
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from pfnlab import pipeline
-from pfnlab.explain.analysis import Analysis, analyse
+from pfnlab.explain.analysis import analyse
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.search import Budget, Result
 from pfnlab.explore.search.common import masked
-
-FIXED, BROKEN, BOTH, UNKNOWN = "fixed", "broken", "violated-in-both", "unknown"
-
-
-@dataclass
-class PropDiff:
-    """One property that differs (or fails on both sides) in one scenario."""
-
-    prop: str
-    change: str
-    found_in: str                    # the variant whose trace is shown
-    analysis: Analysis | None
-    other: str                       # what the schedule does on the other variant
-    message_a: str = ""
-    message_b: str = ""
-    #: why the change is unknown: a search cut by a budget, or the property masked there
-    why: str = ""
-
-
-@dataclass
-class ScenarioDiff:
-    """The differences in one scenario."""
-
-    scenario: str
-    sizes: dict[str, int]
-    exhaustive_a: bool
-    exhaustive_b: bool
-    props: list[PropDiff] = field(default_factory=list)
+from pfnlab.verdicts import (  # re-exported: pfnlab.patchdiff.ScenarioDiff as before
+    BOTH,
+    BROKEN,
+    FIXED,
+    UNKNOWN,
+    PropDiff,
+    ScenarioDiff,
+)
 
 
 def _by_prop(res: Result) -> dict[str, Finding]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pfnlab.patchdiff import BOTH, BROKEN, FIXED, UNKNOWN, ScenarioDiff
 from pfnlab.report.analysis import render_report
+from pfnlab.verdicts import BOTH, BROKEN, FIXED, UNKNOWN, ScenarioDiff
 
 
 def render_diff(a: str, b: str, diffs: list[ScenarioDiff], *, full: bool = False) -> str:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pfnlab.matrix import HOLDS, NA, NOT_COVERED, NOT_ESTABLISHED, VIOLATED, Cell
+from pfnlab.verdicts import HOLDS, NA, NOT_COVERED, NOT_ESTABLISHED, VIOLATED, Cell
 
 #: below this many columns the variant heads its rows instead of having a column
 WIDE = 120

@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import textwrap
 
-from pfnlab.matrix import NOT_ESTABLISHED, VIOLATED, Verdict
 from pfnlab.thread.claims import HOLDS
 from pfnlab.thread.probes import PROBES
 from pfnlab.thread.run import (
@@ -22,6 +21,7 @@ from pfnlab.thread.run import (
     Outcome,
     Report,
 )
+from pfnlab.verdicts import NOT_ESTABLISHED, VIOLATED, Verdict
 
 WIDTH = 80
 MARK = {MET: "+", UNMET: "-"}
