@@ -100,6 +100,16 @@ SIZE = 128   # indexer: hash table size
 MAX = 4      # indexer: insertions per thread
 
 
+def cas_update(expected: int, new: int) -> Callable[[int], tuple[int, bool]]:
+    """The update of ``atomic_compare_exchange_strong(&cell, &expected, new)`` for
+    :func:`~pfnlab.explore.atomic`: ``new`` and True if the cell held ``expected``."""
+
+    def update(old: int) -> tuple[int, bool]:
+        return (new, True) if old == expected else (old, False)
+
+    return update
+
+
 def indexer(n: int) -> Program:
     """GenMC ``synthetic/indexer``: ``n`` threads each insert ``MAX`` values into a hash
     table of ``SIZE`` slots with CAS, probing linearly on a collision."""
@@ -114,8 +124,7 @@ def indexer(n: int) -> Program:
                     h = (w * 7) % SIZE
                     if h < 0:
                         fail("assert", "h < 0")
-                    while not atomic(table[h], "v",
-                                     lambda old, w=w: (w, True) if old == 0 else (old, False)):
+                    while not atomic(table[h], "v", cas_update(0, w)):
                         h = (h + 1) % SIZE
             return run
 
