@@ -324,8 +324,8 @@ def fib_bench(num: int) -> Program:
     return Program(f"fib_bench-{num}", build)
 
 
-#: every benchmark by name: its program builder, the literature's sizes and a one-line
-#: description of the size parameter
+#: every benchmark by name: the program at a size (bench/dpor_suite.py says what the size
+#: counts for each)
 BENCHMARKS: dict[str, Callable[[int], Program]] = {
     "readers": readers,
     "lastzero": lastzero,
