@@ -20,10 +20,15 @@ from pfnlab.explore.search.dpor import explore_dpor
 from tests.engine.dpor_benchmarks import BENCHMARKS
 from tests.engine.dpor_published import OPTIMAL
 
-#: the smallest size of each benchmark with a published optimal count that runs in seconds
-#: (indexer-mutex, filesystem, multiprodcon and fib_bench have none: see bench/dpor_suite.py)
-WITH_PUBLISHED = [("readers", 2), ("readers", 6), ("lastzero", 5), ("indexer", 12),
-                  ("mpat", 4)]
+#: the smallest sizes with a published optimal count of the benchmarks whose every shared
+#: event is a data access, so that a pfnlab step is a C event and the bound applies.
+#: Programs with locks are not here: with mover locks (the engine's default) two critical
+#: sections that touch no shared data commute, so pfnlab can rightly tell apart fewer
+#: executions than the C program's lock-order traces (mpat(2): 4 complete executions,
+#: where the 2 orders of ``mi`` times 2 of each ``ma[i]`` make 8). indexer-mutex,
+#: filesystem, multiprodcon and fib_bench have no published count at a size that runs in
+#: seconds (bench/dpor_suite.py).
+WITH_PUBLISHED = [("readers", 2), ("readers", 6), ("lastzero", 5), ("indexer", 12)]
 
 #: where pfnlab's uncached DPOR runs exactly the optimal number of complete executions today
 PINNED_OPTIMAL = {("readers", 2), ("readers", 6), ("lastzero", 5), ("indexer", 12)}
