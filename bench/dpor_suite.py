@@ -68,7 +68,7 @@ DEFAULT_SIZES: dict[str, list[int]] = {
     "fib_bench": [2, 3],
 }
 
-#: sizes ``--large`` adds: the rest of the literature's sizes (hours uncapped)
+#: sizes ``--large`` adds: the rest of the literature's sizes (several need hours uncapped)
 LARGE_SIZES: dict[str, list[int]] = {
     "readers": [13],
     "lastzero": [15],
@@ -212,7 +212,8 @@ def main() -> None:
                     help="run only these benchmarks at these sizes (repeatable; "
                          f"names: {', '.join(BENCHMARKS)})")
     ap.add_argument("--large", action="store_true",
-                    help="add the literature's large sizes to the defaults (hours)")
+                    help="add the literature's large sizes to the defaults (each search "
+                         "still capped by --seconds: several are cut at the default)")
     ap.add_argument("--seconds", type=float, default=120.0,
                     help="time cap of each search (default 120); a capped run is a lower "
                          "bound")
