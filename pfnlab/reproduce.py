@@ -14,7 +14,6 @@ from pfnlab.explore.runtime import RESUME_LABEL
 from pfnlab.explore.schedule import Schedule
 from pfnlab.kernel.variant import VARIANTS
 from pfnlab.model.scenario import SCENARIOS
-from pfnlab.report.jsonout import saved_findings
 
 
 @dataclass
@@ -67,9 +66,3 @@ def _older_steps(message: str, schedule: list[dict[str, Any]]) -> str:
                 "from before a passing wait became a step of its own, so its schedules no "
                 "longer replay: run the check again for a current report")
     return ""
-
-
-def replay_document(doc: dict[str, Any]) -> list[ReplayOutcome]:
-    """Replay every finding of a ``check`` or ``diff`` document."""
-    mm = doc.get("mm")
-    return [replay_saved(v, s, sz, f, mm) for v, s, sz, f in saved_findings(doc)]

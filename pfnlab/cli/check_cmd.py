@@ -40,6 +40,7 @@ from pfnlab.cli.errors import fail, say
 from pfnlab.cli.guard import guarded
 from pfnlab.cli.output import check_writable, write_file
 from pfnlab.cli.progress import Status
+from pfnlab.explain.analysis import Analysis
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.fingerprint import collision_odds
 from pfnlab.explore.program import Program
@@ -237,13 +238,13 @@ def check_names(names: list[str], files: list[ModelFile]) -> tuple[str, str]:
 
 
 def _analyse(program: Program, findings: list[Finding], deadline: float | None = None
-             ) -> tuple[list[Any], list[Finding]]:
+             ) -> tuple[list[Analysis], list[Finding]]:
     """Each finding's analysis (ledger, causal core; the causal core stops at the time
     budget's ``deadline``); after Ctrl-C, the findings left unexplained (they are still
     reported, by their one-line message)."""
     from pfnlab.explain.analysis import analyse
 
-    done: list[Any] = []
+    done: list[Analysis] = []
     for i, f in enumerate(findings):
         if interrupt.interrupted():
             return done, findings[i:]
@@ -254,7 +255,7 @@ def _analyse(program: Program, findings: list[Finding], deadline: float | None =
     return done, []
 
 
-def _html(title: str, program: Program, res: Result, analyses: list[Any]) -> str:
+def _html(title: str, program: Program, res: Result, analyses: list[Analysis]) -> str:
     from pfnlab.explore.search.replay import initial_state
     from pfnlab.report.causal import causal_text
     from pfnlab.report.hangchain import render_hang
@@ -277,7 +278,7 @@ def _html(title: str, program: Program, res: Result, analyses: list[Any]) -> str
 
 
 def _json(variant: str, scenario: str, scenario_sizes: dict[str, int], res: Result,
-          analyses: list[Any]) -> dict[str, Any]:
+          analyses: list[Analysis]) -> dict[str, Any]:
     from pfnlab.report.jsonout import CHECK_SCHEMA, finding_json
 
     sc = SCENARIOS[scenario]
@@ -297,7 +298,7 @@ def _json(variant: str, scenario: str, scenario_sizes: dict[str, int], res: Resu
     }
 
 
-def _text(title: str, props: tuple[str, ...], res: Result, analyses: list[Any],
+def _text(title: str, props: tuple[str, ...], res: Result, analyses: list[Analysis],
           unexplained: list[Finding], full: bool, cut: bool, notes: list[str]) -> str:
     """The text of ``check``: the mail-ready report per finding, then what was covered."""
     from pfnlab.report.analysis import render_report

@@ -28,7 +28,7 @@ from pfnlab.explore import (
 )
 from pfnlab.kernel.variant import Variant
 from pfnlab.kernel.world import World
-from pfnlab.kvm import Kvm, Memslot, Vcpu, create_vm, ghost
+from pfnlab.kvm import Kvm, Memslot, Vcpu, create_vm, ghost, vcpu_exit, vcpu_fault
 from pfnlab.kvm.kvm import check_gfn
 from pfnlab.kvm.pfncache import check_secondary_coherent
 from pfnlab.mm import Host, Region
@@ -420,8 +420,6 @@ def vcpu_faults(s: Setup, i: int, gfns: list[int], *, write: bool = True,
     A list of operations, one per fault (and the exit): between two faults the vCPU is
     back in the guest and holds nothing of the last one, so the engine identifies its
     state by the faults left (see :mod:`pfnlab.explore.threadstate`)."""
-    from pfnlab.kvm import vcpu_exit, vcpu_fault
-
     vcpu = s.vcpus[i]
     for gfn in gfns:
         check_gfn(s.kvm, gfn)
