@@ -286,15 +286,18 @@ def load_model(path: str | os.PathLike[str]) -> ModelFile:
     return mf
 
 
-def _keys() -> tuple[set[str], set[str], set[str], set[str]]:
-    return set(SCENARIOS), set(VARIANTS), set(PROPERTIES), set(KERNEL_FUNCTIONS)
+def _keys() -> tuple[set[str], set[str], set[str], dict[str, Any]]:
+    """The registries' names (and the kernel functions themselves: a model file's
+    ``@kfunc`` may replace one of pfnlab's)."""
+    return set(SCENARIOS), set(VARIANTS), set(PROPERTIES), dict(KERNEL_FUNCTIONS)
 
 
-def _rollback(before: tuple[set[str], set[str], set[str], set[str]]) -> None:
+def _rollback(before: tuple[set[str], set[str], set[str], dict[str, Any]]) -> None:
     regs: tuple[dict[str, Any], ...] = (SCENARIOS, VARIANTS, PROPERTIES, KERNEL_FUNCTIONS)
     for reg, keys in zip(regs, before, strict=True):
         for k in [k for k in reg if k not in keys]:
             del reg[k]
+    KERNEL_FUNCTIONS.update(before[3])  # the library's own, where a model file replaced it
 
 
 @contextmanager

@@ -24,6 +24,7 @@ import errno
 import functools
 import re
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -41,12 +42,31 @@ F = TypeVar("F", bound=Callable[..., Any])
 KERNEL_FUNCTIONS: dict[str, Callable[..., Any]] = {}
 
 
+class LibraryFunctionReplaced(UserWarning):
+    """A model file's ``@kfunc`` has the name of a kernel function pfnlab defines itself."""
+
+
 def kfunc(fn: F) -> F:
-    """Register ``fn`` as a kernel function that variants may override by name."""
+    """Register ``fn`` as a kernel function that variants may override by name.
+
+    A model file may define a kernel function that pfnlab itself has (one written before
+    pfnlab had it): its definition replaces the library's in the registry, with a
+    :class:`LibraryFunctionReplaced` warning, and the model's own calls run it; the
+    library's code goes on calling its own version, and an override of the name in a
+    variant applies to both. Two definitions within pfnlab, or within model files, are an
+    error.
+    """
     name = fn.__name__
     old = KERNEL_FUNCTIONS.get(name)
     if old is not None and getattr(old, "base", old) is not fn:
-        raise ValueError(f"kernel function {name!r} is defined twice in the model")
+        if not (_in_library(getattr(old, "base", old)) and not _in_library(fn)):
+            raise ValueError(f"kernel function {name!r} is defined twice in the model")
+        where = getattr(getattr(old, "base", old), "__module__", "pfnlab")
+        warnings.warn(
+            f"kernel function {name!r} is defined by pfnlab too ({where}): the model's "
+            "definition replaces it for the model's own calls; remove it to use pfnlab's, "
+            "or rename it if it is a different function",
+            LibraryFunctionReplaced, stacklevel=2)
     pointer = _returns_pointer(fn)
     # an int that the docstring says can be an errno ("-EFAULT"): a count that went
     # negative (an underflow) is not one
@@ -76,6 +96,12 @@ def kfunc(fn: F) -> F:
     KERNEL_FUNCTIONS[name] = dispatch
     name_code(fn, name)
     return cast(F, dispatch)
+
+
+def _in_library(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is pfnlab's own (its module is in the ``pfnlab`` package)."""
+    module = getattr(fn, "__module__", "") or ""
+    return module == "pfnlab" or module.startswith("pfnlab.")
 
 
 def _errno(result: object) -> str:
