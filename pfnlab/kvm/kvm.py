@@ -88,14 +88,15 @@ class Spte(Shared):
     #: ledger: ``(owner, ((hva, epoch), ...))`` of the installed value (ghost/origins.py)
     origin: Ghost[tuple[str, tuple[tuple[int, int], ...]] | None] = Ghost(None)
 
-    def __init__(self, name: str, level: int, gfn: int, slot_id: int) -> None:
+    def __init__(self, name: str, level: int, gfn: int, slot_id: int,
+                 ledger_hooks: LedgerHooks) -> None:
         super().__init__(name)
         self.mmu_lock: Lock | None = None  # the guard of ``spte`` (the VM's mmu_lock)
         self.level = level
         self.gfn = gfn
         self.slot_id = slot_id
         #: the VM's ledger hooks; ``spte_written`` sees every write of ``spte`` (sptefield.py)
-        self.ledger_hooks = LedgerHooks()
+        self.ledger_hooks = ledger_hooks
 
 
 def _no_spte_hook(sp: Spte, old: SpteVal | None, new: SpteVal | None) -> None:
@@ -188,9 +189,8 @@ class Kvm(Shared):
 
     def _spte(self, level: int, gfn: int, slot: Memslot) -> None:
         name = f"{self.name}.spte{'' if level == 1 else '2M'}[{gfn:#x}]"
-        sp = self.sptes[(level, gfn)] = Spte(name, level, gfn, slot.id)
+        sp = self.sptes[(level, gfn)] = Spte(name, level, gfn, slot.id, self.ledger_hooks)
         sp.mmu_lock = self.mmu_lock  # its guard
-        sp.ledger_hooks = self.ledger_hooks
 
     # -------------------------------------------------------------- pure helpers
     def pages_per_hpage(self, level: int) -> int:
