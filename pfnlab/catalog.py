@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-from pfnlab.kernel.variant import VARIANTS, Variant
+from pfnlab.kernel.variant import Variant, get_variant
 from pfnlab.model.scenario import SCENARIOS, Scenario
 
 #: the packages of the built-in designs and scenarios, loaded like model files
@@ -27,22 +27,9 @@ def load_builtins() -> None:
         importlib.import_module(name)
 
 
-def designs() -> dict[str, Variant]:
-    """Every design by name: the built-ins in the order of the thread and of kernel
-    history, then those of model files in the order they were loaded."""
-    return VARIANTS
-
-
-def scenarios() -> dict[str, Scenario]:
-    """Every scenario by name, the built-ins first."""
-    return SCENARIOS
-
-
 def design(name: str) -> Variant:
     """The design named ``name`` (KeyError listing the known ones)."""
-    if name not in VARIANTS:
-        raise KeyError(f"unknown variant {name!r}; known: {', '.join(VARIANTS)}")
-    return VARIANTS[name]
+    return get_variant(name)
 
 
 def scenario(name: str) -> Scenario:

@@ -15,6 +15,7 @@ ro-pfnmap           read and write faults on read-only VM_PFNMAP memory (bd2fae8
 """
 
 from pfnlab import SCENARIOS, Scenario, register_scenario
+from pfnlab.catalog import scenario as get_scenario
 from pfnlab.scenarios import (
     devdax_unbind,
     dirty_log_collapse,
@@ -37,14 +38,6 @@ for _s in (
         ro_pfnmap.SCENARIO,
 ):
     register_scenario(_s)
-
-
-def get_scenario(name: str) -> Scenario:
-    """The scenario called ``name`` (KeyError listing the known ones otherwise)."""
-    try:
-        return SCENARIOS[name]
-    except KeyError:
-        raise KeyError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}") from None
 
 
 __all__ = ["SCENARIOS", "Scenario", "get_scenario"]
