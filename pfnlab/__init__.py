@@ -25,6 +25,9 @@ Build (inside a scenario's builder)
       :func:`thp_split_thread`; :func:`with_vcpus` adds a fault thread per vCPU;
     - :class:`PfnCache` — a mapping KVM keeps without a page reference (a pfn cache, the
       VMCS APIC-access address), checked by the built-in ``secondary-coherent``;
+    - :func:`operation` — ``with operation("vcpu0:gpc"):`` a thread's work whose page
+      references belong to that owner in the ledger and must all be put when it returns
+      (the built-in thread bodies run faults and maps this way);
     - :func:`instance` — the threads, the built-in checks of the properties, goals and
       your own checks.
 
@@ -60,6 +63,7 @@ from pfnlab.kvm import (
     Vcpu,
     dirty_log_disable,
     ghost,
+    kvm_owner,
     kvm_vcpu_map,
     kvm_vcpu_unmap,
     vcpu_exit,
@@ -67,6 +71,7 @@ from pfnlab.kvm import (
     vcpu_map_thread,
     vm_exit,
 )
+from pfnlab.kvm.ghost import operation
 from pfnlab.kvm.vcpu_map import map_owner, touch_mapping
 from pfnlab.mm import (
     Host,
@@ -177,10 +182,12 @@ __all__ = [
     "keep",
     "kfunc",
     "kill_dev_dax",
+    "kvm_owner",
     "kvm_vcpu_map",
     "kvm_vcpu_unmap",
     "load_model",
     "map_owner",
+    "operation",
     "own_gfns",
     "reached",
     "register_scenario",

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import inspect
 import re
 import sys
 import warnings
@@ -32,6 +33,8 @@ from pfnlab.explore.runtime import hide_from_traces, name_code
 from pfnlab.explore.shared import HOOKS, Shared, context
 from pfnlab.explore.threadstate import call_summarised
 from pfnlab.kernel.calls import KernelCall, listeners
+from pfnlab.kernel.deprecation import OWNER_GONE_IN, OWNER_REMOVED_IN, deprecated
+from pfnlab.kernel.operation import current_owner, enter_owner, leave_owner, owner_stack
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,6 +75,17 @@ def kfunc(fn: F) -> F:
     # negative (an underflow) is not one
     errnos = re.search(r"-E[A-Z]{2,}", fn.__doc__ or "") is not None
 
+    if getattr(fn, "owner_removed", None):
+        return cast(F, _owner_adapter(fn, _dispatcher(fn, name, pointer, errnos, 2)))
+    return cast(F, _dispatcher(fn, name, pointer, errnos, 1))
+
+
+def _dispatcher(fn: Callable[..., Any], name: str, pointer: bool, errnos: bool,
+                caller: int) -> Callable[..., Any]:
+    """The registered callable of kernel function ``name``: runs the variant's override or
+    ``fn``, and notes what it returned on the trace. The frame that called the kernel
+    function is ``caller`` frames up from it (2 under an adapter)."""
+
     @functools.wraps(fn)
     def dispatch(*args: Any, **kwargs: Any) -> Any:
         ctx = context()
@@ -79,7 +93,15 @@ def kfunc(fn: F) -> F:
         rt = HOOKS.current
         if rt is None:
             return (fn if impl is None else impl)(*args, **kwargs)
+        owners = owner_stack()
         result = call_summarised(rt, fn if impl is None else impl, args, kwargs)
+        if owner_stack() != owners:
+            # a summarised call's effect on its caller must be its value (threadstate.py)
+            raise RuntimeError(
+                f"{name}() returned inside an operation it began, or outside one it was "
+                f"called in (operations {owners} before the call, {owner_stack()} after): "
+                "begin and end an operation in one function, best with "
+                "`with operation(owner):`")
         if rt.trace_on:
             if result is True or result is False:
                 rt.note(KernelCall(name, _args(args), str(result)))
@@ -89,13 +111,66 @@ def kfunc(fn: F) -> F:
             elif errnos and (err := _errno(result)):
                 rt.note(KernelCall(name, _args(args), err))
         if listeners and not rt.replaying:  # e.g. what no execution reached (reach.py)
-            listeners[-1](name, sys._getframe(1), result)
+            listeners[-1](name, sys._getframe(caller), result)
         return result
 
     dispatch.base = fn  # type: ignore[attr-defined]
     KERNEL_FUNCTIONS[name] = dispatch
     name_code(fn, name)
-    return cast(F, dispatch)
+    return dispatch
+
+
+def _owner_adapter(fn: Callable[..., Any], dispatch: Callable[..., Any]) -> Callable[..., Any]:
+    """For one release, a kernel function that no longer takes ``owner`` (the reference
+    belongs to the running thread's operation, :mod:`pfnlab.kernel.operation`) still works
+    with model files written before: a caller that passes ``owner`` (after the function's
+    own positional parameters, or by keyword) has it honoured, the function running as
+    that owner's operation, and an override that declares an ``owner`` parameter gets the
+    current operation's owner; each warns once (:mod:`pfnlab.kernel.deprecation`)."""
+    name = fn.__name__
+    params = inspect.signature(fn).parameters.values()
+    npos = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+    at = fn.owner_removed[1]  # type: ignore[attr-defined]
+    at = npos if at is None else at  # where old callers passed it
+    takes: dict[Callable[..., Any], bool] = {}
+
+    @functools.wraps(fn)
+    def adapted(*args: Any, **kwargs: Any) -> Any:
+        owner: str | None = None
+        if len(args) > npos:
+            owner, args = args[at], args[:at] + args[at + 1:]
+        if "owner" in kwargs:
+            owner = kwargs.pop("owner")
+        if owner is not None:
+            deprecated(f"owner-argument:{name}", (
+                f"{name}() takes no `owner` argument since pfnlab {OWNER_REMOVED_IN}: the "
+                "references it takes belong to the running thread's operation; drop the "
+                "argument and run the thread's work in `with operation(owner):` "
+                f"(pfnlab.operation). Until {OWNER_GONE_IN} the argument is honoured."))
+        ctx = context()
+        impl = ctx.overrides.get(name) if ctx is not None else None
+        if impl is not None:
+            wants = takes.get(impl)
+            if wants is None:
+                wants = takes[impl] = "owner" in inspect.signature(impl).parameters
+            if wants:
+                deprecated(f"owner-parameter:{name}:{impl.__qualname__}", (
+                    f"{impl.__qualname__}, an override of {name}(), declares an `owner` "
+                    f"parameter, which {name}() has not had since pfnlab {OWNER_REMOVED_IN}: "
+                    "remove it (the references it takes belong to the running thread's "
+                    f"operation). Until {OWNER_GONE_IN} it is given the operation's owner."))
+                kwargs["owner"] = current_owner() if owner is None else owner
+        if owner is None or owner == current_owner():
+            return dispatch(*args, **kwargs)
+        enter_owner(owner)
+        try:
+            return dispatch(*args, **kwargs)
+        finally:
+            leave_owner(owner)
+
+    adapted.base = fn  # type: ignore[attr-defined]
+    KERNEL_FUNCTIONS[name] = adapted
+    return adapted
 
 
 def _in_library(fn: Callable[..., Any]) -> bool:

@@ -9,7 +9,7 @@ override of it (same name) or a wrapper of your own declared the same way is rea
 
     @refcount_api("get_page")     # shown as "get_page in <caller>"
     @kfunc
-    def kvm_get_pfn(pfn: int, owner: str = "kvm") -> None: ...
+    def kvm_get_pfn(pfn: int) -> None: ...
 """
 
 from __future__ import annotations

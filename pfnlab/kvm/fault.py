@@ -13,6 +13,7 @@ passed down (the kernel looks it up in ``mapping_level`` and again in ``try_asyn
 from __future__ import annotations
 
 from pfnlab import mm
+from pfnlab.kernel.deprecation import owner_parameter_removed
 from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm import ghost
 from pfnlab.kvm.hva import __gfn_to_pfn_memslot, current_mm, gfn_to_memslot
@@ -35,7 +36,8 @@ RET_PF_FIXED = 3
 RET_PF_ERROR = -14  # -EFAULT from kvm_handle_bad_page
 
 def fault_owner(vcpu: Vcpu) -> str:
-    """The ledger owner of a fault's references."""
+    """The operation a vCPU's page fault runs in (the ledger owner of its references):
+    ``vcpu0:fault``."""
     return f"{vcpu.name}:fault"
 
 
@@ -80,8 +82,9 @@ def mmu_gfn_lpage_is_disallowed(vcpu: Vcpu, slot: Memslot, gfn: int, level: int)
 
 
 @kfunc
+@owner_parameter_removed
 def transparent_hugepage_adjust(
-    vcpu: Vcpu, slot: Memslot, gfn: int, pfn: int, level: int, owner: str
+    vcpu: Vcpu, slot: Memslot, gfn: int, pfn: int, level: int
 ) -> tuple[int, int]:
     """arch/x86/kvm/mmu.c v5.4: map a THP tail huge; shift the reference to the head.
 
@@ -105,10 +108,10 @@ def transparent_hugepage_adjust(
         if (gfn & mask) != (pfn & mask):
             ghost.vm_bug_on("transparent_hugepage_adjust", pfn, "gfn/pfn misaligned")
         if pfn & mask:
-            kvm_release_pfn_clean(pfn, owner)
+            kvm_release_pfn_clean(pfn)
             pfn &= ~mask
             record_thp_shift(pfn)
-            kvm_get_pfn(pfn, owner)
+            kvm_get_pfn(pfn)
     return (pfn, level)
 
 
@@ -153,17 +156,19 @@ def __direct_map(
 
 
 @kfunc
+@owner_parameter_removed
 def try_async_pf(
-    vcpu: Vcpu, slot: Memslot | None, gfn: int, write: bool, owner: str
+    vcpu: Vcpu, slot: Memslot | None, gfn: int, write: bool
 ) -> tuple[int, bool]:
     """arch/x86/kvm/mmu.c v5.4: __gfn_to_pfn_memslot (async page faults not modelled).
 
     Returns ``(pfn, map_writable)`` as :func:`__gfn_to_pfn_memslot` does."""
-    return __gfn_to_pfn_memslot(slot, gfn, False, write, True, owner)
+    return __gfn_to_pfn_memslot(slot, gfn, False, write, True)
 
 
 @kfunc
-def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
+@owner_parameter_removed
+def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool) -> int:
     """arch/x86/kvm/mmu.c v5.4: the EPT/NPT fault (see the module docstring); returns a
     RET_PF_* value, RET_PF_ERROR being -EFAULT from kvm_handle_bad_page."""
     kvm = vcpu.kvm
@@ -173,7 +178,7 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
         gfn &= ~(kvm.pages_per_hpage(level) - 1)
 
     mmu_seq = kvm.mmu_notifier_seq
-    pfn, map_writable = try_async_pf(vcpu, slot, gfn, write, owner)
+    pfn, map_writable = try_async_pf(vcpu, slot, gfn, write)
     if is_error_pfn(pfn):  # handle_abnormal_pfn → kvm_handle_bad_page
         return RET_PF_ERROR
     if slot is None:  # noslot: MMIO, emulated
@@ -183,8 +188,8 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
     kvm.mmu_lock.acquire()
     if not mmu_notifier_retry(kvm, mmu_seq):
         if not force_pt_level:
-            pfn, level = transparent_hugepage_adjust(vcpu, slot, gfn, pfn, level, owner)
+            pfn, level = transparent_hugepage_adjust(vcpu, slot, gfn, pfn, level)
         r = __direct_map(vcpu, slot, gfn, write, map_writable, level, pfn)
     kvm.mmu_lock.release()
-    kvm_release_pfn_clean(pfn, owner)
+    kvm_release_pfn_clean(pfn)
     return r

@@ -13,6 +13,7 @@ from typing import Any
 
 from pfnlab import mm
 from pfnlab.explore import context
+from pfnlab.kernel.deprecation import owner_parameter_removed
 from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm.kvm import Memslot
 from pfnlab.kvm.pfn import (
@@ -20,6 +21,7 @@ from pfnlab.kvm.pfn import (
     KVM_PFN_ERR_RO_FAULT,
     KVM_PFN_NOSLOT,
     kvm_get_pfn,
+    kvm_owner,
 )
 
 #: errno that ``hva_to_pfn_remapped`` returns negated for a pfn it cannot use (-EFAULT)
@@ -32,45 +34,48 @@ def current_mm() -> Any:
 
 
 @kfunc
-def hva_to_pfn_fast(addr: int, write_fault: bool, writable: bool, owner: str) -> int | None:
+@owner_parameter_removed
+def hva_to_pfn_fast(addr: int, write_fault: bool, writable: bool) -> int | None:
     """virt/kvm/kvm_main.c v5.4: lockless __get_user_pages_fast(write=1); one reference.
 
-    Returns the pfn (``owner`` holds one reference on its page), or None: not a write or
+    Returns the pfn (the operation holds one reference on its page), or None: not a write or
     writable request, or the fast walk failed (the caller tries the slow path)."""
     if not (write_fault or writable):
         return None
-    page = mm.__get_user_pages_fast(current_mm(), addr, True, owner=owner)
+    page = mm.__get_user_pages_fast(current_mm(), addr, True, owner=kvm_owner())
     if page is None:
         return None
     return int(mm.page_to_pfn(page))
 
 
 @kfunc
+@owner_parameter_removed
 def hva_to_pfn_slow(
-    addr: int, write_fault: bool, writable: bool, owner: str
+    addr: int, write_fault: bool, writable: bool
 ) -> tuple[int, int, bool]:
     """virt/kvm/kvm_main.c v5.4: get_user_pages_unlocked; map a read fault writable if possible.
 
     Returns ``(npages, pfn, writable)``.
     """
     mm_ = current_mm()
-    page = mm.get_user_pages_unlocked(mm_, addr, write_fault, owner=owner)
+    page = mm.get_user_pages_unlocked(mm_, addr, write_fault, owner=kvm_owner())
     if page is None:
         return (0, KVM_PFN_ERR_FAULT, False)
     w = write_fault
     # map read fault as writable if possible
     if not write_fault and writable:
-        wpage = mm.__get_user_pages_fast(mm_, addr, True, owner=owner)
+        wpage = mm.__get_user_pages_fast(mm_, addr, True, owner=kvm_owner())
         if wpage is not None:
             w = True
-            mm.put_page(page, owner=owner)
+            mm.put_page(page, owner=kvm_owner())
             page = wpage
     return (1, int(mm.page_to_pfn(page)), w)
 
 
 @kfunc
+@owner_parameter_removed
 def hva_to_pfn_remapped(
-    vma: Any, addr: int, write_fault: bool, writable: bool, owner: str
+    vma: Any, addr: int, write_fault: bool, writable: bool
 ) -> tuple[int, int, bool]:
     """virt/kvm/kvm_main.c v5.4: follow_pfn (+ fixup_user_fault), then kvm_get_pfn unpinned.
 
@@ -84,32 +89,33 @@ def hva_to_pfn_remapped(
             return (-EFAULT, KVM_PFN_ERR_FAULT, False)
     # Get a reference here because callers of *hva_to_pfn* and *gfn_to_pfn* will
     # eventually call kvm_release_pfn_clean on the returned pfn.
-    kvm_get_pfn(pfn, owner)
+    kvm_get_pfn(pfn)
     return (0, pfn, True)
 
 
 @kfunc
+@owner_parameter_removed
 def hva_to_pfn(
-    addr: int, atomic: bool, write_fault: bool, writable: bool, owner: str
+    addr: int, atomic: bool, write_fault: bool, writable: bool
 ) -> tuple[int, bool]:
     """virt/kvm/kvm_main.c v5.4: fast gup, slow gup, then VM_IO|VM_PFNMAP via follow_pfn.
 
     Returns ``(pfn, writable)``: on success the pfn, with one page reference held by
-    ``owner`` when gup found a page (none for a remapped pfn without one); on failure
+    the running operation when gup found a page (none for a remapped pfn without one); on failure
     ``(KVM_PFN_ERR_FAULT, False)`` and no reference."""
-    pfn = hva_to_pfn_fast(addr, write_fault, writable, owner)
+    pfn = hva_to_pfn_fast(addr, write_fault, writable)
     if pfn is not None:
         return (pfn, writable or write_fault)
     if atomic:
         return (KVM_PFN_ERR_FAULT, False)
-    npages, pfn, w = hva_to_pfn_slow(addr, write_fault, writable, owner)
+    npages, pfn, w = hva_to_pfn_slow(addr, write_fault, writable)
     if npages == 1:
         return (pfn, w)
     vma = mm.find_vma_intersection(current_mm(), addr, addr + 1)
     if vma is None:
         return (KVM_PFN_ERR_FAULT, False)
     if vma.flags & (mm.VM_IO | mm.VM_PFNMAP):
-        r, pfn, w = hva_to_pfn_remapped(vma, addr, write_fault, writable, owner)
+        r, pfn, w = hva_to_pfn_remapped(vma, addr, write_fault, writable)
         if r < 0:
             return (KVM_PFN_ERR_FAULT, False)
         return (pfn, w)
@@ -117,8 +123,9 @@ def hva_to_pfn(
 
 
 @kfunc
+@owner_parameter_removed
 def __gfn_to_pfn_memslot(
-    slot: Memslot | None, gfn: int, atomic: bool, write_fault: bool, writable: bool, owner: str
+    slot: Memslot | None, gfn: int, atomic: bool, write_fault: bool, writable: bool
 ) -> tuple[int, bool]:
     """virt/kvm/kvm_main.c v5.4: no slot → NOSLOT; RO slot write → RO_FAULT; else hva_to_pfn.
 
@@ -130,7 +137,7 @@ def __gfn_to_pfn_memslot(
         return (KVM_PFN_ERR_RO_FAULT, False)
     if slot.readonly and writable:
         writable = False
-    return hva_to_pfn(slot.gfn_to_hva(gfn), atomic, write_fault, writable, owner)
+    return hva_to_pfn(slot.gfn_to_hva(gfn), atomic, write_fault, writable)
 
 
 def gfn_to_memslot(slots: tuple[Memslot, ...], gfn: int) -> Memslot | None:

@@ -2,14 +2,17 @@
 
 Error pfns are negative ints here (``KVM_PFN_ERR_*``, ``KVM_PFN_NOSLOT``); the kernel's
 ``is_error_pfn``/``is_noslot_pfn``/``is_error_noslot_pfn`` are pure bit tests and stay plain
-functions. Every function that takes or drops a page reference has an ``owner`` argument
-that the kernel does not have: it only names the KVM context in the ledger (kvm/ghost/).
+functions. The references KVM takes and drops are the running thread's operation's
+(``vcpu0:fault``: :func:`pfnlab.kvm.ghost.operation`), ``kvm`` outside every operation
+(:func:`kvm_owner`); no function passes an owner, as in the kernel.
 """
 
 from __future__ import annotations
 
 from pfnlab import mm
+from pfnlab.kernel.deprecation import owner_parameter_removed
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.kernel.operation import current_owner
 from pfnlab.kernel.roles import refcount_api
 from pfnlab.kvm import ghost
 
@@ -34,6 +37,13 @@ def is_error_noslot_pfn(pfn: int) -> bool:
     return pfn < 0
 
 
+def kvm_owner() -> str:
+    """The ledger owner of a reference KVM takes or drops now: the running thread's
+    operation (``vcpu0:fault``), or ``kvm`` outside every one (a reference taken there is
+    an I1 leak at once: no operation will return it)."""
+    return current_owner() or "kvm"
+
+
 @kfunc
 def kvm_is_zone_device_pfn(pfn: int) -> bool:
     """virt/kvm/kvm_main.c v5.4 (a78986aae9b2): ZONE_DEVICE test; WARN_ON_ONCE if refcount 0."""
@@ -56,26 +66,29 @@ def kvm_is_reserved_pfn(pfn: int) -> bool:
 
 
 @kfunc
-def kvm_release_pfn_clean(pfn: int, owner: str = "kvm") -> None:
+@owner_parameter_removed
+def kvm_release_pfn_clean(pfn: int) -> None:
     """virt/kvm/kvm_main.c v5.4: put the gup reference unless the pfn is an error or reserved."""
     if not is_error_noslot_pfn(pfn) and not kvm_is_reserved_pfn(pfn):
-        mm.put_page(mm.pfn_to_page(pfn), owner=owner)
+        mm.put_page(mm.pfn_to_page(pfn), owner=kvm_owner())
 
 
 @kfunc
-def kvm_release_pfn_dirty(pfn: int, owner: str = "kvm") -> None:
+@owner_parameter_removed
+def kvm_release_pfn_dirty(pfn: int) -> None:
     """virt/kvm/kvm_main.c v5.4: kvm_set_pfn_dirty, then kvm_release_pfn_clean."""
     kvm_set_pfn_dirty(pfn)
-    kvm_release_pfn_clean(pfn, owner)
+    kvm_release_pfn_clean(pfn)
 
 
 @kfunc
-def kvm_release_pfn(pfn: int, dirty: bool, owner: str = "kvm") -> None:
+@owner_parameter_removed
+def kvm_release_pfn(pfn: int, dirty: bool) -> None:
     """virt/kvm/kvm_main.c v5.4.33 (backport): dirty or clean release (no gfn_to_pfn_cache)."""
     if dirty:
-        kvm_release_pfn_dirty(pfn, owner)
+        kvm_release_pfn_dirty(pfn)
     else:
-        kvm_release_pfn_clean(pfn, owner)
+        kvm_release_pfn_clean(pfn)
 
 
 @kfunc
@@ -94,7 +107,8 @@ def kvm_set_pfn_accessed(pfn: int) -> None:
 
 @refcount_api("get_page")
 @kfunc
-def kvm_get_pfn(pfn: int, owner: str = "kvm") -> None:
+@owner_parameter_removed
+def kvm_get_pfn(pfn: int) -> None:
     """virt/kvm/kvm_main.c v5.4: get_page unless reserved (no check that the count is > 0)."""
     if not kvm_is_reserved_pfn(pfn):
-        mm.get_page(mm.pfn_to_page(pfn), owner=owner)
+        mm.get_page(mm.pfn_to_page(pfn), owner=kvm_owner())

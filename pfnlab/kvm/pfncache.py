@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pfnlab.explore import Field, Lock, Shared
+from pfnlab.kernel.deprecation import owner_parameter_removed
 from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm.ghost import tget
 from pfnlab.kvm.hva import __gfn_to_pfn_memslot, gfn_to_memslot
@@ -57,16 +58,17 @@ class PfnCache(Shared):
 
 
 @kfunc
-def pfn_cache_lookup(gpc: PfnCache, owner: str) -> int | None:
+@owner_parameter_removed
+def pfn_cache_lookup(gpc: PfnCache) -> int | None:
     """virt/kvm/pfncache.c v6.0 hva_to_pfn_retry, one attempt (no retry check): gup the
     page and put the reference at once (the cache holds none).
 
     Returns the pfn the host mapped at the cache's hva, or None (the lookup failed)."""
     slot = gfn_to_memslot(gpc.kvm.memslots, gpc.gfn)
-    pfn, _writable = __gfn_to_pfn_memslot(slot, gpc.gfn, False, False, True, owner)
+    pfn, _writable = __gfn_to_pfn_memslot(slot, gpc.gfn, False, False, True)
     if is_error_noslot_pfn(pfn):
         return None
-    kvm_release_pfn_clean(pfn, owner)
+    kvm_release_pfn_clean(pfn)
     return pfn
 
 

@@ -35,11 +35,9 @@ def vcpu_fault(vcpu: Vcpu, gfn: int, write: bool = False) -> int:
     # of this model sees, so a scenario that faults there is a set-up mistake (the memslot
     # geometry is set up once; flag changes keep it). Refused, naming the memslots.
     check_gfn(kvm, gfn)
-    owner = fault_owner(vcpu)
     while True:
-        ghost.owner_begin(owner)
-        r = tdp_page_fault(vcpu, gfn, write, owner)
-        ghost.owner_end(owner)
+        with ghost.operation(fault_owner(vcpu)):
+            r = tdp_page_fault(vcpu, gfn, write)
         if r != RET_PF_RETRY:
             return r
         # a count that never returns to 0 is an unbalanced notifier bracket (I10)
@@ -52,13 +50,11 @@ def vcpu_fault(vcpu: Vcpu, gfn: int, write: bool = False) -> int:
 
 def vcpu_map_thread(vcpu: Vcpu, gfn: int, dirty: bool = True) -> bool:
     """kvm_vcpu_map, touch the memory, kvm_vcpu_unmap; False if the map failed."""
-    owner = map_owner(vcpu)
-    ghost.owner_begin(owner)
-    hmap = kvm_vcpu_map(vcpu, gfn)
-    if hmap is not None:
-        touch_mapping(hmap)
-        kvm_vcpu_unmap(vcpu, hmap, dirty)
-    ghost.owner_end(owner)
+    with ghost.operation(map_owner(vcpu)):
+        hmap = kvm_vcpu_map(vcpu, gfn)
+        if hmap is not None:
+            touch_mapping(hmap)
+            kvm_vcpu_unmap(vcpu, hmap, dirty)
     return hmap is not None
 
 

@@ -14,7 +14,7 @@ from pfnlab import mm
 from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm.hva import __gfn_to_pfn_memslot, gfn_to_memslot
 from pfnlab.kvm.kvm import Vcpu
-from pfnlab.kvm.pfn import is_error_noslot_pfn, kvm_release_pfn
+from pfnlab.kvm.pfn import is_error_noslot_pfn, kvm_owner, kvm_release_pfn
 
 
 class HostMap(NamedTuple):
@@ -24,22 +24,24 @@ class HostMap(NamedTuple):
     gfn: int
     pfn: int
     page: Any
-    owner: str
+    owner: str                # the ledger: the operation that mapped (vcpu0:map)
     pinned_page: Any = None   # v6.13: the page kvm_follow_pfn pinned (refcounted_page)
     hva: mm.KernelMap | None = None
 
 
 def map_owner(vcpu: Vcpu) -> str:
-    """The ledger owner of a kvm_vcpu_map reference."""
+    """The operation a vCPU's ``kvm_vcpu_map`` to ``kvm_vcpu_unmap`` runs in (the ledger
+    owner of its reference): ``vcpu0:map``."""
     return f"{vcpu.name}:map"
 
 
-def map_pfn(pfn: int, owner: str, gfn: int) -> mm.KernelMap:
+def map_pfn(pfn: int, gfn: int) -> mm.KernelMap:
     """``kvm_vcpu_map``'s mapping of ``pfn``: ``kmap(pfn_to_page(pfn))`` where the pfn has
-    a memmap, else ``memremap`` (virt/kvm/kvm_main.c v5.4.33, also v6.13)."""
+    a memmap, else ``memremap`` (virt/kvm/kvm_main.c v5.4.33, also v6.13); held by the
+    running operation (:func:`~pfnlab.kvm.pfn.kvm_owner`)."""
     if mm.pfn_valid(pfn):
-        return mm.kmap(mm.pfn_to_page(pfn), owner, gfn)
-    return mm.memremap(pfn, owner, gfn)
+        return mm.kmap(mm.pfn_to_page(pfn), kvm_owner(), gfn)
+    return mm.memremap(pfn, kvm_owner(), gfn)
 
 
 def unmap_pfn(hmap: HostMap) -> None:
@@ -58,20 +60,19 @@ def kvm_vcpu_map(vcpu: Vcpu, gfn: int) -> HostMap | None:
 
     Returns the mapping (its ``page`` is None for a pfn without a memmap: memremap), or
     None (the kernel's -EINVAL/-EFAULT) when the gfn has no usable pfn."""
-    owner = map_owner(vcpu)
     slot = gfn_to_memslot(vcpu.kvm.memslots, gfn)
-    pfn, _ = __gfn_to_pfn_memslot(slot, gfn, False, True, False, owner)
+    pfn, _ = __gfn_to_pfn_memslot(slot, gfn, False, True, False)
     if is_error_noslot_pfn(pfn):
         return None
-    hva = map_pfn(pfn, owner, gfn)
-    return HostMap(gfn, pfn, hva.page, owner, hva=hva)
+    hva = map_pfn(pfn, gfn)
+    return HostMap(gfn, pfn, hva.page, hva.owner, hva=hva)
 
 
 @kfunc
 def kvm_vcpu_unmap(vcpu: Vcpu, hmap: HostMap, dirty: bool) -> None:
     """virt/kvm/kvm_main.c v5.4.33: kunmap/memunmap, then kvm_release_pfn(pfn, dirty)."""
     unmap_pfn(hmap)
-    kvm_release_pfn(hmap.pfn, dirty, hmap.owner)
+    kvm_release_pfn(hmap.pfn, dirty)
 
 
 def touch_mapping(hmap: HostMap) -> None:

@@ -45,7 +45,7 @@ _ERROR = "error"  # follow_page_mask: -EFAULT
 # --------------------------------------------------------------------------- fast path
 @refcount_api("gup")
 @kfunc
-def __get_user_pages_fast(mm: Mm, hva: int, write: bool, owner: str = "") -> Page | None:
+def __get_user_pages_fast(mm: Mm, hva: int, write: bool, owner: str | None = None) -> Page | None:
     """mm/gup.c v5.4: lockless walk (irqs off); one page reference on success."""
     pmdp = mm.pmd(hva)
     if pmdp is not None:
@@ -62,7 +62,7 @@ def __get_user_pages_fast(mm: Mm, hva: int, write: bool, owner: str = "") -> Pag
 
 
 @kfunc
-def gup_pte_range(ptep: Pte, write: bool, owner: str = "") -> Page | None:
+def gup_pte_range(ptep: Pte, write: bool, owner: str | None = None) -> Page | None:
     """mm/gup.c v5.4: devmap -> get_dev_pagemap; special -> fail; speculative ref; re-check.
 
     Returns the page with one reference, or NULL with none (the slow path takes over)."""
@@ -91,7 +91,7 @@ def gup_pte_range(ptep: Pte, write: bool, owner: str = "") -> Page | None:
 
 @kfunc
 def gup_huge_pmd(
-    mm: Mm, pmdp: Pte, orig: PteVal, hva: int, write: bool, owner: str = ""
+    mm: Mm, pmdp: Pte, orig: PteVal, hva: int, write: bool, owner: str | None = None
 ) -> Page | None:
     """mm/gup.c v5.4: THP/hugetlb PMD: ref on the head, re-check the PMD; devmap PMDs apart.
 
@@ -113,7 +113,7 @@ def gup_huge_pmd(
 
 @kfunc
 def __gup_device_huge_pmd(
-    mm: Mm, pmdp: Pte, orig: PteVal, hva: int, owner: str = ""
+    mm: Mm, pmdp: Pte, orig: PteVal, hva: int, owner: str | None = None
 ) -> Page | None:
     """mm/gup.c v5.4 __gup_device_huge: get_dev_pagemap, get_page, put pgmap, re-check PMD.
 
@@ -135,7 +135,7 @@ def __gup_device_huge_pmd(
 # --------------------------------------------------------------------------- slow path
 @refcount_api("gup")
 @kfunc
-def get_user_pages_unlocked(mm: Mm, hva: int, write: bool, owner: str = "") -> Page | None:
+def get_user_pages_unlocked(mm: Mm, hva: int, write: bool, owner: str | None = None) -> Page | None:
     """mm/gup.c v5.4: mmap_sem for read around __get_user_pages; one reference on success."""
     mm.mmap_sem.down_read()
     page = __get_user_pages(mm, hva, write, owner)
@@ -145,7 +145,7 @@ def get_user_pages_unlocked(mm: Mm, hva: int, write: bool, owner: str = "") -> P
 
 @refcount_api("gup")
 @kfunc
-def __get_user_pages(mm: Mm, hva: int, write: bool, owner: str = "") -> Page | None:
+def __get_user_pages(mm: Mm, hva: int, write: bool, owner: str | None = None) -> Page | None:
     """mm/gup.c v5.4: find_extend_vma, check_vma_flags, follow_page_mask, faultin_page.
 
     Returns the page with one reference held by ``owner``, or NULL (the kernel's
@@ -163,7 +163,7 @@ def __get_user_pages(mm: Mm, hva: int, write: bool, owner: str = "") -> Page | N
 
 
 @kfunc
-def follow_page_mask(vma: Vma, hva: int, write: bool, owner: str = "") -> Page | str:
+def follow_page_mask(vma: Vma, hva: int, write: bool, owner: str | None = None) -> Page | str:
     """mm/gup.c v5.4: walk under the page-table lock, take the reference (FOLL_GET).
 
     Returns the page with one reference, or ``"fault"`` (no page: fault it in and try
@@ -193,7 +193,9 @@ def follow_page_mask(vma: Vma, hva: int, write: bool, owner: str = "") -> Page |
 
 
 @kfunc
-def follow_huge_pmd(vma: Vma, pmd: PteVal, hva: int, write: bool, owner: str = "") -> Page | str:
+def follow_huge_pmd(
+    vma: Vma, pmd: PteVal, hva: int, write: bool, owner: str | None = None
+) -> Page | str:
     """mm/huge_memory.c v5.4 follow_trans_huge_pmd / follow_devmap_pmd; hugetlb alike.
 
     Returns the subpage with one reference on its head, or ``"fault"`` / ``"error"`` as
@@ -215,7 +217,9 @@ def follow_huge_pmd(vma: Vma, pmd: PteVal, hva: int, write: bool, owner: str = "
 
 
 @kfunc
-def follow_page_pte(vma: Vma, ptep: Pte | None, write: bool, owner: str = "") -> Page | str:
+def follow_page_pte(
+    vma: Vma, ptep: Pte | None, write: bool, owner: str | None = None
+) -> Page | str:
     """mm/gup.c v5.4: vm_normal_page, devmap via get_dev_pagemap, zero page, try_get_page.
 
     Returns the page with one reference, or ``"fault"`` / ``"error"`` as
@@ -310,7 +314,7 @@ def follow_pte(mm: Mm, hva: int) -> PteVal | None:
 
 
 @kfunc
-def unpin_user_page(page: Page, owner: str = "") -> None:
+def unpin_user_page(page: Page, owner: str | None = None) -> None:
     """mm/gup.c v5.6+: drop a FOLL_PIN reference (the model keeps no GUP_PIN_COUNTING_BIAS:
     a pin is one reference, so this is put_page)."""
     put_page(page, owner)

@@ -10,7 +10,8 @@ and torn down to the host's ``map_hooks`` (no steps), so no caller, base or over
 records mappings by hand and none can forget to.
 
 The ``owner`` and ``gfn`` arguments are the model's attribution, not kernel arguments: who
-holds the mapping (``vcpu0:map``) and, for a guest page, which gfn it maps (for reports).
+holds the mapping (by default the running thread's operation, ``vcpu0:map``) and, for a
+guest page, which gfn it maps (for reports).
 
 ``pfnlab.mm.memremap`` is the function (kernel/iomem.c), as the kernel names it; the model
 of mm/memremap.c is imported with ``from pfnlab.mm.memremap import ...``.
@@ -23,6 +24,7 @@ from typing import Any, NamedTuple
 from pfnlab.explore import context
 from pfnlab.explore.runtime import hide_from_traces
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.kernel.operation import current_owner
 from pfnlab.mm.page import Page
 
 
@@ -49,9 +51,9 @@ def run_map_hooks(event: str, km: KernelMap) -> None:
 
 
 @kfunc
-def kmap(page: Page, owner: str = "", gfn: int | None = None) -> KernelMap:
+def kmap(page: Page, owner: str | None = None, gfn: int | None = None) -> KernelMap:
     """include/linux/highmem.h v5.4: the page's kernel address (page_address on x86-64)."""
-    km = KernelMap(page.pfn, page, owner, gfn)
+    km = KernelMap(page.pfn, page, current_owner() if owner is None else owner, gfn)
     run_map_hooks(MAP, km)
     return km
 
@@ -63,10 +65,10 @@ def kunmap(km: KernelMap) -> None:
 
 
 @kfunc
-def memremap(pfn: int, owner: str = "", gfn: int | None = None) -> KernelMap:
+def memremap(pfn: int, owner: str | None = None, gfn: int | None = None) -> KernelMap:
     """kernel/iomem.c v5.4 memremap(pfn_to_hpa(pfn), PAGE_SIZE, MEMREMAP_WB): a mapping of
     memory that has no memmap."""
-    km = KernelMap(pfn, None, owner, gfn)
+    km = KernelMap(pfn, None, current_owner() if owner is None else owner, gfn)
     run_map_hooks(MAP, km)
     return km
 

@@ -1,9 +1,11 @@
 """``struct page``: the refcount, the flags KVM looks at, and the get/put family.
 
 Every reference count change goes through :func:`page_ref_inc`, :func:`page_ref_dec_return`
-or :func:`page_ref_add_unless_zero` (one ``atomic()`` step each). They take an ``owner``
-string and keep a ghost ledger ``Page.owners`` (owner -> references taken minus put) that
-checks can read; an empty owner is not recorded.
+or :func:`page_ref_add_unless_zero` (one ``atomic()`` step each). They keep a ghost ledger
+``Page.owners`` (owner -> references taken minus put) that checks can read. The owner is
+the running thread's current operation (:func:`pfnlab.kernel.operation.current_owner`:
+``vcpu0:fault`` inside a fault) unless the caller names one (the host's own holders:
+``mapping``, ``pagecache``); an empty owner (outside every operation) is not recorded.
 
 Compound pages: the kernel keeps one refcount per compound page, in the head; tail pages
 keep ``_refcount == 0`` and every get/put of a tail goes to the head (``compound_head``).
@@ -22,6 +24,7 @@ from typing import Any
 
 from pfnlab.explore import atomic, context, fail
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.kernel.operation import current_owner
 from pfnlab.kernel.roles import refcount_api
 from pfnlab.mm.memmap import host, pfn_to_page, run_ad_hooks, run_free_hooks, run_ref_hooks
 from pfnlab.mm.mm_types import (  # struct page, re-exported: pfnlab.mm.page.Page as before
@@ -52,8 +55,9 @@ def _ledger(page: Page, delta: int, owner: str) -> None:
 
 
 @refcount_api()
-def page_ref_inc(page: Page, owner: str = "", why: str = "get_page") -> int:
+def page_ref_inc(page: Page, owner: str | None = None, why: str = "get_page") -> int:
     """include/linux/page_ref.h: atomic_inc(&page->_refcount); returns the old count."""
+    owner = current_owner() if owner is None else owner
     old: int = atomic(page, "refcount", lambda c: (c + 1, c))
     _ledger(page, 1, owner)
     if owner:
@@ -64,8 +68,9 @@ def page_ref_inc(page: Page, owner: str = "", why: str = "get_page") -> int:
 
 
 @refcount_api()
-def page_ref_dec_return(page: Page, owner: str = "", why: str = "put_page") -> int:
+def page_ref_dec_return(page: Page, owner: str | None = None, why: str = "put_page") -> int:
     """include/linux/page_ref.h: atomic_dec_return; a put on refcount 0 is a finding."""
+    owner = current_owner() if owner is None else owner
     if owner:
         run_ref_hooks(page, owner, -1)
     old: int = atomic(page, "refcount", lambda c: (c - 1, c) if c > 0 else (c, c))
@@ -78,8 +83,9 @@ def page_ref_dec_return(page: Page, owner: str = "", why: str = "put_page") -> i
 
 
 @refcount_api()
-def page_ref_add_unless_zero(page: Page, owner: str = "") -> bool:
+def page_ref_add_unless_zero(page: Page, owner: str | None = None) -> bool:
     """include/linux/page_ref.h: page_ref_add_unless(page, 1, 0) (speculative get)."""
+    owner = current_owner() if owner is None else owner
     # (the thread receives whether it succeeded, not the count: states stay merged)
     ok: bool = atomic(page, "refcount", lambda c: (c + 1, True) if c != 0 else (c, False))
     if ok:
@@ -210,7 +216,7 @@ def mark_page_accessed(page: Page) -> None:
 # --------------------------------------------------------------------------- get / put
 @refcount_api("get_page")
 @kfunc
-def get_page(page: Page, owner: str = "") -> None:
+def get_page(page: Page, owner: str | None = None) -> None:
     """include/linux/mm.h v5.4: page_ref_inc(compound_head); a get on refcount 0 is a bug."""
     head = compound_head(page)
     old = page_ref_inc(head, owner, "get_page")
@@ -220,21 +226,21 @@ def get_page(page: Page, owner: str = "") -> None:
 
 @refcount_api("get_page")
 @kfunc
-def try_get_page(page: Page, owner: str = "") -> bool:
+def try_get_page(page: Page, owner: str | None = None) -> bool:
     """include/linux/mm.h v5.4: get_page on the head unless its count is <= 0."""
     return page_ref_add_unless_zero(compound_head(page), owner)
 
 
 @refcount_api("get_page")
 @kfunc
-def get_page_unless_zero(page: Page, owner: str = "") -> bool:
+def get_page_unless_zero(page: Page, owner: str | None = None) -> bool:
     """include/linux/mm.h v5.4: page_ref_add_unless(page, 1, 0) on this very page."""
     return page_ref_add_unless_zero(page, owner)
 
 
 @refcount_api()
 @kfunc
-def try_get_compound_head(page: Page, refs: int = 1, owner: str = "") -> Page | None:
+def try_get_compound_head(page: Page, refs: int = 1, owner: str | None = None) -> Page | None:
     """mm/gup.c v5.4: speculative reference on the head; NULL if its count is zero."""
     head = compound_head(page)
     for _ in range(refs):
@@ -245,7 +251,7 @@ def try_get_compound_head(page: Page, refs: int = 1, owner: str = "") -> Page | 
 
 @refcount_api("put_page")
 @kfunc
-def put_page(page: Page, owner: str = "") -> None:
+def put_page(page: Page, owner: str | None = None) -> None:
     """include/linux/mm.h v5.4: devmap-managed pages first, else dec and __put_page at 0."""
     page = compound_head(page)
     if put_devmap_managed_page(page, owner):
@@ -255,7 +261,7 @@ def put_page(page: Page, owner: str = "") -> None:
 
 
 @kfunc
-def put_devmap_managed_page(page: Page, owner: str = "") -> bool:
+def put_devmap_managed_page(page: Page, owner: str | None = None) -> bool:
     """include/linux/mm.h v5.4: FS_DAX/DEVICE_PRIVATE pages (static key on) only."""
     if not host().devmap_managed_key:
         return False
@@ -269,7 +275,7 @@ def put_devmap_managed_page(page: Page, owner: str = "") -> bool:
 
 
 @kfunc
-def __put_devmap_managed_page(page: Page, owner: str = "") -> None:
+def __put_devmap_managed_page(page: Page, owner: str | None = None) -> None:
     """mm/memremap.c v5.4: free at 1 (page_free wakes layout breakers); __put_page at 0."""
     count = page_ref_dec_return(page, owner, "put_page")
     if count == 1:

@@ -47,13 +47,12 @@ def mapper(s: Setup, i: int, gfn: int, touches: int) -> Callable[[], None]:
     owner = map_owner(vcpu)
 
     def run() -> None:
-        ghost.owner_begin(owner)
-        hmap = kvm_vcpu_map(vcpu, gfn)
-        if hmap is not None:
-            for _ in range(touches):
-                touch_mapping(hmap)
-            kvm_vcpu_unmap(vcpu, hmap, True)
-        ghost.owner_end(owner)
+        with ghost.operation(owner):
+            hmap = kvm_vcpu_map(vcpu, gfn)
+            if hmap is not None:
+                for _ in range(touches):
+                    touch_mapping(hmap)
+                kvm_vcpu_unmap(vcpu, hmap, True)
 
     return run
 

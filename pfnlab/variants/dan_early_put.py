@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pfnlab import Variant, mm, register_variant
+from pfnlab import Variant, kvm_owner, mm, register_variant
 from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
 
 # the base (v5.4 = v5.3 here) implementations: this variant adds the put after them
@@ -21,26 +21,26 @@ base_fast = KERNEL_FUNCTIONS["hva_to_pfn_fast"].base  # type: ignore[attr-define
 base_slow = KERNEL_FUNCTIONS["hva_to_pfn_slow"].base  # type: ignore[attr-defined]
 
 
-def _early_put(page: Any, owner: str) -> None:
+def _early_put(page: Any) -> None:
     if mm.is_zone_device_page(page):
-        mm.put_page(page, owner=owner)
+        mm.put_page(page, owner=kvm_owner())
 
 
-def hva_to_pfn_fast(addr: int, write_fault: bool, writable: bool, owner: str) -> int | None:
+def hva_to_pfn_fast(addr: int, write_fault: bool, writable: bool) -> int | None:
     """virt/kvm/kvm_main.c dan-early-put: fast gup, then put a ZONE_DEVICE page at once."""
-    pfn = base_fast(addr, write_fault, writable, owner)
+    pfn = base_fast(addr, write_fault, writable)
     if pfn is not None:
-        _early_put(mm.pfn_to_page(pfn), owner)
+        _early_put(mm.pfn_to_page(pfn))
     return pfn
 
 
 def hva_to_pfn_slow(
-    addr: int, write_fault: bool, writable: bool, owner: str
+    addr: int, write_fault: bool, writable: bool
 ) -> tuple[int, int, bool]:
     """virt/kvm/kvm_main.c dan-early-put: slow gup, then put a ZONE_DEVICE page at once."""
-    npages, pfn, w = base_slow(addr, write_fault, writable, owner)
+    npages, pfn, w = base_slow(addr, write_fault, writable)
     if npages:
-        _early_put(mm.pfn_to_page(pfn), owner)
+        _early_put(mm.pfn_to_page(pfn))
     return (npages, pfn, w)
 
 

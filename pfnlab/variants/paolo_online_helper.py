@@ -29,7 +29,7 @@ def kvm_is_hugepage_allowed(pfn: int) -> bool:
 
 
 def transparent_hugepage_adjust(
-    vcpu: Vcpu, slot: Memslot, gfn: int, pfn: int, level: int, owner: str
+    vcpu: Vcpu, slot: Memslot, gfn: int, pfn: int, level: int
 ) -> tuple[int, int]:
     """arch/x86/kvm/mmu.c paolo-online-helper: v5.4 THP adjust behind kvm_is_hugepage_allowed."""
     if (
@@ -43,10 +43,10 @@ def transparent_hugepage_adjust(
         if (gfn & mask) != (pfn & mask):
             ghost.vm_bug_on("transparent_hugepage_adjust", pfn, "gfn/pfn misaligned")
         if pfn & mask:
-            kvm_release_pfn_clean(pfn, owner)
+            kvm_release_pfn_clean(pfn)
             pfn &= ~mask
             record_thp_shift(pfn)
-            kvm_get_pfn(pfn, owner)
+            kvm_get_pfn(pfn)
     return (pfn, level)
 
 

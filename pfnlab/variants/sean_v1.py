@@ -13,7 +13,7 @@ thread). Differences from the merged v2 (a78986aae9b2):
 
 from __future__ import annotations
 
-from pfnlab import Variant, mm, register_variant
+from pfnlab import Variant, kvm_owner, mm, register_variant
 from pfnlab.kvm import ghost
 from pfnlab.kvm.pfn import kvm_is_reserved_pfn as _reserved
 from pfnlab.kvm.pfn import kvm_is_zone_device_pfn as _zone_device
@@ -34,14 +34,14 @@ def kvm_is_reserved_pfn(pfn: int) -> bool:
     return True
 
 
-def kvm_get_pfn(pfn: int, owner: str = "kvm") -> None:
+def kvm_get_pfn(pfn: int) -> None:
     """virt/kvm/kvm_main.c sean-v1: get_page unless reserved or (WARN) ZONE_DEVICE."""
     if not _reserved(pfn):
         if _zone_device(pfn):
             ghost.warn("kvm_get_pfn", pfn, "kvm_get_pfn on a ZONE_DEVICE pfn")
             return
         page = mm.pfn_to_page(pfn)
-        mm.get_page(page, owner=owner)
+        mm.get_page(page, owner=kvm_owner())
 
 
 VARIANT = register_variant(

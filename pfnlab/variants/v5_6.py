@@ -70,13 +70,13 @@ def kvm_mmu_hugepage_adjust(
     return (level, pfn & ~mask)
 
 
-def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
+def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool) -> int:
     """arch/x86/kvm/mmu/mmu.c v5.6: pin the exact page; map huge from a local pfn copy."""
     kvm = vcpu.kvm
     slot = gfn_to_memslot(kvm.memslots, gfn)
     max_level = max_mapping_level(vcpu, slot, gfn)
     mmu_seq = kvm.mmu_notifier_seq
-    pfn, map_writable = try_async_pf(vcpu, slot, gfn, write, owner)
+    pfn, map_writable = try_async_pf(vcpu, slot, gfn, write)
     if is_error_pfn(pfn):
         return RET_PF_ERROR
     if slot is None:
@@ -87,7 +87,7 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
         level, map_pfn = kvm_mmu_hugepage_adjust(vcpu, slot, gfn, max_level, pfn)
         r = __direct_map(vcpu, slot, gfn, write, map_writable, level, map_pfn)
     kvm.mmu_lock.release()
-    kvm_release_pfn_clean(pfn, owner)
+    kvm_release_pfn_clean(pfn)
     return r
 
 

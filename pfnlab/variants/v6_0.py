@@ -24,6 +24,7 @@ from typing import Any
 
 from pfnlab import Variant, mm, register_variant
 from pfnlab.explore import atomic
+from pfnlab.kernel.deprecation import owner_parameter_removed
 from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm import ghost
 from pfnlab.kvm.fault import (
@@ -41,6 +42,7 @@ from pfnlab.kvm.pfn import (
     KVM_PFN_ERR_RO_FAULT,
     is_error_noslot_pfn,
     is_error_pfn,
+    kvm_owner,
 )
 from pfnlab.kvm.spte import drop_spte
 from pfnlab.variants.v5_6 import kvm_mmu_hugepage_adjust as hugepage_adjust
@@ -97,59 +99,62 @@ def kvm_set_pfn_accessed(pfn: int) -> None:
 
 
 @kfunc
-def kvm_release_page_clean(page: Any, owner: str = "kvm") -> None:
+@owner_parameter_removed
+def kvm_release_page_clean(page: Any) -> None:
     """virt/kvm/kvm_main.c v6.0: mark accessed (if !PageReserved), put_page."""
     if not mm.PageReserved(page):
         mm.mark_page_accessed(page)
-    mm.put_page(page, owner=owner)
+    mm.put_page(page, owner=kvm_owner())
 
 
 @kfunc
-def kvm_release_page_dirty(page: Any, owner: str = "kvm") -> None:
+@owner_parameter_removed
+def kvm_release_page_dirty(page: Any) -> None:
     """virt/kvm/kvm_main.c v6.0: SetPageDirty (if !PageReserved), then the clean release."""
     if not mm.PageReserved(page):
         mm.SetPageDirty(page)
-    kvm_release_page_clean(page, owner)
+    kvm_release_page_clean(page)
 
 
-def kvm_release_pfn_clean(pfn: int, owner: str = "kvm") -> None:
+def kvm_release_pfn_clean(pfn: int) -> None:
     """virt/kvm/kvm_main.c v6.0: release the refcounted page of the pfn, if any."""
     if is_error_noslot_pfn(pfn):
         return
     page = kvm_pfn_to_refcounted_page(pfn)
     if page is None:
         return
-    kvm_release_page_clean(page, owner)
+    kvm_release_page_clean(page)
 
 
-def kvm_release_pfn_dirty(pfn: int, owner: str = "kvm") -> None:
+def kvm_release_pfn_dirty(pfn: int) -> None:
     """virt/kvm/kvm_main.c v6.0: dirty release of the refcounted page of the pfn, if any."""
     if is_error_noslot_pfn(pfn):
         return
     page = kvm_pfn_to_refcounted_page(pfn)
     if page is None:
         return
-    kvm_release_page_dirty(page, owner)
+    kvm_release_page_dirty(page)
 
 
-def kvm_get_pfn(pfn: int, owner: str = "kvm") -> None:
+def kvm_get_pfn(pfn: int) -> None:
     """virt/kvm/kvm_main.c v6.0: get_page on the refcounted page, if any."""
     page = kvm_pfn_to_refcounted_page(pfn)
     if page is not None:
-        mm.get_page(page, owner=owner)
+        mm.get_page(page, owner=kvm_owner())
 
 
 @kfunc
-def kvm_try_get_pfn(pfn: int, owner: str = "kvm") -> bool:
+@owner_parameter_removed
+def kvm_try_get_pfn(pfn: int) -> bool:
     """virt/kvm/kvm_main.c v5.13+: get_page_unless_zero on the refcounted page (1 if none)."""
     page = kvm_pfn_to_refcounted_page(pfn)
     if page is None:
         return True
-    return bool(mm.get_page_unless_zero(page, owner=owner))
+    return bool(mm.get_page_unless_zero(page, owner=kvm_owner()))
 
 
 def hva_to_pfn_remapped(
-    vma: Any, addr: int, write_fault: bool, writable: bool, owner: str
+    vma: Any, addr: int, write_fault: bool, writable: bool
 ) -> tuple[int, int, bool]:
     """virt/kvm/kvm_main.c v6.0: follow_pte; a write fault on a read-only PTE is RO_FAULT and
     ``writable`` is pte_write (bd2fae8da794, v5.12); then kvm_try_get_pfn (-EFAULT if 0)."""
@@ -161,7 +166,7 @@ def hva_to_pfn_remapped(
             return (-EFAULT, KVM_PFN_ERR_FAULT, False)
     if write_fault and not pte.write:
         return (0, KVM_PFN_ERR_RO_FAULT, False)
-    if not kvm_try_get_pfn(pte.pfn, owner):
+    if not kvm_try_get_pfn(pte.pfn):
         return (-EFAULT, KVM_PFN_ERR_FAULT, False)
     return (0, pte.pfn, pte.write)
 
@@ -207,13 +212,13 @@ def kvm_mmu_hugepage_adjust(
     return (level, pfn & ~mask)
 
 
-def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
+def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool) -> int:
     """arch/x86/kvm/mmu/mmu.c v6.0 direct_page_fault: releases the *adjusted* fault->pfn."""
     kvm = vcpu.kvm
     slot = gfn_to_memslot(kvm.memslots, gfn)
     max_level = max_mapping_level(vcpu, slot, gfn)
     mmu_seq = kvm.mmu_notifier_seq
-    pfn, map_writable = try_async_pf(vcpu, slot, gfn, write, owner)
+    pfn, map_writable = try_async_pf(vcpu, slot, gfn, write)
     if is_error_pfn(pfn):
         return RET_PF_ERROR
     if slot is None:
@@ -226,7 +231,7 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
     kvm.mmu_lock.release()
     from pfnlab.kvm.pfn import kvm_release_pfn_clean as release
 
-    release(pfn, owner)
+    release(pfn)
     return r
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from pfnlab import Variant, mm, register_variant
 from pfnlab.explore import atomic
+from pfnlab.kernel.deprecation import owner_parameter_removed
 from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm.fault import (
     RET_PF_EMULATE,
@@ -42,8 +43,9 @@ from pfnlab.kvm.pfn import (
     KVM_PFN_NOSLOT,
     is_error_noslot_pfn,
     is_error_pfn,
+    kvm_owner,
 )
-from pfnlab.kvm.vcpu_map import HostMap, map_owner, map_pfn, unmap_pfn
+from pfnlab.kvm.vcpu_map import HostMap, map_pfn, unmap_pfn
 from pfnlab.variants.v5_6 import kvm_mmu_hugepage_adjust, max_mapping_level
 
 #: module parameter kvm.allow_unsafe_mappings (off by default)
@@ -51,7 +53,7 @@ ALLOW_UNSAFE_MAPPINGS = False
 
 
 def hva_to_pfn_remapped_613(
-    vma: Any, addr: int, write_fault: bool, writable: bool, owner: str
+    vma: Any, addr: int, write_fault: bool, writable: bool
 ) -> tuple[int, int, bool]:
     """virt/kvm/kvm_main.c v6.13: follow_pfnmap_start; RO_FAULT for a write fault on a
     read-only PTE, ``writable`` from the PTE (bd2fae8da794); no reference taken."""
@@ -67,8 +69,9 @@ def hva_to_pfn_remapped_613(
 
 
 @kfunc
+@owner_parameter_removed(at=4)
 def kvm_follow_pfn(
-    slot: Memslot | None, gfn: int, write_fault: bool, writable: bool, owner: str, pin: bool
+    slot: Memslot | None, gfn: int, write_fault: bool, writable: bool, pin: bool
 ) -> tuple[int, bool, Any]:
     """virt/kvm/kvm_main.c v6.13: ``(pfn, writable, refcounted_page)``."""
     if slot is None or not slot.contains(gfn):
@@ -78,10 +81,10 @@ def kvm_follow_pfn(
     if slot.readonly:
         writable = False
     addr = slot.gfn_to_hva(gfn)
-    pfn = hva_to_pfn_fast(addr, write_fault, writable, owner)
+    pfn = hva_to_pfn_fast(addr, write_fault, writable)
     if pfn is not None:  # kvm_resolve_pfn(page): refcounted_page = the gup page
         return (pfn, writable or write_fault, mm.pfn_to_page(pfn))
-    npages, pfn, w = hva_to_pfn_slow(addr, write_fault, writable, owner)
+    npages, pfn, w = hva_to_pfn_slow(addr, write_fault, writable)
     if npages == 1:
         return (pfn, w, mm.pfn_to_page(pfn))
     vma = mm.find_vma_intersection(current_mm(), addr, addr + 1)
@@ -89,7 +92,7 @@ def kvm_follow_pfn(
         return (KVM_PFN_ERR_FAULT, False, None)
     if pin and not ALLOW_UNSAFE_MAPPINGS:
         return (KVM_PFN_ERR_FAULT, False, None)
-    r, pfn, w = hva_to_pfn_remapped(vma, addr, write_fault, writable, owner)
+    r, pfn, w = hva_to_pfn_remapped(vma, addr, write_fault, writable)
     if r < 0:
         return (KVM_PFN_ERR_FAULT, False, None)
     return (pfn, w, None)
@@ -106,7 +109,8 @@ def _set_page_accessed(page: Any) -> None:
 
 
 @kfunc
-def kvm_release_faultin_page(kvm: Kvm, page: Any, unused: bool, dirty: bool, owner: str) -> None:
+@owner_parameter_removed
+def kvm_release_faultin_page(kvm: Kvm, page: Any, unused: bool, dirty: bool) -> None:
     """include/linux/kvm_host.h v6.13: put exactly the page the fault-in refcounted."""
     if page is None:
         return
@@ -114,16 +118,16 @@ def kvm_release_faultin_page(kvm: Kvm, page: Any, unused: bool, dirty: bool, own
         if dirty:
             _set_page_dirty(page)
         _set_page_accessed(page)
-    mm.put_page(page, owner=owner)
+    mm.put_page(page, owner=kvm_owner())
 
 
-def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
+def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool) -> int:
     """arch/x86/kvm/mmu/mmu.c v6.13 direct_page_fault: release refcounted_page under mmu_lock."""
     kvm = vcpu.kvm
     slot = gfn_to_memslot(kvm.memslots, gfn)
     max_level = max_mapping_level(vcpu, slot, gfn)
     mmu_seq = kvm.mmu_notifier_seq
-    pfn, map_writable, page = kvm_follow_pfn(slot, gfn, write, True, owner, False)
+    pfn, map_writable, page = kvm_follow_pfn(slot, gfn, write, True, False)
     if is_error_pfn(pfn):
         return RET_PF_ERROR
     if slot is None:
@@ -133,7 +137,7 @@ def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool, owner: str) -> int:
     if not mmu_notifier_retry(kvm, mmu_seq):
         level, pfn = kvm_mmu_hugepage_adjust(vcpu, slot, gfn, max_level, pfn)
         r = __direct_map(vcpu, slot, gfn, write, map_writable, level, pfn)
-    kvm_release_faultin_page(kvm, page, r == RET_PF_RETRY, map_writable, owner)
+    kvm_release_faultin_page(kvm, page, r == RET_PF_RETRY, map_writable)
     kvm.mmu_lock.release()
     return r
 
@@ -146,13 +150,12 @@ def mmu_spte_clear_track_bits(kvm: Kvm, sptep: Spte) -> bool:
 
 def kvm_vcpu_map(vcpu: Vcpu, gfn: int) -> HostMap | None:
     """virt/kvm/kvm_main.c v6.13 __kvm_vcpu_map: kvm_follow_pfn(pin), kmap or memremap."""
-    owner = map_owner(vcpu)
     slot = gfn_to_memslot(vcpu.kvm.memslots, gfn)
-    pfn, _, pinned = kvm_follow_pfn(slot, gfn, True, False, owner, True)
+    pfn, _, pinned = kvm_follow_pfn(slot, gfn, True, False, True)
     if is_error_noslot_pfn(pfn):
         return None
-    hva = map_pfn(pfn, owner, gfn)
-    return HostMap(gfn, pfn, hva.page, owner, pinned, hva)
+    hva = map_pfn(pfn, gfn)
+    return HostMap(gfn, pfn, hva.page, hva.owner, pinned, hva)
 
 
 def kvm_vcpu_unmap(vcpu: Vcpu, hmap: HostMap, dirty: bool) -> None:
@@ -162,7 +165,7 @@ def kvm_vcpu_unmap(vcpu: Vcpu, hmap: HostMap, dirty: bool) -> None:
     if page is not None:
         if dirty:
             _set_page_dirty(page)
-        mm.unpin_user_page(page, owner=hmap.owner)
+        mm.unpin_user_page(page, owner=kvm_owner())
 
 
 VARIANT = register_variant(

@@ -10,6 +10,7 @@ reset at each operation's start (``_operation_starts``, threadstate.py).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import traceback
 import weakref
 from collections.abc import Callable
@@ -71,7 +72,10 @@ class Running(Checking):
         def run_ops(_first: Any) -> object:
             for i in range(start, len(ops)):
                 self._operation_starts(ops, i)
-                ops[i]()
+                # a fresh context per operation: the thread's state at an operation's start
+                # is the operations left (threadstate.py), so no context variable an
+                # earlier operation set may reach it (a rebuild starts there with none)
+                contextvars.Context().run(ops[i])
             return None
 
         return run_ops

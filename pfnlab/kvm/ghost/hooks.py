@@ -14,9 +14,12 @@ violation at the step where it arises (:mod:`pfnlab.kvm.ghost.events`):
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pfnlab.explore import fail, model_caller
+from pfnlab.kernel.operation import enter_owner, leave_owner
 from pfnlab.kvm.ghost import origins
 from pfnlab.kvm.ghost.events import (
     EV_AD_UNTRACKED,
@@ -112,8 +115,26 @@ def dropping(led: KvmLedger, page: Any, owner: str) -> None:
     check_maps_pinned(led, owner)
 
 
+@contextlib.contextmanager
+def operation(owner: str) -> Iterator[None]:
+    """``with operation("vcpu0:gpc"):`` the running thread's references taken inside belong
+    to ``owner`` (the refcount primitives read it: no kernel function passes it), and when
+    the block returns ``owner`` must hold none (I1). A block left by an exception (a
+    finding, which ends the execution) checks nothing more."""
+    owner_begin(owner)
+    try:
+        yield
+    except BaseException:
+        leave_owner(owner)
+        raise
+    owner_end(owner)
+
+
 def owner_begin(owner: str) -> None:
-    """``owner`` enters an operation that may take references (a fault, a map)."""
+    """``owner`` enters an operation that may take references (a fault, a map); the
+    running thread's references belong to it until :func:`owner_end` (prefer
+    ``with operation(owner):``)."""
+    enter_owner(owner)
     led = current_ledger()
     if led is not None:
         part = led.part(owner)
@@ -124,6 +145,7 @@ def owner_begin(owner: str) -> None:
 
 def owner_end(owner: str) -> None:
     """``owner``'s operation returned: from now on it must hold no reference (I1)."""
+    leave_owner(owner)
     led = current_ledger()
     if led is not None:
         part = led.part(owner)
