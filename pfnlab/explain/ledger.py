@@ -15,17 +15,15 @@ notes of what predicates returned). An underflow is a put its owner had no get f
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from pfnlab.explore.findings import FINAL, HANG, Finding, TraceStep
 from pfnlab.kernel.calls import KernelCall
-from pfnlab.kernel.roles import refcount_site
+from pfnlab.kernel.roles import RELEASES, refcount_site
 from pfnlab.properties import REFS_BALANCED
 
 #: functions that drop what their caller got (where a skipped put shows)
-_RELEASE = re.compile(r"release|_put|put_|unpin|unmap")
 
 
 @dataclass
@@ -169,7 +167,7 @@ def _explain_leak(finding: Finding, g: RefEvent) -> Leak:
                 continue
             j = st.where.index(call.name)
             caller = st.where[j - 1] if j > 0 else ""
-            if caller and _RELEASE.search(caller):
+            if caller in RELEASES:
                 lk.skipped_by, lk.skipped_at, lk.decided_at = caller, st.index, st.index
                 lk.because = f"{call.name}({call.args}) returned {call.answer()}"
                 return lk

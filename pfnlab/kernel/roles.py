@@ -34,6 +34,19 @@ def refcount_api(family: str = "") -> Callable[[F], F]:
     return declare
 
 
+#: kernel functions that put a reference their caller hands them, unless they decide not to
+#: (``kvm_release_pfn_clean`` skips a reserved pfn): a leak's explanation names the
+#: predicate such a function called as what decided the put was skipped
+RELEASES: set[str] = set()
+
+
+def releases_reference(fn: F) -> F:
+    """Declare the decorated function a release (see :data:`RELEASES`); an override of it,
+    shown under the name it replaces, is one too."""
+    RELEASES.add(fn.__name__)
+    return fn
+
+
 def refcount_site(where: tuple[str, ...]) -> tuple[str, str] | None:
     """``(kernel function, API shown)`` of a get or put whose model stack (outermost first)
     is ``where``: the caller of the outermost refcount API, and that API's family (its own

@@ -13,7 +13,7 @@ from pfnlab import mm
 from pfnlab.kernel.deprecation import owner_parameter_removed
 from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kernel.operation import current_owner
-from pfnlab.kernel.roles import refcount_api
+from pfnlab.kernel.roles import refcount_api, releases_reference
 from pfnlab.kvm import ghost
 
 KVM_PFN_ERR_FAULT = -1
@@ -65,6 +65,7 @@ def kvm_is_reserved_pfn(pfn: int) -> bool:
     return True
 
 
+@releases_reference
 @kfunc
 @owner_parameter_removed
 def kvm_release_pfn_clean(pfn: int) -> None:
@@ -73,6 +74,7 @@ def kvm_release_pfn_clean(pfn: int) -> None:
         mm.put_page(mm.pfn_to_page(pfn), owner=kvm_owner())
 
 
+@releases_reference
 @kfunc
 @owner_parameter_removed
 def kvm_release_pfn_dirty(pfn: int) -> None:
@@ -81,6 +83,7 @@ def kvm_release_pfn_dirty(pfn: int) -> None:
     kvm_release_pfn_clean(pfn)
 
 
+@releases_reference
 @kfunc
 @owner_parameter_removed
 def kvm_release_pfn(pfn: int, dirty: bool) -> None:

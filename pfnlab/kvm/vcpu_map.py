@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 from pfnlab import mm
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.kernel.roles import releases_reference
 from pfnlab.kvm.hva import __gfn_to_pfn_memslot, gfn_to_memslot
 from pfnlab.kvm.kvm import Vcpu
 from pfnlab.kvm.pfn import is_error_noslot_pfn, kvm_owner, kvm_release_pfn
@@ -68,6 +69,7 @@ def kvm_vcpu_map(vcpu: Vcpu, gfn: int) -> HostMap | None:
     return HostMap(gfn, pfn, hva.page, hva.owner, hva=hva)
 
 
+@releases_reference
 @kfunc
 def kvm_vcpu_unmap(vcpu: Vcpu, hmap: HostMap, dirty: bool) -> None:
     """virt/kvm/kvm_main.c v5.4.33: kunmap/memunmap, then kvm_release_pfn(pfn, dirty)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pfnlab.explore import wait_until
 from pfnlab.kernel.kfunc import kfunc
-from pfnlab.kernel.roles import refcount_api
+from pfnlab.kernel.roles import refcount_api, releases_reference
 from pfnlab.mm.anon import do_anonymous_page
 from pfnlab.mm.cow import do_wp_page
 from pfnlab.mm.memmap import is_zero_pfn, pfn_to_page
@@ -313,6 +313,7 @@ def follow_pte(mm: Mm, hva: int) -> PteVal | None:
     return pte if isinstance(pte, PteVal) else None
 
 
+@releases_reference
 @kfunc
 def unpin_user_page(page: Page, owner: str | None = None) -> None:
     """mm/gup.c v5.6+: drop a FOLL_PIN reference (the model keeps no GUP_PIN_COUNTING_BIAS:

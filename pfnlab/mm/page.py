@@ -25,7 +25,7 @@ from typing import Any
 from pfnlab.explore import atomic, context, fail
 from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kernel.operation import current_owner
-from pfnlab.kernel.roles import refcount_api
+from pfnlab.kernel.roles import refcount_api, releases_reference
 from pfnlab.mm.memmap import host, pfn_to_page, run_ad_hooks, run_free_hooks, run_ref_hooks
 from pfnlab.mm.mm_types import (  # struct page, re-exported: pfnlab.mm.page.Page as before
     HUGETLB,
@@ -249,6 +249,7 @@ def try_get_compound_head(page: Page, refs: int = 1, owner: str | None = None) -
     return head
 
 
+@releases_reference
 @refcount_api("put_page")
 @kfunc
 def put_page(page: Page, owner: str | None = None) -> None:

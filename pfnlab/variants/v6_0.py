@@ -26,6 +26,7 @@ from pfnlab import Variant, mm, register_variant
 from pfnlab.explore import atomic
 from pfnlab.kernel.deprecation import owner_parameter_removed
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.kernel.roles import releases_reference
 from pfnlab.kvm import ghost
 from pfnlab.kvm.fault import (
     RET_PF_EMULATE,
@@ -98,6 +99,7 @@ def kvm_set_pfn_accessed(pfn: int) -> None:
         mm.mark_page_accessed(mm.pfn_to_page(pfn))
 
 
+@releases_reference
 @kfunc
 @owner_parameter_removed
 def kvm_release_page_clean(page: Any) -> None:
@@ -107,6 +109,7 @@ def kvm_release_page_clean(page: Any) -> None:
     mm.put_page(page, owner=kvm_owner())
 
 
+@releases_reference
 @kfunc
 @owner_parameter_removed
 def kvm_release_page_dirty(page: Any) -> None:

@@ -21,6 +21,7 @@ from pfnlab import Variant, mm, register_variant
 from pfnlab.explore import atomic
 from pfnlab.kernel.deprecation import owner_parameter_removed
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.kernel.roles import releases_reference
 from pfnlab.kvm.fault import (
     RET_PF_EMULATE,
     RET_PF_ERROR,
@@ -108,6 +109,7 @@ def _set_page_accessed(page: Any) -> None:
         mm.mark_page_accessed(page)
 
 
+@releases_reference
 @kfunc
 @owner_parameter_removed
 def kvm_release_faultin_page(kvm: Kvm, page: Any, unused: bool, dirty: bool) -> None:

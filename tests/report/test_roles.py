@@ -3,7 +3,7 @@ to be (pfnlab.kernel.roles), not from a table of function names."""
 
 import pfnlab  # noqa: F401  (loads the model: its APIs declare themselves)
 from pfnlab.explain.ledger import site_of
-from pfnlab.kernel.roles import REFCOUNT_APIS, refcount_api, refcount_site
+from pfnlab.kernel.roles import REFCOUNT_APIS, RELEASES, refcount_api, refcount_site
 
 
 def test_the_caller_of_the_outermost_refcount_api_took_the_reference():
@@ -23,7 +23,7 @@ def test_no_refcount_api_on_the_stack_is_the_innermost_function():
 
 def test_a_wrapper_of_your_own_declares_itself():
     @refcount_api("get_page")
-    def gpc_grab_page(page, owner):  # a model's own helper around get_page
+    def gpc_grab_page(page):  # a model's own helper around get_page
         pass
 
     try:
@@ -41,3 +41,13 @@ def test_the_model_declares_its_refcount_apis():
     assert {"page_ref_inc", "page_ref_dec_return", "page_ref_add_unless_zero",
             "set_page_count", "percpu_ref_put_many", "get_dev_pagemap",
             "put_dev_pagemap"} <= set(REFCOUNT_APIS)
+
+
+def test_the_model_declares_its_releases():
+    """A leak's explanation says which release skipped the put only of functions declared
+    releases (not of any name with "put" or "unmap" in it: memunmap_pages, kvm_put_kvm)."""
+    assert {"kvm_release_pfn_clean", "kvm_release_pfn_dirty", "kvm_release_pfn",
+            "kvm_vcpu_unmap", "kvm_release_page_clean", "kvm_release_page_dirty",
+            "kvm_release_faultin_page", "put_page", "unpin_user_page"} <= RELEASES
+    assert not {"memunmap_pages", "kvm_put_kvm", "put_dev_pagemap", "zap_page_range",
+                "try_to_unmap"} & RELEASES
