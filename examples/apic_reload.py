@@ -14,7 +14,18 @@ The VMCS field is a :class:`~pfnlab.PfnCache`, so the built-in ``secondary-coher
 (I12) checks it: no property to write.
 """
 
-from pfnlab import Check, Ghost, Host, PfnCache, Shared, ghost, instance, scenario, variant, vm_on
+from pfnlab import (
+    Check,
+    Ghost,
+    Host,
+    PfnCache,
+    Shared,
+    instance,
+    operation,
+    scenario,
+    variant,
+    vm_on,
+)
 from pfnlab.kvm import gfn_to_pfn_cache_invalidate_start, pfn_cache_lookup, pfn_cache_publish
 from pfnlab.mm import migrate_page_thread
 
@@ -30,10 +41,8 @@ class Outcome(Shared):
 
 def kvm_vcpu_reload_apic_access_page(vcpu, apic):
     """arch/x86/kvm/x86.c v5.4: gfn_to_page, write APIC_ACCESS_ADDR, put the page."""
-    owner = f"{vcpu.name}:apic"
-    ghost.owner_begin(owner)  # the lookup's gup reference must be put before it returns
-    pfn_cache_publish(apic, pfn_cache_lookup(apic, owner))
-    ghost.owner_end(owner)
+    with operation(f"{vcpu.name}:apic"):  # the lookup's gup reference is put before the end
+        pfn_cache_publish(apic, pfn_cache_lookup(apic))
 
 
 def vcpu_enter_guest(vcpu, apic, out):

@@ -15,12 +15,12 @@ from pfnlab import (
     Shared,
     define_property,
     dev_dax_unbind,
-    ghost,
     instance,
     kfunc,
     kvm_vcpu_map,
     kvm_vcpu_unmap,
     map_owner,
+    operation,
     scenario,
     touch_mapping,
     variant,
@@ -74,12 +74,11 @@ def build(variant, sz):
     gpc = Gpc("gpc")
 
     def vcpu0():
-        owner = map_owner(s.vcpus[0])
-        ghost.owner_begin(owner)        # the ledger: references taken from here on are
-        gpc_refresh(gpc, s.vcpus[0], 0)  # the vCPU's until owner_end
-        gpc_use(gpc)
-        gpc_release(gpc, s.vcpus[0])
-        ghost.owner_end(owner)
+        # the ledger: references taken inside are the vCPU's, and all must be put by the end
+        with operation(map_owner(s.vcpus[0])):
+            gpc_refresh(gpc, s.vcpus[0], 0)
+            gpc_use(gpc)
+            gpc_release(gpc, s.vcpus[0])
 
     def admin():
         dev_dax_unbind(dax.dax)

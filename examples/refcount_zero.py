@@ -29,7 +29,7 @@ def build(variant, sz):
     return instance(s, threads, PROPERTIES, [])
 
 
-def hva_to_pfn_remapped_try_get(vma, addr, write_fault, writable, owner):
+def hva_to_pfn_remapped_try_get(vma, addr, write_fault, writable):
     """virt/kvm/kvm_main.c v5.13 (f8be156be163): kvm_try_get_pfn, -EFAULT at refcount 0."""
     pfn = follow_pfn(vma, addr)
     if pfn is None:
@@ -40,7 +40,7 @@ def hva_to_pfn_remapped_try_get(vma, addr, write_fault, writable, owner):
     # kvm_try_get_pfn(): a reserved (or invalid) pfn needs no reference
     if not kvm_is_reserved_pfn(pfn):
         page = pfn_to_page(pfn)
-        if not get_page_unless_zero(page, owner=owner):  # KVM's ledger sees the reference
+        if not get_page_unless_zero(page):  # KVM's ledger sees the reference
             return (-EFAULT, KVM_PFN_ERR_FAULT, False)
     return (0, pfn, True)
 

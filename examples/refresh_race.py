@@ -24,9 +24,9 @@ from pfnlab import (
     Lock,
     Shared,
     define_property,
-    ghost,
     instance,
     kfunc,
+    operation,
     scenario,
     variant,
     vm_on,
@@ -61,21 +61,21 @@ class Gpc(Shared):
         self.kvm, self.gfn, self.hva = kvm, gfn, hva
 
 
-def gpc_lookup(gpc, owner):
+def gpc_lookup(gpc):
     """gfn -> pfn through gup; the reference is dropped at once (the cache holds none)."""
     slot = gfn_to_memslot(gpc.kvm.memslots, gpc.gfn)
-    pfn, _writable = __gfn_to_pfn_memslot(slot, gpc.gfn, False, False, True, owner)
+    pfn, _writable = __gfn_to_pfn_memslot(slot, gpc.gfn, False, False, True)
     if is_error_pfn(pfn):
         return None
-    kvm_release_pfn_clean(pfn, owner)
+    kvm_release_pfn_clean(pfn)
     return pfn
 
 
 @kfunc
-def gpc_refresh(gpc, owner):
+def gpc_refresh(gpc):
     """Buggy: look up, then publish, with nothing checking for an invalidation between."""
     gpc.refreshing = True
-    pfn = gpc_lookup(gpc, owner)
+    pfn = gpc_lookup(gpc)
     gpc.lock.acquire()
     gpc.pfn = pfn
     gpc.valid = pfn is not None
@@ -83,13 +83,13 @@ def gpc_refresh(gpc, owner):
     gpc.refreshing = False
 
 
-def gpc_refresh_fixed(gpc, owner):
+def gpc_refresh_fixed(gpc):
     """Fixed: publish only if no invalidation started or ran since the lookup began."""
     kvm = gpc.kvm
     while True:
         gpc.refreshing = True
         mmu_seq = kvm.mmu_notifier_seq
-        pfn = gpc_lookup(gpc, owner)
+        pfn = gpc_lookup(gpc)
         gpc.lock.acquire()
         if kvm.mmu_notifier_count == 0 and kvm.mmu_notifier_seq == mmu_seq:
             gpc.pfn = pfn
@@ -127,9 +127,8 @@ def build(variant, sz):
     pte = host.mm.pte(ram.start)
 
     def vcpu0():
-        ghost.owner_begin("vcpu0:gpc")
-        gpc_refresh(gpc, "vcpu0:gpc")
-        ghost.owner_end("vcpu0:gpc")
+        with operation("vcpu0:gpc"):  # its references are vcpu0:gpc's, all put at the end
+            gpc_refresh(gpc)
 
     def zap():
         zap_page_range(ram.vma, ram.start, ram.end)

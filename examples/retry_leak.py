@@ -43,7 +43,7 @@ def build(variant, sz):
                                  "notifier-balanced"], [goal_overlap(s)])
 
 
-def tdp_page_fault_leaky(vcpu, gfn, write, owner):
+def tdp_page_fault_leaky(vcpu, gfn, write):
     """tdp_page_fault with an early return on the retry path that skips the put."""
     kvm = vcpu.kvm
     slot = gfn_to_memslot(kvm.memslots, gfn)
@@ -51,7 +51,7 @@ def tdp_page_fault_leaky(vcpu, gfn, write, owner):
     if not force_pt_level:
         gfn &= ~(kvm.pages_per_hpage(level) - 1)
     mmu_seq = kvm.mmu_notifier_seq
-    pfn, map_writable = try_async_pf(vcpu, slot, gfn, write, owner)
+    pfn, map_writable = try_async_pf(vcpu, slot, gfn, write)
     if is_error_pfn(pfn):
         return RET_PF_ERROR
     if slot is None:
@@ -61,10 +61,10 @@ def tdp_page_fault_leaky(vcpu, gfn, write, owner):
         kvm.mmu_lock.release()
         return RET_PF_RETRY                # the bug: pfn's reference is never put
     if not force_pt_level:
-        pfn, level = transparent_hugepage_adjust(vcpu, slot, gfn, pfn, level, owner)
+        pfn, level = transparent_hugepage_adjust(vcpu, slot, gfn, pfn, level)
     r = __direct_map(vcpu, slot, gfn, write, map_writable, level, pfn)
     kvm.mmu_lock.release()
-    kvm_release_pfn_clean(pfn, owner)
+    kvm_release_pfn_clean(pfn)
     return r
 
 

@@ -25,6 +25,7 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget
 from pfnlab.explore.search.common import Result as SearchResult
 from pfnlab.explore.search.common import not_established
+from pfnlab.kernel import deprecation
 from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
 from pfnlab.kernel.variant import VARIANTS
 from pfnlab.model.scenario import SCENARIOS
@@ -253,6 +254,7 @@ def load_model(path: str | os.PathLike[str]) -> ModelFile:
             indent = len(text) - len(text.lstrip())
             caret = f"\n    {text.strip()}\n    {' ' * max(0, e.offset - 1 - indent)}^"
         raise ModelFileError(f"{where}: invalid syntax: {e.msg}{caret}") from None
+    deprecation.rearm()  # each model file hears of every deprecation it uses
     stem = os.path.splitext(os.path.basename(full))[0]
     digest = hashlib.sha1(full.encode()).hexdigest()[:8]
     modname = f"pfnlab_model_{''.join(c if c.isalnum() else '_' for c in stem)}_{digest}"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pfnlab.api import check, load_model, registries_restored
+from pfnlab.kernel.deprecation import PfnlabDeprecationWarning
 from pfnlab.kernel.kfunc import LibraryFunctionReplaced
 
 MODELS = Path(__file__).parent / "models"
@@ -26,6 +27,20 @@ EXPECTED: dict[str, tuple[set[type[Warning]], str, dict[str, set[str]]]] = {
     "try_get_pfn_own.py": ({LibraryFunctionReplaced}, "compat-pfnmap-refcount0", {
         "compat-refcount-zero-buggy": {"no-put-unreferenced"},
         "compat-refcount-zero-fixed": set(),
+    }),
+    # 0.2: an `owner` argument passed through KVM's functions and overrides that declare
+    # it (0.3: the running thread's operation owns the references)
+    "owner_0_2_retry_leak.py": ({PfnlabDeprecationWarning}, "compat02-fault-vs-zap", {
+        "compat02-retry-leak": {"refs-balanced"},
+        "compat02-retry-leak-fixed": set(),
+    }),
+    "owner_0_2_refresh_race.py": ({PfnlabDeprecationWarning}, "compat02-gpc-vs-zap", {
+        "compat02-gpc-buggy": {"compat02-gpc-coherent"},
+        "compat02-gpc-fixed": set(),
+    }),
+    "owner_0_2_refcount_zero.py": ({PfnlabDeprecationWarning}, "compat02-pfnmap-refcount0", {
+        "compat02-refcount-zero-buggy": {"no-put-unreferenced"},
+        "compat02-refcount-zero-fixed": set(),
     }),
 }
 

@@ -21,21 +21,21 @@ MODEL = textwrap.dedent('''\
     from pfnlab.mm import SetPageDirty, get_page, pfn_to_page, pfn_valid, put_page
 
 
-    def _put(pfn, owner):
-        put_page(pfn_to_page(pfn), owner)
+    def _put(pfn):
+        put_page(pfn_to_page(pfn))
 
 
-    def kvm_release_pfn_clean_twice(pfn, owner="kvm"):
+    def kvm_release_pfn_clean_twice(pfn):
         """A release that puts twice (the second put holds no reference)."""
         if not is_error_noslot_pfn(pfn) and not kvm_is_reserved_pfn(pfn):
-            _put(pfn, owner)
-            _put(pfn, owner)
+            _put(pfn)
+            _put(pfn)
 
 
-    def kvm_release_pfn_clean_extra_get(pfn, owner="kvm"):
+    def kvm_release_pfn_clean_extra_get(pfn):
         """A release that takes a reference instead of putting one (a leak)."""
         if not is_error_noslot_pfn(pfn) and not kvm_is_reserved_pfn(pfn):
-            get_page(pfn_to_page(pfn), owner)
+            get_page(pfn_to_page(pfn))
 
 
     def kvm_set_pfn_dirty_unfiltered(pfn):

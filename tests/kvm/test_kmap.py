@@ -17,24 +17,23 @@ from pfnlab import api
 MODEL = textwrap.dedent('''\
     from pfnlab import variant
     from pfnlab.kvm import (HostMap, __gfn_to_pfn_memslot, gfn_to_memslot,
-                            is_error_noslot_pfn, kvm_release_pfn, map_owner)
+                            is_error_noslot_pfn, kvm_release_pfn)
     from pfnlab.mm import kmap, kunmap, memremap, pfn_to_page, pfn_valid, put_page
 
 
     def kvm_vcpu_map_early_put(vcpu, gfn):
         """Maps the page, then puts the reference gup took (the map holds none)."""
-        owner = map_owner(vcpu)
         slot = gfn_to_memslot(vcpu.kvm.memslots, gfn)
-        pfn, _ = __gfn_to_pfn_memslot(slot, gfn, False, True, False, owner)
+        pfn, _ = __gfn_to_pfn_memslot(slot, gfn, False, True, False)
         if is_error_noslot_pfn(pfn):
             return None
         if pfn_valid(pfn):
             page = pfn_to_page(pfn)
-            hva = kmap(page, owner, gfn)
-            put_page(page, owner)
+            hva = kmap(page, gfn=gfn)
+            put_page(page)
         else:
-            hva = memremap(pfn, owner, gfn)
-        return HostMap(gfn, pfn, hva.page, owner, hva=hva)
+            hva = memremap(pfn, gfn=gfn)
+        return HostMap(gfn, pfn, hva.page, hva.owner, hva=hva)
 
 
     def kvm_vcpu_unmap_no_put(vcpu, hmap, dirty):

@@ -1,9 +1,13 @@
 """kvm_main.c pfn helpers against kernel-semantics.md §1.1-1.2 (outside executions)."""
 
+import contextlib
+from collections.abc import Iterator
+
 import pytest
 
 from pfnlab import mm
 from pfnlab.explore import ModelViolation
+from pfnlab.kernel.operation import enter_owner, leave_owner
 from pfnlab.kvm import (
     ghost,
     kvm_get_pfn,
@@ -12,6 +16,16 @@ from pfnlab.kvm import (
     kvm_release_pfn_clean,
     kvm_set_pfn_dirty,
 )
+
+
+@contextlib.contextmanager
+def as_owner(owner: str) -> Iterator[None]:
+    """Run as ``owner``'s operation without the ledger's bracket (no I1 check at its end)."""
+    enter_owner(owner)
+    try:
+        yield
+    finally:
+        leave_owner(owner)
 
 
 def test_devdax_is_not_reserved_in_v54_but_is_in_v53(setup):
@@ -27,9 +41,10 @@ def test_release_clean_puts_devdax_in_v54(setup):
     s = setup("v5.4", "devdax")
     page, pfn = s.page(), s.region.pfn
     before = page.refcount
-    kvm_get_pfn(pfn, "t")
-    assert page.refcount == before + 1
-    kvm_release_pfn_clean(pfn, "t")
+    with as_owner("t"):
+        kvm_get_pfn(pfn)
+        assert page.refcount == before + 1
+        kvm_release_pfn_clean(pfn)
     assert page.refcount == before
     assert ghost.check_refs_balanced(s.kvm) is None
 
@@ -38,16 +53,17 @@ def test_release_clean_skips_devdax_in_v53(setup):
     s = setup("v5.3", "devdax")
     page, pfn = s.page(), s.region.pfn
     before = page.refcount
-    mm.get_page(page, "t")  # as gup does
-    kvm_release_pfn_clean(pfn, "t")
+    with as_owner("t"):
+        mm.get_page(page)  # as gup does
+        kvm_release_pfn_clean(pfn)
     assert page.refcount == before + 1  # leaked
     assert "KVM still holds" in ghost.check_refs_balanced(s.kvm)
 
 
 def test_put_without_kvm_reference_fails(setup):
     s = setup("v5.4", "anon")
-    with pytest.raises(ModelViolation) as e:
-        kvm_release_pfn_clean(s.region.pfn, "vcpu0:fault")
+    with pytest.raises(ModelViolation) as e, as_owner("vcpu0:fault"):
+        kvm_release_pfn_clean(s.region.pfn)
     assert e.value.prop == ghost.NO_PUT_UNREFERENCED
 
 

@@ -21,7 +21,7 @@ def test_a_null_that_decides_the_path_is_in_the_trace() -> None:
     res = api.check("v5.3", "remapped-vs-unbind")
     text = res.report(full=True)
     assert "get_user_pages_unlocked(mm, 0x10, True) = NULL" in " ".join(text.split())
-    # the owner string the model passes is bookkeeping, not a kernel argument
+    # no bookkeeping string is shown as a kernel argument
     assert "str)" not in text
 
 
