@@ -59,3 +59,86 @@ def _cli(app: Callable[..., object], args: list[str]) -> str:
     with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
         app(args=args, prog_name="pfnlab")
     return buf.getvalue()
+
+
+# Two designs in one file, each with a helper of its own, and two scenarios: a check of one
+# design in one scenario reviews only the code it can run. "put-twice" dies inside its
+# override (the second put holds no reference).
+TWO = textwrap.dedent('''\
+    from pfnlab import Host, instance, scenario, variant, vm_exit, vm_on, with_vcpus
+    from pfnlab.kvm import is_error_noslot_pfn, kvm_is_reserved_pfn
+    from pfnlab.mm import get_page, pfn_to_page, put_page
+
+
+    def _put(pfn):
+        put_page(pfn_to_page(pfn))
+
+
+    def _leak(pfn):
+        get_page(pfn_to_page(pfn))
+
+
+    def release_put_twice(pfn):
+        if not is_error_noslot_pfn(pfn) and not kvm_is_reserved_pfn(pfn):
+            _put(pfn)
+            _put(pfn)
+
+
+    def release_take(pfn):
+        if not is_error_noslot_pfn(pfn) and not kvm_is_reserved_pfn(pfn):
+            _leak(pfn)
+
+
+    variant("put-twice", parent="v5.4", overrides={"kvm_release_pfn_clean": release_put_twice})
+    variant("take", parent="v5.4", overrides={"kvm_release_pfn_clean": release_take})
+
+
+    def _one_vm(host):
+        return vm_on(host, [host.add_anon(1)], 1)
+
+
+    @scenario("anon-exit", sizes={"vcpus": 1, "pages": 1, "faults": 1},
+              properties=["refs-balanced", "no-put-unreferenced"])
+    def build(variant, sz):
+        """a vCPU faults on anonymous memory, then the VM exits"""
+        s = _one_vm(Host())
+        threads = with_vcpus(s, sz, {"exit": lambda: vm_exit(s.kvm)}, exit_vcpu=True)
+        return instance(s, threads, ["refs-balanced", "no-put-unreferenced"])
+
+
+    @scenario("other", sizes={"vcpus": 1, "pages": 1, "faults": 1},
+              properties=["refs-balanced"])
+    def build_other(variant, sz):
+        """another scenario of the file: not under review in a check of anon-exit"""
+        host = Host()
+        s = vm_on(host, [host.add_anon(1)], 1)
+        get_page(pfn_to_page(s.regions[0].pfn))
+        return instance(s, with_vcpus(s, sz, {}), ["refs-balanced"])
+''')
+
+
+def test_unreached_lists_only_what_the_checked_design_can_run(
+        model_file: Callable[..., Path]) -> None:
+    from pfnlab.pipeline import check
+
+    path = model_file(TWO, "two_designs.py")
+    done = check("put-twice", "anon-exit", reach=True)
+    assert [f.prop for f in done.result.findings] == ["no-put-unreferenced"]
+    u = done.unreached
+    assert u is not None
+    # the override the run died inside ran; _leak is "take"'s helper, build_other the
+    # other scenario's builder: neither is reviewed here
+    assert u.never_called == []
+    assert u.sites == [] and u.lines() == []
+    # the kernel-function calls reviewed: kvm_is_reserved_pfn in the override, put_page
+    # and pfn_to_page in _put (before: 7, and "kvm_release_pfn_clean (...): never called",
+    # "get_page() in _leak", "get_page() in build_other" and their pfn_to_page)
+    assert u.reviewed == 3
+    done = check("take", "anon-exit", reach=True)
+    u = done.unreached
+    assert u is not None and u.sites == [] and u.never_called == [] and u.reviewed == 3
+    # the text of `check` has no "unreached:" section
+    from pfnlab.cli.main import app
+
+    text = _cli(app, ["check", str(path), "put-twice", "anon-exit", "--jobs", "1"])
+    assert "no-put-unreferenced violated" in text and "unreached" not in text
