@@ -142,3 +142,127 @@ def test_unreached_lists_only_what_the_checked_design_can_run(
 
     text = _cli(app, ["check", str(path), "put-twice", "anon-exit", "--jobs", "1"])
     assert "no-put-unreferenced violated" in text and "unreached" not in text
+
+
+# A user invariant (not declared stable) false from the start, in a design that also leaks:
+# the invariant ends every execution, so the leak is never seen; the report says so.
+INVARIANT = textwrap.dedent('''\
+    from pfnlab import Check, Host, define_property, instance, scenario, variant, vm_on
+    from pfnlab import with_vcpus
+    from pfnlab.explore import Field, Shared
+
+    define_property("counter-small", "the counter stays below 1")
+
+
+    class Counter(Shared):
+        n = Field(1)
+
+
+    def no_put(pfn):
+        pass
+
+
+    variant("forgets-put", parent="v5.4", overrides={"kvm_release_pfn_clean": no_put})
+
+
+    @scenario("counter-and-leak", sizes={"vcpus": 1, "pages": 1, "faults": 1},
+              properties=["counter-small", "refs-balanced"])
+    def build(variant, sz):
+        """a counter over its bound from the start while a vCPU faults"""
+        host = Host()
+        s = vm_on(host, [host.add_anon(sz["pages"])], sz["vcpus"])
+        c = Counter("counter")
+        inv = Check("counter below 1", lambda: f"counter is {c.n}" if c.n >= 1 else None,
+                    "counter-small")
+        return instance(s, with_vcpus(s, sz, {}), ["refs-balanced"], invariants=[inv])
+''')
+
+
+def test_a_user_invariant_that_ends_its_execution_says_what_it_left_unchecked(
+        model_file: Callable[..., Path]) -> None:
+    import json
+
+    from pfnlab.cli.main import app
+
+    path = model_file(INVARIANT, "invariant.py")
+    res = api.check("forgets-put", "counter-and-leak")
+    assert res.violated == ["counter-small"]
+    assert res.not_established == {"refs-balanced": "masked by counter-small in 1 execution"}
+    text = " ".join(res.report().split())
+    assert ("counter is 1 (this invariant is not declared stable: its first violation ends "
+            "its execution, and the rest of it is unchecked (refs-balanced, violated in no "
+            "execution, is not established); declare it Check(..., stable=True) if, once "
+            "false, it stays false, and executions go on past it)") in text
+    doc = json.loads(_cli(app, ["check", str(path), "forgets-put", "counter-and-leak",
+                                "--jobs", "1", "--format", "json"]))
+    (f,) = doc["findings"]
+    assert f["ends_execution"] is True and f["unchecked_after"] == ["refs-balanced"]
+    assert doc["not_established"] == {"refs-balanced": "masked by counter-small in 1 "
+                                                       "execution"}
+
+
+def test_a_stable_user_invariant_does_not_mask_the_leak(
+        model_file: Callable[..., Path]) -> None:
+    model_file(INVARIANT.replace('"counter-small")', '"counter-small", stable=True)'),
+               "stable_invariant.py")
+    res = api.check("forgets-put", "counter-and-leak")
+    assert res.violated == ["counter-small", "refs-balanced"]
+    assert res.not_established == {}
+    assert "not declared stable" not in res.report()
+
+
+# A custom check that looks its cache up under a wrong key: every lookup gives None, and it
+# returns None without reading any shared field.
+VACUOUS = textwrap.dedent('''\
+    from pfnlab import Check, Host, PfnCache, define_property, instance, scenario, vm_on
+    from pfnlab import with_vcpus
+
+    define_property("cache-fresh", "the pfn cache maps what the host maps")
+
+
+    @scenario("wrong-key", sizes={"vcpus": 1, "pages": 1, "faults": 1},
+              properties=["cache-fresh", "refs-balanced"])
+    def build(variant, sz):
+        """a check that looks its cache up under a wrong key"""
+        host = Host()
+        ram = host.add_anon(1)
+        s = vm_on(host, [ram], 1)
+        caches = {"apic": PfnCache(s.kvm, "apic", 0)}
+
+        def fresh():
+            c = caches.get("apic-page")          # wrong key: always None
+            if c is not None and c.valid and c.pfn != ram.pfn:
+                return f"{c.name} maps {c.pfn:#x}"
+            return None
+
+        def fresh_at_end():
+            c = caches["apic"]
+            return "stale" if c.valid and c.pfn != ram.pfn else None
+
+        return instance(s, with_vcpus(s, sz, {}), ["refs-balanced"],
+                        invariants=[Check("apic cache fresh", fresh, "cache-fresh")],
+                        final_checks=[Check("fresh at the end", fresh_at_end, "cache-fresh")])
+''')
+
+
+def test_a_custom_check_that_never_read_the_state_is_reported(
+        model_file: Callable[..., Path]) -> None:
+    import json
+
+    from pfnlab.cli.main import app
+
+    path = model_file(VACUOUS, "vacuous.py")
+    res = api.check("v5.4", "wrong-key")
+    assert res.ok and res.vacuous_checks == ["apic cache fresh"]
+    assert "vacuous checks: apic cache fresh" in res.summary()
+    warning = ("check 'apic cache fresh' never read any shared state: it holds vacuously "
+               "(a wrong key or name, so that every lookup gave None?)")
+    assert " ".join(res.report().split()) == warning
+    text = _cli(app, ["check", str(path), "v5.4", "wrong-key", "--jobs", "1"])
+    assert warning in " ".join(text.split())
+    for jobs in ("1", "2"):  # the workers of a parallel search record it too
+        doc = json.loads(_cli(app, ["check", str(path), "v5.4", "wrong-key", "--jobs", jobs,
+                                    "--format", "json"]))
+        assert doc["vacuous_checks"] == ["apic cache fresh"]
+    # a built-in scenario's checks all read the model
+    assert api.check("v5.4", "devdax-unbind").vacuous_checks == []

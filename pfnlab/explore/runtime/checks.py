@@ -157,6 +157,9 @@ class Checking(State):
                 self._note(INVARIANT, inv.prop, cast(str, msg))
         else:
             self._set_finding(None, INVARIANT, inv.prop, cast(str, msg))
+            if self.finding is not None and self.finding.kind == INVARIANT:
+                # reports say so: invariants are documented as not ending executions
+                self.finding.details["ends_execution"] = True
 
     def _check_goal(self, i: int, goal: Check) -> None:
         if goal.name in self.goals_reached:
