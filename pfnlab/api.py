@@ -40,6 +40,8 @@ class Result:
     scenario: str
     program: Program
     search: SearchResult
+    #: the model's own checks that never read shared state: they hold vacuously
+    vacuous_checks: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -86,6 +88,8 @@ class Result:
             else ""
         if self.not_established:
             extra += f"; not established: {', '.join(self.not_established)}"
+        if self.vacuous_checks:
+            extra += f"; vacuous checks: {', '.join(self.vacuous_checks)}"
         st = self.search.stats
         return f"{head} ({self.coverage}; {st.executions} executions{extra})"
 
@@ -116,17 +120,23 @@ def check(variant: str, scenario: str, *, mm: str | None = None, strategy: str =
         strategy=strategy, stop_first=stop_first,
         budget=Budget(executions=executions, seconds=seconds), backend=workers),
         sizes=sizes, mm=mm)
-    return Result(variant, scenario, done.program, done.result)
+    return Result(variant, scenario, done.program, done.result, done.vacuous)
 
 
 def report(result: Result, full: bool = False) -> str:
-    """The mail-ready report of every finding of ``result`` (empty string if none)."""
-    from pfnlab.explain.analysis import analyse
-    from pfnlab.report.analysis import render_report
+    """The mail-ready report of every finding of ``result`` (empty string if none), then
+    a warning per check of the model's own that holds vacuously."""
+    from pfnlab.explain.analysis import analyse, unchecked_after
+    from pfnlab.report.analysis import render_report, vacuous_lines
 
     title = f"{result.variant} / {result.scenario}"
-    return "\n\n".join(render_report(title, analyse(result.program, f), full=full)
-                       for f in result.search.findings)
+    props = SCENARIOS[result.scenario].properties
+    analyses = [analyse(result.program, f) for f in result.search.findings]
+    for an in analyses:
+        an.unchecked = unchecked_after(an.finding, result.search, props)
+    return "\n\n".join([*(render_report(title, an, full=full) for an in analyses),
+                        *(["\n".join(vacuous_lines(result.vacuous_checks))]
+                          if result.vacuous_checks else [])])
 
 
 def diff(variant_a: str, variant_b: str, scenarios: list[str] | str, *,

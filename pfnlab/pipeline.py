@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pfnlab import catalog
@@ -30,6 +30,7 @@ from pfnlab.kernel.variant import Variant
 from pfnlab.model.lines import LineTrace, UnreachedLines, review_lines
 from pfnlab.model.reach import Unreached, recording, review
 from pfnlab.model.scenario import Scenario
+from pfnlab.model.vacuous import watching
 
 
 def design(variant: str | Variant) -> Variant:
@@ -96,6 +97,8 @@ class Checked:
     unreached: Unreached | None = None
     #: the lines of the model no explored execution ran (when traced)
     lines: UnreachedLines | None = None
+    #: the user's checks that never read shared state: they hold vacuously (vacuous.py)
+    vacuous: list[str] = field(default_factory=list)
 
 
 def check(variant: str | Variant, scenario: str, search: Search = Search(), *,
@@ -114,7 +117,7 @@ def check(variant: str | Variant, scenario: str, search: Search = Search(), *,
     prog = sc.program(v, mm=mm, **given)
     t0 = time.perf_counter()
     with (recording() if reach or lines is not None else nullcontext()) as rec, \
-            (lines if lines is not None else nullcontext()) as lt:
+            (lines if lines is not None else nullcontext()) as lt, watching() as watch:
         res = explore(prog, strategy=search.strategy, budget=search.budget,
                       stop_first=search.stop_first, minimal=search.minimal,
                       preemptions=search.preemptions, executions=search.executions,
@@ -126,6 +129,7 @@ def check(variant: str | Variant, scenario: str, search: Search = Search(), *,
         unreached=review(rec, v, sc) if rec is not None else None,
         lines=review_lines(lt, rec.called, v, sc) if lt is not None and rec is not None
         else None,
+        vacuous=watch.vacuous(),
     )
 
 

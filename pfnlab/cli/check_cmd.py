@@ -126,6 +126,10 @@ def check(
     cut = interrupt.interrupted()
     analyses, unexplained = _analyse(
         program, res.findings, start + seconds if seconds is not None else None)
+    from pfnlab.explain.analysis import unchecked_after
+
+    for an in analyses:
+        an.unchecked = unchecked_after(an.finding, res, sc.properties)
     cut = cut or bool(unexplained)
     code = exit_status(res, cut)
     lost: list[str] = []
@@ -138,6 +142,7 @@ def check(
     if format == "json" or output:
         doc = _json(variant, scenario, done.sizes, res, analyses)
         doc["unreached"] = unreached.as_json()
+        doc["vacuous_checks"] = done.vacuous
         if lines is not None:
             doc["unreached"]["lines"] = lines.as_json()
         doc["mm"] = mm
@@ -157,8 +162,11 @@ def check(
     else:
         if output and not any(e.startswith("--output") for e in lost):
             notes.append(f"JSON report written to {output}")
+        from pfnlab.report.analysis import vacuous_lines
+
         print(_text(title, sc.properties, res, analyses, unexplained, full, cut,
-                    [*unreached.lines(), *(lines.lines() if lines else []), *notes]))
+                    [*vacuous_lines(done.vacuous), *unreached.lines(),
+                     *(lines.lines() if lines else []), *notes]))
     for err in lost:
         say(err)
     if lost:

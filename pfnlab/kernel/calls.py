@@ -7,7 +7,8 @@ reader:
 - in a traced execution, a call whose result decides a branch (a predicate's bool, a
   pointer or NULL, a negative errno) is noted on the thread's step as a :class:`KernelCall`
   (``str()`` of it is the text reports print: ``kvm_is_reserved_pfn(0x104) = True``);
-- every call is passed to the :data:`listeners` in force (a recorder of reached code).
+- every call is passed to the :data:`listeners` in force (a recorder of reached code),
+  when it starts and when it returns.
 """
 
 from __future__ import annotations
@@ -40,8 +41,21 @@ class KernelCall:
         return self.value.lower() if self.value in ("True", "False") else self.value
 
 
-#: called after every kernel-function call with ``(name, caller's frame, result)``
+#: called with ``(name, caller's frame, ENTERED)`` when a kernel function is called, and
+#: again with ``(name, caller's frame, result)`` when it returns: a call that raises (a
+#: ``fail()``, a BUG_ON) or never returns (its thread hangs) was still made
 Listener = Callable[[str, Any, object], None]
+
+
+class _Entered:
+    """The "result" a listener is given when a kernel function starts."""
+
+    def __repr__(self) -> str:
+        return "ENTERED"
+
+
+#: what a listener gets as the result of a call that has only started
+ENTERED: object = _Entered()
 
 #: the listeners in force, innermost last (kfunc.py calls the last one)
 listeners: list[Listener] = []

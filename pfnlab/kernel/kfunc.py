@@ -32,7 +32,7 @@ from typing import Any, TypeVar, cast
 from pfnlab.explore.runtime import hide_from_traces, name_code
 from pfnlab.explore.shared import HOOKS, Shared, context
 from pfnlab.explore.threadstate import call_summarised
-from pfnlab.kernel.calls import KernelCall, listeners
+from pfnlab.kernel.calls import ENTERED, KernelCall, listeners
 from pfnlab.kernel.deprecation import OWNER_GONE_IN, OWNER_REMOVED_IN, deprecated
 from pfnlab.kernel.operation import current_owner, enter_owner, leave_owner, owner_stack
 
@@ -94,6 +94,8 @@ def _dispatcher(fn: Callable[..., Any], name: str, pointer: bool, errnos: bool,
         if rt is None:
             return (fn if impl is None else impl)(*args, **kwargs)
         owners = owner_stack()
+        if listeners and not rt.replaying:  # it ran, even if it raises or never returns
+            listeners[-1](name, sys._getframe(caller), ENTERED)
         result = call_summarised(rt, fn if impl is None else impl, args, kwargs)
         if owner_stack() != owners:
             # a summarised call's effect on its caller must be its value (threadstate.py)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pfnlab.explore.runtime import name_code
+from pfnlab.explore.runtime import code_name, name_code
 from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
 from pfnlab.kernel.world import World
 
@@ -84,10 +84,37 @@ def register(variant: Variant) -> Variant:
                 f"variant {variant.name!r} overrides {fn_name!r}, which is not a kernel "
                 f"function of the model{hint}; decorate a new one with @kfunc"
             )
-    for fn_name, fn in variant.overrides.items():
-        name_code(fn, fn_name)  # traces and reports show the kernel name, not the Python one
+    for fn_name, fn in list(variant.overrides.items()):
+        # traces and reports show the kernel name, not the Python one; a function that
+        # already stands for another kernel function (one override for two names, in two
+        # variants) runs as a copy of its own, shown under this name (issue 28)
+        fn = variant.overrides[fn_name] = named_for(fn, fn_name)
+        name_code(fn, fn_name)
     VARIANTS[variant.name] = variant
     return variant
+
+
+def named_for(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``fn``, to be shown under kernel name ``name``: ``fn`` itself unless its frames are
+    already named otherwise (:func:`~pfnlab.explore.runtime.name_code`: it overrides
+    another kernel function somewhere), else a copy of it with a code object of its own
+    (same source, lines, globals, defaults and closure), since the name of a frame belongs
+    to its code object. A decorated function (``__wrapped__``) is returned as it is: the
+    code its frames run is the wrapped one's, which a copy of the wrapper would not
+    change."""
+    import types
+
+    known = code_name(fn)
+    if known is None or known == name or not isinstance(fn, types.FunctionType) or \
+            hasattr(fn, "__wrapped__"):
+        return fn
+    copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
+                              fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__ = fn.__kwdefaults__
+    copy.__qualname__, copy.__module__, copy.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
+    copy.__annotations__ = dict(fn.__annotations__)
+    copy.__dict__.update(fn.__dict__)
+    return copy
 
 
 def variant(

@@ -11,6 +11,7 @@ from pfnlab.explore import Check, Instance, ThreadBody
 from pfnlab.kvm import Kvm, ghost
 from pfnlab.kvm.pfncache import check_secondary_coherent
 from pfnlab.model.setup import Setup
+from pfnlab.model.vacuous import watched
 from pfnlab.properties import (
     AD_ONLY_TRACKED,
     HUGE_ONLY_THP,
@@ -120,10 +121,12 @@ def instance(
     (checked when every thread has finished) are :class:`~pfnlab.explore.Check` s of your
     own: ``Check(name, fn, prop)`` where ``fn()`` returns ``None`` when it holds, else a
     one-line message, and ``prop`` is the property id the finding is reported under.
+    A check of your own that never reads shared state in any evaluation is reported as
+    holding vacuously (:mod:`pfnlab.model.vacuous`).
     """
     inv, fin = checks(s, props)
-    return Instance(threads=threads, invariants=[*inv, *invariants],
-                    final_checks=[*fin, *final_checks], goals=list(goals))
+    return Instance(threads=threads, invariants=[*inv, *map(watched, invariants)],
+                    final_checks=[*fin, *map(watched, final_checks)], goals=list(goals))
 
 
 _LEDGER_PROPS = frozenset({

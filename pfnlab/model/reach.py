@@ -10,13 +10,18 @@ with the code under review:
   every call site of a kernel function in its body that no execution reached (the branch
   around it was never taken);
 - every function of a user's model file (the file of the scenario or variant when it is
-  not a built-in one): its kernel-function call sites no execution reached;
+  not a built-in one) that the check can run, i.e. that the scenario's builder or an
+  override in force reaches by name (:func:`reachable`; another variant's helper or
+  another scenario's builder in the same file is not the code under review): its
+  kernel-function call sites no execution reached;
 - predicates among the overrides that returned only one answer (``kvm_is_reserved_pfn``
   only ever ``true``: the other branch of every caller is unexplored).
 
 Call sites are found statically (``ast``) and matched by line to the caller's frame at the
-call, so a site means "this call expression ran at least once". Recording costs a set
-insertion per kernel-function call; nothing is recorded outside :func:`recording`.
+call, so a site means "this call expression ran at least once". A call is recorded when it
+starts (kernel/calls.py: ``ENTERED``), so a function the run died or hung inside ran.
+Recording costs a set insertion or two per kernel-function call; nothing is recorded
+outside :func:`recording`.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ class Recorder:
 
     def call(self, name: str, frame: Any, result: object) -> None:
         """Record one call of kernel function ``name`` from ``frame``."""
-        self.called.add(name)
+        self.called.add(name)  # at its start (ENTERED), and when it returns
         if frame is not None:
             self.sites.add((frame.f_code.co_filename, frame.f_lineno))
         if result is True or result is False:
@@ -195,22 +200,93 @@ def _sites_of_function(fn: Callable[..., Any], names: set[str]) -> list[Site]:
     return _calls(tree, names, start - 1, file)
 
 
-def _sites_of_file(path: str, names: set[str]) -> list[Site]:
+def _units(tree: ast.Module) -> list[tuple[str, ast.AST, set[str]]]:
+    """The file's units of code, each with its name, its tree and the names it refers to:
+    a module-level function; a method of a module-level class (the class itself, a unit
+    of its own, refers to each of its methods: code that makes an object may call any);
+    a module-level assignment (``THREADS = {...}``, named after its targets). Functions
+    and lambdas nested in a unit belong to it."""
+    out: list[tuple[str, ast.AST, set[str]]] = []
+
+    def refs(node: ast.AST) -> set[str]:
+        got: set[str] = set()
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name):
+                got.add(n.id)
+            elif isinstance(n, ast.Attribute):
+                got.add(n.attr)
+        return got
+
+    for stmt in tree.body:
+        if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+            out.append((stmt.name, stmt, refs(stmt)))
+        elif isinstance(stmt, ast.ClassDef):
+            methods = [m for m in stmt.body if isinstance(m, ast.FunctionDef |
+                                                            ast.AsyncFunctionDef)]
+            rest = ast.Module(body=[m for m in stmt.body if m not in methods],
+                              type_ignores=[])
+            out.append((stmt.name, rest, refs(rest) | {m.name for m in methods}))
+            out += [(m.name, m, refs(m)) for m in methods]
+        elif isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            for t in targets:
+                for n in ast.walk(t):
+                    if isinstance(n, ast.Name):
+                        out.append((n.id, stmt, refs(stmt)))
+    return out
+
+
+def reachable(path: str, roots: Iterable[str]) -> set[str] | None:
+    """The names of the units of code in the file at ``path`` (:func:`_units`) that code
+    starting at the functions named ``roots`` can run: the roots, and everything they
+    refer to by name, transitively. A name refers to every unit of that name (a method
+    called on an object is found by its name alone). None if the file does not parse."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read(), path)
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    edges: dict[str, set[str]] = {}
+    for name, _node, names in _units(tree):
+        edges.setdefault(name, set()).update(names)
+    seen: set[str] = set()
+    todo = [r for r in roots if r in edges]
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        todo += [m for m in edges[n] if m in edges and m not in seen]
+    return seen
+
+
+def _sites_of_file(path: str, names: set[str], reach: set[str] | None = None) -> list[Site]:
+    """The kernel-function call sites in the functions of the file at ``path``; with
+    ``reach``, only those in the units of code named there (:func:`reachable`)."""
     try:
         with open(path, encoding="utf-8") as fh:
             tree = ast.parse(fh.read(), path)
     except (OSError, SyntaxError, UnicodeDecodeError):
         return []
-    return [s for s in _calls(tree, names, 0, path) if s.function != "<module>"]
+    out: list[Site] = []
+    for name, node, _refs in _units(tree):
+        if reach is not None and name not in reach:
+            continue
+        one = ast.Module(body=[node], type_ignores=[]) if isinstance(node, ast.stmt) else node
+        out += [s for s in _calls(one, names, 0, path) if s.function != "<module>"]
+    return sorted(set(out), key=lambda s: (s.line, s.callee))
 
 
 def unreached(rec: Recorder, overrides: dict[str, Callable[..., Any]],
               files: Iterable[str] = (), own: Iterable[str] | None = None,
-              skip: Iterable[str] = ()) -> Unreached:
+              skip: Iterable[str] = (), roots: Iterable[str] | None = None) -> Unreached:
     """What ``rec`` never saw of ``overrides`` (name -> implementation) and ``files``. An
     override never called is listed only if its name is in ``own`` (default: all): a
     variant's ancestors' overrides that its own code no longer calls are not its patch.
-    Functions named in ``skip`` are left out of the files' scan (code not in force)."""
+    Functions named in ``skip`` are left out of the files' scan (code not in force); with
+    ``roots`` (function names), so is every function of a file that code starting at
+    them cannot reach (:func:`reachable`: another variant's helpers, another scenario's
+    builder)."""
     mine = set(overrides) if own is None else set(own)
     names = set(KERNEL_FUNCTIONS)
     sites: dict[tuple[str, int, str], Site] = {}
@@ -227,9 +303,13 @@ def unreached(rec: Recorder, overrides: dict[str, Callable[..., Any]],
         ans = rec.answers.get(name)
         if ans is not None and len(ans) == 1:
             out.one_answer.append((name, next(iter(ans))))
-    never = {n for n, _w in out.never_called} | set(skip)
+    # said once, "never called" (under the kernel name), not again call site by call site
+    # (under the Python name)
+    never = {n for n, _w in out.never_called} | set(skip) | {
+        getattr(inspect.unwrap(overrides[n]), "__name__", n) for n, _w in out.never_called}
     for path in dict.fromkeys(files):
-        for s in _sites_of_file(path, names):
+        reach = None if roots is None else reachable(path, roots)
+        for s in _sites_of_file(path, names, reach):
             if s.function not in never:  # said once: "never called"; or not in force
                 sites.setdefault((s.file, s.line, s.callee), s)
     out.reviewed = len(sites)
@@ -258,6 +338,15 @@ def under_review(variant: Any, scenario: Any
 def review(rec: Recorder, variant: Any, scenario: Any) -> Unreached:
     """:func:`unreached` for a check of ``variant`` in ``scenario`` (:func:`under_review`)."""
     overrides, files, others = under_review(variant, scenario)
-    # not in force here: other variants' overrides, and base functions this one replaces
+    # not in force here: other variants' overrides, and base functions this one replaces;
+    # and in the files, only what the scenario's builder and the overrides in force reach
     return unreached(rec, overrides, files, own=variant.overrides,
-                     skip=others | set(overrides))
+                     skip=others | set(overrides), roots=entry_points(variant, scenario))
+
+
+def entry_points(variant: Any, scenario: Any) -> set[str]:
+    """The Python names of the functions a check of ``variant`` in ``scenario`` starts
+    from in the user's files: the scenario's builder and every override in force (what
+    they call is found by :func:`reachable`)."""
+    fns = [scenario.build, *variant.resolved().values()]
+    return {getattr(inspect.unwrap(fn), "__name__", "") for fn in fns}

@@ -25,6 +25,9 @@ def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
     else:  # an exception, an assertion, a lock misuse: the model is wrong, not the design
         out = [f"{title}: model error ({f.kind}{'' if f.prop == f.kind else ', ' + f.prop})"]
     out += textwrap.wrap(f.message, WIDTH, initial_indent="  ", subsequent_indent="  ")
+    if f.details.get("ends_execution"):
+        out += textwrap.wrap(ends_execution_sentence(an.unchecked), WIDTH,
+                             initial_indent="  ", subsequent_indent="  ")
     out.append("")
     if an.chains:
         out += render_hang(an.chains)
@@ -66,3 +69,24 @@ def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
         out.append("")
         out += render_ledger(an.ledger)
     return "\n".join(out)
+
+
+def vacuous_lines(names: list[str]) -> list[str]:
+    """The warning a report gives for each check of the model's own that never read shared
+    state (:mod:`pfnlab.model.vacuous`): it holds whatever the design does."""
+    out: list[str] = []
+    for n in names:
+        out += textwrap.wrap(f"check {n!r} never read any shared state: it holds vacuously "
+                             "(a wrong key or name, so that every lookup gave None?)", WIDTH,
+                             subsequent_indent="  ")
+    return out
+
+
+def ends_execution_sentence(unchecked: list[str]) -> str:
+    """What a report says of an invariant finding that ended its execution (an invariant
+    not declared stable: docs/reductions.md section 9), naming what it left unchecked."""
+    left = (f" ({', '.join(unchecked)}, violated in no execution, "
+            f"{'is' if len(unchecked) == 1 else 'are'} not established)" if unchecked else "")
+    return ("(this invariant is not declared stable: its first violation ends its "
+            f"execution, and the rest of it is unchecked{left}; declare it Check(..., "
+            "stable=True) if, once false, it stays false, and executions go on past it)")

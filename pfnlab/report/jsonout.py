@@ -67,6 +67,8 @@ def finding_json(title: str, an: Analysis) -> dict[str, Any]:
         "ledger": ledger_json(an.ledger),
         "hang_chains": [chain_json(c) for c in an.chains],
         "causal": causal_json(an.causal),
+        "ends_execution": bool(f.details.get("ends_execution")),
+        "unchecked_after": list(an.unchecked),
         "text": render_report(title, an),
     }
 

@@ -210,3 +210,37 @@ def test_a_re_executed_prefix_does_not_note_a_later_message() -> None:
 
 class Counter(Shared):
     n = Ghost(0)
+
+
+def _goal_then(halt: str) -> Program:
+    """t0 reaches its goal (a ghost write) and, in the same step, halts: by ``fail()``, or
+    by making an unstable invariant false."""
+
+    def build() -> Instance:
+        log, x = Log("log"), Obj("x")
+
+        def t0() -> None:
+            x.v = 1
+            log.events = (*log.events, "armed")
+            if halt == "fail":
+                fail("bug-on", "BUG_ON(armed)")
+
+        return Instance(
+            threads={"t0": t0},
+            invariants=[Check("x-zero", lambda: "x is 1" if x.v == 1 else None)]
+            if halt == "invariant" else [],
+            goals=[Check("armed", lambda: "armed" in log.events, stable=True)])
+
+    return Program(f"goal-then-{halt}", build)
+
+
+def test_a_goal_reached_in_the_step_that_halts_is_reached() -> None:
+    """Issue 28: the checks after a step were skipped once it had a halting finding, so a
+    goal reached in that very step was missed ("goals never reached")."""
+    for halt in ("fail", "invariant"):
+        res = explore(_goal_then(halt), stop_first=False)
+        assert [f.kind for f in res.findings] == ["assertion" if halt == "fail"
+                                                 else "invariant"]
+        assert res.goals_reached == ["armed"] and res.goals_missed == []
+        v = differential(_goal_then(halt))
+        assert v.ok, v.problems

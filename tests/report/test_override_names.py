@@ -4,6 +4,7 @@ Python name (the leak explanation used to depend on it)."""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 from pfnlab import api
@@ -39,3 +40,48 @@ def test_the_leak_is_explained_under_the_kernel_name(tmp_path: Path) -> None:
     assert ("kvm_release_pfn_clean skipped the put at step 13 because "
             "kvm_is_reserved_pfn(0x104) returned true") in text
     assert "kvm_is_reserved_pfn_v53_style" not in text
+
+
+# Issue 28: one Python function overriding a different kernel function in each of two
+# variants; the name of a frame belongs to its code object, so the second variant runs a
+# copy of the function named after its own kernel function.
+SHARED = textwrap.dedent('''\
+    from pfnlab import variant
+    from pfnlab.kvm import is_error_noslot_pfn, kvm_is_reserved_pfn
+    from pfnlab.mm import pfn_to_page, put_page
+
+
+    def release_twice(pfn):
+        """A release that puts twice (the second put holds no reference)."""
+        if not is_error_noslot_pfn(pfn) and not kvm_is_reserved_pfn(pfn):
+            put_page(pfn_to_page(pfn))
+            put_page(pfn_to_page(pfn))
+
+
+    variant("twice-clean", parent="v5.4", overrides={"kvm_release_pfn_clean": release_twice})
+    variant("twice-dirty", parent="v5.4", overrides={"kvm_release_pfn_dirty": release_twice})
+''')
+
+
+def test_one_function_overriding_two_kernel_functions_is_shown_under_each(
+        model_file: Callable[..., Path]) -> None:
+    model_file(SHARED, "shared_override.py")
+    for v, name, row in (("twice-clean", "kvm_release_pfn_clean", 20),
+                         ("twice-dirty", "kvm_release_pfn_dirty", 12)):
+        res = api.check(v, "vcpu-map-vs-unbind")
+        assert res.violated == ["no-put-unreferenced"]
+        (f,) = res.search.findings
+        assert f.message.startswith(f"{name}: vcpu0:map puts page pfn 0x104 but holds no "
+                                    "reference on it")
+        text = res.report()
+        assert f"{row:>3}  {name}()" in text.splitlines()
+        other = ({"kvm_release_pfn_clean", "kvm_release_pfn_dirty"} - {name}).pop()
+        assert other not in text and "release_twice" not in text
+    # the variant that came second runs a copy: same source, its own code object
+    from pfnlab import VARIANTS
+
+    first = VARIANTS["twice-clean"].overrides["kvm_release_pfn_clean"]
+    second = VARIANTS["twice-dirty"].overrides["kvm_release_pfn_dirty"]
+    assert first is not second and first.__code__ is not second.__code__
+    assert second.__qualname__ == "release_twice"
+    assert second.__code__.co_firstlineno == first.__code__.co_firstlineno

@@ -8,7 +8,7 @@ goes back to an earlier state, and how it applies a step it has taken before.
 
 from pfnlab.explore.runtime.execution import Execution, apply_update
 from pfnlab.explore.runtime.ops import FAULT_LABEL, RESUME_LABEL, Footprint
-from pfnlab.explore.runtime.sites import hide_from_traces, model_caller, name_code
+from pfnlab.explore.runtime.sites import code_name, hide_from_traces, model_caller, name_code
 from pfnlab.explore.runtime.threads import ThreadState
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "Footprint",
     "ThreadState",
     "apply_update",
+    "code_name",
     "hide_from_traces",
     "model_caller",
     "name_code",

@@ -52,7 +52,8 @@ class Checking(State):
     def _set_finding(self, t: Any, kind: str, prop: str, message: str,
                      tb: str = "") -> None:
         """Record the halting finding (the first one only); the execution ends with it.
-        A :class:`~pfnlab.explore.findings.Violation` message brings its details."""
+        A :class:`~pfnlab.explore.findings.Violation` message brings its details. The
+        goals are checked in the state it leaves (:meth:`_goals_at_halt`)."""
         if self.finding is not None:
             return
         details: dict[str, Any] = violation_details(message)
@@ -62,6 +63,19 @@ class Checking(State):
         if tb:
             details["traceback"] = tb
         self.finding = Finding(kind, prop, message, Schedule(self._steps()), details=details)
+        self._goals_at_halt()
+
+    def _goals_at_halt(self) -> None:
+        """Check the goals not yet reached in the state a halting finding leaves: a goal
+        reached in the very step that fails (a ``reached()`` just before a ``fail()``, or in
+        the step an invariant fails after) was reached. No step follows, so the step's
+        writes are not looked at (``_check_after``): every such goal is evaluated. In an
+        initial run the finding becomes the thread's first step (``_died``), and the
+        initial state is checked as ever."""
+        if not self.check_on or self.starting:
+            return
+        for i, goal in enumerate(self.instance.goals):
+            self._check_goal(i, goal)
 
     def _note(self, kind: str, prop: str, message: str) -> None:
         """Record a finding that does not end the execution (first of its key only)."""
@@ -143,6 +157,9 @@ class Checking(State):
                 self._note(INVARIANT, inv.prop, cast(str, msg))
         else:
             self._set_finding(None, INVARIANT, inv.prop, cast(str, msg))
+            if self.finding is not None and self.finding.kind == INVARIANT:
+                # reports say so: invariants are documented as not ending executions
+                self.finding.details["ends_execution"] = True
 
     def _check_goal(self, i: int, goal: Check) -> None:
         if goal.name in self.goals_reached:

@@ -23,19 +23,39 @@ ENGINE_FILES = {
 }
 
 
+class _CodeNames(dict[int, tuple[Any, str]]):
+    """Names by code object *identity* (``id``, the code kept alive with its name): two
+    code objects compare equal when only their ``co_qualname`` differs, so a copy of a
+    function made to carry a second name (:func:`code_name`) would share the first one's
+    entry in a dict keyed by the code itself."""
+
+    def get_name(self, code: Any) -> str | None:
+        hit = dict.get(self, id(code))
+        return hit[1] if hit is not None and hit[0] is code else None
+
+
 #: the names traces show for the code objects of named functions (see name_code)
-CODE_NAMES: dict[Any, str] = {}
+CODE_NAMES = _CodeNames()
 
 
 def name_code(fn: Callable[..., Any], name: str) -> None:
     """Name ``fn``'s frames ``name``: traces show them so (an override under the name of the
     kernel function it replaces, whatever its Python name) and :func:`model_caller` stops
-    at them."""
+    at them. A code object has one name; a function to be shown under two is given a copy
+    per name by its caller (kernel/variant.py)."""
     import inspect
 
     code = getattr(inspect.unwrap(fn), "__code__", None)
     if code is not None:
-        CODE_NAMES[code] = name
+        CODE_NAMES[id(code)] = (code, name)
+
+
+def code_name(fn: Callable[..., Any]) -> str | None:
+    """The name :func:`name_code` gave ``fn``'s frames, or None."""
+    import inspect
+
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    return None if code is None else CODE_NAMES.get_name(code)
 
 
 def hide_from_traces(filename: str) -> None:
@@ -52,7 +72,7 @@ def model_stack() -> tuple[str, ...]:
         if code.co_name == "run" and code.co_filename in ENGINE_FILES:
             break
         if code.co_filename not in ENGINE_FILES:
-            names.append(CODE_NAMES.get(code, code.co_name))
+            names.append(CODE_NAMES.get_name(code) or code.co_name)
         f = f.f_back  # type: ignore[assignment]
     names.reverse()
     return tuple(names)
@@ -66,7 +86,7 @@ def model_caller(skip: Collection[str] = ()) -> str:
     f: Any = sys._getframe(1)
     while f is not None:
         code = f.f_code
-        name = CODE_NAMES.get(code)
+        name = CODE_NAMES.get_name(code)
         if name is not None and code.co_filename not in skip:
             return name
         f = f.f_back
@@ -80,7 +100,7 @@ def site(t: ThreadState) -> str:
     while f is not None:
         code = f.f_code
         if code.co_filename not in ENGINE_FILES and not code.co_filename.startswith("<"):
-            return f" (in {CODE_NAMES.get(code, code.co_name)}, " \
+            return f" (in {CODE_NAMES.get_name(code) or code.co_name}, " \
                 f"{shown(code.co_filename)}:{f.f_lineno})"
         f = f.f_back
     return ""
