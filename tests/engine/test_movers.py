@@ -35,7 +35,7 @@ from pfnlab.explore import (
 from pfnlab.explore.search import Budget, explore
 from pfnlab.explore.search.brute import explore_brute
 from pfnlab.explore.search.dpor import explore_dpor
-from tests.engine.oracle import typed_final_states
+from tests.engine.oracle import compare_violations, stable_invariants, typed_final_states
 from tests.engine.programs import WideSpec, wide_program, wide_source
 from tests.engine.test_differential import wide_specs
 
@@ -315,6 +315,12 @@ def test_call_summaries_merge_states_and_agree() -> None:
 @example(WideSpec(threads=((("r", 0), ("r", 0), ("wc", 0, 0), ("ghost", 0), ("r", 0)),
                            (("cs", 0, (("ghost", 1), ("inc", 0))),)),
                   inits=(0,), nlocks=1, invariants=(), goals=(), finals=()))
+# a stable invariant first violated by a free or by a ghost increment, which commute: DPOR
+# reports one of the two messages (drawn once; compared by property since)
+@example(WideSpec(threads=((("w", 1, 1), ("r", 1), ("gadd", 1)), (("free", "x0"), ("r", 0))),
+                  inits=(0, 0), nlocks=0,
+                  invariants=((("or", (("freed", "x0"), ("freed", "x0"), ("n", 1))), True),),
+                  goals=(), finals=()))
 def test_reduced_steps_agree_with_every_intermediate_state(spec: WideSpec) -> None:
     """The oracle: the same program with ``reduce=False`` (every lock operation its own
     step) under brute force; the reduced program under brute force and cached DPOR.
@@ -337,7 +343,11 @@ def test_reduced_steps_agree_with_every_intermediate_state(spec: WideSpec) -> No
                     explore_dpor(prog, Budget(), stop_first=False, collect_final_states=True)):
             assert res.exhaustive
             assert res.final_states == ref.final_states
-            assert res.violations == ref.violations
+            # a stable invariant's violation is compared by property: the search does not
+            # order the steps that only change which state first violates it
+            # (test_differential.py::test_stable_invariants_are_compared_by_property)
+            assert not compare_violations(ref.violations, res.violations,
+                                          stable_invariants(prog))
             # each visibility round of DPOR runs at most brute force's executions
             assert res.stats.executions <= ref.stats.executions * max(res.stats.rounds, 1)
 
