@@ -64,13 +64,14 @@ from pfnlab.explore.shared import ALL_FIELDS
 
 
 class Event:
-    __slots__ = ("clock", "fp", "seq", "tid")
+    __slots__ = ("acq", "clock", "fp", "seq", "tid")
 
     def __init__(self, tid: int, fp: Footprint, seq: int, clock: tuple[int, ...]) -> None:
         self.tid = tid
         self.fp = fp
         self.seq = seq        # 1-based position of this event among its thread's events
         self.clock = clock    # clock[t] = how many of thread t's events happen before (incl.)
+        self.acq = -1         # the lock the step began by taking (Execution.acquiring), or -1
 
 
 class Node:
@@ -405,6 +406,7 @@ class SourceDpor:
         """Vector clock of the new event and race detection against earlier events.
         ``acq``: the lock the step took (its first operation), -1 if none."""
         ev, races = self._scan(p, fp, top.tclock[p], None)
+        ev.acq = acq
         if acq >= 0:
             races = self._lock_races(acq, races, p, fp, top.tclock[p])
         for k in races:
@@ -424,12 +426,12 @@ class SourceDpor:
         events = self.events
         lst = self.obj_events.get(lock, ())
         r = next((i for i in reversed(lst) if _writes(events[i].fp, lock)), -1)
-        if r < 0 or r not in races:
-            return races
+        if r < 0 or r not in races or events[r].acq == lock:
+            return races  # (a step that took and dropped it: the lock was free before it)
         holder = events[r].tid
         out = [k for k in races if k != r]
         a = next((i for i in reversed(lst)
-                  if i < r and events[i].tid == holder and _writes(events[i].fp, lock)), -1)
+                  if i < r and events[i].tid == holder and events[i].acq == lock), -1)
         if a < 0:  # held since the initial state: no order has this step first
             return out
         # the clock of this step without the lock's hand-off: what else orders it
@@ -505,12 +507,15 @@ class SourceDpor:
         at the backtrack point, ``_race`` adds the initials that lead to it."""
         for t in ex.threads:
             q = t.tid
-            if q == ev.tid or t.op is None or not t.blocked:
+            if t.op is None or not t.blocked:
                 continue
+            # (the thread that stepped too: its step may end at an acquire of a held lock,
+            # which makes it not enabled with no step of its own)
             pending = ex.pending_footprint(q)
             # below this state too: a later cache hit must see them
             top.summary.update((q, i, f, w) for i, f, w in pending)
-            virtual, races = self._scan(q, pending, top.tclock[q], None)
+            virtual, races = self._scan(q, pending, ev.clock if q == ev.tid else top.tclock[q],
+                                        None)
             for k in races:
                 self._race(k, depth + 1, virtual)
 
