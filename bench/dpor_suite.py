@@ -30,9 +30,9 @@ Where the programs take locks the columns are not the same unit: pfnlab's locks 
 section is one step and two that touch no shared data commute, while the published counts
 order every pair of acquisitions of one mutex. pfnlab may then run fewer complete
 executions than the published optimum without missing a behaviour (mpat(2): 4, where the
-C program has 8 lock-order traces); it also counts a failed acquire as a step, which
-multiplies them. On readers, lastzero and indexer every shared event is a data access and
-the numbers compare directly.
+C program has 8 lock-order traces). A held lock makes its acquirer not enabled, as in
+Nidhugg, so contended hand-offs are counted as there. On readers, lastzero and indexer every
+shared event is a data access and the numbers compare directly.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Blocking primitives: locks, SRCU, and "wait until a condition over shared state holds".
 
-All are scheduling points. A lock acquire that finds the lock held, and a wait whose
-condition is false, is a *failed attempt*: a step that reads the shared state and leaves the
-thread blocked. A blocked thread is not runnable until a step by another thread writes a
-field that its attempt read and makes the attempt able to succeed. If every live thread is
-blocked, the execution hangs, and the finding names what each thread waits for.
+All are scheduling points. A thread whose next operation is the acquire of a held lock is
+not enabled: it takes no step until the lock is released. A wait whose condition is false
+is a *failed attempt*: a step that reads the shared state and leaves the thread blocked
+until a step by another thread writes a field that its attempt read and makes the attempt
+able to succeed. If every live thread is blocked, the execution hangs, and the finding
+names what each thread waits for.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Lock(Shared):
         self.__dict__[MOVER_FIELD] = "owner" if mover else None
 
     def acquire(self) -> None:
-        """Take the lock; blocks (after one failed attempt) while another thread holds it."""
+        """Take the lock; the thread is not enabled while another thread holds it."""
         rt = HOOKS.current
         if rt is None:
             self.__dict__["owner"] = "setup"

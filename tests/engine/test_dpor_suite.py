@@ -18,7 +18,7 @@ from pfnlab.explore.search import Budget, Result
 from pfnlab.explore.search.brute import explore_brute
 from pfnlab.explore.search.dpor import explore_dpor
 from tests.engine.dpor_benchmarks import BENCHMARKS
-from tests.engine.dpor_published import OPTIMAL
+from tests.engine.dpor_published import OPTIMAL, SOURCE_DPOR
 
 #: the smallest sizes with a published optimal count of the benchmarks whose every shared
 #: event is a data access, so that a pfnlab step is a C event and the bound applies.
@@ -48,6 +48,25 @@ def test_no_fewer_complete_executions_than_traces(name: str, size: int) -> None:
         assert res.stats.complete == optimal, (
             f"{name}({size}): {res.stats.complete} complete executions, was optimal "
             f"({optimal})")
+
+
+#: lock benchmarks at the published counts: a held lock makes its acquirer not enabled and
+#: the acquire races the holder's acquire (docs/reductions.md section 1), so the complete
+#: executions are the optimal count (GenMC's lapor count for indexer-mutex(13), the CAV'18
+#: table's for multiprodcon(2)), and with the sleep-set-blocked ones exactly what Nidhugg's
+#: source-DPOR runs where that is published (multiprodcon(2): 60 + 2,856)
+LOCKS_AT_PUBLISHED = [("indexer-mutex", 13), ("multiprodcon", 2)]
+
+
+@pytest.mark.parametrize(("name", "size"), LOCKS_AT_PUBLISHED)
+def test_lock_benchmarks_run_the_published_counts(name: str, size: int) -> None:
+    res = explore_dpor(BENCHMARKS[name](size), Budget(seconds=60), cache=False,
+                       stop_first=False)
+    assert res.exhaustive and not res.findings, res.coverage
+    assert res.stats.complete == OPTIMAL[(name, size)].complete
+    src = SOURCE_DPOR.get((name, size))
+    if src is not None:
+        assert (res.stats.complete, res.stats.sleep_blocked) == (src.complete, src.blocked)
 
 
 def _brute(program: Program) -> Result:

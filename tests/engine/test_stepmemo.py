@@ -87,10 +87,11 @@ def test_memoised_steps_reach_the_re_executed_states() -> None:
 def test_most_steps_of_a_vcpu_race_are_memoised() -> None:
     """What it is for: at devdax-unbind 2 x 2 most steps back at a node were taken
     before from the same state, so they need neither the thread's code nor a rebuild:
-    about one memoised step per state (9,854 for 10,938 states)."""
+    about four memoised steps per five states (8,086 for 10,316 states; 9,854 for 10,938
+    when a contended lock was a failed attempt, a step of its own, memoised too)."""
     prog = SCENARIOS["devdax-unbind"].program(get_variant("v5.4"), vcpus=2, pages=2)
     st = SourceDpor(prog, Budget(), stop_first=False).run().stats
-    assert st.memoised > st.states * 0.8
+    assert st.memoised > st.states * 0.7
 
 
 class Box(Shared):

@@ -1,5 +1,6 @@
 """A blocked thread and what wakes it (engine-internal): the fields its failed attempt read
-are *watched*, and a write to one of them re-checks the attempt (waits.wake)."""
+(a wait) or the word of the lock it is about to take are *watched*, and a write to one of
+them re-checks it (waits.wake)."""
 
 from __future__ import annotations
 

@@ -428,6 +428,15 @@ class Execution(StepMemo):
         idx = op.obj.__dict__["_idx"]
         return ((idx, op.field, k != READ),)
 
+    def acquiring(self, tid: int) -> int:
+        """The object index of the lock thread ``tid``'s next step takes, or -1 (a step
+        starts with an acquire or has none: nothing joins an acquire of a lock)."""
+        op = self.threads[tid].op
+        if op is None or op.kind != ACQUIRE or op.field != "owner":
+            return -1
+        idx: int = op.obj.__dict__["_idx"]
+        return idx
+
     def label(self, tid: int) -> str:
         """The label of thread ``tid``'s next step."""
         op = self.threads[tid].op

@@ -2,8 +2,11 @@
 they join the steps next to them (engine-internal; the model declares them with
 :class:`~pfnlab.explore.sync.Lock` and :class:`~pfnlab.explore.sync.Srcu`).
 
-An acquire of a held lock is a *failed attempt*: a step that reads the owner and blocks the
-thread until a release. A release by a thread that does not hold the lock, or leaving an
+A held lock makes its acquirer *not enabled*, as Flanagan and Godefroid and Nidhugg treat
+it: a thread whose pending operation is an acquire watches the lock word from the moment
+it reaches it (:func:`pending_acquire`), and is blocked exactly while the lock is held, with
+no step of its own (a failed attempt was a step that doubled every contended hand-off:
+docs/reductions.md section 1). A release by a thread that does not hold the lock, or leaving an
 SRCU section the thread is not in, is a ``lock-balance`` finding. Mover locks and SRCU
 sections join the steps next to them (Lipton's reduction, docs/reductions.md section 5):
 an acquire runs on into the next operation, a release joins the one before it, and the
@@ -16,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from pfnlab.explore.findings import ASSERTION
-from pfnlab.explore.runtime.blocking import block
+from pfnlab.explore.runtime.blocking import block, unwatch, watch
 from pfnlab.explore.runtime.ops import (
     ABORT,
     ACQUIRE,
@@ -48,15 +51,25 @@ def acquire(ex: Runtime, t: ThreadState, op: Op) -> Outcome:
             races.release(t.tid, (idx, "readers"), rmw=True)
         return ((idx, "readers", True),), before, None, RAN
     before = d["owner"]
-    if before is not None:  # a failed attempt: blocked until the owner releases it
+    if before is not None:  # (not reached: a pending acquire of a held lock is not enabled)
         fp = ((idx, "owner", False),)
         t.reads = fp
         block(ex, t, ((idx, "owner"),))
         return fp, before, None, STOPPED
+    unwatch(ex, t)  # (its own write must not block it: it is no longer waiting)
     ex._set(obj, d["_name"], "owner", t.name)
     if races is not None:
         races.acquire(t.tid, (idx, "owner"))
     return ((idx, "owner", True),), before, None, RAN
+
+
+def pending_acquire(ex: Runtime, t: ThreadState, op: Op) -> None:
+    """``t`` has reached acquire ``op`` of a lock: it watches the lock word (every write
+    re-checks it, waits.wake) and is blocked while the lock is held."""
+    free = op.obj.__dict__["owner"] is None
+    t.value = free
+    t.blocked = not free
+    watch(ex, t, ((op.obj.__dict__["_idx"], "owner"),))
 
 
 def release(ex: Runtime, t: ThreadState, op: Op) -> Outcome:

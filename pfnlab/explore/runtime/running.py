@@ -24,7 +24,7 @@ from pfnlab.explore.findings import (
     ModelViolation,
 )
 from pfnlab.explore.program import Program
-from pfnlab.explore.runtime import waits
+from pfnlab.explore.runtime import locks, waits
 from pfnlab.explore.runtime.blocking import unwatch
 from pfnlab.explore.runtime.checks import Checking
 from pfnlab.explore.runtime.ops import (
@@ -167,7 +167,10 @@ class Running(Checking):
             # what an earlier attempt left is no part of the thread's state (a step from
             # the same state must leave the same bookkeeping: stepmemo.py)
             t.reads = ()
-            t.value = nxt.kind != ACQUIRE or nxt.obj.__dict__.get("owner") is None
+            t.value = True
+            t.blocked = False
+            if nxt.kind == ACQUIRE and nxt.field == "owner":
+                locks.pending_acquire(self, t, nxt)
 
     def _died(self, t: ThreadState) -> None:
         """``t``'s code ended in the execution's finding. Made in its initial run, before

@@ -158,11 +158,10 @@ def wake(ex: Runtime, tids: set[int]) -> None:
         op = t.op
         if op is None:
             continue
-        if op.kind == ACQUIRE:
-            if locks.free_now(op):
-                t.blocked = False
-                t.value = True
-                unwatch(ex, t)
+        if op.kind == ACQUIRE:  # a pending acquire: enabled exactly while the lock is free
+            free = locks.free_now(op)
+            t.blocked = not free
+            t.value = free
             continue
         if t.stale:
             # its condition is a closure over frames it no longer has: re-checked once it

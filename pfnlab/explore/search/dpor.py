@@ -64,13 +64,14 @@ from pfnlab.explore.shared import ALL_FIELDS
 
 
 class Event:
-    __slots__ = ("clock", "fp", "seq", "tid")
+    __slots__ = ("acq", "clock", "fp", "seq", "tid")
 
     def __init__(self, tid: int, fp: Footprint, seq: int, clock: tuple[int, ...]) -> None:
         self.tid = tid
         self.fp = fp
         self.seq = seq        # 1-based position of this event among its thread's events
         self.clock = clock    # clock[t] = how many of thread t's events happen before (incl.)
+        self.acq = -1         # the lock the step began by taking (Execution.acquiring), or -1
 
 
 class Node:
@@ -273,10 +274,11 @@ class SourceDpor:
             top.cur = p
             ex = self._at(depth)
             rebuilt, hits = ex.rebuilt_steps, ex.memo_hits
+            acq = ex.acquiring(p)
             fp = ex.step(p)
             self.stats.steps += 1 + ex.rebuilt_steps - rebuilt
             self.stats.memoised += ex.memo_hits - hits
-            ev = self.event(p, fp, depth, top)
+            ev = self.event(p, fp, depth, top, acq)
             events.append(ev)
             for o in {i for i, _f, _w in fp}:
                 self.obj_events.setdefault(o, []).append(depth)
@@ -400,12 +402,56 @@ class SourceDpor:
         self.ex_depth = -1
 
     # ------------------------------------------------------------------ races
-    def event(self, p: int, fp: Footprint, depth: int, top: Node) -> Event:
-        """Vector clock of the new event and race detection against earlier events."""
+    def event(self, p: int, fp: Footprint, depth: int, top: Node, acq: int = -1) -> Event:
+        """Vector clock of the new event and race detection against earlier events.
+        ``acq``: the lock the step took (its first operation), -1 if none."""
         ev, races = self._scan(p, fp, top.tclock[p], None)
+        ev.acq = acq
+        if acq >= 0:
+            races = self._lock_races(acq, races, p, fp, top.tclock[p])
         for k in races:
             self._race(k, depth, ev)
         return ev
+
+    def _lock_races(self, lock: int, races: list[int], p: int, fp: Footprint,
+                    pclock: tuple[int, ...]) -> list[int]:
+        """``races`` of a step of ``p`` that begins by taking ``lock``, with the race against
+        the release that made the lock free moved to the acquire it ends.
+
+        A held lock makes its acquirer not enabled, so the acquire cannot be reordered
+        with the holder's release: it can only go before the holder's acquire, where the
+        lock was free. The two acquires race (as in Nidhugg and the source-set papers)
+        unless the holder's acquire happens before this step through something other than
+        the critical section it opened (then another race reorders that first)."""
+        events = self.events
+        lst = self.obj_events.get(lock, ())
+        r = next((i for i in reversed(lst) if _writes(events[i].fp, lock)), -1)
+        if r < 0 or r not in races or events[r].acq == lock:
+            return races  # (a step that took and dropped it: the lock was free before it)
+        holder = events[r].tid
+        out = [k for k in races if k != r]
+        a = next((i for i in reversed(lst)
+                  if i < r and events[i].tid == holder and events[i].acq == lock), -1)
+        if a < 0:  # held since the initial state: no order has this step first
+            return out
+        # the clock of this step without the lock's hand-off: what else orders it
+        c = list(pclock)
+        data = tuple(x for x in fp if not (x[0] == lock and x[1] == "owner"))
+        cands: set[int] = set()
+        for o in {i for i, _f, _w in data}:
+            cands.update(self.obj_events.get(o, ()))
+        for k in sorted(cands, reverse=True):
+            ek = events[k]
+            if ek.tid == p or ek.seq <= c[ek.tid] or (ek.tid == holder and a <= k <= r):
+                continue
+            if not dependent(ek.fp, data):
+                continue
+            for t, v in enumerate(ek.clock):
+                if v > c[t]:
+                    c[t] = v
+        if events[a].seq > c[holder]:
+            out.append(a)
+        return out
 
     def _scan(
         self, p: int, fp: Footprint, pclock: tuple[int, ...], forced: int | None
@@ -461,12 +507,15 @@ class SourceDpor:
         at the backtrack point, ``_race`` adds the initials that lead to it."""
         for t in ex.threads:
             q = t.tid
-            if q == ev.tid or t.op is None or not t.blocked:
+            if t.op is None or not t.blocked:
                 continue
+            # (the thread that stepped too: its step may end at an acquire of a held lock,
+            # which makes it not enabled with no step of its own)
             pending = ex.pending_footprint(q)
             # below this state too: a later cache hit must see them
             top.summary.update((q, i, f, w) for i, f, w in pending)
-            virtual, races = self._scan(q, pending, top.tclock[q], None)
+            virtual, races = self._scan(q, pending, ev.clock if q == ev.tid else top.tclock[q],
+                                        None)
             for k in races:
                 self._race(k, depth + 1, virtual)
 
@@ -516,11 +565,18 @@ class SourceDpor:
 
 def apply_race(node: Node, initials: list[int], v: list[int]) -> None:
     """Add to ``node``'s backtrack set (and hints) for a race whose reversal is ``v`` (the
-    threads of notdep(e).e', in order) with these ``initials``."""
+    threads of notdep(e).e', in order) with these ``initials``.
+
+    Any initial of ``v`` is one the reversal can start with; one that is not enabled at the
+    node (a thread waiting for a lock that a step of ``v`` releases) cannot, so an enabled
+    initial is taken in its place; with none, every enabled thread (the conservative rule
+    for disabled steps)."""
     head = next((t for t in initials if t in node.backtrack), -1)
     if head < 0:
         last = v[-1]
         head = last if last in initials else (initials[0] if initials else -1)
+        if head not in node.enabled:
+            head = next((t for t in initials if t in node.enabled), -1)
         if head in node.enabled:
             node.backtrack.add(head)
         else:
@@ -540,6 +596,11 @@ def apply_race(node: Node, initials: list[int], v: list[int]) -> None:
         rest.append(tid)
     if rest:
         node.hints.setdefault(head, set()).add(tuple(rest))
+
+
+def _writes(fp: Footprint, obj: int) -> bool:
+    """Whether footprint ``fp`` writes the lock word of lock ``obj`` (takes or drops it)."""
+    return any(i == obj and f == "owner" and w for i, f, w in fp)
 
 
 def explore_dpor(

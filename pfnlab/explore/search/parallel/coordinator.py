@@ -312,6 +312,7 @@ class _Coordinator:
         depth = len(events)
         ex = self._at(node, tids)
         rebuilt = ex.rebuilt_steps
+        acq = ex.acquiring(p)
         fp = ex.step(p)
         self.live_tids = (*tids, p)
         r.stats.steps += 1 + ex.rebuilt_steps - rebuilt
@@ -326,7 +327,7 @@ class _Coordinator:
             for o in {o for o, _f, _w in e.fp}:
                 dpor.obj_events.setdefault(o, []).append(i)
         before = _hints(nodes)
-        ev = dpor.event(p, fp, depth, node)
+        ev = dpor.event(p, fp, depth, node, acq)
         dpor.events.append(ev)
         for o in {o for o, _f, _w in fp}:
             dpor.obj_events.setdefault(o, []).append(depth)

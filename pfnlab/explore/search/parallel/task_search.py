@@ -74,12 +74,14 @@ class TaskDpor(SourceDpor):
         """Replay the task's prefix, freeze its nodes, explore below it."""
         task = self.task
         fps: list[Footprint] = []
-        ex = self._execution(list(task.prefix), fps)
+        acqs: list[int] = []
+        ex = self._execution(list(task.prefix), fps, acqs)
         self.nthreads = n = len(ex.threads)
         self.stats.caching = self.cache_on and ex.hashable
         tclock = tuple(tuple(0 for _ in range(n)) for _ in range(n))
         for i, (t, fp) in enumerate(zip(task.prefix, fps, strict=True)):
             ev, _races = self._scan(t, fp, tclock[t], None)  # races: the coordinator's
+            ev.acq = acqs[i]
             self.stack.append(Node([], {}, {}, tclock, None))  # frozen: a placeholder
             self.events.append(ev)
             for o in {o for o, _f, _w in fp}:
@@ -99,12 +101,14 @@ class TaskDpor(SourceDpor):
         self.ex, self.ex_depth = ex, self.nfrozen
         return self._loop(clock)
 
-    def _execution(self, prefix: list[int], fps: list[Footprint]) -> Execution:
+    def _execution(self, prefix: list[int], fps: list[Footprint],
+                   acqs: list[int]) -> Execution:
         """The execution at the end of a task's ``prefix`` (its steps' footprints go to
-        ``fps``): the worker's kept one, restored to its initial state and stepped along
-        the prefix, when it was made for the same visible fields and promotions (its memo
-        and rebuilt threads carry over; restoring gives the state a re-execution gives,
-        snapshot.py); else a re-execution, kept for the next task."""
+        ``fps``, the locks they began by taking to ``acqs``): the worker's kept one,
+        restored to its initial state and stepped along the prefix, when it was made for
+        the same visible fields and promotions (its memo and rebuilt threads carry over;
+        restoring gives the state a re-execution gives, snapshot.py); else a
+        re-execution, kept for the next task."""
         pool = self.pool
         key = (frozenset(self.visible), len(self.program.knowledge))
         got = pool.get(key) if pool is not None else None
@@ -130,6 +134,7 @@ class TaskDpor(SourceDpor):
             ex.check_on = False
         self.r.goal_names = [g.name for g in ex.instance.goals]
         for tid in prefix:
+            acqs.append(ex.acquiring(tid))
             fps.append(ex.step(tid))
         ex.enable_checks()
         return ex
