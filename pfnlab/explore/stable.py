@@ -39,8 +39,9 @@ fields that threads write or free are part of the state's fingerprint (a state r
 with a record may need a promotion that the same state without it does not); which
 fields those are is learnt (``knowledge.written_key``: the first write or free of a stable field
 by a thread starts the search again), so records of fields nobody writes split no state.
-A failed attempt (a wait that blocks at once) clears nothing: the thread did not move. Before a thread's first step the argument runs the other way (R is a right mover
-up to that step) with the records of its initial run.
+A failed attempt (a wait that blocks at once) clears nothing: the thread did not move.
+Before a thread's first step the argument runs the other way (R is a right mover up to that
+step) with the records of its initial run.
 
 *Promoting early.* A write or free of a stable field while another thread holds a pin
 also promotes it at once (``Execution._eager_promotions``, every other thread asked,
