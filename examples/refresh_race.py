@@ -31,6 +31,7 @@ from pfnlab import (
     variant,
     vm_on,
     wait_until,
+    world,
 )
 from pfnlab.kvm import (
     __gfn_to_pfn_memslot,
@@ -106,7 +107,7 @@ def gpc_refresh_fixed(gpc):
 def invalidate_range_start_gpc(kvm, start, end):
     """kvm_mmu_notifier_invalidate_range_start, and invalidate the pfn cache in the range."""
     kvm_mmu_notifier_invalidate_range_start.base(kvm, start, end)
-    gpc = kvm.gpc
+    gpc = world().extra["gpc"]          # the cache the scenario's builder made
     if gpc.refreshing:
         gpc.overlapped = True
     if start <= gpc.hva < end:
@@ -123,7 +124,7 @@ def build(variant, sz):
     ram = host.add_anon(1, name="ram")
     s = vm_on(host, [ram], 1)
     gpc = Gpc("gpc", s.kvm, 0, ram.start)
-    s.kvm.gpc = gpc                      # set-up: where the notifier hook finds it
+    world().extra["gpc"] = gpc           # set-up: where the notifier hook finds it
     pte = host.mm.pte(ram.start)
 
     def vcpu0():

@@ -29,7 +29,11 @@ Build (inside a scenario's builder)
       references belong to that owner in the ledger and must all be put when it returns
       (the built-in thread bodies run faults and maps this way);
     - :func:`instance` — the threads, the built-in checks of the properties, goals and
-      your own checks.
+      your own checks;
+    - :func:`world` — the running execution's :class:`World`: a builder keeps its own
+      objects in ``world().extra`` and an override finds them there (and ``world().kvm``,
+      ``world().host``); :func:`free` frees a shared object (a later access is a
+      use-after-free); :func:`note` annotates the thread's latest step in the trace.
 
 Check
     - :func:`check` — explore one variant in one scenario (a :class:`Result`);
@@ -48,7 +52,9 @@ from pfnlab.explore import (
     ThreadBody,
     Violation,
     fail,
+    free,
     keep,
+    note,
     summarised,
     wait_for_change,
     wait_until,
@@ -56,6 +62,7 @@ from pfnlab.explore import (
 from pfnlab.explore.shared import Field, Ghost, Guarded, Plain
 from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS, kfunc
 from pfnlab.kernel.variant import VARIANTS, Variant, register, variant
+from pfnlab.kernel.world import World, world
 from pfnlab.kvm import (
     Kvm,
     Memslot,
@@ -167,12 +174,14 @@ __all__ = [
     "Variant",
     "Vcpu",
     "Violation",
+    "World",
     "check",
     "define_property",
     "dev_dax_unbind",
     "diff",
     "dirty_log_disable",
     "fail",
+    "free",
     "fsdax_break_layouts",
     "ghost",
     "goal_map_during_invalidation",
@@ -187,6 +196,7 @@ __all__ = [
     "kvm_vcpu_unmap",
     "load_model",
     "map_owner",
+    "note",
     "operation",
     "own_gfns",
     "reached",
@@ -209,6 +219,7 @@ __all__ = [
     "wait_for_change",
     "wait_until",
     "with_vcpus",
+    "world",
 ]
 
 # the built-in designs and scenarios are model files written with the names above: the

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pfnlab.explore import context
+
 
 @dataclass
 class World:
@@ -14,6 +16,8 @@ class World:
     ``overrides`` maps kernel-function names to the running variant's implementations
     (see :mod:`pfnlab.kernel.kfunc`); ``mm_version`` selects mm behaviour that changed over
     time ("5.4" or "5.18", e.g. whether memunmap_pages waits for page references).
+    ``extra`` is the model file's own: a scenario's builder puts the objects it made there
+    (``world().extra["gpc"] = gpc``) and an override finds them again with :func:`world`.
     """
 
     overrides: dict[str, Callable[..., Any]] = field(default_factory=dict)
@@ -22,3 +26,16 @@ class World:
     host: Any = None
     kvm: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def world() -> World:
+    """The running execution's :class:`World`: in a scenario's builder, a thread or a
+    kernel function (an override reaches the objects its model file's builder made through
+    ``world().extra``, ``world().kvm`` and ``world().host``). A fresh one per execution."""
+    w = context()
+    if not isinstance(w, World):
+        raise RuntimeError(
+            "world(): no kernel-model execution is running; call it from a scenario's "
+            "builder, a thread or a kernel function (outside them, a test sets one with "
+            "pfnlab.explore.set_context(World(...)))")
+    return w
