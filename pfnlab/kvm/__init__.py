@@ -16,6 +16,16 @@ Modules, one idea each:
 - :mod:`~pfnlab.kvm.pfncache` — mappings KVM keeps without a page reference (PfnCache)
 - :mod:`~pfnlab.kvm.threads` — thread bodies for scenarios
 
+Functions of later kernels, which the later designs (``pfnlab/variants/``) run and a model
+of a later kernel imports from here:
+
+- :mod:`~pfnlab.kvm.hugepage` — v5.6+ huge level from the host page tables
+  (``kvm_mmu_hugepage_adjust``, ``max_mapping_level``, ``kvm_mmu_max_mapping_level``)
+- :mod:`~pfnlab.kvm.refcounted` — v5.13-v6.12 refcounted pages
+  (``kvm_pfn_to_refcounted_page``, ``kvm_try_get_pfn``, ``kvm_release_page_clean``, ...)
+- :mod:`~pfnlab.kvm.follow_pfn` — v6.13 ``kvm_follow_pfn`` and
+  ``kvm_release_faultin_page``
+
 Every kernel function is a :func:`~pfnlab.kernel.kfunc.kfunc`: a variant replaces it by name.
 A model file imports the ones it calls or overrides from here (``from pfnlab.kvm import
 tdp_page_fault``), with the return conventions of their docstrings (error pfns
@@ -38,6 +48,18 @@ from pfnlab.kvm.fault import (
     tdp_page_fault,
     transparent_hugepage_adjust,
     try_async_pf,
+)
+from pfnlab.kvm.follow_pfn import (
+    kvm_follow_pfn,
+    kvm_release_faultin_page,
+    kvm_set_page_accessed,
+    kvm_set_page_dirty,
+)
+from pfnlab.kvm.hugepage import (
+    host_pfn_mapping_level,
+    kvm_mmu_hugepage_adjust,
+    kvm_mmu_max_mapping_level,
+    max_mapping_level,
 )
 from pfnlab.kvm.hva import (
     EFAULT,
@@ -91,6 +113,14 @@ from pfnlab.kvm.pfncache import (
     pfn_cache_lookup,
     pfn_cache_publish,
 )
+from pfnlab.kvm.refcounted import (
+    kvm_is_ad_tracked_pfn,
+    kvm_is_zone_device_page,
+    kvm_pfn_to_refcounted_page,
+    kvm_release_page_clean,
+    kvm_release_page_dirty,
+    kvm_try_get_pfn,
+)
 from pfnlab.kvm.spte import (
     drop_spte,
     kvm_mmu_zap_all,
@@ -132,6 +162,7 @@ __all__ = [
     "gfn_to_pfn_cache_invalidate_start",
     "ghost",
     "host_mapping_level",
+    "host_pfn_mapping_level",
     "hva_to_pfn",
     "hva_to_pfn_fast",
     "hva_to_pfn_remapped",
@@ -141,10 +172,15 @@ __all__ = [
     "is_noslot_pfn",
     "kvm_arch_mmu_notifier_invalidate_range",
     "kvm_destroy_vm",
+    "kvm_follow_pfn",
     "kvm_get_pfn",
     "kvm_host_page_size",
+    "kvm_is_ad_tracked_pfn",
     "kvm_is_reserved_pfn",
+    "kvm_is_zone_device_page",
     "kvm_is_zone_device_pfn",
+    "kvm_mmu_hugepage_adjust",
+    "kvm_mmu_max_mapping_level",
     "kvm_mmu_notifier_invalidate_range",
     "kvm_mmu_notifier_invalidate_range_end",
     "kvm_mmu_notifier_invalidate_range_start",
@@ -153,18 +189,26 @@ __all__ = [
     "kvm_mmu_zap_collapsible_spte",
     "kvm_mmu_zap_collapsible_sptes",
     "kvm_owner",
+    "kvm_pfn_to_refcounted_page",
     "kvm_put_kvm",
+    "kvm_release_faultin_page",
+    "kvm_release_page_clean",
+    "kvm_release_page_dirty",
     "kvm_release_pfn",
     "kvm_release_pfn_clean",
     "kvm_release_pfn_dirty",
+    "kvm_set_page_accessed",
+    "kvm_set_page_dirty",
     "kvm_set_pfn_accessed",
     "kvm_set_pfn_dirty",
+    "kvm_try_get_pfn",
     "kvm_unmap_hva_range",
     "kvm_vcpu_map",
     "kvm_vcpu_unmap",
     "kvm_zap_rmapp",
     "map_owner",
     "mapping_level",
+    "max_mapping_level",
     "mmu_gfn_lpage_is_disallowed",
     "mmu_notifier_retry",
     "mmu_set_spte",

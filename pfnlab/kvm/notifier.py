@@ -40,10 +40,10 @@ def kvm_mmu_notifier_invalidate_range_end(kvm: Kvm, start: int, end: int) -> Non
 
 @kfunc
 def kvm_mmu_notifier_invalidate_range(kvm: Kvm, start: int, end: int) -> None:
-    """virt/kvm/kvm_main.c: the ``->invalidate_range`` op, called after the host PTEs of
-    [start, end) changed (``ptep_clear_flush_notify``) and before ``invalidate_range_end``.
+    """virt/kvm/kvm_main.c v5.10: the ``->invalidate_range`` op (none in v5.4: a no-op).
 
-    v5.4 registers none (the base does nothing); e649b3f0188f (v5.10) adds it and moves
+    Called after the host PTEs of [start, end) changed (``ptep_clear_flush_notify``) and
+    before ``invalidate_range_end``. e649b3f0188f (v5.10) adds it and moves
     ``kvm_arch_mmu_notifier_invalidate_range`` here from ``invalidate_range_start``."""
 
 

@@ -74,8 +74,8 @@ def pfn_cache_lookup(gpc: PfnCache) -> int | None:
 
 @kfunc
 def pfn_cache_publish(gpc: PfnCache, pfn: int | None) -> None:
-    """Make ``pfn`` the cache's (valid when not None), under ``gpc->lock``
-    (``kvm_gpc_refresh``'s write of gpc->pfn and gpc->valid)."""
+    """virt/kvm/pfncache.c v6.0 kvm_gpc_refresh's publish: ``pfn`` becomes the cache's
+    (valid when not None), under ``gpc->lock``."""
     gpc.lock.acquire()
     gpc.pfn = pfn
     gpc.valid = pfn is not None

@@ -14,7 +14,6 @@ Sean Christopherson, "KVM: x86/mmu: Walk host page tables to find THP mappings" 
 from __future__ import annotations
 
 from pfnlab import Variant, mm, register_variant
-from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm.fault import (
     RET_PF_EMULATE,
     RET_PF_ERROR,
@@ -22,52 +21,17 @@ from pfnlab.kvm.fault import (
     __direct_map,
     try_async_pf,
 )
+from pfnlab.kvm.hugepage import kvm_mmu_hugepage_adjust, max_mapping_level
 from pfnlab.kvm.hva import gfn_to_memslot
-from pfnlab.kvm.kvm import PT_DIRECTORY_LEVEL, PT_PAGE_TABLE_LEVEL, Kvm, Memslot, Spte, Vcpu
+from pfnlab.kvm.kvm import Kvm, Memslot, Spte, Vcpu
 from pfnlab.kvm.notifier import mmu_notifier_retry
 from pfnlab.kvm.pfn import (
-    is_error_noslot_pfn,
     is_error_pfn,
     kvm_is_reserved_pfn,
     kvm_is_zone_device_pfn,
     kvm_release_pfn_clean,
 )
 from pfnlab.kvm.spte import drop_spte
-
-
-@kfunc
-def max_mapping_level(vcpu: Vcpu, slot: Memslot | None, gfn: int) -> int:
-    """arch/x86/kvm/mmu/mmu.c v5.6: 4K if no slot, dirty logging, or lpage disallowed."""
-    if slot is None or slot.dirty_logging:
-        return PT_PAGE_TABLE_LEVEL
-    if slot.lpage_disallowed(gfn, vcpu.kvm.hpage_pages):
-        return PT_PAGE_TABLE_LEVEL
-    return PT_DIRECTORY_LEVEL
-
-
-@kfunc
-def host_pfn_mapping_level(vcpu: Vcpu, slot: Memslot, gfn: int, pfn: int) -> int:
-    """arch/x86/kvm/mmu/mmu.c v5.6: compound or ZONE_DEVICE pages: level of the host entry."""
-    if not mm.PageCompound(mm.pfn_to_page(pfn)) and not kvm_is_zone_device_pfn(pfn):
-        return PT_PAGE_TABLE_LEVEL
-    return int(mm.lookup_address_in_mm(vcpu.kvm.mm, slot.gfn_to_hva(gfn)))
-
-
-@kfunc
-def kvm_mmu_hugepage_adjust(
-    vcpu: Vcpu, slot: Memslot, gfn: int, max_level: int, pfn: int
-) -> tuple[int, int]:
-    """arch/x86/kvm/mmu/mmu.c v5.6: ``(level, pfn & ~mask)``; the caller's pfn is unchanged."""
-    if max_level == PT_PAGE_TABLE_LEVEL:
-        return (PT_PAGE_TABLE_LEVEL, pfn)
-    if is_error_noslot_pfn(pfn) or kvm_is_reserved_pfn(pfn):
-        return (PT_PAGE_TABLE_LEVEL, pfn)
-    level = host_pfn_mapping_level(vcpu, slot, gfn, pfn)
-    if level == PT_PAGE_TABLE_LEVEL:
-        return (level, pfn)
-    level = min(level, max_level)
-    mask = vcpu.kvm.pages_per_hpage(level) - 1
-    return (level, pfn & ~mask)
 
 
 def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool) -> int:

@@ -24,9 +24,6 @@ from typing import Any
 
 from pfnlab import Variant, mm, register_variant
 from pfnlab.explore import atomic
-from pfnlab.kernel.deprecation import owner_parameter_removed
-from pfnlab.kernel.kfunc import kfunc
-from pfnlab.kernel.roles import releases_reference
 from pfnlab.kvm import ghost
 from pfnlab.kvm.fault import (
     RET_PF_EMULATE,
@@ -35,6 +32,8 @@ from pfnlab.kvm.fault import (
     __direct_map,
     try_async_pf,
 )
+from pfnlab.kvm.hugepage import kvm_mmu_hugepage_adjust as hugepage_adjust
+from pfnlab.kvm.hugepage import kvm_mmu_max_mapping_level, max_mapping_level
 from pfnlab.kvm.hva import EFAULT, current_mm, gfn_to_memslot
 from pfnlab.kvm.kvm import PT_PAGE_TABLE_LEVEL, Kvm, Memslot, Spte, SpteVal, Vcpu
 from pfnlab.kvm.notifier import mmu_notifier_retry
@@ -45,46 +44,19 @@ from pfnlab.kvm.pfn import (
     is_error_pfn,
     kvm_owner,
 )
+from pfnlab.kvm.refcounted import (
+    kvm_is_ad_tracked_pfn,
+    kvm_pfn_to_refcounted_page,
+    kvm_release_page_clean,
+    kvm_release_page_dirty,
+    kvm_try_get_pfn,
+)
 from pfnlab.kvm.spte import drop_spte
-from pfnlab.variants.v5_6 import kvm_mmu_hugepage_adjust as hugepage_adjust
-from pfnlab.variants.v5_6 import max_mapping_level
-
-
-@kfunc
-def kvm_is_zone_device_page(page: Any) -> bool:
-    """virt/kvm/kvm_main.c v6.0: is_zone_device_page, WARN_ON_ONCE(!page_count(page))."""
-    if mm.page_count(page) == 0:
-        ghost.warn("kvm_is_zone_device_page", int(mm.page_to_pfn(page)), "page_count is 0")
-        return False
-    return bool(mm.is_zone_device_page(page))
-
-
-@kfunc
-def kvm_pfn_to_refcounted_page(pfn: int) -> Any:
-    """virt/kvm/kvm_main.c v6.0: the page if !PG_reserved, the ZERO_PAGE, or ZONE_DEVICE."""
-    if not mm.pfn_valid(pfn):
-        return None
-    page = mm.pfn_to_page(pfn)
-    if not mm.PageReserved(page):
-        return page
-    if mm.is_zero_pfn(pfn):  # the ZERO_PAGE(s) is marked PG_reserved, but is refcounted
-        return page
-    if kvm_is_zone_device_page(page):
-        return page
-    return None
 
 
 def kvm_is_reserved_pfn(pfn: int) -> bool:
     """(v6.0: gone) any remaining caller: no refcounted page."""
     return kvm_pfn_to_refcounted_page(pfn) is None
-
-
-@kfunc
-def kvm_is_ad_tracked_pfn(pfn: int) -> bool:
-    """virt/kvm/kvm_main.c v6.0: pfn_valid && !PageReserved (page-flags.h: owner only)."""
-    if not mm.pfn_valid(pfn):
-        return False
-    return not mm.PageReserved(mm.pfn_to_page(pfn))
 
 
 def kvm_set_pfn_dirty(pfn: int) -> None:
@@ -97,26 +69,6 @@ def kvm_set_pfn_accessed(pfn: int) -> None:
     """virt/kvm/kvm_main.c v6.0: mark_page_accessed if kvm_is_ad_tracked_pfn."""
     if kvm_is_ad_tracked_pfn(pfn):
         mm.mark_page_accessed(mm.pfn_to_page(pfn))
-
-
-@releases_reference
-@kfunc
-@owner_parameter_removed
-def kvm_release_page_clean(page: Any) -> None:
-    """virt/kvm/kvm_main.c v6.0: mark accessed (if !PageReserved), put_page."""
-    if not mm.PageReserved(page):
-        mm.mark_page_accessed(page)
-    mm.put_page(page, owner=kvm_owner())
-
-
-@releases_reference
-@kfunc
-@owner_parameter_removed
-def kvm_release_page_dirty(page: Any) -> None:
-    """virt/kvm/kvm_main.c v6.0: SetPageDirty (if !PageReserved), then the clean release."""
-    if not mm.PageReserved(page):
-        mm.SetPageDirty(page)
-    kvm_release_page_clean(page)
 
 
 def kvm_release_pfn_clean(pfn: int) -> None:
@@ -144,16 +96,6 @@ def kvm_get_pfn(pfn: int) -> None:
     page = kvm_pfn_to_refcounted_page(pfn)
     if page is not None:
         mm.get_page(page, owner=kvm_owner())
-
-
-@kfunc
-@owner_parameter_removed
-def kvm_try_get_pfn(pfn: int) -> bool:
-    """virt/kvm/kvm_main.c v5.13+: get_page_unless_zero on the refcounted page (1 if none)."""
-    page = kvm_pfn_to_refcounted_page(pfn)
-    if page is None:
-        return True
-    return bool(mm.get_page_unless_zero(page, owner=kvm_owner()))
 
 
 def hva_to_pfn_remapped(
@@ -192,14 +134,6 @@ def mmu_spte_clear_track_bits(kvm: Kvm, sptep: Spte) -> bool:
     if old.dirty:
         set_dirty(pfn)
     return True
-
-
-@kfunc
-def kvm_mmu_max_mapping_level(kvm: Kvm, slot: Memslot, gfn: int, max_level: int) -> int:
-    """arch/x86/kvm/mmu/mmu.c v6.0: lpage_info, then the host page-table level (no page)."""
-    if max_level == PT_PAGE_TABLE_LEVEL or slot.lpage_disallowed(gfn, kvm.hpage_pages):
-        return PT_PAGE_TABLE_LEVEL
-    return min(max_level, int(mm.lookup_address_in_mm(kvm.mm, slot.gfn_to_hva(gfn))))
 
 
 def kvm_mmu_hugepage_adjust(

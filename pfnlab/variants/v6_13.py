@@ -19,38 +19,29 @@ from typing import Any
 
 from pfnlab import Variant, mm, register_variant
 from pfnlab.explore import atomic
-from pfnlab.kernel.deprecation import owner_parameter_removed
-from pfnlab.kernel.kfunc import kfunc
-from pfnlab.kernel.roles import releases_reference
 from pfnlab.kvm.fault import (
     RET_PF_EMULATE,
     RET_PF_ERROR,
     RET_PF_RETRY,
     __direct_map,
 )
+from pfnlab.kvm.follow_pfn import kvm_follow_pfn, kvm_release_faultin_page, kvm_set_page_dirty
+from pfnlab.kvm.hugepage import kvm_mmu_hugepage_adjust, max_mapping_level
 from pfnlab.kvm.hva import (
     EFAULT,
     current_mm,
     gfn_to_memslot,
-    hva_to_pfn_fast,
-    hva_to_pfn_remapped,
-    hva_to_pfn_slow,
 )
-from pfnlab.kvm.kvm import Kvm, Memslot, Spte, SpteVal, Vcpu
+from pfnlab.kvm.kvm import Kvm, Spte, SpteVal, Vcpu
 from pfnlab.kvm.notifier import mmu_notifier_retry
 from pfnlab.kvm.pfn import (
     KVM_PFN_ERR_FAULT,
     KVM_PFN_ERR_RO_FAULT,
-    KVM_PFN_NOSLOT,
     is_error_noslot_pfn,
     is_error_pfn,
     kvm_owner,
 )
 from pfnlab.kvm.vcpu_map import HostMap, map_pfn, unmap_pfn
-from pfnlab.variants.v5_6 import kvm_mmu_hugepage_adjust, max_mapping_level
-
-#: module parameter kvm.allow_unsafe_mappings (off by default)
-ALLOW_UNSAFE_MAPPINGS = False
 
 
 def hva_to_pfn_remapped_613(
@@ -67,60 +58,6 @@ def hva_to_pfn_remapped_613(
     if write_fault and not pte.write:
         return (0, KVM_PFN_ERR_RO_FAULT, False)
     return (0, pte.pfn, pte.write)
-
-
-@kfunc
-@owner_parameter_removed(at=4)
-def kvm_follow_pfn(
-    slot: Memslot | None, gfn: int, write_fault: bool, writable: bool, pin: bool
-) -> tuple[int, bool, Any]:
-    """virt/kvm/kvm_main.c v6.13: ``(pfn, writable, refcounted_page)``."""
-    if slot is None or not slot.contains(gfn):
-        return (KVM_PFN_NOSLOT, False, None)
-    if slot.readonly and write_fault:
-        return (KVM_PFN_ERR_RO_FAULT, False, None)
-    if slot.readonly:
-        writable = False
-    addr = slot.gfn_to_hva(gfn)
-    pfn = hva_to_pfn_fast(addr, write_fault, writable)
-    if pfn is not None:  # kvm_resolve_pfn(page): refcounted_page = the gup page
-        return (pfn, writable or write_fault, mm.pfn_to_page(pfn))
-    npages, pfn, w = hva_to_pfn_slow(addr, write_fault, writable)
-    if npages == 1:
-        return (pfn, w, mm.pfn_to_page(pfn))
-    vma = mm.find_vma_intersection(current_mm(), addr, addr + 1)
-    if vma is None or not vma.flags & (mm.VM_IO | mm.VM_PFNMAP):
-        return (KVM_PFN_ERR_FAULT, False, None)
-    if pin and not ALLOW_UNSAFE_MAPPINGS:
-        return (KVM_PFN_ERR_FAULT, False, None)
-    r, pfn, w = hva_to_pfn_remapped(vma, addr, write_fault, writable)
-    if r < 0:
-        return (KVM_PFN_ERR_FAULT, False, None)
-    return (pfn, w, None)
-
-
-def _set_page_dirty(page: Any) -> None:
-    if not mm.PageReserved(page):  # kvm_is_ad_tracked_page
-        mm.SetPageDirty(page)
-
-
-def _set_page_accessed(page: Any) -> None:
-    if not mm.PageReserved(page):
-        mm.mark_page_accessed(page)
-
-
-@releases_reference
-@kfunc
-@owner_parameter_removed
-def kvm_release_faultin_page(kvm: Kvm, page: Any, unused: bool, dirty: bool) -> None:
-    """include/linux/kvm_host.h v6.13: put exactly the page the fault-in refcounted."""
-    if page is None:
-        return
-    if not unused:
-        if dirty:
-            _set_page_dirty(page)
-        _set_page_accessed(page)
-    mm.put_page(page, owner=kvm_owner())
 
 
 def tdp_page_fault(vcpu: Vcpu, gfn: int, write: bool) -> int:
@@ -166,7 +103,7 @@ def kvm_vcpu_unmap(vcpu: Vcpu, hmap: HostMap, dirty: bool) -> None:
     page = hmap.pinned_page
     if page is not None:
         if dirty:
-            _set_page_dirty(page)
+            kvm_set_page_dirty(page)
         mm.unpin_user_page(page, owner=kvm_owner())
 
 
