@@ -466,11 +466,20 @@ class Host:
         return self._add(Region(name, kind, hva, hva + npages, pfn, vma, pages=tuple(pages)))
 
     def add_compound(
-        self, nr: int = 1, *, order: int | None = None, name: str | None = None
+        self, nr: int = 1, *, order: int | None = None, name: str | None = None,
+        mapped: int | None = None,
     ) -> Region:
-        """Non-THP compound pages (driver __GFP_COMP) remapped with VM_IO|VM_PFNMAP."""
+        """Non-THP compound pages (driver __GFP_COMP) remapped with VM_IO|VM_PFNMAP.
+
+        ``mapped``: how many subpages of each compound page the driver maps (from the head;
+        default all): the rest of the hvas have no PTE, as a ``remap_pfn_range`` of part
+        of the allocation leaves them (a fault there is -EFAULT), while the compound page
+        still says PageTransCompoundMap."""
         name = self._name("compound", name)
         size = 1 << (order if order is not None else self.pmd_pages.bit_length() - 1)
+        if mapped is not None and not 0 < mapped <= size:
+            raise ValueError(f"add_compound(mapped={mapped}): map 1 to {size} subpages of "
+                             f"each compound page of order {size.bit_length() - 1}")
         n = nr * size
         pfn, pages = self._ram(n, size)
         for i, p in enumerate(pages):
@@ -481,7 +490,9 @@ class Host:
                 p.owners = ((DRIVER, 1),)
         hva = self._alloc_hvas(n)
         vma = self._vma(name, hva, n, VM_WRITE | VM_IO | VM_PFNMAP)
-        self._ptes(hva, [PteVal(pfn + i, special=True) for i in range(n)])
+        shown = size if mapped is None else mapped
+        self._ptes(hva, [PteVal(pfn + i, special=True) if i % size < shown else None
+                         for i in range(n)])
         return self._add(Region(name, "compound", hva, hva + n, pfn, vma, pages=tuple(pages)))
 
 
