@@ -75,19 +75,17 @@ def _step_key(st: TraceStep) -> tuple[Any, ...]:
 def same_execution(findings: list[Finding]) -> list[tuple[int, int] | None]:
     """For each finding, ``(i, n)`` when an earlier finding ``i`` (an index into
     ``findings``) was shown by the same execution: its trace and this one agree on their
-    first ``n`` entries and one of them is the other's start (n = the shorter length);
-    None for a finding whose trace must be shown in full."""
+    first ``n`` entries and one of them is the other's start (n = the shorter length; of
+    several such findings, the one that shares most, the first of those); None for a
+    finding whose trace must be shown in full."""
     keys = [[_step_key(st) for st in f.trace] for f in findings]
     out: list[tuple[int, int] | None] = []
     for k, kk in enumerate(keys):
-        found = None
+        found: tuple[int, int] | None = None
         for i in range(k):
-            if out[i] is not None or not keys[i] or not kk:
-                continue  # refer only to a trace printed in full
             n = min(len(kk), len(keys[i]))
-            if kk[:n] == keys[i][:n]:
+            if n and kk[:n] == keys[i][:n] and (found is None or n > found[1]):
                 found = (i, n)
-                break
         out.append(found)
     return out
 

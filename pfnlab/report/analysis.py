@@ -27,12 +27,14 @@ def render_reports(title: str, analyses: list[Analysis], *, full: bool = False) 
     names = [an.finding.prop for an in analyses]
     # the printed trace shows the deciding rows of every finding that refers to it
     extra: dict[int, set[int]] = {}
-    for k, ref in enumerate(refs):
-        if ref is not None:
+    for k in reversed(range(len(analyses))):  # later findings first: they add to earlier
+        need = analyses[k].decisive() | extra.get(k, set())
+        cur = k
+        while (ref := refs[cur]) is not None:
             i, n = ref
-            extra.setdefault(i, set()).update(
-                s for s in analyses[k].decisive() if s < analyses[k].finding.trace[n - 1].index
-                + 1)
+            last = analyses[cur].finding.trace[n - 1].index
+            extra.setdefault(i, set()).update(s for s in need if s <= last)
+            cur = i
     return [render_report(title, an, full=full, same=refs[k], names=names,
                           also_deciding=extra.get(k, set()))
             for k, an in enumerate(analyses)]
