@@ -139,16 +139,23 @@ def describe(st: TraceStep, *, full: bool = False, decisive: bool = False,
 
 
 def note_rows(st: TraceStep, decisive: bool = False) -> list[Row]:
-    """The notes of a step that its own row does not show: what a kernel function called
-    after the step's access returned (a predicate answered from locals, one that read only
-    under a lock), and the model's own ``note()`` texts. A predicate the step's access ran
-    inside is shown by the step's row (:func:`describe`), the outermost one only."""
+    """The notes of a step that its own row does not show: the model's own ``note()``
+    texts; what a kernel predicate that read only plain fields riding along with the step
+    (under a lock) returned; and on a deciding step (``decisive``) what any kernel function
+    called after the step's access returned (a predicate answered from locals, say). A
+    predicate the step's own access ran inside is shown by the step's row
+    (:func:`describe`)."""
     out: list[Row] = []
+    # a predicate that read only plain fields (under a lock) rode along with the step
+    plain_readers = {fn for action, *_x, fn in st.plain if action == "read"}
     # no function: the call was made after the step's access, by a caller the note does
     # not record; the text names the call
     for n in st.notes:
         if isinstance(n, KernelCall):
-            if n.name in st.where or not decisive:
+            if n.name in st.where:
+                continue
+            branch = n.value in ("True", "False") and n.name in plain_readers
+            if not (decisive or branch):
                 continue
             out.append(Row(st.index, st.thread, "", f"{n.name}({n.args}) = {n.answer()}"))
         else:

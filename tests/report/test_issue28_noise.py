@@ -251,6 +251,69 @@ trace (4 steps; every row; minimal: fewest preemptions (0), then fewest steps
 '''
 
 
+LOCKED = textwrap.dedent('''\
+    from pfnlab import Host, Lock, Plain, Shared, define_property, fail, instance, kfunc
+    from pfnlab import scenario, vm_on
+    from pfnlab.explore import Field
+
+    define_property("small-only", "the device is never mapped huge")
+
+
+    class Dev(Shared):
+        huge = Plain(True)
+        mapped = Field(0)
+
+        def __init__(self, name):
+            super().__init__(name)
+            self.lock = Lock(f"{name}.lock")
+
+
+    @kfunc
+    def dev_is_huge(dev):
+        """the predicate: reads a field only ever accessed under dev.lock"""
+        return bool(dev.huge)
+
+
+    def dev_map(dev):
+        dev.lock.acquire()
+        huge = dev_is_huge(dev)
+        dev.lock.release()
+        dev.mapped = 2 if huge else 1
+        if dev.mapped == 2:
+            fail("small-only", "dev mapped with a huge mapping")
+
+
+    @scenario("map-huge-locked", sizes={}, properties=["small-only"])
+    def build(variant, sz):
+        """one thread maps the device; the predicate, asked under the lock, says huge"""
+        host = Host()
+        s = vm_on(host, [host.add_anon(1)], 1)
+        dev = Dev("dev")
+        return instance(s, {"mapper": lambda: dev_map(dev)}, ["small-only"])
+''')
+
+
+LOCKED_REPORT = '''\
+v5.4 / map-huge-locked: small-only violated (assertion)
+  dev mapped with a huge mapping
+
+no race: mapper alone shows it, in program order (a sequential bug).
+
+trace (3 scheduling steps as 4 rows, lock operations and reads under a pin
+joined to their steps; the deciding rows; --full for every row; minimal: fewest
+preemptions (0), then fewest steps (3) among executions showing this finding):
+
+     mapper
+     ------
+  0  dev_map()
+       lock(dev.lock)
+       dev_is_huge(dev) = true
+  1    unlock(dev.lock)
+  2    dev.mapped 0 -> 2
+  3    dev.mapped == 2
+'''
+
+
 def test_the_deciding_predicate_and_a_note_on_a_lock_row_are_shown(
         model_file: Callable[..., Path]) -> None:
     """What the predicate returned (it decides the branch that fails) and the model's note
@@ -279,3 +342,13 @@ def test_setup_before_the_race_is_left_out(model_file: Callable[..., Path]) -> N
     res = api.check("v5.4", "flag-race")
     assert res.report() == SETUP_REPORT.rstrip("\n")
     assert res.report(full=True) == SETUP_FULL.rstrip("\n")
+
+
+def test_a_predicate_read_under_a_lock_is_shown_on_the_lock_row(
+        model_file: Callable[..., Path]) -> None:
+    """The predicate reads only a field accessed under the lock (a plain access, riding
+    along with the lock step): what it returned is shown on the lock row by default."""
+    model_file(LOCKED, "locked.py")
+    res = api.check("v5.4", "map-huge-locked")
+    assert res.report() == LOCKED_REPORT.rstrip("\n")
+    assert "       dev_is_huge(dev) = true" in res.report().splitlines()
