@@ -30,18 +30,19 @@ class Analysis:
         pair = {s for s in (self.causal.first, self.causal.second) if s is not None}
         return self.ledger.decisive_steps() | pair
 
-    def setup_end(self) -> int:
+    def setup_end(self, keep: Iterable[int] = ()) -> int:
         """Where the race begins: the index of the first trace entry a short trace shows
         (0: from the start). For a finding a racing pair decides, the leading entries that
         are set-up unrelated to it are left out: ones that change no reference count, are
-        not deciding, carry no note and conflict with no later step of another thread."""
+        not deciding, carry no note and conflict with no later step of another thread
+        (nor are in ``keep``: steps another report needs shown)."""
         if self.causal.steps is None:
             return 0
         tr = self.finding.trace
         counted = {e.step for e in self.ledger.events}
-        keep = self.decisive() | counted
+        shown = self.decisive() | counted | set(keep)
         for k, st in enumerate(tr):
-            if (st.index in keep or st.notes or k == len(tr) - 1
+            if (st.index in shown or st.notes or k == len(tr) - 1
                     or any(o.thread != st.thread and conflicts(st, o) for o in tr[k + 1:])):
                 return k
         return 0

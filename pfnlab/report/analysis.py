@@ -108,7 +108,7 @@ def render_report(title: str, an: Analysis, *, full: bool = False,
         start = n
     else:
         out += textwrap.wrap(f"trace ({rows}; {shown}; {f.minimal}):", WIDTH)
-        setup = 0 if full else an.setup_end()
+        setup = 0 if full else an.setup_end(decisive)
         if setup and shown_rows(f, range(setup), decisive=decisive):
             start = setup
             out += textwrap.wrap(f"(steps {f.trace[0].index}-{f.trace[setup - 1].index}, "
