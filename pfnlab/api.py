@@ -127,14 +127,14 @@ def report(result: Result, full: bool = False) -> str:
     """The mail-ready report of every finding of ``result`` (empty string if none), then
     a warning per check of the model's own that holds vacuously."""
     from pfnlab.explain.analysis import analyse, unchecked_after
-    from pfnlab.report.analysis import render_report, vacuous_lines
+    from pfnlab.report.analysis import render_reports, vacuous_lines
 
     title = f"{result.variant} / {result.scenario}"
     props = SCENARIOS[result.scenario].properties
     analyses = [analyse(result.program, f) for f in result.search.findings]
     for an in analyses:
         an.unchecked = unchecked_after(an.finding, result.search, props)
-    return "\n\n".join([*(render_report(title, an, full=full) for an in analyses),
+    return "\n\n".join([*render_reports(title, analyses, full=full),
                         *(["\n".join(vacuous_lines(result.vacuous_checks))]
                           if result.vacuous_checks else [])])
 

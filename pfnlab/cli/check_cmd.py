@@ -309,14 +309,14 @@ def _json(variant: str, scenario: str, scenario_sizes: dict[str, int], res: Resu
 def _text(title: str, props: tuple[str, ...], res: Result, analyses: list[Analysis],
           unexplained: list[Finding], full: bool, cut: bool, notes: list[str]) -> str:
     """The text of ``check``: the mail-ready report per finding, then what was covered."""
-    from pfnlab.report.analysis import render_report
+    from pfnlab.report.analysis import render_reports
 
     def wrap(text: str) -> list[str]:
         return textwrap.wrap(text, 80, subsequent_indent="  ", break_on_hyphens=False)
 
     out = []
-    for an in analyses:
-        out.append(render_report(title, an, full=full))
+    for text in render_reports(title, analyses, full=full):
+        out.append(text)
         out.append("")
     for f in unexplained:
         out += wrap(f"{title}: {f.prop} violated ({f.kind}): {f.message} (interrupted "

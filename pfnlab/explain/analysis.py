@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pfnlab.explain.causal import Causal, causal_core
+from pfnlab.explain.causal import Causal, causal_core, conflicts
 from pfnlab.explain.hangs import Chain, hang_chains
 from pfnlab.explain.ledger import Ledger, build_ledger
-from pfnlab.explore.findings import Finding
+from pfnlab.explore.findings import Finding, TraceStep
 from pfnlab.explore.program import Program
 
 
@@ -30,6 +30,23 @@ class Analysis:
         pair = {s for s in (self.causal.first, self.causal.second) if s is not None}
         return self.ledger.decisive_steps() | pair
 
+    def setup_end(self, keep: Iterable[int] = ()) -> int:
+        """Where the race begins: the index of the first trace entry a short trace shows
+        (0: from the start). For a finding a racing pair decides, the leading entries that
+        are set-up unrelated to it are left out: ones that change no reference count, are
+        not deciding, carry no note and conflict with no later step of another thread
+        (nor are in ``keep``: steps another report needs shown)."""
+        if self.causal.steps is None:
+            return 0
+        tr = self.finding.trace
+        counted = {e.step for e in self.ledger.events}
+        shown = self.decisive() | counted | set(keep)
+        for k, st in enumerate(tr):
+            if (st.index in shown or st.notes or k == len(tr) - 1
+                    or any(o.thread != st.thread and conflicts(st, o) for o in tr[k + 1:])):
+                return k
+        return 0
+
 
 def analyse(program: Program, finding: Finding, deadline: float | None = None) -> Analysis:
     """Ledger, hang chains and causal core of ``finding`` (its trace must be recorded); the
@@ -49,3 +66,27 @@ def unchecked_after(finding: Finding, result: Any, props: Iterable[str]) -> list
     if finding.prop not in result.masked_by:
         return []
     return list(not_established(result, tuple(props)))
+
+
+def _step_key(st: TraceStep) -> tuple[Any, ...]:
+    return (st.index, st.thread, st.label, st.action, st.obj, st.field, repr(st.before),
+            repr(st.after), st.failed_attempt)
+
+
+def same_execution(findings: list[Finding]) -> list[tuple[int, int] | None]:
+    """For each finding, ``(i, n)`` when an earlier finding ``i`` (an index into
+    ``findings``) was shown by the same execution: its trace and this one agree on their
+    first ``n`` entries and one of them is the other's start (n = the shorter length; of
+    several such findings, the one that shares most, the first of those); None for a
+    finding whose trace must be shown in full."""
+    keys = [[_step_key(st) for st in f.trace] for f in findings]
+    out: list[tuple[int, int] | None] = []
+    for k, kk in enumerate(keys):
+        found: tuple[int, int] | None = None
+        for i in range(k):
+            n = min(len(kk), len(keys[i]))
+            if n and kk[:n] == keys[i][:n] and (found is None or n > found[1]):
+                found = (i, n)
+        out.append(found)
+    return out
+

@@ -9,14 +9,45 @@ from typing import TYPE_CHECKING
 from pfnlab.report.causal import causal_lines
 from pfnlab.report.hangchain import render_hang
 from pfnlab.report.ledger import leak_sentence, render_ledger, underflow_sentence
-from pfnlab.report.mailtrace import WIDTH, render_mail
+from pfnlab.report.mailtrace import WIDTH, render_mail, shown_rows
 
 if TYPE_CHECKING:  # the type only: a report never re-runs an execution
     from pfnlab.explain.analysis import Analysis
 
 
-def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
-    """The mail-ready text of one finding: what, why (ledger, chain, core), then the trace."""
+def render_reports(title: str, analyses: list[Analysis], *, full: bool = False) -> list[str]:
+    """The mail-ready text of each finding; a finding of an execution whose trace an
+    earlier one printed refers to it (finding N: the Nth of the report) instead of
+    repeating it."""
+    from pfnlab.explain.analysis import same_execution
+
+    refs = same_execution([an.finding for an in analyses])
+    if len(analyses) < 2:
+        return [render_report(title, an, full=full) for an in analyses]
+    names = [an.finding.prop for an in analyses]
+    # the printed trace shows the deciding rows of every finding that refers to it
+    extra: dict[int, set[int]] = {}
+    for k in reversed(range(len(analyses))):  # later findings first: they add to earlier
+        need = analyses[k].decisive() | extra.get(k, set())
+        cur = k
+        while (ref := refs[cur]) is not None:
+            i, n = ref
+            last = analyses[cur].finding.trace[n - 1].index
+            extra.setdefault(i, set()).update(s for s in need if s <= last)
+            cur = i
+    return [render_report(title, an, full=full, same=refs[k], names=names,
+                          also_deciding=extra.get(k, set()))
+            for k, an in enumerate(analyses)]
+
+
+def render_report(title: str, an: Analysis, *, full: bool = False,
+                  same: tuple[int, int] | None = None, names: list[str] | None = None,
+                  also_deciding: set[int] | None = None) -> str:
+    """The mail-ready text of one finding: what, why (ledger, chain, core), then the trace.
+    ``same``: (index of the earlier finding of the same execution whose trace was printed,
+    number of trace entries the two share) and ``names``: the properties of the report's
+    findings in order, ``also_deciding``: steps that later findings referring to this
+    trace need shown, see :func:`render_reports`."""
     f = an.finding
     from pfnlab.properties import PROPERTIES
 
@@ -62,9 +93,29 @@ def render_report(title: str, an: Analysis, *, full: bool = False) -> str:
                              "threads run to their first shared access (set-up code of the "
                              "threads)", WIDTH)
         return "\n".join(out)
-    out += textwrap.wrap(f"trace ({rows}; {shown}; {f.minimal}):", WIDTH)
+    decisive = an.decisive() | set(also_deciding or ())
+    start = 0
+    if same is not None:
+        i, n = same
+        other = f"finding {i + 1}" + (f" ({names[i]})" if names else "")
+        last = f.trace[n - 1].index
+        if n == len(f.trace):
+            out += textwrap.wrap(f"trace: same execution as {other}, up to its step "
+                                 f"{last} ({rows}).", WIDTH)
+            return "\n".join(out)
+        out += textwrap.wrap(f"trace: same execution as {other} up to its step "
+                             f"{last}, then ({rows}; {shown}):", WIDTH)
+        start = n
+    else:
+        out += textwrap.wrap(f"trace ({rows}; {shown}; {f.minimal}):", WIDTH)
+        setup = 0 if full else an.setup_end(decisive)
+        if setup and shown_rows(f, range(setup), decisive=decisive):
+            start = setup
+            out += textwrap.wrap(f"(steps {f.trace[0].index}-{f.trace[setup - 1].index}, "
+                                 "set-up before the race that no other thread's step "
+                                 "touches, are left out; --full shows them)", WIDTH)
     out.append("")
-    out.append(render_mail(f, full=full, decisive=an.decisive()))
+    out.append(render_mail(f, full=full, decisive=decisive, start=start))
     if full and an.ledger.events:
         out.append("")
         out += render_ledger(an.ledger)

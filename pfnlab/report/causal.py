@@ -24,15 +24,14 @@ def _what(st: TraceStep) -> str:
 def causal_text(c: Causal) -> str:
     """The causal core in one paragraph."""
     if c.alone:
-        return (f"no race: {c.alone} alone shows it, in program order (a sequential bug; see "
-                "the ledger for the step that decides it)")
+        return (f"no race: {c.alone} alone shows it, in program order (a sequential bug: no "
+                "ordering between threads decides it)")
     if c.out_of_time:
         return (f"not computed: the time budget ran out after {c.tried} of the racing pairs "
                 "(no claim about which one decides it)")
     if c.steps is None:
         return (f"no single race decides it: reordering any of the {c.tried} racing pairs "
-                "nearest the end still ends in a finding (the cause is in program order; see "
-                "the ledger)")
+                "nearest the end still ends in a finding (the cause is in program order)")
     a, b = c.steps
     la, lb = c.locks[a.thread], c.locks[b.thread]
     common = set(la) & set(lb)
@@ -50,7 +49,11 @@ def causal_text(c: Causal) -> str:
 
 
 def causal_lines(c: Causal, width: int = 80) -> list[str]:
-    """The causal-core section of a text report."""
+    """The causal-core section of a text report; for a sequential bug (one thread shows it
+    alone) one line that says so, not a paragraph about orderings."""
+    if c.alone:
+        return textwrap.wrap(f"no race: {c.alone} alone shows it, in program order (a "
+                             "sequential bug).", width, subsequent_indent="  ")
     return textwrap.wrap("causal core: " + causal_text(c), width, subsequent_indent="  ")
 
 

@@ -5,8 +5,10 @@ columns, each row is one step of the (minimal) execution in its thread's column,
 with the step's number in the full trace and the kernel function that took it. The short
 form collapses raw field accesses into kernel-level actions: refcount changes
 (``page 0x104 ref 1 -> 2``), locks, waits, frees and writes that change a value (an SPTE
-installed or zapped); plain reads are left out unless the report marks them as deciding
-(``kvm_is_reserved_pfn(0x104) = true``). ``full=True`` shows every step.
+installed or zapped); a read a kernel predicate made is shown as what the predicate
+returned (``kvm_is_reserved_pfn(0x104) = true``: it decides a branch), other plain reads
+only where the report marks the step as deciding; every note is shown. ``full=True``
+shows every step.
 """
 
 from __future__ import annotations
@@ -59,7 +61,31 @@ def _note_call(st: TraceStep) -> tuple[str, str] | None:
     return None
 
 
-def describe(st: TraceStep, *, full: bool = False, decisive: bool = False) -> Row | None:
+def predicates(trace: list[TraceStep]) -> frozenset[str]:
+    """The kernel predicates (functions noted returning true or false) called in ``trace``."""
+    return frozenset(n.name for st in trace for n in st.notes
+                     if isinstance(n, KernelCall) and n.value in ("True", "False"))
+
+
+def _branch_call(st: TraceStep, preds: frozenset[str] | None) -> tuple[str, str] | None:
+    """(caller, "pred(args) = value") of a read made inside a kernel predicate that decides
+    a branch of a caller outside any predicate (``kvm_is_reserved_pfn(0x104) = true``; not
+    the ``pfn_valid()`` it asked on the way), or None. ``preds``: :func:`predicates` of the
+    trace (None: every outermost predicate counts)."""
+    for call in reversed(st.notes):
+        if isinstance(call, KernelCall) and call.name in st.where:
+            if call.value not in ("True", "False"):
+                return None
+            j = st.where.index(call.name)
+            if preds is not None and any(w in preds for w in st.where[:j]):
+                return None
+            caller = st.where[j - 1] if j > 0 else st.thread
+            return caller, f"{call.name}({call.args}) = {call.answer()}"
+    return None
+
+
+def describe(st: TraceStep, *, full: bool = False, decisive: bool = False,
+             preds: frozenset[str] | None = None) -> Row | None:
     """The row of a step, or None when the short form leaves it out."""
     inner = st.where[-1] if st.where else st.thread
     a = st.action
@@ -97,10 +123,13 @@ def describe(st: TraceStep, *, full: bool = False, decisive: bool = False) -> Ro
             return None
         return Row(st.index, st.thread, inner,
                    f"{st.obj}.{st.field} {short(st.before)} -> {short(st.after)}")
-    # a read
+    # a read: what a kernel predicate made of it decides a branch, so it is shown
     nc = _note_call(st)
     if decisive and nc is not None:
         return Row(st.index, st.thread, nc[0], nc[1])
+    bc = None if full else _branch_call(st, preds)
+    if bc is not None:
+        return Row(st.index, st.thread, bc[0], bc[1])
     if not (full or decisive):
         return None
     text = f"{st.obj}.{st.field} == {short(st.before)}"
@@ -109,15 +138,43 @@ def describe(st: TraceStep, *, full: bool = False, decisive: bool = False) -> Ro
     return Row(st.index, st.thread, inner, text)
 
 
-def rows(st: TraceStep, *, full: bool = False, decisive: bool = False) -> list[Row]:
-    """The rows of a step: its own, then the plain-field writes that rode along with it
-    (``Plain`` fields are not scheduling points; an SPTE install under mmu_lock is one)."""
+def note_rows(st: TraceStep, decisive: bool = False) -> list[Row]:
+    """The notes of a step that its own row does not show: the model's own ``note()``
+    texts; what a kernel predicate that read only plain fields riding along with the step
+    (under a lock) returned; and on a deciding step (``decisive``) what any kernel function
+    called after the step's access returned (a predicate answered from locals, say). A
+    predicate the step's own access ran inside is shown by the step's row
+    (:func:`describe`)."""
     out: list[Row] = []
-    row = describe(st, full=full, decisive=decisive)
+    # a predicate that read only plain fields (under a lock) rode along with the step
+    plain_readers = {fn for action, *_x, fn in st.plain if action == "read"}
+    # no function: the call was made after the step's access, by a caller the note does
+    # not record; the text names the call
+    for n in st.notes:
+        if isinstance(n, KernelCall):
+            if n.name in st.where:
+                continue
+            branch = n.value in ("True", "False") and n.name in plain_readers
+            if not (decisive or branch):
+                continue
+            out.append(Row(st.index, st.thread, "", f"{n.name}({n.args}) = {n.answer()}"))
+        else:
+            out.append(Row(st.index, st.thread, "", f"note: {n}"))
+    return out
+
+
+def rows(st: TraceStep, *, full: bool = False, decisive: bool = False,
+         preds: frozenset[str] | None = None) -> list[Row]:
+    """The rows of a step: its own, the plain-field accesses that rode along with it
+    (``Plain`` fields are not scheduling points; an SPTE install under mmu_lock is one),
+    then its notes. A plain read is shown in the short form when the step decides the
+    finding."""
+    out: list[Row] = []
+    row = describe(st, full=full, decisive=decisive, preds=preds)
     if row is not None:
         out.append(row)
     for action, obj, field, before, after, fn in st.plain:
-        if action == "read" and not full:
+        if action == "read" and not (full or decisive):
             continue
         if action != "read" and before == after and not full:
             continue
@@ -125,7 +182,7 @@ def rows(st: TraceStep, *, full: bool = False, decisive: bool = False) -> list[R
                 else f"{obj}.{field} {short(before)} -> {short(after)}")
         out.append(Row(st.index, st.thread, fn or (st.where[-1] if st.where else st.thread),
                        text))
-    return out
+    return out + note_rows(st, decisive or full)
 
 
 def _wrap(text: str, width: int) -> list[str]:
@@ -142,8 +199,9 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def render_mail(finding: Finding, *, full: bool = False, decisive: set[int] | None = None,
-                threads: list[str] | None = None) -> str:
-    """The trace as columns per thread (see the module docstring)."""
+                threads: list[str] | None = None, start: int = 0) -> str:
+    """The trace as columns per thread (see the module docstring), from trace entry
+    ``start`` on."""
     decisive = set(decisive or ())
     if finding.trace:  # the step after which the finding shows is always one of them
         decisive.add(finding.trace[-1].index)
@@ -155,15 +213,19 @@ def render_mail(finding: Finding, *, full: bool = False, decisive: set[int] | No
                                     for n in names)).rstrip()]
     last_fn: dict[str, str] = {}
     last_thread = ""
-    for st in finding.trace:
+    preds = predicates(finding.trace)
+    for st in finding.trace[start:]:
         first = True
-        for row in rows(st, full=full, decisive=st.index in decisive):
+        for row in rows(st, full=full, decisive=st.index in decisive, preds=preds):
             col = names.index(row.thread) if row.thread in names else 0
             lines: list[str] = []
-            if last_fn.get(row.thread) != row.function or last_thread != row.thread:
+            if row.function and (last_fn.get(row.thread) != row.function
+                                 or last_thread != row.thread):
                 lines += _wrap(row.function + "()", colw)
             lines += ["  " + ln for ln in _wrap(row.text, colw - 2)]
-            last_fn[row.thread], last_thread = row.function, row.thread
+            if row.function:
+                last_fn[row.thread] = row.function
+            last_thread = row.thread
             for i, ln in enumerate(lines):
                 prefix = f"{st.index:3d}  " if i == 0 and first else " " * PREFIX
                 cells = [" " * colw] * ncol
@@ -171,3 +233,10 @@ def render_mail(finding: Finding, *, full: bool = False, decisive: set[int] | No
                 out.append((prefix + " ".join(cells)).rstrip())
             first = False
     return "\n".join(out)
+
+
+def shown_rows(finding: Finding, entries: range, *, decisive: set[int]) -> int:
+    """How many rows the short form would show for the trace ``entries``."""
+    preds = predicates(finding.trace)
+    return sum(len(rows(finding.trace[k], decisive=k in decisive, preds=preds))
+               for k in entries)

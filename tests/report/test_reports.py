@@ -93,7 +93,9 @@ def test_two_thread_trace_fits_a_mail() -> None:
             "                                             srcu_read_lock(mm.notifier_srcu)\n"
             ) in text
     # a Guarded write (the SPTE install under mmu_lock) shows under the step it joined
-    assert "\n 10  mmu_set_spte()\n       kvm.spte[0x0].spte None -> pfn\n" in text
+    # (step 10 is a read: what kvm_is_reserved_pfn made of it decides THP adjustment)
+    assert ("\n 10  transparent_hugepage_adjust()\n       kvm_is_reserved_pfn(0x104) = true\n"
+            "     mmu_set_spte()\n       kvm.spte[0x0].spte None -> pfn\n") in text
     # the short form keeps the full trace's step numbers
     full = render_mail(an.finding, full=True)
     assert "\n 18  " in full and "\n 18  " not in text
