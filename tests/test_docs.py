@@ -67,3 +67,26 @@ def test_tutorial_shell_commands_run_on_its_model_file(tmp_path: Path) -> None:
                          timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 passed" in out.stdout
+
+
+def test_the_tutorial_trace_is_what_the_check_prints() -> None:
+    """Section 3's report excerpt: every line but the "..." elisions is in the report of
+    the tutorial's model, in order (an abridged excerpt, never a stale one)."""
+    from pfnlab.api import check
+
+    text = (ROOT / "docs" / "tutorial.md").read_text()
+    section = text[text.index("## 3. Read the trace"):text.index("## 4. The fix")]
+    (excerpt,) = re.findall(r"```text\n(.*?)```", section, re.S)
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    ns: dict[str, object] = {"__name__": "__doc_example__"}
+    with registries_restored():
+        exec(compile(blocks[0], "<tutorial.md:block 0>", "exec"), ns)
+        report = check("v5.4", "cached-pfn-vs-unbind").report()
+    pos = 0
+    for line in excerpt.splitlines():
+        if not line.strip() or line.strip() == "...":
+            continue
+        line = line.removesuffix(" ...").rstrip()
+        found = report.find(line, pos)
+        assert found >= 0, f"docs/tutorial.md section 3 shows {line!r}, the report has not"
+        pos = found + len(line)
