@@ -38,7 +38,7 @@ from pfnlab.cli.common import (
 )
 from pfnlab.cli.errors import fail, say
 from pfnlab.cli.guard import guarded
-from pfnlab.cli.output import check_writable, write_file
+from pfnlab.cli.output import check_outputs, write_file
 from pfnlab.cli.progress import Status
 from pfnlab.explain.analysis import Analysis
 from pfnlab.explore.findings import Finding
@@ -100,10 +100,7 @@ def check(
     opts = options(Options(variants=[variant], scenarios=[scenario], sizes=sizes(size),
                            executions=executions, seconds=seconds, strategy=strategy, mm=mm,
                            max_steps=max_steps))
-    if output:
-        check_writable(output, "--output")
-    if html:
-        check_writable(html, "--html")
+    check_outputs({"--output": output, "--html": html}, [m.path for m in loaded])
     sc = SCENARIOS[scenario]
     title = f"{variant} / {scenario}"
     start = time.perf_counter()

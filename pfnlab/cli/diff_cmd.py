@@ -30,7 +30,7 @@ from pfnlab.cli.common import (
 )
 from pfnlab.cli.errors import fail, say
 from pfnlab.cli.guard import guarded
-from pfnlab.cli.output import check_writable, write_file
+from pfnlab.cli.output import check_outputs, write_file
 from pfnlab.cli.progress import Status
 from pfnlab.explore.search import Budget
 from pfnlab.matrix import Options
@@ -78,8 +78,7 @@ def diff_cmd(
     opts = options(Options(variants=[variant_a, variant_b], scenarios=names,
                            sizes=sizes(size), executions=executions, seconds=seconds,
                            max_steps=max_steps, mm=mm))
-    if output:
-        check_writable(output, "--output")
+    check_outputs({"--output": output}, [m.path for m in loaded])
     diffs: list[ScenarioDiff] = []
     where = ["", ""]
     with Status(f"diff {variant_a} -> {variant_b}") as status:

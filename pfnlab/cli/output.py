@@ -12,7 +12,9 @@ import codecs
 import contextlib
 import os
 import shutil
+import stat
 import sys
+import tempfile
 import unicodedata
 from typing import TextIO
 
@@ -123,11 +125,68 @@ def _suffix(option: str) -> str:
     return ".html" if "html" in option else ".json"
 
 
+def check_outputs(outputs: dict[str, str | None], models: list[str]) -> None:
+    """Refuse, before any work, output paths that would lose something: a path given to
+    two options (the second write would replace the first), a model file being checked
+    (the report would overwrite the model), ``-`` (not standard output: a file named
+    "-"); then :func:`check_writable` for each."""
+    seen: dict[str, str] = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        if path == "-":
+            raise UsageError(f"{option} -: reports are written to files; to print the JSON "
+                             "report on standard output use --format json")
+        real = os.path.realpath(path)
+        for model in models:
+            if real == os.path.realpath(model):
+                stem = os.path.splitext(path)[0]
+                raise UsageError(f"{option} {path}: that is the model file being checked; "
+                                 f"give the report a name of its own, e.g. {stem}"
+                                 f"{_suffix(option)}")
+        if real in seen:
+            raise UsageError(f"{seen[real]} and {option} both name {path}: the second would "
+                             "replace the first; give each its own file")
+        seen[real] = option
+        check_writable(path, option)
+
+
 def write_file(path: str, text: str, option: str, what: str) -> str | None:
-    """Write ``text`` to ``path``; on failure the one-line reason (``what`` was not saved)."""
+    """Write ``text`` to ``path``; on failure the one-line reason (``what`` was not saved).
+
+    A regular file (or a new one) is written to a temporary file beside it that replaces
+    it only once written in full: a write that fails (a full disk) leaves an existing
+    file as it was and no partial file behind; a replaced file keeps its permissions, and
+    a symbolic link stays a link (its target is replaced). Anything else that exists (a
+    device, a pipe: ``/dev/stdout``) is written in place, never replaced."""
+    real = os.path.realpath(path)
+    if os.path.exists(real) and not os.path.isfile(real):
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as e:
+            return f"{option} {path}: writing failed: {e.strerror or e}; {what} was not saved"
+        return None
+    parent = os.path.dirname(real) or "."
+    tmp = ""
     try:
-        with open(path, "w", encoding="utf-8") as fh:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(real)}.",
+                                   suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            mode = stat.S_IMODE(os.stat(real).st_mode)
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, real)
     except OSError as e:
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
         return f"{option} {path}: writing failed: {e.strerror or e}; {what} was not saved"
     return None

@@ -8,6 +8,7 @@ held to the same caps as ``--size``.
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from typing import Annotated, Any
@@ -20,6 +21,7 @@ from pfnlab.cli.app import app
 from pfnlab.cli.common import ModelOpt, check_size, load, load_recorded
 from pfnlab.cli.errors import fail
 from pfnlab.cli.guard import guarded
+from pfnlab.kernel.variant import VARIANTS
 from pfnlab.model.scenario import SCENARIOS
 
 EPILOG = exits.epilog(
@@ -137,6 +139,13 @@ def replay_cmd(
     saved = saved_findings(doc)
     if not saved:
         print(f"{file}: no finding to replay")
+    for v, s, _sz, _f in saved:  # a name the model lacks is bad input, not a regression
+        for kind, name, known in (("variant", v, VARIANTS), ("scenario", s, SCENARIOS)):
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=3)
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                fail(f"{file}: the report names {kind} {name!r}, which the model has not"
+                     f"{hint}; a model file's? pass it with --model FILE (see pfnlab list)")
     reproduced = True
     for n, (v, s, sz, f) in enumerate(saved):
         if interrupt.interrupted():

@@ -11,7 +11,7 @@ from pfnlab.cli.app import app
 from pfnlab.cli.common import check_format
 from pfnlab.cli.errors import Inconclusive, say
 from pfnlab.cli.guard import guarded
-from pfnlab.cli.output import check_writable, write_file
+from pfnlab.cli.output import check_outputs, write_file
 from pfnlab.cli.progress import Status
 
 EPILOG = exits.epilog(
@@ -35,8 +35,7 @@ def thread_cmd(
     from pfnlab.thread.render import render_html_section, render_markdown, render_text
 
     check_format(format, ("text", "md", "html"))
-    if output:
-        check_writable(output, "--output")
+    check_outputs({"--output": output}, [])
     claim = [""]
     with Status("thread") as status:
 
