@@ -434,31 +434,23 @@ class SourceDpor:
                   if i < r and events[i].tid == holder and events[i].acq == lock), -1)
         if a < 0:  # held since the initial state: no order has this step first
             return out
-        # the clock of this step without the lock's hand-off: what else orders it
-        c = list(pclock)
+        # the clock of this step without the lock's hand-off (its lock word, and the
+        # holder's critical section [a, r]): what else orders it after the holder's acquire
         data = tuple(x for x in fp if not (x[0] == lock and x[1] == "owner"))
-        cands: set[int] = set()
-        for o in {i for i, _f, _w in data}:
-            cands.update(self.obj_events.get(o, ()))
-        for k in sorted(cands, reverse=True):
-            ek = events[k]
-            if ek.tid == p or ek.seq <= c[ek.tid] or (ek.tid == holder and a <= k <= r):
-                continue
-            if not dependent(ek.fp, data):
-                continue
-            for t, v in enumerate(ek.clock):
-                if v > c[t]:
-                    c[t] = v
-        if events[a].seq > c[holder]:
+        rest, _ = self._scan(p, data, pclock, None, (holder, a, r))
+        if events[a].seq > rest.clock[holder]:
             out.append(a)
         return out
 
     def _scan(
-        self, p: int, fp: Footprint, pclock: tuple[int, ...], forced: int | None
+        self, p: int, fp: Footprint, pclock: tuple[int, ...], forced: int | None,
+        skip: tuple[int, int, int] | None = None,
     ) -> tuple[Event, list[int]]:
         """The clock of p's step ``fp`` after ``self.events``, and the events it races with.
 
-        ``forced`` is the index of an event treated as dependent whatever the footprints.
+        ``forced`` is the index of an event treated as dependent whatever the footprints;
+        ``skip`` = ``(tid, first, last)``: thread ``tid``'s events from index ``first`` to
+        ``last`` are treated as independent of it (:meth:`_lock_races`).
         """
         events = self.events
         c = list(pclock)
@@ -471,6 +463,8 @@ class SourceDpor:
         for k in sorted(cands, reverse=True):
             ek = events[k]
             if ek.tid == p or ek.seq <= c[ek.tid]:
+                continue
+            if skip is not None and ek.tid == skip[0] and skip[1] <= k <= skip[2]:
                 continue
             if k != forced and not dependent(ek.fp, fp):
                 continue
