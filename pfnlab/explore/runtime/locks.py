@@ -19,13 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 from pfnlab.explore.findings import ASSERTION
-from pfnlab.explore.runtime.blocking import block, unwatch, watch
+from pfnlab.explore.runtime.blocking import unwatch, watch
 from pfnlab.explore.runtime.ops import (
     ABORT,
     ACQUIRE,
     RAN,
     RELEASE,
-    STOPPED,
     WAIT,
     Footprint,
     Op,
@@ -51,11 +50,9 @@ def acquire(ex: Runtime, t: ThreadState, op: Op) -> Outcome:
             races.release(t.tid, (idx, "readers"), rmw=True)
         return ((idx, "readers", True),), before, None, RAN
     before = d["owner"]
-    if before is not None:  # (not reached: a pending acquire of a held lock is not enabled)
-        fp = ((idx, "owner", False),)
-        t.reads = fp
-        block(ex, t, ((idx, "owner"),))
-        return fp, before, None, STOPPED
+    if before is not None:  # pending_acquire blocked it: the scheduler cannot pick it
+        raise RuntimeError(f"engine: {t.name} stepped into {d['_name']}, held by {before}, "
+                           "though a held lock's acquirer is not enabled")
     unwatch(ex, t)  # (its own write must not block it: it is no longer waiting)
     ex._set(obj, d["_name"], "owner", t.name)
     if races is not None:
