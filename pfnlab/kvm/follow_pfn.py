@@ -58,13 +58,13 @@ def kvm_follow_pfn(
 
 
 def kvm_set_page_dirty(page: Any) -> None:
-    """include/linux/kvm_host.h v6.13: SetPageDirty if kvm_is_ad_tracked_page."""
+    """virt/kvm/kvm_main.c v6.13 (static there): SetPageDirty if kvm_is_ad_tracked_page."""
     if not mm.PageReserved(page):  # kvm_is_ad_tracked_page
         mm.SetPageDirty(page)
 
 
 def kvm_set_page_accessed(page: Any) -> None:
-    """include/linux/kvm_host.h v6.13: mark_page_accessed if kvm_is_ad_tracked_page."""
+    """virt/kvm/kvm_main.c v6.13 (static there): mark_page_accessed if kvm_is_ad_tracked_page."""
     if not mm.PageReserved(page):
         mm.mark_page_accessed(page)
 
