@@ -134,7 +134,8 @@ def _owner_adapter(fn: Callable[..., Any], dispatch: Callable[..., Any]) -> Call
     npos = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
     at = fn.owner_removed[1]  # type: ignore[attr-defined]
     at = npos if at is None else at  # where old callers passed it
-    takes: dict[Callable[..., Any], bool] = {}
+    #: per override: whether it declares ``owner``, and whether that has a default
+    takes: dict[Callable[..., Any], tuple[bool, bool]] = {}
 
     @functools.wraps(fn)
     def adapted(*args: Any, **kwargs: Any) -> Any:
@@ -152,16 +153,21 @@ def _owner_adapter(fn: Callable[..., Any], dispatch: Callable[..., Any]) -> Call
         ctx = context()
         impl = ctx.overrides.get(name) if ctx is not None else None
         if impl is not None:
-            wants = takes.get(impl)
-            if wants is None:
-                wants = takes[impl] = "owner" in inspect.signature(impl).parameters
+            got = takes.get(impl)
+            if got is None:
+                param = inspect.signature(impl).parameters.get("owner")
+                got = takes[impl] = (param is not None,
+                                     param is not None and param.default is not param.empty)
+            wants, has_default = got
             if wants:
                 deprecated(f"owner-parameter:{name}:{impl.__qualname__}", (
                     f"{impl.__qualname__}, an override of {name}(), declares an `owner` "
                     f"parameter, which {name}() has not had since pfnlab {OWNER_REMOVED_IN}: "
                     "remove it (the references it takes belong to the running thread's "
                     f"operation). Until {OWNER_GONE_IN} it is given the operation's owner."))
-                kwargs["owner"] = current_owner() if owner is None else owner
+                given = current_owner() if owner is None else owner
+                if given or not has_default:  # (outside every operation: its own default,
+                    kwargs["owner"] = given  # e.g. "kvm", as 0.2 called it)
         if owner is None or owner == current_owner():
             return dispatch(*args, **kwargs)
         enter_owner(owner)

@@ -101,18 +101,25 @@ def run(how: str) -> dict[str, str]:
     return {f.prop: f.message for f in res.findings}
 
 
+def messages(how: str) -> set[tuple[str, str]]:
+    res = check("v5.4", "operation-owner", how=HOW[how])
+    assert res.exhaustive
+    return {(f.prop, f.message) for f in res.findings}
+
+
 def test_references_taken_inside_an_operation_are_its_and_must_be_put(model: None) -> None:
     assert run("balanced") == {}
-    leak = run("leak")
-    assert set(leak) == {"refs-balanced"}
-    assert "pfn 0x103 by vcpu0:mine x1" in leak["refs-balanced"]
+    # the operation returning with it (I1 where it arises) and the final check
+    assert messages("leak") == {
+        ("refs-balanced", "vcpu0:mine returned still holding 1 reference(s) on pfn 0x103 "
+                          "(leaked)"),
+        ("refs-balanced", "KVM still holds page references: pfn 0x103 by vcpu0:mine x1")}
 
 
 def test_a_reference_kvm_takes_outside_every_operation_is_kvms_and_a_leak_at_once(
         model: None) -> None:
-    found = run("outside")
-    assert set(found) == {"refs-balanced"}
-    assert "kvm" in found["refs-balanced"]
+    assert messages("outside") == {
+        ("refs-balanced", "kvm returned still holding 1 reference(s) on pfn 0x103 (leaked)")}
 
 
 def test_operations_nest_and_each_owns_what_it_took(model: None) -> None:
@@ -223,3 +230,30 @@ def test_every_kernel_function_that_lost_owner_is_marked() -> None:
         marked = {n for n, f in KERNEL_FUNCTIONS.items()
                   if getattr(getattr(f, "base", f), "owner_removed", None)}
     assert took_owner_in_0_2 <= marked, took_owner_in_0_2 - marked
+
+
+def test_an_old_override_keeps_its_own_default_outside_every_operation() -> None:
+    """0.2 called an override of kvm_release_pfn_clean without an owner outside every
+    operation, so its default (``owner="kvm"``) applied; inside one it gets the owner."""
+    from pfnlab import World
+    from pfnlab.explore import set_context
+
+    seen: list[str] = []
+
+    def old(a: int, b: int, owner: str = "kvm") -> tuple[int, int, str]:
+        seen.append(owner)
+        return (a, b, owner)
+
+    deprecation.rearm()
+    set_context(World(overrides={"_kfunc_owner_was_second": old}))
+    try:
+        with pytest.warns(PfnlabDeprecationWarning, match="declares an `owner` parameter"):
+            assert _kfunc_owner_was_second(1, 2) == (1, 2, "kvm")
+        enter_owner("vcpu0:fault")
+        try:
+            assert _kfunc_owner_was_second(1, 2) == (1, 2, "vcpu0:fault")
+        finally:
+            leave_owner("vcpu0:fault")
+    finally:
+        set_context(None)
+    assert seen == ["kvm", "vcpu0:fault"]
