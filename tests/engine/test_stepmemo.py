@@ -91,7 +91,7 @@ def test_most_steps_of_a_vcpu_race_are_memoised() -> None:
     when a contended lock was a failed attempt, a step of its own, memoised too)."""
     prog = SCENARIOS["devdax-unbind"].program(get_variant("v5.4"), vcpus=2, pages=2)
     st = SourceDpor(prog, Budget(), stop_first=False).run().stats
-    assert st.memoised > st.states * 0.7
+    assert st.memoised > st.states * 0.75
 
 
 class Box(Shared):
