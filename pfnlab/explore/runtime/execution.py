@@ -437,6 +437,12 @@ class Execution(StepMemo):
         idx: int = op.obj.__dict__["_idx"]
         return idx
 
+    def waiting(self, tid: int) -> bool:
+        """Whether thread ``tid``'s next step is a wait (its condition's reads depend on
+        the values it reads)."""
+        op = self.threads[tid].op
+        return op is not None and op.kind == WAIT
+
     def label(self, tid: int) -> str:
         """The label of thread ``tid``'s next step."""
         op = self.threads[tid].op

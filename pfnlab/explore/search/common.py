@@ -208,8 +208,26 @@ def not_established(res: Result, props: Iterable[str]) -> dict[str, str]:
     return out
 
 
+#: the object of :data:`CUT_SHORT`: no real or pseudo object has this index
+_EVERY_OBJECT = -1_000_000
+#: the sleep footprint of a step whose finding cut its execution short: dependent with
+#: every step (the other threads never ran after it, so no sibling's subtree covers them
+#: running before it, however independent their footprints: dpor._loop)
+CUT_SHORT: Footprint = ((_EVERY_OBJECT, ALL_FIELDS, True),)
+
+
+def at_least(fp: Footprint) -> Footprint:
+    """``fp`` as a lower bound: a step known to touch ``fp`` and maybe anything else, so
+    dependent with every step (a pending step, whose lock operations and joined accesses
+    are known only once it runs)."""
+    return (*CUT_SHORT, *fp)
+
+
 def dependent(a: Footprint, b: Footprint) -> bool:
-    """Two steps of different threads conflict: same field of one object, one writes."""
+    """Two steps of different threads conflict: same field of one object, one writes
+    (:data:`CUT_SHORT` conflicts with every step)."""
+    if (a and a[0][0] == _EVERY_OBJECT) or (b and b[0][0] == _EVERY_OBJECT):
+        return True
     for i1, f1, w1 in a:
         for i2, f2, w2 in b:
             if i1 == i2 and (w1 or w2) and (f1 in (f2, ALL_FIELDS) or f2 == ALL_FIELDS):

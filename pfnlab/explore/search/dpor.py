@@ -50,6 +50,7 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.runtime.snapshot import Checkpoint
 from pfnlab.explore.search.common import (
+    CUT_SHORT,
     Budget,
     Clock,
     Result,
@@ -64,7 +65,7 @@ from pfnlab.explore.shared import ALL_FIELDS
 
 
 class Event:
-    __slots__ = ("acq", "clock", "fp", "seq", "tid")
+    __slots__ = ("acq", "clock", "fp", "seq", "tid", "varies")
 
     def __init__(self, tid: int, fp: Footprint, seq: int, clock: tuple[int, ...]) -> None:
         self.tid = tid
@@ -72,6 +73,7 @@ class Event:
         self.seq = seq        # 1-based position of this event among its thread's events
         self.clock = clock    # clock[t] = how many of thread t's events happen before (incl.)
         self.acq = -1         # the lock the step began by taking (Execution.acquiring), or -1
+        self.varies = False   # a wait: which fields it reads depends on the values read
 
 
 class Node:
@@ -89,6 +91,7 @@ class Node:
         "sleep",
         "summary",
         "tclock",
+        "wut",
     )
 
     def __init__(
@@ -117,6 +120,7 @@ class Node:
         self.summary: set[tuple[int, int, str, bool]] = set()
         self.cp: Checkpoint | None = None     # the state, to restore (snapshot.py)
         self.cp_ex: Execution | None = None   # the execution the checkpoint belongs to
+        self.wut: list[Any] | None = None     # the wakeup tree (optimal.py only)
 
 
 class SourceDpor:
@@ -166,6 +170,9 @@ class SourceDpor:
     # ------------------------------------------------------------------ driver
     #: one visibility round only (a task: its coordinator starts again with new fields)
     single_round = False
+    #: what the coverage line calls the search, and its strategy's name
+    how = "source-set DPOR with sleep sets"
+    strategy = "dpor"
 
     def run(self) -> Result:
         """Explore, in rounds (strategy.rounds) until nothing new is learnt about the program
@@ -199,11 +206,11 @@ class SourceDpor:
         elif stopped:
             coverage = f"stopped at the first finding, after {stats.executions} executions"
         else:
-            how = "source-set DPOR with sleep sets"
+            how = self.how
             if stats.caching:
                 how += f" and state caching ({stats.states} states)"
             coverage = f"exhaustive: every interleaving up to equivalence ({how})"
-        return self.r.result("dpor", coverage, not cut and not stopped)
+        return self.r.result(self.strategy, coverage, not cut and not stopped)
 
     def _initial_visible(self) -> set[tuple[int, str]]:
         """The fields the first round treats as visible: what checks read initially."""
@@ -263,11 +270,7 @@ class SourceDpor:
                 return True
             top = stack[-1]
             depth = len(stack) - 1
-            p = -1
-            for t in sorted(top.backtrack):
-                if t not in top.sleep:
-                    p = t
-                    break
+            p = self._choose(top)
             if p < 0:
                 self._pop()
                 continue
@@ -275,10 +278,12 @@ class SourceDpor:
             ex = self._at(depth)
             rebuilt, hits = ex.rebuilt_steps, ex.memo_hits
             acq = ex.acquiring(p)
+            varies = ex.waiting(p)
             fp = ex.step(p)
             self.stats.steps += 1 + ex.rebuilt_steps - rebuilt
             self.stats.memoised += ex.memo_hits - hits
             ev = self.event(p, fp, depth, top, acq)
+            ev.varies = varies
             events.append(ev)
             for o in {i for i, _f, _w in fp}:
                 self.obj_events.setdefault(o, []).append(depth)
@@ -290,11 +295,13 @@ class SourceDpor:
                 if ex.finding is not None and not self.stop_first:
                     self.cut_races(ex, depth, ev, top)
                 self._leaf(ex, None)
+                self._execution_ended(ex)
                 self._undo_event()
-                top.sleep[p] = fp
+                top.sleep[p] = CUT_SHORT if ex.cut_short() else fp
                 continue
             enabled = ex.enabled()
             if not enabled:  # pragma: no cover - the runtime reports hangs as findings
+                self._execution_ended(ex)
                 self._undo_event()
                 top.sleep[p] = fp
                 continue
@@ -311,6 +318,7 @@ class SourceDpor:
                     self.stats.executions += 1
                     top.summary |= entry.summary
                     self._summary_races(entry.summary, depth + 1, ev, top)
+                    self._execution_ended(ex)
                     self._undo_event()
                     top.sleep[p] = fp
                     continue
@@ -318,23 +326,41 @@ class SourceDpor:
                 self.r.absorb(ex, collect=self.collect)
                 self.stats.sleep_blocked += 1
                 self.stats.executions += 1
+                self._execution_ended(ex)
                 self._undo_event()
                 top.sleep[p] = fp
                 continue
             tclock = (*top.tclock[:p], ev.clock, *top.tclock[p + 1:])
             node = self.node(ex, child_sleep, tclock, fpr)
-            for seq in follow:
-                t = seq[0]
-                if t in node.enabled and t not in node.sleep:
-                    node.backtrack.add(t)
-                    if len(seq) > 1:
-                        node.hints.setdefault(t, set()).add(seq[1:])
+            self._seed(node, top, p)
             stack.append(node)
             if len(stack) > self.stats.max_depth:
                 self.stats.max_depth = len(stack)
             if fpr is not None:
                 self._visit(fpr, node.init_sleep)
         return False
+
+    # ------------------------------------------------------------------ choices
+    def _choose(self, top: Node) -> int:
+        """The thread to explore next at ``top`` (-1: none left): the least of its backtrack
+        set that is not asleep."""
+        for t in sorted(top.backtrack):
+            if t not in top.sleep:
+                return t
+        return -1
+
+    def _seed(self, node: Node, parent: Node, p: int) -> None:
+        """What ``node``, reached from ``parent`` by ``p``'s step, starts with: the
+        reversal sequences the parent remembered to follow after ``p`` (apply_race)."""
+        for seq in parent.hints.get(p, ()):
+            t = seq[0]
+            if t in node.enabled and t not in node.sleep:
+                node.backtrack.add(t)
+                if len(seq) > 1:
+                    node.hints.setdefault(t, set()).add(seq[1:])
+
+    def _execution_ended(self, ex: Execution) -> None:
+        """Execution ``ex`` has ended (its last event is still on ``events``)."""
 
     # ------------------------------------------------------------------ helpers
     def node(

@@ -47,6 +47,7 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.search.common import (
     _PROGRESS,
+    CUT_SHORT,
     INTERRUPTED_BY,
     Budget,
     Clock,
@@ -334,12 +335,14 @@ class _Coordinator:
         node.summary.update((p, i, f, w) for i, f, w in fp)
         dpor.blocked_races(ex, depth, ev, node)
         child_sleep = {q: f for q, f in node.sleep.items() if not dependent(f, fp)}
-        node.sleep[p] = fp  # started: its subtree will be explored in full
+        done = ended(ex, self.stop_first)
+        # started: its subtree will be explored in full (common.CUT_SHORT: a finding cut it)
+        node.sleep[p] = CUT_SHORT if done and ex.cut_short() else fp
         follow = set(node.hints.get(p, set()))
         child = (*tids, p)
         start = _Start(tuple(sorted(child_sleep.items())), follow, child, id(node))
         self.started[(id(node), p)] = start
-        if ended(ex, self.stop_first):
+        if done:
             if ex.finding is not None and not self.stop_first:
                 dpor.cut_races(ex, depth, ev, node)
             r.leaf(ex, collect=self.collect)
