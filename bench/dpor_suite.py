@@ -10,7 +10,8 @@ The programs (readers, lastzero, indexer with CAS and with a mutex per slot, fil
 mpat, multiprodcon, fib_bench) are plain pfnlab programs written through the engine's
 public API (``tests/engine/dpor_benchmarks.py``, one function each, translated from the C
 sources named there). Each size is explored by source-set DPOR with sleep sets
-(``explore_dpor``, every finding) twice: with state caching off and on.
+(``explore_dpor``, every finding) twice, with state caching off and on, and by optimal
+DPOR with wakeup trees (``explore_optimal``, docs/reductions.md section 14; no caching).
 
 Columns, from the search's statistics (``Stats``): *complete* executions (every thread
 finished), sleep-set-*blocked* ones (``sleep_blocked``: cut because every enabled thread
@@ -53,6 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from pfnlab.explore.search import Budget  # noqa: E402
 from pfnlab.explore.search.dpor import explore_dpor  # noqa: E402
+from pfnlab.explore.search.optimal import explore_optimal  # noqa: E402
 from tests.engine.dpor_benchmarks import BENCHMARKS  # noqa: E402
 from tests.engine.dpor_published import OPTIMAL, SOURCE_DPOR, Published  # noqa: E402
 
@@ -92,11 +94,16 @@ SIZE_MEANS: dict[str, str] = {
 }
 
 
-def run_one(name: str, size: int, cache: bool, seconds: float) -> dict[str, Any]:
-    """Explore one benchmark at one size; the counts the table shows."""
+def run_one(name: str, size: int, cache: bool, seconds: float,
+            wakeup: bool = False) -> dict[str, Any]:
+    """Explore one benchmark at one size (``wakeup``: with optimal DPOR, no cache); the
+    counts the table shows."""
     program = BENCHMARKS[name](size)
     t0 = time.perf_counter()
-    res = explore_dpor(program, Budget(seconds=seconds), cache=cache, stop_first=False)
+    if wakeup:
+        res = explore_optimal(program, Budget(seconds=seconds), stop_first=False)
+    else:
+        res = explore_dpor(program, Budget(seconds=seconds), cache=cache, stop_first=False)
     wall = time.perf_counter() - t0
     st = res.stats
     return {
@@ -137,6 +144,7 @@ def run(sizes: dict[str, list[int]], seconds: float) -> list[dict[str, Any]]:
                 "size_means": SIZE_MEANS[name],
                 "uncached": run_one(name, n, False, seconds),
                 "cached": run_one(name, n, True, seconds),
+                "wakeup_trees": run_one(name, n, False, seconds, wakeup=True),
                 "optimal": published(OPTIMAL, name, n),
                 "source_dpor": published(SOURCE_DPOR, name, n),
             })
@@ -183,16 +191,18 @@ def _pub(p: dict[str, Any] | None, refs: dict[str, int]) -> str:
 
 def print_table(rows: list[dict[str, Any]], seconds: float) -> None:
     """The rich table and its numbered sources."""
-    table = Table(title="Classic DPOR benchmarks: pfnlab DPOR (complete + sleep-set blocked "
-                        "[+ pruned] = total executions) against the published counts")
-    for col in ("benchmark", "size", "uncached", "s", "cached", "s", "optimal",
-                "source-DPOR"):
+    table = Table(title="Classic DPOR benchmarks: pfnlab source-DPOR uncached and cached, "
+                        "and optimal DPOR (complete + sleep-set blocked [+ pruned] = total "
+                        "executions) against the published counts")
+    for col in ("benchmark", "size", "uncached", "s", "cached", "s", "wakeup trees", "s",
+                "optimal", "source-DPOR"):
         table.add_column(col, justify="left" if col == "benchmark" else "right")
     refs: dict[str, int] = {}
     for r in rows:
-        u, c = r["uncached"], r["cached"]
+        u, c, w = r["uncached"], r["cached"], r["wakeup_trees"]
         table.add_row(r["benchmark"], str(r["size"]), _counts(u, False),
                       f"{u['seconds']:.1f}s", _counts(c, True), f"{c['seconds']:.1f}s",
+                      _counts(w, False), f"{w['seconds']:.1f}s",
                       _pub(r["optimal"], refs), _pub(r["source_dpor"], refs))
     console = Console(width=160)
     console.print(table)
@@ -229,7 +239,7 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "cpu": platform.processor(),
                     "system": platform.platform()},
         "options": {"sizes": sizes, "seconds": args.seconds, "search": "explore_dpor, "
-                    "stop_first=False, cache off and on"},
+                    "stop_first=False, cache off and on; explore_optimal (wakeup_trees)"},
         "wall_seconds": round(wall, 1),
         "results": rows,
     }, indent=2) + "\n")

@@ -130,7 +130,7 @@ register_variant = register
 from pfnlab.api import ModelFileError, Result, check, diff, load_model, report  # noqa: E402
 from pfnlab.catalog import load_builtins  # noqa: E402
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 __all__ = [
     "ALL_KVM",

@@ -337,9 +337,10 @@ def _text(title: str, props: tuple[str, ...], res: Result, analyses: list[Analys
     # rounded up to a power of ten: the printed bound must not be below the real one
     odds = (f" (fingerprint collision odds < 1e{math.ceil(math.log10(collision_odds(st.states)))})"
             if st.states else "")
+    # (a search that keeps no visited table counts no states: none is printed)
+    states = f"{st.states:,} states{odds}, " if st.caching or st.states else ""
     out += wrap(f"{st.executions:,} execution{'' if st.executions == 1 else 's'}, "
-                f"{st.states:,} states{odds}, "
-                f"{st.steps:,} steps, {st.seconds:.2f} s")
+                f"{states}{st.steps:,} steps, {st.seconds:.2f} s")
     if cut:
         out += wrap(f"interrupted ({interrupt.cause()}): " + (
             "the findings above are real, but the search did not finish" if res.findings

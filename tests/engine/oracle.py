@@ -37,6 +37,7 @@ from pfnlab.explore.search import common as search_common
 from pfnlab.explore.search.brute import explore_brute
 from pfnlab.explore.search.common import Clock
 from pfnlab.explore.search.dpor import SourceDpor
+from pfnlab.explore.search.optimal import OptimalDpor
 
 
 def typed_final_state(ex: Execution) -> tuple[Any, ...]:
@@ -72,13 +73,26 @@ class CountingDpor(SourceDpor):
         return cut
 
 
+class CountingOptimal(OptimalDpor):
+    """Optimal DPOR that records the executions of each visibility round."""
+
+    def __init__(self, program: Program) -> None:
+        super().__init__(program, Budget(), stop_first=False, collect_final_states=True)
+        self.per_round: list[int] = []
+
+    def _round(self, clock: Clock) -> bool:
+        cut = super()._round(clock)
+        self.per_round.append(self.r.stats.executions)
+        return cut
+
+
 @dataclass
 class Verdict:
     """What the searches said about one program, and where they disagree."""
 
     brute: Result
-    dpor: dict[bool, Result]            # by cache on/off
-    per_round: dict[bool, list[int]]    # DPOR executions of each round, by cache on/off
+    dpor: dict[Any, Result]             # by cache on/off, and "optimal"
+    per_round: dict[Any, list[int]]     # executions of each round, the same keys
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -138,12 +152,15 @@ def differential(program: Program) -> Verdict:
     """Run brute force, DPOR (cache on and off) and replays on ``program``; compare them."""
     with typed_final_states():
         brute = explore_brute(program, stop_first=False, collect_final_states=True)
-        dpor: dict[bool, Result] = {}
-        per_round: dict[bool, list[int]] = {}
+        dpor: dict[Any, Result] = {}
+        per_round: dict[Any, list[int]] = {}
         for cache in (True, False):
             search = CountingDpor(program, cache=cache)
             dpor[cache] = search.run()
             per_round[cache] = search.per_round
+        optimal = CountingOptimal(program)
+        dpor["optimal"] = optimal.run()
+        per_round["optimal"] = optimal.per_round
     v = Verdict(brute, dpor, per_round)
     p = v.problems
     stable = stable_invariants(program)
@@ -151,7 +168,7 @@ def differential(program: Program) -> Verdict:
         p.append(f"brute force not exhaustive: {brute.coverage}")
     p += check_replays(program, brute, "brute force")
     for cache, red in dpor.items():
-        who = f"dpor cache={cache}"
+        who = "optimal dpor" if cache == "optimal" else f"dpor cache={cache}"
         if not red.exhaustive:
             p.append(f"{who}: not exhaustive: {red.coverage}")
         if red.final_states != brute.final_states:

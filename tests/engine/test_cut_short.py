@@ -55,6 +55,7 @@ SEARCHES: dict[str, Callable[[Program], Result]] = {
     "brute": lambda p: explore_brute(p, Budget(), stop_first=False),
     "dpor cached": lambda p: explore(p, stop_first=False, minimal=False),
     "dpor uncached": lambda p: explore(p, stop_first=False, minimal=False, cache=False),
+    "optimal": lambda p: explore(p, strategy="optimal", stop_first=False, minimal=False),
     "2 simulated workers": lambda p: explore_parallel(p, Budget(), InProcess(2, seed=1),
                                                       stop_first=False, depth=1),
 }

@@ -1,6 +1,7 @@
 """Search strategies over a program's executions, and the one entry point :func:`explore`.
 
-Strategies: ``dpor`` (exhaustive, reduced), ``brute`` (exhaustive, no reduction),
+Strategies: ``dpor`` (exhaustive, reduced), ``optimal`` (exhaustive, reduced to one
+execution per Mazurkiewicz trace, no state caching), ``brute`` (exhaustive, no reduction),
 ``bounded`` (iterative preemption bounding), ``random`` (random walk), ``pct``.
 Every finding comes back with a labelled schedule, its recorded trace, its preemption count
 and a statement of minimality.
@@ -21,6 +22,7 @@ from pfnlab.explore.search.common import Budget, Result, Stats, reporting
 from pfnlab.explore.search.dpor import Dpor
 from pfnlab.explore.search.gcpolicy import searching
 from pfnlab.explore.search.minimize import minimize
+from pfnlab.explore.search.optimal import Optimal
 from pfnlab.explore.search.pct import Pct
 from pfnlab.explore.search.random_walk import RandomWalk
 from pfnlab.explore.search.replay import ReplayResult, replay
@@ -28,7 +30,7 @@ from pfnlab.explore.search.strategy import Strategy
 
 #: the strategies by name (strategy.py: one file each)
 STRATEGY_CLASSES: dict[str, type[Strategy]] = {
-    s.name: s for s in (Dpor, Brute, Bounded, RandomWalk, Pct)}
+    s.name: s for s in (Dpor, Optimal, Brute, Bounded, RandomWalk, Pct)}
 STRATEGIES = tuple(STRATEGY_CLASSES)
 
 __all__ = [

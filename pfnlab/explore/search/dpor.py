@@ -120,7 +120,7 @@ class Node:
         self.summary: set[tuple[int, int, str, bool]] = set()
         self.cp: Checkpoint | None = None     # the state, to restore (snapshot.py)
         self.cp_ex: Execution | None = None   # the execution the checkpoint belongs to
-        self.wut: list[Any] | None = None     # the wakeup tree (optimal.py only)
+        self.wut: Any = None                  # the wakeup tree (optimal.py only)
 
 
 class SourceDpor:
