@@ -57,7 +57,51 @@ def causal_lines(c: Causal, width: int = 80) -> list[str]:
     return textwrap.wrap("causal core: " + causal_text(c), width, subsequent_indent="  ")
 
 
+def verdict(c: Causal) -> str:
+    """What the causal analysis concluded, as a word: ``race`` (a deciding pair),
+    ``sequential`` (one thread alone shows it), ``no-single-race``, ``out-of-time``."""
+    if c.alone:
+        return "sequential"
+    if c.out_of_time:
+        return "out-of-time"
+    return "no-single-race" if c.steps is None else "race"
+
+
+def step_fact(st: TraceStep, locks: list[str]) -> dict[str, Any]:
+    """One step of the deciding pair as facts (see the schema's ``pairStep``)."""
+    row = describe(st, full=True)
+    return {"step": st.index, "thread": st.thread,
+            "function": row.function if row is not None else st.thread,
+            "what": _what(st), "action": st.action, "object": st.obj, "field": st.field,
+            "locks": list(locks)}
+
+
+def ordering(c: Causal) -> dict[str, Any] | None:
+    """The ordering a fix must add (see the schema's ``ordering``): the finding needs the
+    pair's first step before its second, so a fix makes the second come first or excludes
+    the first coming first; with a lock both hold, that lock already serialises them and
+    only the order of the two critical sections is left. None without a deciding pair."""
+    if c.steps is None:
+        return None
+    a, b = c.steps
+    common = sorted(set(c.locks[a.thread]) & set(c.locks[b.thread]))
+    if common:
+        options = [f"{b.thread}'s critical section under {', '.join(common)} made to come "
+                   "first (a condition checked under the lock, or a wait for it)"]
+    else:
+        options = ["a lock held around both steps",
+                   f"{a.thread} waiting for {b.thread} (a reference, a completion)"]
+    return {"must_precede": {"step": c.second, "thread": b.thread},
+            "instead_of": {"step": c.first, "thread": a.thread},
+            "common_locks": common, "options": options}
+
+
 def causal_json(c: Causal) -> dict[str, Any]:
-    """JSON object (see the schema's ``causal``)."""
+    """JSON object (see the schema's ``causal``): the text, and the same facts as fields."""
+    pair = None
+    if c.steps is not None:
+        pair = [step_fact(st, c.locks.get(st.thread, [])) for st in c.steps]
     return {"first": c.first, "second": c.second, "text": causal_text(c),
-            "locks": c.locks, "pairs_tried": c.tried}
+            "locks": c.locks, "pairs_tried": c.tried, "verdict": verdict(c),
+            "alone": c.alone or None, "deciding_pair": pair,
+            "suggested_ordering": ordering(c)}

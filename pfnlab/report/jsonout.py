@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from pfnlab.explore.findings import TraceStep
 from pfnlab.report.analysis import render_report
-from pfnlab.report.causal import causal_json
+from pfnlab.report.causal import causal_json, causal_text, step_fact
 from pfnlab.report.hangchain import chain_json
-from pfnlab.report.ledger import ledger_json
+from pfnlab.report.ledger import leak_sentence, ledger_json, underflow_sentence
 
 if TYPE_CHECKING:  # the type only: a report never re-runs an execution
     from pfnlab.explain.analysis import Analysis
@@ -67,10 +67,39 @@ def finding_json(title: str, an: Analysis) -> dict[str, Any]:
         "ledger": ledger_json(an.ledger),
         "hang_chains": [chain_json(c) for c in an.chains],
         "causal": causal_json(an.causal),
+        "culprit": culprit_json(an),
         "ends_execution": bool(f.details.get("ends_execution")),
         "unchecked_after": list(an.unchecked),
         "text": render_report(title, an),
     }
+
+
+def culprit_json(an: Analysis) -> dict[str, Any] | None:
+    """What to blame, as facts (see the schema's ``culprit``): the first leak of the ledger
+    (the reference never put, and what skipped its put), else its first underflow (a put
+    with no get), else the deciding pair's second step (a race), else the thread that
+    shows it alone (a sequential bug); None when nothing is known."""
+    led, c = an.ledger, an.causal
+    if led.leaks:
+        lk = led.leaks[0]
+        g = lk.get
+        return {"kind": "leak", "step": g.step, "thread": g.thread, "function": g.site,
+                "owner": g.owner, "skipped_by": lk.skipped_by or None,
+                "sentence": leak_sentence(lk)}
+    if led.underflows:
+        u = led.underflows[0]
+        return {"kind": "underflow", "step": u.step, "thread": u.thread, "function": u.site,
+                "owner": u.owner, "skipped_by": None, "sentence": underflow_sentence(u)}
+    if c.steps is not None:
+        b = c.steps[1]
+        fact = step_fact(b, c.locks.get(b.thread, []))
+        return {"kind": "race", "step": b.index, "thread": b.thread,
+                "function": fact["function"], "owner": None, "skipped_by": None,
+                "sentence": causal_text(c)}
+    if c.alone:
+        return {"kind": "sequential", "step": None, "thread": c.alone, "function": None,
+                "owner": None, "skipped_by": None, "sentence": causal_text(c)}
+    return None
 
 
 def load_schema() -> dict[str, Any]:

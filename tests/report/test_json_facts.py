@@ -1,0 +1,61 @@
+"""The JSON report carries the facts the text states, as fields (issue 28): the culprit,
+the causal analysis's verdict, the deciding pair of steps and the ordering a fix must add.
+Pinned on the 2019 hang (v5.3 devdax-unbind: a leak whose deciding race is vcpu0's gup
+against the teardown's put) and on a sequential bug in a model file."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pfnlab.cli.main import app
+from pfnlab.report.jsonout import validate
+from tests.report.test_issue28 import GOAL
+
+
+def _json(args: list[str]) -> dict[str, Any]:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
+        app(args=[*args, "--format", "json", "--jobs", "1"], prog_name="pfnlab")
+    doc: dict[str, Any] = json.loads(buf.getvalue())
+    validate(doc)
+    return doc
+
+
+def test_the_2019_hang_names_its_culprit_pair_and_ordering() -> None:
+    f = _json(["check", "v5.3", "devdax-unbind"])["findings"][0]
+    assert f["culprit"] == {
+        "kind": "leak", "step": 5, "thread": "vcpu0", "function": "hva_to_pfn_fast",
+        "owner": "vcpu0:fault", "skipped_by": "kvm_release_pfn_clean",
+        "sentence": "page 0x104: reference taken by vcpu0 (vcpu0:fault) in hva_to_pfn_fast "
+                    "(step 5) was never put: kvm_release_pfn_clean skipped it at step 13 "
+                    "because kvm_is_reserved_pfn(0x104) returned true"}
+    c = f["causal"]
+    assert c["verdict"] == "race" and c["alone"] is None
+    first, second = c["deciding_pair"]
+    assert (first["step"], first["thread"], first["function"]) == (5, "vcpu0",
+                                                                   "hva_to_pfn_fast")
+    assert (first["object"], first["field"], first["action"]) == ("page@0x104", "refcount",
+                                                                  "rmw")
+    assert (second["step"], second["thread"], second["function"]) == (44, "admin",
+                                                                      "memunmap_pages")
+    assert (c["first"], c["second"]) == (5, 44)
+    assert c["suggested_ordering"] == {
+        "must_precede": {"step": 44, "thread": "admin"},
+        "instead_of": {"step": 5, "thread": "vcpu0"},
+        "common_locks": [],
+        "options": ["a lock held around both steps",
+                    "vcpu0 waiting for admin (a reference, a completion)"]}
+
+
+def test_a_sequential_bug_says_so_in_fields(model_file: Callable[..., Path]) -> None:
+    path = model_file(GOAL, "goal.py")
+    f = _json(["check", str(path), "v5.4", "arm-and-fail"])["findings"][0]
+    assert f["causal"]["verdict"] == "sequential" and f["causal"]["alone"] == "arm"
+    assert f["causal"]["deciding_pair"] is None and f["causal"]["suggested_ordering"] is None
+    assert f["culprit"]["kind"] == "sequential" and f["culprit"]["thread"] == "arm"
+    assert f["culprit"]["sentence"].startswith("no race: arm alone shows it")
