@@ -33,7 +33,10 @@ Build (inside a scenario's builder)
     - :func:`world` — the running execution's :class:`World`: a builder keeps its own
       objects in ``world().extra`` and an override finds them there (and ``world().kvm``,
       ``world().host``); :func:`free` frees a shared object (a later access is a
-      use-after-free); :func:`note` annotates the thread's latest step in the trace.
+      use-after-free); :func:`note` annotates the thread's latest step in the trace;
+    - :func:`orders` — ``orders(MyCache, "seq", primitive=..., how=..., where=...)``: how
+      the kernel orders steps that race on a field of your model, named by the causal core
+      of a finding whose deciding pair races there (as KVM's ``mmu_notifier_seq`` is).
 
 Check
     - :func:`check` — explore one variant in one scenario (a :class:`Result`);
@@ -61,6 +64,7 @@ from pfnlab.explore import (
 )
 from pfnlab.explore.shared import Field, Ghost, Guarded, Plain
 from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS, kfunc
+from pfnlab.kernel.ordering import orders
 from pfnlab.kernel.variant import VARIANTS, Variant, register, variant
 from pfnlab.kernel.world import World, world
 from pfnlab.kvm import (
@@ -198,6 +202,7 @@ __all__ = [
     "map_owner",
     "note",
     "operation",
+    "orders",
     "own_gfns",
     "reached",
     "register_scenario",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pfnlab.explore.findings import Finding, TraceStep
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution
+from pfnlab.kernel.ordering import Ordering, ordering_of
 
 _WRITES = ("write", "rmw", "lock", "unlock", "free", "srcu_read_lock", "srcu_read_unlock")
 
@@ -38,6 +39,9 @@ class Causal:
     #: the thread that shows it alone ("one thread" for an empty trace)
     alone: str = ""
     out_of_time: bool = False
+    #: how the kernel orders the pair's steps, where the model declares it for a field
+    #: the pair races on (pfnlab.kernel.ordering)
+    ordering: Ordering | None = None
 
 
 def _accesses(st: TraceStep) -> set[tuple[str, str, bool]]:
@@ -133,5 +137,35 @@ def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
                for last in (False, True)):
             a, c = tr[i], tr[j]
             return Causal(i, j, (a, c),
-                          {a.thread: sorted(locks[i]), c.thread: sorted(locks[j])}, tried)
+                          {a.thread: sorted(locks[i]), c.thread: sorted(locks[j])}, tried,
+                          ordering=_declared(program, order, a, c))
     return Causal(tried=tried)
+
+
+def _declared(program: Program, order: list[str], a: TraceStep,
+              b: TraceStep) -> Ordering | None:
+    """The kernel ordering declared for a field both steps touch (one writing), looked up
+    by the class of each object as the trace's execution created it."""
+    shared = [(o, f) for o, f, w in _accesses(a) for o2, f2, w2 in _accesses(b)
+              if o == o2 and f == f2 and (w or w2)]
+    if not shared:
+        return None
+    ex = Execution(program)
+    try:
+        names = ex.thread_names()
+        for th in order:
+            if ex.finding is not None or ex.finished:
+                break
+            tid = names.index(th)
+            if tid not in ex.enabled():
+                break
+            ex.step(tid)
+        classes = {obj.__dict__["_name"]: type(obj) for obj in ex.objects}
+    finally:
+        ex.close()
+    for o, f in shared:
+        cls = classes.get(o)
+        found = ordering_of(cls, f) if cls is not None else None
+        if found is not None:
+            return found
+    return None

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pfnlab.explore import Field, Ghost, Guarded, Lock, Shared, Stable
+from pfnlab.kernel.ordering import orders
 from pfnlab.kvm.ghost.ledger import KvmLedger, tadd
 from pfnlab.kvm.sptefield import SpteField
 
@@ -255,6 +256,16 @@ class Kvm(Shared):
     def release(self, mm: Any) -> None:
         """mm → KVM: ``mmu_notifier_release`` (exit_mmap or unregister)."""
         self._ops().release(self)
+
+
+orders(Kvm, "mmu_notifier_seq", "mmu_notifier_count", primitive="mmu_notifier_retry()",
+       how="the fault reads kvm->mmu_notifier_seq before it resolves the pfn and, under "
+           "kvm->mmu_lock, calls mmu_notifier_retry() before it installs the spte; an "
+           "invalidation that ran in between (mmu_notifier_count raised, or the sequence "
+           "moved on) makes it drop the pfn and retry the fault, so the spte is refreshed "
+           "from the invalidation rather than serialised with it by a lock",
+       where="arch/x86/kvm/mmu.c (tdp_page_fault) and include/linux/kvm_host.h "
+             "(mmu_notifier_retry), v5.4; mmu_invalidate_retry() in later kernels")
 
 
 def check_gfn(kvm: Kvm, gfn: int) -> None:

@@ -37,7 +37,10 @@ def causal_text(c: Causal) -> str:
     common = set(la) & set(lb)
     held = (f"{a.thread} holds {', '.join(la) or 'no lock'} at step {c.first}, {b.thread} "
             f"holds {', '.join(lb) or 'no lock'} at step {c.second}")
-    if common:
+    if c.ordering is not None:
+        o = c.ordering
+        fix = f"the kernel orders these with {o.primitive}: {o.how} ({o.where})"
+    elif common:
         fix = (f"both hold {', '.join(sorted(common))}, but nothing makes {b.thread}'s "
                "critical section come first")
     else:
@@ -85,7 +88,12 @@ def ordering(c: Causal) -> dict[str, Any] | None:
         return None
     a, b = c.steps
     common = sorted(set(c.locks[a.thread]) & set(c.locks[b.thread]))
-    if common:
+    primitive = None
+    if c.ordering is not None:
+        o = c.ordering
+        primitive = {"primitive": o.primitive, "how": o.how, "where": o.where}
+        options = [f"{o.primitive}: {o.how}"]
+    elif common:
         options = [f"{b.thread}'s critical section under {', '.join(common)} made to come "
                    "first (a condition checked under the lock, or a wait for it)"]
     else:
@@ -93,7 +101,7 @@ def ordering(c: Causal) -> dict[str, Any] | None:
                    f"{a.thread} waiting for {b.thread} (a reference, a completion)"]
     return {"must_precede": {"step": c.second, "thread": b.thread},
             "instead_of": {"step": c.first, "thread": a.thread},
-            "common_locks": common, "options": options}
+            "common_locks": common, "options": options, "kernel_primitive": primitive}
 
 
 def causal_json(c: Causal) -> dict[str, Any]:

@@ -49,7 +49,44 @@ def test_the_2019_hang_names_its_culprit_pair_and_ordering() -> None:
         "instead_of": {"step": 5, "thread": "vcpu0"},
         "common_locks": [],
         "options": ["a lock held around both steps",
-                    "vcpu0 waiting for admin (a reference, a completion)"]}
+                    "vcpu0 waiting for admin (a reference, a completion)"],
+        "kernel_primitive": None}
+
+
+def test_a_notifier_race_names_the_kernels_ordering_primitive() -> None:
+    """sean-v1's use after free is decided by the fault's read of kvm->mmu_notifier_seq
+    against the invalidation's increment: the kernel orders those with
+    mmu_notifier_retry(), a refresh from the invalidation, not a lock around both."""
+    f = next(x for x in _json(["check", "sean-v1", "remapped-vs-unbind"])["findings"]
+             if x["kind"] == "use-after-free")
+    first, second = f["causal"]["deciding_pair"]
+    assert (first["object"], first["field"]) == ("kvm", "mmu_notifier_seq")
+    assert (second["function"], second["field"]) == ("kvm_mmu_notifier_invalidate_range_end",
+                                                     "mmu_notifier_seq")
+    order = f["causal"]["suggested_ordering"]
+    assert order["kernel_primitive"]["primitive"] == "mmu_notifier_retry()"
+    assert order["options"][0].startswith("mmu_notifier_retry(): the fault reads "
+                                          "kvm->mmu_notifier_seq before it resolves the pfn")
+    assert "a lock around both" not in f["causal"]["text"]
+    assert "the kernel orders these with mmu_notifier_retry()" in f["causal"]["text"]
+
+
+def test_a_model_declares_the_ordering_of_its_own_field() -> None:
+    from pfnlab import orders
+    from pfnlab.explore import Field, Shared
+    from pfnlab.kernel.ordering import ordering_of
+
+    class Cache(Shared):
+        gen = Field(0)
+
+    class SubCache(Cache):
+        pass
+
+    orders(Cache, "gen", primitive="smp_load_acquire()", how="the reader re-checks gen",
+           where="mm/example.c")
+    got = ordering_of(SubCache, "gen")
+    assert got is not None and got.primitive == "smp_load_acquire()"
+    assert ordering_of(Cache, "other") is None
 
 
 def test_a_sequential_bug_says_so_in_fields(model_file: Callable[..., Path]) -> None:

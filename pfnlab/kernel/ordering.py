@@ -1,0 +1,43 @@
+"""How the kernel orders two steps that race on a field: the primitive a fix should use.
+
+A causal core names the pair of steps whose order decides a finding; the fix must order
+them, and for many fields the kernel has one way it does that (an mmu notifier sequence
+re-checked under a lock, a reference that a teardown waits for). The kernel model declares
+it next to the field (``orders(Kvm, "mmu_notifier_seq", ...)``), a user's model for its own
+fields, and explanations name it instead of a generic "a lock around both".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """The kernel's way of ordering steps that race on a field."""
+
+    primitive: str   # "mmu_notifier_retry()"
+    how: str         # one sentence: what each side does
+    where: str       # the kernel files (and version) that do it
+
+
+_ORDERINGS: dict[tuple[type, str], Ordering] = {}
+
+
+def orders(cls: type, *fields: str, primitive: str, how: str, where: str) -> None:
+    """Declare that the kernel orders the steps racing on ``cls.field`` (each of
+    ``fields``) with ``primitive``; ``how`` says what each side does, ``where`` names the
+    files that do it. A later declaration for the same field replaces the earlier one."""
+    if not fields:
+        raise ValueError(f"orders({cls.__name__}, ...): name at least one field")
+    for f in fields:
+        _ORDERINGS[(cls, f)] = Ordering(primitive, how, where)
+
+
+def ordering_of(cls: type, field: str) -> Ordering | None:
+    """The ordering declared for ``cls.field`` or for that field of a base class."""
+    for klass in cls.__mro__:
+        o = _ORDERINGS.get((klass, field))
+        if o is not None:
+            return o
+    return None
