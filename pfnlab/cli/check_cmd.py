@@ -284,7 +284,7 @@ def _html(title: str, program: Program, res: Result, analyses: list[Analysis]) -
 
 def _json(variant: str, scenario: str, scenario_sizes: dict[str, int], res: Result,
           analyses: list[Analysis]) -> dict[str, Any]:
-    from pfnlab.report.jsonout import CHECK_SCHEMA, finding_json
+    from pfnlab.report.jsonout import CHECK_SCHEMA, findings_json
 
     sc = SCENARIOS[scenario]
     title = f"{variant} / {scenario}"
@@ -299,7 +299,7 @@ def _json(variant: str, scenario: str, scenario_sizes: dict[str, int], res: Resu
         "goals_missed": res.goals_missed,
         "not_established": not_established(res, sc.properties),
         "stats": res.stats.as_dict(),
-        "findings": [finding_json(title, an) for an in analyses],
+        "findings": findings_json(title, analyses),
     }
 
 

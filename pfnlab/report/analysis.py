@@ -99,12 +99,14 @@ def render_report(title: str, an: Analysis, *, full: bool = False,
         i, n = same
         other = f"finding {i + 1}" + (f" ({names[i]})" if names else "")
         last = f.trace[n - 1].index
+        # (this finding's own trace, minimised for it, is the one that agrees with the
+        # other's: its minimality claim stands)
         if n == len(f.trace):
             out += textwrap.wrap(f"trace: same execution as {other}, up to its step "
-                                 f"{last} ({rows}).", WIDTH)
+                                 f"{last} ({rows}; {f.minimal}).", WIDTH)
             return "\n".join(out)
         out += textwrap.wrap(f"trace: same execution as {other} up to its step "
-                             f"{last}, then ({rows}; {shown}):", WIDTH)
+                             f"{last}, then ({rows}; {shown}; {f.minimal}):", WIDTH)
         start = n
     else:
         out += textwrap.wrap(f"trace ({rows}; {shown}; {f.minimal}):", WIDTH)

@@ -55,6 +55,21 @@ def step_json(st: TraceStep) -> dict[str, Any]:
     }
 
 
+def findings_json(title: str, analyses: list[Analysis]) -> list[dict[str, Any]]:
+    """Every finding of a report, each saying which earlier one (1-based, as the text
+    numbers them) its execution shares and for how many trace entries."""
+    from pfnlab.explain.analysis import same_execution
+
+    refs = same_execution([an.finding for an in analyses])
+    out = []
+    for an, ref in zip(analyses, refs, strict=True):
+        doc = finding_json(title, an)
+        doc["same_execution_as"] = (None if ref is None
+                                    else {"finding": ref[0] + 1, "entries": ref[1]})
+        out.append(doc)
+    return out
+
+
 def finding_json(title: str, an: Analysis) -> dict[str, Any]:
     """One finding with its schedule, trace, ledger, hang chains, causal core and text."""
     f = an.finding

@@ -150,7 +150,8 @@ v5.4 / bump-thrice: below-two violated (invariant)
 no race: bump alone shows it, in program order (a sequential bug).
 
 trace: same execution as finding 1 (below-one) up to its step 0, then (2 steps;
-the deciding rows; --full for every row):
+the deciding rows; --full for every row; minimal: fewest preemptions (0), then
+fewest steps (2) among executions showing this finding):
 
      bump
      ----
@@ -163,7 +164,8 @@ v5.4 / bump-thrice: no-third violated (assertion)
 no race: bump alone shows it, in program order (a sequential bug).
 
 trace: same execution as finding 2 (below-two) up to its step 1, then (3 steps;
-the deciding rows; --full for every row):
+the deciding rows; --full for every row; minimal: fewest preemptions (0), then
+fewest steps (3) among executions showing this finding):
 
      bump
      ----

@@ -36,6 +36,7 @@ def test_the_2019_hang_names_its_culprit_pair_and_ordering() -> None:
                     "because kvm_is_reserved_pfn(0x104) returned true"}
     c = f["causal"]
     assert c["verdict"] == "race" and c["alone"] is None
+    assert f["same_execution_as"] is None
     first, second = c["deciding_pair"]
     assert (first["step"], first["thread"], first["function"]) == (5, "vcpu0",
                                                                    "hva_to_pfn_fast")
@@ -87,6 +88,12 @@ def test_a_model_declares_the_ordering_of_its_own_field() -> None:
     got = ordering_of(SubCache, "gen")
     assert got is not None and got.primitive == "smp_load_acquire()"
     assert ordering_of(Cache, "other") is None
+
+
+def test_a_second_finding_of_the_execution_says_which_one_it_shares() -> None:
+    f2 = _json(["check", "v5.3", "devdax-unbind"])["findings"][1]
+    assert f2["property"] == "refs-balanced"
+    assert f2["same_execution_as"] == {"finding": 1, "entries": 14}
 
 
 def test_a_sequential_bug_says_so_in_fields(model_file: Callable[..., Path]) -> None:
