@@ -1,9 +1,10 @@
-"""The differential oracle: brute force, DPOR with and without state caching, and replay must
-agree on one program. Shared by tests/engine/test_differential.py and bench/differential.py.
+"""The differential oracle: brute force, DPOR with and without state caching, optimal DPOR
+and replay must agree on one program. Shared by tests/engine/test_differential.py and
+bench/differential.py.
 
 For a program, :func:`differential` runs brute-force enumeration of every interleaving and
-source-set DPOR with and without state caching, all collecting every final state and every
-violation, and lists each disagreement:
+source-set DPOR with and without state caching and optimal DPOR, all collecting every
+final state and every violation, and lists each disagreement:
 
 - the sets of final states (compared with types: ``1``, ``True`` and ``1.0`` differ), of
   violations ``(kind, prop, message)`` and of goals reached must be equal; except that a
@@ -91,8 +92,10 @@ class Verdict:
     """What the searches said about one program, and where they disagree."""
 
     brute: Result
-    dpor: dict[Any, Result]             # by cache on/off, and "optimal"
-    per_round: dict[Any, list[int]]     # executions of each round, the same keys
+    dpor: dict[bool, Result]            # source-DPOR by cache on/off
+    per_round: dict[bool, list[int]]    # DPOR executions of each round, by cache on/off
+    optimal: Result                     # optimal DPOR (search/optimal.py)
+    optimal_rounds: list[int]           # its executions of each round
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -152,23 +155,22 @@ def differential(program: Program) -> Verdict:
     """Run brute force, DPOR (cache on and off) and replays on ``program``; compare them."""
     with typed_final_states():
         brute = explore_brute(program, stop_first=False, collect_final_states=True)
-        dpor: dict[Any, Result] = {}
-        per_round: dict[Any, list[int]] = {}
+        dpor: dict[bool, Result] = {}
+        per_round: dict[bool, list[int]] = {}
         for cache in (True, False):
             search = CountingDpor(program, cache=cache)
             dpor[cache] = search.run()
             per_round[cache] = search.per_round
-        optimal = CountingOptimal(program)
-        dpor["optimal"] = optimal.run()
-        per_round["optimal"] = optimal.per_round
-    v = Verdict(brute, dpor, per_round)
+        opt = CountingOptimal(program)
+        optimal = opt.run()
+    v = Verdict(brute, dpor, per_round, optimal, opt.per_round)
     p = v.problems
     stable = stable_invariants(program)
     if not brute.exhaustive:
         p.append(f"brute force not exhaustive: {brute.coverage}")
     p += check_replays(program, brute, "brute force")
-    for cache, red in dpor.items():
-        who = "optimal dpor" if cache == "optimal" else f"dpor cache={cache}"
+    searches = [(f"dpor cache={c}", dpor[c], per_round[c]) for c in (True, False)]
+    for who, red, rounds in [*searches, ("optimal dpor", optimal, opt.per_round)]:
         if not red.exhaustive:
             p.append(f"{who}: not exhaustive: {red.coverage}")
         if red.final_states != brute.final_states:
@@ -179,7 +181,7 @@ def differential(program: Program) -> Verdict:
         if set(red.goals_reached) != set(brute.goals_reached):
             p.append(f"{who}: goals reached {sorted(red.goals_reached)}, brute force "
                      f"{sorted(brute.goals_reached)}")
-        rounds, n = per_round[cache], red.stats.executions
+        n = red.stats.executions
         if red.stats.rounds != len(rounds) or n != sum(rounds):
             p.append(f"{who}: reports {n} executions in {red.stats.rounds} rounds, "
                      f"ran {rounds}")
