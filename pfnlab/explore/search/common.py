@@ -216,13 +216,6 @@ _EVERY_OBJECT = -1_000_000
 CUT_SHORT: Footprint = ((_EVERY_OBJECT, ALL_FIELDS, True),)
 
 
-def at_least(fp: Footprint) -> Footprint:
-    """``fp`` as a lower bound: a step known to touch ``fp`` and maybe anything else, so
-    dependent with every step (a pending step, whose lock operations and joined accesses
-    are known only once it runs)."""
-    return (*CUT_SHORT, *fp)
-
-
 def dependent(a: Footprint, b: Footprint) -> bool:
     """Two steps of different threads conflict: same field of one object, one writes
     (:data:`CUT_SHORT` conflicts with every step)."""

@@ -251,7 +251,8 @@ class SourceDpor:
         self.nthreads = len(ex.threads)
         self.stats.caching = self.cache_on and ex.hashable
         if ended(ex, self.stop_first) or not ex.enabled():
-            self._leaf(ex, None)
+            self._leaf(ex, None)  # (the only execution: no step at all)
+            self._execution_ended(ex)
             return False
         zero = tuple(tuple(0 for _ in range(self.nthreads)) for _ in range(self.nthreads))
         root = self.node(ex, {}, zero)
