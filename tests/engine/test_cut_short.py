@@ -6,7 +6,7 @@ sleep set then held t0 with its footprint, independent of t1's step (a free), so
 ran first t0 was asleep and the execution [t1, t0] was sleep-set blocked, never run: what
 only that order reaches (a goal; a stable invariant's violation) was missed, a wrong pass.
 Every DPOR search must now reach it (the sleep entry of such a step conflicts with every
-step: ``common.CUT_SHORT``).
+step: ``common.CUT_SHORT``, ``common.wakes``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pfnlab.explore import Check, Field, Ghost, Instance, Lock, Program, Shared,
 from pfnlab.explore import is_freed as freed
 from pfnlab.explore.search import Budget, Result, explore
 from pfnlab.explore.search.brute import explore_brute
-from pfnlab.explore.search.common import CUT_SHORT, dependent
+from pfnlab.explore.search.common import CUT_SHORT, dependent, wakes
 from pfnlab.explore.search.parallel import InProcess, explore_parallel
 
 
@@ -70,7 +70,10 @@ def test_the_order_after_a_cut_short_step_is_explored(who: str) -> None:
     assert set(res.goals_reached) == {"goal"}
 
 
-def test_cut_short_conflicts_with_every_step() -> None:
-    assert dependent(CUT_SHORT, ((3, "v", False),))
-    assert dependent(((7, "*", True),), CUT_SHORT)
-    assert dependent(CUT_SHORT, ())  # even a step that touches nothing wakes it
+def test_every_step_wakes_a_cut_short_sleeper() -> None:
+    assert wakes(CUT_SHORT, ((3, "v", False),))
+    assert wakes(CUT_SHORT, ())  # even a step that touches nothing
+    assert not wakes(((3, "v", False),), ((3, "v", False),))  # two reads: still asleep
+    assert wakes(((3, "v", False),), ((3, "v", True),))
+    # the race scan's dependence is untouched by it: no real step touches its object
+    assert not dependent(CUT_SHORT, ((7, "*", True),))

@@ -208,19 +208,22 @@ def not_established(res: Result, props: Iterable[str]) -> dict[str, str]:
     return out
 
 
-#: the object of :data:`CUT_SHORT`: no real or pseudo object has this index
-_EVERY_OBJECT = -1_000_000
-#: the sleep footprint of a step whose finding cut its execution short: dependent with
-#: every step (the other threads never ran after it, so no sibling's subtree covers them
-#: running before it, however independent their footprints: dpor._loop)
-CUT_SHORT: Footprint = ((_EVERY_OBJECT, ALL_FIELDS, True),)
+#: the sleep footprint of a step whose finding cut its execution short: every step wakes
+#: it (:func:`wakes`; the other threads never ran after it, so no sibling's subtree covers
+#: them running before it, however independent their footprints: dpor._loop). Its object
+#: index is no real or pseudo object's.
+CUT_SHORT: Footprint = ((-1_000_000, ALL_FIELDS, True),)
+
+
+def wakes(asleep: Footprint, fp: Footprint) -> bool:
+    """Whether a step with footprint ``fp`` wakes a thread asleep with footprint ``asleep``
+    (its next step): they conflict, or the sleeper's step cut its execution short
+    (:data:`CUT_SHORT`: every step wakes it)."""
+    return asleep == CUT_SHORT or dependent(asleep, fp)
 
 
 def dependent(a: Footprint, b: Footprint) -> bool:
-    """Two steps of different threads conflict: same field of one object, one writes
-    (:data:`CUT_SHORT` conflicts with every step)."""
-    if (a and a[0][0] == _EVERY_OBJECT) or (b and b[0][0] == _EVERY_OBJECT):
-        return True
+    """Two steps of different threads conflict: same field of one object, one writes."""
     for i1, f1, w1 in a:
         for i2, f2, w2 in b:
             if i1 == i2 and (w1 or w2) and (f1 in (f2, ALL_FIELDS) or f2 == ALL_FIELDS):

@@ -58,6 +58,7 @@ from pfnlab.explore.search.common import (
     Stats,
     dependent,
     ended,
+    wakes,
 )
 from pfnlab.explore.search.strategy import Strategy, rounds
 from pfnlab.explore.search.visited import Summary, VisitedTable
@@ -65,7 +66,7 @@ from pfnlab.explore.shared import ALL_FIELDS
 
 
 class Event:
-    __slots__ = ("acq", "clock", "fp", "seq", "tid", "varies")
+    __slots__ = ("acq", "clock", "fp", "seq", "tid")
 
     def __init__(self, tid: int, fp: Footprint, seq: int, clock: tuple[int, ...]) -> None:
         self.tid = tid
@@ -73,7 +74,6 @@ class Event:
         self.seq = seq        # 1-based position of this event among its thread's events
         self.clock = clock    # clock[t] = how many of thread t's events happen before (incl.)
         self.acq = -1         # the lock the step began by taking (Execution.acquiring), or -1
-        self.varies = False   # a wait: which fields it reads depends on the values read
 
 
 class Node:
@@ -279,18 +279,16 @@ class SourceDpor:
             ex = self._at(depth)
             rebuilt, hits = ex.rebuilt_steps, ex.memo_hits
             acq = ex.acquiring(p)
-            varies = ex.waiting(p)
             fp = ex.step(p)
             self.stats.steps += 1 + ex.rebuilt_steps - rebuilt
             self.stats.memoised += ex.memo_hits - hits
             ev = self.event(p, fp, depth, top, acq)
-            ev.varies = varies
             events.append(ev)
             for o in {i for i, _f, _w in fp}:
                 self.obj_events.setdefault(o, []).append(depth)
             top.summary.update((p, i, f, w) for i, f, w in fp)
             self.blocked_races(ex, depth, ev, top)
-            child_sleep = {q: f for q, f in top.sleep.items() if not dependent(f, fp)}
+            child_sleep = {q: f for q, f in top.sleep.items() if not wakes(f, fp)}
             self.ex_depth = depth + 1
             if ended(ex, self.stop_first):
                 if ex.finding is not None and not self.stop_first:

@@ -23,7 +23,7 @@ The theory holds for the paper's model: a thread is never disabled, every event 
 access whose target the thread's state decides before it runs, and every execution runs
 until its threads finish. A program is searched this way only while that holds: its
 objects have no lock, no SRCU, no Plain, Guarded, Ghost or Stable field
-(``single_accesses``), no thread waits (``Event.varies``), and no finding ends an
+(``single_accesses``), no thread reaches a wait, and no finding ends an
 execution before its threads could go on (whether a step fails depends on the values it
 reads, so a reversal can make or unmake a failure). Any other program, or one found
 otherwise during a round, is searched by source-DPOR from the start, as ``dpor`` without
@@ -39,6 +39,7 @@ from typing import Any
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.search.common import (
+    CUT_SHORT,
     Budget,
     Clock,
     Result,
@@ -49,6 +50,9 @@ from pfnlab.explore.search.strategy import Strategy
 from pfnlab.explore.shared import Ghost, Guarded, Plain
 from pfnlab.explore.stable import Stable
 from pfnlab.explore.sync import Lock, Srcu
+
+#: what the coverage line calls the search when its wakeup trees ran
+_TREES = "optimal DPOR with wakeup trees and sleep sets"
 
 
 class Branch:
@@ -79,6 +83,7 @@ class OptimalDpor(SourceDpor):
     outside the algorithm's model (see the module docstring)."""
 
     strategy = "optimal"
+    how = _TREES
 
     def __init__(
         self,
@@ -102,14 +107,6 @@ class OptimalDpor(SourceDpor):
         self.outside = False
         self.restarting = False
 
-    @property
-    def how(self) -> str:  # type: ignore[override]
-        """What the coverage line calls the search."""
-        if self.trees:
-            return "optimal DPOR with wakeup trees and sleep sets"
-        return ("source-set DPOR with sleep sets: optimal DPOR needs steps that are single "
-                "accesses, threads that never block and no finding that ends an execution")
-
     def _reset(self, clock: Clock) -> None:
         super()._reset(clock)
         self.found = []
@@ -119,10 +116,29 @@ class OptimalDpor(SourceDpor):
         probe = self._fresh()
         self.trees = not self.outside and single_accesses(probe)
         probe.close()
+        self.how = (_TREES if self.trees else
+                    "source-set DPOR with sleep sets: optimal DPOR needs steps that are "
+                    "single accesses, threads that never block and no finding that ends an "
+                    "execution")
         return super()._round(clock)
 
     def _interrupted(self) -> bool:
         return self.restarting
+
+    def _leave_model(self) -> None:
+        """The program is outside the model this round assumed: the round ends, and
+        source-DPOR searches from the start."""
+        self.trees = False
+        self.outside = self.restarting = True
+        self.r.clock.restart = True
+
+    def node(self, ex: Execution, sleep: dict[int, Footprint],
+             tclock: tuple[tuple[int, ...], ...], fpr: int | None = None) -> Node:
+        """A node of the stack; a thread waiting at it takes the program out of the
+        model (which fields a wait reads depends on the values it reads)."""
+        if self.trees and _waiting(ex):
+            self._leave_model()
+        return super().node(ex, sleep, tclock, fpr)
 
     # ------------------------------------------------------------------ choices
     def _choose(self, top: Node) -> int:
@@ -171,14 +187,11 @@ class OptimalDpor(SourceDpor):
         """Insert the reversal of every race of ``ex`` in its node's wakeup tree."""
         if not self.trees:
             return
-        if ex.cut_short() or not single_accesses(ex) or any(e.varies for e in self.events):
+        if ex.cut_short() or not single_accesses(ex) or _waiting(ex):
             # a finding ended the execution before its threads could go on (whether a step
             # fails depends on the values it reads, so a reversal can make or unmake one),
-            # or a thread created a lock or a field that joins steps, or waited: outside
-            # the model this round assumed; it ends, and source-DPOR searches from the start
-            self.trees = False
-            self.outside = self.restarting = True
-            self.r.clock.restart = True
+            # or a thread created a lock or a field that joins steps, or waits
+            self._leave_model()
             return
         found, self.found = self.found, []
         for k, j, ej in found:
@@ -198,7 +211,9 @@ class OptimalDpor(SourceDpor):
         pred = _orders(v)
         rem = (1 << len(v)) - 1
         for q, qfp in node.sleep.items():
-            if _weak_initial(q, qfp, v, pred, rem) != -1:
+            # (a step cut short by its finding covers nothing after it; such a step also
+            # ends the round, outside the model, so none is asleep here in practice)
+            if qfp != CUT_SHORT and _weak_initial(q, qfp, v, pred, rem) != -1:
                 return  # explored from a sibling already
         wut = node.wut
         if wut is None:  # pragma: no cover - a node's tree exists once it chose a thread
@@ -224,8 +239,8 @@ def single_accesses(ex: Execution) -> bool:
     """Whether ``ex``'s program is in Optimal-DPOR's model as far as its objects tell: no
     lock or SRCU (a thread blocked on one is disabled; a mover's acquire and release join
     neighbouring accesses), no Plain, Guarded, Ghost or Stable field (accesses inside a
-    step, or joined to it, which the values a step reads may change). Waits are seen when
-    they run (``Event.varies``)."""
+    step, or joined to it, which the values a step reads may change). Waits are seen where a
+    thread reaches one (``_waiting``)."""
     for obj in ex.objects:
         if isinstance(obj, _BLOCKING):
             return False
@@ -233,6 +248,11 @@ def single_accesses(ex: Execution) -> bool:
             if any(isinstance(v, _JOINING) for v in vars(klass).values()):
                 return False
     return True
+
+
+def _waiting(ex: Execution) -> bool:
+    """Whether some thread of ``ex`` is at a wait (blocked there or about to test it)."""
+    return any(ex.waiting(t.tid) for t in ex.threads)
 
 
 _BLOCKING = (Lock, Srcu)

@@ -53,8 +53,8 @@ from pfnlab.explore.search.common import (
     Clock,
     Result,
     Stats,
-    dependent,
     ended,
+    wakes,
 )
 from pfnlab.explore.search.dpor import Event, Node, SourceDpor, apply_race, expand_fully
 from pfnlab.explore.search.parallel.exchange import SharedTable
@@ -334,7 +334,7 @@ class _Coordinator:
             dpor.obj_events.setdefault(o, []).append(depth)
         node.summary.update((p, i, f, w) for i, f, w in fp)
         dpor.blocked_races(ex, depth, ev, node)
-        child_sleep = {q: f for q, f in node.sleep.items() if not dependent(f, fp)}
+        child_sleep = {q: f for q, f in node.sleep.items() if not wakes(f, fp)}
         done = ended(ex, self.stop_first)
         # started: its subtree will be explored in full (common.CUT_SHORT: a finding cut it)
         node.sleep[p] = CUT_SHORT if done and ex.cut_short() else fp
