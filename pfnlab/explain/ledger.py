@@ -8,9 +8,18 @@ put is the caller of the outermost refcount API on the step's model stack (``gup
 ``hva_to_pfn_fast``, ``put_page`` in ``memunmap_pages``), as each API declares itself
 (:mod:`pfnlab.kernel.roles`).
 
-A leak is a get with no put by the same owner when the trace ends, with the release function
-the owner's thread ran instead and the predicate that made it skip the put (from the trace's
-notes of what predicates returned). An underflow is a put its owner had no get for.
+A leak is a get with no put by the same owner when the trace ends, told as one of three
+stories: a release function the owner's thread ran without putting it, and the predicate
+that made it skip the put (from the trace's notes of what predicates returned; a release
+that did put a reference of that page is not one that skipped); or a hand-off, the pfn
+stored by the owner's thread in a shared field (a cache) and never put from there, which
+names the field and, where the field already held that pfn with an earlier reference, that
+reference (two references for one cached pfn, one put); or neither (the thread never
+reached a put, or its operation returned without one). References of one owner on one page
+are interchangeable to the refcount: where one of them was handed to a field that already
+held its pfn, that one is the leak told. The host's own references (``Page.owners`` names
+of :mod:`pfnlab.mm.owners`: a PTE mapping's, a new page's first) are never a leak. An
+underflow is a put its owner had no get for.
 """
 
 from __future__ import annotations
@@ -21,9 +30,11 @@ from typing import Any
 from pfnlab.explore.findings import FINAL, HANG, Finding, TraceStep
 from pfnlab.kernel.calls import KernelCall
 from pfnlab.kernel.roles import RELEASES, refcount_site
+from pfnlab.mm.owners import HOST_OWNERS
 from pfnlab.properties import REFS_BALANCED
 
-#: functions that drop what their caller got (where a skipped put shows)
+#: objects of the host's own structures: a pfn written there is not handed to a cache
+_HOST_OBJECTS = ("page@", "pte:", "pmd:", "section@", "pgmap:")
 
 
 @dataclass
@@ -54,6 +65,11 @@ class Leak:
     because: str = ""         # "kvm_is_reserved_pfn(0x104) returned true"
     decided_at: int | None = None  # the step whose read decided the skip
     returned: bool = False    # the owner's operation returned holding it (no put on its path)
+    handed_to: str = ""       # "gpc.pfn": the shared field the owner's thread stored the pfn in
+    handed_at: int | None = None
+    handed_by: str = ""       # the function that stored it ("gpc_refresh")
+    already_held: int | None = None  # the get whose reference that field held for this pfn
+    put_once: int | None = None      # the one put of the two (matched to ``already_held``)
 
 
 @dataclass
@@ -112,7 +128,9 @@ def build_ledger(finding: Finding) -> Ledger:
     """The ledger of ``finding``'s trace (see the module docstring)."""
     led = Ledger()
     open_gets: dict[tuple[str, str], list[RefEvent]] = {}
+    hands = _Handoffs(finding.trace)
     for st in finding.trace:
+        hands.stored(st, open_gets)
         if st.action not in ("rmw", "write"):
             continue
         b, a = _count(st.obj, st.field, st.before), _count(st.obj, st.field, st.after)
@@ -136,10 +154,12 @@ def build_ledger(finding: Finding) -> Ledger:
         key = (st.obj, owner)
         if delta > 0:
             open_gets.setdefault(key, []).append(ev)
+            hands.got(ev)
         else:
             pending = open_gets.get(key)
             if pending:
-                g = pending.pop()
+                g = hands.to_put(pending)
+                pending.remove(g)
                 g.match, ev.match = ev.step, g.step
             elif b <= 0 or not (dead or led.initial.get(st.obj, {}).get(owner, 0) > 0
                                 or (st.obj.startswith("pgmap:") and b > 0)):
@@ -148,16 +168,101 @@ def build_ledger(finding: Finding) -> Ledger:
     # (a leak, a hang, a check at the end): other findings' traces stop at the violating
     # step, before the thread's put ("never reached a put" would be false)
     if finding.prop == REFS_BALANCED or finding.kind in (HANG, FINAL):
+        puts = {e.step for e in led.events if e.delta < 0}
         for gets in open_gets.values():
             for g in gets:
-                if g.obj.startswith("page@"):
-                    led.leaks.append(_explain_leak(finding, g))
+                if g.obj.startswith("page@") and g.owner not in HOST_OWNERS:
+                    led.leaks.append(_explain_leak(finding, hands, puts, g))
     led.leaks.sort(key=lambda lk: lk.get.step)
     return led
 
 
-def _explain_leak(finding: Finding, g: RefEvent) -> Leak:
-    """Find the release function the owner's thread ran after the get without a put."""
+def _pfn_of(obj: str) -> int:
+    """``page@0x104`` -> 0x104."""
+    return int(obj.split("@", 1)[1], 16)
+
+
+def _holds_pfn(value: Any, pfn: int) -> bool:
+    """Whether a written value is the pfn, or an object carrying it (``.pfn``)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value == pfn
+    got = getattr(value, "pfn", None)
+    return isinstance(got, int) and not isinstance(got, bool) and got == pfn
+
+
+class _Handoffs:
+    """Which page references were handed to a shared field (a cache), which field holds
+    which, and which were displaced from their field by a later one: a put of one owner's
+    reference on a page releases a displaced one first (a refresh puts the old pfn), then
+    the newest one that no field holds, then the newest one a field holds."""
+
+    def __init__(self, trace: list[TraceStep]) -> None:
+        self.trace = trace
+        self.store_of: dict[int, TraceStep] = {}     # get step -> its hand-off write
+        self.by_store: dict[int, RefEvent] = {}      # hand-off write step -> the get
+        self.holder: dict[tuple[str, str], RefEvent] = {}  # field -> the get it holds
+        self.displaced: dict[int, RefEvent] = {}     # hand-off step -> the get it displaced
+        self.dropped: list[RefEvent] = []            # displaced gets, in order
+
+    def got(self, g: RefEvent) -> None:
+        """A get: find the write that hands its pfn to a field (before its thread's next
+        get or put of the page)."""
+        if not g.obj.startswith("page@"):
+            return
+        pfn = _pfn_of(g.obj)
+        for st in self.trace[g.step + 1:]:
+            if st.thread != g.thread:
+                continue
+            if st.obj == g.obj and st.field == "refcount" and st.action == "rmw":
+                return
+            if (st.action == "write" and not st.obj.startswith(_HOST_OBJECTS)
+                    and _holds_pfn(st.after, pfn)):
+                self.store_of[g.step], self.by_store[st.index] = st, g
+                return
+
+    def stored(self, st: TraceStep, open_gets: dict[tuple[str, str], list[RefEvent]]) -> None:
+        """At a hand-off write: the field now holds its get; what it held is displaced."""
+        g = self.by_store.get(st.index)
+        if g is None:
+            return
+        old = self.holder.get((st.obj, st.field))
+        if old is not None and old.match is None and old in open_gets.get((old.obj, old.owner),
+                                                                          []):
+            self.displaced[st.index] = old
+            self.dropped.append(old)
+        self.holder[(st.obj, st.field)] = g
+
+    def to_put(self, pending: list[RefEvent]) -> RefEvent:
+        """The pending get a put releases (see the class)."""
+        for g in self.dropped:
+            if g in pending:
+                return g
+        loose = [g for g in pending if g.step not in self.store_of]
+        return (loose or pending)[-1]
+
+
+def _release_put(trace: list[TraceStep], at: int, caller: str, obj: str,
+                 puts: set[int], thread: str) -> bool:
+    """Whether the call of release ``caller`` running at step ``at`` put a reference of
+    ``obj`` (a release that did put is not one that skipped)."""
+    for st in trace[at:]:
+        if st.thread != thread:
+            continue
+        if caller not in st.where:
+            return False
+        if st.index in puts and st.obj == obj:
+            return True
+    return False
+
+
+def _within(trace: list[TraceStep], start: int, end: int, fn: str, thread: str) -> bool:
+    """Whether ``thread`` stayed inside ``fn`` from step ``start`` to step ``end``."""
+    return all(fn in st.where for st in trace[start:end + 1] if st.thread == thread)
+
+
+def _explain_leak(finding: Finding, hands: _Handoffs, puts: set[int], g: RefEvent) -> Leak:
+    """Find the release function the owner's thread ran after the get without a put, else
+    the shared field the pfn was handed to."""
     lk = Leak(g)
     for st in finding.trace[g.step + 1:]:
         if st.thread != g.thread:
@@ -167,10 +272,21 @@ def _explain_leak(finding: Finding, g: RefEvent) -> Leak:
                 continue
             j = st.where.index(call.name)
             caller = st.where[j - 1] if j > 0 else ""
-            if caller in RELEASES:
+            if caller in RELEASES and not _release_put(finding.trace, st.index, caller, g.obj,
+                                                       puts, g.thread):
                 lk.skipped_by, lk.skipped_at, lk.decided_at = caller, st.index, st.index
                 lk.because = f"{call.name}({call.args}) returned {call.answer()}"
                 return lk
+    hand = hands.store_of.get(g.step)
+    if hand is not None:
+        lk.handed_to, lk.handed_at = f"{hand.obj}.{hand.field}", hand.index
+        lk.handed_by, lk.decided_at = (hand.where[-1] if hand.where else ""), hand.index
+        old = hands.displaced.get(hand.index)
+        # the field held this pfn already, and the function that stored it again did not
+        # put the reference it held: two references for one cached pfn
+        if (old is not None and hand.before == hand.after and old.match is not None
+                and not _within(finding.trace, hand.index, old.match, lk.handed_by, g.thread)):
+            lk.already_held, lk.put_once = old.step, old.match
     # I1 is checked when the owner's operation returns: the path it took had no put (an
     # early return on an error path), which is not "never got there"
     lk.returned = finding.prop == REFS_BALANCED and g.owner not in ("", g.thread) and \

@@ -100,20 +100,22 @@ def culprit_json(an: Analysis) -> dict[str, Any] | None:
         g = lk.get
         return {"kind": "leak", "step": g.step, "thread": g.thread, "function": g.site,
                 "owner": g.owner, "skipped_by": lk.skipped_by or None,
-                "sentence": leak_sentence(lk)}
+                "handed_to": lk.handed_to or None, "sentence": leak_sentence(lk)}
     if led.underflows:
         u = led.underflows[0]
         return {"kind": "underflow", "step": u.step, "thread": u.thread, "function": u.site,
-                "owner": u.owner, "skipped_by": None, "sentence": underflow_sentence(u)}
+                "owner": u.owner, "skipped_by": None, "handed_to": None,
+                "sentence": underflow_sentence(u)}
     if c.steps is not None:
         b = c.steps[1]
         fact = step_fact(b, c.locks.get(b.thread, []))
         return {"kind": "race", "step": b.index, "thread": b.thread,
                 "function": fact["function"], "owner": None, "skipped_by": None,
-                "sentence": causal_text(c)}
+                "handed_to": None, "sentence": causal_text(c)}
     if c.alone:
         return {"kind": "sequential", "step": None, "thread": c.alone, "function": None,
-                "owner": None, "skipped_by": None, "sentence": causal_text(c)}
+                "owner": None, "skipped_by": None, "handed_to": None,
+                "sentence": causal_text(c)}
     return None
 
 

@@ -33,6 +33,14 @@ def leak_sentence(lk: Leak) -> str:
         s += f": {lk.skipped_by} skipped it at step {lk.skipped_at}"
         if lk.because:
             s += f" because {lk.because}"
+    elif lk.handed_to and lk.already_held is not None:
+        s += (f": {lk.handed_by} handed it to {lk.handed_to} at step {lk.handed_at}, which "
+              f"already held pfn {g.counter.split()[-1]} with the reference taken at step "
+              f"{lk.already_held}; two references for one cached pfn")
+        s += "" if lk.put_once is None else f", and one put (step {lk.put_once})"
+    elif lk.handed_to:
+        s += (f": {lk.handed_by} handed it to {lk.handed_to} at step {lk.handed_at}, and "
+              "no put of it followed")
     elif lk.returned:
         s += f": {g.owner} returned without a put of it (no release on its path)"
     else:
@@ -44,7 +52,8 @@ def leak_json(lk: Leak) -> dict[str, Any]:
     """JSON object (see the schema's ``leak``)."""
     return {"get": event_json(lk.get), "skipped_by": lk.skipped_by,
             "skipped_at": lk.skipped_at, "because": lk.because,
-            "sentence": leak_sentence(lk)}
+            "handed_to": lk.handed_to or None, "handed_at": lk.handed_at,
+            "already_held": lk.already_held, "sentence": leak_sentence(lk)}
 
 
 def underflow_sentence(u: RefEvent) -> str:

@@ -30,7 +30,7 @@ def test_the_2019_hang_names_its_culprit_pair_and_ordering() -> None:
     f = _json(["check", "v5.3", "devdax-unbind"])["findings"][0]
     assert f["culprit"] == {
         "kind": "leak", "step": 5, "thread": "vcpu0", "function": "hva_to_pfn_fast",
-        "owner": "vcpu0:fault", "skipped_by": "kvm_release_pfn_clean",
+        "owner": "vcpu0:fault", "skipped_by": "kvm_release_pfn_clean", "handed_to": None,
         "sentence": "page 0x104: reference taken by vcpu0 (vcpu0:fault) in hva_to_pfn_fast "
                     "(step 5) was never put: kvm_release_pfn_clean skipped it at step 13 "
                     "because kvm_is_reserved_pfn(0x104) returned true"}
