@@ -36,7 +36,9 @@ Build (inside a scenario's builder)
       use-after-free); :func:`note` annotates the thread's latest step in the trace;
     - :func:`orders` — ``orders(MyCache, "seq", primitive=..., how=..., where=...)``: how
       the kernel orders steps that race on a field of your model, named by the causal core
-      of a finding whose deciding pair races there (as KVM's ``mmu_notifier_seq`` is).
+      of a finding whose deciding pair races there (as KVM's ``mmu_notifier_seq`` is);
+      ``lockless=True`` only for a pair that shares no lock, the field
+      ``pfnlab.kernel.ordering.FREED`` for an access racing the object's freeing.
 
 Check
     - :func:`check` — explore one variant in one scenario (a :class:`Result`);

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pfnlab.explore.findings import Finding, TraceStep
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution
-from pfnlab.kernel.ordering import Ordering, ordering_of
+from pfnlab.kernel.ordering import FREED, Ordering, ordering_of
 
 _WRITES = ("write", "rmw", "lock", "unlock", "free", "srcu_read_lock", "srcu_read_unlock")
 
@@ -138,16 +138,20 @@ def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
             a, c = tr[i], tr[j]
             return Causal(i, j, (a, c),
                           {a.thread: sorted(locks[i]), c.thread: sorted(locks[j])}, tried,
-                          ordering=_declared(program, order, a, c))
+                          ordering=_declared(program, order, a, c,
+                                             serialised=bool(locks[i] & locks[j])))
     return Causal(tried=tried)
 
 
-def _declared(program: Program, order: list[str], a: TraceStep,
-              b: TraceStep) -> Ordering | None:
-    """The kernel ordering declared for a field both steps touch (one writing), looked up
-    by the class of each object as the trace's execution created it."""
-    shared = [(o, f) for o, f, w in _accesses(a) for o2, f2, w2 in _accesses(b)
-              if o == o2 and f == f2 and (w or w2)]
+def _declared(program: Program, order: list[str], a: TraceStep, b: TraceStep,
+              serialised: bool = False) -> Ordering | None:
+    """The kernel ordering declared for a field both steps touch (one writing; ``FREED``
+    where one of them frees the object), looked up by the class of each object as the
+    trace's execution created it; one declared ``lockless`` only if the steps share no
+    lock (not ``serialised``)."""
+    shared = [(o, FREED if "*" in (f, f2) else f)
+              for o, f, w in _accesses(a) for o2, f2, w2 in _accesses(b)
+              if o == o2 and (f == f2 or "*" in (f, f2)) and (w or w2)]
     if not shared:
         return None
     ex = Execution(program)
@@ -166,6 +170,6 @@ def _declared(program: Program, order: list[str], a: TraceStep,
     for o, f in shared:
         cls = classes.get(o)
         found = ordering_of(cls, f) if cls is not None else None
-        if found is not None:
+        if found is not None and not (found.lockless and serialised):
             return found
     return None

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: the pseudo-field of an object's freeing: ``orders(Page, FREED, ...)`` says how the kernel
+#: orders an access to the object against its being freed
+FREED = "<freed>"
+
 
 @dataclass(frozen=True)
 class Ordering:
@@ -19,19 +23,26 @@ class Ordering:
     primitive: str   # "mmu_notifier_retry()"
     how: str         # one sentence: what each side does
     where: str       # the kernel files (and version) that do it
+    #: the primitive orders a pair only where the two steps share no lock (a lockless
+    #: reader of a field written under a lock); two steps under one lock are already
+    #: serialised, and what orders them is something else
+    lockless: bool = False
 
 
 _ORDERINGS: dict[tuple[type, str], Ordering] = {}
 
 
-def orders(cls: type, *fields: str, primitive: str, how: str, where: str) -> None:
+def orders(cls: type, *fields: str, primitive: str, how: str, where: str,
+           lockless: bool = False) -> None:
     """Declare that the kernel orders the steps racing on ``cls.field`` (each of
-    ``fields``) with ``primitive``; ``how`` says what each side does, ``where`` names the
-    files that do it. A later declaration for the same field replaces the earlier one."""
+    ``fields``; :data:`FREED` for an access racing the object's freeing) with
+    ``primitive``; ``how`` says what each side does, ``where`` names the files that do it;
+    ``lockless``: only for a pair that shares no lock. A later declaration for the same
+    field replaces the earlier one."""
     if not fields:
         raise ValueError(f"orders({cls.__name__}, ...): name at least one field")
     for f in fields:
-        _ORDERINGS[(cls, f)] = Ordering(primitive, how, where)
+        _ORDERINGS[(cls, f)] = Ordering(primitive, how, where, lockless)
 
 
 def ordering_of(cls: type, field: str) -> Ordering | None:

@@ -44,8 +44,10 @@ def causal_text(c: Causal) -> str:
         fix = (f"both hold {', '.join(sorted(common))}, but nothing makes {b.thread}'s "
                "critical section come first")
     else:
-        fix = (f"no common lock; a lock around both, or {a.thread} waiting for {b.thread} (a "
-               "reference, a completion), would order them")
+        fix = (f"no common lock, and a lock around the two steps alone would not decide which "
+               f"runs first; {a.thread} waiting for {b.thread} (a reference, a completion), or "
+               f"{a.thread} re-checking before it commits that {b.thread}'s step has not run "
+               "since (a sequence count, retrying if it moved), would order them")
     return (f"the finding needs {a.thread}'s {_what(a)} (step {c.first}) before {b.thread}'s "
             f"{_what(b)} (step {c.second}); run the other way round, the execution ends "
             f"without a finding, and nothing orders them. {held}: {fix}.")
@@ -97,8 +99,9 @@ def ordering(c: Causal) -> dict[str, Any] | None:
         options = [f"{b.thread}'s critical section under {', '.join(common)} made to come "
                    "first (a condition checked under the lock, or a wait for it)"]
     else:
-        options = ["a lock held around both steps",
-                   f"{a.thread} waiting for {b.thread} (a reference, a completion)"]
+        options = [f"{a.thread} waiting for {b.thread} (a reference, a completion)",
+                   f"{a.thread} re-checking before it commits that {b.thread}'s step has not "
+                   "run since (a sequence count, retrying if it moved)"]
     return {"must_precede": {"step": c.second, "thread": b.thread},
             "instead_of": {"step": c.first, "thread": a.thread},
             "common_locks": common, "options": options, "kernel_primitive": primitive}

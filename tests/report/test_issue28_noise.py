@@ -212,8 +212,11 @@ v5.4 / flag-race: seen-unset violated (assertion)
 causal core: the finding needs writer's writer: flag.n 0 -> 1 (step 2) before
   reader's reader: flag.n == 1 (step 3); run the other way round, the execution
   ends without a finding, and nothing orders them. writer holds no lock at step
-  2, reader holds no lock at step 3: no common lock; a lock around both, or
-  writer waiting for reader (a reference, a completion), would order them.
+  2, reader holds no lock at step 3: no common lock, and a lock around the two
+  steps alone would not decide which runs first; writer waiting for reader (a
+  reference, a completion), or writer re-checking before it commits that
+  reader's step has not run since (a sequence count, retrying if it moved),
+  would order them.
 
 trace (4 steps; the deciding rows; --full for every row; minimal: fewest
 preemptions (0), then fewest steps (4) among executions showing this finding):
@@ -236,8 +239,11 @@ v5.4 / flag-race: seen-unset violated (assertion)
 causal core: the finding needs writer's writer: flag.n 0 -> 1 (step 2) before
   reader's reader: flag.n == 1 (step 3); run the other way round, the execution
   ends without a finding, and nothing orders them. writer holds no lock at step
-  2, reader holds no lock at step 3: no common lock; a lock around both, or
-  writer waiting for reader (a reference, a completion), would order them.
+  2, reader holds no lock at step 3: no common lock, and a lock around the two
+  steps alone would not decide which runs first; writer waiting for reader (a
+  reference, a completion), or writer re-checking before it commits that
+  reader's step has not run since (a sequence count, retrying if it moved),
+  would order them.
 
 trace (4 steps; every row; minimal: fewest preemptions (0), then fewest steps
 (4) among executions showing this finding):

@@ -49,8 +49,9 @@ def test_the_2019_hang_names_its_culprit_pair_and_ordering() -> None:
         "must_precede": {"step": 44, "thread": "admin"},
         "instead_of": {"step": 5, "thread": "vcpu0"},
         "common_locks": [],
-        "options": ["a lock held around both steps",
-                    "vcpu0 waiting for admin (a reference, a completion)"],
+        "options": ["vcpu0 waiting for admin (a reference, a completion)",
+                    "vcpu0 re-checking before it commits that admin's step has not run "
+                    "since (a sequence count, retrying if it moved)"],
         "kernel_primitive": None}
 
 
