@@ -8,6 +8,12 @@ The first pair for which the reordered execution finishes with no finding at all
 the finding; the result names it and the locks each side held. When no reordering helps,
 the finding does not come from a race between two steps (a sequential bug in one thread,
 or one that every order shows).
+
+A deciding pair may close a window another pair opened: the second thread looked something
+up, the first changed it (and then freed what the lookup found), and only then the second
+used it. The window's opening pair is the second thread's read before the first thread's
+earliest write of it that precedes the deciding pair and whose reversal, too, ends with no
+finding; a fix may order either pair (refresh from the change, or hold off the free).
 """
 
 from __future__ import annotations
@@ -42,6 +48,14 @@ class Causal:
     #: how the kernel orders the pair's steps, where the model declares it for a field
     #: the pair races on (pfnlab.kernel.ordering)
     ordering: Ordering | None = None
+    #: the pair that opened the window, where the deciding pair's second thread had run
+    #: a step the finding also needs before the first thread's (an atomicity violation:
+    #: ``second``'s thread looked something up, ``first``'s thread changed it, then freed or
+    #: changed what the lookup found, and only then the lookup's user ran): its two steps,
+    #: the locks each held there and the ordering declared for its field
+    window: tuple[TraceStep, TraceStep] | None = None
+    window_locks: dict[str, list[str]] = field(default_factory=dict)
+    window_ordering: Ordering | None = None
 
 
 def _accesses(st: TraceStep) -> set[tuple[str, str, bool]]:
@@ -126,21 +140,60 @@ def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
     for i, j in pairs[:max_pairs]:
         if deadline is not None and time.perf_counter() >= deadline:
             return Causal(tried=tried, out_of_time=True)
-        b = tr[j].thread
-        ui, uj = unit[i], unit[j]
-        moved = [k for k in range(ui, uj + 1) if order[k] == b]
-        # b's steps up to j first, then a's step i; from there the execution runs freely
-        # (the rest of the old order means nothing once the two threads diverge)
-        new = order[:ui] + [order[k] for k in moved] + [order[ui]]
         tried += 1
-        if any(_run(program, new, finding.key, last, max_steps) == "clean"
-               for last in (False, True)):
+        if _reversal_clean(program, finding, order, unit, i, j, max_steps):
             a, c = tr[i], tr[j]
-            return Causal(i, j, (a, c),
-                          {a.thread: sorted(locks[i]), c.thread: sorted(locks[j])}, tried,
-                          ordering=_declared(program, order, a, c,
-                                             serialised=bool(locks[i] & locks[j])))
+            found = Causal(i, j, (a, c),
+                           {a.thread: sorted(locks[i]), c.thread: sorted(locks[j])}, tried,
+                           ordering=_declared(program, order, a, c,
+                                              serialised=bool(locks[i] & locks[j])))
+            _window(program, finding, order, unit, locks, found, max_pairs, max_steps,
+                    deadline)
+            return found
     return Causal(tried=tried)
+
+
+def _reversal_clean(program: Program, finding: Finding, order: list[str], unit: list[int],
+                    i: int, j: int, max_steps: int) -> bool:
+    """Whether running trace entry ``j``'s thread up to ``j`` before entry ``i`` (then
+    freely) ends with no finding at all."""
+    b = finding.trace[j].thread
+    ui, uj = unit[i], unit[j]
+    moved = [k for k in range(ui, uj + 1) if order[k] == b]
+    # b's steps up to j first, then a's step i; from there the execution runs freely
+    # (the rest of the old order means nothing once the two threads diverge)
+    new = order[:ui] + [order[k] for k in moved] + [order[ui]]
+    return any(_run(program, new, finding.key, last, max_steps) == "clean"
+               for last in (False, True))
+
+
+def _window(program: Program, finding: Finding, order: list[str], unit: list[int],
+            locks: list[frozenset[str]], c: Causal, max_pairs: int, max_steps: int,
+            deadline: float | None) -> None:
+    """Find the pair that opened the deciding pair's window (see :attr:`Causal.window`):
+    the second thread's step before a step of the first thread that precedes the pair,
+    whose reversal too ends with no finding; the second thread's step a read (a lookup)
+    and the first thread's a change of what it read: the first thread's earliest such step
+    (where it first ran into the window), with the second thread's latest read before it."""
+    assert c.first is not None and c.steps is not None
+    tr = finding.trace
+    t1, t2 = c.steps[0].thread, c.steps[1].thread
+    # a lookup of what the other thread then changed: a read before a write (not a lock)
+    cands = [(u, w) for w in range(c.first + 1)
+             if tr[w].thread == t1 and tr[w].action in ("write", "rmw", "free")
+             for u in range(w)
+             if tr[u].thread == t2 and tr[u].action == "read" and conflicts(tr[u], tr[w])]
+    cands.sort(key=lambda p: (p[1], -p[0]))
+    for u, w in cands[:max_pairs]:
+        if deadline is not None and time.perf_counter() >= deadline:
+            return
+        if _reversal_clean(program, finding, order, unit, u, w, max_steps):
+            a, b = tr[u], tr[w]
+            c.window = (a, b)
+            c.window_locks = {t2: sorted(locks[u]), t1: sorted(locks[w])}
+            c.window_ordering = _declared(program, order, a, b,
+                                          serialised=bool(locks[u] & locks[w]))
+            return
 
 
 def _declared(program: Program, order: list[str], a: TraceStep, b: TraceStep,

@@ -65,17 +65,14 @@ class Page(Shared):
 
 
 orders(Page, FREED,
-       primitive="a reference held across the access (get_page/gup, or a mapping that "
-                 "the teardown removes first)",
-       how="memunmap_pages() frees the memmap (arch_remove_memory) only after "
-           "dev_pagemap_cleanup() has waited for the pgmap's references, which a gup "
-           "reference on a device page keeps up (5.4 to 5.17); code that reads the struct "
-           "page of a pfn it holds no reference on relies instead on the mapping it found "
-           "the pfn in: devdax unbind zaps user mappings, and through the MMU notifier the "
-           "SPTEs, before memunmap_pages(); pfn_to_online_page() or a classification of the "
-           "pfn pins nothing",
-       where="mm/memremap.c (memunmap_pages, dev_pagemap_cleanup) and drivers/dax/bus.c, "
-             "v5.4")
+       primitive="a reference held across the access",
+       how="memunmap_pages() frees the memmap only after dev_pagemap_cleanup() waited for "
+           "the pgmap's references, which a gup reference on a device page keeps up (5.4 to "
+           "5.17); without one, only the mapping the pfn came from, zapped before "
+           "memunmap_pages(), keeps it; pfn_to_online_page() pins nothing",
+       where="mm/memremap.c, v5.4")
+
+
 
 def page_pinned(page: Page, who: str) -> bool:
     """Thread ``who`` holds a reference on the page's compound head (one the ledger

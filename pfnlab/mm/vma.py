@@ -58,15 +58,13 @@ class Pte(Shared):
 
 orders(Pte, "val", lockless=True,
        primitive="the MMU notifier (invalidate_range_start/end, then mmu_notifier_retry())",
-       how="a lookup outside the page-table lock (gup-fast for a secondary MMU) is not "
-           "serialised with the PTE change; the change runs between invalidate_range_start "
-           "and invalidate_range_end, which raise the notifier count and move its sequence "
-           "on, so the secondary MMU reads the sequence before its lookup and, under its own "
-           "lock, re-checks it before it publishes what it looked up, retrying if it moved: "
-           "the mapping is refreshed from the invalidation, not serialised with it",
-       where="include/linux/mmu_notifier.h, virt/kvm/kvm_main.c "
-             "(kvm_mmu_notifier_invalidate_range_start/end) and mmu.c, v5.4; "
+       how="a lookup outside the page-table lock is not serialised with the PTE change; "
+           "the secondary MMU reads the notifier sequence before its lookup and re-checks it "
+           "under its own lock before it publishes, retrying if an invalidation ran: the "
+           "mapping is refreshed from the invalidation",
+       where="include/linux/mmu_notifier.h, virt/kvm/kvm_main.c, v5.4; "
              "mmu_notifier_retry_cache() in virt/kvm/pfncache.c from v6.0")
+
 
 class RwSem(Shared):
     """An rw_semaphore (``mmap_sem``): ``state`` = readers, or -1 for a writer.

@@ -33,6 +33,8 @@ def causal_text(c: Causal) -> str:
         return (f"no single race decides it: reordering any of the {c.tried} racing pairs "
                 "nearest the end still ends in a finding (the cause is in program order)")
     a, b = c.steps
+    if c.window is not None:
+        return _window_text(c)
     la, lb = c.locks[a.thread], c.locks[b.thread]
     common = set(la) & set(lb)
     held = (f"{a.thread} holds {', '.join(la) or 'no lock'} at step {c.first}, {b.thread} "
@@ -51,6 +53,29 @@ def causal_text(c: Causal) -> str:
     return (f"the finding needs {a.thread}'s {_what(a)} (step {c.first}) before {b.thread}'s "
             f"{_what(b)} (step {c.second}); run the other way round, the execution ends "
             f"without a finding, and nothing orders them. {held}: {fix}.")
+
+
+def _window_text(c: Causal) -> str:
+    """The causal core of an atomicity violation: the pair that opened the window, the
+    pair that closed it, and what would order either."""
+    assert c.steps is not None and c.window is not None
+    a, b = c.steps
+    u, w = c.window
+    opened = (f"the kernel orders these with {c.window_ordering.primitive}: "
+              f"{c.window_ordering.how} ({c.window_ordering.where})"
+              if c.window_ordering is not None else
+              f"{b.thread} re-checking before it commits that {a.thread}'s step has not "
+              "run since (a sequence count, retrying if it moved)")
+    closed = (f"the kernel orders these with {c.ordering.primitive}: {c.ordering.how} "
+              f"({c.ordering.where})" if c.ordering is not None else
+              f"{a.thread} waiting for {b.thread} (a reference, a completion)")
+    return (f"the finding needs {b.thread}'s {_what(u)} (step {u.index}) before "
+            f"{a.thread}'s {_what(w)} (step {w.index}), and then {a.thread}'s {_what(a)} "
+            f"(step {c.first}) before {b.thread}'s {_what(b)} (step {c.second}): "
+            f"{a.thread}'s steps {w.index}-{c.first} ran inside {b.thread}'s window from step "
+            f"{u.index} to step {c.second}. Run either pair the other way round and the "
+            f"execution ends without a finding; nothing orders them. To order the first "
+            f"pair: {opened}. Or the second: {closed}.")
 
 
 def causal_lines(c: Causal, width: int = 80) -> list[str]:
@@ -102,17 +127,34 @@ def ordering(c: Causal) -> dict[str, Any] | None:
         options = [f"{a.thread} waiting for {b.thread} (a reference, a completion)",
                    f"{a.thread} re-checking before it commits that {b.thread}'s step has not "
                    "run since (a sequence count, retrying if it moved)"]
+    window = None
+    if c.window is not None:
+        u, w = c.window
+        wo = c.window_ordering
+        options = [f"{wo.primitive}: {wo.how}" if wo is not None else
+                   f"{b.thread} re-checking before it commits that {a.thread}'s step "
+                   f"{w.index} has not run since its step {u.index} (a sequence count, "
+                   "retrying if it moved)",
+                   options[0] if c.ordering is not None or common else
+                   f"{a.thread} waiting for {b.thread} (a reference, a completion)"]
+        window = {"must_precede": {"step": w.index, "thread": w.thread},
+                  "instead_of": {"step": u.index, "thread": u.thread},
+                  "kernel_primitive": None if wo is None else
+                  {"primitive": wo.primitive, "how": wo.how, "where": wo.where}}
     return {"must_precede": {"step": c.second, "thread": b.thread},
             "instead_of": {"step": c.first, "thread": a.thread},
-            "common_locks": common, "options": options, "kernel_primitive": primitive}
+            "common_locks": common, "options": options, "kernel_primitive": primitive,
+            "window": window}
 
 
 def causal_json(c: Causal) -> dict[str, Any]:
     """JSON object (see the schema's ``causal``): the text, and the same facts as fields."""
-    pair = None
+    pair = window = None
     if c.steps is not None:
         pair = [step_fact(st, c.locks.get(st.thread, [])) for st in c.steps]
+    if c.window is not None:
+        window = [step_fact(st, c.window_locks.get(st.thread, [])) for st in c.window]
     return {"first": c.first, "second": c.second, "text": causal_text(c),
             "locks": c.locks, "pairs_tried": c.tried, "verdict": verdict(c),
-            "alone": c.alone or None, "deciding_pair": pair,
+            "alone": c.alone or None, "deciding_pair": pair, "window_pair": window,
             "suggested_ordering": ordering(c)}

@@ -52,7 +52,7 @@ def test_the_2019_hang_names_its_culprit_pair_and_ordering() -> None:
         "options": ["vcpu0 waiting for admin (a reference, a completion)",
                     "vcpu0 re-checking before it commits that admin's step has not run "
                     "since (a sequence count, retrying if it moved)"],
-        "kernel_primitive": None}
+        "kernel_primitive": None, "window": None}
 
 
 def test_a_notifier_race_names_the_kernels_ordering_primitive() -> None:

@@ -14,7 +14,11 @@ from tests.report.test_json_facts import _json
 
 
 def test_a_lookup_racing_a_pte_change_is_refreshed_from_the_invalidation() -> None:
-    f = _json(["check", "examples/refresh_race.py", "gpc-buggy", "gpc-vs-zap"])["findings"][0]
+    from pfnlab.api import registries_restored
+
+    with registries_restored():  # the check loads the model file's designs and scenarios
+        f = _json(["check", "examples/refresh_race.py", "gpc-buggy",
+                   "gpc-vs-zap"])["findings"][0]
     first, second = f["causal"]["deciding_pair"]
     assert (first["thread"], first["function"], first["field"]) == ("vcpu0", "gup_pte_range", "val")
     assert (second["thread"], second["function"], second["field"]) == (
@@ -33,7 +37,7 @@ def test_a_struct_page_read_racing_the_memmaps_free_needs_a_reference() -> None:
     assert (second["thread"], second["field"]) == ("vcpu0", "reserved")
     prim = f["causal"]["suggested_ordering"]["kernel_primitive"]
     assert prim["primitive"].startswith("a reference held across the access")
-    assert "pfn_to_online_page() or a classification of the pfn pins nothing" in prim["how"]
+    assert "pfn_to_online_page() pins nothing" in prim["how"]
 
 
 RACE = textwrap.dedent('''\
@@ -90,3 +94,29 @@ def test_a_lockless_primitive_is_not_offered_to_a_serialised_pair(
         else:
             assert order["common_locks"] == []
             assert order["kernel_primitive"]["primitive"] == "flag_seq_retry()"
+
+
+def test_a_cache_without_a_reference_is_an_atomicity_violation_with_two_fixes() -> None:
+    """examples/pfncache.py: the cache keeps a pfn it holds no reference on. The finding
+    needs the lookup before the unbind's PTE change and the memmap's free before the use;
+    the fixes order either pair: refresh from the invalidation, or hold a reference."""
+    from pfnlab.api import registries_restored
+
+    with registries_restored():
+        f = _json(["check", "examples/pfncache.py", "v5.4",
+                   "pfncache-vs-unbind"])["findings"][0]
+    c = f["causal"]
+    lookup, change = c["window_pair"]
+    assert (lookup["thread"], lookup["function"], lookup["action"]) == (
+        "vcpu0", "gup_pte_range", "read")
+    assert (change["thread"], change["function"], change["field"]) == (
+        "admin", "unmap_page_range", "val")
+    free, use = c["deciding_pair"]
+    assert (free["action"], use["function"]) == ("free", "touch_mapping")
+    order = c["suggested_ordering"]
+    assert order["window"]["kernel_primitive"]["primitive"].startswith("the MMU notifier")
+    assert order["kernel_primitive"]["primitive"] == "a reference held across the access"
+    assert order["options"][0].startswith("the MMU notifier")
+    assert order["options"][1].startswith("a reference held across the access")
+    assert (f"ran inside vcpu0's window from step {lookup['step']} to step {use['step']}"
+            in " ".join(c["text"].split()))
