@@ -217,12 +217,13 @@ def _declared(program: Program, order: list[str], a: TraceStep, b: TraceStep,
             if tid not in ex.enabled():
                 break
             ex.step(tid)
-        classes = {obj.__dict__["_name"]: type(obj) for obj in ex.objects}
+        objects = {obj.__dict__["_name"]: obj for obj in ex.objects}
+        for o, f in shared:
+            obj = objects.get(o)
+            found = ordering_of(type(obj), f) if obj is not None else None
+            if (found is not None and not (found.lockless and serialised)
+                    and found.orders_object(obj)):
+                return found
     finally:
         ex.close()
-    for o, f in shared:
-        cls = classes.get(o)
-        found = ordering_of(cls, f) if cls is not None else None
-        if found is not None and not (found.lockless and serialised):
-            return found
     return None

@@ -9,7 +9,9 @@ fields, and explanations name it instead of a generic "a lock around both".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 #: the pseudo-field of an object's freeing: ``orders(Page, FREED, ...)`` says how the kernel
 #: orders an access to the object against its being freed
@@ -27,22 +29,30 @@ class Ordering:
     #: reader of a field written under a lock); two steps under one lock are already
     #: serialised, and what orders them is something else
     lockless: bool = False
+    #: the primitive orders only the objects this says yes to (a ZONE_DEVICE page's
+    #: refcount, not every page's); None: every object of the class
+    applies: Callable[[Any], bool] | None = None
+
+    def orders_object(self, obj: Any) -> bool:
+        """Whether this ordering is the kernel's for ``obj`` (see :attr:`applies`)."""
+        return self.applies is None or bool(self.applies(obj))
 
 
 _ORDERINGS: dict[tuple[type, str], Ordering] = {}
 
 
 def orders(cls: type, *fields: str, primitive: str, how: str, where: str,
-           lockless: bool = False) -> None:
+           lockless: bool = False, applies: Callable[[Any], bool] | None = None) -> None:
     """Declare that the kernel orders the steps racing on ``cls.field`` (each of
     ``fields``; :data:`FREED` for an access racing the object's freeing) with
     ``primitive``; ``how`` says what each side does, ``where`` names the files that do it;
-    ``lockless``: only for a pair that shares no lock. A later declaration for the same
-    field replaces the earlier one."""
+    ``lockless``: only for a pair that shares no lock; ``applies(obj)``: only for the
+    objects it is true of (read once the pair has run, without scheduling points). A later
+    declaration for the same field replaces the earlier one."""
     if not fields:
         raise ValueError(f"orders({cls.__name__}, ...): name at least one field")
     for f in fields:
-        _ORDERINGS[(cls, f)] = Ordering(primitive, how, where, lockless)
+        _ORDERINGS[(cls, f)] = Ordering(primitive, how, where, lockless, applies)
 
 
 def ordering_of(cls: type, field: str) -> Ordering | None:

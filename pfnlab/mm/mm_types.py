@@ -74,6 +74,15 @@ orders(Page, FREED,
 
 
 
+orders(Page, "refcount", lockless=True,
+       applies=lambda page: Page.zone.unobserved(page) == ZONE_DEVICE,
+       primitive="get_dev_pagemap() before the page reference, and its holder's put",
+       how="gup takes a live pgmap reference (percpu_ref_tryget_live) before it takes the "
+           "page's and fails once memunmap_pages() has killed the pgmap; a page reference "
+           "taken before that, memunmap_pages() waits for (5.4 to 5.17), so the teardown "
+           "ends only when its holder puts it",
+       where="mm/gup.c (gup_pte_range) and mm/memremap.c, v5.4")
+
 def page_pinned(page: Page, who: str) -> bool:
     """Thread ``who`` holds a reference on the page's compound head (one the ledger
     attributes to it or to one of its owners ``who:...``): what keeps the memmap, and so

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pfnlab.explore import Field, Ghost, Shared, atomic, fail
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.kernel.ordering import orders
 from pfnlab.kernel.roles import refcount_api
 from pfnlab.mm.hooks import host
 from pfnlab.mm.props import PGMAP_REF_BALANCE
@@ -54,6 +55,14 @@ class DevPagemap(Shared):
         """Whether the ref has not been killed, without a scheduling point."""
         return not self.peek("ref")[1]
 
+
+orders(DevPagemap, "ref", lockless=True,
+       primitive="percpu_ref_tryget_live() in get_dev_pagemap(), and memunmap_pages()'s wait",
+       how="a lookup takes the pgmap reference only while the ref is live; "
+           "memunmap_pages() kills it (percpu_ref_kill) and waits in dev_pagemap_cleanup() "
+           "for the references taken before, so a lookup either fails or keeps the device "
+           "until it puts its reference",
+       where="mm/memremap.c (get_dev_pagemap, memunmap_pages), v5.4")
 
 # --------------------------------------------------------------------------- percpu_ref
 @refcount_api()

@@ -120,3 +120,16 @@ def test_a_cache_without_a_reference_is_an_atomicity_violation_with_two_fixes() 
     assert order["options"][1].startswith("a reference held across the access")
     assert (f"ran inside vcpu0's window from step {lookup['step']} to step {use['step']}"
             in " ".join(c["text"].split()))
+
+
+def test_an_ordering_applies_only_to_the_objects_it_names() -> None:
+    """The pgmap's ordering of a page reference against the teardown is a device page's:
+    a refcount race on an ordinary page is not told to take a pgmap reference."""
+    from pfnlab.kernel.ordering import ordering_of
+    from pfnlab.mm.mm_types import ZONE_DEVICE, Page
+
+    ordinary, device = Page(0x103), Page(0x104)
+    device.zone = ZONE_DEVICE
+    found = ordering_of(Page, "refcount")
+    assert found is not None and found.primitive.startswith("get_dev_pagemap()")
+    assert found.orders_object(device) and not found.orders_object(ordinary)
