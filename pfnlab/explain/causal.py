@@ -92,18 +92,29 @@ def _locksets(trace: list[TraceStep]) -> list[frozenset[str]]:
     return out
 
 
+def _follow(ex: Execution, order: list[str], key: tuple[str, str] | None = None) -> bool:
+    """Step ``ex`` through ``order`` (a thread name per scheduling step) until a finding
+    (``key``'s, or any that ends the execution) or the end; False if a thread of
+    ``order`` could not step when its turn came."""
+    names = ex.thread_names()
+    for th in order:
+        if ex.finding is not None or ex.finished or (key is not None and ex.found(key)):
+            break
+        tid = names.index(th)
+        if tid not in ex.enabled():
+            return False
+        ex.step(tid)
+    return True
+
+
 def _run(program: Program, order: list[str], key: tuple[str, str],
          pick_last: bool, max_steps: int) -> str:
+    """Run ``order``, then the lowest (or highest) enabled thread each step: ``same``
+    (``key``'s finding), ``other`` (another finding), ``clean`` or ``infeasible``."""
     ex = Execution(program, max_steps=max_steps)
     try:
-        names = ex.thread_names()
-        for th in order:
-            if ex.finding is not None or ex.finished or ex.found(key):
-                break
-            tid = names.index(th)
-            if tid not in ex.enabled():
-                return "infeasible"
-            ex.step(tid)
+        if not _follow(ex, order, key):
+            return "infeasible"
         while ex.finding is None and not ex.finished and not ex.found(key):
             en = ex.enabled()
             if not en:
@@ -209,14 +220,7 @@ def _declared(program: Program, order: list[str], a: TraceStep, b: TraceStep,
         return None
     ex = Execution(program)
     try:
-        names = ex.thread_names()
-        for th in order:
-            if ex.finding is not None or ex.finished:
-                break
-            tid = names.index(th)
-            if tid not in ex.enabled():
-                break
-            ex.step(tid)
+        _follow(ex, order)
         objects = {obj.__dict__["_name"]: obj for obj in ex.objects}
         for o, f in shared:
             obj = objects.get(o)
