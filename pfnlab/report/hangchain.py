@@ -33,6 +33,11 @@ def link_text(link: Link) -> str:
             s += f": {lk.skipped_by} skipped the put at step {lk.skipped_at}"
             if lk.because:
                 s += f" because {lk.because}"
+        elif lk.handed_to and lk.already_held is not None:
+            s += (f": handed to {lk.handed_to} at step {lk.handed_at}, which already held its "
+                  f"pfn with the reference taken at step {lk.already_held}")
+        elif lk.handed_to:
+            s += f": handed to {lk.handed_to} at step {lk.handed_at} and never put from there"
         return s
     if link.get is not None:
         return (f"reference of {link.owner} taken in {link.get.site} (step "

@@ -179,3 +179,32 @@ def test_the_hosts_reference_on_a_new_page_is_no_leak(model_file: Callable[..., 
         "no race: mmu alone shows it, in program order (a sequential bug).",
     ]
     assert "leak" not in text
+
+
+HANG = (
+    CACHE.replace("from pfnlab import Host, instance,",
+                  "from pfnlab import Host, dev_dax_unbind, instance,")
+    .replace('@scenario("gpc-refresh-twice", sizes={}, properties=["refs-balanced"])',
+             '@scenario("gpc-vs-unbind", sizes={}, properties=["teardown-terminates"])')
+    .replace("    s = vm_on(host, [host.add_anon(1)], 1)\n",
+             '    dax = host.add_devdax(1, name="dax0")\n    s = vm_on(host, [dax], 1)\n')
+    .replace('    return instance(s, {"vcpu0": vcpu0}, ["refs-balanced"])\n',
+             "    def admin():\n        dev_dax_unbind(dax.dax)\n\n"
+             '    return instance(s, {"vcpu0": vcpu0, "admin": admin}, '
+             '["teardown-terminates"])\n')
+)
+
+
+def test_a_hang_names_the_cache_that_kept_the_reference(
+        model_file: Callable[..., Path]) -> None:
+    """The device cannot be unbound while the cache's second reference is held: the wait
+    chain ends at the reference the refresh handed to the cache."""
+    assert "dev_dax_unbind(dax.dax)" in HANG and '"gpc-vs-unbind"' in HANG
+    path = model_file(HANG, "gpc_hang.py")
+    text = _cli(["check", str(path), "v5.4", "gpc-vs-unbind", "--jobs", "1"])
+    joined = " ".join(text.split())
+    assert "admin: memunmap_pages waits on pgmap dax0 done" in joined
+    assert ("<- reference of vcpu0:map taken in hva_to_pfn_fast (step 10), leaked: handed to "
+            "gpc.pfn at step 14, which already held its pfn with the reference taken at step "
+            "2") in joined
+    assert api.check("gpc-fixed", "gpc-vs-unbind").violated == []
