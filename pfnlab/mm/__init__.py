@@ -6,6 +6,7 @@ numbers. Build a :class:`Host` in a program's ``build()``, install it with
 ``set_context(World(host=host))``, and call these functions from model threads.
 """
 
+from pfnlab.mm import sparse_rcu  # the v6.8 and v6.10 versions, for variants
 from pfnlab.mm.alloc import alloc_page
 from pfnlab.mm.anon import do_anonymous_page
 from pfnlab.mm.cow import do_wp_page, wp_page_copy
@@ -334,6 +335,7 @@ __all__ = [
     "remove_migration_pte",
     "replace_page",
     "section_deactivate",
+    "sparse_rcu",
     "sparse_remove_section",
     "split_huge_page",
     "split_huge_pmd",

@@ -78,8 +78,9 @@ class Section(Shared):
     ``state`` is the coarse view the built-in scenarios read (``pfn_valid`` of
     :mod:`pfnlab.mm.memmap`); ``section_mem_map`` (the ``SECTION_*`` flags) and ``usage``
     (a :class:`MemSectionUsage`, None once freed) are the kernel's fields, read by the
-    functions of :mod:`pfnlab.mm.sparse`. Invariant: ``usage`` is None or not freed
-    whenever ``SECTION_HAS_MEM_MAP`` is set, in every kernel version.
+    functions of :mod:`pfnlab.mm.sparse`. ``SECTION_HAS_MEM_MAP`` set with ``usage``
+    freed or None is the window of the v5.4 race (v6.8 clears the flag first and frees
+    ``usage`` only after a grace period).
     """
 
     state: Stable[str] = Stable(PRESENT, pinned=lambda s, who: section_pinned(s, who))
@@ -162,14 +163,9 @@ def arch_add_memory(h: Any, start_pfn: int, nr_pages: int, *, device: bool) -> S
 def arch_remove_memory(start_pfn: int, nr_pages: int) -> None:
     """arch/x86/mm/init_64.c v5.4: section_deactivate; pfn_valid turns false, memmap freed."""
     h = host()
-    h.sections[start_pfn].state = ABSENT
-    free_memmap(start_pfn, nr_pages, "arch_remove_memory")
-
-
-def free_memmap(start_pfn: int, nr_pages: int, by: str) -> None:
-    """The struct pages of ``[start_pfn, start_pfn + nr_pages)`` are freed (``by`` did)."""
-    h = host()
+    sec = h.sections[start_pfn]
+    sec.state = ABSENT
     for pfn in range(start_pfn, start_pfn + nr_pages):
-        why = (NO_METADATA_AFTER_TEARDOWN, f"memmap of pfn {pfn:#x} removed by {by}")
+        why = (NO_METADATA_AFTER_TEARDOWN, f"memmap of pfn {pfn:#x} removed by arch_remove_memory")
         free(h.memmap[pfn], cast(Any, why))  # the engine takes (property id, text) too
         run_free_hooks(h.memmap[pfn])

@@ -159,8 +159,8 @@ def rcu_do_batch(cbs: tuple[RcuCallback, ...]) -> None:
 
 
 def rcu_callback_thread() -> None:
-    """Thread body (the rcuc kthread / ``rcu_core`` softirq): take the queued callbacks,
-    wait for a grace period, run them; end when the queue is found empty."""
+    """kernel/rcu/tree.c v5.4 ``rcu_core`` as a thread body (the rcuc kthread): take the
+    queued callbacks, wait for a grace period, run them; end when it finds none queued."""
     rcu = host().rcu
     while True:
         cbs = atomic(rcu, "callbacks", lambda q: ((), q))

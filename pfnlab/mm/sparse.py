@@ -28,9 +28,9 @@ from __future__ import annotations
 
 from typing import cast
 
-from pfnlab.explore import fail, note
+from pfnlab.explore import fail, free, note
 from pfnlab.kernel.kfunc import kfunc
-from pfnlab.mm.hooks import host
+from pfnlab.mm.hooks import host, run_free_hooks
 from pfnlab.mm.memmap import (
     ABSENT,
     SECTION_HAS_MEM_MAP,
@@ -38,7 +38,6 @@ from pfnlab.mm.memmap import (
     SECTION_IS_ONLINE,
     MemSectionUsage,
     Section,
-    free_memmap,
 )
 from pfnlab.mm.props import NO_METADATA_AFTER_TEARDOWN
 from pfnlab.mm.rcu import kfree
@@ -121,7 +120,16 @@ def section_deactivate(pfn: int, nr_pages: int) -> None:
             ms.usage = None
         ms.section_mem_map = 0  # sparse_encode_mem_map(NULL, section_nr): no flags
         ms.state = ABSENT
-    free_memmap(pfn, nr_pages, "section_deactivate")
+    depopulate_section_memmap(pfn, nr_pages)
+
+
+def depopulate_section_memmap(pfn: int, nr_pages: int) -> None:
+    """mm/sparse.c v5.4: free the struct pages of the range (a later read is I3's)."""
+    h = host()
+    for p in range(pfn, pfn + nr_pages):
+        free(h.memmap[p], (NO_METADATA_AFTER_TEARDOWN,
+                           f"memmap of pfn {p:#x} removed by section_deactivate"))
+        run_free_hooks(h.memmap[p])
 
 
 @kfunc
@@ -132,6 +140,7 @@ def sparse_remove_section(pfn: int, nr_pages: int) -> None:
 
 __all__ = [
     "__pfn_to_section",
+    "depopulate_section_memmap",
     "early_section",
     "online_section",
     "pfn_section_valid",

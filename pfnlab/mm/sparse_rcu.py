@@ -17,7 +17,7 @@ from typing import Any
 
 from pfnlab.mm import sparse
 from pfnlab.mm.hooks import host
-from pfnlab.mm.memmap import ABSENT, SECTION_HAS_MEM_MAP, Section, free_memmap
+from pfnlab.mm.memmap import ABSENT, SECTION_HAS_MEM_MAP, Section
 from pfnlab.mm.props import NO_METADATA_AFTER_TEARDOWN
 from pfnlab.mm.rcu import kfree_rcu, rcu_read_lock_sched, rcu_read_unlock_sched
 
@@ -67,7 +67,7 @@ def section_deactivate(pfn: int, nr_pages: int) -> None:
                               "section_deactivate (kfree_rcu)"))
             ms.usage = None
         ms.state = ABSENT
-    free_memmap(pfn, nr_pages, "section_deactivate")
+    sparse.depopulate_section_memmap(pfn, nr_pages)
     if empty:
         ms.section_mem_map = 0
 
