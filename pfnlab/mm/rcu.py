@@ -65,6 +65,8 @@ class RcuState(Shared):
 
 
 def _me(what: str) -> str:
+    """The running thread's name: which half it is in is its own state (only it enters
+    and leaves), so reading it steers nothing another thread could change."""
     who = current_thread()
     if who is None:
         raise RuntimeError(f"{what} outside a model thread: only a thread's code enters RCU "
