@@ -6,9 +6,9 @@ The data is :class:`~pfnlab.mm.memmap.Section` (``section_mem_map``, ``usage``) 
 the kernel's, as of v5.4 unless a docstring says otherwise. The history of the race
 between ``pfn_valid()`` and ``section_deactivate()`` that frees ``ms->usage``:
 
-- v5.3 (f1eca35a0dc7, sub-section hotplug) to v6.7: ``section_deactivate`` frees
-  ``ms->usage`` with ``kfree`` and then clears the flags (v5.4: the whole
-  ``section_mem_map``; from 8068df3b6037, v5.7, ``&= ~SECTION_HAS_MEM_MAP``);
+- v5.3 (sub-section hotplug) to v6.7: ``section_deactivate`` frees ``ms->usage`` with
+  ``kfree`` and then clears the flags (v5.4: the whole ``section_mem_map``; from v5.7,
+  "mm/sparse: fix kernel crash with pfn_section_valid check", ``&= ~SECTION_HAS_MEM_MAP``);
   ``pfn_valid`` reads ``valid_section`` and then ``ms->usage->subsection_map`` with no
   lock and no RCU. A walker that saw the section valid reads freed ``usage`` (or NULL).
 - v6.8 (5ec8e8ea8b77, CVE-2023-52489): the flag is cleared first, ``usage`` is freed

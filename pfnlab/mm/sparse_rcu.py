@@ -3,11 +3,11 @@
 5ec8e8ea8b77 ("mm/sparsemem: fix race in accessing memory_section->usage", v6.8,
 CVE-2023-52489) clears ``SECTION_HAS_MEM_MAP`` before it frees ``ms->usage``, frees it with
 ``kfree_rcu`` and reads it in ``pfn_valid`` inside an RCU read-side section
-(``rcu_read_lock_sched`` by the time v6.8 was released: 4acb928d61ab avoided KMSAN
-recursion). v6.10 ("mm: prevent derefencing NULL ptr in pfn_section_valid()",
-CVE-2024-41055) checks the ``READ_ONCE(ms->usage)`` for NULL. The functions keep their
-kernel names: a variant runs them in place of the v5.4 ones of :mod:`pfnlab.mm.sparse`
-(``overrides=V6_8`` or ``overrides=V6_10``).
+(``rcu_read_lock_sched`` by the time v6.8 was released: "mm, kmsan: fix infinite
+recursion due to RCU critical section"). v6.10 ("mm: prevent derefencing NULL ptr in
+pfn_section_valid()", CVE-2024-41055) checks the ``READ_ONCE(ms->usage)`` for NULL. The
+functions keep their kernel names: a variant runs them in place of the v5.4 ones of
+:mod:`pfnlab.mm.sparse` (``overrides=V6_8`` or ``overrides=V6_10``).
 """
 
 from __future__ import annotations
