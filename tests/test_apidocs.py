@@ -41,3 +41,17 @@ def test_pdoc_builds_the_reference(tmp_path: Path) -> None:
     mm = (tmp_path / "pfnlab" / "mm.html").read_text()
     for name in ("zap_page_range", "PageTransCompoundMap", "pfn_to_online_page", "put_page"):
         assert f'id="{name}"' in mm, name
+    # RCU and the sparse-section metadata (issue 29), each with its kernel file and version
+    import pfnlab.mm
+
+    for name in ("rcu_read_lock", "rcu_read_unlock", "synchronize_rcu", "call_rcu",
+                 "kfree_rcu", "rcu_callback_thread", "valid_section", "pfn_section_valid",
+                 "section_deactivate", "sparse_remove_section", "SECTION_HAS_MEM_MAP",
+                 "MemSectionUsage"):
+        assert f'id="{name}"' in mm, name
+        doc = inspect.getdoc(getattr(pfnlab.mm, name))
+        if inspect.isfunction(getattr(pfnlab.mm, name)):
+            assert doc and " v5.4" in doc.splitlines()[0], name
+    sparse_rcu = (tmp_path / "pfnlab" / "mm" / "sparse_rcu.html").read_text()
+    for name in ("pfn_valid", "section_deactivate", "V6_8", "V6_10"):
+        assert f'id="{name}"' in sparse_rcu, name

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pfnlab.mm.dax import DaxDevice, dev_dax_fault_handler
-from pfnlab.mm.memmap import ONLINE, Section, arch_add_memory
+from pfnlab.mm.memmap import Section, arch_add_memory, online_mem_sections
 from pfnlab.mm.memremap import (
     MEMORY_DEVICE_DEVDAX,
     MEMORY_DEVICE_FS_DAX,
@@ -41,6 +41,7 @@ from pfnlab.mm.memremap import (
 )
 from pfnlab.mm.owners import DRIVER, HOST_OWNERS, KSM, MAPPING, PAGECACHE
 from pfnlab.mm.page import HUGETLB, OTHER, THP, Page
+from pfnlab.mm.rcu import RcuState
 from pfnlab.mm.vma import (
     TABLE,
     VM_HUGEPAGE,
@@ -144,8 +145,9 @@ class Host:
         self._pfn = first_pfn
         self._hva = first_hva - first_hva % self.pmd_pages
         self.mm = Mm(mm_name, self.pmd_pages)
+        self.rcu = RcuState("rcu")  # the RCU domain (pfnlab.mm.rcu)
         zp = self._alloc_pfns(1)
-        arch_add_memory(self, zp, 1, device=False).state = ONLINE
+        online_mem_sections(arch_add_memory(self, zp, 1, device=False))
         zero = self.memmap[zp]
         zero.refcount = 1
         zero.reserved = True
@@ -181,7 +183,7 @@ class Host:
 
     def _ram(self, n: int, align: int = 1) -> tuple[int, list[Page]]:
         pfn = self._alloc_pfns(n, align)
-        arch_add_memory(self, pfn, n, device=False).state = ONLINE
+        online_mem_sections(arch_add_memory(self, pfn, n, device=False))
         return pfn, [self.memmap[p] for p in range(pfn, pfn + n)]
 
     def _vma(self, name: str, start: int, n: int, flags: int, **kw: Any) -> Vma:

@@ -13,6 +13,13 @@ Model choices:
   objects instead of removing them, so a later access to one is a use-after-free finding
   reported under ``no-metadata-after-teardown`` (I3). ``pfn_to_page`` is pointer arithmetic
   in the kernel (vmemmap) and is not a scheduling point here either.
+- The sparse-section metadata of mm/sparse.c is there too, for models of its lockless
+  readers (:mod:`pfnlab.mm.sparse`): ``Section.section_mem_map`` holds the ``SECTION_*``
+  flags and ``Section.usage`` the ``struct mem_section_usage`` whose ``subsection_map``
+  has a bit per page of the section (a page is a sub-section here). Boot RAM sections are
+  early (``SECTION_IS_EARLY``), device sections are not. ``arch_remove_memory`` above is
+  the v5.4 removal as the built-in scenarios see it (``state``, then the memmap);
+  ``section_deactivate`` is the same removal step by step, metadata included.
 - pfns in no section (MMIO, ``VM_IO|VM_PFNMAP`` memory without ``struct page``) are never
   valid; ``pfn_valid`` answers for them without a scheduling point since nothing can change.
 """
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from pfnlab.explore import Shared, Stable, fail, free
+from pfnlab.explore import Field, Shared, Stable, fail, free
 from pfnlab.kernel.kfunc import kfunc
 from pfnlab.mm.hooks import (  # re-exported: pfnlab.mm.memmap.host as before
     host,
@@ -39,6 +46,12 @@ ONLINE = "online"
 PRESENT = "present"
 ABSENT = "absent"
 
+# include/linux/mmzone.h v5.4: the flag bits in the low bits of ms->section_mem_map
+SECTION_MARKED_PRESENT = 1 << 0
+SECTION_HAS_MEM_MAP = 1 << 1
+SECTION_IS_ONLINE = 1 << 2
+SECTION_IS_EARLY = 1 << 3
+
 
 def section_pinned(sec: Section, who: str) -> bool:
     """Thread ``who`` holds a reference on a page of the section: ``arch_remove_memory``
@@ -50,10 +63,29 @@ def section_pinned(sec: Section, who: str) -> bool:
     return any(page_pinned(p, who) for p in sec.pages)
 
 
+class MemSectionUsage(Shared):
+    """``struct mem_section_usage`` (include/linux/mmzone.h v5.4): ``subsection_map``, a
+    bit per present sub-section (here: per page of the section). Freed by
+    ``section_deactivate`` when the section empties; a read after that is a use after free
+    reported under ``no-metadata-after-teardown`` (I3)."""
+
+    subsection_map: Field[int] = Field(0)
+
+
 class Section(Shared):
-    """A memory section (``struct mem_section``) covering ``[start_pfn, start_pfn + nr)``."""
+    """A memory section (``struct mem_section``) covering ``[start_pfn, start_pfn + nr)``.
+
+    ``state`` is the coarse view the built-in scenarios read (``pfn_valid`` of
+    :mod:`pfnlab.mm.memmap`); ``section_mem_map`` (the ``SECTION_*`` flags) and ``usage``
+    (a :class:`MemSectionUsage`, None once freed) are the kernel's fields, read by the
+    functions of :mod:`pfnlab.mm.sparse`. ``SECTION_HAS_MEM_MAP`` set with ``usage``
+    freed or None is the window of the v5.4 race (v6.8 clears the flag first and frees
+    ``usage`` only after a grace period).
+    """
 
     state: Stable[str] = Stable(PRESENT, pinned=lambda s, who: section_pinned(s, who))
+    section_mem_map: Field[int] = Field(0)
+    usage: Field[MemSectionUsage | None] = Field(None)
 
     def __init__(self, name: str, start_pfn: int, nr_pages: int, device: bool) -> None:
         super().__init__(name)
@@ -61,6 +93,19 @@ class Section(Shared):
         self.nr_pages = nr_pages
         self.device = device
         self.pages: list[Page] = []  # set-up: its memmap (arch_add_memory)
+        # sparse_add_section: present, with a memmap; boot RAM is early, hotplug is not
+        self.section_mem_map = (SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP
+                                | (0 if device else SECTION_IS_EARLY))
+        usage = MemSectionUsage(f"usage@{start_pfn:#x}")
+        usage.subsection_map = (1 << nr_pages) - 1
+        self.usage = usage
+
+
+def online_mem_sections(sec: Section) -> Section:
+    """mm/sparse.c v5.4 (set-up only): the section is online RAM (``SECTION_IS_ONLINE``)."""
+    sec.state = ONLINE
+    sec.section_mem_map = sec.section_mem_map | SECTION_IS_ONLINE
+    return sec
 
 
 @kfunc

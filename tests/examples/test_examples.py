@@ -37,6 +37,11 @@ CASES = [
     ("refresh_race.py", "gpc-vs-zap", "gpc-buggy", "gpc-coherent", "gpc-fixed",
      ["kvm_mmu_notifier_invalidate_range_", "hva_to_pfn_fast()", "gpc_refresh()",
       "gpc.valid False -> True"]),
+    ("section_usage.py", "pfn-walker-vs-hot-remove", "usage-kfree", "no-metadata-after-teardown",
+     "usage-kfree-rcu",
+     ["section_deactivate()", "usage@0x104.subsection_map 1 -> 0", "kfree()",
+      "free(usage@0x104)", "pfn_valid()", "valid_section(section@0x104) = true",
+      "pfn_section_valid()", "usage@0x104.subsection_map == 0"]),
 ]
 
 
@@ -181,3 +186,14 @@ def test_a_leak_on_an_early_return_is_told_from_a_skipped_put() -> None:
     text = " ".join(pfnlab.check("v5.3", "devdax-unbind").report().split())
     assert ("was never put: kvm_release_pfn_clean skipped it at step 13 because "
             "kvm_is_reserved_pfn(0x104) returned true") in text
+
+
+def test_v5_4_section_removal_is_both_a_freed_and_a_null_usage_under_a_walker() -> None:
+    """docs/cookbook.md recipe 9: the walker reads the freed ms->usage in one interleaving
+    and loads the NULL that section_deactivate writes before it clears the flags in
+    another."""
+    pfnlab.load_model(EX / "section_usage.py")
+    bad = pfnlab.check("usage-kfree", "pfn-walker-vs-hot-remove")
+    kinds = sorted(f.kind for f in bad.findings)
+    assert kinds == ["assertion", "use-after-free"], bad.summary()
+    assert any("which is NULL" in f.message for f in bad.findings)
