@@ -1,6 +1,6 @@
 """One DPOR search on many workers: the sequential search, with its subtrees handed out.
 
-The coordinator runs source-set DPOR (dpor.py) over the first ``depth`` steps of every
+The coordinator runs source-set DPOR (dpor/) over the first ``depth`` steps of every
 execution: the same stack nodes (backtrack sets, sleep sets, reversal hints), the same race
 detection, kept as a tree instead of a stack. Where the sequential search would go below
 ``depth`` it makes a *task* instead: the schedule so far, the sleep set and hints the child
@@ -10,7 +10,7 @@ Ray) replays the schedule, freezes the nodes above, and runs the sequential algo
 Races between an event below the frontier and one above it are not acted on by the worker:
 they are sent back (``("race", k, initials, reversal)``, or ``("full", k)`` for a cache
 hit's conservative expansion) and the coordinator applies them to its node ``k``
-exactly as the sequential search would (:func:`~pfnlab.explore.search.dpor.apply_race`),
+exactly as the sequential search would (:func:`~pfnlab.explore.search.dpor.stack.apply_race`),
 which may give that node new threads to explore, hence new tasks. This is the scheme of
 Simsa, Bryant and Gibson's scalable DPOR. The search ends when no node has a thread left to
 explore and no task is out.
@@ -56,7 +56,9 @@ from pfnlab.explore.search.common import (
     ended,
     wakes,
 )
-from pfnlab.explore.search.dpor import Event, Node, SourceDpor, apply_race, expand_fully
+from pfnlab.explore.search.dpor.races import blocked_races, cut_races, event
+from pfnlab.explore.search.dpor.search import SourceDpor
+from pfnlab.explore.search.dpor.stack import Event, Node, apply_race, expand_fully
 from pfnlab.explore.search.parallel.exchange import SharedTable
 from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerDied, WorkerLost
 from pfnlab.explore.search.strategy import SUMMED, rounds
@@ -328,12 +330,12 @@ class _Coordinator:
             for o in {o for o, _f, _w in e.fp}:
                 dpor.obj_events.setdefault(o, []).append(i)
         before = _hints(nodes)
-        ev = dpor.event(p, fp, depth, node, acq)
+        ev = event(dpor, p, fp, depth, node, acq)
         dpor.events.append(ev)
         for o in {o for o, _f, _w in fp}:
             dpor.obj_events.setdefault(o, []).append(depth)
         node.summary.update((p, i, f, w) for i, f, w in fp)
-        dpor.blocked_races(ex, depth, ev, node)
+        blocked_races(dpor, ex, depth, ev, node)
         child_sleep = {q: f for q, f in node.sleep.items() if not wakes(f, fp)}
         done = ended(ex, self.stop_first)
         # started: its subtree will be explored in full (common.CUT_SHORT: a finding cut it)
@@ -344,7 +346,7 @@ class _Coordinator:
         self.started[(id(node), p)] = start
         if done:
             if ex.finding is not None and not self.stop_first:
-                dpor.cut_races(ex, depth, ev, node)
+                cut_races(dpor, ex, depth, ev, node)
             r.leaf(ex, collect=self.collect)
         elif all(t in child_sleep for t in ex.enabled()):
             r.absorb(ex, collect=self.collect)
