@@ -162,7 +162,7 @@ def test_cached_dpor_reaches_every_final_state_with_a_wait_over_two_fields() -> 
     t3's increment wakes it, t2's exchange blocks it again before it is scheduled, so its
     passing step never runs in the execution DPOR explores first. Once t0 has failed an
     attempt (the state cached after ``t0; t1``), only a race of t0's *pending* step with the
-    exchange reverses them (``SourceDpor.blocked_races``); without it the cache pruned
+    exchange reverses them (``dpor.races.blocked_races``); without it the cache pruned
     the one ordering that ends with x0 == 1 and t0 finished."""
     spec = WideSpec(threads=((("wait", ("and", (("p", 2, "<=", False), ("p", 0, "==", True)))),),
                              (("w", 0, 0),), (("r", 1), ("xchg", 2, True)), (("inc", 0),)),

@@ -23,7 +23,8 @@ from pfnlab.explore import Field, Instance, Program, Shared, wait_until
 from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.search import Budget
 from pfnlab.explore.search.common import replay_tids
-from pfnlab.explore.search.dpor import Node, SourceDpor
+from pfnlab.explore.search.dpor import SourceDpor
+from pfnlab.explore.search.dpor.stack import Node
 from pfnlab.kernel.variant import get_variant
 from pfnlab.model.scenario import SCENARIOS
 from tests.engine.oracle import typed_final_state, typed_final_states

@@ -13,7 +13,8 @@ from typing import Any
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution
 from pfnlab.explore.search import Budget
-from pfnlab.explore.search.dpor import Event, SourceDpor
+from pfnlab.explore.search.dpor import SourceDpor
+from pfnlab.explore.search.dpor.stack import Event
 from pfnlab.explore.search.optimal import OptimalDpor
 
 Trace = tuple[tuple[int, Any], ...]

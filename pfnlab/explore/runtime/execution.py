@@ -5,7 +5,9 @@ The search strategies drive an :class:`Execution` through a tiny interface:
 ``finding`` / ``finished`` attributes. A *step* performs a thread's pending shared access (or
 lock, wait, free) and then runs the thread's local code up to its next shared access; plain
 and guarded accesses ride along, and lock operations of mover locks join the operations next
-to them (``_joins``; docs/reductions.md says why each is sound).
+to them (``_joins``; docs/reductions.md says why each is sound). The step itself is
+stepping.py; a field access that is a step of its own, fields.py; one that rides along with
+the step (Plain, Guarded with its lock held, Stable while pinned), riding.py.
 
 State fingerprints combine an incremental (Zobrist) hash of every shared field with one key
 per thread: a hash of the values the thread has received from shared state, where a list of
@@ -17,57 +19,36 @@ state graph may have cycles; DPOR never prunes at a state on its stack.
 
 from __future__ import annotations
 
-import traceback
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 import greenlet
 
-from pfnlab.explore.findings import (
-    ASSERTION,
-    EXCEPTION,
-    Finding,
-    TraceStep,
-)
+from pfnlab.explore.findings import TraceStep
 from pfnlab.explore.fingerprint import combine, digest
-from pfnlab.explore.knowledge import (
-    freed_key,
-    promoted_key,
-)
+from pfnlab.explore.knowledge import promoted_key
 from pfnlab.explore.program import Instance, Program
 from pfnlab.explore.races import RaceDetector
-from pfnlab.explore.runtime import frees, locks, waits
+from pfnlab.explore.runtime import locks, riding, stepping
 from pfnlab.explore.runtime.ops import (
-    ABORT,
     ACQUIRE,
-    ACTIONS,
-    BAD,
     FAULT,
     FREE,
     NOBODY,
-    OBSERVED,
-    PASSED,
     PEEK,
-    RAN,
     READ,
     RELEASE,
     RESUME,
     RIDE,
     RMW,
-    STEP,
-    STOPPED,
     THREAD,
     WAIT,
     WRITE,
     Footprint,
-    Halt,
     Op,
-    action_name,
 )
-from pfnlab.explore.runtime.services import Outcome
-from pfnlab.explore.runtime.sites import model_frame, model_stack, site
-from pfnlab.explore.runtime.snapshot import RESUMED
+from pfnlab.explore.runtime.sites import model_stack
 from pfnlab.explore.runtime.stepmemo import StepMemo
 from pfnlab.explore.runtime.threads import ThreadState
 from pfnlab.explore.shared import ALL_FIELDS, HOOKS, Shared
@@ -193,14 +174,14 @@ class Execution(StepMemo):
         """A read of a Plain field: no scheduling point, race-checked (see races.py)."""
         if self.mode != THREAD:
             return self.read(obj, field)
-        return self._plain(READ, obj, field, None)
+        return riding.plain(self, READ, obj, field, None)
 
     def plain_write(self, obj: Shared, field: str, value: Any) -> None:
         """A write of a Plain field: no scheduling point, race-checked."""
         if self.mode != THREAD:
             self.write(obj, field, value)
             return
-        self._plain(WRITE, obj, field, value)
+        riding.plain(self, WRITE, obj, field, value)
 
     # ------------------------------------------------------------ stable accesses
     def stable_read(self, obj: Shared, s: Stable[Any]) -> Any:
@@ -225,12 +206,12 @@ class Execution(StepMemo):
             # mover instead: it commutes with every other thread's step up to the reader's
             # first one (no write while pinned, see stable.py), so it is made at once, as
             # part of the initial state. Untraced: the trace has no step to show it under.
-            return self._plain(READ, obj, s.name, None, race_check=False, traced=False)
+            return riding.plain(self, READ, obj, s.name, None, race_check=False, traced=False)
         if self._traced is None:
-            return self._plain(READ, obj, s.name, None, race_check=False)
+            return riding.plain(self, READ, obj, s.name, None, race_check=False)
         # in a trace the read is a row of its own, joined to the step (a kernel read with
         # its function, and the notes of what it decided, as if it were a step)
-        value = self._plain(READ, obj, s.name, None, race_check=False, traced=False)
+        value = riding.plain(self, READ, obj, s.name, None, race_check=False, traced=False)
         where = model_stack()
         name = obj.__dict__["_name"]
         self.trace.append(TraceStep(
@@ -245,120 +226,34 @@ class Execution(StepMemo):
         """A read of a Guarded field (see shared.Guarded)."""
         if self.mode != THREAD:
             return self.read(obj, g.name)
-        how = self._guard(obj, g, READ)
+        how = riding.guard(self, obj, g, READ)
         if how == RIDE:
-            return self._plain(READ, obj, g.name, None, race_check=False)
-        return self._yield(self._guarded_op(Op(READ, obj, g.name), g, how))
+            return riding.plain(self, READ, obj, g.name, None, race_check=False)
+        return self._yield(riding.guarded_op(self, Op(READ, obj, g.name), g, how))
 
     def guarded_write(self, obj: Shared, g: Any, value: Any) -> None:
         """A write of a Guarded field: the guard lock must be held."""
         if self.mode != THREAD:
             self.write(obj, g.name, value)
             return
-        how = self._guard(obj, g, WRITE)
+        how = riding.guard(self, obj, g, WRITE)
         if how == RIDE:
-            self._plain(WRITE, obj, g.name, value, race_check=False)
+            riding.plain(self, WRITE, obj, g.name, value, race_check=False)
         else:
-            self._yield(self._guarded_op(Op(WRITE, obj, g.name, value), g, how))
-
-    def _guarded_op(self, op: Op, g: Any, how: int) -> Op:
-        """``op``, an access to Guarded field ``g`` that is a scheduling point: one the
-        declaration forbids (``BAD``) is the finding when it is performed, at its own
-        step, as in a finer execution (not at the end of the step before it, which would
-        cut off what other threads can do in between)."""
-        if how == BAD:
-            t = self.running
-            verb = ("reads", "writes", "updates")[op.kind]
-            lock = getattr(op.obj, g.by)
-            op.bad = (ASSERTION, "lock-guard",
-                      f"{t.name if t is not None else 'a thread'} {verb} {op.obj.name}."
-                      f"{g.name} without holding {lock.__dict__['_name']} (declared "
-                      f"Guarded(by={g.by!r}" + (", lockless_reads=True" if g.lockless_reads
-                                                else "") + "))"
-                      + (site(t) if t is not None else ""))
-        return op
-
-    def _guard(self, obj: Shared, g: Any, kind: int) -> int:
-        """Whether a thread's access to the Guarded field ``g`` of ``obj`` rides along with
-        its step (``RIDE``), is a scheduling point (``STEP``), or is one the declaration
-        forbids (``BAD``: the thread does not hold the lock; only its own steps could
-        change that, so it is decided here and reported when the access is performed)."""
-        t = self.running
-        lock = getattr(obj, g.by, None)
-        if "owner" not in getattr(lock, "__dict__", ()):
-            raise RuntimeError(f"{obj.name}.{g.name} is Guarded(by={g.by!r}) but "
-                               f"{obj.name}.{g.by} is not a Lock")
-        held = t is not None and lock.__dict__["owner"] == t.name
-        # Riding along needs the access to commute with every other thread's step while
-        # the lock is held. Writes under the lock are excluded by the guard, but a free of
-        # the object is not (kvm_destroy_vm frees without mmu_lock): an operation earlier in
-        # this step that changed shared state may have enabled that free, so after one
-        # the access is a scheduling point of its own - for objects of a class that some
-        # model thread frees (learnt like a stable field's promotion: see _freeable).
-        if held and (kind == READ or not (g.lockless_reads or self.unstable)) \
-                and self.movers and not (self.enabling and self._freeable(obj)):
-            return RIDE
-        if held or (kind == READ and g.lockless_reads):
-            return STEP
-        return BAD
-
-    def _freeable(self, obj: Shared) -> bool:
-        """Whether a model thread has freed an object of ``obj``'s class in this search
-        (knowledge.freed_key)."""
-        return freed_key(type(obj)) in self.knowledge
-
-    def _plain(self, kind: int, obj: Shared, field: str, arg: Any,
-               race_check: bool = True, traced: bool = True) -> Any:
-        """Perform a plain (or guarded, lock held) access as part of the running thread's
-        current step."""
-        t = self.running
-        assert t is not None
-        d = obj.__dict__
-        idx = d["_idx"]
-        # in the step's footprint even when the access is the finding: the step conflicts
-        # with the access it races, and DPOR must try the other order
-        self.plain_fp.append((idx, field, kind != READ))
-        if d["_freed"] is not None:
-            frees.use_after_free(self, t, Op(kind, obj, field, arg))
-            raise Halt
-        before = d[field]
-        result: Any = before
-        if race_check:
-            assert self.races is not None
-            if kind == READ:
-                race = self.races.plain_read(t.tid, (idx, field))
-            else:
-                race = self.races.plain_write(t.tid, (idx, field))
-            if race is not None:
-                self._race_finding(t, race, kind)
-                raise Halt
-        after = before
-        if kind == WRITE:
-            after = arg
-            self._set(obj, d["_name"], field, arg)
-        elif kind == RMW:
-            after, result = apply_update(arg, before, obj, field)
-            self._set(obj, d["_name"], field, after)
-        if kind != WRITE:
-            self._received(t, result)
-        if self._traced is not None and traced:
-            where = model_stack()
-            self._traced.plain.append((ACTIONS[kind], d["_name"], field, before, after,
-                                       where[-1] if where else ""))
-        return result
+            self._yield(riding.guarded_op(self, Op(WRITE, obj, g.name, value), g, how))
 
     def rmw(self, obj: Shared, field: str, update: Callable[[Any], tuple[Any, Any]]) -> Any:
         """An atomic read-modify-write (one scheduling point)."""
         if self.mode == THREAD:
             if self._is_plain(obj, field):
-                return self._plain(RMW, obj, field, update)
+                return riding.plain(self, RMW, obj, field, update)
             g = self._guard_of(obj, field)
             if g is None:
                 return self._yield(Op(RMW, obj, field, update))
-            how = self._guard(obj, g, RMW)
+            how = riding.guard(self, obj, g, RMW)
             if how == RIDE:
-                return self._plain(RMW, obj, field, update, race_check=False)
-            return self._yield(self._guarded_op(Op(RMW, obj, field, update), g, how))
+                return riding.plain(self, RMW, obj, field, update, race_check=False)
+            return self._yield(riding.guarded_op(self, Op(RMW, obj, field, update), g, how))
         new, result = update(obj.__dict__[field])
         self.write(obj, field, new)
         return result
@@ -445,11 +340,7 @@ class Execution(StepMemo):
 
     def label(self, tid: int) -> str:
         """The label of thread ``tid``'s next step."""
-        op = self.threads[tid].op
-        if op is None:
-            return "(finished)"
-        fn = op.where[-1] if op.where else ""
-        return f"{fn}: {op.describe()}" if fn else op.describe()
+        return stepping.next_label(self, tid)
 
     def fingerprint(self) -> int | None:
         """A hash of the whole state (shared fields and thread states), or None if unhashable."""
@@ -476,223 +367,9 @@ class Execution(StepMemo):
         lock operations of mover locks extend it (see ``_joins``): a successful acquire runs
         on into the next enabled operation, and a release joins the step before it.
         """
-        t = self.threads[tid]
-        op = t.op
-        if op is None or t.blocked or self.finding is not None:
-            raise RuntimeError(f"thread {t.name} cannot step now")
-        mk: tuple[int, ...] | None = None
-        taken = self._take_joined(tid) if self.joined else ()
-        if self.memo is not None and self.memo_on():
-            mk = self._memo_key(t)
-            out = self.memo.get(mk)
-            if out is not None:
-                done = self._memo_apply(t, out)
-                if done is not None:
-                    return self._after_step(
-                        done + self._after_take(tid, taken, out.res > 0), tid)
-        nstarts, nnoted = len(t.opstarts), len(self.noted)
-        if t.stale:
-            self.rebuild(t)
-            op = t.op
-            assert op is not None
-        self.schedule.append(tid)
-        if self.log is not None:
-            self.step_pos.append(len(self.log))
-            self.step_res.append(0)
-        self.nsteps += 1
-        if self.trace_on:
-            self.labels.append(self.label(tid))
-        self.plain_fp = []
-        self.step_joined = []
-        self.ghost_writes = []  # this step's only (the initial run's are in the initial state)
-        fp: Footprint = ()
-        movers = True  # every operation so far was a successful acquire of a mover lock
-        self.enabling = False  # whether an operation of this step may have enabled another
-        joined = False
-        sections: dict[int, list[int]] = {}  # mover object -> its operations in this step
-        while True:
-            ofp, status = self._perform(t, op, joined)
-            progressed = joined or status != STOPPED
-            fp = fp + ofp
-            if op.kind in (ACQUIRE, RELEASE) and status != STOPPED and \
-                    locks.is_mover(self, op.obj):
-                sections.setdefault(op.obj.__dict__["_idx"], []).append(op.kind)
-            if status == ABORT:
-                return fp + tuple(self.plain_fp) + self._after_take(tid, taken, True)
-            if status in (STOPPED, PASSED) or self.finding is not None:
-                break
-            movers = movers and op.kind == ACQUIRE and locks.is_mover(self, op.obj) and not (
-                self.unstable and (self.ghost_writes or any(w for _i, _f, w in self.plain_fp)))
-            nxt = t.op
-            if nxt is None or not locks.joins(self, t, nxt, movers):
-                break
-            op = nxt
-            joined = True
-        if self.stale_wakes:
-            if self.finding is None:
-                waits.wake_stale(self)
-            else:  # the execution ends here: nobody steps again
-                self.stale_wakes.clear()
-        self._traced = None
-        if sections and self.races is None:
-            fp = locks.transient_sections(fp, sections)
-        if self.plain_fp:
-            fp = fp + tuple(self.plain_fp)
-        if mk is not None:
-            self._memo_record(mk, t, nstarts, nnoted, fp)
-        if taken:
-            fp = fp + self._after_take(tid, taken, progressed)
-        return self._after_step(fp, tid)
+        return stepping.step(self, tid)
 
-    def _after_step(self, fp: Footprint, tid: int) -> Footprint:
-        """What follows every step: its ghost writes join its footprint, the visibility
-        proviso, the invariants and goals it may have changed, the end-of-execution checks,
-        and the stable fields it wrote or freed (``_stable_writes``)."""
-        self._stable_writes(tid, fp)
-        if self.ghost_writes:
-            fp = fp + tuple((i, f, True) for i, f in self.ghost_writes)
-        visible = self.visible
-        if visible and any(
-            (i, f) in visible or (f == ALL_FIELDS and any(v[0] == i for v in visible))
-            for i, f, w in fp
-            if w
-        ):
-            fp = (*fp, OBSERVED)
-        if self.finding is None and self.check_on:
-            self._check_after(fp)
-        else:
-            self.ghost_writes = []
-        if self.finding is None:
-            self._check_end()
-        return fp
-
-    def _perform(self, t: ThreadState, op: Op, joined: bool) -> tuple[Footprint, int]:
-        """Perform ``op`` for ``t`` and run ``t`` on to its next operation.
-
-        Returns the operation's footprint and whether ``t`` ran on (``RAN``), stopped at a
-        failed attempt (``STOPPED``), passed a wait (``PASSED``) or the step ends here
-        without checks (``ABORT``). Field accesses are performed here; lock, SRCU, wait and
-        free operations by their own modules (``PERFORM``)."""
-        k = op.kind
-        if k == RESUME:  # the thread passed its wait in an earlier step: it runs on now
-            self._received(t, RESUMED)  # its state after this differs from before it
-            if self.log is not None:
-                self.step_res[-1] += 1
-            self._resume(t, op.arg)
-            return (), RAN
-        if k == FAULT:  # the finding its initial run made (``_died``), at its first step
-            made: Finding = op.arg
-            self._set_finding(t, made.kind, made.prop, made.message)
-            if self.finding is not None:
-                self.finding.details = {**made.details, **self.finding.details}
-            if self.trace_on:
-                self.trace.append(TraceStep(
-                    index=len(self.trace), thread=t.name, label=self.labels[-1],
-                    where=op.where, action="fault", obj="", field=""))
-            return (), ABORT
-        d = op.obj.__dict__
-        name = d["_name"]
-        if op.bad is not None or (d["_freed"] is not None and k != WAIT):
-            if op.bad is not None:  # an access the declaration forbids (_guarded_op)
-                self._set_finding(t, *op.bad)
-            else:
-                frees.use_after_free(self, t, op)
-            if self.trace_on:  # the trace ends with the access that is the finding
-                self.trace.append(TraceStep(
-                    index=len(self.trace), thread=t.name,
-                    label=self.labels[-1] if not joined else self.label(t.tid),
-                    where=op.where, action=action_name(k, op.field), obj=name, field=op.field,
-                    before=d.get(op.field), after=None, joined=joined))
-            return ((d["_idx"], op.field, k != READ),), ABORT
-        fp, before, result, status = self._access(t, op) if k <= RMW else PERFORM[k](self, t, op)
-        if status == ABORT:
-            return fp, ABORT
-        if self.trace_on:
-            field = op.field
-            label = self.labels[-1] if not joined else self.label(t.tid)
-            after = d.get(field) if k in (WRITE, RMW, ACQUIRE, RELEASE) else None
-            self.trace.append(
-                TraceStep(
-                    index=len(self.trace),
-                    thread=t.name,
-                    label=label,
-                    where=op.where,
-                    action=action_name(k, field),
-                    obj=name if k != WAIT else "",
-                    field=field,
-                    before=before,
-                    after=after,
-                    failed_attempt=status == STOPPED,
-                    joined=joined,
-                    reads=tuple(f"{self.objects[i].__dict__['_name']}.{f}"
-                                for i, f, _w in fp) if k == WAIT else (),
-                )
-            )
-            self._traced = self.trace[-1]
-        if status == STOPPED:
-            return fp, STOPPED
-        if k in (WRITE, RMW, RELEASE, FREE):  # (an srcu_read_lock can only disable)
-            self.enabling = True
-        self._received(t, result)
-        if self.log is not None:
-            self.step_res[-1] += 1
-        if status == PASSED:
-            self._passed(t, op, result)
-            return fp, PASSED
-        self._resume(t, result)
-        return fp, RAN
-
-    def _access(self, t: ThreadState, op: Op) -> Outcome:
-        """A marked field's read, write or read-modify-write (``READ``, ``WRITE``, ``RMW``)."""
-        k = op.kind
-        obj = op.obj
-        d = obj.__dict__
-        field = op.field
-        idx = d["_idx"]
-        races = self.races
-        if races is not None:  # a marked write releases the field, a read acquires it
-            if k != WRITE:
-                races.acquire(t.tid, (idx, field))
-            if k != READ:
-                races.release(t.tid, (idx, field), rmw=k == RMW)
-        before = d[field]
-        if k == READ:
-            return ((idx, field, False),), before, before, RAN
-        fp = ((idx, field, True),)
-        if k == WRITE:
-            self._set(obj, d["_name"], field, op.arg)
-            return fp, before, None, RAN
-        try:
-            new, result = apply_update(op.arg, before, obj, field)
-        except Exception as e:  # the model's update function: a finding, not a crash
-            at = model_frame(e) if not isinstance(e, UpdateError) else ""
-            self._set_finding(t, EXCEPTION, "exception",
-                              f"{type(e).__name__}: {e} ({at or site(t)[2:-1]})",
-                              tb=traceback.format_exc())
-            return fp, before, None, ABORT
-        self._set(obj, d["_name"], field, new)
-        return fp, before, result, RAN
 
 #: the hash of each program's initial state (and whether it hashes), with its object count
 _INIT_ZOB: weakref.WeakKeyDictionary[Program, tuple[int, bool, str, int]] = \
     weakref.WeakKeyDictionary()
-
-class UpdateError(TypeError):
-    """An ``atomic()`` update function that does not return ``(new, result)``."""
-
-
-def apply_update(update: Callable[[Any], Any], old: Any, obj: Shared, field: str
-                 ) -> tuple[Any, Any]:
-    """``update(old)`` as ``atomic()`` applies it: it must return ``(new, result)``."""
-    got = update(old)
-    if not (isinstance(got, tuple) and len(got) == 2):
-        raise UpdateError(f"atomic({obj.__dict__['_name']}, {field!r}, update): update(old) "
-                          f"must return (new value, result), not {got!r}")
-    return got
-
-
-
-
-#: the modules that own each operation kind but field accesses (``Execution._perform``)
-PERFORM = {ACQUIRE: locks.acquire, RELEASE: locks.release, WAIT: waits.attempt,
-           FREE: frees.free}

@@ -24,7 +24,7 @@ def free(ex: Runtime, t: ThreadState, op: Op) -> Outcome:
     fp = ((d["_idx"], ALL_FIELDS, True),)
     if ex.movers and type(obj)._has_guarded_:
         # guarded accesses of this class rode along after writes on the premise that no
-        # thread frees such an object (runtime._guard): from now on they do not
+        # thread frees such an object (riding.guard): from now on they do not
         ex.knowledge.learn(freed_key(type(obj)))
     if d.get(MOVER_FIELD) is not None and ex.movers:
         # a release joins the step before it on the premise that nothing but lock

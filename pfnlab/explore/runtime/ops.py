@@ -23,9 +23,10 @@ def action_name(kind: int, field: str) -> str:
 SCHED, THREAD, PEEK = range(3)
 assert THREAD == _THREAD_MODE  # threadstate.call_summarised tests the mode too
 
-# What ``_perform`` reports: the thread ran on to its next operation, it stopped at a failed
-# attempt, the step ends at once (a finding that leaves no state to check), or it passed a
-# wait (the step ends there: the code after the wait is the thread's next step, RESUME).
+# What ``stepping.perform`` reports: the thread ran on to its next operation, it stopped at
+# a failed attempt, the step ends at once (a finding that leaves no state to check), or it
+# passed a wait (the step ends there: the code after the wait is the thread's next step,
+# RESUME).
 RAN, STOPPED, ABORT, PASSED = range(4)
 #: how a RESUME step (the code after a passed wait) is labelled in traces and schedules
 RESUME_LABEL = "continue after wait"

@@ -210,7 +210,7 @@ def not_established(res: Result, props: Iterable[str]) -> dict[str, str]:
 
 #: the sleep footprint of a step whose finding cut its execution short: every step wakes
 #: it (:func:`wakes`; the other threads never ran after it, so no sibling's subtree covers
-#: them running before it, however independent their footprints: dpor._loop). Its object
+#: them running before it, however independent their footprints: SourceDpor._loop). Its object
 #: index is no real or pseudo object's.
 CUT_SHORT: Footprint = ((-1_000_000, ALL_FIELDS, True),)
 

@@ -3,7 +3,7 @@
 The algorithm is Optimal-DPOR (Abdulla, Aronis, Jonsson, Sagonas, "Source Sets: A
 Foundation for Optimal Dynamic Partial Order Reduction", JACM 64(4) 2017, Algorithm 2), on
 the same stack, events, vector clocks, sleep sets and race detection as source-DPOR
-(dpor.py), with two differences:
+(dpor/), with two differences:
 
 - A race ``e ⋖ e'`` found while an execution runs is kept until the execution ends. Then
   ``v = notdep(e, E).e'`` is taken over the whole execution ``E`` (every later event that does
@@ -45,7 +45,8 @@ from pfnlab.explore.search.common import (
     Result,
     dependent,
 )
-from pfnlab.explore.search.dpor import Event, Node, SourceDpor
+from pfnlab.explore.search.dpor.search import SourceDpor
+from pfnlab.explore.search.dpor.stack import Event, Node
 from pfnlab.explore.search.strategy import Strategy
 from pfnlab.explore.shared import Ghost, Guarded, Plain
 from pfnlab.explore.stable import Stable

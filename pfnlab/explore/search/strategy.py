@@ -1,7 +1,7 @@
 """What every search strategy is, and the one loop that restarts them.
 
 A :class:`Strategy` searches a program's executions; each lives in a file of its own
-(dpor.py, brute.py, bounded.py, random_walk.py, pct.py; the parallel search in parallel/)
+(dpor/, brute.py, bounded.py, random_walk.py, pct.py; the parallel search in parallel/)
 and :func:`~pfnlab.explore.search.explore` picks one by name (:data:`STRATEGIES` in
 ``search/__init__``). Every one runs in *rounds* (:func:`rounds`): what a search learns
 about the program (knowledge.py: a promoted field, a freed class, ...) changes its steps,

@@ -3,15 +3,22 @@ algorithm over the first steps of every execution and hands the subtrees below t
 (workers.py: local processes, Ray, or simulated in this process), each running the
 sequential search below the frozen prefix (task_search.py) with a table of visited states
 shared with the others (exchange.py). docs/reductions.md section 12 argues it explores what
-the sequential search explores.
+the sequential search explores. A search is rounds of a coordinator (:func:`explore_parallel`,
+here); tree.py is the coordinator's nodes, outcome.py what a round reports.
 """
 
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
 from typing import Any
 
 from pfnlab.explore.program import Program
-from pfnlab.explore.search.common import Budget, Result
+from pfnlab.explore.runtime import Execution
+from pfnlab.explore.search.common import Budget, Clock, Result, Stats
 from pfnlab.explore.search.dpor import Dpor
-from pfnlab.explore.search.parallel.coordinator import DEPTH, MISSED, Progress, explore_parallel
+from pfnlab.explore.search.parallel.coordinator import MISSED, Coordinator
+from pfnlab.explore.search.parallel.outcome import Progress
 from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerDied, WorkerLost
 from pfnlab.explore.search.parallel.workers import (
     RETRIES,
@@ -22,6 +29,7 @@ from pfnlab.explore.search.parallel.workers import (
     default_workers,
     ray_init,
 )
+from pfnlab.explore.search.strategy import rounds
 
 __all__ = [
     "DEPTH",
@@ -41,6 +49,53 @@ __all__ = [
     "explore_parallel",
     "ray_init",
 ]
+
+
+#: the frontier: tasks start this many steps below the root (at most; fewer where
+#: executions are shorter)
+DEPTH = 12
+
+
+def explore_parallel(
+    program: Program,
+    budget: Budget,
+    backend: Any,
+    *,
+    stop_first: bool = True,
+    collect_final_states: bool = False,
+    cache: bool = True,
+    depth: int = DEPTH,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> Result:
+    """Source-set DPOR of ``program`` with its subtrees below ``depth`` explored by
+    ``backend``'s workers (see coordinator.py): the same findings, final states and
+    verdicts as :func:`~pfnlab.explore.search.dpor.explore_dpor`."""
+    start = time.perf_counter()
+    probe = Execution(program, max_steps=budget.max_steps)
+    visible = frozenset(probe.observed)
+    probe.close()
+    last: list[Coordinator] = []
+    results: list[Result] = []
+
+    def one(_clock: Clock) -> Stats:
+        nonlocal visible
+        c = Coordinator(program, budget, backend, stop_first, collect_final_states, cache,
+                         depth, visible, start, on_progress)
+        last[:] = [c]
+        results[:] = [c.run()]
+        if c.restart and not c.interrupted:  # (with what was learnt, or by itself:)
+            visible = visible | c.observed
+        return results[0].stats
+
+    def more() -> bool:
+        """Another round, with the fields a task observed that no step treated as visible
+        (every step so far may be a different step now)."""
+        return last[0].restart and not last[0].interrupted
+
+    _clock, _n, _stats = rounds(program, budget, one, more)
+    res = results[0]
+    res.stats.seconds = time.perf_counter() - start
+    return res
 
 
 class Parallel(Dpor):

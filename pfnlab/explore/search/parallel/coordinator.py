@@ -1,6 +1,6 @@
 """One DPOR search on many workers: the sequential search, with its subtrees handed out.
 
-The coordinator runs source-set DPOR (dpor.py) over the first ``depth`` steps of every
+The coordinator runs source-set DPOR (dpor/) over the first ``depth`` steps of every
 execution: the same stack nodes (backtrack sets, sleep sets, reversal hints), the same race
 detection, kept as a tree instead of a stack. Where the sequential search would go below
 ``depth`` it makes a *task* instead: the schedule so far, the sleep set and hints the child
@@ -10,7 +10,7 @@ Ray) replays the schedule, freezes the nodes above, and runs the sequential algo
 Races between an event below the frontier and one above it are not acted on by the worker:
 they are sent back (``("race", k, initials, reversal)``, or ``("full", k)`` for a cache
 hit's conservative expansion) and the coordinator applies them to its node ``k``
-exactly as the sequential search would (:func:`~pfnlab.explore.search.dpor.apply_race`),
+exactly as the sequential search would (:func:`~pfnlab.explore.search.dpor.stack.apply_race`),
 which may give that node new threads to explore, hence new tasks. This is the scheme of
 Simsa, Bryant and Gibson's scalable DPOR. The search ends when no node has a thread left to
 explore and no task is out.
@@ -33,146 +33,42 @@ changes the steps of every task: the coordinator starts the whole search again w
 
 from __future__ import annotations
 
-import heapq
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pfnlab.explore.collect import active as active_records
 from pfnlab.explore.collect import fresh_records, merge_records
-from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
-from pfnlab.explore.runtime import Execution, Footprint
+from pfnlab.explore.runtime import Execution
 from pfnlab.explore.search.common import (
     _PROGRESS,
     CUT_SHORT,
-    INTERRUPTED_BY,
     Budget,
-    Clock,
     Result,
     Stats,
     ended,
     wakes,
 )
-from pfnlab.explore.search.dpor import Event, Node, SourceDpor, apply_race, expand_fully
+from pfnlab.explore.search.dpor.races import blocked_races, cut_races, event
+from pfnlab.explore.search.dpor.search import SourceDpor
+from pfnlab.explore.search.dpor.stack import Node, apply_race, expand_fully
 from pfnlab.explore.search.parallel.exchange import SharedTable
+from pfnlab.explore.search.parallel.outcome import (
+    Progress,
+    keep_shortest,
+    round_result,
+)
 from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerDied, WorkerLost
-from pfnlab.explore.search.strategy import SUMMED, rounds
-
-#: the frontier: tasks start this many steps below the root (at most; fewer where
-#: executions are shorter)
-DEPTH = 12
+from pfnlab.explore.search.parallel.tree import Start, Tree, hints_of
 
 #: how often a search found a node with work its queue had missed (a bug: the search
 #: explores it all the same; the tests check this stays 0)
 MISSED = [0]
 
 
-@dataclass
-class _Tree:
-    """The coordinator's nodes: each with the events and nodes of its path, and a queue
-    of the nodes that may have a thread to explore, deepest (latest made) first."""
-
-    nodes: list[Node] = field(default_factory=list)
-    path: dict[int, tuple[list[Node], list[Event], tuple[int, ...]]] = field(
-        default_factory=dict)
-    index: dict[int, int] = field(default_factory=dict)
-    heap: list[int] = field(default_factory=list)
-    queued: set[int] = field(default_factory=set)
-
-    def add(self, node: Node, nodes: list[Node], events: list[Event],
-            tids: tuple[int, ...]) -> None:
-        self.index[id(node)] = len(self.nodes)
-        self.nodes.append(node)
-        self.path[id(node)] = (nodes, events, tids)
-        self.touch([node])
-
-    def touch(self, nodes: list[Node]) -> None:
-        """``nodes`` may have been given threads to explore: queue them."""
-        for n in nodes:
-            i = self.index[id(n)]
-            if i not in self.queued:
-                self.queued.add(i)
-                heapq.heappush(self.heap, -i)
-
-    def open_work(self) -> tuple[Node, int] | None:
-        """The deepest node with a thread to explore (not started, not asleep). Every
-        change to a node's backtrack set touches it; a node leaves the queue when it
-        has nothing left (and comes back when touched again)."""
-        heap = self.heap
-        while heap:
-            node = self.nodes[-heap[0]]
-            for t in sorted(node.backtrack):
-                if t not in node.sleep:
-                    return node, t
-            self.queued.discard(-heapq.heappop(heap))
-        return None
-
-    def untouched_work(self) -> bool:
-        """Whether a node has a thread to explore that was never queued (a missed
-        ``touch``); such nodes are queued now."""
-        missed = [n for n in self.nodes if any(t not in n.sleep for t in n.backtrack)]
-        self.touch(missed)
-        return bool(missed)
-
-
-@dataclass
-class Progress:
-    """What the coordinator reports as it goes (``on_progress``)."""
-
-    workers: int
-    tasks_done: int = 0
-    tasks_out: int = 0
-    tasks_made: int = 0
-    executions: int = 0
-    states: int = 0
-
-
-def explore_parallel(
-    program: Program,
-    budget: Budget,
-    backend: Any,
-    *,
-    stop_first: bool = True,
-    collect_final_states: bool = False,
-    cache: bool = True,
-    depth: int = DEPTH,
-    on_progress: Callable[[Progress], None] | None = None,
-) -> Result:
-    """Source-set DPOR of ``program`` with its subtrees below ``depth`` explored by
-    ``backend``'s workers (see the module doc): the same findings, final states and
-    verdicts as :func:`~pfnlab.explore.search.dpor.explore_dpor`."""
-    start = time.perf_counter()
-    probe = Execution(program, max_steps=budget.max_steps)
-    visible = frozenset(probe.observed)
-    probe.close()
-    last: list[_Coordinator] = []
-    results: list[Result] = []
-
-    def one(_clock: Clock) -> Stats:
-        nonlocal visible
-        c = _Coordinator(program, budget, backend, stop_first, collect_final_states, cache,
-                         depth, visible, start, on_progress)
-        last[:] = [c]
-        results[:] = [c.run()]
-        if c.restart and not c.interrupted:  # (with what was learnt, or by itself:)
-            visible = visible | c.observed
-        return results[0].stats
-
-    def more() -> bool:
-        """Another round, with the fields a task observed that no step treated as visible
-        (every step so far may be a different step now)."""
-        return last[0].restart and not last[0].interrupted
-
-    _clock, _n, _stats = rounds(program, budget, one, more)
-    res = results[0]
-    res.stats.seconds = time.perf_counter() - start
-    return res
-
-
-class _Coordinator:
+class Coordinator:
     """One round of a parallel search (fixed visible fields and promotions)."""
 
     def __init__(self, program: Program, budget: Budget, backend: Any, stop_first: bool,
@@ -194,8 +90,8 @@ class _Coordinator:
                                collect_final_states=collect, cache=False, snapshots=False)
         self.dpor.visible = set(visible)
         self.run_ = self.dpor.r
-        self.tree = _Tree()
-        self.started: dict[tuple[int, int], _Start] = {}
+        self.tree = Tree()
+        self.started: dict[tuple[int, int], Start] = {}
         self.shared = SharedTable()
         self.results: list[TaskResult] = []
         self.states: set[int] = set()
@@ -327,24 +223,24 @@ class _Coordinator:
         for i, e in enumerate(events):
             for o in {o for o, _f, _w in e.fp}:
                 dpor.obj_events.setdefault(o, []).append(i)
-        before = _hints(nodes)
-        ev = dpor.event(p, fp, depth, node, acq)
+        before = hints_of(nodes)
+        ev = event(dpor, p, fp, depth, node, acq)
         dpor.events.append(ev)
         for o in {o for o, _f, _w in fp}:
             dpor.obj_events.setdefault(o, []).append(depth)
         node.summary.update((p, i, f, w) for i, f, w in fp)
-        dpor.blocked_races(ex, depth, ev, node)
+        blocked_races(dpor, ex, depth, ev, node)
         child_sleep = {q: f for q, f in node.sleep.items() if not wakes(f, fp)}
         done = ended(ex, self.stop_first)
         # started: its subtree will be explored in full (common.CUT_SHORT: a finding cut it)
         node.sleep[p] = CUT_SHORT if done and ex.cut_short() else fp
         follow = set(node.hints.get(p, set()))
         child = (*tids, p)
-        start = _Start(tuple(sorted(child_sleep.items())), follow, child, id(node))
+        start = Start(tuple(sorted(child_sleep.items())), follow, child, id(node))
         self.started[(id(node), p)] = start
         if done:
             if ex.finding is not None and not self.stop_first:
-                dpor.cut_races(ex, depth, ev, node)
+                cut_races(dpor, ex, depth, ev, node)
             r.leaf(ex, collect=self.collect)
         elif all(t in child_sleep for t in ex.enabled()):
             r.absorb(ex, collect=self.collect)
@@ -368,14 +264,14 @@ class _Coordinator:
                 start.task = True
                 self._submit(self._task(start, frozenset(follow)))
         self.tree.touch(nodes)  # race detection may have given them threads
-        self._late_hints(nodes, before)
+        self._latehints_of(nodes, before)
 
-    def _task(self, start: _Start, follow: frozenset[tuple[int, ...]]) -> Task:
+    def _task(self, start: Start, follow: frozenset[tuple[int, ...]]) -> Task:
         return Task(start.tids, start.sleep, follow, self.visible, self.promoted,
                     self._task_budget(), self.stop_first, self.collect, self.cache,
                     self.search, start.parent, records=fresh_records())
 
-    def _late_hints(self, nodes: list[Node], before: list[dict[int, frozenset[Any]]]
+    def _latehints_of(self, nodes: list[Node], before: list[dict[int, frozenset[Any]]]
                     ) -> None:
         """Races just applied to ``nodes`` may have left a hint for a thread a node has
         already started (the sequential search, which starts a node's threads one after the
@@ -442,7 +338,7 @@ class _Coordinator:
         self.interrupted = self.interrupted or res.interrupted
         # the task's frozen nodes are the coordinator's nodes of its parent's path
         nodes = self.tree.path[res.task.parent][0]
-        before = _hints(nodes)
+        before = hints_of(nodes)
         for rep in res.reports:
             node = nodes[rep[1]]
             if node.full:
@@ -452,9 +348,9 @@ class _Coordinator:
             else:
                 apply_race(node, list(rep[2]), list(rep[3]))
         self.tree.touch(nodes)
-        self._late_hints(nodes, before)
+        self._latehints_of(nodes, before)
         for f in res.findings:
-            _keep_shortest(self.run_.findings, f)
+            keep_shortest(self.run_.findings, f)
         self._report()
         if self.promotions_changed or (self.observed - self.visible and not (
                 self.stop_first and self.run_.findings)):
@@ -474,72 +370,12 @@ class _Coordinator:
             st.workers = (f"{pr.workers} workers ({self.backend.name}): {pr.tasks_done} of "
                           f"{pr.tasks_made} subtrees done, {pr.tasks_out} out")
             show(st, now - self.start)
-
     def _result(self, coordinator_nodes: int) -> Result:
-        r = self.run_
-        st = r.stats
-        for res in self.results:
-            for k in SUMMED:
-                setattr(st, k, getattr(st, k) + getattr(res.stats, k))
-            st.max_depth = max(st.max_depth, res.stats.max_depth)
-            st.caching = st.caching or res.stats.caching
-            r.goals |= res.goals
-            r.final_states |= res.final_states
-            r.violations |= res.violations
-            for p, n in res.masked_by.items():
-                r.masked_by[p] = r.masked_by.get(p, 0) + n
-        st.states = len(self.states)
-        # in an order that does not depend on which task finished first
-        r.findings = dict(sorted(r.findings.items(), key=lambda kv: _rank(kv[1])))
-        r.clock.interrupted = self.interrupted
-        stopped = bool(r.findings) and self.stop_first
-        elapsed = time.perf_counter() - self.start
-        if self.cut or self.interrupted:
-            why = f"interrupted ({INTERRUPTED_BY[0]})" if self.interrupted else "budget reached"
-            coverage = (f"{why} after {st.executions} executions ({elapsed:.1f} s): "
-                        "partial, no claim beyond them")
-        elif stopped:
-            coverage = f"stopped at the first finding, after {st.executions} executions"
-        else:
-            how = "source-set DPOR with sleep sets"
-            if st.caching:
-                how += f" and state caching ({st.states} states)"
-            coverage = (f"exhaustive: every interleaving up to equivalence ({how}; "
-                        f"{self.backend.workers} workers ({self.backend.name}), "
-                        f"{self.progress.tasks_made} subtrees below depth {self.depth})")
-        return r.result("dpor", coverage, not (self.cut or self.interrupted) and not stopped)
-
-
-def _hints(nodes: list[Node]) -> list[dict[int, frozenset[Any]]]:
-    return [{h: frozenset(v) for h, v in n.hints.items()} for n in nodes]
-
-
-@dataclass
-class _Start:
-    """How the coordinator started a thread at a node: the child's sleep set, the hints
-    followed below it, the child's schedule, and what explores the child (a coordinator
-    node, a task, or nothing: the execution ended there)."""
-
-    sleep: tuple[tuple[int, Footprint], ...]
-    follow: set[tuple[int, ...]]
-    tids: tuple[int, ...]
-    parent: int
-    node: Node | None = None
-    task: bool = False
+        return round_result(self.run_, self.results, self.states, cut=self.cut,
+                            interrupted=self.interrupted, stop_first=self.stop_first,
+                            start=self.start, backend=self.backend,
+                            tasks_made=self.progress.tasks_made, depth=self.depth)
 
 
 class _Restart(Exception):
     """A task observed a new visible field or promoted a stable field."""
-
-
-def _rank(x: Finding) -> tuple[int, list[str], str, str]:
-    return (len(x.schedule), [s.thread for s in x.schedule], x.kind, x.prop)
-
-
-def _keep_shortest(into: dict[tuple[str, str], Finding], f: Finding) -> None:
-    """Keep, per (kind, property), the finding with the shortest schedule (then the
-    smallest, thread by thread): the same whichever worker finished first."""
-    old = into.get(f.key)
-    if old is None or _rank(f) < _rank(old):
-        into[f.key] = f
-

@@ -3,7 +3,7 @@
 The coordinator (coordinator.py) runs source-set DPOR over the first steps of every
 execution and hands out each subtree below its frontier as a :class:`~.tasks.Task`: the
 schedule reaching its root, the root's sleep set and hints, the visible fields and what
-is known of the program. :class:`TaskDpor` is the sequential algorithm (dpor.py) run from
+is known of the program. :class:`TaskDpor` is the sequential algorithm (dpor/) run from
 that root: the prefix is replayed and *frozen* (its nodes are placeholders; a race with
 one is reported to the coordinator, which decides), one visibility round is run (a field
 observed that no step treated as visible ends the task: the coordinator starts again), the
@@ -19,7 +19,9 @@ from typing import Any
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.search.common import Clock
-from pfnlab.explore.search.dpor import Node, SourceDpor
+from pfnlab.explore.search.dpor.races import scan
+from pfnlab.explore.search.dpor.search import SourceDpor
+from pfnlab.explore.search.dpor.stack import Node
 from pfnlab.explore.search.visited import VisitedTable
 
 
@@ -80,7 +82,7 @@ class TaskDpor(SourceDpor):
         self.stats.caching = self.cache_on and ex.hashable
         tclock = tuple(tuple(0 for _ in range(n)) for _ in range(n))
         for i, (t, fp) in enumerate(zip(task.prefix, fps, strict=True)):
-            ev, _races = self._scan(t, fp, tclock[t], None)  # races: the coordinator's
+            ev, _races = scan(self, t, fp, tclock[t], None)  # races: the coordinator's
             ev.acq = acqs[i]
             self.stack.append(Node([], {}, {}, tclock, None))  # frozen: a placeholder
             self.events.append(ev)

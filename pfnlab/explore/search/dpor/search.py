@@ -1,10 +1,11 @@
-"""Source-set DPOR with sleep sets and state caching.
+"""Source-set DPOR with sleep sets and state caching: the search.
 
 The algorithm is Source-DPOR (Abdulla, Aronis, Jonsson, Sagonas, POPL 2014, Algorithm 1),
 run by re-execution: the stack holds one node per state of the current execution; a node
 keeps its backtrack set (the source set being built) and its sleep set; events carry vector
 clocks, and each new event is checked for races against the earlier events it conflicts
 with. For a race ``e ⋖ e'`` the node before ``e`` gets an initial of ``notdep(e).e'``.
+The stack's events and nodes are stack.py; race detection, races.py.
 
 State caching on top (when the model state can be hashed): a state reached again is not
 explored again if its first exploration started with a sleep set contained in the current
@@ -16,24 +17,6 @@ conservative summary method of stateful DPOR (Yang et al., SPIN 2008); it keeps 
 sound at the cost of some reduction. A state reached again while it is still on the stack
 (a retry loop back to an earlier state) is never pruned: no subtree is cut off by a cycle,
 so no cycle proviso is needed.
-
-Invariants of the stack, written next to the data:
-- ``len(events) == len(stack) - 1`` between iterations: ``events[i]`` leads from
-  ``stack[i]`` to ``stack[i + 1]``;
-- ``obj_events[o]`` lists, in increasing order, the indices of events touching object ``o``;
-- a node's ``sleep`` maps the threads whose next step is covered elsewhere to that step's
-  footprint (as executed when it was explored); explored threads join it when their subtree
-  is done. A sleeping thread's next step cannot change without a dependent step, which wakes
-  it, so the recorded footprint stays exact.
-
-Blocked threads: after each step, the pending step of every blocked thread is race-checked
-as if it ran next (Flanagan and Godefroid's rule for disabled transitions); a thread woken
-and blocked again before it is scheduled never has an executed event to race with.
-
-Findings cut executions short. The step that causes a finding disables every other thread,
-so it is treated as dependent with each of their pending steps, and those pending steps are
-race-checked as if they ran next; otherwise reorderings that reach other findings would be
-lost.
 
 The visibility proviso: invariants read shared (and ghost) fields at intermediate states.
 Steps that write a field an invariant reads carry a write of a shared pseudo-object, so their
@@ -48,7 +31,6 @@ from typing import Any
 
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
-from pfnlab.explore.runtime.snapshot import Checkpoint
 from pfnlab.explore.search.common import (
     CUT_SHORT,
     Budget,
@@ -56,71 +38,19 @@ from pfnlab.explore.search.common import (
     Result,
     Run,
     Stats,
-    dependent,
     ended,
     wakes,
 )
-from pfnlab.explore.search.strategy import Strategy, rounds
-from pfnlab.explore.search.visited import Summary, VisitedTable
-from pfnlab.explore.shared import ALL_FIELDS
-
-
-class Event:
-    __slots__ = ("acq", "clock", "fp", "seq", "tid")
-
-    def __init__(self, tid: int, fp: Footprint, seq: int, clock: tuple[int, ...]) -> None:
-        self.tid = tid
-        self.fp = fp
-        self.seq = seq        # 1-based position of this event among its thread's events
-        self.clock = clock    # clock[t] = how many of thread t's events happen before (incl.)
-        self.acq = -1         # the lock the step began by taking (Execution.acquiring), or -1
-
-
-class Node:
-    __slots__ = (
-        "backtrack",
-        "cp",
-        "cp_ex",
-        "cur",
-        "enabled",
-        "fingerprint",
-        "full",
-        "hints",
-        "init_sleep",
-        "pending",
-        "sleep",
-        "summary",
-        "tclock",
-        "wut",
-    )
-
-    def __init__(
-        self,
-        enabled: list[int],
-        pending: dict[int, Footprint],
-        sleep: dict[int, Footprint],
-        tclock: tuple[tuple[int, ...], ...],
-        fingerprint: int | None,
-    ) -> None:
-        self.enabled = enabled
-        self.pending = pending
-        self.sleep = sleep
-        self.init_sleep = frozenset(sleep)   # threads asleep on arrival
-        self.backtrack: set[int] = set()
-        for t in enabled:
-            if t not in sleep:
-                self.backtrack.add(t)
-                break
-        self.tclock = tclock
-        self.fingerprint = fingerprint
-        self.cur = -1
-        self.full = False
-        # thread -> reversal sequences to follow after it (see _race)
-        self.hints: dict[int, set[tuple[int, ...]]] = {}
-        self.summary: set[tuple[int, int, str, bool]] = set()
-        self.cp: Checkpoint | None = None     # the state, to restore (snapshot.py)
-        self.cp_ex: Execution | None = None   # the execution the checkpoint belongs to
-        self.wut: Any = None                  # the wakeup tree (optimal.py only)
+from pfnlab.explore.search.dpor.races import (
+    blocked_races,
+    cut_races,
+    event,
+    race,
+    summary_races,
+)
+from pfnlab.explore.search.dpor.stack import Event, Node
+from pfnlab.explore.search.strategy import rounds
+from pfnlab.explore.search.visited import VisitedTable
 
 
 class SourceDpor:
@@ -282,17 +212,17 @@ class SourceDpor:
             fp = ex.step(p)
             self.stats.steps += 1 + ex.rebuilt_steps - rebuilt
             self.stats.memoised += ex.memo_hits - hits
-            ev = self.event(p, fp, depth, top, acq)
+            ev = event(self, p, fp, depth, top, acq)
             events.append(ev)
             for o in {i for i, _f, _w in fp}:
                 self.obj_events.setdefault(o, []).append(depth)
             top.summary.update((p, i, f, w) for i, f, w in fp)
-            self.blocked_races(ex, depth, ev, top)
+            blocked_races(self, ex, depth, ev, top)
             child_sleep = {q: f for q, f in top.sleep.items() if not wakes(f, fp)}
             self.ex_depth = depth + 1
             if ended(ex, self.stop_first):
                 if ex.finding is not None and not self.stop_first:
-                    self.cut_races(ex, depth, ev, top)
+                    cut_races(self, ex, depth, ev, top)
                 self._leaf(ex, None)
                 self._execution_ended(ex)
                 self._undo_event()
@@ -316,7 +246,7 @@ class SourceDpor:
                     self.stats.pruned += 1
                     self.stats.executions += 1
                     top.summary |= entry.summary
-                    self._summary_races(entry.summary, depth + 1, ev, top)
+                    summary_races(self, entry.summary, depth + 1, ev, top)
                     self._execution_ended(ex)
                     self._undo_event()
                     top.sleep[p] = fp
@@ -427,236 +357,7 @@ class SourceDpor:
         self.ex_depth = -1
 
     # ------------------------------------------------------------------ races
-    def event(self, p: int, fp: Footprint, depth: int, top: Node, acq: int = -1) -> Event:
-        """Vector clock of the new event and race detection against earlier events.
-        ``acq``: the lock the step took (its first operation), -1 if none."""
-        ev, races = self._scan(p, fp, top.tclock[p], None)
-        ev.acq = acq
-        if acq >= 0:
-            races = self._lock_races(acq, races, p, fp, top.tclock[p])
-        for k in races:
-            self._race(k, depth, ev)
-        return ev
-
-    def _lock_races(self, lock: int, races: list[int], p: int, fp: Footprint,
-                    pclock: tuple[int, ...]) -> list[int]:
-        """``races`` of a step of ``p`` that begins by taking ``lock``, with the race against
-        the release that made the lock free moved to the acquire it ends.
-
-        A held lock makes its acquirer not enabled, so the acquire cannot be reordered
-        with the holder's release: it can only go before the holder's acquire, where the
-        lock was free. The two acquires race (as in Nidhugg and the source-set papers)
-        unless the holder's acquire happens before this step through something other than
-        the critical section it opened (then another race reorders that first)."""
-        events = self.events
-        lst = self.obj_events.get(lock, ())
-        r = next((i for i in reversed(lst) if _writes(events[i].fp, lock)), -1)
-        if r < 0 or r not in races or events[r].acq == lock:
-            return races  # (a step that took and dropped it: the lock was free before it)
-        holder = events[r].tid
-        out = [k for k in races if k != r]
-        a = next((i for i in reversed(lst)
-                  if i < r and events[i].tid == holder and events[i].acq == lock), -1)
-        if a < 0:  # held since the initial state: no order has this step first
-            return out
-        # the clock of this step without the lock's hand-off (its lock word, and the
-        # holder's critical section [a, r]): what else orders it after the holder's acquire
-        data = tuple(x for x in fp if not (x[0] == lock and x[1] == "owner"))
-        rest, _ = self._scan(p, data, pclock, None, (holder, a, r))
-        if events[a].seq > rest.clock[holder]:
-            out.append(a)
-        return out
-
-    def _scan(
-        self, p: int, fp: Footprint, pclock: tuple[int, ...], forced: int | None,
-        skip: tuple[int, int, int] | None = None,
-    ) -> tuple[Event, list[int]]:
-        """The clock of p's step ``fp`` after ``self.events``, and the events it races with.
-
-        ``forced`` is the index of an event treated as dependent whatever the footprints;
-        ``skip`` = ``(tid, first, last)``: thread ``tid``'s events from index ``first`` to
-        ``last`` are treated as independent of it (:meth:`_lock_races`).
-        """
-        events = self.events
-        c = list(pclock)
-        cands: set[int] = set()
-        for o in {i for i, _f, _w in fp}:
-            cands.update(self.obj_events.get(o, ()))
-        if forced is not None:
-            cands.add(forced)
-        races: list[int] = []
-        for k in sorted(cands, reverse=True):
-            ek = events[k]
-            if ek.tid == p or ek.seq <= c[ek.tid]:
-                continue
-            if skip is not None and ek.tid == skip[0] and skip[1] <= k <= skip[2]:
-                continue
-            if k != forced and not dependent(ek.fp, fp):
-                continue
-            races.append(k)
-            for t, v in enumerate(ek.clock):
-                if v > c[t]:
-                    c[t] = v
-        seq = pclock[p] + 1
-        c[p] = seq
-        return Event(p, fp, seq, tuple(c)), races
-
-    def cut_races(self, ex: Execution, depth: int, ev: Event, top: Node) -> None:
-        """A finding at events[depth] cut the execution: race-check the pending steps."""
-        for t in ex.threads:
-            q = t.tid
-            if q == ev.tid or t.op is None or t.blocked:
-                continue
-            tq = ev.clock if q == ev.tid else top.tclock[q]
-            pending = ex.pending_footprint(q)
-            # they belong to this state's future too: a later cache hit must see them
-            top.summary.update((q, i, f, w) for i, f, w in pending)
-            virtual, races = self._scan(q, pending, tq, depth)
-            for k in races:
-                self._race(k, depth + 1, virtual)
-
-    def blocked_races(self, ex: Execution, depth: int, ev: Event, top: Node) -> None:
-        """Race-check the pending steps of the threads blocked after events[depth].
-
-        A blocked thread's next step may never run in this execution (it stays blocked, or
-        is woken and blocked again before it is scheduled), so source-DPOR, which races
-        executed events only, would never reverse the writes that keep it blocked. As
-        Flanagan and Godefroid's DPOR does for every thread's next transition, enabled or
-        not, its pending step is checked as if it ran next; where that thread is not enabled
-        at the backtrack point, ``_race`` adds the initials that lead to it."""
-        for t in ex.threads:
-            q = t.tid
-            if t.op is None or not t.blocked:
-                continue
-            # (the thread that stepped too: its step may end at an acquire of a held lock,
-            # which makes it not enabled with no step of its own)
-            pending = ex.pending_footprint(q)
-            # below this state too: a later cache hit must see them
-            top.summary.update((q, i, f, w) for i, f, w in pending)
-            virtual, races = self._scan(q, pending, ev.clock if q == ev.tid else top.tclock[q],
-                                        None)
-            for k in races:
-                self._race(k, depth + 1, virtual)
-
     def _race(self, k: int, j: int, ej: Event) -> None:
-        """Handle the race events[k] ⋖ ej (ej would be events[j])."""
-        events = self.events
-        ek = events[k]
-        node = self.stack[k]
-        if node.full:
-            return
-        v = [events[i] for i in range(k + 1, j) if not ek.seq <= events[i].clock[ek.tid]]
-        v.append(ej)
-        initials: list[int] = []
-        seen: set[int] = set()
-        for idx, el in enumerate(v):
-            if el.tid in seen:
-                continue
-            seen.add(el.tid)
-            if not any(em.seq <= el.clock[em.tid] for em in v[:idx]):
-                initials.append(el.tid)
-        if k < self.nfrozen:  # a frozen node: whoever froze it decides
-            self.reports.append(("race", k, tuple(initials), tuple(el.tid for el in v)))
-            return
-        apply_race(node, initials, [el.tid for el in v])
-
-    def _summary_races(self, summary: Summary, depth: int, ev: Event, top: Node) -> None:
-        """A cache hit at ``stack[depth]``: conservatively expand nodes that may race."""
-        events = self.events
-        tclock = list(top.tclock)
-        tclock[ev.tid] = ev.clock
-        for q, o, f, w in summary:
-            for k in self.obj_events.get(o, ()):
-                node = self.stack[k]
-                if node.full:
-                    continue
-                ek = events[k]
-                if ek.tid == q or ek.seq <= tclock[q][ek.tid]:
-                    continue
-                for i2, f2, w2 in ek.fp:
-                    if i2 == o and (w or w2) and (f in (f2, ALL_FIELDS) or f2 == ALL_FIELDS):
-                        if k < self.nfrozen:  # a frozen node: whoever froze it decides
-                            self.reports.append(("full", k))
-                        else:
-                            expand_fully(node)
-                        break
-
-
-def apply_race(node: Node, initials: list[int], v: list[int]) -> None:
-    """Add to ``node``'s backtrack set (and hints) for a race whose reversal is ``v`` (the
-    threads of notdep(e).e', in order) with these ``initials``.
-
-    Any initial of ``v`` is one the reversal can start with; one that is not enabled at the
-    node (a thread waiting for a lock that a step of ``v`` releases) cannot, so an enabled
-    initial is taken in its place; with none, every enabled thread (the conservative rule
-    for disabled steps)."""
-    head = next((t for t in initials if t in node.backtrack), -1)
-    if head < 0:
-        last = v[-1]
-        head = last if last in initials else (initials[0] if initials else -1)
-        if head not in node.enabled:
-            head = next((t for t in initials if t in node.enabled), -1)
-        if head in node.enabled:
-            node.backtrack.add(head)
-        else:
-            node.backtrack.update(node.enabled)
-            return
-    # Remember the rest of the reversal, to follow it after ``head`` (as wakeup trees
-    # do). Source-DPOR alone relies on rediscovering the race in the new execution; that
-    # failed when a blocked waiter's pending step showed less than the step it took when
-    # the wait passed, which now ends its step there (docs/reductions.md section 2). The
-    # hints stay as a strengthening; a cache hit cannot pass them on, and does not need to.
-    rest: list[int] = []
-    skipped = False
-    for tid in v:
-        if not skipped and tid == head:
-            skipped = True
-            continue
-        rest.append(tid)
-    if rest:
-        node.hints.setdefault(head, set()).add(tuple(rest))
-
-
-def _writes(fp: Footprint, obj: int) -> bool:
-    """Whether footprint ``fp`` writes the lock word of lock ``obj`` (takes or drops it)."""
-    return any(i == obj and f == "owner" and w for i, f, w in fp)
-
-
-def explore_dpor(
-    program: Program,
-    budget: Budget | None = None,
-    *,
-    cache: bool = True,
-    stop_first: bool = True,
-    collect_final_states: bool = False,
-) -> Result:
-    """Source-set DPOR with sleep sets (and state caching when states hash)."""
-    return SourceDpor(
-        program,
-        budget or Budget(),
-        cache=cache,
-        stop_first=stop_first,
-        collect_final_states=collect_final_states,
-    ).run()
-
-
-def expand_fully(node: Node) -> None:
-    """Every enabled thread of ``node`` joins its backtrack set (a conservative race)."""
-    node.backtrack.update(node.enabled)
-    node.full = True
-
-
-class Dpor(Strategy):
-    """Source-set DPOR with sleep sets and state caching (``cache``)."""
-
-    name = "dpor"
-
-    def __init__(self, cache: bool = True) -> None:
-        self.cache = cache
-
-    @classmethod
-    def from_options(cls, **options: Any) -> Dpor:
-        return cls(cache=options.get("cache", True))
-
-    def search(self, program: Program, budget: Budget, *, stop_first: bool) -> Result:
-        return explore_dpor(program, budget, cache=self.cache, stop_first=stop_first)
+        """Handle the race events[k] ⋖ ej (ej would be events[j]): races.race (optimal.py
+        handles it its own way)."""
+        race(self, k, j, ej)

@@ -1,0 +1,218 @@
+"""Race detection of a DPOR search: the vector clock of each new event, the earlier events
+it races with, and what each race asks of the stack.
+
+Each new event is checked for races against the earlier events it conflicts with
+(:func:`scan`); for a race ``e ⋖ e'`` the node before ``e`` gets an initial of
+``notdep(e).e'`` (:func:`race`, stack.apply_race). A step that begins by taking a lock races
+the holder's acquire, not the release that freed the lock (:func:`lock_races`).
+
+Blocked threads: after each step, the pending step of every blocked thread is race-checked
+as if it ran next (Flanagan and Godefroid's rule for disabled transitions); a thread woken
+and blocked again before it is scheduled never has an executed event to race with
+(:func:`blocked_races`).
+
+Findings cut executions short. The step that causes a finding disables every other thread,
+so it is treated as dependent with each of their pending steps, and those pending steps are
+race-checked as if they ran next; otherwise reorderings that reach other findings would be
+lost (:func:`cut_races`).
+
+A cache hit: the cached state's subtree may still race with the current prefix, so every
+stack event that conflicts with an entry of its summary of another thread, and does not
+happen before that thread's next step, gets its node fully expanded
+(:func:`summary_races`: the conservative summary method of stateful DPOR, Yang et al.,
+SPIN 2008).
+
+The functions take the search (:class:`Searching`): a search's own ``_race`` may handle a
+race its own way (optimal.py), and a race with a node of a frozen prefix is reported, not
+acted on (``nfrozen``, ``reports``: parallel/task_search.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pfnlab.explore.runtime import Execution, Footprint
+from pfnlab.explore.search.common import dependent
+from pfnlab.explore.search.dpor.stack import Event, Node, apply_race, expand_fully
+from pfnlab.explore.search.visited import Summary
+from pfnlab.explore.shared import ALL_FIELDS
+
+
+class Searching(Protocol):
+    """What race detection reads and changes of a search (search.SourceDpor)."""
+
+    stack: list[Node]
+    events: list[Event]
+    obj_events: dict[int, list[int]]
+    #: the first steps of every execution may be frozen: races with them are reported
+    nfrozen: int
+    reports: list[tuple[Any, ...]]
+
+    def _race(self, k: int, j: int, ej: Event) -> None:
+        """Handle the race events[k] ⋖ ej (:func:`race`, or the search's own)."""
+
+
+def event(s: Searching, p: int, fp: Footprint, depth: int, top: Node, acq: int = -1) -> Event:
+    """Vector clock of the new event and race detection against earlier events.
+    ``acq``: the lock the step took (its first operation), -1 if none."""
+    ev, races = scan(s, p, fp, top.tclock[p], None)
+    ev.acq = acq
+    if acq >= 0:
+        races = lock_races(s, acq, races, p, fp, top.tclock[p])
+    for k in races:
+        s._race(k, depth, ev)
+    return ev
+
+
+def lock_races(s: Searching, lock: int, races: list[int], p: int, fp: Footprint,
+               pclock: tuple[int, ...]) -> list[int]:
+    """``races`` of a step of ``p`` that begins by taking ``lock``, with the race against
+    the release that made the lock free moved to the acquire it ends.
+
+    A held lock makes its acquirer not enabled, so the acquire cannot be reordered
+    with the holder's release: it can only go before the holder's acquire, where the
+    lock was free. The two acquires race (as in Nidhugg and the source-set papers)
+    unless the holder's acquire happens before this step through something other than
+    the critical section it opened (then another race reorders that first)."""
+    events = s.events
+    lst = s.obj_events.get(lock, ())
+    r = next((i for i in reversed(lst) if _writes(events[i].fp, lock)), -1)
+    if r < 0 or r not in races or events[r].acq == lock:
+        return races  # (a step that took and dropped it: the lock was free before it)
+    holder = events[r].tid
+    out = [k for k in races if k != r]
+    a = next((i for i in reversed(lst)
+              if i < r and events[i].tid == holder and events[i].acq == lock), -1)
+    if a < 0:  # held since the initial state: no order has this step first
+        return out
+    # the clock of this step without the lock's hand-off (its lock word, and the
+    # holder's critical section [a, r]): what else orders it after the holder's acquire
+    data = tuple(x for x in fp if not (x[0] == lock and x[1] == "owner"))
+    rest, _ = scan(s, p, data, pclock, None, (holder, a, r))
+    if events[a].seq > rest.clock[holder]:
+        out.append(a)
+    return out
+
+
+def scan(
+    s: Searching, p: int, fp: Footprint, pclock: tuple[int, ...], forced: int | None,
+    skip: tuple[int, int, int] | None = None,
+) -> tuple[Event, list[int]]:
+    """The clock of p's step ``fp`` after ``s.events``, and the events it races with.
+
+    ``forced`` is the index of an event treated as dependent whatever the footprints;
+    ``skip`` = ``(tid, first, last)``: thread ``tid``'s events from index ``first`` to
+    ``last`` are treated as independent of it (:func:`lock_races`).
+    """
+    events = s.events
+    c = list(pclock)
+    cands: set[int] = set()
+    for o in {i for i, _f, _w in fp}:
+        cands.update(s.obj_events.get(o, ()))
+    if forced is not None:
+        cands.add(forced)
+    races: list[int] = []
+    for k in sorted(cands, reverse=True):
+        ek = events[k]
+        if ek.tid == p or ek.seq <= c[ek.tid]:
+            continue
+        if skip is not None and ek.tid == skip[0] and skip[1] <= k <= skip[2]:
+            continue
+        if k != forced and not dependent(ek.fp, fp):
+            continue
+        races.append(k)
+        for t, v in enumerate(ek.clock):
+            if v > c[t]:
+                c[t] = v
+    seq = pclock[p] + 1
+    c[p] = seq
+    return Event(p, fp, seq, tuple(c)), races
+
+
+def cut_races(s: Searching, ex: Execution, depth: int, ev: Event, top: Node) -> None:
+    """A finding at events[depth] cut the execution: race-check the pending steps."""
+    for t in ex.threads:
+        q = t.tid
+        if q == ev.tid or t.op is None or t.blocked:
+            continue
+        tq = ev.clock if q == ev.tid else top.tclock[q]
+        pending = ex.pending_footprint(q)
+        # they belong to this state's future too: a later cache hit must see them
+        top.summary.update((q, i, f, w) for i, f, w in pending)
+        virtual, races = scan(s, q, pending, tq, depth)
+        for k in races:
+            s._race(k, depth + 1, virtual)
+
+
+def blocked_races(s: Searching, ex: Execution, depth: int, ev: Event, top: Node) -> None:
+    """Race-check the pending steps of the threads blocked after events[depth].
+
+    A blocked thread's next step may never run in this execution (it stays blocked, or
+    is woken and blocked again before it is scheduled), so source-DPOR, which races
+    executed events only, would never reverse the writes that keep it blocked. As
+    Flanagan and Godefroid's DPOR does for every thread's next transition, enabled or
+    not, its pending step is checked as if it ran next; where that thread is not enabled
+    at the backtrack point, ``_race`` adds the initials that lead to it."""
+    for t in ex.threads:
+        q = t.tid
+        if t.op is None or not t.blocked:
+            continue
+        # (the thread that stepped too: its step may end at an acquire of a held lock,
+        # which makes it not enabled with no step of its own)
+        pending = ex.pending_footprint(q)
+        # below this state too: a later cache hit must see them
+        top.summary.update((q, i, f, w) for i, f, w in pending)
+        virtual, races = scan(s, q, pending, ev.clock if q == ev.tid else top.tclock[q],
+                              None)
+        for k in races:
+            s._race(k, depth + 1, virtual)
+
+
+def race(s: Searching, k: int, j: int, ej: Event) -> None:
+    """Handle the race events[k] ⋖ ej (ej would be events[j])."""
+    events = s.events
+    ek = events[k]
+    node = s.stack[k]
+    if node.full:
+        return
+    v = [events[i] for i in range(k + 1, j) if not ek.seq <= events[i].clock[ek.tid]]
+    v.append(ej)
+    initials: list[int] = []
+    seen: set[int] = set()
+    for idx, el in enumerate(v):
+        if el.tid in seen:
+            continue
+        seen.add(el.tid)
+        if not any(em.seq <= el.clock[em.tid] for em in v[:idx]):
+            initials.append(el.tid)
+    if k < s.nfrozen:  # a frozen node: whoever froze it decides
+        s.reports.append(("race", k, tuple(initials), tuple(el.tid for el in v)))
+        return
+    apply_race(node, initials, [el.tid for el in v])
+
+
+def summary_races(s: Searching, summary: Summary, depth: int, ev: Event, top: Node) -> None:
+    """A cache hit at ``stack[depth]``: conservatively expand nodes that may race."""
+    events = s.events
+    tclock = list(top.tclock)
+    tclock[ev.tid] = ev.clock
+    for q, o, f, w in summary:
+        for k in s.obj_events.get(o, ()):
+            node = s.stack[k]
+            if node.full:
+                continue
+            ek = events[k]
+            if ek.tid == q or ek.seq <= tclock[q][ek.tid]:
+                continue
+            for i2, f2, w2 in ek.fp:
+                if i2 == o and (w or w2) and (f in (f2, ALL_FIELDS) or f2 == ALL_FIELDS):
+                    if k < s.nfrozen:  # a frozen node: whoever froze it decides
+                        s.reports.append(("full", k))
+                    else:
+                        expand_fully(node)
+                    break
+
+
+def _writes(fp: Footprint, obj: int) -> bool:
+    """Whether footprint ``fp`` writes the lock word of lock ``obj`` (takes or drops it)."""
+    return any(i == obj and f == "owner" and w for i, f, w in fp)
