@@ -53,14 +53,18 @@ def test_cached_dpor_reaches_what_a_passed_wait_then_writes(
 def test_with_the_code_after_a_wait_in_the_waits_step_they_are_missed(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The step as it was (a passing wait runs on into the code after it): the cached
-    search misses a final state in every one of them, so the test above can fail."""
+    search misses a final state in some of them (which ones depends on the order the
+    search takes; 4 of the 7 with summary races as they are), so the test above can
+    fail."""
     def run_on(self: Execution, t: Any, op: Any, value: Any) -> None:
         self._resume(t, value)
 
     monkeypatch.setattr(Execution, "_passed", run_on)
-    for spec, ghost_final in FOUND:
-        v = differential(random_program(spec, 3, 1, None, ghost_final))
-        assert any("dpor cache=True: final states" in p for p in v.problems), spec
+    missed = [spec for spec, ghost_final in FOUND
+              if any("dpor cache=True: final states" in p
+                     for p in differential(random_program(spec, 3, 1, None,
+                                                          ghost_final)).problems)]
+    assert len(missed) >= 3, missed
 
 
 def test_a_passed_wait_and_the_code_after_it_are_two_steps() -> None:

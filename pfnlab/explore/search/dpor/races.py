@@ -18,9 +18,11 @@ lost (:func:`cut_races`).
 
 A cache hit: the cached state's subtree may still race with the current prefix, so every
 stack event that conflicts with an entry of its summary of another thread, and does not
-happen before that thread's next step, gets its node fully expanded
-(:func:`summary_races`: the conservative summary method of stateful DPOR, Yang et al.,
-SPIN 2008).
+happen before that thread's next step, is handled as a race with an event below the hit
+(:func:`summary_races`, after the summary method of stateful DPOR, Yang et al., SPIN
+2008): its node gets an initial of the reversal where the stack decides one (the first
+event after it that does not happen after it always is one), and is fully expanded where
+the stack decides none, or for a lock word.
 
 The functions take the search (:class:`Searching`): a search's own ``_race`` may handle a
 race its own way (optimal.py), and a race with a node of a frozen prefix is reported, not
@@ -192,7 +194,9 @@ def race(s: Searching, k: int, j: int, ej: Event) -> None:
 
 
 def summary_races(s: Searching, summary: Summary, depth: int, ev: Event, top: Node) -> None:
-    """A cache hit at ``stack[depth]``: conservatively expand nodes that may race."""
+    """A cache hit at ``stack[depth]``: every stack event that may race with an access of
+    the cached state's subtree gets an initial of the reversal, where the stack decides
+    one (see :func:`known_initials`), else its node fully expanded."""
     events = s.events
     tclock = list(top.tclock)
     tclock[ev.tid] = ev.clock
@@ -208,9 +212,51 @@ def summary_races(s: Searching, summary: Summary, depth: int, ev: Event, top: No
                 if i2 == o and (w or w2) and (f in (f2, ALL_FIELDS) or f2 == ALL_FIELDS):
                     if k < s.nfrozen:  # a frozen node: whoever froze it decides
                         s.reports.append(("full", k))
-                    else:
+                    elif f2 == "owner" or f == "owner":  # a lock word: lock_races' rules
                         expand_fully(node)
+                    else:
+                        _summary_race(node, known_initials(events, k), q)
                     break
+
+
+def known_initials(events: list[Event], k: int) -> list[int] | None:
+    """The initials of the reversal ``notdep(events[k]).e'`` of a race with an event
+    ``e'`` below a cache hit, as far as the stack decides them: the threads whose first
+    event after ``events[k]`` not happening after it is on the stack and has no such
+    event before it that happens before it. The first such event always is one (nothing
+    of the reversal precedes it), whatever the cached subtree holds; an event below the
+    hit can add initials, never remove these. None when the stack has no such event
+    (every initial is below the hit, unknown)."""
+    ek = events[k]
+    v = [el for el in events[k + 1:] if not ek.seq <= el.clock[ek.tid]]
+    if not v:
+        return None
+    initials: list[int] = []
+    seen: set[int] = set()
+    for idx, el in enumerate(v):
+        if el.tid in seen:
+            continue
+        seen.add(el.tid)
+        if not any(em.seq <= el.clock[em.tid] for em in v[:idx]):
+            initials.append(el.tid)
+    return initials
+
+
+def _summary_race(node: Node, initials: list[int] | None, q: int) -> None:
+    """Source-DPOR's rule for a race found through a summary: nothing if an initial
+    already is in the backtrack set, else one that is enabled (``q``, the subtree's
+    thread, if it is one), else, with no initial known or none enabled, every thread."""
+    if initials is None:
+        expand_fully(node)
+        return
+    if any(t in node.backtrack for t in initials):
+        return
+    head = q if q in initials and q in node.enabled else next(
+        (t for t in initials if t in node.enabled), -1)
+    if head < 0:
+        expand_fully(node)
+    else:
+        node.backtrack.add(head)
 
 
 def _writes(fp: Footprint, obj: int) -> bool:
