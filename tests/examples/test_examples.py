@@ -37,6 +37,10 @@ CASES = [
     ("refresh_race.py", "gpc-vs-zap", "gpc-buggy", "gpc-coherent", "gpc-fixed",
      ["kvm_mmu_notifier_invalidate_range_", "hva_to_pfn_fast()", "gpc_refresh()",
       "gpc.valid False -> True"]),
+    ("tdp_root_yield.py", "tdp-unmap-vs-unload", "tdp-unmap-v5.13", "no-root-after-free",
+     "tdp-unmap-v5.16",
+     ["kvm.root0.spte[0x0].spte None ->", "note: yields mmu_lock walking",
+      "kvm_tdp_mmu_put_root()", "kvm.root0.tdp_mmu_root_count 1 -> 0", "free(kvm.root0)"]),
 ]
 
 
@@ -181,3 +185,18 @@ def test_a_leak_on_an_early_return_is_told_from_a_skipped_put() -> None:
     text = " ".join(pfnlab.check("v5.3", "devdax-unbind").report().split())
     assert ("was never put: kvm_release_pfn_clean skipped it at step 13 because "
             "kvm_is_reserved_pfn(0x104) returned true") in text
+
+
+def test_the_ledger_covers_the_spte_of_a_tdp_mmu_root() -> None:
+    """Issue 29: a TDP MMU root's SPTEs are the model's SPTE objects, so the built-in
+    properties see them: an unmap that forgets to zap leaves a root's SPTE stale."""
+    from pfnlab import variant
+
+    mf = pfnlab.load_model(EX / "tdp_root_yield.py")
+    assert "tdp-unmap-vs-unload" in mf.scenarios
+    tdp = pfnlab.VARIANTS["tdp-unmap-v5.16"].overrides
+    variant("tdp-unmap-none", "v5.4",
+            {**tdp, "kvm_tdp_mmu_unmap_gfn_range": lambda kvm, range, flush: flush})
+    bad = pfnlab.check("tdp-unmap-none", "tdp-unmap-vs-unload")
+    assert "no-stale-spte" in bad.violated, bad.summary()
+    assert "kvm.root0.spte[0x0] maps pfn 0x103" in bad.report()
