@@ -27,8 +27,7 @@ from typing import NamedTuple
 
 from pfnlab.explore import free
 from pfnlab.kernel.kfunc import kfunc
-from pfnlab.kvm import ghost
-from pfnlab.kvm.fault import RET_PF_FIXED, RET_PF_RETRY, record_huge_spte
+from pfnlab.kvm.fault import RET_PF_FIXED, record_huge_spte
 from pfnlab.kvm.kvm import PT_PAGE_TABLE_LEVEL, Kvm, Memslot, SpteVal, Vcpu
 from pfnlab.kvm.mmu_page import KvmMmuPage, tdp_mmu_of
 from pfnlab.kvm.tdp_iter import TdpIter, tdp_iter_next, tdp_iter_start
@@ -204,14 +203,13 @@ def kvm_tdp_mmu_map(vcpu: Vcpu, slot: Memslot, gfn: int, write: bool, map_writab
                     level: int, pfn: int) -> int:
     """arch/x86/kvm/mmu/tdp_mmu.c v5.10-v5.16: install the fault's SPTE in the vCPU's root
     (mmu_lock held), dropping a huge SPTE above a 4K target; the arguments of the model's
-    ``__direct_map``, which a design on the TDP MMU overrides with it. Returns RET_PF_FIXED,
-    or RET_PF_RETRY if the vCPU has no root (a WARN in the kernel)."""
+    ``__direct_map``, which a design on the TDP MMU overrides with it. Returns
+    RET_PF_FIXED (RET_PF_SPURIOUS, an unchanged SPTE, is RET_PF_FIXED here)."""
     kvm = vcpu.kvm
     root = tdp_mmu_of(kvm).vcpu_mmu[vcpu.name].root_hpa
-    if root is None:
-        ghost.warn("kvm_tdp_mmu_map", pfn, f"{vcpu.name} faults with no root loaded",
-                   violates=NO_ROOT_AFTER_FREE)
-        return RET_PF_RETRY
+    if root is None:  # WARN_ON(!VALID_PAGE(root_hpa)): the vCPU enters with a root
+        raise RuntimeError(f"{vcpu.name} faults through the TDP MMU with no root loaded: "
+                           "call kvm_mmu_load(vcpu) in its thread before it faults")
     it = TdpIter(root)
     tdp_iter_start(it, root, PT_PAGE_TABLE_LEVEL, gfn)  # tdp_mmu_for_each_pte(gfn, gfn + 1)
     while it.valid and it.level != level:

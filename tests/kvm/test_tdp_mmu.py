@@ -161,7 +161,12 @@ def test_zap_gfn_range_zaps_the_range_and_propagates_dirty(setup):
     flush = kvm_tdp_mmu_unmap_gfn_range(kvm, KvmGfnRange(kvm.memslots[0], 0, 4, True), False)
     # it yielded before gfn 3 (progress made) and zapped it after: a flush is pending
     assert not any(sp.spte for sp in root.table) and flush
+    for g in (0, 3):
+        root.table[root.index[(1, g)]].spte = SpteVal(s.region.pfn + g, False, True, False)
+    kvm.mmu_lock.acquire()  # kvm_mmu_zap_all holds it
     kvm_tdp_mmu_zap_all(kvm)
+    kvm.mmu_lock.release()
+    assert not any(sp.spte for sp in root.table)
     assert root.tdp_mmu_root_count == 1  # the iterator put back what it took
 
 
@@ -173,6 +178,8 @@ def test_unloading_the_last_vcpu_frees_its_root(setup):
     kvm_mmu_unload(vcpu)
     assert is_freed(root) and s.kvm.tdp_mmu.vcpu_mmu[vcpu.name].root_hpa is None
     kvm_mmu_unload(vcpu)  # nothing loaded: nothing to put
+    with pytest.raises(RuntimeError, match=r"call kvm_mmu_load\(vcpu\)"):
+        kvm_tdp_mmu_map(vcpu, s.kvm.memslots[0], 0, False, False, 1, s.region.pfn)
 
 
 @pytest.mark.parametrize("safe", [False, True], ids=["no-reference", "yield-safe"])
