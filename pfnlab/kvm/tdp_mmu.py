@@ -134,9 +134,10 @@ def max_gfn(kvm: Kvm) -> int:
 
 @kfunc
 def kvm_tdp_mmu_unmap_gfn_range(kvm: Kvm, range: KvmGfnRange, flush: bool) -> bool:
-    """arch/x86/kvm/mmu/tdp_mmu.c v5.16 (7533377215b6, e35bc2fceb3f): the MMU notifier's
-    unmap, through the root iterator that takes references, yielding if
-    ``range.may_block``. Returns whether a TLB flush is still needed."""
+    """arch/x86/kvm/mmu/tdp_mmu.c v5.16 (7533377215b6; the shared zap helper of "Use
+    common TDP MMU zap helper for MMU notifier unmap hook"): the MMU notifier's unmap,
+    through the root iterator that takes references, yielding if ``range.may_block``.
+    Returns whether a TLB flush is still needed."""
     return __kvm_tdp_mmu_zap_gfn_range(kvm, range.start, range.end, range.may_block, flush)
 
 
