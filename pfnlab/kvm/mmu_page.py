@@ -26,6 +26,9 @@ Model choices (the kernel objects they stand for in brackets):
   leaves its RCU read-side section exactly when it drops ``mmu_lock``
   (``tdp_mmu_iter_cond_resched``), and lockless walks (``fast_page_fault``) are not
   modelled. ``role.invalid`` (fast invalidation, v5.13) and address spaces are not modelled.
+- ``mmu_lock`` is one exclusive lock: the read mode of v5.12's rwlock (TDP MMU faults and
+  zaps with atomic SPTE updates, ``shared == true``) and the ``tdp_mmu_pages`` list of
+  non-root pages are not modelled.
 """
 
 from __future__ import annotations
