@@ -7,12 +7,15 @@ import pytest
 
 from pfnlab import variant
 from pfnlab.api import registries_restored
-from pfnlab.explore import Instance, Program, is_freed, set_context
+from pfnlab.explore import Check, Ghost, Instance, Program, Shared, is_freed, set_context
+from pfnlab.explore.search import explore
 from pfnlab.kvm import (
     RET_PF_FIXED,
     KvmGfnRange,
+    Memslot,
     SpteVal,
     TdpIter,
+    create_vm,
     for_each_tdp_mmu_root,
     for_each_tdp_mmu_root_yield_safe,
     ghost,
@@ -32,11 +35,13 @@ from pfnlab.kvm import (
     vcpu_fault,
     zap_gfn_range,
 )
+from pfnlab.mm import Host
 from pfnlab.properties import NO_ROOT_AFTER_FREE
+from pfnlab.variants import get_variant
 
 
-def tdp(setup, n=2, vcpus=1, roots=1, kind="anon"):
-    s = setup("v5.4", kind, n)
+def tdp(setup, n=2, roots=1):
+    s = setup("v5.4", "anon", n)
     kvm_mmu_init_tdp_mmu(s.kvm, s.vcpus, roots=roots)
     return s
 
@@ -77,7 +82,7 @@ def test_a_yield_restarts_the_walk_from_the_root_where_it_was(setup):
 
 
 def test_roots_are_shared_counted_and_freed_by_the_last_put(setup):
-    s = tdp(setup, vcpus=1)
+    s = tdp(setup)
     kvm, vcpu = s.kvm, s.vcpus[0]
     root = kvm_tdp_mmu_get_vcpu_root_hpa(vcpu)
     assert kvm_tdp_mmu_get_vcpu_root_hpa(vcpu) is root  # an existing root is reused
@@ -187,17 +192,18 @@ def test_a_walk_resuming_on_a_freed_root_is_a_use_after_free(setup, safe):
     """The engine, not a verdict in the model: a walk with no root reference yields, the
     root's last reference is put meanwhile, and the restart touches the freed root; the
     walk that holds a reference across the yield puts the last one itself."""
-    from pfnlab.kvm import Memslot, create_vm
-    from pfnlab.mm import Host
+
+    class Seen(Shared):
+        walked = Ghost(False)  # vcpu0's put left the root to a walker holding it
 
     def build():
         host = Host()
         ram = host.add_anon(2, name="ram")
         kvm, vcpus = create_vm(host.mm, [Memslot(0, 0, 2, ram.start)],
                                hpage_pages=host.pmd_pages, host=host)
-        from pfnlab.variants import get_variant
         set_context(get_variant("v5.4").world(host=host, kvm=kvm))
         kvm_mmu_init_tdp_mmu(kvm, vcpus)
+        seen = Seen("seen")
 
         def walker():
             kvm.mmu_lock.acquire()
@@ -208,15 +214,19 @@ def test_a_walk_resuming_on_a_freed_root_is_a_use_after_free(setup, safe):
 
         def vcpu0():
             kvm_mmu_load(vcpus[0])
+            root = kvm.tdp_mmu.vcpu_mmu["vcpu0"].root_hpa
             kvm_mmu_unload(vcpus[0])
+            if not is_freed(root):
+                seen.walked = True
 
-        return Instance(threads={"walker": walker, "vcpu0": vcpu0})
+        return Instance(threads={"walker": walker, "vcpu0": vcpu0},
+                        goals=[Check("put-during-walk", lambda: seen.walked, stable=True)])
 
-    from pfnlab.explore.search import explore
-
-    res = explore(Program("tdp-freed-root", build), stop_first=True, minimal=False)
+    res = explore(Program(f"tdp-freed-root-{safe}", build), stop_first=not safe,
+                  minimal=False)
     if safe:
         assert not res.findings, res.findings[0].message
+        assert res.goals_reached == ["put-during-walk"]
         return
     f = res.findings[0]
     assert (f.kind, f.prop) == ("use-after-free", NO_ROOT_AFTER_FREE), f.message
