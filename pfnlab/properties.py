@@ -1,10 +1,11 @@
 """The property registry: every finding the kernel models report is under one of these ids.
 
-Ids follow the invariants I1-I10 of kernel-semantics.md section 5. Model code imports the
-id constants from here (``pfnlab.kvm.ghost``, ``pfnlab.mm.props`` re-export them), so a
-finding's ``prop`` is always a key of :data:`PROPERTIES`. Engine findings outside the
-registry (kind ``"exception"``, an ``AssertionError`` in model code, ``"lock-balance"``, a
-lock deadlock reported as ``"hang"``, ``"no-progress"``) are model errors, not verdicts.
+Ids follow the invariants I1-I10 of kernel-semantics.md section 5 (I11-I13 were added
+with later kernels' mechanisms). Model code imports the id constants from here
+(``pfnlab.kvm.ghost``, ``pfnlab.mm.props`` re-export them), so a finding's ``prop`` is
+always a key of :data:`PROPERTIES`. Engine findings outside the registry (kind
+``"exception"``, an ``AssertionError`` in model code, ``"lock-balance"``, a lock deadlock
+reported as ``"hang"``, ``"no-progress"``) are model errors, not verdicts.
 
 Where a finding could be argued into two properties the meaning says which one it is in:
 
@@ -44,6 +45,7 @@ PIN_HELD = "pin-held"
 NOTIFIER_BALANCED = "notifier-balanced"
 READONLY_RESPECTED = "readonly-respected"
 SECONDARY_COHERENT = "secondary-coherent"
+NO_ROOT_AFTER_FREE = "no-root-after-free"
 
 PROPERTIES: dict[str, Property] = {
     p.id: p
@@ -120,6 +122,13 @@ PROPERTIES: dict[str, Property] = {
             "VMCS APIC-access address) is zapped or refreshed by every invalidation of its "
             "hva: once that is over, a valid one maps what the host maps",
         ),
+        Property(
+            NO_ROOT_AFTER_FREE,
+            "I13",
+            "no TDP MMU walk touches a root after its last reference was put and it was "
+            "freed: a walk that yields mmu_lock holds a root reference (kvm_tdp_mmu_get_root, "
+            "7533377215b6, v5.16); reported as the use-after-free of the root",
+        ),
     )
 }
 
@@ -152,6 +161,7 @@ __all__ = [
     "NOTIFIER_BALANCED",
     "NO_METADATA_AFTER_TEARDOWN",
     "NO_PUT_UNREFERENCED",
+    "NO_ROOT_AFTER_FREE",
     "NO_SPTE_TO_FREED",
     "NO_STALE_SPTE",
     "PIN_HELD",

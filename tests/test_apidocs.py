@@ -38,6 +38,11 @@ def test_pdoc_builds_the_reference(tmp_path: Path) -> None:
     for name in ("tdp_page_fault", "kvm_release_pfn_clean", "gfn_to_memslot", "is_error_pfn",
                  "KVM_PFN_ERR_FAULT", "try_async_pf"):
         assert f'id="{name}"' in kvm, name
+    # the TDP MMU (issue 29): roots, the walk, the yielding zap
+    for name in ("KvmMmuPage", "kvm_tdp_mmu_get_root", "kvm_tdp_mmu_put_root", "TdpIter",
+                 "tdp_iter_restart", "tdp_mmu_iter_cond_resched", "zap_gfn_range",
+                 "__kvm_tdp_mmu_zap_gfn_range", "kvm_tdp_mmu_zap_all", "kvm_mmu_init_tdp_mmu"):
+        assert f'id="{name}"' in kvm, name
     mm = (tmp_path / "pfnlab" / "mm.html").read_text()
     for name in ("zap_page_range", "PageTransCompoundMap", "pfn_to_online_page", "put_page"):
         assert f'id="{name}"' in mm, name

@@ -25,6 +25,15 @@ of a later kernel imports from here:
   (``kvm_pfn_to_refcounted_page``, ``kvm_try_get_pfn``, ``kvm_release_page_clean``, ...)
 - :mod:`~pfnlab.kvm.follow_pfn` — v6.13 ``kvm_follow_pfn`` and
   ``kvm_release_faultin_page``
+- :mod:`~pfnlab.kvm.mmu_page` — v5.11+ TDP MMU roots (``struct kvm_mmu_page``,
+  ``tdp_mmu_root_count``, ``kvm->arch.tdp_mmu_roots``; ``kvm_mmu_init_tdp_mmu`` at set-up)
+- :mod:`~pfnlab.kvm.tdp_iter` — v5.16 ``tdp_iter``: the walk of a root's SPTEs
+  (``tdp_iter_start``, ``tdp_iter_next``, ``tdp_iter_restart``)
+- :mod:`~pfnlab.kvm.tdp_zap` — v5.16 ``tdp_mmu_set_spte``, the yielding walk
+  (``tdp_mmu_iter_cond_resched``) and ``zap_gfn_range``
+- :mod:`~pfnlab.kvm.tdp_mmu` — v5.16 roots taken and put (``kvm_tdp_mmu_get_root``,
+  ``kvm_tdp_mmu_put_root``), ``__kvm_tdp_mmu_zap_gfn_range``, ``kvm_tdp_mmu_zap_all``,
+  the notifier's unmap, ``kvm_mmu_load``/``kvm_mmu_unload`` and ``kvm_tdp_mmu_map``
 
 Every kernel function is a :func:`~pfnlab.kernel.kfunc.kfunc`: a variant replaces it by name.
 A model file imports the ones it calls or overrides from here (``from pfnlab.kvm import
@@ -79,6 +88,7 @@ from pfnlab.kvm.kvm import (
     SpteVal,
     Vcpu,
 )
+from pfnlab.kvm.mmu_page import KvmMmuPage, TdpMmu, VcpuMmu, kvm_mmu_init_tdp_mmu
 from pfnlab.kvm.notifier import (
     kvm_arch_mmu_notifier_invalidate_range,
     kvm_destroy_vm,
@@ -130,6 +140,29 @@ from pfnlab.kvm.spte import (
     mmu_spte_clear_track_bits,
     mmu_spte_update,
 )
+from pfnlab.kvm.tdp_iter import TdpIter, tdp_iter_next, tdp_iter_restart, tdp_iter_start
+from pfnlab.kvm.tdp_mmu import (
+    KvmGfnRange,
+    __kvm_tdp_mmu_zap_gfn_range,
+    for_each_tdp_mmu_root,
+    for_each_tdp_mmu_root_yield_safe,
+    kvm_mmu_load,
+    kvm_mmu_unload,
+    kvm_tdp_mmu_get_root,
+    kvm_tdp_mmu_get_vcpu_root_hpa,
+    kvm_tdp_mmu_map,
+    kvm_tdp_mmu_put_root,
+    kvm_tdp_mmu_unmap_gfn_range,
+    kvm_tdp_mmu_zap_all,
+    kvm_unmap_gfn_range,
+    tdp_mmu_next_root,
+)
+from pfnlab.kvm.tdp_zap import (
+    handle_changed_spte,
+    tdp_mmu_iter_cond_resched,
+    tdp_mmu_set_spte,
+    zap_gfn_range,
+)
 from pfnlab.kvm.threads import dirty_log_disable, vcpu_exit, vcpu_fault, vcpu_map_thread, vm_exit
 from pfnlab.kvm.vcpu_map import HostMap, kvm_vcpu_map, kvm_vcpu_unmap, map_owner, touch_mapping
 from pfnlab.kvm.vm import create_vm
@@ -147,20 +180,29 @@ __all__ = [
     "RET_PF_RETRY",
     "HostMap",
     "Kvm",
+    "KvmGfnRange",
+    "KvmMmuPage",
     "Memslot",
     "PfnCache",
     "Spte",
     "SpteVal",
+    "TdpIter",
+    "TdpMmu",
     "Vcpu",
+    "VcpuMmu",
     "__direct_map",
     "__gfn_to_pfn_memslot",
+    "__kvm_tdp_mmu_zap_gfn_range",
     "check_secondary_coherent",
     "create_vm",
     "dirty_log_disable",
     "drop_spte",
+    "for_each_tdp_mmu_root",
+    "for_each_tdp_mmu_root_yield_safe",
     "gfn_to_memslot",
     "gfn_to_pfn_cache_invalidate_start",
     "ghost",
+    "handle_changed_spte",
     "host_mapping_level",
     "host_pfn_mapping_level",
     "hva_to_pfn",
@@ -180,11 +222,14 @@ __all__ = [
     "kvm_is_zone_device_page",
     "kvm_is_zone_device_pfn",
     "kvm_mmu_hugepage_adjust",
+    "kvm_mmu_init_tdp_mmu",
+    "kvm_mmu_load",
     "kvm_mmu_max_mapping_level",
     "kvm_mmu_notifier_invalidate_range",
     "kvm_mmu_notifier_invalidate_range_end",
     "kvm_mmu_notifier_invalidate_range_start",
     "kvm_mmu_notifier_release",
+    "kvm_mmu_unload",
     "kvm_mmu_zap_all",
     "kvm_mmu_zap_collapsible_spte",
     "kvm_mmu_zap_collapsible_sptes",
@@ -201,7 +246,14 @@ __all__ = [
     "kvm_set_page_dirty",
     "kvm_set_pfn_accessed",
     "kvm_set_pfn_dirty",
+    "kvm_tdp_mmu_get_root",
+    "kvm_tdp_mmu_get_vcpu_root_hpa",
+    "kvm_tdp_mmu_map",
+    "kvm_tdp_mmu_put_root",
+    "kvm_tdp_mmu_unmap_gfn_range",
+    "kvm_tdp_mmu_zap_all",
     "kvm_try_get_pfn",
+    "kvm_unmap_gfn_range",
     "kvm_unmap_hva_range",
     "kvm_vcpu_map",
     "kvm_vcpu_unmap",
@@ -216,6 +268,12 @@ __all__ = [
     "mmu_spte_update",
     "pfn_cache_lookup",
     "pfn_cache_publish",
+    "tdp_iter_next",
+    "tdp_iter_restart",
+    "tdp_iter_start",
+    "tdp_mmu_iter_cond_resched",
+    "tdp_mmu_next_root",
+    "tdp_mmu_set_spte",
     "tdp_page_fault",
     "touch_mapping",
     "transparent_hugepage_adjust",
@@ -224,4 +282,5 @@ __all__ = [
     "vcpu_fault",
     "vcpu_map_thread",
     "vm_exit",
+    "zap_gfn_range",
 ]

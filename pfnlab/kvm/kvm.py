@@ -182,6 +182,8 @@ class Kvm(Shared):
         self.ledger_hooks = LedgerHooks()
         #: ``kvm->mmu_notifier.ops`` (``kvm_init_mmu_notifier``, notifier.py)
         self.mmu_notifier_ops: MmuNotifierOps | None = None
+        #: the TDP MMU's roots (mmu_page.TdpMmu); None unless kvm_mmu_init_tdp_mmu ran
+        self.tdp_mmu: Any = None
         for slot in slots:
             for gfn in range(slot.base_gfn, slot.base_gfn + slot.npages):
                 self._spte(PT_PAGE_TABLE_LEVEL, gfn, slot)
@@ -202,6 +204,12 @@ class Kvm(Shared):
         """The SPTE object mapping ``gfn`` at ``level`` (gfn aligned down), if any."""
         mask = self.pages_per_hpage(level) - 1
         return self.sptes.get((level, gfn & ~mask))
+
+    def all_sptes(self) -> list[Spte]:
+        """Every SPTE object of the VM: its own and those of its TDP MMU root pages (the
+        ledger's hooks and checks read them all)."""
+        own = list(self.sptes.values())
+        return own if self.tdp_mmu is None else own + self.tdp_mmu.sptes()
 
     def slot_sptes(self, slot: Memslot, level: int) -> list[Spte]:
         """The SPTE objects of ``slot`` at ``level`` (the slot's rmap array), in gfn order."""

@@ -42,6 +42,10 @@ CASES = [
      ["section_deactivate()", "usage@0x104.subsection_map 1 -> 0", "kfree()",
       "free(usage@0x104)", "pfn_valid()", "valid_section(section@0x104) = true",
       "pfn_section_valid()", "usage@0x104.subsection_map == 0"]),
+    ("tdp_root_yield.py", "tdp-unmap-vs-unload", "tdp-unmap-v5.13", "no-root-after-free",
+     "tdp-unmap-v5.16",
+     ["kvm.root0.spte[0x0].spte None ->", "note: yields mmu_lock walking",
+      "kvm_tdp_mmu_put_root()", "kvm.root0.tdp_mmu_root_count 1 -> 0", "free(kvm.root0)"]),
 ]
 
 
@@ -197,3 +201,16 @@ def test_v5_4_section_removal_is_both_a_freed_and_a_null_usage_under_a_walker() 
     kinds = sorted(f.kind for f in bad.findings)
     assert kinds == ["assertion", "use-after-free"], bad.summary()
     assert any("which is NULL" in f.message for f in bad.findings)
+def test_the_ledger_covers_the_spte_of_a_tdp_mmu_root() -> None:
+    """Issue 29: a TDP MMU root's SPTEs are the model's SPTE objects, so the built-in
+    properties see them: an unmap that forgets to zap leaves a root's SPTE stale."""
+    from pfnlab import variant
+
+    mf = pfnlab.load_model(EX / "tdp_root_yield.py")
+    assert "tdp-unmap-vs-unload" in mf.scenarios
+    tdp = pfnlab.VARIANTS["tdp-unmap-v5.16"].overrides
+    variant("tdp-unmap-none", "v5.4",
+            {**tdp, "kvm_tdp_mmu_unmap_gfn_range": lambda kvm, range, flush: flush})
+    bad = pfnlab.check("tdp-unmap-none", "tdp-unmap-vs-unload")
+    assert "no-stale-spte" in bad.violated, bad.summary()
+    assert "kvm.root0.spte[0x0] maps pfn 0x103" in bad.report()

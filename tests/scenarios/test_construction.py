@@ -26,7 +26,7 @@ def test_registry_order_and_properties():
         "refs-balanced", "no-put-unreferenced", "no-metadata-after-teardown",
         "no-stale-spte", "no-spte-to-freed", "ad-only-tracked", "huge-only-thp",
         "teardown-terminates", "pin-held", "notifier-balanced", "readonly-respected",
-        "secondary-coherent",
+        "secondary-coherent", "no-root-after-free",
     ]
     for s in SCENARIOS.values():
         assert set(s.properties) <= set(PROPERTIES)

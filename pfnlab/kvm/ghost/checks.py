@@ -37,7 +37,7 @@ def check_no_stale_spte(kvm: Kvm) -> str | None:
     led = kvm.ledger
     epoch = observe(led, "epoch")
     active = observe(led, "inval_active")
-    for sp in kvm.sptes.values():
+    for sp in kvm.all_sptes():
         val = observe(sp, "spte")
         origin = observe(sp, "origin")
         if val is None or origin is None:
@@ -88,7 +88,7 @@ def check_no_spte_to_freed(kvm: Kvm, norefs: frozenset[int] = frozenset()) -> st
             return "its page was freed (refcount 0)"
         return ""
 
-    for sp in kvm.sptes.values():
+    for sp in kvm.all_sptes():
         val = observe(sp, "spte")
         if val is None:
             continue

@@ -181,7 +181,7 @@ def invalidation_returned(kvm: Kvm) -> None:
     """
     led = kvm.ledger
     epoch, active = led.epoch, led.inval_active
-    for sp in kvm.sptes.values():
+    for sp in kvm.all_sptes():
         depends_on(sp, "origin")
         why = stale_reason(kvm, sp, epoch, active)
         val = Spte.spte.unobserved(sp)
@@ -199,7 +199,7 @@ def page_freed(kvm: Kvm, page: Any) -> None:
     led = kvm.ledger
     for part in led.all_parts():
         depends_on(part, "maps")
-    for sp in kvm.sptes.values():
+    for sp in kvm.all_sptes():
         depends_on(sp, "origin")
         val = Spte.spte.unobserved(sp)
         if val is None:
