@@ -19,12 +19,12 @@ def _pairs() -> list[tuple[str, str]]:
     return re.findall(r"```sh\n(pfnlab [^\n]*)\n```\n\n```text\n(.*?)```", text, re.S)
 
 
-def test_the_cookbook_has_eight_recipes_each_with_check_and_diff() -> None:
+def test_the_cookbook_has_nine_recipes_each_with_check_and_diff() -> None:
     cmds = [c for c, _ in _pairs()]
-    assert len([c for c in cmds if c.startswith("pfnlab check ")]) == 8
-    assert len([c for c in cmds if c.startswith("pfnlab diff ")]) == 8
+    assert len([c for c in cmds if c.startswith("pfnlab check ")]) == 9
+    assert len([c for c in cmds if c.startswith("pfnlab diff ")]) == 9
     files = {c.split()[2] for c in cmds}
-    assert len(files) == 8 and all((ROOT / f).exists() for f in files)
+    assert len(files) == 9 and all((ROOT / f).exists() for f in files)
 
 
 @pytest.mark.parametrize(("cmd", "expected"), _pairs(), ids=[c for c, _ in _pairs()])

@@ -181,3 +181,44 @@ def test_a_leak_on_an_early_return_is_told_from_a_skipped_put() -> None:
     text = " ".join(pfnlab.check("v5.3", "devdax-unbind").report().split())
     assert ("was never put: kvm_release_pfn_clean skipped it at step 13 because "
             "kvm_is_reserved_pfn(0x104) returned true") in text
+
+
+def _finding_text(report: str, header: str) -> str:
+    """The part of a report that tells the finding whose first line starts ``header``."""
+    start = report.index(header)
+    nxt = report.find("\ngpc-v5.17 / ", start + 1)
+    return report[start:] if nxt < 0 else report[start:nxt]
+
+
+def test_gpc_refresh_v5_17_finds_the_stale_pfn_and_the_retry_leak() -> None:
+    """Recipe 9 (issue 29): v5.17's gfn_to_pfn_cache refresh against a zap, on the
+    library's cache; v6.0's refresh holds exhaustively with both goals reached."""
+    pfnlab.load_model(EX / "gpc_refresh.py")
+    bad = pfnlab.check("gpc-v5.17", "gpc-refresh-vs-zap")
+    assert bad.violated == ["refs-balanced", "secondary-coherent"], bad.summary()
+    text = bad.report()
+    stale = _finding_text(text, "gpc-v5.17 / gpc-refresh-vs-zap: secondary-coherent violated")
+    assert "gpc is valid with pfn 0x103 after the invalidations of hva 0x10 are over" in stale
+    trace = stale[stale.index("trace ("):]
+    # the placeholder published valid, the lookup and its retry check, then the whole
+    # invalidation (which skips the placeholder), then the publish of the zapped pfn
+    steps = ["kvm_gfn_to_pfn_cache_refresh()", "gpc.valid False -> True", "hva_to_pfn_fast()",
+             "unlock(kvm.mmu_lock)", "kvm.mn_active_invalidate_count 0 ->",
+             "gfn_to_pfn_cache_invalidate_start()", "pte:mm@0x10.val pfn 0x103 -> None",
+             "kvm.mmu_notifier_seq 0 -> 1", "gpc.pfn None -> 0x103"]
+    pos = [trace.find(s) for s in steps]
+    assert all(p >= 0 for p in pos) and pos == sorted(pos), (steps, pos, stale)
+    leak = _finding_text(text, "gpc-v5.17 / gpc-refresh-vs-zap: refs-balanced violated")
+    flat = " ".join(leak.split())
+    assert "reference taken by vcpu0 (vcpu0:gpc) in hva_to_pfn_fast" in flat, leak
+    # the leaked reference is that of the lookup the retry check refused (the sequence
+    # moved on): the retry looks again (the page is gone: -EFAULT) and never puts it
+    trace = leak[leak.index("trace ("):]
+    steps = ["hva_to_pfn_fast()", "page 0x103 ref 1 -> 2", "kvm.mmu_notifier_seq 0 -> 1",
+             "wait gpc refresh retry", "follow_page_mask()", "gpc.valid True -> False"]
+    pos = [trace.find(s) for s in steps]
+    assert all(p >= 0 for p in pos) and pos == sorted(pos), (steps, pos, leak)
+    good = pfnlab.check("gpc-v6.0", "gpc-refresh-vs-zap")
+    assert good.ok and good.exhaustive and not good.goals_missed, good.summary()
+    d = pfnlab.diff("gpc-v5.17", "gpc-v6.0", "gpc-refresh-vs-zap")
+    assert "refs-balanced: fixed in gpc-v6.0" in d and "secondary-coherent: fixed in gpc-v6.0" in d
