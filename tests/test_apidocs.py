@@ -38,6 +38,14 @@ def test_pdoc_builds_the_reference(tmp_path: Path) -> None:
     for name in ("tdp_page_fault", "kvm_release_pfn_clean", "gfn_to_memslot", "is_error_pfn",
                  "KVM_PFN_ERR_FAULT", "try_async_pf"):
         assert f'id="{name}"' in kvm, name
+    # the gfn_to_pfn_cache of v5.17 and v6.0 (issue 29)
+    for name in ("PfnCache", "gfn_to_pfn_cache", "kvm_gpc_refresh", "kvm_gpc_check",
+                 "kvm_gpc_activate", "kvm_gpc_deactivate", "kvm_gpc_unmap", "hva_to_pfn_retry",
+                 "mmu_notifier_retry_cache", "kvm_gfn_to_pfn_cache_refresh",
+                 "kvm_gfn_to_pfn_cache_check", "kvm_gfn_to_pfn_cache_unmap",
+                 "mmu_notifier_retry_hva", "gfn_to_pfn_cache_invalidate_start",
+                 "PFNCACHE_NOTIFIER", "touch_gpc"):
+        assert f'id="{name}"' in kvm, name
     mm = (tmp_path / "pfnlab" / "mm.html").read_text()
     for name in ("zap_page_range", "PageTransCompoundMap", "pfn_to_online_page", "put_page"):
         assert f'id="{name}"' in mm, name
