@@ -117,8 +117,9 @@ def pfn_cache_publish(gpc: PfnCache, pfn: int | None) -> None:
 def gfn_to_pfn_cache_invalidate_start(kvm: Kvm, start: int, end: int) -> None:
     """virt/kvm/pfncache.c v5.17-v6.0: under its lock, mark invalid every cache that is
     valid with a pfn (not the ``KVM_PFN_ERR_FAULT`` placeholder) whose hva is in
-    [start, end); its user refreshes it before the next use (vCPU eviction for
-    ``KVM_GUEST_USES_PFN`` is not modelled)."""
+    [start, end); its user refreshes it before the next use. (v5.17 tests under the read
+    lock first and again under the write lock: the same outcome as one write-locked
+    test. vCPU eviction for ``KVM_GUEST_USES_PFN``, v5.18, is not modelled.)"""
     for gpc in kvm.pfn_caches:
         gpc.lock.acquire()
         if gpc.valid and gpc.pfn is not None and start <= cache_hva(gpc) < end:
