@@ -16,6 +16,12 @@ the check is ``mmu_notifier_retry_cache`` under ``gpc->lock``, counting invalida
 a valid cache maps what the host maps once the invalidations are over; no use of a pfn
 the host no longer maps) and ``refs-balanced`` (I1: v5.17's cache reference is put by
 ``kvm_gfn_to_pfn_cache_unmap``).
+
+gpc-refresh-vs-migrate: the vCPU uses the cache twice while the host migrates its page.
+v5.17's cache reference makes the migration fail (``-EAGAIN``) after its invalidation
+marked the cache invalid; the next use refreshes to the same pfn, takes a second
+reference, and the cache puts only one. v6.0 holds none: the page migrates and the
+refresh finds the new one.
 """
 
 from pfnlab import (
@@ -40,16 +46,18 @@ from pfnlab.kvm import (
     kvm_gpc_refresh,
     touch_gpc,
 )
-from pfnlab.mm import zap_page_range
+from pfnlab.mm import migrate_page_thread, zap_page_range
 
 GPA = 0  # the guest page of the cache: gfn 0 of the only memslot
 
 
 class Outcome(Shared):
-    """Ghost bookkeeping for the goals: the vCPU used the page, an invalidation ran."""
+    """Ghost bookkeeping for the goals: how often the vCPU used the page, whether the zap
+    ran, what the migration returned."""
 
-    used = Ghost(False)
+    uses = Ghost(0)
     zapped = Ghost(False)
+    rc = Ghost(None)
 
 
 @kfunc
@@ -63,7 +71,7 @@ def gpc_use(gpc, out):
             return
         gpc.lock.acquire()
     touch_gpc(gpc)
-    out.used = True
+    out.uses = out.uses + 1
     gpc.lock.release()
 
 
@@ -88,8 +96,35 @@ def build(variant, sz):
         out.zapped = True
 
     return instance(s, {"vcpu0": vcpu0, "zap": zap}, ["secondary-coherent", "refs-balanced"],
-                    [Check("used", lambda: out.used, stable=True),
+                    [Check("used", lambda: out.uses == 1, stable=True),
                      Check("zapped", lambda: out.zapped, stable=True)])
+
+
+@scenario("gpc-refresh-vs-migrate", properties=["secondary-coherent", "refs-balanced"],
+          goals=["used-twice", "migrated"])
+def build_migrate(variant, sz):
+    """a vCPU uses a pfn cache twice while the host migrates its page"""
+    host = Host()
+    ram = host.add_anon(1, name="ram")
+    pool = host.add_free(1)
+    s = vm_on(host, [ram], 1)
+    gpc = PfnCache(s.kvm, "gpc", GPA)
+    gpc.active = True
+    out = Outcome("outcome")
+
+    def vcpu0():
+        with operation("vcpu0:gpc"):
+            gpc_use(gpc, out)
+            gpc_use(gpc, out)
+            kvm_gpc_deactivate(gpc)
+
+    def migrate():
+        out.rc = migrate_page_thread(host.mm, ram.start, pool)
+
+    return instance(s, {"vcpu0": vcpu0, "migrate": migrate},
+                    ["secondary-coherent", "refs-balanced"],
+                    [Check("used-twice", lambda: out.uses == 2, stable=True),
+                     Check("migrated", lambda: out.rc == 0, stable=True)])
 
 
 def refresh_v5_17(gpc, gpa):

@@ -84,9 +84,11 @@ def hva_to_pfn_retry(gpc: PfnCache) -> int:
         gpc.lock.acquire()
         if not mmu_notifier_retry_cache(kvm, mmu_seq):
             break
-    gpc.valid = True
+    # the kernel sets valid first; under gpc->lock no reader can tell, but I12 is checked
+    # between steps, so the model publishes the pfn before the flag
     gpc.pfn = new_pfn
     gpc.khva = new_khva
+    gpc.valid = True
     kvm_release_pfn_clean(new_pfn)  # the cache holds no reference
     return 0
 
