@@ -1,7 +1,7 @@
 """virt/kvm/kvm_main.c v5.17-v6.0: the MMU notifier callbacks that invalidate the
 ``gfn_to_pfn_cache``\\ s, as overrides of the v5.4 base's.
 
-From v5.16 (52ac8b358b0c "KVM: Block memslot updates across range_start() and
+From v5.13 (52ac8b358b0c "KVM: Block memslot updates across range_start() and
 range_end()") ``invalidate_range_start`` raises ``kvm->mn_active_invalidate_count`` first
 and ``invalidate_range_end`` lowers it last, after ``mmu_notifier_seq`` moved on; from
 v5.17 ``invalidate_range_start`` calls ``gfn_to_pfn_cache_invalidate_start`` between the

@@ -2,7 +2,8 @@
 
 Sean Christopherson's rework (v6.0; 93984f19e7bc "KVM: Fully serialize gfn=>pfn cache
 refresh via mutex", with "KVM: Fix race between mmu_notifier invalidation and pfncache
-refresh" and "KVM: Do not pin pages tracked by gfn=>pfn caches" of the same series):
+refresh" and "KVM: Do not pin pages tracked by gfn=>pfn caches" of the same series, posted
+2022-04-29; the release it was merged in is UNVERIFIED, v5.19 or v6.0):
 
 - a refresh holds ``gpc->refresh_lock`` from start to end, so refreshes are serialized;
 - ``hva_to_pfn_retry`` marks the cache invalid before it drops ``gpc->lock``, looks the
