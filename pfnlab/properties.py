@@ -120,7 +120,8 @@ PROPERTIES: dict[str, Property] = {
             "I12",
             "a mapping KVM keeps without a page reference (a PfnCache: gfn_to_pfn_cache, the "
             "VMCS APIC-access address) is zapped or refreshed by every invalidation of its "
-            "hva: once that is over, a valid one maps what the host maps",
+            "hva: once that is over, a valid one maps what the host maps, and no use "
+            "through one reads a pfn the host no longer maps there",
         ),
         Property(
             NO_ROOT_AFTER_FREE,

@@ -43,6 +43,14 @@ def test_pdoc_builds_the_reference(tmp_path: Path) -> None:
                  "tdp_iter_restart", "tdp_mmu_iter_cond_resched", "zap_gfn_range",
                  "__kvm_tdp_mmu_zap_gfn_range", "kvm_tdp_mmu_zap_all", "kvm_mmu_init_tdp_mmu"):
         assert f'id="{name}"' in kvm, name
+    # the gfn_to_pfn_cache of v5.17 and v6.0 (issue 29)
+    for name in ("PfnCache", "gfn_to_pfn_cache", "kvm_gpc_refresh", "kvm_gpc_check",
+                 "kvm_gpc_activate", "kvm_gpc_deactivate", "kvm_gpc_unmap", "hva_to_pfn_retry",
+                 "mmu_notifier_retry_cache", "kvm_gfn_to_pfn_cache_refresh",
+                 "kvm_gfn_to_pfn_cache_check", "kvm_gfn_to_pfn_cache_unmap",
+                 "mmu_notifier_retry_hva", "gfn_to_pfn_cache_invalidate_start",
+                 "PFNCACHE_NOTIFIER", "touch_gpc"):
+        assert f'id="{name}"' in kvm, name
     mm = (tmp_path / "pfnlab" / "mm.html").read_text()
     for name in ("zap_page_range", "PageTransCompoundMap", "pfn_to_online_page", "put_page"):
         assert f'id="{name}"' in mm, name

@@ -13,7 +13,8 @@ Modules, one idea each:
 - :mod:`~pfnlab.kvm.fault` — the TDP page fault
 - :mod:`~pfnlab.kvm.collapse` — zap collapsible SPTEs (dirty logging off)
 - :mod:`~pfnlab.kvm.vcpu_map` — kvm_vcpu_map / kvm_vcpu_unmap
-- :mod:`~pfnlab.kvm.pfncache` — mappings KVM keeps without a page reference (PfnCache)
+- :mod:`~pfnlab.kvm.pfncache` — mappings KVM keeps without a page reference (PfnCache,
+  ``struct gfn_to_pfn_cache``), their invalidation and I12
 - :mod:`~pfnlab.kvm.threads` — thread bodies for scenarios
 
 Functions of later kernels, which the later designs (``pfnlab/variants/``) run and a model
@@ -34,6 +35,13 @@ of a later kernel imports from here:
 - :mod:`~pfnlab.kvm.tdp_mmu` — v5.16 roots taken and put (``kvm_tdp_mmu_get_root``,
   ``kvm_tdp_mmu_put_root``), ``__kvm_tdp_mmu_zap_gfn_range``, ``kvm_tdp_mmu_zap_all``,
   the notifier's unmap, ``kvm_mmu_load``/``kvm_mmu_unload`` and ``kvm_tdp_mmu_map``
+- :mod:`~pfnlab.kvm.pfncache_v5_17` — v5.17 ``gfn_to_pfn_cache`` refresh (keeps a page
+  reference): ``kvm_gfn_to_pfn_cache_refresh``, ``kvm_gfn_to_pfn_cache_unmap``
+- :mod:`~pfnlab.kvm.pfncache_refresh` — v6.0 refresh (no reference, ``refresh_lock``,
+  ``hva_to_pfn_retry`` with ``mmu_notifier_retry_cache``): ``kvm_gpc_refresh``,
+  ``kvm_gpc_check``, ``kvm_gpc_activate``, ``kvm_gpc_deactivate``, ``kvm_gpc_unmap``
+- :mod:`~pfnlab.kvm.pfncache_notifier` — v5.17+ notifier overrides that invalidate the
+  caches (``mn_active_invalidate_count``): ``PFNCACHE_NOTIFIER``
 
 Every kernel function is a :func:`~pfnlab.kernel.kfunc.kfunc`: a variant replaces it by name.
 A model file imports the ones it calls or overrides from here (``from pfnlab.kvm import
@@ -118,10 +126,34 @@ from pfnlab.kvm.pfn import (
 )
 from pfnlab.kvm.pfncache import (
     PfnCache,
+    cache_hva,
     check_secondary_coherent,
+    gfn_to_pfn_cache,
     gfn_to_pfn_cache_invalidate_start,
     pfn_cache_lookup,
     pfn_cache_publish,
+    touch_gpc,
+)
+from pfnlab.kvm.pfncache_notifier import (
+    PFNCACHE_NOTIFIER,
+    invalidate_range_end_v5_17,
+    invalidate_range_start_v5_17,
+)
+from pfnlab.kvm.pfncache_refresh import (
+    gpc_lookup,
+    hva_to_pfn_retry,
+    kvm_gpc_activate,
+    kvm_gpc_check,
+    kvm_gpc_deactivate,
+    kvm_gpc_refresh,
+    kvm_gpc_unmap,
+    mmu_notifier_retry_cache,
+)
+from pfnlab.kvm.pfncache_v5_17 import (
+    kvm_gfn_to_pfn_cache_check,
+    kvm_gfn_to_pfn_cache_refresh,
+    kvm_gfn_to_pfn_cache_unmap,
+    mmu_notifier_retry_hva,
 )
 from pfnlab.kvm.refcounted import (
     kvm_is_ad_tracked_pfn,
@@ -172,6 +204,7 @@ __all__ = [
     "KVM_PFN_ERR_FAULT",
     "KVM_PFN_ERR_RO_FAULT",
     "KVM_PFN_NOSLOT",
+    "PFNCACHE_NOTIFIER",
     "PT_DIRECTORY_LEVEL",
     "PT_PAGE_TABLE_LEVEL",
     "RET_PF_EMULATE",
@@ -193,6 +226,7 @@ __all__ = [
     "__direct_map",
     "__gfn_to_pfn_memslot",
     "__kvm_tdp_mmu_zap_gfn_range",
+    "cache_hva",
     "check_secondary_coherent",
     "create_vm",
     "dirty_log_disable",
@@ -200,15 +234,20 @@ __all__ = [
     "for_each_tdp_mmu_root",
     "for_each_tdp_mmu_root_yield_safe",
     "gfn_to_memslot",
+    "gfn_to_pfn_cache",
     "gfn_to_pfn_cache_invalidate_start",
     "ghost",
     "handle_changed_spte",
+    "gpc_lookup",
     "host_mapping_level",
     "host_pfn_mapping_level",
     "hva_to_pfn",
     "hva_to_pfn_fast",
     "hva_to_pfn_remapped",
+    "hva_to_pfn_retry",
     "hva_to_pfn_slow",
+    "invalidate_range_end_v5_17",
+    "invalidate_range_start_v5_17",
     "is_error_noslot_pfn",
     "is_error_pfn",
     "is_noslot_pfn",
@@ -216,6 +255,14 @@ __all__ = [
     "kvm_destroy_vm",
     "kvm_follow_pfn",
     "kvm_get_pfn",
+    "kvm_gfn_to_pfn_cache_check",
+    "kvm_gfn_to_pfn_cache_refresh",
+    "kvm_gfn_to_pfn_cache_unmap",
+    "kvm_gpc_activate",
+    "kvm_gpc_check",
+    "kvm_gpc_deactivate",
+    "kvm_gpc_refresh",
+    "kvm_gpc_unmap",
     "kvm_host_page_size",
     "kvm_is_ad_tracked_pfn",
     "kvm_is_reserved_pfn",
@@ -263,6 +310,8 @@ __all__ = [
     "max_mapping_level",
     "mmu_gfn_lpage_is_disallowed",
     "mmu_notifier_retry",
+    "mmu_notifier_retry_cache",
+    "mmu_notifier_retry_hva",
     "mmu_set_spte",
     "mmu_spte_clear_track_bits",
     "mmu_spte_update",
@@ -275,6 +324,7 @@ __all__ = [
     "tdp_mmu_next_root",
     "tdp_mmu_set_spte",
     "tdp_page_fault",
+    "touch_gpc",
     "touch_mapping",
     "transparent_hugepage_adjust",
     "try_async_pf",

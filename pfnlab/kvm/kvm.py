@@ -155,6 +155,10 @@ class Kvm(Shared):
     # the VM is freed while threads run (no thread's own pin on the VM is modelled)
     memslots: Stable[tuple[Memslot, ...]] = Stable(())
     users_count: Field[int] = Field(1)
+    #: v5.13+ (kvm_main.c, 52ac8b358b0c): invalidations between their ``range_start`` and
+    #: ``range_end``, raised before the pfn caches are invalidated (pfncache_notifier.py;
+    #: v5.4 has none: unused by the base model)
+    mn_active_invalidate_count: Field[int] = Field(0)
 
     def __init__(
         self,

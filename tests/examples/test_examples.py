@@ -201,6 +201,8 @@ def test_v5_4_section_removal_is_both_a_freed_and_a_null_usage_under_a_walker() 
     kinds = sorted(f.kind for f in bad.findings)
     assert kinds == ["assertion", "use-after-free"], bad.summary()
     assert any("which is NULL" in f.message for f in bad.findings)
+
+
 def test_the_ledger_covers_the_spte_of_a_tdp_mmu_root() -> None:
     """Issue 29: a TDP MMU root's SPTEs are the model's SPTE objects, so the built-in
     properties see them: an unmap that forgets to zap leaves a root's SPTE stale."""
@@ -214,3 +216,73 @@ def test_the_ledger_covers_the_spte_of_a_tdp_mmu_root() -> None:
     bad = pfnlab.check("tdp-unmap-none", "tdp-unmap-vs-unload")
     assert "no-stale-spte" in bad.violated, bad.summary()
     assert "kvm.root0.spte[0x0] maps pfn 0x103" in bad.report()
+
+
+def _finding_text(report: str, header: str) -> str:
+    """The part of a report that tells the finding whose first line starts ``header``."""
+    start = report.index(header)
+    nxt = report.find("\ngpc-v5.17 / ", start + 1)
+    return report[start:] if nxt < 0 else report[start:nxt]
+
+
+def test_gpc_refresh_v5_17_finds_the_stale_pfn_and_the_retry_leak() -> None:
+    """Recipe 11 (issue 29): v5.17's gfn_to_pfn_cache refresh against a zap, on the
+    library's cache; v6.0's refresh holds exhaustively with both goals reached."""
+    pfnlab.load_model(EX / "gpc_refresh.py")
+    bad = pfnlab.check("gpc-v5.17", "gpc-refresh-vs-zap")
+    assert bad.violated == ["refs-balanced", "secondary-coherent"], bad.summary()
+    text = bad.report()
+    stale = _finding_text(text, "gpc-v5.17 / gpc-refresh-vs-zap: secondary-coherent violated")
+    assert "gpc is valid with pfn 0x103 after the invalidations of hva 0x10 are over" in stale
+    trace = stale[stale.index("trace ("):]
+    # the placeholder published valid, the lookup and its retry check, then the whole
+    # invalidation (which skips the placeholder), then the publish of the zapped pfn
+    steps = ["kvm_gfn_to_pfn_cache_refresh()", "gpc.valid False -> True", "hva_to_pfn_fast()",
+             "unlock(kvm.mmu_lock)", "kvm.mn_active_invalidate_count 0 ->",
+             "gfn_to_pfn_cache_invalidate_start()", "pte:mm@0x10.val pfn 0x103 -> None",
+             "kvm.mmu_notifier_seq 0 -> 1", "gpc.pfn None -> 0x103"]
+    pos = [trace.find(s) for s in steps]
+    assert all(p >= 0 for p in pos) and pos == sorted(pos), (steps, pos, stale)
+    leak = _finding_text(text, "gpc-v5.17 / gpc-refresh-vs-zap: refs-balanced violated")
+    flat = " ".join(leak.split())
+    assert "reference taken by vcpu0 (vcpu0:gpc) in hva_to_pfn_fast" in flat, leak
+    # the leaked reference is that of the lookup the retry check refused (the sequence
+    # moved on): the retry looks again (the page is gone: -EFAULT) and never puts it
+    trace = leak[leak.index("trace ("):]
+    steps = ["hva_to_pfn_fast()", "page 0x103 ref 1 -> 2", "kvm.mmu_notifier_seq 0 -> 1",
+             "wait gpc refresh retry", "follow_page_mask()", "gpc.valid True -> False"]
+    pos = [trace.find(s) for s in steps]
+    assert all(p >= 0 for p in pos) and pos == sorted(pos), (steps, pos, leak)
+    for scenario in ("gpc-refresh-vs-zap", "gpc-refresh-vs-migrate"):
+        good = pfnlab.check("gpc-v6.0", scenario)
+        assert good.ok and good.exhaustive and not good.goals_missed, good.summary()
+        d = pfnlab.diff("gpc-v5.17", "gpc-v6.0", scenario)
+        assert "refs-balanced: fixed in gpc-v6.0" in d, d
+        assert "secondary-coherent: fixed in gpc-v6.0" in d, d
+
+
+def test_gpc_refresh_v5_17_leaks_a_reference_on_a_refresh_to_the_same_pfn() -> None:
+    """Recipe 11's second scenario: v5.17's cache reference makes the migration fail after
+    its invalidation; the refresh finds the same pfn, the cache holds two references and
+    puts one. The leak is told as a hand-off to the cache's field."""
+    pfnlab.load_model(EX / "gpc_refresh.py")
+    bad = pfnlab.check("gpc-v5.17", "gpc-refresh-vs-migrate")
+    assert bad.violated == ["refs-balanced", "secondary-coherent"], bad.summary()
+    text = bad.report()
+    leak = _finding_text(text, "gpc-v5.17 / gpc-refresh-vs-migrate: refs-balanced violated")
+    flat = " ".join(leak.split())
+    assert "vcpu0:gpc returned still holding 1 reference(s) on pfn 0x103 (leaked)" in flat
+    assert "kvm_gfn_to_pfn_cache_refresh handed it to gpc.pfn" in flat, leak
+    trace = leak[leak.index("trace ("):]
+    # published with the cache's reference, invalidated by the migration, refreshed to the
+    # same pfn with a second reference, and one put by the unmap
+    steps = ["page 0x103 ref 1 -> 2", "gpc.pfn None -> 0x103", "migrate_page_thread()",
+             "gfn_to_pfn_cache_invalidate_start()", "gpc.valid True -> False",
+             "gpc.pfn 0x103 -> None", "hva_to_pfn_fast()", "gpc.pfn None -> 0x103",
+             "kvm_gfn_to_pfn_cache_unmap()", "gpc.pfn 0x103 -> None"]
+    pos, at = [], 0
+    for step in steps:
+        at = trace.find(step, at)
+        pos.append(at)
+        at += 1
+    assert all(p >= 0 for p in pos), (steps, pos, leak)
