@@ -254,8 +254,8 @@ def interrupt(args: list[str], delay: float, *, twice: bool = False,
     time.sleep(delay)
     t0 = time.perf_counter()
     p.send_signal(sig)
-    if twice:
-        time.sleep(0.05)
+    if twice:  # a second one, not the first delivered twice (interrupt.SAME_SIGNAL)
+        time.sleep(0.3)
         p.send_signal(sig)
     out, err = p.communicate(timeout=60)
     return subprocess.CompletedProcess(p.args, p.returncode, out, err or ""), \

@@ -1,0 +1,151 @@
+"""Faults with real processes and signals (issue 31): one signal delivered twice is one
+interrupt, no worker outlives its command, a matrix worker that dies is one cell's model
+error, not a hang. Each test runs ``python -m pfnlab`` and kills whatever it started."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PFNLAB = [sys.executable, "-m", "pfnlab"]
+#: a check that runs for minutes: 3 vCPUs by 3 pages
+SLOW_CHECK = ["check", "v5.4", "devdax-unbind", "--size", "vcpus=3", "--size", "pages=3"]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def gone(pids: list[int], within: float) -> bool:
+    """Whether every one of ``pids`` ends within ``within`` seconds."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@contextlib.contextmanager
+def started(args: list[str], **kw: object) -> Iterator[subprocess.Popen[str]]:
+    """``pfnlab ARGS`` running; on the way out it and every process it started are
+    killed."""
+    p = subprocess.Popen([*PFNLAB, *args], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                         **kw)  # type: ignore[call-overload]
+    seen: set[int] = set()
+    try:
+        yield p
+    finally:
+        seen.update(children(p.pid))
+        with contextlib.suppress(ProcessLookupError):
+            p.kill()
+        p.communicate(timeout=30)
+        for pid in seen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def workers_of(p: subprocess.Popen[str], n: int, within: float = 20) -> list[int]:
+    """The ``n`` worker processes ``p`` has started (waiting for them)."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        kids = children(p.pid)
+        if len(kids) >= n:
+            return kids
+        time.sleep(0.05)
+    pytest.fail(f"pfnlab started {children(p.pid)} workers, not {n}")
+
+
+@pytest.mark.parametrize("args", [
+    [*SLOW_CHECK, "--jobs", "2"],
+    ["matrix", "--jobs", "2", "-S", "devdax-unbind", "--size", "vcpus=3"],
+], ids=["check --jobs 2", "matrix"])
+def test_a_signal_to_the_process_then_its_group_is_one_interrupt(args: list[str]) -> None:
+    """What GNU timeout does: its signal to the command, then to the command's process
+    group (the workers included) a moment later; the report still comes."""
+    with started(args, start_new_session=True) as p:
+        workers_of(p, 2)
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        time.sleep(0.005)
+        os.killpg(p.pid, signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 3, err
+    assert "interrupted again" not in err, err
+    assert "interrupted (SIGTERM)" in out, out
+    assert "Traceback" not in err
+
+
+@pytest.mark.skipif(shutil.which("timeout") is None, reason="needs GNU timeout")
+def test_the_readmes_timeout_example_prints_the_report() -> None:
+    out = subprocess.run(["timeout", "-s", "TERM", "3", *PFNLAB, *SLOW_CHECK, "--jobs", "2"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 124, out  # timeout's own status: it did stop the command
+    assert "interrupted again" not in out.stderr, out.stderr
+    assert "interrupted (SIGTERM)" in out.stdout, out
+    assert "Traceback" not in out.stderr
+
+
+def test_one_ctrl_c_delivered_twice_is_one_interrupt_and_a_second_one_stops_at_once(
+) -> None:
+    with started([*SLOW_CHECK, "--jobs", "2"]) as p:
+        workers_of(p, 2)
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.005)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 3, err
+    assert "interrupted (Ctrl-C): no finding in what was explored" in " ".join(out.split())
+    assert "interrupted again" not in err
+    with started([*SLOW_CHECK, "--jobs", "2"]) as p:
+        kids = workers_of(p, 2)
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 3, err
+        assert gone(kids, 5), "a worker outlived its command"
+
+
+def test_workers_die_with_a_check_killed_by_sigkill() -> None:
+    with started([*SLOW_CHECK, "--jobs", "2"]) as p:
+        kids = workers_of(p, 2)
+        time.sleep(0.5)
+        p.kill()
+        p.wait(timeout=10)
+        assert gone(kids, 5), "check's workers run on after their parent was killed"
