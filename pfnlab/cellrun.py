@@ -1,15 +1,27 @@
 """Many cells at once: worker processes (forked, so models loaded with ``--model`` come
-along), or Ray tasks (ray_cells.py); Ctrl-C stops them and says what was checked."""
+along), or Ray tasks (ray_cells.py); Ctrl-C stops them and says what was checked.
+
+Each cell runs in a process of its own, forked for it: a worker that dies (killed, out of
+memory, a model calling ``os._exit``) is seen at once, and that cell alone is reported as
+a model error naming how it died, while the others go on (a pool of long-lived workers
+would lose the cell and wait for it forever).
+"""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+from collections import deque
 from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from typing import Any
 
 from pfnlab.explore.search.parallel.forking import signals_held, worker_started
-from pfnlab.matrix import Cell, Options, check_pair, interrupted, validate
+from pfnlab.matrix import Cell, CellError, Options, check_pair, interrupted, lost_cell, validate
 from pfnlab.ray_cells import run_cells_on_ray
+
+Work = tuple[int, str, str, Options]
 
 
 class MatrixInterrupted(KeyboardInterrupt):
@@ -55,19 +67,8 @@ def run_cells(cells: list[tuple[str, str, Options]], jobs: int,
     try:
         if ray is not None:
             run_cells_on_ray(cells, jobs if jobs > 1 else None, ray or None, finish)
-        elif jobs > 1 and len(pairs) > 1:
-            # fork: the workers inherit every registered scenario and variant, including
-            # those of model files loaded with --model (spawn would only re-import built-ins)
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-            with signals_held():  # the workers fork here (forking.py)
-                pool = (ctx or mp).Pool(min(jobs, len(pairs)), initializer=worker_started,
-                                        initargs=(os.getpid(),))
-            try:
-                for i, cell in pool.imap_unordered(check_pair, work):
-                    finish(i, cell)
-            finally:
-                pool.terminate()
-                pool.join()
+        elif jobs > 1 and len(pairs) > 1 and "fork" in mp.get_all_start_methods():
+            _run_forked(work, jobs, finish)
         else:
             for item in work:
                 i, cell = check_pair(item)
@@ -78,3 +79,78 @@ def run_cells(cells: list[tuple[str, str, Options]], jobs: int,
         raise MatrixInterrupted([done[i] for i in sorted(done)],
                                 [p for i, p in enumerate(pairs) if i not in done]) from None
     return [done[i] for i in sorted(done)]
+
+
+def _run_forked(work: list[Work], jobs: int, finish: Callable[[int, Cell], object]) -> None:
+    """Each cell of ``work`` in a forked process of its own, ``jobs`` at a time (fork: the
+    workers inherit every registered scenario and variant, those of model files loaded
+    with ``--model`` included; spawn would only import the built-ins again)."""
+    ctx = mp.get_context("fork")
+    queue = deque(work)
+    running: dict[Connection, tuple[Any, Work]] = {}
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                item = queue.popleft()
+                recv, send = ctx.Pipe(duplex=False)
+                with signals_held():  # the worker forks here (forking.py)
+                    proc = ctx.Process(target=_cell_worker, args=(os.getpid(), item, send),
+                                       daemon=True)
+                    proc.start()
+                send.close()
+                running[recv] = (proc, item)
+            for conn in wait(list(running)):
+                assert isinstance(conn, Connection)
+                proc, (i, variant, scenario, opts) = running.pop(conn)
+                try:
+                    kind, got = conn.recv()
+                except (EOFError, OSError):  # it died before it could send the cell
+                    proc.join()
+                    finish(i, lost_cell(variant, scenario, opts, _died(proc.exitcode)))
+                    continue
+                finally:
+                    conn.close()
+                proc.join()
+                if kind == "error":
+                    raise CellError(got)
+                finish(i, got)
+    finally:
+        for proc, _item in running.values():
+            proc.kill()
+        for proc, _item in running.values():
+            proc.join()
+
+
+def _cell_worker(parent: int, item: Work, out: Connection) -> None:
+    """In a forked worker: check one cell and send ``("cell", cell)``, or ``("error",
+    message)`` for a model error (one that ends the process, ``SystemExit``, included)."""
+    worker_started(parent)
+    try:
+        msg: tuple[str, Any] = ("cell", check_pair(item)[1])
+    except CellError as e:
+        msg = ("error", str(e))
+    except BaseException as e:  # sys.exit() in model code, and the like
+        from pfnlab.api import model_error
+        from pfnlab.model.scenario import SCENARIOS
+
+        _i, variant, scenario, _opts = item
+        msg = ("error", str(model_error(e, f"{variant} / {scenario}",
+                                        SCENARIOS[scenario].build)))
+    out.send(msg)
+    out.close()
+
+
+def _died(code: int | None) -> str:
+    """How a cell's worker process ended without sending its cell (exit status ``code``)."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        how = f"was killed by {name}"
+        if -code == signal.SIGKILL:
+            how += " (out of memory, or killed)"
+    else:
+        how = f"exited with status {code} (model code calling os._exit?)"
+    return (f"the worker process checking this cell {how}; check the cell alone (pfnlab "
+            "check) to see where")

@@ -5,6 +5,7 @@ error, not a hang. Each test runs ``python -m pfnlab`` and kills whatever it sta
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -149,3 +150,67 @@ def test_workers_die_with_a_check_killed_by_sigkill() -> None:
         p.kill()
         p.wait(timeout=10)
         assert gone(kids, 5), "check's workers run on after their parent was killed"
+
+
+SLEEPS = '''import os
+import time
+
+from pfnlab import scenario
+
+PIDS = {pids!r}
+
+
+@scenario("sleeps", properties=["refs-balanced"])
+def build(variant, sizes):
+    """its build waits until its worker is killed"""
+    with open(os.path.join(PIDS, str(os.getpid())), "w"):
+        pass
+    time.sleep(60)
+'''
+
+EXITS = '''import os
+
+from pfnlab import scenario
+
+
+@scenario("exits", properties=["refs-balanced"])
+def build(variant, sizes):
+    """its build ends the process"""
+    os._exit(7)
+'''
+
+
+def test_a_matrix_worker_killed_mid_run_is_that_cells_model_error(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    model = tmp_path / "sleeps.py"
+    model.write_text(SLEEPS.format(pids=str(pids)))
+    args = ["matrix", "-m", str(model), "-S", "sleeps", "-S", "devdax-unbind",
+            "-V", "v5.3", "-V", "v5.4", "--jobs", "2", "--format", "json"]
+    with started(args) as p:
+        end = time.monotonic() + 30
+        while len(os.listdir(pids)) < 2 and time.monotonic() < end:
+            time.sleep(0.05)
+        killed = [int(n) for n in os.listdir(pids)]
+        assert len(killed) == 2, "the two 'sleeps' cells never started"
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == 1, err  # a model error, as the exit status table says
+    cells = {(c["variant"], c["scenario"]): c for c in json.loads(out)["cells"]}
+    assert len(cells) == 4
+    for v in ("v5.3", "v5.4"):
+        assert cells[v, "sleeps"]["status"] == "model-error"
+        assert "killed by SIGKILL" in cells[v, "sleeps"]["model_errors"][0]
+        assert cells[v, "devdax-unbind"]["status"] in ("violated", "holds")
+
+
+def test_a_matrix_worker_that_exits_is_that_cells_model_error(tmp_path: Path) -> None:
+    model = tmp_path / "exits.py"
+    model.write_text(EXITS)
+    out = subprocess.run([*PFNLAB, "matrix", "-m", str(model), "-S", "exits", "-S",
+                          "devdax-unbind", "-V", "v5.4", "--jobs", "2"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out
+    text = " ".join(out.stdout.split())
+    assert "exited with status 7" in text and "2 cells" in text
