@@ -214,3 +214,54 @@ def test_a_matrix_worker_that_exits_is_that_cells_model_error(tmp_path: Path) ->
     assert out.returncode == 1, out
     text = " ".join(out.stdout.split())
     assert "exited with status 7" in text and "2 cells" in text
+
+
+ONLY_IN_A_WORKER = '''import os
+
+from pfnlab import Host, instance, scenario, vcpu_faults, vm_on
+from pfnlab.mm import zap_page_range
+
+PARENT = os.getpid()
+
+
+@scenario("{name}", properties=["refs-balanced"])
+def build(variant, sizes):
+    """a thread that does something else in a worker process"""
+    host = Host()
+    ram = host.add_anon(1, name="ram")
+    s = vm_on(host, [ram], 1)
+
+    def zap():
+        zap_page_range(ram.vma, ram.start, ram.end)
+        if os.getpid() != PARENT:
+            {what}
+        zap_page_range(ram.vma, ram.start, ram.end)
+
+    return instance(s, {{"zap": zap, "vcpu0": vcpu_faults(s, 0, [0, 0])}}, ["refs-balanced"])
+'''
+
+
+def test_a_thread_that_raises_only_in_a_worker_is_a_finding(tmp_path: Path) -> None:
+    """The worker cannot replay the coordinator's path past the raise: the raise is the
+    finding (with its line), not the engine's 'cannot step now'."""
+    model = tmp_path / "raises.py"
+    model.write_text(ONLY_IN_A_WORKER.format(
+        name="raises", what='raise RuntimeError("only in a worker")'))
+    for _ in range(3):  # it used to fail about every other run
+        out = subprocess.run([*PFNLAB, "check", str(model), "v5.4", "--jobs", "2"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1, out.stderr
+        flat = "".join(out.stdout.split())  # the report wraps the path anywhere
+        assert f"RuntimeError:onlyinaworker(inzap,{model}:19)" in flat
+        assert "couldnotbereproducedbyreplay" in flat
+
+
+def test_a_model_that_takes_another_path_in_a_worker_says_so(tmp_path: Path) -> None:
+    model = tmp_path / "returns.py"
+    model.write_text(ONLY_IN_A_WORKER.format(name="returns", what="return"))
+    out = subprocess.run([*PFNLAB, "check", str(model), "v5.4", "--jobs", "2"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out
+    text = " ".join(out.stderr.split())
+    assert "the model takes another path in a worker process" in text
+    assert "--jobs 1 runs the search in one process" in text and "cannot step now" not in text
