@@ -30,6 +30,7 @@ from pfnlab.cli.common import (
     StepsOpt,
     StratOpt,
     check_format,
+    check_jobs,
     check_strategy,
     load,
     models_json,
@@ -46,7 +47,7 @@ from pfnlab.explore.fingerprint import collision_odds
 from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget, Result
 from pfnlab.explore.search.common import not_established
-from pfnlab.explore.search.parallel import backend, default_workers
+from pfnlab.explore.search.parallel import WorkersNotStarted, backend, default_workers
 from pfnlab.kernel.variant import VARIANTS
 from pfnlab.matrix import Options
 from pfnlab.model.lines import model_files, tracing_lines
@@ -116,6 +117,8 @@ def check(
                                 executions=executions or 1000, backend=workers),
                 sizes=pipeline.own_sizes(scenario, opts.sizes), mm=mm, reach=True,
                 lines=tracing)
+        except WorkersNotStarted as e:
+            fail(str(e))
         except Exception as e:
             raise model_error(e, f"scenario {scenario!r} on {variant}", sc.build) from None
     program, res, unreached, lines = done.program, done.result, done.unreached, done.lines
@@ -180,6 +183,8 @@ def _backend(jobs: int | None, ray: str | None, strategy: str, traced: bool) -> 
     see one process only."""
     if jobs is not None and jobs < 1:
         fail(f"--jobs {jobs}: give at least 1")
+    if jobs is not None and ray in (None, "local"):
+        check_jobs(jobs)
     one = strategy != "dpor" or traced
     if jobs is None and ray is None:
         jobs = 1 if one else default_workers()

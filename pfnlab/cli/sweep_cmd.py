@@ -27,6 +27,7 @@ from pfnlab.cli.common import (
     VariantOpt,
     check_budget,
     check_format,
+    check_jobs,
     check_size,
     check_strategy,
     fail,
@@ -93,6 +94,8 @@ def sweep(
     check_format(format)
     check_strategy(strategy)
     check_budget(executions, seconds, max_steps)
+    if ray in (None, "local"):  # processes here (a cluster has its own CPUs)
+        check_jobs(jobs)
     mms: list[str | None] = [m.strip() for m in mm.split(",") if m.strip()]
     opts = SweepOptions(
         variants=list(variant or VARIANTS),

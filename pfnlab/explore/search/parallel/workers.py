@@ -49,6 +49,11 @@ RAY_HINT = ("Ray is not installed: pip install 'pfnlab[ray]' (or pip install 'ra
 _PROGRAM: list[Program] = []  # the program the forked workers inherit
 
 
+class WorkersNotStarted(RuntimeError):
+    """The system refused the worker processes (open files, processes, memory): the
+    message says what to lower."""
+
+
 def default_workers() -> int:
     """The cores this process may run on (its CPU affinity: in a container or under
     ``taskset`` fewer than the machine has), else the machine's."""
@@ -170,10 +175,20 @@ class LocalProcesses:
         self.exchange: Exchange | None = None
 
     def start(self, program: Program, shared: Any = None) -> None:
-        """Fork the workers (they inherit ``program`` and the exchange's inboxes)."""
+        """Fork the workers (they inherit ``program`` and the exchange's inboxes);
+        :class:`WorkersNotStarted` when the system refuses them (too many open files,
+        processes, or too little memory)."""
         _PROGRAM.append(program)
-        self.exchange = Exchange(self.workers, mp.get_context("fork"))
-        self.pools = [self._pool(w) for w in range(self.workers)]
+        self.pools = []
+        try:
+            self.exchange = Exchange(self.workers, mp.get_context("fork"))
+            for w in range(self.workers):
+                self.pools.append(self._pool(w))
+        except OSError as e:
+            self.stop()
+            raise WorkersNotStarted(
+                f"could not start {self.workers} worker processes: {e.strerror or e}; give "
+                f"fewer (--jobs), or raise the limit (ulimit -n, ulimit -u)") from None
 
     def _pool(self, w: int) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init,
