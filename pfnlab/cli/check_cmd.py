@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import textwrap
 import time
@@ -92,10 +93,18 @@ def check(
         "with coverage.py, some 2-4 times slower.")] = False,
 ) -> None:
     """Check one variant in one scenario; print each finding with its minimal trace."""
-    files = [n for n in names if n.endswith(".py")]
-    loaded = load([*(model or []), *files])
-    variant, scenario = check_names([n for n in names if not n.endswith(".py")],
-                                    loaded[len(model or []):])
+    loaded = load(model)
+    given: list[str] = []
+    files: list[ModelFile] = []
+    for n in names:  # FILE.py, or a name a model file loaded before declared
+        named = n in VARIANTS or n in SCENARIOS
+        fresh = os.path.isfile(n) and os.path.abspath(n) not in {f.path for f in [*loaded, *files]}
+        if n.endswith(".py") and (not named or fresh):
+            files += load([n])
+        else:
+            given.append(n)
+    loaded += files
+    variant, scenario = check_names(given, files)
     check_format(format)
     check_strategy(strategy)
     opts = options(Options(variants=[variant], scenarios=[scenario], sizes=sizes(size),

@@ -131,6 +131,8 @@ def sizes(items: list[str] | None) -> dict[str, int]:
         except ValueError:
             fail(f"--size {name}: {val!r} is not a whole number")
         check_size(name, n, "--size ")
+        if name in out and out[name] != n:
+            fail(f"--size {name} given twice ({out[name]} and {n}): give it once")
         out[name] = n
     return out
 

@@ -67,6 +67,9 @@ def grid(items: list[str] | None) -> dict[str, list[int]]:
             check_size(name, n, "--size ")
             if n not in values:
                 values.append(n)
+        if name in out:
+            fail(f"--size {name} given twice: give every value to sweep in one, e.g. "
+                 f"--size {name}={','.join(map(str, dict.fromkeys(out[name] + values)))}")
         out[name] = values
     return out
 
