@@ -360,7 +360,10 @@ def _text(title: str, props: tuple[str, ...], res: Result, analyses: list[Analys
             "the findings above are real, but the search did not finish" if res.findings
             else "no finding in what was explored, and no claim beyond it"))
     elif not res.findings:
-        if st.executions == 0:
+        if st.executions == 0 and res.coverage.startswith("stopped ("):  # workers lost
+            out += wrap("inconclusive: nothing explored before the search stopped (the "
+                        "coverage line says why)")
+        elif st.executions == 0:
             out += wrap("inconclusive: nothing explored: the budget ran out before the first "
                         "execution (raise --seconds or --executions)")
         elif not res.exhaustive:

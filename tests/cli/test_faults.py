@@ -265,3 +265,86 @@ def test_a_model_that_takes_another_path_in_a_worker_says_so(tmp_path: Path) -> 
     text = " ".join(out.stderr.split())
     assert "the model takes another path in a worker process" in text
     assert "--jobs 1 runs the search in one process" in text and "cannot step now" not in text
+
+
+CHECK_ONLY_IN_A_WORKER = '''import os
+
+from pfnlab import Check, Host, define_property, instance, scenario, vcpu_faults, vm_on
+from pfnlab.mm import zap_page_range
+
+PARENT = os.getpid()
+define_property("mine", "holds")
+
+
+def inv():
+    if os.getpid() != PARENT:
+        raise ValueError("bad in a worker")
+
+
+@scenario("inv", properties=["refs-balanced", "mine"])
+def build(variant, sizes):
+    """a check that raises only in a worker process"""
+    host = Host()
+    ram = host.add_anon(1, name="ram")
+    s = vm_on(host, [ram], 1)
+
+    def zap():
+        zap_page_range(ram.vma, ram.start, ram.end)
+        zap_page_range(ram.vma, ram.start, ram.end)
+
+    return instance(s, {"zap": zap, "vcpu0": vcpu_faults(s, 0, [0, 0])}, ["refs-balanced"],
+                    invariants=[Check("mine", inv, "mine")])
+'''
+
+
+def test_a_check_that_raises_only_in_a_worker_is_a_finding(tmp_path: Path) -> None:
+    """It used to surface as the engine's bare AssertionError at the @scenario line."""
+    model = tmp_path / "inv.py"
+    model.write_text(CHECK_ONLY_IN_A_WORKER)
+    out = subprocess.run([*PFNLAB, "check", str(model), "v5.4", "--jobs", "2"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert "check mine: ValueError('bad in a worker')" in out.stdout
+    assert "AssertionError" not in out.stdout + out.stderr
+
+
+def test_workers_that_keep_dying_say_so_not_budget_reached(tmp_path: Path) -> None:
+    model = tmp_path / "exits.py"
+    model.write_text(ONLY_IN_A_WORKER.format(name="exits", what="os._exit(3)"))
+    out = subprocess.run([*PFNLAB, "check", str(model), "v5.4", "--jobs", "2"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3, out
+    text = " ".join(out.stdout.split())
+    assert "coverage: stopped (a worker process died 3 times: killed, out of memory, or " \
+        "model code ending its process (os._exit))" in text
+    assert "budget" not in text
+
+
+class Picky(Exception):
+    """An exception whose ``__init__`` takes other arguments than it passes on: pickled,
+    it cannot be unpickled."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a}/{b}")
+
+
+def test_an_exception_from_a_worker_travels_with_its_line() -> None:
+    """One that cannot be unpickled used to break the pool and read as a dead worker; the
+    line of any used to be lost (the @scenario line was named instead)."""
+    import pickle
+
+    from pfnlab.api import model_error
+    from pfnlab.explore.search.parallel.workers import sendable
+
+    def boom() -> None:
+        raise Picky(1, 2)
+
+    try:
+        boom()
+    except Picky as e:
+        sent = sendable(e)
+    got = pickle.loads(pickle.dumps(sent))
+    assert isinstance(got, RuntimeError) and str(got) == "Picky: 1/2"
+    line = boom.__code__.co_firstlineno + 1
+    assert str(model_error(got, "scenario 'x' on v5.4")).endswith(
+        f"tests/cli/test_faults.py:{line}: scenario 'x' on v5.4: RuntimeError: Picky: 1/2")

@@ -203,6 +203,8 @@ class _Coordinator:
         self.promotions_changed = False
         self.restart = False
         self.cut = False
+        #: why the search stopped without a budget: its workers were lost (WorkerLost)
+        self.lost = ""
         self.interrupted = False
         self.progress = Progress(backend.workers)
         self.shown = 0.0
@@ -249,6 +251,7 @@ class _Coordinator:
 
             print(f"pfnlab: {e}; the search stops here", file=sys.stderr)
             self.cut = True
+            self.lost = str(e)
         except KeyboardInterrupt:
             self.interrupted = True
         finally:
@@ -495,7 +498,8 @@ class _Coordinator:
         stopped = bool(r.findings) and self.stop_first
         elapsed = time.perf_counter() - self.start
         if self.cut or self.interrupted:
-            why = f"interrupted ({INTERRUPTED_BY[0]})" if self.interrupted else "budget reached"
+            why = (f"interrupted ({INTERRUPTED_BY[0]})" if self.interrupted
+                   else f"stopped ({self.lost})" if self.lost else "budget reached")
             coverage = (f"{why} after {st.executions} executions ({elapsed:.1f} s): "
                         "partial, no claim beyond them")
         elif stopped:

@@ -78,8 +78,11 @@ class TaskDpor(SourceDpor):
         ex = self._execution(list(task.prefix), fps, acqs)
         self.nthreads = n = len(ex.threads)
         self.stats.caching = self.cache_on and ex.hashable
-        if len(fps) < len(task.prefix):  # the prefix did not replay: see _diverged
-            self._diverged(ex, task.prefix[len(fps)], len(fps))
+        if len(fps) < len(task.prefix) or ex.finding is not None:
+            # the prefix did not replay, or a check found something at its end that the
+            # coordinator's did not: see _diverged
+            self._diverged(ex, task.prefix[len(fps)] if len(fps) < len(task.prefix) else -1,
+                           len(fps))
             return False
         tclock = tuple(tuple(0 for _ in range(n)) for _ in range(n))
         for i, (t, fp) in enumerate(zip(task.prefix, fps, strict=True)):
@@ -146,12 +149,13 @@ class TaskDpor(SourceDpor):
 
     def _diverged(self, ex: Execution, tid: int, done: int) -> None:
         """The task's prefix did not replay here: thread ``tid`` could not take its step
-        after ``done`` steps. The prefix is a path the coordinator's process took, so the
-        model does something else in this process (it reads the process id, the
-        environment, a global that changed since the fork). When the path ended with a
-        finding here (a thread raised), that finding is this task's result, for the
-        coordinator to report (its trace will not replay there, and says so); otherwise
-        the search cannot go on."""
+        after ``done`` steps, or (``tid`` -1) the checks at its end found what they did
+        not find in the coordinator's process. The prefix is a path the coordinator's
+        process took, so the model does something else in this process (it reads the
+        process id, the environment, a global that changed since the fork). When the
+        path ended with a finding here (a thread or a check raised), that finding is
+        this task's result, for the coordinator to report (its trace will not replay
+        there, and says so); otherwise the search cannot go on."""
         if ex.finding is not None:
             self._leaf(ex, None)
             self._execution_ended(ex)

@@ -70,7 +70,30 @@ def _init(parent: int, me: int = -1, exchange: Exchange | None = None) -> None:
 
 
 def _local_task(task: Task) -> TaskResult:
-    return run_task(_PROGRAM[-1], task)
+    try:
+        return run_task(_PROGRAM[-1], task)
+    except Exception as e:
+        raise sendable(e) from None
+
+
+def sendable(e: Exception) -> Exception:
+    """``e`` as it can travel to the coordinator: with the frames of its traceback here
+    as ``worker_frames`` ((file, line) pairs, innermost last: the traceback itself does
+    not travel), and, when it cannot be pickled and unpickled (an exception class whose
+    ``__init__`` takes other arguments than it passes on), as a RuntimeError saying its
+    type and message (a failed unpickling would break the pool and read as a dead
+    worker)."""
+    import pickle
+    import traceback
+
+    frames = [(f.filename, f.lineno or 0) for f in traceback.extract_tb(e.__traceback__)]
+    out = e
+    try:
+        pickle.loads(pickle.dumps(e))
+    except Exception:
+        out = RuntimeError(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+    out.worker_frames = frames  # type: ignore[attr-defined]
+    return out
 
 
 class InProcess:
@@ -245,7 +268,8 @@ class LocalProcesses:
         and empty tables, ``RETRIES`` times at most; past that it stops (``WorkerLost``)."""
         self.retried += 1
         if self.retried > RETRIES:
-            raise WorkerLost(f"a worker process died {self.retried} times")
+            raise WorkerLost(f"a worker process died {self.retried} times: killed, out of "
+                             "memory, or model code ending its process (os._exit)")
         print("pfnlab: a worker process died; the search starts again", file=sys.stderr)
         raise WorkerDied
 
