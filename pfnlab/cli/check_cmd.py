@@ -207,7 +207,7 @@ def _backend(jobs: int | None, ray: str | None, strategy: str, traced: bool) -> 
     try:
         return backend(jobs or 0, None if ray is None else ("" if ray == "local" else ray))
     except RuntimeError as e:
-        fail(str(e))
+        fail(f"--ray {ray}: {e}" if ray is not None else str(e))
     except Exception as e:  # Ray could not start or reach the cluster
         fail(f"--ray {ray}: Ray could not start: {type(e).__name__}: {e}")
 

@@ -143,3 +143,21 @@ def test_workers_the_system_refuses_are_a_usage_error_naming_the_limit() -> None
     text = " ".join(out.stderr.split())
     assert "could not start 8 worker processes: Too many open files; give fewer (--jobs)" \
         in text and "devdax" not in text
+
+
+@pytest.mark.parametrize("command", [["check", "v5.3", "devdax-unbind"],
+                                     ["matrix", "-S", "devdax-unbind"]], ids=lambda c: c[0])
+def test_a_cluster_nobody_listens_at_is_refused_at_once(command: list[str]) -> None:
+    """Ray retries an unreachable address without end (and Ctrl-C does not stop it)."""
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "pfnlab", *command, "--ray",
+                              f"127.0.0.1:{port}"], capture_output=True, text=True,
+                             timeout=30)
+    assert out.returncode == 2, out
+    assert f"--ray 127.0.0.1:{port}: cannot reach the cluster at 127.0.0.1:{port}: " \
+        "Connection refused" in " ".join(out.stderr.split())

@@ -310,11 +310,31 @@ def ray_init(cpus: int | None = None, address: str | None = None) -> Any:
         kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "configure_logging": False}
         if address:
+            reachable(address)
             ray.init(address=address, **kw)
         else:
             _quiet_auth_notice()
             ray.init(num_cpus=cpus or default_workers(), **kw)
     return ray
+
+
+def reachable(address: str, timeout: float = 5.0) -> None:
+    """RuntimeError unless something listens at a cluster's ``address`` (``HOST:PORT`` or
+    ``ray://HOST:PORT``; ``auto`` and other forms are left to Ray): Ray itself retries an
+    unreachable address without end, and Ctrl-C does not stop it."""
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
+                                 timeout=timeout).close()
+    except OSError as e:
+        raise RuntimeError(
+            f"cannot reach the cluster at {address}: {e.strerror or e}; start it (ray start "
+            "--head) or give the address it printed, or use --ray local") from None
 
 
 def _quiet_auth_notice() -> None:
