@@ -17,11 +17,14 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from pfnlab.explore.search.common import INTERRUPTED_BY
 from pfnlab.explore.search.parallel.forking import signals_held, worker_started
 from pfnlab.matrix import Cell, CellError, Options, check_pair, interrupted, lost_cell, validate
 from pfnlab.ray_cells import run_cells_on_ray
 
 Work = tuple[int, str, str, Options]
+#: how long past its time budget a cell's search may run before its worker stops it
+GRACE = 2.0
 
 
 class MatrixInterrupted(KeyboardInterrupt):
@@ -113,7 +116,7 @@ def _run_forked(work: list[Work], jobs: int, finish: Callable[[int, Cell], objec
                 proc.join()
                 if kind == "error":
                     raise CellError(got)
-                finish(i, got)
+                finish(i, got if kind == "cell" else lost_cell(variant, scenario, opts, got))
     finally:
         for proc, _item in running.values():
             proc.kill()
@@ -125,10 +128,13 @@ def _cell_worker(parent: int, item: Work, out: Connection) -> None:
     """In a forked worker: check one cell and send ``("cell", cell)``, or ``("error",
     message)`` for a model error (one that ends the process, ``SystemExit``, included)."""
     worker_started(parent)
+    _watchdog(item[3].seconds)
     try:
         msg: tuple[str, Any] = ("cell", check_pair(item)[1])
     except CellError as e:
         msg = ("error", str(e))
+    except KeyboardInterrupt:  # the watchdog, outside the search (which returns cut)
+        msg = ("lost", INTERRUPTED_BY[0])
     except BaseException as e:  # sys.exit() in model code, and the like
         from pfnlab.api import model_error
         from pfnlab.model.scenario import SCENARIOS
@@ -138,6 +144,22 @@ def _cell_worker(parent: int, item: Work, out: Connection) -> None:
                                         SCENARIOS[scenario].build)))
     out.send(msg)
     out.close()
+
+
+def _watchdog(seconds: float | None) -> None:
+    """In a cell's worker: :data:`GRACE` seconds past the cell's time budget, interrupt
+    its search as Ctrl-C would (the cell is cut, and says why): a model thread that never
+    reaches a scheduling point keeps the search from looking at its clock."""
+    if seconds is None:
+        return
+
+    def ring(signum: int, frame: Any) -> None:
+        INTERRUPTED_BY[0] = (f"--seconds {seconds:g} passed inside one step: a model "
+                             "thread that never reaches a scheduling point?")
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds + GRACE)
 
 
 def _died(code: int | None) -> str:

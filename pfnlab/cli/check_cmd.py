@@ -116,7 +116,9 @@ def check(
     start = time.perf_counter()
     tracing = _line_tracing(VARIANTS[variant], sc) if unreached_lines else None
     workers = _backend(jobs, ray, strategy, unreached_lines)
-    with Status(f"check {title}"):
+    overrun = (f"--seconds {seconds:g} passed inside one step: a model thread that never "
+               "reaches a scheduling point?")
+    with Status(f"check {title}"), interrupt.deadline(seconds, overrun):
         try:
             done = pipeline.check(
                 variant, scenario,

@@ -112,6 +112,36 @@ def handling() -> Iterator[None]:
             signal.signal(sig, prev[sig])  # the process's own (install) stays
 
 
+#: how long past its time budget a search may run before :func:`deadline` stops it
+GRACE = 2.0
+
+
+@contextmanager
+def deadline(seconds: float | None, why: str) -> Iterator[None]:
+    """Within this block, :data:`GRACE` seconds after ``seconds`` (a time budget the
+    search checks between steps), interrupt the command as Ctrl-C would, the cause being
+    ``why``: a model thread that never reaches a scheduling point (a loop with no shared
+    access) would otherwise keep the search from ever looking at its clock. Nothing
+    without a budget, or outside the main thread."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ring(signum: int, frame: FrameType | None) -> None:
+        if _count[0] == 0:
+            _count[0] = 1
+            INTERRUPTED_BY[0] = why
+            raise KeyboardInterrupt
+
+    prev = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds + GRACE)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, prev)
+
+
 def finished(code: int) -> None:
     """The command is done and exits with ``code``: a Ctrl-C from now on just exits."""
     _finished[0] = code

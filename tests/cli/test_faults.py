@@ -348,3 +348,35 @@ def test_an_exception_from_a_worker_travels_with_its_line() -> None:
     line = boom.__code__.co_firstlineno + 1
     assert str(model_error(got, "scenario 'x' on v5.4")).endswith(
         f"tests/cli/test_faults.py:{line}: scenario 'x' on v5.4: RuntimeError: Picky: 1/2")
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_seconds_stops_a_thread_that_never_reaches_a_scheduling_point(
+        tmp_path: Path, jobs: str) -> None:
+    model = tmp_path / "spins.py"
+    model.write_text(ONLY_IN_A_WORKER.format(name="spins", what="while True:\n"
+                                             "                pass").replace(
+        "if os.getpid() != PARENT:", "if PARENT:"))
+    t0 = time.monotonic()
+    out = subprocess.run([*PFNLAB, "check", str(model), "v5.4", "--seconds", "1", "--jobs",
+                          jobs], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3, out
+    assert time.monotonic() - t0 < 15
+    assert "interrupted (--seconds 1 passed inside one step: a model thread that never " \
+        "reaches a scheduling point?)" in " ".join(out.stdout.split())
+
+
+def test_a_matrix_cell_whose_thread_never_yields_is_cut_at_its_seconds(
+        tmp_path: Path) -> None:
+    model = tmp_path / "spins.py"
+    model.write_text(ONLY_IN_A_WORKER.format(name="spins", what="while True:\n"
+                                             "                pass").replace(
+        "if os.getpid() != PARENT:", "if PARENT:"))
+    out = subprocess.run([*PFNLAB, "matrix", "-m", str(model), "-S", "spins", "-S",
+                          "devdax-unbind", "-V", "v5.4", "--seconds", "1", "--jobs", "2",
+                          "--format", "json"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 3, out
+    cells = {c["scenario"]: c for c in json.loads(out.stdout)["cells"]}
+    assert cells["spins"]["status"] == "not-covered"
+    assert cells["devdax-unbind"]["status"] == "holds"

@@ -25,7 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
 
-_HELD = (signal.SIGINT, signal.SIGTERM)
+#: SIGALRM: the command line's time-budget watchdog (cli/interrupt.py) interrupts as SIGINT
+_HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
 
 
 @contextmanager
