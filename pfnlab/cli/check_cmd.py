@@ -117,7 +117,7 @@ def check(
     tracing = _line_tracing(VARIANTS[variant], sc) if unreached_lines else None
     workers = _backend(jobs, ray, strategy, unreached_lines)
     overrun = (f"--seconds {seconds:g} passed inside one step: a model thread that never "
-               "reaches a scheduling point?")
+               "reaches a scheduling point?" if seconds is not None else "")
     with Status(f"check {title}"), interrupt.deadline(seconds, overrun):
         try:
             done = pipeline.check(
