@@ -204,7 +204,11 @@ def model_error(e: BaseException, what: str, builder: object = None) -> ModelFil
     else:
         where = "pfnlab"
     msg = str(e)
-    if isinstance(e, ValueError) and msg.endswith("has no threads"):
+    if isinstance(e, RecursionError) and not (user or model):
+        text = ("RecursionError: a value in the model's state is nested too deeply for the "
+                "checker to fingerprint or copy it (a field holding a structure nested "
+                "thousands deep?): keep the values of shared fields shallow")
+    elif isinstance(e, ValueError) and msg.endswith("has no threads"):
         text = ("its builder returned no threads: instance(s, {'name': function, ...}, ...) "
                 "needs at least one")
     else:

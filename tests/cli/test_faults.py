@@ -380,3 +380,40 @@ def test_a_matrix_cell_whose_thread_never_yields_is_cut_at_its_seconds(
     cells = {c["scenario"]: c for c in json.loads(out.stdout)["cells"]}
     assert cells["spins"]["status"] == "not-covered"
     assert cells["devdax-unbind"]["status"] == "holds"
+
+
+DEEP = '''from pfnlab import Field, Host, Shared, instance, scenario, vcpu_faults, vm_on
+
+
+class Box(Shared):
+    v = Field(None)
+
+
+@scenario("deep", properties=["refs-balanced"])
+def build(variant, sizes):
+    """a field holds a value nested 200,000 deep"""
+    host = Host()
+    ram = host.add_anon(1, name="ram")
+    s = vm_on(host, [ram], 1)
+    box = Box("box")
+
+    def writer():
+        x = None
+        for _ in range(200_000):
+            x = (x,)
+        box.v = x
+
+    return instance(s, {"writer": writer, "vcpu0": vcpu_faults(s, 0, [0])}, ["refs-balanced"])
+'''
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_value_nested_too_deeply_says_so(tmp_path: Path, jobs: str) -> None:
+    model = tmp_path / "deep.py"
+    model.write_text(DEEP)
+    out = subprocess.run([*PFNLAB, "check", str(model), "v5.4", "--jobs", jobs], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out
+    assert "RecursionError: a value in the model's state is nested too deeply" in \
+        " ".join(out.stderr.split()) and "keep the values of shared fields shallow" in \
+        " ".join(out.stderr.split())
