@@ -417,3 +417,64 @@ def test_a_value_nested_too_deeply_says_so(tmp_path: Path, jobs: str) -> None:
     assert "RecursionError: a value in the model's state is nested too deeply" in \
         " ".join(out.stderr.split()) and "keep the values of shared fields shallow" in \
         " ".join(out.stderr.split())
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``."""
+    out, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def cmdline(pid: int) -> str:
+    """The command line of ``pid`` ("" once it has ended)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace")[:120]
+    except OSError:
+        return ""
+
+
+def ray_started(p: subprocess.Popen[str], part: str, within: float = 120) -> list[int]:
+    """Wait until a process of ``p``'s local Ray instance whose command line holds
+    ``part`` runs; every process below ``p`` then."""
+    end = time.monotonic() + within
+    while time.monotonic() < end and p.poll() is None:
+        below = descendants(p.pid)
+        for pid in below:
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if part.encode() in fh.read():
+                    return below
+        time.sleep(0.1)
+    pytest.fail(f"no {part} below pfnlab")
+
+
+@pytest.mark.parametrize(("sig", "when"), [(signal.SIGTERM, "default_worker.py"),
+                                           (signal.SIGINT, "gcs_server")],
+                         ids=["SIGTERM once Ray runs", "Ctrl-C while Ray starts"])
+def test_a_signal_during_a_local_ray_run_reports_and_leaves_no_ray_process(
+        sig: int, when: str) -> None:
+    """Ray's start-up replaced the SIGTERM handler (a C++ stack dump, no report, exit 1);
+    Ctrl-C while it started left its processes running."""
+    pytest.importorskip("ray")
+    args = [*SLOW_CHECK, "--ray", "local", "--jobs", "2"]
+    with started(args) as p:
+        try:
+            ray_started(p, when)
+            if sig == signal.SIGTERM:
+                time.sleep(1)  # Ray's start-up or the search: either reports
+            below = descendants(p.pid)
+            p.send_signal(sig)
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 3, err
+            assert "SIGTERM received" not in err
+            assert f"interrupted ({'SIGTERM' if sig == signal.SIGTERM else 'Ctrl-C'})" in \
+                out + err, (out, err)
+            assert gone(below, 15), [cmdline(pid) for pid in below if alive(pid)]
+        finally:
+            for pid in descendants(p.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)

@@ -23,14 +23,19 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
+import threading
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any, NoReturn
 
 from pfnlab.explore.program import Program
+from pfnlab.explore.search.common import INTERRUPTED_BY
 from pfnlab.explore.search.parallel.exchange import Exchange
 from pfnlab.explore.search.parallel.forking import signals_held, worker_started
 from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerDied, WorkerLost, run_task
@@ -302,20 +307,76 @@ def ray_init(cpus: int | None = None, address: str | None = None) -> Any:
     """The ``ray`` module, connected: to the cluster at ``address``, else to a local
     instance with ``cpus`` CPUs (the machine's cores); RuntimeError saying how to install
     Ray when it is missing."""
+    # Ray's C++ handler of SIGTERM (a stack dump, then the process ends without its
+    # report) is off: Ray reads this when it is imported
+    os.environ.setdefault(_NO_RAY_HANDLER, "1")
     try:
         import ray
     except ImportError:
         raise RuntimeError(RAY_HINT) from None
+    with suppress(Exception):  # imported before: the constant it was read into
+        ray._private.ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
     if not ray.is_initialized():
         kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "configure_logging": False}
         if address:
             reachable(address)
-            ray.init(address=address, **kw)
         else:
             _quiet_auth_notice()
-            ray.init(num_cpus=cpus or default_workers(), **kw)
+            kw["num_cpus"] = cpus or default_workers()
+        with _own_signals():
+            try:
+                ray.init(address=address or None, **kw)
+            except BaseException as e:  # Ctrl-C while it starts: what it started goes
+                started = _descendants()
+                with suppress(Exception):
+                    ray.shutdown()
+                for pid in started:  # its agents outlive the shutdown of a raylet
+                    with suppress(OSError):  # that had not finished starting
+                        os.kill(pid, signal.SIGKILL)
+                if isinstance(e, SystemExit) and e.code == signal.SIGTERM:
+                    # SIGTERM while it started, to Ray's handler of the while
+                    INTERRUPTED_BY[0] = "SIGTERM"
+                    raise KeyboardInterrupt from None
+                raise
     return ray
+
+
+def _descendants() -> list[int]:
+    """The processes below this one (Linux /proc; elsewhere none)."""
+    parent: dict[int, int] = {}
+    with suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with suppress(OSError, ValueError, IndexError), \
+                        open(f"/proc/{entry}/stat") as fh:
+                    parent[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+    out, todo = [], [os.getpid()]
+    while todo:
+        me = todo.pop()
+        kids = [pid for pid, pp in parent.items() if pp == me]
+        out += kids
+        todo += kids
+    return out
+
+
+@contextmanager
+def _own_signals() -> Iterator[None]:
+    """Ray's start-up puts in its own SIGTERM handler (one that exits): this process's
+    handlers of SIGINT and SIGTERM are put back when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    prev = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in prev.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+_NO_RAY_HANDLER = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
 
 
 def reachable(address: str, timeout: float = 5.0) -> None:
