@@ -12,8 +12,10 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -74,9 +76,15 @@ def run_cells(cells: list[tuple[str, str, Options]], jobs: int,
             _run_forked(work, jobs, finish)
         else:
             for item in work:
-                i, cell = check_pair(item)
+                with _watched(item[3].seconds) as rang:
+                    try:
+                        i, cell = check_pair(item)
+                    except KeyboardInterrupt:  # the watchdog, outside the search
+                        if not rang:
+                            raise
+                        i, cell = item[0], lost_cell(*item[1:], _outside(item[3]))
                 finish(i, cell)
-                if interrupted(cell):
+                if interrupted(cell) and not rang:  # Ctrl-C, not the watchdog
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
         raise MatrixInterrupted([done[i] for i in sorted(done)],
@@ -128,13 +136,18 @@ def _cell_worker(parent: int, item: Work, out: Connection) -> None:
     """In a forked worker: check one cell and send ``("cell", cell)``, or ``("error",
     message)`` for a model error (one that ends the process, ``SystemExit``, included)."""
     worker_started(parent)
-    _watchdog(item[3].seconds)
+    overrun = ""
     try:
-        msg: tuple[str, Any] = ("cell", check_pair(item)[1])
+        with _watched(item[3].seconds):
+            try:
+                msg: tuple[str, Any] = ("cell", check_pair(item)[1])
+            except KeyboardInterrupt:  # the watchdog, outside the search (which is cut)
+                overrun = _outside(item[3])
+                raise
     except CellError as e:
         msg = ("error", str(e))
-    except KeyboardInterrupt:  # the watchdog, outside the search (which returns cut)
-        msg = ("lost", INTERRUPTED_BY[0])
+    except KeyboardInterrupt:
+        msg = ("lost", overrun)
     except BaseException as e:  # sys.exit() in model code, and the like
         from pfnlab.api import model_error
         from pfnlab.model.scenario import SCENARIOS
@@ -146,20 +159,40 @@ def _cell_worker(parent: int, item: Work, out: Connection) -> None:
     out.close()
 
 
-def _watchdog(seconds: float | None) -> None:
-    """In a cell's worker: :data:`GRACE` seconds past the cell's time budget, interrupt
-    its search as Ctrl-C would (the cell is cut, and says why): a model thread that never
-    reaches a scheduling point keeps the search from looking at its clock."""
-    if seconds is None:
+@contextmanager
+def _watched(seconds: float | None) -> Iterator[list[bool]]:
+    """Check a cell inside this block: :data:`GRACE` seconds past its time budget, its
+    search is interrupted as by Ctrl-C (the cell is cut and says why), and the list
+    yielded becomes true: a model thread that never reaches a scheduling point keeps the
+    search from looking at its clock. Nothing without a budget, or outside the main
+    thread."""
+    rang: list[bool] = []
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield rang
         return
+    cause = INTERRUPTED_BY[0]
 
     def ring(signum: int, frame: Any) -> None:
+        rang.append(True)
         INTERRUPTED_BY[0] = (f"--seconds {seconds:g} passed inside one step: a model "
                              "thread that never reaches a scheduling point?")
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGALRM, ring)
+    prev = signal.signal(signal.SIGALRM, ring)
     signal.setitimer(signal.ITIMER_REAL, seconds + GRACE)
+    try:
+        yield rang
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, prev)
+        if rang:
+            INTERRUPTED_BY[0] = cause
+
+
+def _outside(opts: Options) -> str:
+    """Why a cell that the watchdog stopped outside its search was not checked."""
+    return (f"its check ran {GRACE:g} s past --seconds {opts.seconds:g} outside the search "
+            "(a scenario build or model code that never returns?)")
 
 
 def _died(code: int | None) -> str:

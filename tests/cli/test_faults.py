@@ -366,19 +366,38 @@ def test_seconds_stops_a_thread_that_never_reaches_a_scheduling_point(
         "reaches a scheduling point?)" in " ".join(out.stdout.split())
 
 
-def test_a_matrix_cell_whose_thread_never_yields_is_cut_at_its_seconds(
-        tmp_path: Path) -> None:
+SPINNING_BUILD = '''from pfnlab import scenario
+
+
+@scenario("spins-in-build", properties=["refs-balanced"])
+def build(variant, sizes):
+    """its build never returns"""
+    while True:
+        pass
+'''
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_matrix_cells_that_never_yield_are_stopped_at_their_seconds(
+        tmp_path: Path, jobs: str) -> None:
+    """A thread that never reaches a scheduling point cuts its cell; a build that never
+    returns is its cell's model error; the other cells are checked."""
     model = tmp_path / "spins.py"
     model.write_text(ONLY_IN_A_WORKER.format(name="spins", what="while True:\n"
                                              "                pass").replace(
         "if os.getpid() != PARENT:", "if PARENT:"))
-    out = subprocess.run([*PFNLAB, "matrix", "-m", str(model), "-S", "spins", "-S",
-                          "devdax-unbind", "-V", "v5.4", "--seconds", "1", "--jobs", "2",
-                          "--format", "json"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 3, out
+    build = tmp_path / "build.py"
+    build.write_text(SPINNING_BUILD)
+    out = subprocess.run([*PFNLAB, "matrix", "-m", str(model), "-m", str(build), "-S",
+                          "spins", "-S", "spins-in-build", "-S", "devdax-unbind", "-V",
+                          "v5.4", "--seconds", "1", "--jobs", jobs, "--format", "json"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out  # the build's model error
     cells = {c["scenario"]: c for c in json.loads(out.stdout)["cells"]}
     assert cells["spins"]["status"] == "not-covered"
+    assert cells["spins-in-build"]["model_errors"] == [
+        "its check ran 2 s past --seconds 1 outside the search (a scenario build or model "
+        "code that never returns?)"]
     assert cells["devdax-unbind"]["status"] == "holds"
 
 
