@@ -143,13 +143,17 @@ def test_one_ctrl_c_delivered_twice_is_one_interrupt_and_a_second_one_stops_at_o
         assert gone(kids, 5), "a worker outlived its command"
 
 
-def test_workers_die_with_a_check_killed_by_sigkill() -> None:
-    with started([*SLOW_CHECK, "--jobs", "2"]) as p:
+@pytest.mark.parametrize("args", [
+    [*SLOW_CHECK, "--jobs", "2"],
+    ["matrix", "--jobs", "2", "-S", "devdax-unbind", "--size", "vcpus=3"],
+], ids=["check --jobs 2", "matrix"])
+def test_workers_die_with_their_command_killed_by_sigkill(args: list[str]) -> None:
+    with started(args) as p:
         kids = workers_of(p, 2)
         time.sleep(0.5)
         p.kill()
         p.wait(timeout=10)
-        assert gone(kids, 5), "check's workers run on after their parent was killed"
+        assert gone(kids, 5), "workers run on after their parent was killed"
 
 
 SLEEPS = '''import os
