@@ -164,10 +164,11 @@ def _watched(seconds: float | None) -> Iterator[list[bool]]:
     """Check a cell inside this block: :data:`GRACE` seconds past its time budget, its
     search is interrupted as by Ctrl-C (the cell is cut and says why), and the list
     yielded becomes true: a model thread that never reaches a scheduling point keeps the
-    search from looking at its clock. Nothing without a budget, or outside the main
-    thread."""
+    search from looking at its clock. Nothing without a budget, outside the main thread,
+    or where the process has an alarm of its own (a SIGALRM handler)."""
     rang: list[bool] = []
-    if seconds is None or threading.current_thread() is not threading.main_thread():
+    if seconds is None or threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None):
         yield rang
         return
     cause = INTERRUPTED_BY[0]

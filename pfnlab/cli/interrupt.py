@@ -122,8 +122,10 @@ def deadline(seconds: float | None, why: str) -> Iterator[None]:
     search checks between steps), interrupt the command as Ctrl-C would, the cause being
     ``why``: a model thread that never reaches a scheduling point (a loop with no shared
     access) would otherwise keep the search from ever looking at its clock. Nothing
-    without a budget, or outside the main thread."""
-    if seconds is None or threading.current_thread() is not threading.main_thread():
+    without a budget, outside the main thread, or where the process has an alarm of its
+    own (a SIGALRM handler)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None):
         yield
         return
 
