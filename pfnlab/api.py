@@ -188,7 +188,10 @@ def model_error(e: BaseException, what: str, builder: object = None) -> ModelFil
     threads, or not an ``instance(...)``: the engine refused it), the ``builder``
     function's definition.
     """
-    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename]
+    # an exception from a worker process brings the frames it was raised at (workers.py)
+    shipped = getattr(e, "worker_frames", None)
+    frames = ([traceback.FrameSummary(fn, ln, "") for fn, ln in shipped] if shipped
+              else [f for f in traceback.extract_tb(e.__traceback__) if f.filename])
     user = [f for f in frames if not _inside(f.filename, _PKG) and not _library(f.filename)
             and not f.filename.startswith("<")]
     model = [f for f in frames if any(_inside(f.filename, d) for d in _MODEL)]
@@ -201,7 +204,11 @@ def model_error(e: BaseException, what: str, builder: object = None) -> ModelFil
     else:
         where = "pfnlab"
     msg = str(e)
-    if isinstance(e, ValueError) and msg.endswith("has no threads"):
+    if isinstance(e, RecursionError) and not (user or model):
+        text = ("RecursionError: a value in the model's state is nested too deeply for the "
+                "checker to fingerprint or copy it (a field holding a structure nested "
+                "thousands deep?): keep the values of shared fields shallow")
+    elif isinstance(e, ValueError) and msg.endswith("has no threads"):
         text = ("its builder returned no threads: instance(s, {'name': function, ...}, ...) "
                 "needs at least one")
     else:

@@ -169,6 +169,18 @@ def check_pair(args: tuple[int, str, str, Options]) -> tuple[int, Cell]:
                                         SCENARIOS[scenario].build))) from None
 
 
+def lost_cell(variant: str, scenario: str, opts: Options, why: str) -> Cell:
+    """The cell of a check that never returned (its worker process died, ``why``): a model
+    error, every property it checks not covered."""
+    sc = SCENARIOS[scenario]
+    verdicts = {pid: Verdict(NOT_COVERED, "not checked: its worker died") if pid in sc.properties
+                else Verdict(NA) for pid in PROPERTIES}
+    return Cell(variant=variant, scenario=scenario,
+                sizes=pipeline.own_sizes(scenario, opts.sizes), verdicts=verdicts,
+                coverage="not checked: its worker died", exhaustive=False, executions=0, states=0,
+                steps=0, seconds=0.0, model_errors=[why], mm=opts.mm)
+
+
 def interrupted(cell: Cell) -> bool:
     """Whether Ctrl-C cut the cell's search."""
     return cell.cut

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import textwrap
 import time
@@ -30,6 +31,7 @@ from pfnlab.cli.common import (
     StepsOpt,
     StratOpt,
     check_format,
+    check_jobs,
     check_strategy,
     load,
     models_json,
@@ -46,7 +48,7 @@ from pfnlab.explore.fingerprint import collision_odds
 from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget, Result
 from pfnlab.explore.search.common import not_established
-from pfnlab.explore.search.parallel import backend, default_workers
+from pfnlab.explore.search.parallel import WorkersNotStarted, backend, default_workers
 from pfnlab.kernel.variant import VARIANTS
 from pfnlab.matrix import Options
 from pfnlab.model.lines import model_files, tracing_lines
@@ -91,10 +93,18 @@ def check(
         "with coverage.py, some 2-4 times slower.")] = False,
 ) -> None:
     """Check one variant in one scenario; print each finding with its minimal trace."""
-    files = [n for n in names if n.endswith(".py")]
-    loaded = load([*(model or []), *files])
-    variant, scenario = check_names([n for n in names if not n.endswith(".py")],
-                                    loaded[len(model or []):])
+    loaded = load(model)
+    given: list[str] = []
+    files: list[ModelFile] = []
+    for n in names:  # FILE.py, or a name a model file loaded before declared
+        named = n in VARIANTS or n in SCENARIOS
+        fresh = os.path.isfile(n) and os.path.abspath(n) not in {f.path for f in [*loaded, *files]}
+        if n.endswith(".py") and (not named or fresh):
+            files += load([n])
+        else:
+            given.append(n)
+    loaded += files
+    variant, scenario = check_names(given, files)
     check_format(format)
     check_strategy(strategy)
     opts = options(Options(variants=[variant], scenarios=[scenario], sizes=sizes(size),
@@ -106,7 +116,9 @@ def check(
     start = time.perf_counter()
     tracing = _line_tracing(VARIANTS[variant], sc) if unreached_lines else None
     workers = _backend(jobs, ray, strategy, unreached_lines)
-    with Status(f"check {title}"):
+    overrun = (f"--seconds {seconds:g} passed inside one step: a model thread that never "
+               "reaches a scheduling point?" if seconds is not None else "")
+    with Status(f"check {title}"), interrupt.deadline(seconds, overrun):
         try:
             done = pipeline.check(
                 variant, scenario,
@@ -116,6 +128,8 @@ def check(
                                 executions=executions or 1000, backend=workers),
                 sizes=pipeline.own_sizes(scenario, opts.sizes), mm=mm, reach=True,
                 lines=tracing)
+        except WorkersNotStarted as e:
+            fail(str(e))
         except Exception as e:
             raise model_error(e, f"scenario {scenario!r} on {variant}", sc.build) from None
     program, res, unreached, lines = done.program, done.result, done.unreached, done.lines
@@ -180,6 +194,8 @@ def _backend(jobs: int | None, ray: str | None, strategy: str, traced: bool) -> 
     see one process only."""
     if jobs is not None and jobs < 1:
         fail(f"--jobs {jobs}: give at least 1")
+    if jobs is not None and ray in (None, "local"):
+        check_jobs(jobs)
     one = strategy != "dpor" or traced
     if jobs is None and ray is None:
         jobs = 1 if one else default_workers()
@@ -193,7 +209,7 @@ def _backend(jobs: int | None, ray: str | None, strategy: str, traced: bool) -> 
     try:
         return backend(jobs or 0, None if ray is None else ("" if ray == "local" else ray))
     except RuntimeError as e:
-        fail(str(e))
+        fail(f"--ray {ray}: {e}" if ray is not None else str(e))
     except Exception as e:  # Ray could not start or reach the cluster
         fail(f"--ray {ray}: Ray could not start: {type(e).__name__}: {e}")
 
@@ -346,7 +362,10 @@ def _text(title: str, props: tuple[str, ...], res: Result, analyses: list[Analys
             "the findings above are real, but the search did not finish" if res.findings
             else "no finding in what was explored, and no claim beyond it"))
     elif not res.findings:
-        if st.executions == 0:
+        if st.executions == 0 and res.coverage.startswith("stopped ("):  # workers lost
+            out += wrap("inconclusive: nothing explored before the search stopped (the "
+                        "coverage line says why)")
+        elif st.executions == 0:
             out += wrap("inconclusive: nothing explored: the budget ran out before the first "
                         "execution (raise --seconds or --executions)")
         elif not res.exhaustive:

@@ -21,6 +21,9 @@ from pfnlab.model.scenario import MAX_SIZE, MAX_VCPUS, size_cap
 
 #: the default step limit of one execution (Budget.max_steps)
 MAX_STEPS = 10_000
+#: worker processes per core at most (--jobs): more only wait for the cores, and each
+#: holds open files and memory (a million ran out of file descriptors)
+JOBS_PER_CORE = 8
 
 
 VariantOpt = Annotated[list[str] | None, typer.Option(
@@ -128,6 +131,8 @@ def sizes(items: list[str] | None) -> dict[str, int]:
         except ValueError:
             fail(f"--size {name}: {val!r} is not a whole number")
         check_size(name, n, "--size ")
+        if name in out and out[name] != n:
+            fail(f"--size {name} given twice ({out[name]} and {n}): give it once")
         out[name] = n
     return out
 
@@ -176,9 +181,24 @@ def check_budget(executions: int | None, seconds: float | None, max_steps: int) 
         fail(f"--max-steps {max_steps}: a step limit must be at least 1")
 
 
+def check_jobs(jobs: int) -> None:
+    """Refuse more worker processes (``--jobs``) on this machine than
+    :data:`JOBS_PER_CORE` per core this process may run on."""
+    from pfnlab.explore.search.parallel import default_workers
+
+    cores = default_workers()
+    cap = JOBS_PER_CORE * cores
+    if jobs > cap:
+        fail(f"--jobs {jobs}: at most {cap} worker processes here ({JOBS_PER_CORE} for each "
+             f"of the {cores} cores this process may run on); more would only wait for the "
+             f"cores, each holding open files and memory: give --jobs {cores}")
+
+
 def options(opts: Options) -> Options:
     """``opts`` checked (names, sizes, budget, mm, jobs); a bad one exits 2."""
     check_budget(opts.executions, opts.seconds, opts.max_steps)
+    if opts.ray is None or opts.ray == "":  # processes here (a cluster has its own CPUs)
+        check_jobs(opts.jobs)
     for k, v in opts.sizes.items():
         check_size(k, v, "--size ")
     try:

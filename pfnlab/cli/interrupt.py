@@ -8,6 +8,11 @@ catches it and returns what it covered; a command that runs several searches ask
 :func:`interrupted` (or :func:`stop_if_interrupted`) between them. A second SIGINT exits
 with status 3 there and then (worker processes die with their parent): the report being
 built is lost, and the line on standard error says so.
+
+One signal can arrive twice: GNU ``timeout`` sends its signal to the command and then to
+the command's whole process group, a terminal's Ctrl-C reaches every process of the
+foreground group. The same signal again within :data:`SAME_SIGNAL` seconds of the first is
+that one interrupt, not a second (no one presses Ctrl-C twice within a tenth of a second).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -27,6 +33,10 @@ from pfnlab.explore.search.common import INTERRUPTED_BY
 #: the signals that stop a command with its report
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _count = [0]
+#: the same signal this soon after the first (seconds) is the first one delivered twice
+SAME_SIGNAL = 0.1
+#: the first signal of the command and when it came (time.monotonic())
+_first: list[tuple[int, float]] = []
 #: the command's exit status once it has finished (then Ctrl-C just ends the process)
 _finished: list[int | None] = [None]
 
@@ -43,8 +53,12 @@ def cause() -> str:
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
+    now = time.monotonic()
+    if _count[0] and _first and _first[0][0] == signum and now - _first[0][1] < SAME_SIGNAL:
+        return  # the first signal delivered again (timeout's process group, see above)
     _count[0] += 1
     if _count[0] == 1:
+        _first[:] = [(signum, now)]
         INTERRUPTED_BY[0] = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
     done = _finished[0]
     if done is not None:  # the report is out: end with its status, quietly
@@ -86,6 +100,7 @@ def handling() -> Iterator[None]:
     prev = {sig: signal.getsignal(sig) for sig in SIGNALS}
     mine = [sig for sig in SIGNALS if prev[sig] != signal.SIG_IGN]
     _count[0] = 0
+    _first.clear()
     _finished[0] = None
     INTERRUPTED_BY[0] = "Ctrl-C"
     for sig in mine:
@@ -95,6 +110,38 @@ def handling() -> Iterator[None]:
     finally:
         for sig in mine:
             signal.signal(sig, prev[sig])  # the process's own (install) stays
+
+
+#: how long past its time budget a search may run before :func:`deadline` stops it
+GRACE = 2.0
+
+
+@contextmanager
+def deadline(seconds: float | None, why: str) -> Iterator[None]:
+    """Within this block, :data:`GRACE` seconds after ``seconds`` (a time budget the
+    search checks between steps), interrupt the command as Ctrl-C would, the cause being
+    ``why``: a model thread that never reaches a scheduling point (a loop with no shared
+    access) would otherwise keep the search from ever looking at its clock. Nothing
+    without a budget, outside the main thread, or where the process has an alarm of its
+    own (a SIGALRM handler)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None):
+        yield
+        return
+
+    def ring(signum: int, frame: FrameType | None) -> None:
+        if _count[0] == 0:
+            _count[0] = 1
+            INTERRUPTED_BY[0] = why
+            raise KeyboardInterrupt
+
+    prev = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds + GRACE)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, prev)
 
 
 def finished(code: int) -> None:

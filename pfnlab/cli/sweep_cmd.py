@@ -27,6 +27,7 @@ from pfnlab.cli.common import (
     VariantOpt,
     check_budget,
     check_format,
+    check_jobs,
     check_size,
     check_strategy,
     fail,
@@ -66,6 +67,9 @@ def grid(items: list[str] | None) -> dict[str, list[int]]:
             check_size(name, n, "--size ")
             if n not in values:
                 values.append(n)
+        if name in out:
+            fail(f"--size {name} given twice: give every value to sweep in one, e.g. "
+                 f"--size {name}={','.join(map(str, dict.fromkeys(out[name] + values)))}")
         out[name] = values
     return out
 
@@ -93,6 +97,8 @@ def sweep(
     check_format(format)
     check_strategy(strategy)
     check_budget(executions, seconds, max_steps)
+    if ray in (None, "local"):  # processes here (a cluster has its own CPUs)
+        check_jobs(jobs)
     mms: list[str | None] = [m.strip() for m in mm.split(",") if m.strip()]
     opts = SweepOptions(
         variants=list(variant or VARIANTS),

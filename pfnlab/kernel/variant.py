@@ -72,8 +72,25 @@ class Variant:
         return World(overrides=self.resolved(), variant=self.name, **kw)
 
 
+def check_name(kind: str, name: object) -> None:
+    """Refuse (ValueError) a name of a ``kind`` ("variant", "scenario") that cannot be
+    typed on a command line or shown on one line of a table: empty, or holding a control
+    character (a newline, a tab, an escape)."""
+    import unicodedata
+
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{kind} {name!r}: a {kind} needs a name (what pfnlab list shows "
+                         f"and pfnlab check takes), e.g. 'my-{kind}'")
+    bad = [c for c in name if unicodedata.category(c).startswith("C")]
+    if bad:
+        raise ValueError(f"{kind} {name!r}: {bad[0]!r} in a name (tables show it on one "
+                         "line, commands take it as typed): use letters, digits, '-', '_'"
+                         " and '.'")
+
+
 def register(variant: Variant) -> Variant:
     """Add ``variant`` to :data:`VARIANTS` (names are unique)."""
+    check_name("variant", variant.name)
     if variant.name in VARIANTS:
         raise ValueError(f"variant {variant.name!r} is defined twice")
     for fn_name in variant.overrides:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import overload
 
 from pfnlab.explore import Instance, Program, set_context
-from pfnlab.kernel.variant import Variant
+from pfnlab.kernel.variant import Variant, check_name
 from pfnlab.model.instance import (  # re-exported: pfnlab.model.scenario.instance as before
     ALL_KVM,
     GOAL_MAP_OVERLAP,
@@ -142,7 +142,9 @@ SCENARIOS: dict[str, Scenario] = {}
 
 
 def register_scenario(sc: Scenario) -> Scenario:
-    """Add ``sc`` to :data:`SCENARIOS` (ValueError if the name is taken)."""
+    """Add ``sc`` to :data:`SCENARIOS` (ValueError if the name is taken, empty or holds a
+    control character)."""
+    check_name("scenario", sc.name)
     if sc.name in SCENARIOS:
         raise ValueError(f"scenario {sc.name!r} is defined twice")
     SCENARIOS[sc.name] = sc

@@ -118,3 +118,17 @@ def test_version() -> None:
 
     out = run("--version")
     assert (out.returncode, out.stdout) == (0, f"pfnlab {__version__}\n")
+
+
+@pytest.mark.parametrize("strategy", ["random", "pct"])
+def test_the_coverage_and_count_lines_agree_for_sampling_strategies(strategy: str) -> None:
+    """A stable field promoted mid-search starts it again: the coverage line counted the
+    last round's executions, the count line every round's."""
+    out = run("check", "v5.4", "devdax-unbind", "--strategy", strategy, "--executions", "50")
+    text = " ".join(out.stdout.split())
+    counted = re.search(r"(\d+) executions, ", text)
+    cov = re.search(r"coverage: (\d+) \w+ executions", text)
+    more = re.search(r"; (\d+) more before the search started again", text)
+    assert counted and cov, text
+    assert int(cov.group(1)) + (int(more.group(1)) if more else 0) == int(counted.group(1)) \
+        == 50, text

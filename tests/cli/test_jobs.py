@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -114,3 +116,48 @@ def test_ray_alone_on_the_command_line_without_ray_says_how_to_install(tmp_path:
                         "--ray"], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 2, r.stderr
     assert "pip install 'pfnlab[ray]'" in " ".join(r.stderr.split())
+
+
+@pytest.mark.parametrize("command", [
+    ["check", "v5.3", "devdax-unbind"], ["matrix", "-S", "devdax-unbind"],
+    ["sweep", "-S", "devdax-unbind", "--size", "vcpus=1"]], ids=lambda c: c[0])
+def test_more_jobs_than_the_machine_can_hold_are_refused(command: list[str]) -> None:
+    out = subprocess.run([sys.executable, "-m", "pfnlab", *command, "--jobs", "1000000"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out
+    text = " ".join(out.stderr.split())
+    assert "--jobs 1000000: at most" in text and "give --jobs" in text
+    assert "devdax" not in text  # not blamed on the scenario
+
+
+def test_workers_the_system_refuses_are_a_usage_error_naming_the_limit() -> None:
+    import resource
+
+    def few_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (30, 30))
+
+    out = subprocess.run([sys.executable, "-m", "pfnlab", "check", "v5.3", "devdax-unbind",
+                          "--jobs", "8"], capture_output=True, text=True, timeout=60,
+                         preexec_fn=few_files)
+    assert out.returncode == 2, out
+    text = " ".join(out.stderr.split())
+    assert "could not start 8 worker processes: Too many open files; give fewer (--jobs)" \
+        in text and "devdax" not in text
+
+
+@pytest.mark.parametrize("command", [["check", "v5.3", "devdax-unbind"],
+                                     ["matrix", "-S", "devdax-unbind"]], ids=lambda c: c[0])
+def test_a_cluster_nobody_listens_at_is_refused_at_once(command: list[str]) -> None:
+    """Ray retries an unreachable address without end (and Ctrl-C does not stop it)."""
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "pfnlab", *command, "--ray",
+                              f"127.0.0.1:{port}"], capture_output=True, text=True,
+                             timeout=30)
+    assert out.returncode == 2, out
+    assert f"--ray 127.0.0.1:{port}: cannot reach the cluster at 127.0.0.1:{port}: " \
+        "Connection refused" in " ".join(out.stderr.split())

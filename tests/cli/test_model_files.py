@@ -63,3 +63,17 @@ def test_diff_takes_mm() -> None:
     changes = {p["property"]: p["change"] for p in doc["scenarios"][0]["properties"]}
     assert changes["no-put-unreferenced"] == "unknown"   # masked on v5.4: inconclusive
     assert out.returncode == 3
+
+
+def test_a_variant_whose_name_ends_in_py_is_taken_as_a_name(tmp_path: Path) -> None:
+    """Arguments ending in .py are model files, unless a model file loaded before declared
+    that name (and no file of that name is waiting to be loaded)."""
+    model = tmp_path / "evil.py"
+    model.write_text('from pfnlab import variant\n\nvariant("evil.py", parent="v5.4")\n')
+    for args in (["check", "evil.py", "evil.py", "devdax-unbind"],
+                 ["check", "-m", "evil.py", "evil.py", "devdax-unbind"]):
+        out = run(*args, "--jobs", "1", cwd=tmp_path)
+        assert out.returncode == 0, (args, out.stderr)
+        assert out.stdout.startswith("evil.py / devdax-unbind: no finding"), out.stdout
+    out = run("check", "nothere.py", "v5.4", "devdax-unbind", cwd=tmp_path)
+    assert out.returncode == 2 and "nothere.py: cannot read the model file" in out.stderr

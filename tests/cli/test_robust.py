@@ -55,6 +55,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "null.json").write_text("null\n")
     (d / "binary.json").write_bytes(b"\xff\x00")
     (d / "adir").mkdir()
+    (d / "newline_name.py").write_text(
+        'from pfnlab import variant\n\nvariant("bad\\nname", parent="v5.4")\n')
+    (d / "escape_name.py").write_text(
+        'from pfnlab import variant\n\nvariant("red\\x1b[31m", parent="v5.4")\n')
+    (d / "empty_name.py").write_text(NO_THREADS.replace('"no-threads"', '""'))
     check = {"schema": "pfnlab.check/2", "variant": "v5.3", "scenario": "devdax-unbind",
              "sizes": {"vcpus": 1}, "findings": []}
     (d / "findings_string.json").write_text(json.dumps({**check, "findings": "x"}))
@@ -107,6 +112,16 @@ REFUSED = [
     (["list", "--model", "{d}/model.json"], "a model file is Python source ending in .py"),
     (["list", "--model", "{d}/latin1.py"], "latin1.py:2: not UTF-8 text"),
     (["list", "--model", "{d}/adir"], "is a directory, not a model file"),
+    # names a command line cannot take or a table cannot show on one line
+    (["list", "--model", "{d}/newline_name.py"],
+     "newline_name.py:3: ValueError: variant 'bad\\nname': '\\n' in a name"),
+    (["list", "--model", "{d}/escape_name.py"], "variant 'red\\x1b[31m': '\\x1b' in a name"),
+    (["list", "--model", "{d}/empty_name.py"], "scenario '': a scenario needs a name"),
+    # a size given twice (the last one used to win silently)
+    (["check", "v5.3", "devdax-unbind", "--size", "vcpus=1", "--size", "vcpus=2"],
+     "--size vcpus given twice (1 and 2): give it once"),
+    (["sweep", "--size", "vcpus=1", "--size", "vcpus=2"],
+     "--size vcpus given twice: give every value to sweep in one, e.g. --size vcpus=1,2"),
     (["check", "{d}/build_raises.py", "v5.4"],
      "build_raises.py:9: scenario 'build-raises' on v5.4: RuntimeError: oops in build"),
     (["matrix", "-m", "{d}/build_raises.py", "-S", "build-raises", "-V", "v5.4"],
@@ -254,8 +269,8 @@ def interrupt(args: list[str], delay: float, *, twice: bool = False,
     time.sleep(delay)
     t0 = time.perf_counter()
     p.send_signal(sig)
-    if twice:
-        time.sleep(0.05)
+    if twice:  # a second one, not the first delivered twice (interrupt.SAME_SIGNAL)
+        time.sleep(0.3)
         p.send_signal(sig)
     out, err = p.communicate(timeout=60)
     return subprocess.CompletedProcess(p.args, p.returncode, out, err or ""), \

@@ -78,13 +78,20 @@ def restarting(program: Program, budget: Budget, once: Callable[[int], Result]) 
     learns something about the program. The last round's result, every round's work
     added up."""
     last: list[Result] = []
+    own = [0]  # the executions of the last round alone
 
     def one(clock: Clock) -> Stats:
         res = once(clock.earlier)
         last[:] = [res]
+        own[0] = res.stats.executions
         if res.interrupted or res.coverage.startswith("interrupted"):
             clock.interrupted = res.interrupted = True
         return res.stats
 
     rounds(program, budget, one)
-    return last[0]
+    res = last[0]
+    before = res.stats.executions - own[0]
+    if before:  # the coverage counts the last round's; the statistics every round's
+        res.coverage += (f"; {before} more before the search started again with a stable "
+                         "field as a scheduling point")
+    return res

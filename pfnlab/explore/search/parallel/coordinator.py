@@ -99,6 +99,8 @@ class Coordinator:
         self.promotions_changed = False
         self.restart = False
         self.cut = False
+        #: why the search stopped without a budget: its workers were lost (WorkerLost)
+        self.lost = ""
         self.interrupted = False
         self.progress = Progress(backend.workers)
         self.shown = 0.0
@@ -145,6 +147,7 @@ class Coordinator:
 
             print(f"pfnlab: {e}; the search stops here", file=sys.stderr)
             self.cut = True
+            self.lost = str(e)
         except KeyboardInterrupt:
             self.interrupted = True
         finally:
@@ -374,7 +377,8 @@ class Coordinator:
         return round_result(self.run_, self.results, self.states, cut=self.cut,
                             interrupted=self.interrupted, stop_first=self.stop_first,
                             start=self.start, backend=self.backend,
-                            tasks_made=self.progress.tasks_made, depth=self.depth)
+                            tasks_made=self.progress.tasks_made, depth=self.depth,
+                            lost=self.lost)
 
 
 class _Restart(Exception):

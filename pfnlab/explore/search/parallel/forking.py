@@ -12,8 +12,9 @@ second Ctrl-C) holds the parent's standard output open and burns a core. So:
   do), and a signal that came is raised again, to the process's own handler, when the
   block ends, in ordinary code;
 - :func:`worker_started`, run first in every worker, ignores SIGINT (Ctrl-C is the
-  parent's), lets SIGTERM kill it (how executors stop workers) and makes it die with its
-  parent (Linux ``PR_SET_PDEATHSIG``).
+  parent's), lets SIGTERM kill it (how executors stop workers), resets SIGALRM (the
+  parent's timers do not come along) and makes it die with its parent (Linux
+  ``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from types import FrameType
 
-_HELD = (signal.SIGINT, signal.SIGTERM)
+#: SIGALRM: the command line's time-budget watchdog (cli/interrupt.py) interrupts as SIGINT
+_HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
 
 
 @contextmanager
@@ -56,6 +58,7 @@ def worker_started(parent: int) -> None:
     """In a forked worker of process ``parent``, before anything else (see the module)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # (the parent's deferral, above)
     with suppress(Exception):  # not Linux: the worker ends when its queue closes
         import ctypes
 

@@ -33,9 +33,10 @@ class Progress:
 
 def round_result(r: Run, results: list[TaskResult], states: set[int], *, cut: bool,
                  interrupted: bool, stop_first: bool, start: float, backend: Any,
-                 tasks_made: int, depth: int) -> Result:
+                 tasks_made: int, depth: int, lost: str = "") -> Result:
     """The result of a round: the coordinator's run ``r`` with the tasks' ``results``
-    summed into it, ``states`` the fingerprints of every state seen."""
+    summed into it, ``states`` the fingerprints of every state seen; ``lost``: why the
+    workers were lost, when that stopped the search."""
     st = r.stats
     for res in results:
         for k in SUMMED:
@@ -54,7 +55,8 @@ def round_result(r: Run, results: list[TaskResult], states: set[int], *, cut: bo
     stopped = bool(r.findings) and stop_first
     elapsed = time.perf_counter() - start
     if cut or interrupted:
-        why = f"interrupted ({INTERRUPTED_BY[0]})" if interrupted else "budget reached"
+        why = (f"interrupted ({INTERRUPTED_BY[0]})" if interrupted
+               else f"stopped ({lost})" if lost else "budget reached")
         coverage = (f"{why} after {st.executions} executions ({elapsed:.1f} s): "
                     "partial, no claim beyond them")
     elif stopped:

@@ -80,6 +80,12 @@ class TaskDpor(SourceDpor):
         ex = self._execution(list(task.prefix), fps, acqs)
         self.nthreads = n = len(ex.threads)
         self.stats.caching = self.cache_on and ex.hashable
+        if len(fps) < len(task.prefix) or ex.finding is not None:
+            # the prefix did not replay, or a check found something at its end that the
+            # coordinator's did not: see _diverged
+            self._diverged(ex, task.prefix[len(fps)] if len(fps) < len(task.prefix) else -1,
+                           len(fps))
+            return False
         tclock = tuple(tuple(0 for _ in range(n)) for _ in range(n))
         for i, (t, fp) in enumerate(zip(task.prefix, fps, strict=True)):
             ev, _races = scan(self, t, fp, tclock[t], None)  # races: the coordinator's
@@ -136,7 +142,30 @@ class TaskDpor(SourceDpor):
             ex.check_on = False
         self.r.goal_names = [g.name for g in ex.instance.goals]
         for tid in prefix:
+            if tid not in ex.enabled():  # another path than the coordinator's: _round
+                return ex
             acqs.append(ex.acquiring(tid))
             fps.append(ex.step(tid))
         ex.enable_checks()
         return ex
+
+    def _diverged(self, ex: Execution, tid: int, done: int) -> None:
+        """The task's prefix did not replay here: thread ``tid`` could not take its step
+        after ``done`` steps, or (``tid`` -1) the checks at its end found what they did
+        not find in the coordinator's process. The prefix is a path the coordinator's
+        process took, so the model does something else in this process (it reads the
+        process id, the environment, a global that changed since the fork). When the
+        path ended with a finding here (a thread or a check raised), that finding is
+        this task's result, for the coordinator to report (its trace will not replay
+        there, and says so); otherwise the search cannot go on."""
+        if ex.finding is not None:
+            self._leaf(ex, None)
+            self._execution_ended(ex)
+            return
+        name = ex.threads[tid].name
+        raise RuntimeError(
+            f"the model takes another path in a worker process than in the process that "
+            f"started the search (thread {name} cannot take step {done + 1} of the "
+            "execution there): a model must do the same on every run, whatever the process "
+            "(not read the process id, the environment, or state left from before the "
+            "fork); --jobs 1 runs the search in one process")

@@ -23,14 +23,19 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
+import threading
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any, NoReturn
 
 from pfnlab.explore.program import Program
+from pfnlab.explore.search.common import INTERRUPTED_BY
 from pfnlab.explore.search.parallel.exchange import Exchange
 from pfnlab.explore.search.parallel.forking import signals_held, worker_started
 from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerDied, WorkerLost, run_task
@@ -49,6 +54,11 @@ RAY_HINT = ("Ray is not installed: pip install 'pfnlab[ray]' (or pip install 'ra
 _PROGRAM: list[Program] = []  # the program the forked workers inherit
 
 
+class WorkersNotStarted(RuntimeError):
+    """The system refused the worker processes (open files, processes, memory): the
+    message says what to lower."""
+
+
 def default_workers() -> int:
     """The cores this process may run on (its CPU affinity: in a container or under
     ``taskset`` fewer than the machine has), else the machine's."""
@@ -65,7 +75,30 @@ def _init(parent: int, me: int = -1, exchange: Exchange | None = None) -> None:
 
 
 def _local_task(task: Task) -> TaskResult:
-    return run_task(_PROGRAM[-1], task)
+    try:
+        return run_task(_PROGRAM[-1], task)
+    except Exception as e:
+        raise sendable(e) from None
+
+
+def sendable(e: Exception) -> Exception:
+    """``e`` as it can travel to the coordinator: with the frames of its traceback here
+    as ``worker_frames`` ((file, line) pairs, innermost last: the traceback itself does
+    not travel), and, when it cannot be pickled and unpickled (an exception class whose
+    ``__init__`` takes other arguments than it passes on), as a RuntimeError saying its
+    type and message (a failed unpickling would break the pool and read as a dead
+    worker)."""
+    import pickle
+    import traceback
+
+    frames = [(f.filename, f.lineno or 0) for f in traceback.extract_tb(e.__traceback__)]
+    out = e
+    try:
+        pickle.loads(pickle.dumps(e))
+    except Exception:
+        out = RuntimeError(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+    out.worker_frames = frames  # type: ignore[attr-defined]
+    return out
 
 
 class InProcess:
@@ -170,10 +203,20 @@ class LocalProcesses:
         self.exchange: Exchange | None = None
 
     def start(self, program: Program, shared: Any = None) -> None:
-        """Fork the workers (they inherit ``program`` and the exchange's inboxes)."""
+        """Fork the workers (they inherit ``program`` and the exchange's inboxes);
+        :class:`WorkersNotStarted` when the system refuses them (too many open files,
+        processes, or too little memory)."""
         _PROGRAM.append(program)
-        self.exchange = Exchange(self.workers, mp.get_context("fork"))
-        self.pools = [self._pool(w) for w in range(self.workers)]
+        self.pools = []
+        try:
+            self.exchange = Exchange(self.workers, mp.get_context("fork"))
+            for w in range(self.workers):
+                self.pools.append(self._pool(w))
+        except OSError as e:
+            self.stop()
+            raise WorkersNotStarted(
+                f"could not start {self.workers} worker processes: {e.strerror or e}; give "
+                f"fewer (--jobs), or raise the limit (ulimit -n, ulimit -u)") from None
 
     def _pool(self, w: int) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init,
@@ -230,7 +273,8 @@ class LocalProcesses:
         and empty tables, ``RETRIES`` times at most; past that it stops (``WorkerLost``)."""
         self.retried += 1
         if self.retried > RETRIES:
-            raise WorkerLost(f"a worker process died {self.retried} times")
+            raise WorkerLost(f"a worker process died {self.retried} times: killed, out of "
+                             "memory, or model code ending its process (os._exit)")
         print("pfnlab: a worker process died; the search starts again", file=sys.stderr)
         raise WorkerDied
 
@@ -263,19 +307,95 @@ def ray_init(cpus: int | None = None, address: str | None = None) -> Any:
     """The ``ray`` module, connected: to the cluster at ``address``, else to a local
     instance with ``cpus`` CPUs (the machine's cores); RuntimeError saying how to install
     Ray when it is missing."""
+    # Ray's C++ handler of SIGTERM (a stack dump, then the process ends without its
+    # report) is off: Ray reads this when it is imported
+    os.environ.setdefault(_NO_RAY_HANDLER, "1")
     try:
         import ray
     except ImportError:
         raise RuntimeError(RAY_HINT) from None
+    with suppress(Exception):  # imported before: the constant it was read into
+        ray._private.ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
     if not ray.is_initialized():
         kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "configure_logging": False}
         if address:
-            ray.init(address=address, **kw)
+            reachable(address)
         else:
             _quiet_auth_notice()
-            ray.init(num_cpus=cpus or default_workers(), **kw)
+            kw["num_cpus"] = cpus or default_workers()
+        with _own_signals():
+            try:
+                ray.init(address=address or None, **kw)
+            except BaseException as e:  # Ctrl-C while it starts: what it started goes
+                started = _descendants()
+                with suppress(Exception):
+                    ray.shutdown()
+                for pid in started:  # its agents outlive the shutdown of a raylet
+                    with suppress(OSError):  # that had not finished starting
+                        os.kill(pid, signal.SIGKILL)
+                if isinstance(e, SystemExit) and e.code == signal.SIGTERM:
+                    # SIGTERM while it started, to Ray's handler of the while
+                    INTERRUPTED_BY[0] = "SIGTERM"
+                    raise KeyboardInterrupt from None
+                raise
     return ray
+
+
+def _descendants() -> list[int]:
+    """The processes below this one (Linux /proc; elsewhere none)."""
+    parent: dict[int, int] = {}
+    with suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with suppress(OSError, ValueError, IndexError), \
+                        open(f"/proc/{entry}/stat") as fh:
+                    parent[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+    out, todo = [], [os.getpid()]
+    while todo:
+        me = todo.pop()
+        kids = [pid for pid, pp in parent.items() if pp == me]
+        out += kids
+        todo += kids
+    return out
+
+
+@contextmanager
+def _own_signals() -> Iterator[None]:
+    """Ray's start-up puts in its own SIGTERM handler (one that exits): this process's
+    handlers of SIGINT and SIGTERM are put back when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    prev = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in prev.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+
+
+_NO_RAY_HANDLER = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
+
+
+def reachable(address: str, timeout: float = 5.0) -> None:
+    """RuntimeError unless something listens at a cluster's ``address`` (``HOST:PORT`` or
+    ``ray://HOST:PORT``; ``auto`` and other forms are left to Ray): Ray itself retries an
+    unreachable address without end, and Ctrl-C does not stop it."""
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
+                                 timeout=timeout).close()
+    except OSError as e:
+        raise RuntimeError(
+            f"cannot reach the cluster at {address}: {e.strerror or e}; start it (ray start "
+            "--head) or give the address it printed, or use --ray local") from None
 
 
 def _quiet_auth_notice() -> None:
