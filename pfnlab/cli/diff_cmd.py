@@ -81,10 +81,14 @@ def diff_cmd(
     check_outputs({"--output": output}, [m.path for m in loaded])
     diffs: list[ScenarioDiff] = []
     where = ["", ""]
-    with Status(f"diff {variant_a} -> {variant_b}") as status:
+    overrun = (f"--seconds {seconds:g} passed inside one step: a model thread that never "
+               "reaches a scheduling point?" if seconds is not None else "")
+    with Status(f"diff {variant_a} -> {variant_b}") as status, \
+            interrupt.deadline(seconds, overrun) as restart:
 
         def progress(name: str, variant: str, n: int) -> None:
             interrupt.stop_if_interrupted()
+            restart()  # each search has the time budget (and the watchdog) of its own
             where[:] = [name, variant]
             status.phase(f"scenario {n}/{len(names)} {name} on {variant}")
 

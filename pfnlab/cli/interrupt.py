@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -117,17 +117,21 @@ GRACE = 2.0
 
 
 @contextmanager
-def deadline(seconds: float | None, why: str) -> Iterator[None]:
+def deadline(seconds: float | None, why: str) -> Iterator[Callable[[], None]]:
     """Within this block, :data:`GRACE` seconds after ``seconds`` (a time budget the
     search checks between steps), interrupt the command as Ctrl-C would, the cause being
     ``why``: a model thread that never reaches a scheduling point (a loop with no shared
     access) would otherwise keep the search from ever looking at its clock. Nothing
     without a budget, outside the main thread, or where the process has an alarm of its
-    own (a SIGALRM handler)."""
+    own (a SIGALRM handler). The block gets a function that starts the count again: a
+    command that runs several searches, each with the budget, calls it before each."""
     if seconds is None or threading.current_thread() is not threading.main_thread() \
             or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None):
-        yield
+        yield lambda: None
         return
+
+    def restart() -> None:
+        signal.setitimer(signal.ITIMER_REAL, seconds + GRACE)
 
     def ring(signum: int, frame: FrameType | None) -> None:
         if _count[0] == 0:
@@ -136,9 +140,9 @@ def deadline(seconds: float | None, why: str) -> Iterator[None]:
             raise KeyboardInterrupt
 
     prev = signal.signal(signal.SIGALRM, ring)
-    signal.setitimer(signal.ITIMER_REAL, seconds + GRACE)
+    restart()
     try:
-        yield
+        yield restart
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, prev)

@@ -370,6 +370,25 @@ def test_seconds_stops_a_thread_that_never_reaches_a_scheduling_point(
         "reaches a scheduling point?)" in " ".join(out.stdout.split())
 
 
+
+def test_diff_seconds_stops_each_search_that_never_reaches_a_scheduling_point(
+        tmp_path: Path) -> None:
+    """diff runs a search per design and scenario, each with the budget: the watchdog is
+    started again before each, and stops the first that spins."""
+    model = tmp_path / "spins.py"
+    model.write_text(ONLY_IN_A_WORKER.format(name="spins", what="while True:\n"
+                                             "                pass").replace(
+        "if os.getpid() != PARENT:", "if PARENT:"))
+    t0 = time.monotonic()
+    out = subprocess.run([*PFNLAB, "diff", str(model), "v5.4", "v5.3", "--seconds", "1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3, out
+    assert time.monotonic() - t0 < 15
+    flat = " ".join(out.stdout.split())
+    assert "interrupted (--seconds 1 passed inside one step: a model thread that never " \
+        "reaches a scheduling point?): 0 of 1 scenarios compared; not compared: spins" in flat
+
+
 SPINNING_BUILD = '''from pfnlab import scenario
 
 
