@@ -179,14 +179,7 @@ def race(s: Searching, k: int, j: int, ej: Event) -> None:
         return
     v = [events[i] for i in range(k + 1, j) if not ek.seq <= events[i].clock[ek.tid]]
     v.append(ej)
-    initials: list[int] = []
-    seen: set[int] = set()
-    for idx, el in enumerate(v):
-        if el.tid in seen:
-            continue
-        seen.add(el.tid)
-        if not any(em.seq <= el.clock[em.tid] for em in v[:idx]):
-            initials.append(el.tid)
+    initials = initials_of(v)
     if k < s.nfrozen:  # a frozen node: whoever froze it decides
         s.reports.append(("race", k, tuple(initials), tuple(el.tid for el in v)))
         return
@@ -229,8 +222,12 @@ def known_initials(events: list[Event], k: int) -> list[int] | None:
     (every initial is below the hit, unknown)."""
     ek = events[k]
     v = [el for el in events[k + 1:] if not ek.seq <= el.clock[ek.tid]]
-    if not v:
-        return None
+    return initials_of(v) if v else None
+
+
+def initials_of(v: list[Event]) -> list[int]:
+    """The initials of the sequence ``v``: the threads whose first event in ``v`` has no
+    event of ``v`` before it that happens before it, in the order of those events."""
     initials: list[int] = []
     seen: set[int] = set()
     for idx, el in enumerate(v):
