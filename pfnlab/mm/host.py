@@ -17,7 +17,7 @@ anon 4K             1 (mapping) normal, writable
 THP                 1 (mapping) one huge PMD; tails 0; PMD-mapped (TransCompoundMap)
 hugetlb             2 (pagecache, mapping) one huge PMD; vma pagesize = pmd_pages
 zero page           1           special, read-only (x86 maps the zero pfn pte_special)
-devdax / fsdax      1 (memmap_init) devmap (no reference); 4K or 2M-aligned devdax
+devdax / fsdax      1 (memmap_init) devmap (no reference); 4K or 2M-aligned/PMD-mapped
 PFNMAP no page      --          special, VM_IO|VM_PFNMAP, pfns outside any section
 PFNMAP with page    1 (driver) or 0  special, VM_IO|VM_PFNMAP (remap_pfn_range)
 MIXEDMAP with page  2 (driver, mapping) normal (vm_insert_page)
@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pfnlab.mm.dax import DaxDevice, dev_dax_fault_handler
+from pfnlab.mm.fsdax import fsdax_region
 from pfnlab.mm.memmap import Section, arch_add_memory, online_mem_sections
 from pfnlab.mm.memremap import (
     MEMORY_DEVICE_DEVDAX,
-    MEMORY_DEVICE_FS_DAX,
     DevPagemap,
     memremap_pages,
 )
@@ -407,21 +407,13 @@ class Host:
             Region(name, "devdax", hva, hva + npages, pfn, vma, pgmap, dax, mapping, pages)
         )
 
-    def add_fsdax(self, npages: int = 1, *, name: str | None = None) -> Region:
-        """A file on an fsdax (pmem) filesystem mapped with devmap PTEs; free-at-1 pages."""
-        name = self._name("pmem", name)
-        pfn = self._alloc_pfns(npages)
-        pgmap = DevPagemap(name, MEMORY_DEVICE_FS_DAX, pfn, npages)
-        memremap_pages(self, pgmap)
-        mapping = AddressSpace(f"{name}.file", tuple(range(pfn, pfn + npages)))
-        hva = self._alloc_hvas(npages)
-        vma = self._vma(name, hva, npages, VM_WRITE, dax=True, mapping=mapping)
-        mapping.vmas.append(vma)
-        self._ptes(hva, [PteVal(pfn + i, devmap=True, special=True) for i in range(npages)])
-        pages = tuple(self.memmap[p] for p in range(pfn, pfn + npages))
-        return self._add(
-            Region(name, "fsdax", hva, hva + npages, pfn, vma, pgmap, None, mapping, pages)
-        )
+    def add_fsdax(self, npages: int = 1, *, name: str | None = None, align: int = 1,
+                  huge: bool = False) -> Region:
+        """A file on an fsdax (pmem) filesystem mapped with devmap PTEs; free-at-1 pages,
+        never compound. ``align`` 1 or ``pmd_pages``: the file's pfns 2M-aligned;
+        ``huge`` (needs that alignment) maps it with devmap huge PMDs instead
+        (``vmf_insert_pfn_pmd``; pfnlab.mm.fsdax)."""
+        return self._add(fsdax_region(self, npages, self._name("pmem", name), align, huge))
 
     def add_pfnmap_io(self, npages: int = 1, *, writable: bool = True,
                       name: str | None = None) -> Region:
