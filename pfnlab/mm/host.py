@@ -236,14 +236,17 @@ class Host:
         hva = self._alloc_hvas(npages)
         vma = self._vma(name, hva, npages, VM_WRITE if writable else 0)
         self._ptes(hva, [PteVal(pfn + i, write=writable) for i in range(npages)])
-        pool = None
-        if refault:
-            pool = self.add_free(refault, name=f"{name}:free")
-            for p in pool.pages:
-                p.anon = True  # what the fault will make of them (page_add_new_anon_rmap)
-            vma.anon_pool = pool
+        pool = self._anon_pool(vma, name, refault)
         return self._add(Region(name, "anon", hva, hva + npages, pfn, vma, pages=tuple(pages),
                                 pool=pool))
+
+    def _anon_pool(self, vma: Vma, name: str, n: int) -> PagePool | None:
+        if not n:
+            return None
+        vma.anon_pool = pool = self.add_free(n, name=f"{name}:free")
+        for p in pool.pages:
+            p.anon = True  # what the fault will make of them (page_add_new_anon_rmap)
+        return pool
 
     def add_free(self, npages: int = 1, *, name: str = "free") -> PagePool:
         """Free RAM pages (refcount 0, unmapped): a pool ``alloc_page`` takes pages from
@@ -330,15 +333,18 @@ class Host:
         self._pmds(hva, n, [PteVal(pfn + k * self.pmd_pages, huge=True) for k in range(nr_huge)])
         return self._add(Region(name, "hugetlb", hva, hva + n, pfn, vma, pages=tuple(pages)))
 
-    def add_zero(self, npages: int = 1, *, name: str | None = None) -> Region:
-        """Anonymous memory read-faulted only: read-only special PTEs to the zero pfn."""
+    def add_zero(self, npages: int = 1, *, name: str | None = None,
+                 refault: int = 0) -> Region:
+        """Anonymous memory read-faulted only: read-only special PTEs to the zero pfn. With
+        ``refault`` N, a write fault copies the zero page into one of N free pages
+        (``do_wp_page`` -> ``wp_page_copy``; ``Region.pool``)."""
         name = self._name("zero", name)
         hva = self._alloc_hvas(npages)
         vma = self._vma(name, hva, npages, VM_WRITE)
         self._ptes(hva, [PteVal(self.zero_pfn, write=False, special=True)] * npages)
-        return self._add(
-            Region(name, "zero", hva, hva + npages, self.zero_pfn, vma, pages=(self.zero_page,))
-        )
+        pool = self._anon_pool(vma, name, refault)
+        return self._add(Region(name, "zero", hva, hva + npages, self.zero_pfn, vma,
+                                pages=(self.zero_page,), pool=pool))
 
     def add_devdax(
         self,

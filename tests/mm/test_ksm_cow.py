@@ -199,3 +199,14 @@ def test_remaps_call_change_pte_inside_the_bracket_before_the_pte_is_set(host: H
     assert [c[0] for c in rec.calls] == ["start", "change", "end"]
     assert rec.calls[1][1:] == (ram.start, PteVal(new.pfn, write=True), (None,))
     assert rec.calls[2][3] == (PteVal(new.pfn, write=True),)
+
+
+def test_a_write_to_a_zero_page_region_copies_into_its_pool(host: Host) -> None:
+    z = host.add_zero(1, refault=1)
+    assert z.pool is not None and z.vma.anon_pool is z.pool
+    new = z.pool.pages[0]
+    assert handle_mm_fault(z.vma, z.start, True)
+    assert host.mm.ptes[z.start].val == PteVal(new.pfn, write=True)
+    assert (new.data, new.refcount, new.owners) == (0, 1, ((MAPPING, 1),))
+    assert host.zero_page.refcount == 1  # the zero page is not the mapping's: untouched
+    assert host.add_zero(1).pool is None
