@@ -50,6 +50,10 @@ CASES = [
      "fsdax-level-by-host",
      ["kvm.spte2M[0x0].spte None -> pfn 0x104", "page 0x108 ref 1 -> 2",
       "kvm_is_zone_device_pfn(0x108) = true", "kvm.spte2M[0x2].spte None -> pfn 0x108"]),
+    ("cow_remap.py", "fault-vs-cow", "cow-retry-seq-only", "no-stale-spte",
+     "cow-retry-seq-and-count",
+     ["do_wp_page()", "alloc_page()", "kvm.mmu_notifier_count 0 -> 1", "hva_to_pfn_slow()",
+      "mmu_notifier_retry(kvm, 0x0)", "kvm.spte[0x0].spte None ->"]),
 ]
 
 
