@@ -6,9 +6,9 @@ The guest page behind gfn 0 was only read so far: its PTE maps the zero page rea
 (``ptep_clear_flush_notify``, then ``set_pte_at_notify``, which calls KVM's
 ``change_pte``); the zero page stays what it is. A vCPU read-faults on gfn 0 meanwhile.
 
-v6.9 dropped KVM's ``change_pte`` hook: since ``invalidate_range_start`` zaps and
-``mmu_notifier_retry`` refuses a fault while ``mmu_notifier_count`` is raised, it never
-finds an SPTE to change. The buggy design drops it too but checks only
+v6.10 dropped KVM's ``change_pte`` hook (f3b65bbaed7c): since ``invalidate_range_start``
+zaps and ``mmu_notifier_retry`` refuses a fault while ``mmu_notifier_count`` is raised, it
+never finds an SPTE to change. The buggy design drops it too but checks only
 ``mmu_notifier_seq`` ("the invalidation bumps it at its end"): a fault that looked the zero
 page up before the remap and takes ``mmu_lock`` while the invalidation runs installs an
 SPTE to the zero page, and nothing removes it once the host maps the copy there. The old
@@ -64,7 +64,7 @@ def build(variant, sz):
 
 
 def change_pte_dropped(kvm, hva, val):
-    """virt/kvm/kvm_main.c v6.9: no ->change_pte (the hook was removed)."""
+    """virt/kvm/kvm_main.c v6.10: no ->change_pte (the hook was removed)."""
 
 
 def retry_seq_only(kvm, mmu_seq):
@@ -80,7 +80,7 @@ def retry_seq_and_count(kvm, mmu_seq):
 variant("cow-retry-seq-only", parent="v5.4",
         overrides={"kvm_mmu_notifier_change_pte": change_pte_dropped,
                    "mmu_notifier_retry": retry_seq_only},
-        summary="no change_pte (as v6.9), and mmu_notifier_retry reads only the sequence")
+        summary="no change_pte (as v6.10), and mmu_notifier_retry reads only the sequence")
 variant("cow-retry-seq-and-count", parent="cow-retry-seq-only",
         overrides={"mmu_notifier_retry": retry_seq_and_count},
         summary="no change_pte, and mmu_notifier_retry while the count is raised too")

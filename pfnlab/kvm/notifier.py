@@ -66,7 +66,7 @@ def kvm_mmu_notifier_change_pte(kvm: Kvm, hva: int, val: Any) -> None:
     """virt/kvm/kvm_main.c v5.4: under mmu_lock, seq++ and ``kvm_set_spte_hva``.
 
     v5.4 calls it inside the invalidation bracket, after ``invalidate_range_start`` zapped
-    the SPTEs: it finds nothing to change (v6.9 dropped the hook for that reason)."""
+    the SPTEs: it finds nothing to change (v6.10 dropped the hook, f3b65bbaed7c)."""
     kvm.mmu_lock.acquire()
     atomic(kvm, "mmu_notifier_seq", lambda s: (s + 1, None))
     kvm_set_spte_hva(kvm, hva, val)
