@@ -65,6 +65,14 @@ def test_pdoc_builds_the_reference(tmp_path: Path) -> None:
         doc = inspect.getdoc(getattr(pfnlab.mm, name))
         if inspect.isfunction(getattr(pfnlab.mm, name)):
             assert doc and " v5.4" in doc.splitlines()[0], name
+    # a PTE switched to another page under the notifiers, and KVM's ->change_pte (issue 29)
+    for name in ("set_pte_at_notify", "mmu_notifier_change_pte", "wp_page_copy",
+                 "replace_page"):
+        assert f'id="{name}"' in mm, name
+        doc = inspect.getdoc(getattr(pfnlab.mm, name))
+        assert doc and " v5.4" in doc.splitlines()[0], name
+    for name in ("kvm_mmu_notifier_change_pte", "kvm_set_spte_hva"):
+        assert f'id="{name}"' in kvm, name
     sparse_rcu = (tmp_path / "pfnlab" / "mm" / "sparse_rcu.html").read_text()
     for name in ("pfn_valid", "section_deactivate", "V6_8", "V6_10"):
         assert f'id="{name}"' in sparse_rcu, name

@@ -100,6 +100,7 @@ from pfnlab.kvm.mmu_page import KvmMmuPage, TdpMmu, VcpuMmu, kvm_mmu_init_tdp_mm
 from pfnlab.kvm.notifier import (
     kvm_arch_mmu_notifier_invalidate_range,
     kvm_destroy_vm,
+    kvm_mmu_notifier_change_pte,
     kvm_mmu_notifier_invalidate_range,
     kvm_mmu_notifier_invalidate_range_end,
     kvm_mmu_notifier_invalidate_range_start,
@@ -166,6 +167,7 @@ from pfnlab.kvm.refcounted import (
 from pfnlab.kvm.spte import (
     drop_spte,
     kvm_mmu_zap_all,
+    kvm_set_spte_hva,
     kvm_unmap_hva_range,
     kvm_zap_rmapp,
     mmu_set_spte,
@@ -272,6 +274,7 @@ __all__ = [
     "kvm_mmu_init_tdp_mmu",
     "kvm_mmu_load",
     "kvm_mmu_max_mapping_level",
+    "kvm_mmu_notifier_change_pte",
     "kvm_mmu_notifier_invalidate_range",
     "kvm_mmu_notifier_invalidate_range_end",
     "kvm_mmu_notifier_invalidate_range_start",
@@ -293,6 +296,7 @@ __all__ = [
     "kvm_set_page_dirty",
     "kvm_set_pfn_accessed",
     "kvm_set_pfn_dirty",
+    "kvm_set_spte_hva",
     "kvm_tdp_mmu_get_root",
     "kvm_tdp_mmu_get_vcpu_root_hpa",
     "kvm_tdp_mmu_map",

@@ -127,6 +127,7 @@ class MmuNotifierOps:
     invalidate_range_end: Callable[[Kvm, int, int], None]
     invalidate_range: Callable[[Kvm, int, int], None]
     release: Callable[[Kvm], None]
+    change_pte: Callable[[Kvm, int, Any], None]
 
 
 class Vcpu:
@@ -268,6 +269,10 @@ class Kvm(Shared):
     def release(self, mm: Any) -> None:
         """mm → KVM: ``mmu_notifier_release`` (exit_mmap or unregister)."""
         self._ops().release(self)
+
+    def change_pte(self, mm: Any, hva: int, val: Any) -> None:
+        """mm → KVM: ``->change_pte`` (``set_pte_at_notify``: ``hva`` gets PTE ``val``)."""
+        self._ops().change_pte(self, hva, val)
 
 
 orders(Kvm, "mmu_notifier_seq", "mmu_notifier_count", primitive="mmu_notifier_retry()",

@@ -8,12 +8,14 @@ model checks the value it just wrote (``fail("notifier-balanced")``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from pfnlab import mm
 from pfnlab.explore import atomic, fail, free
 from pfnlab.kernel.kfunc import kfunc
 from pfnlab.kvm import ghost
 from pfnlab.kvm.kvm import Kvm, MmuNotifierOps
-from pfnlab.kvm.spte import kvm_mmu_zap_all, kvm_unmap_hva_range
+from pfnlab.kvm.spte import kvm_mmu_zap_all, kvm_set_spte_hva, kvm_unmap_hva_range
 
 
 @kfunc
@@ -60,6 +62,18 @@ def kvm_arch_mmu_notifier_invalidate_range(kvm: Kvm, start: int, end: int) -> No
 
 
 @kfunc
+def kvm_mmu_notifier_change_pte(kvm: Kvm, hva: int, val: Any) -> None:
+    """virt/kvm/kvm_main.c v5.4: under mmu_lock, seq++ and ``kvm_set_spte_hva``.
+
+    v5.4 calls it inside the invalidation bracket, after ``invalidate_range_start`` zapped
+    the SPTEs: it finds nothing to change (v6.10 dropped the hook, f3b65bbaed7c)."""
+    kvm.mmu_lock.acquire()
+    atomic(kvm, "mmu_notifier_seq", lambda s: (s + 1, None))
+    kvm_set_spte_hva(kvm, hva, val)
+    kvm.mmu_lock.release()
+
+
+@kfunc
 def kvm_mmu_notifier_release(kvm: Kvm) -> None:
     """virt/kvm/kvm_main.c v5.4: kvm_arch_flush_shadow_all → kvm_mmu_zap_all."""
     kvm_mmu_zap_all(kvm)
@@ -99,6 +113,7 @@ KVM_MMU_NOTIFIER_OPS = MmuNotifierOps(
     invalidate_range_end=kvm_mmu_notifier_invalidate_range_end,
     invalidate_range=kvm_mmu_notifier_invalidate_range,
     release=kvm_mmu_notifier_release,
+    change_pte=kvm_mmu_notifier_change_pte,
 )
 
 

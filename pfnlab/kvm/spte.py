@@ -8,6 +8,8 @@ this model (no fast_page_fault, no hardware A/D updates).
 
 from __future__ import annotations
 
+from typing import Any
+
 from pfnlab import mm
 from pfnlab.explore import atomic
 from pfnlab.kernel.kfunc import kfunc
@@ -77,6 +79,26 @@ def kvm_unmap_hva_range(kvm: Kvm, start: int, end: int) -> bool:
                 sp = kvm.sptes.get((level, gfn))
                 if sp is not None and sp.slot_id == slot.id:
                     flush |= kvm_zap_rmapp(kvm, sp)
+    return flush
+
+
+@kfunc
+def kvm_set_spte_hva(kvm: Kvm, hva: int, val: Any) -> bool:
+    """arch/x86/kvm/mmu.c v5.4 (kvm_set_pte_rmapp on the 4K rmap of ``hva``'s gfns): a
+    present SPTE is dropped if the new host PTE ``val`` is writable, else switched to its
+    pfn read-only. Returns whether a TLB flush is needed."""
+    flush = False
+    for slot in kvm.memslots:
+        for gfn in slot.hva_range_to_gfns(hva, hva + 1):
+            sp = kvm.sptes.get((PT_PAGE_TABLE_LEVEL, gfn))
+            if sp is None or sp.slot_id != slot.id or sp.spte is None:
+                continue
+            flush = True
+            if val.write:
+                drop_spte(kvm, sp)
+            else:
+                mmu_spte_clear_track_bits(kvm, sp)
+                mmu_spte_update(kvm, sp, SpteVal(val.pfn, False, False, False))
     return flush
 
 

@@ -83,6 +83,7 @@ from pfnlab.mm.migrate import (
     unmap_and_move,
 )
 from pfnlab.mm.notifier import (
+    mmu_notifier_change_pte,
     mmu_notifier_invalidate_range,
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_only_end,
@@ -90,6 +91,7 @@ from pfnlab.mm.notifier import (
     mmu_notifier_register,
     mmu_notifier_release,
     mmu_notifier_unregister,
+    set_pte_at_notify,
     tlb_finish_mmu,
     unmap_mapping_range,
     unmap_page_range,
@@ -301,6 +303,7 @@ __all__ = [
     "migrate_page_copy",
     "migrate_page_move_mapping",
     "migrate_page_thread",
+    "mmu_notifier_change_pte",
     "mmu_notifier_invalidate_range",
     "mmu_notifier_invalidate_range_end",
     "mmu_notifier_invalidate_range_only_end",
@@ -335,6 +338,7 @@ __all__ = [
     "remove_migration_pte",
     "replace_page",
     "section_deactivate",
+    "set_pte_at_notify",
     "sparse_rcu",
     "sparse_remove_section",
     "split_huge_page",

@@ -19,6 +19,7 @@ from pfnlab.mm.notifier import (
     mmu_notifier_invalidate_range,
     mmu_notifier_invalidate_range_only_end,
     mmu_notifier_invalidate_range_start,
+    set_pte_at_notify,
 )
 from pfnlab.mm.owners import ALLOC, COW, MAPPING
 from pfnlab.mm.page import Page, _ledger, get_page, put_page
@@ -70,8 +71,9 @@ def wp_page_copy(vma: Vma, hva: int, orig: PteVal, old: Page | None) -> bool:
     ptep = mm.ptes[hva]
     replaced = ptep.val == orig
     if replaced:
-        ptep.val = PteVal(new.pfn, write=True)  # ptep_clear_flush_notify + set_pte_at_notify
+        ptep.val = None  # ptep_clear_flush_notify: secondary TLBs under the lock
         mmu_notifier_invalidate_range(mm, hva, hva + 1)
+        set_pte_at_notify(mm, hva, PteVal(new.pfn, write=True))
         _ledger(new, -1, ALLOC)  # page_add_new_anon_rmap: the mapping's reference now
         _ledger(new, 1, MAPPING)
     if not replaced:

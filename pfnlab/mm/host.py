@@ -17,7 +17,7 @@ anon 4K             1 (mapping) normal, writable
 THP                 1 (mapping) one huge PMD; tails 0; PMD-mapped (TransCompoundMap)
 hugetlb             2 (pagecache, mapping) one huge PMD; vma pagesize = pmd_pages
 zero page           1           special, read-only (x86 maps the zero pfn pte_special)
-devdax / fsdax      1 (memmap_init) devmap (no reference); 4K or 2M-aligned devdax
+devdax / fsdax      1 (memmap_init) devmap (no reference); 4K or 2M-aligned/PMD-mapped
 PFNMAP no page      --          special, VM_IO|VM_PFNMAP, pfns outside any section
 PFNMAP with page    1 (driver) or 0  special, VM_IO|VM_PFNMAP (remap_pfn_range)
 MIXEDMAP with page  2 (driver, mapping) normal (vm_insert_page)
@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pfnlab.mm.dax import DaxDevice, dev_dax_fault_handler
+from pfnlab.mm.fsdax import fsdax_region
 from pfnlab.mm.memmap import Section, arch_add_memory, online_mem_sections
 from pfnlab.mm.memremap import (
     MEMORY_DEVICE_DEVDAX,
-    MEMORY_DEVICE_FS_DAX,
     DevPagemap,
     memremap_pages,
 )
@@ -236,14 +236,17 @@ class Host:
         hva = self._alloc_hvas(npages)
         vma = self._vma(name, hva, npages, VM_WRITE if writable else 0)
         self._ptes(hva, [PteVal(pfn + i, write=writable) for i in range(npages)])
-        pool = None
-        if refault:
-            pool = self.add_free(refault, name=f"{name}:free")
-            for p in pool.pages:
-                p.anon = True  # what the fault will make of them (page_add_new_anon_rmap)
-            vma.anon_pool = pool
+        pool = self._anon_pool(vma, name, refault)
         return self._add(Region(name, "anon", hva, hva + npages, pfn, vma, pages=tuple(pages),
                                 pool=pool))
+
+    def _anon_pool(self, vma: Vma, name: str, n: int) -> PagePool | None:
+        if not n:
+            return None
+        vma.anon_pool = pool = self.add_free(n, name=f"{name}:free")
+        for p in pool.pages:
+            p.anon = True  # what the fault will make of them (page_add_new_anon_rmap)
+        return pool
 
     def add_free(self, npages: int = 1, *, name: str = "free") -> PagePool:
         """Free RAM pages (refcount 0, unmapped): a pool ``alloc_page`` takes pages from
@@ -330,15 +333,18 @@ class Host:
         self._pmds(hva, n, [PteVal(pfn + k * self.pmd_pages, huge=True) for k in range(nr_huge)])
         return self._add(Region(name, "hugetlb", hva, hva + n, pfn, vma, pages=tuple(pages)))
 
-    def add_zero(self, npages: int = 1, *, name: str | None = None) -> Region:
-        """Anonymous memory read-faulted only: read-only special PTEs to the zero pfn."""
+    def add_zero(self, npages: int = 1, *, name: str | None = None,
+                 refault: int = 0) -> Region:
+        """Anonymous memory read-faulted only: read-only special PTEs to the zero pfn. With
+        ``refault`` N, a write fault copies the zero page into one of N free pages
+        (``do_wp_page`` -> ``wp_page_copy``; ``Region.pool``)."""
         name = self._name("zero", name)
         hva = self._alloc_hvas(npages)
         vma = self._vma(name, hva, npages, VM_WRITE)
         self._ptes(hva, [PteVal(self.zero_pfn, write=False, special=True)] * npages)
-        return self._add(
-            Region(name, "zero", hva, hva + npages, self.zero_pfn, vma, pages=(self.zero_page,))
-        )
+        pool = self._anon_pool(vma, name, refault)
+        return self._add(Region(name, "zero", hva, hva + npages, self.zero_pfn, vma,
+                                pages=(self.zero_page,), pool=pool))
 
     def add_devdax(
         self,
@@ -407,21 +413,13 @@ class Host:
             Region(name, "devdax", hva, hva + npages, pfn, vma, pgmap, dax, mapping, pages)
         )
 
-    def add_fsdax(self, npages: int = 1, *, name: str | None = None) -> Region:
-        """A file on an fsdax (pmem) filesystem mapped with devmap PTEs; free-at-1 pages."""
-        name = self._name("pmem", name)
-        pfn = self._alloc_pfns(npages)
-        pgmap = DevPagemap(name, MEMORY_DEVICE_FS_DAX, pfn, npages)
-        memremap_pages(self, pgmap)
-        mapping = AddressSpace(f"{name}.file", tuple(range(pfn, pfn + npages)))
-        hva = self._alloc_hvas(npages)
-        vma = self._vma(name, hva, npages, VM_WRITE, dax=True, mapping=mapping)
-        mapping.vmas.append(vma)
-        self._ptes(hva, [PteVal(pfn + i, devmap=True, special=True) for i in range(npages)])
-        pages = tuple(self.memmap[p] for p in range(pfn, pfn + npages))
-        return self._add(
-            Region(name, "fsdax", hva, hva + npages, pfn, vma, pgmap, None, mapping, pages)
-        )
+    def add_fsdax(self, npages: int = 1, *, name: str | None = None, align: int = 1,
+                  huge: bool = False) -> Region:
+        """A file on an fsdax (pmem) filesystem mapped with devmap PTEs; free-at-1 pages,
+        never compound. ``align`` 1 or ``pmd_pages``: the file's pfns 2M-aligned;
+        ``huge`` (needs that alignment) maps it with devmap huge PMDs instead
+        (``vmf_insert_pfn_pmd``; pfnlab.mm.fsdax)."""
+        return self._add(fsdax_region(self, npages, self._name("pmem", name), align, huge))
 
     def add_pfnmap_io(self, npages: int = 1, *, writable: bool = True,
                       name: str | None = None) -> Region:

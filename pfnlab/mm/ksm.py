@@ -9,9 +9,9 @@ under the notifiers and the old page loses the mapping's reference (freed). A la
 copies the KSM page (``do_wp_page``, pfnlab.mm.cow).
 
 KSM pages come from ``Host.add_ksm(n)`` (set-up): refcount 1 (owner ``ksm``), PageKsm.
-The model does not make new ones at run time, and ``change_pte`` (``set_pte_at_notify``)
-is not modelled: in v5.4 KVM has zapped its SPTEs in ``invalidate_range_start`` by then,
-so KVM's ``change_pte`` finds nothing to change.
+The model does not make new ones at run time. The new PTEs are set by
+``set_pte_at_notify`` (``->change_pte`` first): in v5.4 KVM has zapped its SPTEs in
+``invalidate_range_start`` by then, so KVM's ``change_pte`` finds nothing to change.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pfnlab.mm.migrate import EAGAIN, EFAULT, EINVAL, anon_page_at
 from pfnlab.mm.notifier import (
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_start,
+    set_pte_at_notify,
 )
 from pfnlab.mm.owners import KSM, MAPPING
 from pfnlab.mm.page import Page, get_page, get_page_unless_zero, page_count, put_page
@@ -50,7 +51,8 @@ def write_protect_page(vma: Vma, hva: int, page: Page) -> PteVal | None:
             if page_count(page) != 2:  # page_mapcount(page) + 1 (ksmd) != page_count(page)
                 ptep.val = orig  # set_pte_at(..., entry): someone pins it
             else:
-                out = ptep.val = orig._replace(write=False)  # set_pte_at_notify(wrprotect)
+                out = orig._replace(write=False)
+                set_pte_at_notify(mm, hva, out)  # the PTE write-protected
     mm.ptl.release()
     mmu_notifier_invalidate_range_end(mm, hva, hva + 1)
     return out
@@ -68,7 +70,8 @@ def replace_page(vma: Vma, hva: int, page: Page, kpage: Page, orig: PteVal) -> b
     ok = ptep.val == orig
     if ok:
         get_page(kpage, MAPPING)  # page_add_anon_rmap
-        ptep.val = PteVal(kpage.pfn, write=False)  # ptep_clear_flush + set_pte_at_notify
+        ptep.val = None  # ptep_clear_flush
+        set_pte_at_notify(mm, hva, PteVal(kpage.pfn, write=False))
         put_page(page, MAPPING)  # page_remove_rmap + put_page
     mm.ptl.release()
     mmu_notifier_invalidate_range_end(mm, hva, hva + 1)

@@ -5,7 +5,8 @@ Subscribers are objects with ``invalidate_range_start(mm, start, end)``,
 and optionally ``invalidate_range(mm, start, end)`` (the ``->invalidate_range`` of
 secondary TLBs that share the CPU's page tables: an IOMMU, KVM's APIC-access page), called
 by :func:`mmu_notifier_invalidate_range` and by ``invalidate_range_end`` before each
-subscriber's ``invalidate_range_end``.
+subscriber's ``invalidate_range_end``, and ``change_pte(mm, hva, val)``, called by
+:func:`set_pte_at_notify` when a PTE is switched to another page (KSM, copy-on-write).
 They are stored in the shared field ``Mm.notifiers``, so they must hash stably across
 executions: make them :class:`~pfnlab.explore.Shared` objects. Ranges are ``[start, end)``
 in hva page numbers.
@@ -98,6 +99,26 @@ def mmu_notifier_invalidate_range(mm: Mm, start: int, end: int) -> None:
         if rng is not None:
             rng(mm, start, end)
     mm.notifier_srcu.read_unlock()
+
+
+@kfunc
+def mmu_notifier_change_pte(mm: Mm, hva: int, val: PteVal) -> None:
+    """mm/mmu_notifier.c v5.4 __mmu_notifier_change_pte: under srcu, every subscriber's
+    ->change_pte (if it has one) with the PTE about to be set at ``hva``."""
+    mm.notifier_srcu.read_lock()
+    for sub in mm.notifiers:
+        change = getattr(sub, "change_pte", None)
+        if change is not None:
+            change(mm, hva, val)
+    mm.notifier_srcu.read_unlock()
+
+
+@kfunc
+def set_pte_at_notify(mm: Mm, hva: int, val: PteVal) -> None:
+    """include/linux/mmu_notifier.h v5.4: ->change_pte, then set the PTE at ``hva`` (the
+    caller holds the page-table lock, inside an invalidate_range_start/end bracket)."""
+    mmu_notifier_change_pte(mm, hva, val)
+    mm.ptes[hva].val = val
 
 
 @kfunc

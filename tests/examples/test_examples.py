@@ -46,6 +46,14 @@ CASES = [
      "tdp-unmap-v5.16",
      ["kvm.root0.spte[0x0].spte None ->", "note: yields mmu_lock walking",
       "kvm_tdp_mmu_put_root()", "kvm.root0.tdp_mmu_root_count 1 -> 0", "free(kvm.root0)"]),
+    ("fsdax_pmd.py", "fault-on-fsdax-pmd-and-pte", "fsdax-level-by-page", "huge-only-thp",
+     "fsdax-level-by-host",
+     ["kvm.spte2M[0x0].spte None -> pfn 0x104", "page 0x108 ref 1 -> 2",
+      "kvm_is_zone_device_pfn(0x108) = true", "kvm.spte2M[0x2].spte None -> pfn 0x108"]),
+    ("cow_remap.py", "fault-vs-cow", "cow-retry-seq-only", "no-stale-spte",
+     "cow-retry-seq-and-count",
+     ["do_wp_page()", "alloc_page()", "kvm.mmu_notifier_count 0 -> 1", "hva_to_pfn_slow()",
+      "mmu_notifier_retry(kvm, 0x0)", "kvm.spte[0x0].spte None ->"]),
 ]
 
 
@@ -154,6 +162,14 @@ def test_a_huge_spte_finding_names_gfn_pfn_and_hva_as_such() -> None:
     assert bad.findings[0].message == (
         "huge-spte-host-small on pfn 0x104: gfn 0x0 mapped huge, but the host maps hva 0x10 "
         "with 1 page(s)")
+
+
+def test_v5_4_maps_a_pmd_mapped_fsdax_file_4k() -> None:
+    """docs/cookbook.md recipe 12: the pages are not compound, so v5.4's
+    PageTransCompoundMap test never maps the file huge (no finding, the goal missed)."""
+    pfnlab.load_model(EX / "fsdax_pmd.py")
+    r = pfnlab.check("v5.4", "fault-on-fsdax-pmd-and-pte")
+    assert r.ok and r.goals_missed == ["pmd-file-mapped-huge"], r.summary()
 
 
 def test_a_kernel_function_returning_an_errno_is_annotated_with_its_name() -> None:

@@ -171,3 +171,42 @@ def test_a_faults_own_copy_on_write_does_not_make_its_pfn_stale(tmp_path: Path) 
         for design in ("v5.4", "ksm-no-retry"):
             res = pfnlab.check(design, "write-after-merge")
             assert res.ok and res.exhaustive and not res.goals_missed, res.summary()
+
+
+class ChangeRecorder(Recorder):
+    """A subscriber with ->change_pte: what set_pte_at_notify passes, and the PTE then."""
+
+    def change_pte(self, mm: object, hva: int, val: PteVal) -> None:
+        self.calls.append(("change", hva, val, self._ptes(hva, hva + 1)))
+
+
+def test_remaps_call_change_pte_inside_the_bracket_before_the_pte_is_set(host: Host) -> None:
+    ram = host.add_anon(1, refault=1)
+    (kpage,) = host.add_ksm(1).pages
+    rec = ChangeRecorder("rec", host)
+    mmu_notifier_register(host.mm, rec)
+    old = PteVal(ram.pfn, write=True)
+    assert ksm_merge_thread(host.mm, ram.start, kpage) == 0
+    ro = PteVal(kpage.pfn, write=False)
+    assert [c[0] for c in rec.calls] == ["start", "change", "end", "start", "change", "end"]
+    # write_protect_page: same page, read-only, set over the cleared PTE; replace_page: kpage
+    assert rec.calls[1][1:] == (ram.start, old._replace(write=False), (None,))
+    assert rec.calls[4][1:] == (ram.start, ro, (None,))
+    rec.calls.clear()
+    assert handle_mm_fault(ram.vma, ram.start, True)  # wp_page_copy of the KSM page
+    new = ram.pool.pages[0] if ram.pool else None
+    assert new is not None
+    assert [c[0] for c in rec.calls] == ["start", "change", "end"]
+    assert rec.calls[1][1:] == (ram.start, PteVal(new.pfn, write=True), (None,))
+    assert rec.calls[2][3] == (PteVal(new.pfn, write=True),)
+
+
+def test_a_write_to_a_zero_page_region_copies_into_its_pool(host: Host) -> None:
+    z = host.add_zero(1, refault=1)
+    assert z.pool is not None and z.vma.anon_pool is z.pool
+    new = z.pool.pages[0]
+    assert handle_mm_fault(z.vma, z.start, True)
+    assert host.mm.ptes[z.start].val == PteVal(new.pfn, write=True)
+    assert (new.data, new.refcount, new.owners) == (0, 1, ((MAPPING, 1),))
+    assert host.zero_page.refcount == 1  # the zero page is not the mapping's: untouched
+    assert host.add_zero(1).pool is None
