@@ -324,6 +324,12 @@ def test_call_summaries_merge_states_and_agree() -> None:
                   inits=(0, 0), nlocks=0,
                   invariants=((("or", (("freed", "x0"), ("freed", "x0"), ("n", 1))), True),),
                   goals=(), finals=()))
+# an invariant (not declared stable) over the ghost counter: the reduced step takes both
+# increments of the critical section at once, so the first state that violates it has
+# note.n == 2 where every lock operation a step of its own shows note.n == 1 first
+@example(WideSpec(threads=((("cs", 0, (("ghost", 0), ("pr", 0))), ("ghost", 0)), (("r", 0),)),
+                  inits=(0,), nlocks=1, invariants=((("and", (("n", 1),)), False),),
+                  goals=(), finals=()))
 def test_reduced_steps_agree_with_every_intermediate_state(spec: WideSpec) -> None:
     """The oracle: the same program with ``reduce=False`` (every lock operation its own
     step) under brute force; the reduced program under brute force and cached DPOR.
@@ -349,10 +355,35 @@ def test_reduced_steps_agree_with_every_intermediate_state(spec: WideSpec) -> No
             # a stable invariant's violation is compared by property: the search does not
             # order the steps that only change which state first violates it
             # (test_differential.py::test_stable_invariants_are_compared_by_property)
-            assert not compare_violations(ref.violations, res.violations,
+            # so is one that reads a ghost: ghost updates ride along with whatever step they
+            # fall in (Ghost's contract), so the reduced step may show a later value first
+            ghostly = ghost_reading(spec)
+            assert not compare_violations(apart(ref.violations, ghostly),
+                                          apart(res.violations, ghostly),
                                           stable_invariants(prog))
+            assert ({v[:2] for v in ref.violations - apart(ref.violations, ghostly)}
+                    == {v[:2] for v in res.violations - apart(res.violations, ghostly)})
             # each visibility round of DPOR runs at most brute force's executions
             assert res.stats.executions <= ref.stats.executions * max(res.stats.rounds, 1)
+
+
+def apart(violations: set[tuple[str, str, str]], props: set[str]) -> set[tuple[str, str, str]]:
+    """``violations`` without those of the invariants ``props``."""
+    return {v for v in violations if not (v[0] == "invariant" and v[1] in props)}
+
+
+def ghost_reading(spec: WideSpec) -> set[str]:
+    """The invariants of ``spec`` (``inv0``, ...) whose condition reads a ghost (the
+    ``("g", v)`` and ``("n", k)`` atoms)."""
+
+    def reads_ghost(e: Any) -> bool:
+        if isinstance(e, tuple) and len(e) == 2 and e[0] in ("g", "n") \
+                and not isinstance(e[1], tuple):
+            return True
+        return isinstance(e, tuple) and any(reads_ghost(x) for x in e)
+
+    return {f"inv{i}" for i, (cond, _stable) in enumerate(spec.invariants)
+            if reads_ghost(cond)}
 
 
 def commuting_ghosts(spec: WideSpec) -> WideSpec:
