@@ -3,6 +3,7 @@ status of the table (exits.py), never a traceback unless ``PFNLAB_TRACEBACK`` is
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -34,9 +35,24 @@ def guarded(fn: F) -> F:
         with interrupt.handling():
             code = _outcome(fn, args, kwargs)
             interrupt.finished(code)
+        _exit_past_a_half_started_ray(code)
         raise typer.Exit(code)
 
     return run  # type: ignore[return-value]
+
+
+def _exit_past_a_half_started_ray(code: int) -> None:
+    """A local Ray instance whose start an interrupt stopped was shut down and its
+    processes killed already; Ray's own finalisers, run at the interpreter's exit on its
+    half-started core worker, can crash the process (SIGSEGV) after the report: leave
+    without them, with the command's status."""
+    parallel = sys.modules.get("pfnlab.explore.search.parallel")
+    if parallel is None or not parallel.RAY_START_INTERRUPTED[0]:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _outcome(fn: Callable[..., Any], args: Any, kwargs: Any) -> int:

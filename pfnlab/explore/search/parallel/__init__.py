@@ -21,6 +21,7 @@ from pfnlab.explore.search.parallel.coordinator import MISSED, Coordinator
 from pfnlab.explore.search.parallel.outcome import Progress
 from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerDied, WorkerLost
 from pfnlab.explore.search.parallel.workers import (
+    RAY_START_INTERRUPTED,
     RETRIES,
     InProcess,
     LocalProcesses,
@@ -35,6 +36,7 @@ from pfnlab.explore.search.strategy import rounds
 __all__ = [
     "DEPTH",
     "MISSED",
+    "RAY_START_INTERRUPTED",
     "RETRIES",
     "InProcess",
     "LocalProcesses",

@@ -303,6 +303,10 @@ def _shutdown(ex: ProcessPoolExecutor) -> None:
         p.join(timeout=5)
 
 
+#: set when an interrupt stopped Ray's start in this process (see :func:`ray_init`)
+RAY_START_INTERRUPTED: list[bool] = [False]
+
+
 def ray_init(cpus: int | None = None, address: str | None = None) -> Any:
     """The ``ray`` module, connected: to the cluster at ``address``, else to a local
     instance with ``cpus`` CPUs (the machine's cores); RuntimeError saying how to install
@@ -328,6 +332,9 @@ def ray_init(cpus: int | None = None, address: str | None = None) -> Any:
             try:
                 ray.init(address=address or None, **kw)
             except BaseException as e:  # Ctrl-C while it starts: what it started goes
+                # (and the process must not run Ray's finalisers on a half-started core
+                # worker: they can crash it at exit, RAY_START_INTERRUPTED says so)
+                RAY_START_INTERRUPTED[0] = True
                 started = _descendants()
                 with suppress(Exception):
                     ray.shutdown()
