@@ -299,8 +299,7 @@ class SourceDpor:
         tclock: tuple[tuple[int, ...], ...],
         fpr: int | None = None,
     ) -> Node:
-        pending = {t: ex.pending_footprint(t) for t in ex.live()}
-        node = Node(ex.enabled(), pending, sleep, tclock, fpr)
+        node = Node(ex.enabled(), sleep, tclock, fpr)
         if ex.snapshots_ok():
             node.cp, node.cp_ex = ex.checkpoint(), ex
         return node

@@ -46,7 +46,6 @@ class Node:
         "full",
         "hints",
         "init_sleep",
-        "pending",
         "sleep",
         "summary",
         "tclock",
@@ -56,13 +55,11 @@ class Node:
     def __init__(
         self,
         enabled: list[int],
-        pending: dict[int, Footprint],
         sleep: dict[int, Footprint],
         tclock: tuple[tuple[int, ...], ...],
         fingerprint: int | None,
     ) -> None:
         self.enabled = enabled
-        self.pending = pending
         self.sleep = sleep
         self.init_sleep = frozenset(sleep)   # threads asleep on arrival
         self.backtrack: set[int] = set()

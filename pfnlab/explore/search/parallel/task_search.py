@@ -90,7 +90,7 @@ class TaskDpor(SourceDpor):
         for i, (t, fp) in enumerate(zip(task.prefix, fps, strict=True)):
             ev, _races = scan(self, t, fp, tclock[t], None)  # races: the coordinator's
             ev.acq = acqs[i]
-            self.stack.append(Node([], {}, {}, tclock, None))  # frozen: a placeholder
+            self.stack.append(Node([], {}, tclock, None))  # frozen: a placeholder
             self.events.append(ev)
             for o in {o for o, _f, _w in fp}:
                 self.obj_events.setdefault(o, []).append(i)
