@@ -136,7 +136,7 @@ register_variant = register
 from pfnlab.api import ModelFileError, Result, check, diff, load_model, report  # noqa: E402
 from pfnlab.catalog import load_builtins  # noqa: E402
 
-__version__ = "0.3.1"
+__version__ = "0.4.0"
 
 __all__ = [
     "ALL_KVM",

@@ -18,7 +18,7 @@ _WARNED: set[str] = set()
 
 #: the release from which kernel functions take no ``owner`` argument, and the release that
 #: stops accepting it (see :func:`owner_parameter_removed`)
-OWNER_REMOVED_IN, OWNER_GONE_IN = "0.3", "0.4"
+OWNER_REMOVED_IN, OWNER_GONE_IN = "0.3", "0.5"
 
 
 class PfnlabDeprecationWarning(FutureWarning):
