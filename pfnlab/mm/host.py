@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pfnlab.mm.dax import DaxDevice, dev_dax_fault_handler
-from pfnlab.mm.fsdax import fsdax_region
 from pfnlab.mm.memmap import Section, arch_add_memory, online_mem_sections
 from pfnlab.mm.memremap import (
     MEMORY_DEVICE_DEVDAX,
+    MEMORY_DEVICE_FS_DAX,
     DevPagemap,
     memremap_pages,
 )
@@ -415,11 +415,35 @@ class Host:
 
     def add_fsdax(self, npages: int = 1, *, name: str | None = None, align: int = 1,
                   huge: bool = False) -> Region:
-        """A file on an fsdax (pmem) filesystem mapped with devmap PTEs; free-at-1 pages,
-        never compound. ``align`` 1 or ``pmd_pages``: the file's pfns 2M-aligned;
-        ``huge`` (needs that alignment) maps it with devmap huge PMDs instead
-        (``vmf_insert_pfn_pmd``; pfnlab.mm.fsdax)."""
-        return self._add(fsdax_region(self, npages, self._name("pmem", name), align, huge))
+        """fs/dax.c v5.4: a file on an fsdax (pmem) filesystem mapped whole; free-at-1,
+        order-0 ZONE_DEVICE pages (never compound: only the page tables say how big the
+        mapping is). Mapped by devmap PTEs (``dax_iomap_pte_fault``) or, ``huge``, by devmap
+        huge PMDs (``dax_iomap_pmd_fault`` -> ``vmf_insert_pfn_pmd``). ``align`` 1 or
+        ``pmd_pages``: the alignment of the file's pfns; ``huge`` needs ``pmd_pages``, which
+        without ``huge`` is a file that could be mapped huge but is mapped 4K
+        (MADV_NOHUGEPAGE)."""
+        name, pmd = self._name("pmem", name), self.pmd_pages
+        if align not in (1, pmd) or npages % align:
+            raise ValueError(f"fsdax align must be 1 or {pmd} and divide npages")
+        if huge and align != pmd:
+            raise ValueError(f"add_fsdax(huge=True) maps 2M PMDs: it needs align={pmd}")
+        pfn = self._alloc_pfns(npages, align)
+        pgmap = DevPagemap(name, MEMORY_DEVICE_FS_DAX, pfn, npages)
+        memremap_pages(self, pgmap)
+        mapping = AddressSpace(f"{name}.file", tuple(range(pfn, pfn + npages)))
+        hva = self._alloc_hvas(npages)
+        vma = self._vma(name, hva, npages, VM_WRITE | (VM_HUGEPAGE if huge else 0), dax=True,
+                        mapping=mapping)
+        mapping.vmas.append(vma)
+        if huge:  # insert_pfn_pmd: pmd_mkhuge(pmd_mkdevmap(pfn_t_pmd(...)))
+            self._pmds(hva, npages, [PteVal(pfn + k * pmd, devmap=True, special=True, huge=True)
+                                     for k in range(npages // pmd)])
+        else:
+            self._ptes(hva, [PteVal(pfn + i, devmap=True, special=True) for i in range(npages)])
+        pages = tuple(self.memmap[p] for p in range(pfn, pfn + npages))
+        return self._add(
+            Region(name, "fsdax", hva, hva + npages, pfn, vma, pgmap, None, mapping, pages)
+        )
 
     def add_pfnmap_io(self, npages: int = 1, *, writable: bool = True,
                       name: str | None = None) -> Region:
