@@ -64,7 +64,7 @@ def test_with_the_code_after_a_wait_in_the_waits_step_they_are_missed(
               if any("dpor cache=True: final states" in p
                      for p in differential(random_program(spec, 3, 1, None,
                                                           ghost_final)).problems)]
-    assert len(missed) >= 3, missed
+    assert len(missed) == 4, missed  # the search is deterministic: which ones is fixed
 
 
 def test_a_passed_wait_and_the_code_after_it_are_two_steps() -> None:
