@@ -47,12 +47,29 @@ def causal_text(c: Causal) -> str:
                "critical section come first")
     else:
         fix = (f"no common lock, and a lock around the two steps alone would not decide which "
-               f"runs first; {a.thread} waiting for {b.thread} (a reference, a completion), or "
-               f"{a.thread} re-checking before it commits that {b.thread}'s step has not run "
-               "since (a sequence count, retrying if it moved), would order them")
+               f"runs first; {_wait(a, b)}, or {_back_off(a, b)}, would order them")
     return (f"the finding needs {a.thread}'s {_what(a)} (step {c.first}) before {b.thread}'s "
             f"{_what(b)} (step {c.second}); run the other way round, the execution ends "
             f"without a finding, and nothing orders them. {held}: {fix}.")
+
+
+def _wait(a: TraceStep, b: TraceStep) -> str:
+    """A fix that makes ``b``'s step come before ``a``'s: ``a`` waits for it."""
+    return f"{a.thread} waiting for {b.thread} (a reference, a completion)"
+
+
+def _back_off(a: TraceStep, b: TraceStep) -> str:
+    """A fix that keeps ``b``'s step from running after ``a``'s: ``b`` sees it and backs
+    off."""
+    return (f"{b.thread} checking, under one lock with its step, whether {a.thread}'s step "
+            "has run, and backing off if it has")
+
+
+def _recheck(b: TraceStep, a: TraceStep) -> str:
+    """A fix for a window ``b`` opened with a lookup: ``b`` re-checks, before it commits,
+    that ``a`` did not change what it looked up."""
+    return (f"{b.thread} re-checking before it commits that {a.thread}'s step has not run "
+            "since (a sequence count, retrying if it moved)")
 
 
 def _window_text(c: Causal) -> str:
@@ -63,12 +80,9 @@ def _window_text(c: Causal) -> str:
     u, w = c.window
     opened = (f"the kernel orders these with {c.window_ordering.primitive}: "
               f"{c.window_ordering.how} ({c.window_ordering.where})"
-              if c.window_ordering is not None else
-              f"{b.thread} re-checking before it commits that {a.thread}'s step has not "
-              "run since (a sequence count, retrying if it moved)")
+              if c.window_ordering is not None else _recheck(b, a))
     closed = (f"the kernel orders these with {c.ordering.primitive}: {c.ordering.how} "
-              f"({c.ordering.where})" if c.ordering is not None else
-              f"{a.thread} waiting for {b.thread} (a reference, a completion)")
+              f"({c.ordering.where})" if c.ordering is not None else _wait(a, b))
     return (f"the finding needs {b.thread}'s {_what(u)} (step {u.index}) before "
             f"{a.thread}'s {_what(w)} (step {w.index}), and then {a.thread}'s {_what(a)} "
             f"(step {c.first}) before {b.thread}'s {_what(b)} (step {c.second}): "
@@ -124,19 +138,13 @@ def ordering(c: Causal) -> dict[str, Any] | None:
         options = [f"{b.thread}'s critical section under {', '.join(common)} made to come "
                    "first (a condition checked under the lock, or a wait for it)"]
     else:
-        options = [f"{a.thread} waiting for {b.thread} (a reference, a completion)",
-                   f"{a.thread} re-checking before it commits that {b.thread}'s step has not "
-                   "run since (a sequence count, retrying if it moved)"]
+        options = [_wait(a, b), _back_off(a, b)]
     window = None
     if c.window is not None:
         u, w = c.window
         wo = c.window_ordering
-        options = [f"{wo.primitive}: {wo.how}" if wo is not None else
-                   f"{b.thread} re-checking before it commits that {a.thread}'s step "
-                   f"{w.index} has not run since its step {u.index} (a sequence count, "
-                   "retrying if it moved)",
-                   options[0] if c.ordering is not None or common else
-                   f"{a.thread} waiting for {b.thread} (a reference, a completion)"]
+        options = [f"{wo.primitive}: {wo.how}" if wo is not None else _recheck(b, a),
+                   options[0]]
         window = {"must_precede": {"step": w.index, "thread": w.thread},
                   "instead_of": {"step": u.index, "thread": u.thread},
                   "kernel_primitive": None if wo is None else

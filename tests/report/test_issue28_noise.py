@@ -214,9 +214,8 @@ causal core: the finding needs writer's writer: flag.n 0 -> 1 (step 2) before
   ends without a finding, and nothing orders them. writer holds no lock at step
   2, reader holds no lock at step 3: no common lock, and a lock around the two
   steps alone would not decide which runs first; writer waiting for reader (a
-  reference, a completion), or writer re-checking before it commits that
-  reader's step has not run since (a sequence count, retrying if it moved),
-  would order them.
+  reference, a completion), or reader checking, under one lock with its step,
+  whether writer's step has run, and backing off if it has, would order them.
 
 trace (4 steps; the deciding rows; --full for every row; minimal: fewest
 preemptions (0), then fewest steps (4) among executions showing this finding):
@@ -241,9 +240,8 @@ causal core: the finding needs writer's writer: flag.n 0 -> 1 (step 2) before
   ends without a finding, and nothing orders them. writer holds no lock at step
   2, reader holds no lock at step 3: no common lock, and a lock around the two
   steps alone would not decide which runs first; writer waiting for reader (a
-  reference, a completion), or writer re-checking before it commits that
-  reader's step has not run since (a sequence count, retrying if it moved),
-  would order them.
+  reference, a completion), or reader checking, under one lock with its step,
+  whether writer's step has run, and backing off if it has, would order them.
 
 trace (4 steps; every row; minimal: fewest preemptions (0), then fewest steps
 (4) among executions showing this finding):
