@@ -172,9 +172,12 @@ def _owner_adapter(fn: Callable[..., Any], dispatch: Callable[..., Any]) -> Call
             return dispatch(*args, **kwargs)
         enter_owner(owner)
         try:
-            return dispatch(*args, **kwargs)
-        finally:
-            leave_owner(owner)
+            result = dispatch(*args, **kwargs)
+        except BaseException:
+            leave_owner(owner, unwinding=True)
+            raise
+        leave_owner(owner)
+        return result
 
     adapted.base = fn  # type: ignore[attr-defined]
     KERNEL_FUNCTIONS[name] = adapted

@@ -39,9 +39,18 @@ def enter_owner(owner: str) -> None:
     _OWNERS.set((*_OWNERS.get(), owner))
 
 
-def leave_owner(owner: str) -> None:
-    """The running thread leaves its innermost operation, which must be ``owner``'s."""
+def leave_owner(owner: str, *, unwinding: bool = False) -> None:
+    """The running thread leaves its innermost operation, which must be ``owner``'s.
+
+    ``unwinding``: the operation is left by an exception already in flight (a finding, or
+    the thread's greenlet being ended when its execution is abandoned or collected, where
+    the context may no longer hold the bracket): leave it if it is the innermost, and
+    never raise over the exception that is unwinding."""
     owners = _OWNERS.get()
+    if unwinding:
+        if owners and owners[-1] == owner:
+            _OWNERS.set(owners[:-1])
+        return
     if not owners or owners[-1] != owner:
         inner = owners[-1] if owners else "none"
         raise RuntimeError(

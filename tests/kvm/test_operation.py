@@ -147,6 +147,20 @@ def test_brackets_must_nest() -> None:
     assert owner_stack() == () and current_owner() == ""
 
 
+def test_an_operation_left_by_an_exception_never_raises_over_it() -> None:
+    """A thread's greenlet ended when its execution is abandoned (Ctrl-C) or collected may
+    unwind in a context that no longer holds its bracket: the exception in flight is what
+    matters, not a second one about the brackets ("Exception ignored in <greenlet>")."""
+    leave_owner("vcpu2:fault", unwinding=True)
+    enter_owner("a")
+    enter_owner("b")
+    leave_owner("a", unwinding=True)
+    assert owner_stack() == ("a", "b")
+    leave_owner("b", unwinding=True)
+    leave_owner("a", unwinding=True)
+    assert owner_stack() == ()
+
+
 def test_a_kernel_function_that_returns_inside_an_operation_it_began_is_refused(
         model_file: Callable[..., Path]) -> None:
     """A summarised kernel call's only effect on its caller is its value; one that leaves

@@ -125,7 +125,7 @@ def operation(owner: str) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        leave_owner(owner)
+        leave_owner(owner, unwinding=True)
         raise
     owner_end(owner)
 
