@@ -14,8 +14,9 @@ local worker processes receive them (explore/search/exchange.py), so a state can
 task's stack when another worker's entry for it arrives. Final states, violations, goals
 and replays are compared with brute force (``tests/engine/test_parallel.py: _agree``).
 The last line counts the programs, the disagreements, the entries that arrived for a state
-on the receiving task's stack (the case the run is for) and the coordinator's missed
-queue entries (must be 0). Exit status 1 on any disagreement.
+on the receiving task's stack (the case the run is for), the stack nodes cut because of
+them (task_search.TaskDpor._cut) and the coordinator's missed queue entries (must be 0).
+Exit status 1 on any disagreement.
 """
 
 from __future__ import annotations
@@ -36,12 +37,20 @@ from pfnlab.explore.search.parallel import (  # noqa: E402
     InProcess,
     explore_parallel,
 )
+from pfnlab.explore.search.parallel.task_search import TaskDpor  # noqa: E402
 from pfnlab.explore.search.visited import VisitedTable  # noqa: E402
 from tests.engine.oracle import typed_final_states  # noqa: E402
 from tests.engine.programs import WIDE, wide_program, wide_spec  # noqa: E402
 from tests.engine.test_parallel import _agree  # noqa: E402
 
 ON_STACK = [0]
+CUTS = [0]
+_CUT = TaskDpor._cut
+
+
+def _counting_cut(search: TaskDpor, d: int) -> None:
+    CUTS[0] += 1
+    _CUT(search, d)
 
 
 _MERGE = VisitedTable.merge
@@ -62,6 +71,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     VisitedTable.merge = _counting_merge  # type: ignore[method-assign]
+    TaskDpor._cut = _counting_cut  # type: ignore[method-assign]
     bad = 0
     for i in range(args.programs):
         program = wide_program(wide_spec(random.Random(f"{args.seed}:{i}").randint, WIDE))
@@ -78,7 +88,8 @@ def main() -> int:
                     print(f"program {i} (seed {args.seed}), depth {depth}, order seed "
                           f"{seed}: {problems}", flush=True)
     print(f"{args.programs} programs, {bad} disagreements, {ON_STACK[0]} entries arrived "
-          f"for a state on the task's stack, {MISSED[0]} missed queue entries")
+          f"for a state on the task's stack ({CUTS[0]} stack nodes cut there), {MISSED[0]} "
+          "missed queue entries")
     return 1 if bad or MISSED[0] else 0
 
 

@@ -165,6 +165,10 @@ class SourceDpor:
         it observed a field no step treated as visible)."""
         return False
 
+    def _between_steps(self) -> None:
+        """Between two iterations of the search loop, the stack consistent (a task: cut
+        the nodes whose states another worker completed meanwhile)."""
+
     def _reset(self, clock: Clock) -> None:
         self.r = Run(self.program, self.budget)
         self.r.clock = clock
@@ -181,7 +185,7 @@ class SourceDpor:
         self.nthreads = len(ex.threads)
         self.stats.caching = self.cache_on and ex.hashable
         if ended(ex, self.stop_first) or not ex.enabled():
-            self._leaf(ex, None)  # (the only execution: no step at all)
+            self._leaf(ex)  # (the only execution: no step at all)
             self._execution_ended(ex)
             return False
         zero = tuple(tuple(0 for _ in range(self.nthreads)) for _ in range(self.nthreads))
@@ -199,6 +203,7 @@ class SourceDpor:
         while len(stack) > self.nfrozen:
             if clock.out(self.stats) or self._interrupted():
                 return True
+            self._between_steps()
             top = stack[-1]
             depth = len(stack) - 1
             p = self._choose(top)
@@ -223,7 +228,7 @@ class SourceDpor:
             if ended(ex, self.stop_first):
                 if ex.finding is not None and not self.stop_first:
                     cut_races(self, ex, depth, ev, top)
-                self._leaf(ex, None)
+                self._leaf(ex)
                 self._execution_ended(ex)
                 self._undo_event()
                 top.sleep[p] = CUT_SHORT if ex.cut_short() else fp
@@ -348,7 +353,7 @@ class SourceDpor:
         parent.sleep[parent.cur] = fp
         self.ex_depth = -1
 
-    def _leaf(self, ex: Execution, _node: Node | None) -> None:
+    def _leaf(self, ex: Execution) -> None:
         new = self.r.leaf(ex, collect=self.collect)
         self.stats.states = len(self.visited)
         if new is not None and self.stop_first:

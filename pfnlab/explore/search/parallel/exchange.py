@@ -67,17 +67,19 @@ BATCH = 256
 
 class Exchange:
     """One inbox per local worker process (made before the workers fork; each worker
-    gets its index with :meth:`attach`)."""
+    gets its index with :meth:`attach`). ``endpoint``: the class of the workers' side,
+    :class:`Endpoint` (every worker gets every entry) or partitioned.py's."""
 
-    def __init__(self, workers: int, ctx: Any) -> None:
+    def __init__(self, workers: int, ctx: Any, endpoint: type[Endpoint] | None = None) -> None:
         self.inboxes = [ctx.Queue() for _ in range(workers)]
+        self.endpoint = endpoint or Endpoint
 
     def attach(self, me: int) -> None:
         """In worker ``me``: its :class:`Endpoint` becomes this process's."""
         for q in self.inboxes:
             # a worker killed at the end of a search must not wait for its feeder thread
             q.cancel_join_thread()
-        _ENDPOINT[:] = [Endpoint(me, self.inboxes)]
+        _ENDPOINT[:] = [self.endpoint(me, self.inboxes)]
 
     def close(self) -> None:
         """The search is over (its workers are gone): release the inboxes."""
@@ -93,6 +95,8 @@ class Endpoint:
 
     #: the task's result need not carry its entries: the other workers have them
     publishes = True
+    #: search-loop iterations between two looks at :meth:`arrivals`
+    poll_every = 32
 
     def __init__(self, me: int, inboxes: list[Any]) -> None:
         self.me = me
@@ -111,6 +115,9 @@ class Endpoint:
         #: the sets and elements other workers have sent, by sender and number
         self.decoded: dict[int, dict[int, frozenset[Any]]] = {}
         self.atoms_of: dict[int, dict[int, Any]] = {}
+        #: (fingerprint, initial sleep set) of the entries for the running task's table
+        #: merged since :meth:`arrivals` last took them
+        self.arrived: list[tuple[int, frozenset[int]]] = []
 
     def begin(self, search: str, caches: dict[Any, VisitedTable], visible: Any) -> None:
         """A task of ``search`` starts, with the worker's tables ``caches`` (by visible
@@ -119,6 +126,23 @@ class Endpoint:
         self.table = caches.setdefault(visible, VisitedTable())
         self.out = []
         self.drain()
+        self.arrived = []  # (merged before the task's search started: its lookups see them)
+
+    def arrivals(self) -> list[tuple[int, frozenset[int]]]:
+        """Take in what has arrived; the (fingerprint, initial sleep set) of every entry
+        merged into the running task's table since the last call (the search cuts a node
+        of its stack at such a state: task_search.TaskDpor._cut)."""
+        self.drain()
+        out, self.arrived = self.arrived, []
+        return out
+
+    def visited_new(self, fp: int) -> None:
+        """The search explores state ``fp`` for the first time here (every worker has every
+        completed entry: nothing to ask)."""
+
+    def counters(self) -> dict[str, int]:
+        """What this worker exchanged so far: entries sent and received."""
+        return {"sent": self.sent, "received": self.received}
 
     def completed(self, fp: int) -> None:
         """The search completed state ``fp``: publish in batches, and take in what the
@@ -188,6 +212,8 @@ class Endpoint:
             entries = [(fp, sets[a], sets[b]) for fp, a, b in coded]
             self.caches.setdefault(visible, VisitedTable()).merge(entries)
             self.received += len(entries)
+            if visible == self.visible:
+                self.arrived += [(fp, sleep) for fp, sleep, _s in entries]
 
 
 _ENDPOINT: list[Endpoint] = []

@@ -19,7 +19,7 @@ from typing import Any
 from pfnlab.explore.program import Program
 from pfnlab.explore.runtime import Execution, Footprint
 from pfnlab.explore.search.common import Clock
-from pfnlab.explore.search.dpor.races import scan
+from pfnlab.explore.search.dpor.races import scan, summary_races
 from pfnlab.explore.search.dpor.search import SourceDpor
 from pfnlab.explore.search.dpor.stack import Node
 from pfnlab.explore.search.visited import VisitedTable
@@ -50,6 +50,16 @@ class TaskDpor(SourceDpor):
         #: the worker's execution kept from task to task (with its root checkpoint), so
         #: that its step memo carries over (tasks.py); None: a fresh one per task
         self.pool = pool
+        #: told every state the task explores first (a partitioned table asks its owner)
+        self.on_new: Callable[[int], None] | None = None
+        #: the (fingerprint, initial sleep set) of the completed states other workers sent
+        #: since the last call (exchange.py): a stack node among them is cut
+        self.arrivals: Callable[[], list[tuple[int, frozenset[int]]]] | None = None
+        #: search-loop iterations between two looks at arrivals (the endpoint's choice)
+        self.poll_every = 32
+        self._ticks = 0
+        #: stack nodes cut because another worker completed their state
+        self.cuts = 0
 
     def _initial_visible(self) -> set[tuple[int, str]]:
         return set(self.task.visible)
@@ -62,6 +72,65 @@ class TaskDpor(SourceDpor):
     def _visit(self, fp: int, init_sleep: frozenset[int]) -> None:
         if self.visited.visit(fp, init_sleep):
             self.inserted.add(fp)
+            if self.on_new is not None:
+                self.on_new(fp)
+
+    def _between_steps(self) -> None:
+        """Every ``poll_every`` iterations: take in what other workers completed, and cut the
+        shallowest stack node whose state one of them explored in full with no larger a
+        sleep set (:meth:`_cut`)."""
+        if self.arrivals is None:
+            return
+        self._ticks += 1
+        if self._ticks % self.poll_every:
+            return
+        arrived = self.arrivals()
+        if not arrived:
+            return
+        depth_of: dict[int, int] = {}
+        for d in range(len(self.stack) - 1, self.nfrozen, -1):  # the shallowest wins
+            fp = self.stack[d].fingerprint
+            if fp is not None:
+                depth_of[fp] = d
+        best = -1
+        for fp, sleep in arrived:
+            d = depth_of.get(fp, -1)
+            if d > 0 and sleep <= self.stack[d].init_sleep and (best < 0 or d < best):
+                best = d
+        if best > 0:
+            self._cut(best)
+
+    def _cut(self, d: int) -> None:
+        """Stack node ``d`` (not the task's root) is at a state another worker explored
+        in full, starting with a sleep set contained in the node's: handle it as the cache
+        hit the sequential search would have had, had that entry been in the table when
+        the node was reached (its summary's races with the prefix; the thread that led to
+        it asleep at its parent), and abandon the nodes above it, whose states lie in the
+        subtree that exploration covered. What was explored below the node so far stays
+        explored (its races added backtrack points: more, never less) and its events join
+        the parent's summary. docs/reductions.md section 12."""
+        stack = self.stack
+        while len(stack) - 1 > d:  # abandoned: not completed, their entries stay open
+            node = stack.pop()
+            self._undo_event()
+            stack[-1].summary |= node.summary
+        node = stack.pop()
+        fp = node.fingerprint
+        assert fp is not None
+        entry = self.visited.lookup(fp)
+        assert entry is not None and entry.summary is not None
+        ev = self.events[-1]
+        parent = stack[-1]
+        parent.summary |= node.summary
+        parent.summary |= entry.summary
+        summary_races(self, entry.summary, d, ev, parent)
+        self.visited.complete(fp, frozenset(node.summary))
+        self._undo_event()
+        parent.sleep[parent.cur] = ev.fp
+        self.stats.pruned += 1
+        self.stats.executions += 1
+        self.cuts += 1
+        self.ex_depth = -1
 
     def _completed(self, fp: int) -> None:
         self.completed.add(fp)
@@ -159,7 +228,7 @@ class TaskDpor(SourceDpor):
         this task's result, for the coordinator to report (its trace will not replay
         there, and says so); otherwise the search cannot go on."""
         if ex.finding is not None:
-            self._leaf(ex, None)
+            self._leaf(ex)
             self._execution_ended(ex)
             return
         name = ex.threads[tid].name

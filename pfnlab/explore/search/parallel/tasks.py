@@ -79,6 +79,9 @@ class TaskResult:
     worker: str = ""
     #: the task's side records, filled (merged into the coordinator's)
     records: tuple[Any, ...] = ()
+    #: the worker's exchange of visited states so far (its endpoint's counters: entries
+    #: sent, received, states asked about and answered) and the stack nodes this task cut
+    exchange: dict[str, int] = field(default_factory=dict)
 
 
 #: a worker's visited states, kept from task to task of one round of one search (then per
@@ -111,6 +114,9 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
     if ep is not None:
         ep.begin(task.search, caches, task.visible)
         dpor.on_complete = ep.completed
+        dpor.arrivals = ep.arrivals
+        dpor.on_new = ep.visited_new
+        dpor.poll_every = ep.poll_every
     with collecting(*task.records), searching():  # (a Ray worker did not inherit them)
         res = dpor.run()
     entries = []
@@ -138,6 +144,7 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
         interrupted=res.interrupted,
         worker=f"pid {os.getpid()}",
         records=task.records,
+        exchange={**(ep.counters() if ep is not None else {}), "cuts": dpor.cuts},
     )
 
 

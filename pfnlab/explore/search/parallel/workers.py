@@ -8,8 +8,9 @@ or None after ``timeout`` seconds: the coordinator refreshes its progress displa
 
 - :class:`LocalProcesses` forks worker processes at ``start`` (they inherit the program,
   model files loaded with ``--model`` included), hands a task to a worker when it has
-  fewer than ``AHEAD`` out, and lets workers publish the visited states they complete to
-  each other (exchange.py). A worker that dies (killed, out of memory) makes the search
+  fewer than ``AHEAD`` out, and lets workers share the visited states they complete: each
+  to its owner in a table partitioned among them (partitioned.py), or to every other
+  worker (exchange.py). A worker that dies (killed, out of memory) makes the search
   start again with new workers, ``RETRIES`` times at most; past that the search stops
   (``WorkerLost``).
 - :class:`RayWorkers` runs each task as a Ray task on a local Ray instance or an existing
@@ -38,6 +39,11 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.search.common import INTERRUPTED_BY
 from pfnlab.explore.search.parallel.exchange import Exchange
 from pfnlab.explore.search.parallel.forking import signals_held, worker_started
+from pfnlab.explore.search.parallel.partitioned import (
+    ListQueue,
+    PartitionedEndpoint,
+    SimulatedEndpoint,
+)
 from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerDied, WorkerLost, run_task
 from pfnlab.explore.search.visited import VisitedTable
 
@@ -113,12 +119,21 @@ class InProcess:
 
     name = "in process"
 
-    def __init__(self, workers: int = 1, seed: int | None = None, late: bool = False) -> None:
+    def __init__(self, workers: int = 1, seed: int | None = None, late: bool = False,
+                 partitioned: bool = False) -> None:
         import random
 
         self.late = late
         self.workers = workers
         self.rng = random.Random(seed) if seed is not None else None
+        #: a table partitioned among the simulated workers (partitioned.py), their
+        #: messages delivered as they would be between processes running concurrently
+        self.endpoints: list[SimulatedEndpoint] = []
+        if partitioned:
+            inboxes = [ListQueue() for _ in range(workers)]
+            rng = random.Random(seed)
+            for w in range(workers):
+                self.endpoints.append(SimulatedEndpoint(w, inboxes, self.endpoints, rng))
         self.queue: list[Task] = []
         self.program: Program | None = None
         self.shared: Any = None
@@ -144,6 +159,8 @@ class InProcess:
         i = self.rng.randrange(len(self.queue)) if self.rng is not None else 0
         w = self.rng.randrange(self.workers) if self.rng is not None else i % self.workers
         task = replace(self.queue.pop(i), worker=w)
+        if self.endpoints:  # (the endpoints share the entries: none come with the task)
+            return run_task(self.program, task, self.endpoints[w])
         late = None
         if self.shared is not None:
             entries, self.seen[w] = self.shared.since(self.seen[w])
@@ -163,22 +180,39 @@ class _Late:
     portions as the search completes states."""
 
     publishes = False  # the task's result carries its entries (InProcess shares them)
+    poll_every = 1
 
     def __init__(self, entries: tuple[Any, ...], rng: Any) -> None:
         self.entries = list(entries)
         self.rng = rng
         self.table = VisitedTable()
+        self.arrived: list[tuple[int, frozenset[int]]] = []
 
     def begin(self, search: str, caches: dict[Any, VisitedTable], visible: Any) -> None:
         """Remember the task's table."""
         self.table = caches.setdefault(visible, VisitedTable())
+
+    def visited_new(self, fp: int) -> None:
+        """Nothing to ask."""
 
     def completed(self, fp: int) -> None:
         """Now and then, merge some of what is left."""
         if self.entries and self.rng.random() < 0.2:
             k = self.rng.randrange(1, len(self.entries) + 1)
             self.table.merge(self.entries[:k])
+            self.arrived += [(fp, sleep) for fp, sleep, _s in self.entries[:k]]
             del self.entries[:k]
+
+    def counters(self) -> dict[str, int]:
+        """Nothing exchanged (the entries came with the task)."""
+        return {}
+
+    def arrivals(self) -> list[tuple[int, frozenset[int]]]:
+        """What was merged since the last call (the search may cut a node there), and now
+        and then a portion more."""
+        self.completed(-1)
+        out, self.arrived = self.arrived, []
+        return out
 
     def end(self) -> None:
         """Nothing to publish."""
@@ -186,16 +220,21 @@ class _Late:
 
 class LocalProcesses:
     """Tasks on ``workers`` forked local processes, one executor each: a task waits at
-    the coordinator until a worker has fewer than ``AHEAD`` out. Workers publish the
-    visited states they complete to each other while they run (exchange.py), so that
-    every worker's table of visited states grows with the whole search's."""
+    the coordinator until a worker has fewer than ``AHEAD`` out. Workers share the
+    visited states they complete while they run: with ``partitioned`` (the default) each
+    state goes to the worker that owns it, which answers the others' questions about it
+    (partitioned.py); without, every worker gets every state (exchange.py) and keeps the
+    whole table."""
 
     name = "local processes"
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, partitioned: bool = True) -> None:
         if workers < 1:
             raise ValueError("--jobs must be at least 1")
         self.workers = workers
+        #: the table of visited states partitioned among the workers (partitioned.py),
+        #: else every worker's own whole copy
+        self.partitioned = partitioned
         self.retried = 0
         self.pools: list[ProcessPoolExecutor] = []
         self.futures: dict[Future[TaskResult], tuple[Task, int]] = {}
@@ -209,7 +248,8 @@ class LocalProcesses:
         _PROGRAM.append(program)
         self.pools = []
         try:
-            self.exchange = Exchange(self.workers, mp.get_context("fork"))
+            self.exchange = Exchange(self.workers, mp.get_context("fork"),
+                                     PartitionedEndpoint if self.partitioned else None)
             for w in range(self.workers):
                 self.pools.append(self._pool(w))
         except OSError as e:
