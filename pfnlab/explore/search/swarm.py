@@ -14,9 +14,10 @@ reports what it covered. A swarm never covers every interleaving: its result is 
 exhaustive, so it can find a bug but never show there is none.
 
 Budgets: an execution budget counts each member's executions (random and PCT members run
-that many; without any budget, 1,000 each); a time budget bounds the whole swarm: each
-member gets an equal share of the workers' time (``seconds * workers / N``), and none runs
-past the swarm's deadline.
+that many; without any budget, 1,000 each); a time budget bounds the whole swarm: the
+members run in its first :data:`SEARCHING` part (the rest is for minimising the findings'
+traces), each with an equal share of the workers' time in it (``seconds * workers / N``),
+and none past it.
 
 Facts about the program (knowledge.py) change how it is stepped, and a finding's schedule
 replays only under the facts it was found with. Every member starts with the facts the
@@ -50,6 +51,8 @@ FAMILY = ("random", "pct", "bounded")
 BOUNDS = (0, 1, 2)
 #: the bug depths PCT members draw from
 DEPTHS = (2, 3, 4, 5)
+#: the part of a time budget the members run in (the rest: minimising the findings)
+SEARCHING = 0.8
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,13 @@ class Member:
 
     @property
     def label(self) -> str:
-        """What this member is, in a few words ("PCT depth 3, seed 123")."""
+        """What this member is, in a few words ("pct depth 3, seed 123"; bounded: its
+        preemption bound and the seed of its thread order)."""
         if self.strategy == "pct":
-            return f"PCT depth {self.depth}, seed {self.seed}"
+            return f"pct depth {self.depth}, seed {self.seed}"
         if self.strategy == "bounded":
-            return (f"bounded ≤ {self.preemptions} preemption"
-                    f"{'' if self.preemptions == 1 else 's'}, thread order seed {self.seed}")
-        return f"random walk, seed {self.seed}"
+            return f"bounded ≤ {self.preemptions}, order seed {self.seed}"
+        return f"random, seed {self.seed}"
 
     def strategy_object(self, executions: int) -> Strategy:
         """The search this member runs (random and PCT: ``executions`` executions)."""
@@ -186,7 +189,7 @@ class Swarm(Strategy):
     def search(self, program: Program, budget: Budget, *, stop_first: bool) -> SwarmResult:
         """Run every member (module docstring: budgets, facts) and merge their results."""
         start = time.perf_counter()
-        deadline = start + budget.seconds if budget.seconds is not None else None
+        deadline = start + budget.seconds * SEARCHING if budget.seconds is not None else None
         per = budget.executions
         if per is None and budget.seconds is None:
             per = self.executions
