@@ -8,7 +8,7 @@ import time
 import pytest
 
 from pfnlab import pipeline
-from pfnlab.explore.search import Budget, explore
+from pfnlab.explore.search import Budget, Result, explore
 from pfnlab.explore.search.swarm import BOUNDS, FAMILY, Swarm, SwarmResult, plan
 from tests.engine.programs import lost_update
 
@@ -97,3 +97,30 @@ def test_explore_takes_a_configured_swarm_and_never_claims_exhaustive() -> None:
     assert isinstance(res, SwarmResult) and res.findings and not res.exhaustive
     assert [r.executions for r in res.members if r.member.strategy == "random"] == [20]
     assert "swarm searches ran (seed 1)" in res.coverage
+
+
+def test_a_finding_is_kept_from_the_lowest_member_that_had_every_fact() -> None:
+    """Merging: the lowest-numbered member gives a finding's schedule, unless it ran with
+    fewer facts than the swarm learnt and another member had them all."""
+    from pfnlab.explore.findings import Finding
+    from pfnlab.explore.schedule import Schedule, Step
+    from pfnlab.explore.search.common import Stats
+    from pfnlab.explore.search.swarm_workers import Outcome
+
+    program = lost_update()
+    program.knowledge.learn("Var.v")
+    members = plan(3, 1)
+
+    def outcome(i: int, thread: str, facts: frozenset[str]) -> Outcome:
+        f = Finding("invariant", "p", "m", Schedule([Step(thread, "")]))
+        res = Result(program.name, "random", [f], "", False, Stats(executions=1))
+        return Outcome(members[i], res, facts)
+
+    every, fewer = frozenset({"Var.v"}), frozenset()
+    swarm = Swarm(members, 1)
+    for got, want in [((every, every, every), "t0"), ((fewer, every, every), "t1"),
+                      ((fewer, fewer, every), "t2"), ((fewer, fewer, fewer), "t0")]:
+        outcomes = {m.index: outcome(i, f"t{i}", got[i]) for i, m in enumerate(members)}
+        res = swarm._merge(program, outcomes, dict.fromkeys(outcomes, 1), 0.0, False)
+        assert [s.thread for s in res.findings[0].schedule] == [want], got
+        assert res.stats.executions == 3 and len(res.findings) == 1

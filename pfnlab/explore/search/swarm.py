@@ -163,7 +163,14 @@ class SwarmResult(Result):
 
 class Swarm(Strategy):
     """The ``members`` (see :func:`plan`) run on ``workers`` processes at once; random and
-    PCT members run ``executions`` executions unless the budget gives a count."""
+    PCT members run ``executions`` executions unless the budget gives a count.
+
+    Of the members that showed a finding, the one with the lowest number whose last run
+    had every fact the swarm learnt gives its schedule; only when none had (a time budget
+    ran out before they could run again) one that ran with fewer facts does. Such a
+    schedule may not replay as it was found, but the minimisation after the search
+    (search.explain) looks for the finding afresh under every fact, and its report says
+    when no execution showing it could be replayed."""
 
     name = "swarm"
 
@@ -245,6 +252,7 @@ class Swarm(Strategy):
         reached: set[str] = set()
         masked_by: dict[str, int] = {}
         violations: set[tuple[str, str, str]] = set()
+        stale_keys: set[tuple[str, str]] = set()  # kept from a member with fewer facts
         for m in self.members:
             got = outcomes.get(m.index)
             res = got.result if got is not None else None
@@ -264,8 +272,12 @@ class Swarm(Strategy):
             for k in SUMMED:
                 setattr(stats, k, getattr(stats, k) + getattr(st, k))
             stats.max_depth = max(stats.max_depth, st.max_depth)
-            for f in res.findings:
-                findings.setdefault(f.key, f)
+            for f in res.findings:  # (see the class docstring: which one is kept)
+                if f.key not in findings or (f.key in stale_keys and not stale):
+                    findings[f.key] = f
+                    stale_keys.discard(f.key)
+                    if stale:
+                        stale_keys.add(f.key)
             goals += [g for g in [*res.goals_reached, *res.goals_missed] if g not in goals]
             reached |= set(res.goals_reached)
             for p, n in res.masked_by.items():
