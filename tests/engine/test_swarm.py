@@ -124,3 +124,26 @@ def test_a_finding_is_kept_from_the_lowest_member_that_had_every_fact() -> None:
         res = swarm._merge(program, outcomes, dict.fromkeys(outcomes, 1), 0.0, False)
         assert [s.thread for s in res.findings[0].schedule] == [want], got
         assert res.stats.executions == 3 and len(res.findings) == 1
+
+
+def test_ctrl_c_gathers_what_the_running_members_covered() -> None:
+    """Ctrl-C in the swarm's process: the members running stop their searches and send
+    back what they covered; those not started are reported as not run."""
+    from pfnlab.explore.search.swarm_workers import Job, run_members
+
+    program = pipeline.program("v5.3", "devdax-unbind", {"vcpus": 4, "pages": 4})
+    jobs = [Job(m, frozenset(), Budget(), 10**9, False) for m in plan(3, 8, ("random",))]
+    ticks: list[int] = []
+
+    def tick(_done: object) -> None:
+        ticks.append(1)
+        if len(ticks) == 3:  # the members have run some executions
+            raise KeyboardInterrupt
+
+    ran = run_members(program, jobs, 2, tick=tick)
+    assert ran.interrupted
+    got = {o.member.index: o for o in ran.outcomes}
+    for i in (1, 2):
+        res = got[i].result
+        assert res is not None and res.interrupted and res.stats.executions > 0, got[i]
+    assert got[3].result is None and got[3].status == "not run: interrupted"

@@ -8,17 +8,20 @@ results would depend on which ran where. A forked member inherits the program as
 when it starts (model files loaded with ``--model`` included), runs its search with the
 facts its job names, and sends back its result, the facts it ended with and the side
 records (collect.py) it kept. A member that dies (killed, out of memory) is reported as
-such; the others go on. Ctrl-C (or the swarm's deadline passing while a member is
-still running) stops the members running; those not started yet are reported as not run.
+such; the others go on. Ctrl-C interrupts the members running (SIGUSR1: a member ignores
+SIGINT, which is its parent's) and waits a moment for what they covered; those not started
+yet are reported as not run. A member still running past the swarm's deadline is killed.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
@@ -36,6 +39,9 @@ if TYPE_CHECKING:
 SLACK = 1.0
 #: how often (seconds) the progress callback hears of the members finished so far
 TICK = 0.2
+#: what tells a member's process that the swarm was interrupted: it stops its search
+#: as Ctrl-C stops one and sends back what it covered
+INTERRUPT = signal.SIGUSR1
 
 
 @dataclass(frozen=True)
@@ -72,16 +78,26 @@ class Ran:
     stopped: bool = False
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _child(parent: int, program: Program, job: Job, conn: Connection) -> None:
     """A member's process: run the job and send back what came of it."""
     worker_started(parent)
+    signal.signal(INTERRUPT, _interrupt)
     try:
         program.knowledge.learn_all(job.facts)
         records = fresh_records()
-        with collecting(*records):
-            res = job.member.strategy_object(job.executions).search(
-                program, job.budget, stop_first=job.stop_first)
+        try:
+            with collecting(*records):
+                res = job.member.strategy_object(job.executions).search(
+                    program, job.budget, stop_first=job.stop_first)
+        finally:
+            signal.signal(INTERRUPT, signal.SIG_IGN)
         conn.send(("ok", res, program.knowledge.all(), records))
+    except KeyboardInterrupt:  # interrupted outside the search's own handling
+        conn.send(("interrupted", None, None, None))
     except BaseException as e:  # the model raised: the parent raises it again
         from pfnlab.explore.search.parallel.workers import sendable
 
@@ -156,9 +172,7 @@ def run_members(program: Program, jobs: list[Job], workers: int, *,
                 tick(ran.outcomes)
     except KeyboardInterrupt:
         ran.interrupted = True
-        for conn, (job, proc) in list(running.items()):
-            _stop(conn, proc)
-            ran.outcomes.append(Outcome(job.member, None, status="stopped: interrupted"))
+        ran.outcomes += _interrupted(running)
         for job in todo:
             ran.outcomes.append(Outcome(job.member, None, status="not run: interrupted"))
     except BaseException:
@@ -166,6 +180,29 @@ def run_members(program: Program, jobs: list[Job], workers: int, *,
             _stop(conn, proc)
         raise
     return ran
+
+
+def _interrupted(running: dict[Connection, tuple[Job, Any]]) -> list[Outcome]:
+    """Interrupt the members ``running`` and gather what they covered (within
+    :data:`SLACK` seconds; one that sends nothing by then is killed)."""
+    out: list[Outcome] = []
+    for _job, proc in running.values():
+        if proc.is_alive():
+            with suppress(OSError):  # (it ended meanwhile)
+                os.kill(proc.pid, INTERRUPT)
+    until = time.perf_counter() + SLACK
+    while running and (left := until - time.perf_counter()) > 0:
+        for ready in wait(list(running), timeout=left):
+            conn = next(c for c in running if c is ready)
+            job, proc = running.pop(conn)
+            try:
+                out.append(_received(conn, job, proc))
+            except Exception:  # the interrupt hit the model: nothing to report
+                out.append(Outcome(job.member, None, status="stopped: interrupted"))
+    for conn, (job, proc) in running.items():
+        _stop(conn, proc)
+        out.append(Outcome(job.member, None, status="stopped: interrupted"))
+    return out
 
 
 def _received(conn: Connection, job: Job, proc: Any) -> Outcome:
@@ -181,6 +218,8 @@ def _received(conn: Connection, job: Job, proc: Any) -> Outcome:
             "ending its process"))
     conn.close()
     proc.join()
+    if kind == "interrupted":
+        return Outcome(job.member, None, status="stopped: interrupted")
     if kind == "error":
         raise value
     merge_records(records, active())
