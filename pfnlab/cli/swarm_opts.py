@@ -16,9 +16,10 @@ from pfnlab.explore.search.swarm import FAMILY, Swarm, plan
 SwarmOpt = Annotated[int | None, typer.Option(
     "--swarm", metavar="N", help="Bug hunting: N diversified searches (random walks, PCT, "
     "preemption-bounded searches with their own seeds, depths, bounds and thread orders) "
-    "on --jobs processes; --executions counts each member's executions (default 1,000), "
-    "--seconds bounds the whole swarm. It reports what each covered and never says a "
-    "property holds (exit 3 without a finding).", show_default=False)]
+    "on --jobs processes (or Ray tasks with --ray); --executions counts each member's "
+    "executions (default 1,000), --seconds bounds the whole swarm. It reports what each "
+    "covered and never says a property holds (exit 3 without a finding).",
+    show_default=False)]
 SeedOpt = Annotated[int | None, typer.Option(
     "--seed", help="The seed of --swarm (every member's configuration and seed is drawn "
     "from it; default: a fresh one, printed) or of --strategy random/pct (default 0).",
@@ -42,24 +43,33 @@ def check_seed(seed: int | None, strategy: str, swarm: int | None) -> None:
 def swarm_strategy(n: int, strategy: str | None, seed: int | None, jobs: int | None,
                    ray: str | None, traced: bool, executions: int | None) -> Swarm:
     """The swarm of ``--swarm n`` (every member ``strategy`` when given), planned from
-    ``seed`` (None: a fresh one), on ``jobs`` processes (None: this process's cores);
-    a usage error for what a swarm cannot take."""
+    ``seed`` (None: a fresh one), on ``jobs`` processes (None: this process's cores), or
+    with ``ray`` on Ray tasks (connected here: a usage error when Ray cannot start); a
+    usage error for what a swarm cannot take."""
     if n < 1:
         fail(f"--swarm {n}: a swarm has at least 1 member; give e.g. --swarm 8")
     if strategy is not None and strategy not in FAMILY:
         fail(f"--swarm with --strategy {strategy}: {EXHAUSTIVE_HINT}; leave out --strategy "
              f"(members take {', '.join(FAMILY)} in turn) or give one of them")
-    if ray is not None:
-        fail("--swarm runs its members as local processes (--jobs N); --ray is for one "
-             "dpor search split among a cluster's workers: leave out --ray")
     if traced:
         fail("--unreached-lines traces this process's lines, and a swarm runs its members "
              "in processes of their own: leave out --swarm (or --unreached-lines)")
     if jobs is not None and jobs < 1:
         fail(f"--jobs {jobs}: give at least 1")
-    if jobs is not None:
+    if jobs is not None and ray in (None, "local"):
         check_jobs(jobs)
+    address = None if ray is None else ("" if ray == "local" else ray)
+    workers = jobs or default_workers()
+    if address is not None:
+        from pfnlab.explore.search.swarm_ray import ray_workers
+
+        try:
+            workers = ray_workers(jobs, address or None)
+        except RuntimeError as e:
+            fail(f"--ray {ray}: {e}")
+        except Exception as e:  # Ray could not start or reach the cluster
+            fail(f"--ray {ray}: Ray could not start: {type(e).__name__}: {e}")
     if seed is None:
         seed = random.SystemRandom().randrange(2**32)
     family = (strategy,) if strategy is not None else FAMILY
-    return Swarm(plan(n, seed, family), seed, jobs or default_workers(), executions or 1000)
+    return Swarm(plan(n, seed, family), seed, workers, executions or 1000, address)

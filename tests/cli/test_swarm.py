@@ -84,7 +84,6 @@ def test_without_a_seed_the_swarm_draws_one_and_says_it() -> None:
     (["--swarm", "0"], "--swarm 0: a swarm has at least 1 member; give e.g. --swarm 8"),
     (["--swarm", "3", "--strategy", "dpor"], "--swarm with --strategy dpor: a swarm's members "
      "are random, pct and bounded searches"),
-    (["--swarm", "3", "--ray", "local"], "--ray is for one dpor search"),
     (["--swarm", "3", "--unreached-lines"], "leave out --swarm (or --unreached-lines)"),
     (["--seed", "3"], "--seed 3: only --swarm and --strategy random or pct draw from a seed"),
 ])

@@ -147,3 +147,19 @@ def test_ctrl_c_gathers_what_the_running_members_covered() -> None:
         res = got[i].result
         assert res is not None and res.interrupted and res.stats.executions > 0, got[i]
     assert got[3].result is None and got[3].status == "not run: interrupted"
+
+
+def test_ray_tasks_run_the_same_members_as_local_processes() -> None:
+    """A local Ray instance with 2 CPUs (CI installs Ray with the tests)."""
+    pytest.importorskip("ray")
+    from pfnlab.explore.search.swarm_ray import ray_workers
+
+    assert ray_workers(2, None) == 2
+    local = _swarm(3, 5, 2, 20)
+    res = pipeline.check("v5.3", "devdax-unbind", pipeline.Search(
+        strategy=Swarm(plan(3, 5), 5, 2, 20, ray="")), sizes=SMALL).result
+    assert isinstance(res, SwarmResult)
+    assert [(r.member, r.executions, r.findings) for r in res.members] == \
+        [(r.member, r.executions, r.findings) for r in local.members]
+    assert [(f.key, list(f.schedule)) for f in res.findings] == \
+        [(f.key, list(f.schedule)) for f in local.findings] != []

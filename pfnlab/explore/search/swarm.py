@@ -7,7 +7,8 @@ interleavings (random walk, PCT, preemption-bounded search), each configured dif
 its own seed, PCT's bug depth, the preemption bound, the threads' priority order.
 :func:`plan` draws all of them from one seed, so a swarm with the same seed runs the same
 members (Hypothesis-style: the seed is all a rerun needs). The members share nothing and
-run in processes of their own (swarm_workers.py), as many at once as there are workers.
+run in processes of their own (swarm_workers.py), or as Ray tasks (swarm_ray.py), as many
+at once as there are workers.
 Their findings are merged (the same kind and property is one finding, kept as the member
 with the lowest number found it, whatever the order members finish in), and each member
 reports what it covered. A swarm never covers every interleaving: its result is never
@@ -42,7 +43,7 @@ from pfnlab.explore.search.common import Budget, Clock, Result, Stats
 from pfnlab.explore.search.pct import Pct
 from pfnlab.explore.search.random_walk import RandomWalk
 from pfnlab.explore.search.strategy import SUMMED, Strategy
-from pfnlab.explore.search.swarm_workers import Job, Outcome, run_members
+from pfnlab.explore.search.swarm_workers import Job, Outcome, Ran, run_members
 
 #: the strategies a swarm's members take in turn (the exhaustive ones would each search
 #: the same executions: a swarm of them is one search run N times)
@@ -162,8 +163,9 @@ class SwarmResult(Result):
 
 
 class Swarm(Strategy):
-    """The ``members`` (see :func:`plan`) run on ``workers`` processes at once; random and
-    PCT members run ``executions`` executions unless the budget gives a count.
+    """The ``members`` (see :func:`plan`) run on ``workers`` processes at once (with
+    ``ray``, as Ray tasks: "" a local instance, else a cluster's address); random and PCT
+    members run ``executions`` executions unless the budget gives a count.
 
     Of the members that showed a finding, the one with the lowest number whose last run
     had every fact the swarm learnt gives its schedule; only when none had (a time budget
@@ -175,7 +177,7 @@ class Swarm(Strategy):
     name = "swarm"
 
     def __init__(self, members: list[Member], seed: int, workers: int = 1,
-                 executions: int = 1000) -> None:
+                 executions: int = 1000, ray: str | None = None) -> None:
         if not members:
             raise ValueError("a swarm has at least 1 member")
         if workers < 1:
@@ -183,6 +185,7 @@ class Swarm(Strategy):
         self.members = members
         self.seed = seed
         self.workers = workers
+        self.ray = ray
         self.executions = executions
 
     @classmethod
@@ -214,8 +217,8 @@ class Swarm(Strategy):
             if deadline is not None:
                 left = deadline - time.perf_counter()
                 share = left * min(self.workers, len(todo)) / len(todo)
-            ran = run_members(program, jobs, self.workers, deadline=deadline, share=share,
-                              stop_first=stop_first, tick=lambda o: self._tick(clock, o))
+            ran = self._run(program, jobs, deadline=deadline, share=share,
+                            stop_first=stop_first, tick=lambda o: self._tick(clock, o))
             interrupted = ran.interrupted
             stopped = ran.stopped
             for o in ran.outcomes:
@@ -230,6 +233,14 @@ class Swarm(Strategy):
             if deadline is not None and time.perf_counter() >= deadline:
                 break
         return self._merge(program, outcomes, runs, start, interrupted)
+
+    def _run(self, program: Program, jobs: list[Job], **kw: Any) -> Ran:
+        """Run ``jobs`` on this swarm's workers (local processes or Ray)."""
+        if self.ray is None:
+            return run_members(program, jobs, self.workers, **kw)
+        from pfnlab.explore.search.swarm_ray import run_members_ray
+
+        return run_members_ray(program, jobs, self.workers, self.ray or None, **kw)
 
     def _tick(self, clock: Clock, done: list[Outcome]) -> None:
         """Report the progress of the members finished so far."""

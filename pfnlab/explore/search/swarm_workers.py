@@ -82,17 +82,43 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def run_job(program: Program, job: Job, records: tuple[Any, ...]) -> Result:
+    """Run ``job``'s member on ``program`` (a copy of its own: the member learns facts
+    into it), recording into ``records`` (collect.py)."""
+    program.knowledge.learn_all(job.facts)
+    with collecting(*records):
+        return job.member.strategy_object(job.executions).search(
+            program, job.budget, stop_first=job.stop_first)
+
+
+def timed(job: Job, share: float | None, deadline: float | None) -> Job | None:
+    """``job`` with its time budget as it starts now: its ``share`` of the swarm's, cut at
+    the swarm's ``deadline``; None when the deadline has passed."""
+    now = time.perf_counter()
+    if deadline is not None and now >= deadline:
+        return None
+    secs = [s for s in (share, deadline - now if deadline is not None else None)
+            if s is not None]
+    if not secs:
+        return job
+    return replace(job, budget=replace(job.budget, seconds=max(min(secs), 0.01)))
+
+
+#: the status of a member the time budget left no room for
+NO_TIME = "not run: the time budget was used up before it started"
+#: the statuses of members --first stopped
+FIRST_STOPPED = "stopped: another member showed a finding first (--first)"
+FIRST_NOT_RUN = "not run: another member showed a finding first (--first)"
+
+
 def _child(parent: int, program: Program, job: Job, conn: Connection) -> None:
     """A member's process: run the job and send back what came of it."""
     worker_started(parent)
     signal.signal(INTERRUPT, _interrupt)
     try:
-        program.knowledge.learn_all(job.facts)
         records = fresh_records()
         try:
-            with collecting(*records):
-                res = job.member.strategy_object(job.executions).search(
-                    program, job.budget, stop_first=job.stop_first)
+            res = run_job(program, job, records)
         finally:
             signal.signal(INTERRUPT, signal.SIG_IGN)
         conn.send(("ok", res, program.knowledge.all(), records))
@@ -129,14 +155,11 @@ def run_members(program: Program, jobs: list[Job], workers: int, *,
         while todo or running:
             while todo and len(running) < workers and not ran.stopped:
                 job = todo.popleft()
-                now = time.perf_counter()
-                if deadline is not None and now >= deadline:
-                    ran.outcomes.append(Outcome(job.member, None, status="not run: the time "
-                                                "budget was used up before it started"))
+                started = timed(job, share, deadline)
+                if started is None:
+                    ran.outcomes.append(Outcome(job.member, None, status=NO_TIME))
                     continue
-                secs = [s for s in (share, deadline - now if deadline else None) if s]
-                if secs:
-                    job = replace(job, budget=replace(job.budget, seconds=max(min(secs), 0.01)))
+                job = started
                 recv, send = ctx.Pipe(duplex=False)
                 with signals_held():
                     proc = ctx.Process(target=_child, args=(os.getpid(), program, job, send),
@@ -160,12 +183,10 @@ def run_members(program: Program, jobs: list[Job], workers: int, *,
             if ran.stopped:
                 for conn, (job, proc) in list(running.items()):
                     _stop(conn, proc)
-                    ran.outcomes.append(Outcome(job.member, None, status=(
-                        "stopped: another member showed a finding first (--first)")))
+                    ran.outcomes.append(Outcome(job.member, None, status=FIRST_STOPPED))
                 running.clear()
                 for job in todo:
-                    ran.outcomes.append(Outcome(job.member, None, status=(
-                        "not run: another member showed a finding first (--first)")))
+                    ran.outcomes.append(Outcome(job.member, None, status=FIRST_NOT_RUN))
                 todo.clear()
             if tick is not None and time.perf_counter() - last >= TICK:
                 last = time.perf_counter()
