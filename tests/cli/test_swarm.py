@@ -80,6 +80,22 @@ def test_without_a_seed_the_swarm_draws_one_and_says_it() -> None:
     assert doc["swarm"]["members"][0]["strategy"] == "random"
 
 
+def test_seed_also_seeds_a_random_walk() -> None:
+    r = CliRunner().invoke(app, ["check", "v6.13", "devdax-unbind", "--strategy", "random",
+                                 "--seed", "5", "--executions", "3"])
+    assert r.exit_code == 3, r.output
+    assert "random executions (seed 5)" in " ".join(r.output.split())
+
+
+def test_first_stops_the_swarm_at_the_first_member_with_a_finding() -> None:
+    code, doc = _json([*HUNT, "--jobs", "1", "--first"])
+    assert code == 1 and len(doc["findings"]) == 1
+    members = doc["swarm"]["members"]
+    assert members[0]["findings"] and members[0]["runs"] == 1
+    assert [m["coverage"] for m in members[1:]] == \
+        ["not run: another member showed a finding first"] * 3
+
+
 @pytest.mark.parametrize(("extra", "says"), [
     (["--swarm", "0"], "--swarm 0: a swarm has at least 1 member; give e.g. --swarm 8"),
     (["--swarm", "3", "--strategy", "dpor"], "--swarm with --strategy dpor: a swarm's members "

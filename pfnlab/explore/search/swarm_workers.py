@@ -106,9 +106,9 @@ def timed(job: Job, share: float | None, deadline: float | None) -> Job | None:
 
 #: the status of a member the time budget left no room for
 NO_TIME = "not run: the time budget was used up before it started"
-#: the statuses of members --first stopped
-FIRST_STOPPED = "stopped: another member showed a finding first (--first)"
-FIRST_NOT_RUN = "not run: another member showed a finding first (--first)"
+#: the statuses of members stopped because another showed a finding (``stop_first``)
+FIRST_STOPPED = "stopped: another member showed a finding first"
+FIRST_NOT_RUN = "not run: another member showed a finding first"
 
 
 def _child(parent: int, program: Program, job: Job, conn: Connection) -> None:
