@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from pfnlab.explore.search.swarm import SwarmResult
+if TYPE_CHECKING:
+    from pfnlab.explore.search.swarm import SwarmResult
 
 
 def never_holds(res: SwarmResult) -> str:
