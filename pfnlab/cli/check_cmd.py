@@ -110,7 +110,7 @@ def check(
     loaded += files
     variant, scenario = check_names(given, files)
     check_format(format)
-    given_strategy, strategy = strategy, strategy or "dpor"
+    given_strategy, strategy = strategy, "dpor" if strategy is None else strategy
     check_strategy(strategy)
     check_seed(seed, strategy, swarm)
     opts = options(Options(variants=[variant], scenarios=[scenario], sizes=sizes(size),
