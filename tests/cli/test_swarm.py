@@ -107,3 +107,29 @@ def test_what_a_swarm_cannot_take_is_a_usage_error(extra: list[str], says: str) 
     r = CliRunner().invoke(app, ["check", "v5.3", "devdax-unbind", *extra])
     assert r.exit_code == 2, r.output
     assert says in " ".join(r.output.split())
+
+
+def test_ctrl_c_reports_what_the_members_covered_and_leaves_no_process() -> None:
+    """A real SIGINT to a running swarm: exit 3, each running member's coverage so far,
+    and none of its processes left."""
+    import signal
+    import time
+
+    from tests.cli.test_faults import children, gone, started
+
+    args = ["check", "v5.3", "devdax-unbind", "--size", "vcpus=4", "--size", "pages=4",
+            "--swarm", "4", "--seed", "9", "--seconds", "120", "--jobs", "2"]
+    with started(args) as p:
+        end = time.monotonic() + 30
+        while len(children(p.pid)) < 2 and time.monotonic() < end:
+            time.sleep(0.1)
+        members = children(p.pid)
+        time.sleep(1.0)  # the members run some executions
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 3, (out, err)
+        assert gone(members, 5)
+    flat = " ".join(out.split())
+    assert "interrupted (Ctrl-C)" in flat
+    assert re.search(r"1: \d+ random executions \(seed \d+\) \(interrupted\)", flat), flat
+    assert "3: not run: interrupted" in flat
