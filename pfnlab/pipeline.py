@@ -23,7 +23,7 @@ from typing import Any
 from pfnlab import catalog
 from pfnlab.explore.program import Program
 from pfnlab.explore.schedule import Schedule
-from pfnlab.explore.search import Budget, ReplayResult, explore
+from pfnlab.explore.search import Budget, ReplayResult, Strategy, explore
 from pfnlab.explore.search import Result as SearchResult
 from pfnlab.explore.search import replay as replay_schedule
 from pfnlab.kernel.variant import Variant
@@ -67,7 +67,8 @@ class Search:
 
     Unlike ``explore``, every distinct finding is collected unless ``stop_first``."""
 
-    strategy: str = "dpor"
+    #: a strategy's name, or a strategy configured already (a swarm: search/swarm.py)
+    strategy: str | Strategy = "dpor"
     budget: Budget | None = None
     stop_first: bool = False
     #: replace each finding's execution by a minimal one (fewest preemptions, then steps)
@@ -76,6 +77,8 @@ class Search:
     preemptions: int = 2
     #: how many runs the random and pct strategies make
     executions: int = 1000
+    #: the seed of the random and pct strategies
+    seed: int = 0
     #: the workers a DPOR search is split among (parallel.backend), None for this process
     backend: Any = None
 
@@ -121,7 +124,7 @@ def check(variant: str | Variant, scenario: str, search: Search = Search(), *,
         res = explore(prog, strategy=search.strategy, budget=search.budget,
                       stop_first=search.stop_first, minimal=search.minimal,
                       preemptions=search.preemptions, executions=search.executions,
-                      backend=search.backend)
+                      seed=search.seed, backend=search.backend)
     seconds = time.perf_counter() - t0
     return Checked(
         variant=v, scenario=sc, sizes=sc.sizes(**given), mm=mm, program=prog, result=res,

@@ -18,6 +18,7 @@ from pfnlab.cli import exits, interrupt
 from pfnlab.cli.app import app
 from pfnlab.cli.common import (
     MAX_STEPS,
+    CheckStratOpt,
     ExecOpt,
     FormatOpt,
     FullOpt,
@@ -29,7 +30,6 @@ from pfnlab.cli.common import (
     SecOpt,
     SizeOpt,
     StepsOpt,
-    StratOpt,
     check_format,
     check_jobs,
     check_strategy,
@@ -42,6 +42,7 @@ from pfnlab.cli.errors import fail, say
 from pfnlab.cli.guard import guarded
 from pfnlab.cli.output import check_outputs, write_file
 from pfnlab.cli.progress import Status
+from pfnlab.cli.swarm_opts import SeedOpt, SwarmOpt, check_seed, swarm_strategy
 from pfnlab.explain.analysis import Analysis
 from pfnlab.explore.findings import Finding
 from pfnlab.explore.fingerprint import collision_odds
@@ -49,6 +50,7 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.search import Budget, Result
 from pfnlab.explore.search.common import not_established
 from pfnlab.explore.search.parallel import WorkersNotStarted, backend, default_workers
+from pfnlab.explore.search.swarm import Swarm, SwarmResult
 from pfnlab.kernel.variant import VARIANTS
 from pfnlab.matrix import Options
 from pfnlab.model.lines import model_files, tracing_lines
@@ -74,7 +76,7 @@ def check(
     executions: ExecOpt = None,
     seconds: SecOpt = None,
     max_steps: StepsOpt = MAX_STEPS,
-    strategy: StratOpt = "dpor",
+    strategy: CheckStratOpt = None,
     format: FormatOpt = "text",
     first: Annotated[bool, typer.Option(
         "--first/--all", help="Stop at the first finding, or collect every distinct one.")]
@@ -87,6 +89,8 @@ def check(
     model: ModelOpt = None,
     jobs: JobsOpt = None,
     ray: RayOpt = None,
+    swarm: SwarmOpt = None,
+    seed: SeedOpt = None,
     unreached_lines: Annotated[bool, typer.Option(
         "--unreached-lines", help="Also list the lines of the model no explored execution "
         "ran (kernel functions that ran, the model files' functions); traces the model "
@@ -106,7 +110,9 @@ def check(
     loaded += files
     variant, scenario = check_names(given, files)
     check_format(format)
+    given_strategy, strategy = strategy, "dpor" if strategy is None else strategy
     check_strategy(strategy)
+    check_seed(seed, strategy, swarm)
     opts = options(Options(variants=[variant], scenarios=[scenario], sizes=sizes(size),
                            executions=executions, seconds=seconds, strategy=strategy, mm=mm,
                            max_steps=max_steps))
@@ -115,17 +121,24 @@ def check(
     title = f"{variant} / {scenario}"
     start = time.perf_counter()
     tracing = _line_tracing(VARIANTS[variant], sc) if unreached_lines else None
-    workers = _backend(jobs, ray, strategy, unreached_lines)
+    searching: str | Swarm = strategy
+    workers = None
+    if swarm is not None:
+        searching = swarm_strategy(swarm, given_strategy, seed, jobs, ray, unreached_lines,
+                                   executions)
+    else:
+        workers = _backend(jobs, ray, strategy, unreached_lines)
     overrun = (f"--seconds {seconds:g} passed inside one step: a model thread that never "
                "reaches a scheduling point?" if seconds is not None else "")
     with Status(f"check {title}"), interrupt.deadline(seconds, overrun):
         try:
             done = pipeline.check(
                 variant, scenario,
-                pipeline.Search(strategy=strategy, stop_first=first,
+                pipeline.Search(strategy=searching, stop_first=first,
                                 budget=Budget(executions=executions, seconds=seconds,
                                               max_steps=max_steps),
-                                executions=executions or 1000, backend=workers),
+                                executions=executions or 1000, seed=seed or 0,
+                                backend=workers),
                 sizes=pipeline.own_sizes(scenario, opts.sizes), mm=mm, reach=True,
                 lines=tracing)
         except WorkersNotStarted as e:
@@ -301,6 +314,7 @@ def _html(title: str, program: Program, res: Result, analyses: list[Analysis]) -
 def _json(variant: str, scenario: str, scenario_sizes: dict[str, int], res: Result,
           analyses: list[Analysis]) -> dict[str, Any]:
     from pfnlab.report.jsonout import CHECK_SCHEMA, findings_json
+    from pfnlab.report.swarm import swarm_json
 
     sc = SCENARIOS[scenario]
     title = f"{variant} / {scenario}"
@@ -316,6 +330,7 @@ def _json(variant: str, scenario: str, scenario_sizes: dict[str, int], res: Resu
         "not_established": not_established(res, sc.properties),
         "stats": res.stats.as_dict(),
         "findings": findings_json(title, analyses),
+        **({"swarm": swarm_json(res)} if isinstance(res, SwarmResult) else {}),
     }
 
 
@@ -339,6 +354,12 @@ def _text(title: str, props: tuple[str, ...], res: Result, analyses: list[Analys
         out.append(f"{title}: nothing explored" if res.stats.executions == 0
                    else f"{title}: no finding")
     out += wrap(f"coverage: {res.coverage}")
+    if isinstance(res, SwarmResult):
+        from pfnlab.cli.output import ascii_only, width
+        from pfnlab.report.swarm import members_table, rerun_line
+
+        out.append(members_table(res, width(), ascii_only()))
+        out += wrap(rerun_line(res))
     masked = not_established(res, props)
     for why in dict.fromkeys(masked.values()):
         ps = [p for p, w in masked.items() if w == why]
@@ -362,7 +383,11 @@ def _text(title: str, props: tuple[str, ...], res: Result, analyses: list[Analys
             "the findings above are real, but the search did not finish" if res.findings
             else "no finding in what was explored, and no claim beyond it"))
     elif not res.findings:
-        if st.executions == 0 and res.coverage.startswith("stopped ("):  # workers lost
+        if isinstance(res, SwarmResult):
+            from pfnlab.report.swarm import never_holds
+
+            out += wrap(never_holds(res))
+        elif st.executions == 0 and res.coverage.startswith("stopped ("):  # workers lost
             out += wrap("inconclusive: nothing explored before the search stopped (the "
                         "coverage line says why)")
         elif st.executions == 0:

@@ -43,6 +43,11 @@ StepsOpt = Annotated[int, typer.Option(
     "(no-progress).")]
 StratOpt = Annotated[str, typer.Option(
     "--strategy", help=f"Search strategy: {', '.join(STRATEGIES)}.")]
+#: check: the strategy, or with --swarm the one strategy of every member (None: not given)
+CheckStratOpt = Annotated[str | None, typer.Option(
+    "--strategy", help=f"Search strategy: {', '.join(STRATEGIES)} (default dpor); with "
+    "--swarm, the one strategy of every member (random, pct or bounded).",
+    show_default=False)]
 FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
 MmOpt = Annotated[str | None, typer.Option(
     "--mm", help="Host mm the designs run on: 5.4 (default, the 2019 thread's: teardown "

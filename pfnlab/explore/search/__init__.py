@@ -2,7 +2,9 @@
 
 Strategies: ``dpor`` (exhaustive, reduced), ``optimal`` (exhaustive, reduced to one
 execution per Mazurkiewicz trace, no state caching), ``brute`` (exhaustive, no reduction),
-``bounded`` (iterative preemption bounding), ``random`` (random walk), ``pct``.
+``bounded`` (iterative preemption bounding), ``random`` (random walk), ``pct``; and a
+``swarm`` of diversified random, PCT and bounded searches (swarm.py: given to
+:func:`explore` as a :class:`~pfnlab.explore.search.swarm.Swarm`, it is not a name here).
 Every finding comes back with a labelled schedule, its recorded trace, its preemption count
 and a statement of minimality.
 """
@@ -51,7 +53,7 @@ __all__ = [
 def explore(
     program: Program,
     *,
-    strategy: str = "dpor",
+    strategy: str | Strategy = "dpor",
     budget: Budget | None = None,
     stop_first: bool = True,
     minimal: bool = True,
@@ -68,14 +70,19 @@ def explore(
     property) is collected. With ``minimal`` each finding's execution is replaced by one with
     the fewest preemptions, then the fewest steps, that shows the same finding. With a
     ``backend`` (``workers.backend(jobs, ray)``) a ``dpor`` search without an execution
-    budget is split among its workers (parallel/).
+    budget is split among its workers (parallel/). ``strategy`` is a name of
+    :data:`STRATEGIES` or a :class:`Strategy` already configured (a swarm: swarm.py).
     """
     budget = budget or Budget()
     start = time.perf_counter()
-    if strategy not in STRATEGIES:
+    if isinstance(strategy, Strategy):
+        chosen = strategy
+    elif strategy in STRATEGIES:
+        chosen = STRATEGY_CLASSES[strategy].from_options(
+            cache=cache, preemptions=preemptions, executions=executions, seed=seed,
+            depth=depth)
+    else:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    chosen = STRATEGY_CLASSES[strategy].from_options(
-        cache=cache, preemptions=preemptions, executions=executions, seed=seed, depth=depth)
     if backend is not None:  # a DPOR search split among the backend's workers
         from pfnlab.explore.search.parallel import Parallel
 
