@@ -72,3 +72,35 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_worker_killed_while_it_sends_its_result_does_not_hang_the_exit() -> None:
+    """Stopping workers kills them; one killed in the middle of writing its result left the
+    pool's manager thread reading the rest for ever, and the interpreter's exit joins that
+    thread: `check --seconds 15 --jobs 2` at 4 x 4 printed nothing and never ended. The
+    worker here is killed while it sends 400 MB; the process must exit on its own."""
+    code = textwrap.dedent("""
+        import multiprocessing as mp, threading, time
+        from concurrent.futures import ProcessPoolExecutor
+        from pfnlab.explore.search.parallel.workers import _shutdown
+
+        def big():
+            time.sleep(0.3)
+            return b"x" * 400_000_000
+
+        if __name__ == "__main__":
+            ex = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
+            ex.submit(big)
+            time.sleep(1.2)
+            manager = ex._executor_manager_thread
+            _shutdown(ex)
+            manager.join(timeout=10)
+            print("manager ended" if not manager.is_alive() else "manager stuck", flush=True)
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                             text=True, timeout=40)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"the process did not exit: {e.stdout!r}") from None
+    assert out.returncode == 0 and "manager ended" in out.stdout, (out.stdout, out.stderr)

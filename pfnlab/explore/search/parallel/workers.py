@@ -335,12 +335,21 @@ class LocalProcesses:
 def _shutdown(ex: ProcessPoolExecutor) -> None:
     """Stop the pool's processes now (queued tasks are cancelled, running ones killed)."""
     procs = list((getattr(ex, "_processes", None) or {}).values())
+    results = getattr(ex, "_result_queue", None)  # (shutdown forgets it)
     ex.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         if p.is_alive():
             p.kill()
     for p in procs:
         p.join(timeout=5)
+    # A worker killed while it wrote a result leaves the pool's manager thread reading a
+    # partial message for ever, and the interpreter's exit joins that thread (a check that
+    # printed nothing and never ended, at a --seconds deadline). With the workers gone,
+    # closing this process's end of the result pipe gives the reader end-of-file.
+    writer = getattr(results, "_writer", None)
+    if writer is not None:
+        with suppress(OSError):
+            writer.close()
 
 
 #: set when an interrupt stopped Ray's start in this process (see :func:`ray_init`)
