@@ -244,3 +244,17 @@ def test_a_worker_keeps_its_execution_from_task_to_task(
     m = re.search(r"(\d+) subtrees", par.coverage)
     assert m is not None and int(m.group(1)) > len(made) > 0, (par.coverage, len(made))
     assert par.stats.memoised > 0
+
+
+def test_a_time_budget_keeps_what_the_workers_covered() -> None:
+    """At the deadline the tasks out stop with it: what they covered counts. The
+    coordinator used to stop its workers at once, so a check of 4 x 4 with --seconds 60
+    and two workers reported "0 executions ... nothing explored" (and another round began
+    with no time left after a promotion)."""
+    program = SCENARIOS["devdax-unbind"].program(VARIANTS["v5.4"], vcpus=4, pages=4)
+    par = explore_parallel(program, Budget(seconds=4), LocalProcesses(2), stop_first=False,
+                           depth=2)  # (two subtrees, each far from done at the deadline)
+    assert not par.exhaustive
+    n = par.stats.executions
+    assert n > 100 and par.stats.states > 100, (n, par.stats.states)
+    assert par.coverage.startswith(f"budget reached after {n} executions"), par.coverage

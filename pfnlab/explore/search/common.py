@@ -174,6 +174,12 @@ class Clock:
             return True
         return b.seconds is not None and self.elapsed() >= b.seconds
 
+    def spent(self) -> bool:
+        """Whether the budget is used up by the rounds so far (no round could run)."""
+        b = self.budget
+        return (b.seconds is not None and self.elapsed() >= b.seconds) or (
+            b.executions is not None and self.earlier >= b.executions)
+
     def cut(self, stats: Stats) -> str:
         """The coverage text of a search that a budget or Ctrl-C stopped."""
         why = f"interrupted ({INTERRUPTED_BY[0]})" if self.interrupted else "budget reached"

@@ -58,9 +58,11 @@ def rounds(program: Program, budget: Budget, one: Callable[[Clock], Stats],
         for k in SUMMED:  # every round's work counts, not only the last one's
             totals[k] = totals.get(k, 0) + getattr(stats, k)
         clock.earlier = totals["executions"]
-        if (clock.restart or clock.promoted_since()) and not clock.interrupted:
+        if (clock.restart or clock.promoted_since()) and not clock.interrupted \
+                and not clock.spent():
             # something was learnt about the program: what this round explored used the
-            # old steps
+            # old steps (with the budget spent, this round's partial coverage is the
+            # search's: a new round would explore nothing)
             clock.restarted()
             continue
         if not more():

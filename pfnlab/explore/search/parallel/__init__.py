@@ -81,10 +81,14 @@ def explore_parallel(
     last: list[Coordinator] = []
     results: list[Result] = []
 
-    def one(_clock: Clock) -> Stats:
+    clocks: list[Clock] = []
+
+    def one(clock: Clock) -> Stats:
         nonlocal visible
+        clocks[:] = [clock]
         c = Coordinator(program, budget, backend, stop_first, collect_final_states, cache,
                          depth, visible, start, on_progress)
+        c.earlier = clock.earlier
         last[:] = [c]
         results[:] = [c.run()]
         if c.restart and not c.interrupted:  # (with what was learnt, or by itself:)
@@ -93,8 +97,9 @@ def explore_parallel(
 
     def more() -> bool:
         """Another round, with the fields a task observed that no step treated as visible
-        (every step so far may be a different step now)."""
-        return last[0].restart and not last[0].interrupted
+        (every step so far may be a different step now); none once a budget cut the
+        round (no time is left for one)."""
+        return last[0].restart and not last[0].interrupted and not clocks[0].spent()
 
     _clock, _n, _stats = rounds(program, budget, one, more)
     res = results[0]

@@ -36,6 +36,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from pfnlab.explore.collect import active as active_records
@@ -84,6 +85,8 @@ class Coordinator:
         self.visible = visible
         self.start = start
         self.on_progress = on_progress
+        #: executions of the search's earlier rounds (the coverage line counts them)
+        self.earlier = 0
         self.promoted = program.knowledge.all()
         self.search = uuid.uuid4().hex
         self.dpor = SourceDpor(program, budget, stop_first=stop_first,
@@ -120,12 +123,12 @@ class Coordinator:
         if len(self.program.knowledge) != len(self.promoted):  # learnt in initial runs
             ex.close()
             self.restart = True
-            return self._result(0)
+            return self._result()
         self.dpor.nthreads = n = len(ex.threads)
         if ended(ex, self.stop_first) or not ex.enabled():
             r.leaf(ex, collect=self.collect)
             ex.close()
-            return self._result(0)
+            return self._result()
         zero = tuple(tuple(0 for _ in range(n)) for _ in range(n))
         self._note_state(ex)
         root = self.dpor.node(ex, {}, zero)
@@ -155,7 +158,7 @@ class Coordinator:
             if self.live is not None:
                 self.live.close()
                 self.live = None
-        return self._result(len(self.tree.nodes))
+        return self._result()
 
     def _loop(self) -> None:
         while True:
@@ -164,6 +167,7 @@ class Coordinator:
             if self.budget.seconds is not None and \
                     time.perf_counter() - self.start >= self.budget.seconds:
                 self.cut = True
+                self._gather(GRACE)
                 return
             work = self.tree.open_work()
             if work is not None:
@@ -179,6 +183,22 @@ class Coordinator:
                 self._report()
                 continue
             self._absorb(res)
+
+    def _gather(self, grace: float) -> None:
+        """The time budget ran out. The tasks out stop at the same deadline (a task's budget
+        is the time left when it was made), each with what it covered: take that in (its
+        executions, findings and goals count), for ``grace`` seconds at most; a task that
+        started late would run on past it, and is dropped when the workers stop."""
+        until = time.perf_counter() + grace
+        while self.backend.pending():
+            left = until - time.perf_counter()
+            if left <= 0:
+                return
+            res = self.backend.next_result(min(left, 0.25))
+            if res is None:
+                continue
+            with suppress(_Restart):  # (what it learnt is of no use: the budget is spent)
+                self._absorb(res)
 
     def _execution(self, tids: tuple[int, ...]) -> Execution:
         return self.run_.execution(list(tids), visible=set(self.visible),
@@ -373,12 +393,17 @@ class Coordinator:
             st.workers = (f"{pr.workers} workers ({self.backend.name}): {pr.tasks_done} of "
                           f"{pr.tasks_made} subtrees done, {pr.tasks_out} out")
             show(st, now - self.start)
-    def _result(self, coordinator_nodes: int) -> Result:
+    def _result(self) -> Result:
         return round_result(self.run_, self.results, self.states, cut=self.cut,
                             interrupted=self.interrupted, stop_first=self.stop_first,
                             start=self.start, backend=self.backend,
                             tasks_made=self.progress.tasks_made, depth=self.depth,
-                            lost=self.lost)
+                            lost=self.lost, earlier=self.earlier)
+
+
+#: seconds the coordinator waits, once the time budget is spent, for the tasks out to
+#: report what they covered (they stop at the same deadline)
+GRACE = 2.0
 
 
 class _Restart(Exception):

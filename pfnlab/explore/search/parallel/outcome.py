@@ -33,10 +33,11 @@ class Progress:
 
 def round_result(r: Run, results: list[TaskResult], states: set[int], *, cut: bool,
                  interrupted: bool, stop_first: bool, start: float, backend: Any,
-                 tasks_made: int, depth: int, lost: str = "") -> Result:
+                 tasks_made: int, depth: int, lost: str = "", earlier: int = 0) -> Result:
     """The result of a round: the coordinator's run ``r`` with the tasks' ``results``
     summed into it, ``states`` the fingerprints of every state seen; ``lost``: why the
-    workers were lost, when that stopped the search."""
+    workers were lost, when that stopped the search; ``earlier``: the executions of the
+    search's earlier rounds (a partial coverage line counts every round's)."""
     st = r.stats
     for res in results:
         for k in SUMMED:
@@ -57,7 +58,7 @@ def round_result(r: Run, results: list[TaskResult], states: set[int], *, cut: bo
     if cut or interrupted:
         why = (f"interrupted ({INTERRUPTED_BY[0]})" if interrupted
                else f"stopped ({lost})" if lost else "budget reached")
-        coverage = (f"{why} after {st.executions} executions ({elapsed:.1f} s): "
+        coverage = (f"{why} after {earlier + st.executions} executions ({elapsed:.1f} s): "
                     "partial, no claim beyond them")
     elif stopped:
         coverage = f"stopped at the first finding, after {st.executions} executions"
