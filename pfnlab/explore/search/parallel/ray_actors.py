@@ -293,8 +293,10 @@ class RayWorkers:
             self.tasks[serial] = (task, runs + 1)
             self.backlog.appendleft(serial)
         self.lost += 1
-        print(f"pfnlab: a Ray worker was lost ({type(error).__name__}); its {len(again)} "
-              "subtrees run again on the others", file=sys.stderr)
+        n = len(again)
+        print(f"pfnlab: a Ray worker was lost ({type(error).__name__}); the {n} "
+              f"subtree{'s' if n != 1 else ''} it had out run again on the others",
+              file=sys.stderr)
         self._new_actor()
         self._dispatch()
 
