@@ -81,18 +81,24 @@ class RayEndpoint(Endpoint):
     def publish(self) -> None:
         """Send the completed states collected so far to the relay (without waiting)."""
         msg = self.encode()
-        if msg is not None:
+        if msg is not None and self.relay is not None:
             self.relay.put.remote(("entries", self.serial, msg))
 
     def drain(self) -> None:
         """Take what the last read of the relay brought, and send the next read."""
         import ray
 
+        if self.relay is None:
+            return
         if self.reading is not None:
             ready, _ = ray.wait([self.reading], timeout=0)
             if not ready:
                 return
-            items, self.version = ray.get(self.reading)
+            try:
+                items, self.version = ray.get(self.reading)
+            except ray.exceptions.RayError:  # the relay is gone: no more exchange (the
+                self.relay = self.reading = None  # entries were only a cache)
+                return
             for item in items:
                 self._take(item)
         self.reading = self.relay.since.remote(self.version)
@@ -184,7 +190,11 @@ class RayWorkers:
                 cloudpickle.register_pickle_by_value(mod)
         ray = self.ray
         self.program_ref = ray.put(program)
-        self.relay = ray.remote(num_cpus=0)(Relay).remote()
+        # the relay beside the coordinator (a node that goes takes the search with it)
+        here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+            ray.get_runtime_context().get_node_id(), soft=True)
+        self.relay = ray.remote(num_cpus=0)(Relay).options(
+            scheduling_strategy=here).remote()
         for _ in range(self.workers):
             self._new_actor()
 
@@ -285,13 +295,15 @@ class RayWorkers:
             if a is actor:
                 del self.out[ref]
         for serial in reversed(again):
-            task, runs = self.tasks[serial]
+            task, runs = self.tasks.pop(serial)
             if runs >= RETRIES:
                 raise WorkerLost(f"a subtree's Ray worker was lost {runs + 1} times "
                                  f"({type(error).__name__}): its node or process gone, or "
                                  "model code ending its process (os._exit)")
-            self.tasks[serial] = (task, runs + 1)
-            self.backlog.appendleft(serial)
+            # under a new number: what the lost run sent is never committed
+            self.serials += 1
+            self.tasks[self.serials] = (task, runs + 1)
+            self.backlog.appendleft(self.serials)
         self.lost += 1
         n = len(again)
         print(f"pfnlab: a Ray worker was lost ({type(error).__name__}); the {n} "
