@@ -88,3 +88,20 @@ def test_a_lost_actor_changes_no_verdict(how: str, local_ray: Any) -> None:
         assert not problems, (i, problems)
         # (a search with no more results than ``after`` ends before the kill)
         assert backend.lost == lost + 1 or backend.results <= backend.after
+
+
+def test_the_clusters_error_lines_go_to_standard_error() -> None:
+    """Ray's driver prints "A worker died or was killed ..." (an actor lost) to standard
+    output, where ``--format json`` writes: pfnlab sends it to standard error."""
+    from types import SimpleNamespace
+
+    from pfnlab.explore.search.parallel.ray_cluster import _cluster_errors_to_stderr
+
+    printed: list[tuple[str, bool]] = []
+    worker = SimpleNamespace(print_to_stdstream=lambda data, ignore_prefix: printed.append(
+        (data["pid"], data["is_err"])))
+    _cluster_errors_to_stderr(worker)
+    _cluster_errors_to_stderr(worker)  # wrapped once
+    worker.print_to_stdstream({"pid": "raylet", "is_err": False, "lines": ["died"]}, False)
+    worker.print_to_stdstream({"pid": 42, "is_err": False, "lines": ["print"]}, False)
+    assert printed == [("raylet", True), (42, False)]

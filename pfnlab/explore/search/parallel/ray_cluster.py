@@ -42,6 +42,8 @@ def ray_init(cpus: int | None = None, address: str | None = None) -> Any:
         raise RuntimeError(RAY_HINT) from None
     with suppress(Exception):  # imported before: the constant it was read into
         ray._private.ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+    with suppress(Exception):
+        _cluster_errors_to_stderr(ray._private.worker)
     if not ray.is_initialized():
         kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                               "configure_logging": False}
@@ -70,6 +72,23 @@ def ray_init(cpus: int | None = None, address: str | None = None) -> Any:
                     raise KeyboardInterrupt from None
                 raise
     return ray
+
+
+def _cluster_errors_to_stderr(worker: Any) -> None:
+    """Ray's driver prints the errors the cluster reports ("A worker died or was killed
+    ...", as when an actor is lost) to standard output, where ``--format json`` writes:
+    they go to standard error (Ray's ``print_to_stdstream``, wrapped once)."""
+    plain = worker.print_to_stdstream
+    if getattr(plain, "to_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") == "raylet":
+            data = {**data, "is_err": True}
+        plain(data, ignore_prefix)
+
+    to_stderr.to_stderr = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
 
 
 def _descendants() -> list[int]:
