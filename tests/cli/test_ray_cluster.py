@@ -150,8 +150,9 @@ def test_without_the_token_a_message_names_what_to_set(cluster: Cluster,
     assert out.returncode == 2, out
     text = " ".join(out.stderr.split())
     assert f"--ray {cluster.address}: the cluster at {cluster.address} has token " \
-        "authentication on and this process sent no token" in text
-    assert "set RAY_AUTH_MODE=token" in text and "RAY_AUTH_TOKEN" in text
+        "authentication on, and this process sent no token: Ray sends one only with " \
+        "RAY_AUTH_MODE=token. Set it, with the cluster's token" in text
+    assert "RAY_AUTH_TOKEN, in the file RAY_AUTH_TOKEN_PATH names" in text
     assert "Authentication token is missing" not in text and "gcs_client" not in text
     assert len(out.stderr.strip().splitlines()) <= 6  # one paragraph
 

@@ -15,7 +15,6 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 from pfnlab.explore.search.common import INTERRUPTED_BY
@@ -192,32 +191,25 @@ def authenticated(address: str) -> None:
         return
 
 
-def token_missing(address: str, env: dict[str, str] | None = None,
-                  home: Path | None = None) -> str:
+def token_missing(address: str, env: dict[str, str] | None = None) -> str:
     """What to set to reach the cluster at ``address``, which refused this process's
-    (missing or wrong) token; ``env`` and ``home`` default to this process's."""
+    missing or wrong token (``env``: this process's environment by default)."""
     env = dict(os.environ) if env is None else env
-    home = Path.home() if home is None else home
-    mode = env.get(AUTH_MODE, "")
-    sources = f"{AUTH_TOKEN}=<token>, or {AUTH_TOKEN_PATH}=<file>, or the file " \
-              "~/.ray/auth_token"
-    where = "(`ray get-auth-token` on the head node prints it)"
-    if mode.lower() == "token":
-        if env.get(AUTH_TOKEN):
-            have = f"the token in {AUTH_TOKEN}"
-        elif env.get(AUTH_TOKEN_PATH):
-            have = f"the token in {env[AUTH_TOKEN_PATH]} ({AUTH_TOKEN_PATH})"
-        else:
-            have = f"the token in {home / '.ray' / 'auth_token'}"
-        return (f"the cluster at {address} refused {have}: give the cluster's token "
-                f"{where} as {sources}")
-    has = env.get(AUTH_TOKEN) or env.get(AUTH_TOKEN_PATH) or \
-        (home / ".ray" / "auth_token").is_file()
-    also = (f"{AUTH_MODE}=token (this machine has a token; if it is not the cluster's, "
-            f"give the cluster's {where} as {sources})" if has else
-            f"{AUTH_MODE}=token and give the cluster's token {where} as {sources}")
-    return (f"the cluster at {address} has token authentication on and this process sent "
-            f"no token (Ray sends one only with {AUTH_MODE}=token): set {also}")
+    give = (f"the cluster's token (`ray get-auth-token` on the head node prints it) in "
+            f"{AUTH_TOKEN}, in the file {AUTH_TOKEN_PATH} names, or in ~/.ray/auth_token")
+    if env.get(AUTH_MODE, "").lower() != "token":
+        return (f"the cluster at {address} has token authentication on, and this process "
+                f"sent no token: Ray sends one only with {AUTH_MODE}=token. Set it, with "
+                f"{give} (on the head node it is there already)")
+    if env.get(AUTH_TOKEN):
+        sent = f"the token in {AUTH_TOKEN}"
+    elif env.get(AUTH_TOKEN_PATH):
+        sent = f"the token in {env[AUTH_TOKEN_PATH]} ({AUTH_TOKEN_PATH})"
+    elif os.path.isfile(os.path.expanduser("~/.ray/auth_token")):
+        sent = "the token in ~/.ray/auth_token"
+    else:
+        return f"{AUTH_MODE}=token is set, but this process has no token: give {give}"
+    return f"the cluster at {address} refused {sent}: give {give}"
 
 
 @contextmanager
