@@ -3,19 +3,19 @@
 One actor per worker (:class:`Worker`), spread over the cluster's nodes (Ray's SPREAD
 scheduling), holds the program and its own tables of visited states from task to task of
 a round, as a local worker process does. While a task runs, its actor sends the states it
-completes, in batches, to a small :class:`Relay` actor (an ordered log) and takes in what
-the other actors sent (:class:`RayEndpoint`, the Ray side of exchange.py's endpoint).
+completes, in batches, to a small :class:`Relay` actor beside the coordinator (an ordered
+log), and merges what the other actors sent (:class:`RayEndpoint`, the Ray side of
+exchange.py's endpoint): states are shared as they complete, as between local processes.
 
-What differs from local processes is when an entry may be used by another worker: only
-once the task that completed it is *committed*, that is, once the coordinator holds that
-task's result and the results of every task its actor ran before it (the relay logs a
-commit, the receivers merge the entries they held back). So every entry another worker
-prunes with is backed by a result the coordinator has: findings, final states and races
-of its subtree included. An actor that is lost (its process or its node gone, or a
-result of it lost) is therefore only a lost cache: the tasks it had out, whose results
-never came, run again on the other actors (:meth:`RayWorkers._lost`), a new actor is
-started in its place, and no other worker ever used an entry of those tasks.
-docs/reductions.md section 12 argues it.
+What makes a lost actor harmless: each batch carries, in the same message, what the task
+has found so far (:class:`Partial`: findings, final states, violations, goals, race reports
+for the coordinator's nodes), and the relay keeps it until the coordinator has the task's
+result. Every state another actor may prune at was explored in full, and what its
+exploration found is at the relay. When an actor is lost (its process or node gone, or a
+result of it), the coordinator takes from the relay what its unfinished tasks had found,
+runs those tasks again on the other actors and starts a new actor in its place; a task's
+result, when it comes, carries what its lost runs had found. A relay that is lost makes
+the search start again. docs/reductions.md section 12 argues it.
 """
 
 from __future__ import annotations
@@ -26,12 +26,19 @@ import time
 from collections import deque
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
+from pfnlab.explore.findings import Finding
 from pfnlab.explore.program import Program
-from pfnlab.explore.search.parallel.exchange import BATCH, Endpoint, Shared
+from pfnlab.explore.search.parallel.exchange import BATCH, Endpoint
 from pfnlab.explore.search.parallel.ray_cluster import ray_init
-from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerLost, run_task
+from pfnlab.explore.search.parallel.tasks import (
+    Task,
+    TaskResult,
+    WorkerDied,
+    WorkerLost,
+    run_task,
+)
 from pfnlab.explore.search.parallel.workers import AHEAD, RETRIES, sendable
 
 #: seconds a search waits for a new actor when it has no other (the cluster has no CPU
@@ -39,53 +46,140 @@ from pfnlab.explore.search.parallel.workers import AHEAD, RETRIES, sendable
 START_WITHIN = 120.0
 
 
+@dataclass
+class Partial:
+    """What a task found up to a batch it sent: what is new since its previous batch
+    (findings, final states, violations, race reports) and what it has so far (goals,
+    masked checks, fields read)."""
+
+    findings: list[Finding] = field(default_factory=list)
+    final_states: set[Any] = field(default_factory=set)
+    violations: set[tuple[str, str, str]] = field(default_factory=set)
+    reports: list[tuple[Any, ...]] = field(default_factory=list)
+    goals: set[str] = field(default_factory=set)
+    masked_by: dict[str, int] = field(default_factory=dict)
+    observed: frozenset[tuple[int, str]] = frozenset()
+
+    def add(self, other: Partial) -> None:
+        """Take ``other`` (a later batch, or another run's) in."""
+        self.findings += other.findings
+        self.final_states |= other.final_states
+        self.violations |= other.violations
+        self.reports += other.reports
+        self.goals |= other.goals
+        for p, n in other.masked_by.items():
+            self.masked_by[p] = max(self.masked_by.get(p, 0), n)
+        self.observed |= other.observed
+
+    def into(self, res: TaskResult) -> None:
+        """Add to ``res`` (a task's result) what its lost runs found."""
+        res.findings += self.findings
+        res.final_states |= self.final_states
+        res.violations |= self.violations
+        res.reports += self.reports
+        res.goals |= self.goals
+        for p, n in self.masked_by.items():
+            res.masked_by[p] = max(res.masked_by.get(p, 0), n)
+        res.observed |= self.observed
+
+
 class Relay:
-    """The log of what the actors send, in the order it arrives: entries of a task
-    (``("entries", serial, message)``) and commits (``("commit", serials)``). Each actor
-    reads it from where it stopped."""
+    """The log of the states the actors send, in the order it arrives (each actor reads
+    it from where it stopped), and what each unfinished task found up to its last batch
+    (:class:`Partial`), until the coordinator has its result."""
 
     def __init__(self) -> None:
         self.log: list[tuple[Any, ...]] = []
+        self.partials: dict[int, Partial] = {}
+        self.finished: set[int] = set()
 
-    def put(self, item: tuple[Any, ...]) -> None:
-        """Append ``item``."""
-        self.log.append(item)
+    def put(self, serial: int, msg: tuple[Any, ...], partial: Partial) -> None:
+        """Task ``serial``'s batch: ``msg`` for the others, ``partial`` kept (unless the
+        coordinator has the task's result already: the batch came after it)."""
+        if serial not in self.finished:
+            self.partials.setdefault(serial, Partial()).add(partial)
+        self.log.append((serial, msg))
 
     def since(self, version: int) -> tuple[list[tuple[Any, ...]], int]:
         """What was logged since ``version``, and the version now."""
         return self.log[version:], len(self.log)
 
+    def done(self, serial: int) -> None:
+        """The coordinator has task ``serial``'s result."""
+        self.partials.pop(serial, None)
+        self.finished.add(serial)
+
+    def holding(self) -> list[int]:
+        """The unfinished tasks that have sent batches."""
+        return list(self.partials)
+
+    def found(self, serials: list[int]) -> dict[int, Partial]:
+        """What the tasks ``serials`` (whose actor was lost) found up to their last batch."""
+        return {s: self.partials.pop(s) for s in serials if s in self.partials}
+
 
 class RayEndpoint(Endpoint):
     """An actor's side of the exchange: completed states go to the relay in batches,
-    tagged with the task (``serial``); another actor's entries are merged once their
-    task is committed, held back until then. Reading the relay never waits: a read is
-    sent, and taken when it has come back."""
+    each with what the task found up to it (:meth:`partial`), and the other actors'
+    states are merged as they come. Reading the relay never waits: a read is sent, and
+    taken when it has come back."""
 
-    def __init__(self, me: int, relay: Any) -> None:
+    def __init__(self, me: int, relay: Any, batch: int = BATCH) -> None:
         super().__init__(me, [])
         self.relay = relay
+        self.batch = batch
         self.serial = 0
         self.version = 0
         self.reading: Any = None
-        self.committed: set[int] = set()
-        self.held: dict[int, list[tuple[Any, list[Shared]]]] = {}
+        self.dpor: Any = None
+        self.sent_findings: dict[tuple[str, str], Finding] = {}
+        self.sent_final: set[Any] = set()
+        self.sent_violations: set[tuple[str, str, str]] = set()
+        self.sent_reports = 0
+
+    def watch(self, dpor: Any) -> None:
+        """The task's search (task_search.TaskDpor), whose findings go with the batches."""
+        self.dpor = dpor
+        self.sent_findings, self.sent_final, self.sent_violations = {}, set(), set()
+        self.sent_reports = 0
+
+    def partial(self) -> Partial:
+        """What the task found since its previous batch (goals, masked checks and fields
+        read: so far)."""
+        d = self.dpor
+        if d is None:
+            return Partial()
+        r = d.r
+        new = [f for k, f in r.findings.items() if self.sent_findings.get(k) is not f]
+        self.sent_findings.update((f.key, f) for f in new)
+        final = r.final_states - self.sent_final
+        self.sent_final |= final
+        violations = r.violations - self.sent_violations
+        self.sent_violations |= violations
+        reports = d.reports[self.sent_reports:]
+        self.sent_reports = len(d.reports)
+        return Partial(
+            [Finding(f.kind, f.prop, f.message, f.schedule, details=dict(f.details))
+             for f in new],
+            set(final), set(violations), list(reports), set(r.goals), dict(r.masked_by),
+            frozenset(d.observed))
 
     def completed(self, fp: int) -> None:
         """Publish in batches, and take in what has come."""
         self.out.append(fp)
-        if len(self.out) >= BATCH:
+        if len(self.out) >= self.batch:
             self.publish()
             self.drain()
 
     def publish(self) -> None:
-        """Send the completed states collected so far to the relay (without waiting)."""
+        """Send the completed states collected so far, with what the task found up to
+        now, to the relay (without waiting)."""
         msg = self.encode()
         if msg is not None and self.relay is not None:
-            self.relay.put.remote(("entries", self.serial, msg))
+            self.relay.put.remote(self.serial, msg, self.partial())
 
     def drain(self) -> None:
-        """Take what the last read of the relay brought, and send the next read."""
+        """Merge what the last read of the relay brought, and send the next read."""
         import ray
 
         if self.relay is None:
@@ -97,37 +191,23 @@ class RayEndpoint(Endpoint):
             try:
                 items, self.version = ray.get(self.reading)
             except ray.exceptions.RayError:  # the relay is gone: no more exchange (the
-                self.relay = self.reading = None  # entries were only a cache)
+                self.relay = self.reading = None  # coordinator starts the search again)
                 return
-            for item in items:
-                self._take(item)
-        self.reading = self.relay.since.remote(self.version)
-
-    def _take(self, item: tuple[Any, ...]) -> None:
-        if item[0] == "commit":
-            for serial in item[1]:
-                self.committed.add(serial)
-                for visible, entries in self.held.pop(serial, []):
+            for _serial, msg in items:
+                if msg[2] == self.me:  # its own: in its table already
+                    continue
+                search, visible, entries = self.decode(msg)
+                if search == self.search:
                     self.merge(visible, entries)
-            return
-        _kind, serial, msg = item
-        if msg[2] == self.me:  # its own: in its table already
-            return
-        search, visible, entries = self.decode(msg)
-        if search != self.search:
-            return
-        if serial in self.committed:
-            self.merge(visible, entries)
-        else:
-            self.held.setdefault(serial, []).append((visible, entries))
+        self.reading = self.relay.since.remote(self.version)
 
 
 class Worker:
     """A Ray actor: one worker of a parallel search (number ``me``, never reused)."""
 
-    def __init__(self, program: Program, me: int, relay: Any) -> None:
+    def __init__(self, program: Program, me: int, relay: Any, batch: int) -> None:
         self.program = program
-        self.endpoint = RayEndpoint(me, relay)
+        self.endpoint = RayEndpoint(me, relay, batch)
 
     def ready(self) -> int:
         """Its process id, once it has started."""
@@ -149,36 +229,41 @@ class _Actor:
     handle: Any
     me: int
     started: float
-    #: the serials of the tasks submitted to it, in order, and those whose result is in
-    order: list[int] = field(default_factory=list)
-    received: set[int] = field(default_factory=set)
-    #: how many of ``order`` are committed
-    committed: int = 0
+    #: the serials of the tasks it has out
+    out: set[int] = field(default_factory=set)
     pid: int = 0
 
 
 class RayWorkers:
     """A parallel search's workers as Ray actors (the module docstring), on a local Ray
     instance with ``workers`` CPUs (``address`` None) or the cluster at ``address`` (at
-    most ``workers`` of its CPUs; all of them by default)."""
+    most ``workers`` of its CPUs; all of them by default). An actor sends its states
+    every ``batch`` completed ones."""
 
     name = "Ray"
 
-    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+    def __init__(self, workers: int | None = None, address: str | None = None,
+                 batch: int = BATCH) -> None:
+        self.batch = batch
         self.ray = ray = ray_init(workers, address)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = max(1, min(workers, cpus) if workers else cpus)
         self.actors: dict[int, _Actor] = {}
         self.starting: dict[Any, _Actor] = {}
         self.out: dict[Any, tuple[int, _Actor]] = {}
-        self.tasks: dict[int, tuple[Task, int]] = {}
+        #: the tasks not yet returned, by serial: the task, its runs lost so far, and
+        #: what those runs found
+        self.tasks: dict[int, tuple[Task, int, Partial]] = {}
         self.backlog: deque[int] = deque()
         self.relay: Any = None
         self.program_ref: Any = None
         self.serials = 0  # tasks numbered
         self.incarnations = 0  # actors numbered
-        #: actors lost in this backend's searches
+        #: actors lost in this backend's searches, and relays
         self.lost = 0
+        self.relays_lost = 0
+        #: lost runs whose batches had reached the relay (what they found carried over)
+        self.carried = 0
 
     def start(self, program: Program, shared: Any = None) -> None:
         """Ship ``program`` to the cluster (model files' modules by value) and start the
@@ -202,30 +287,33 @@ class RayWorkers:
         self.incarnations += 1
         cls = self.ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(Worker)
         handle = cls.options(scheduling_strategy="SPREAD").remote(
-            self.program_ref, self.incarnations, self.relay)
+            self.program_ref, self.incarnations, self.relay, self.batch)
         self.starting[handle.ready.remote()] = _Actor(handle, self.incarnations,
                                                       time.monotonic())
 
     def submit(self, task: Task) -> None:
         """Queue ``task``: it goes to an actor as soon as one has fewer than ``AHEAD``
         tasks out."""
+        self._queue(task, 0, Partial())
+
+    def _queue(self, task: Task, runs: int, found: Partial, first: bool = False) -> None:
         self.serials += 1
-        self.tasks[self.serials] = (task, 0)
-        self.backlog.append(self.serials)
+        self.tasks[self.serials] = (task, runs, found)
+        if first:
+            self.backlog.appendleft(self.serials)
+        else:
+            self.backlog.append(self.serials)
         self._dispatch()
 
     def _dispatch(self) -> None:
-        out = {a.me: len(a.order) - len(a.received) for a in self.actors.values()}
-        while self.backlog and out:
-            me = min(out, key=lambda k: (out[k], k))
-            if out[me] >= AHEAD:
+        while self.backlog and self.actors:
+            actor = min(self.actors.values(), key=lambda a: (len(a.out), a.me))
+            if len(actor.out) >= AHEAD:
                 return
             serial = self.backlog.popleft()
-            actor = self.actors[me]
             ref = actor.handle.run.remote(serial, self.tasks[serial][0])
             self.out[ref] = (serial, actor)
-            actor.order.append(serial)
-            out[me] += 1
+            actor.out.add(serial)
 
     def pending(self) -> int:
         """Tasks submitted and not yet returned."""
@@ -265,52 +353,59 @@ class RayWorkers:
         except RayError as e:  # the actor's process or node is gone, or the result
             self._lost(actor, e)
             return None
-        del self.tasks[serial]
-        actor.received.add(serial)
-        self._commit(actor)
+        actor.out.discard(serial)
+        _task, _runs, found = self.tasks.pop(serial)
+        found.into(result)
+        self.relay.done.remote(serial)
         self._dispatch()
         return result
 
-    def _commit(self, actor: _Actor) -> None:
-        """Commit the tasks of ``actor`` whose result is in and that of every task it ran
-        before them: the other actors may now use their entries."""
-        first = actor.committed
-        while actor.committed < len(actor.order) and \
-                actor.order[actor.committed] in actor.received:
-            actor.committed += 1
-        if actor.committed > first:
-            self.relay.put.remote(("commit", tuple(actor.order[first:actor.committed])))
-
     def _lost(self, actor: _Actor, error: Exception) -> None:
-        """``actor`` is gone (or a result of it is): it is stopped, the tasks it had out
-        run again on the other actors, and a new actor is started in its place. Its
-        entries were never used by another actor unless committed (backed by results
-        the coordinator holds); those of the tasks run again are never committed."""
+        """``actor`` is gone (or a result of it is): it is stopped, what its unfinished
+        tasks found up to their last batch is taken from the relay, those tasks run
+        again on the other actors (their results will carry it), and a new actor is
+        started in its place. A relay that does not answer makes the search start
+        again (``WorkerDied``)."""
         if self.actors.pop(actor.me, None) is None:
             return
         with suppress(Exception):
             self.ray.kill(actor.handle, no_restart=True)
-        again = [s for s in actor.order if s not in actor.received]
         for ref, (_s, a) in list(self.out.items()):
             if a is actor:
                 del self.out[ref]
+        again = sorted(actor.out)
+        try:
+            found = self.ray.get(self.relay.found.remote(again), timeout=60)
+        except Exception:
+            self._relay_lost()
+        self.lost += 1
         for serial in reversed(again):
-            task, runs = self.tasks.pop(serial)
+            task, runs, before = self.tasks.pop(serial)
             if runs >= RETRIES:
                 raise WorkerLost(f"a subtree's Ray worker was lost {runs + 1} times "
                                  f"({type(error).__name__}): its node or process gone, or "
                                  "model code ending its process (os._exit)")
-            # under a new number: what the lost run sent is never committed
-            self.serials += 1
-            self.tasks[self.serials] = (task, runs + 1)
-            self.backlog.appendleft(self.serials)
-        self.lost += 1
+            if serial in found:
+                before.add(found[serial])
+                self.carried += 1
+            # under a new number (the lost run's batches stay apart from the new run's)
+            self._queue(task, runs + 1, before, first=True)
         n = len(again)
         print(f"pfnlab: a Ray worker was lost ({type(error).__name__}); the {n} "
               f"subtree{'s' if n != 1 else ''} it had out run again on the others",
               file=sys.stderr)
         self._new_actor()
-        self._dispatch()
+
+    def _relay_lost(self) -> NoReturn:
+        """What the lost tasks found is gone with the relay, and other actors may have
+        pruned at their states: the search starts again (``RETRIES`` times at most)."""
+        self.relays_lost += 1
+        if self.relays_lost > RETRIES:
+            raise WorkerLost(f"the relay of the Ray workers was lost {self.relays_lost} "
+                             "times")
+        print("pfnlab: the relay of the Ray workers was lost; the search starts again",
+              file=sys.stderr)
+        raise WorkerDied
 
     def stop(self) -> None:
         """Stop the actors and the relay (what is still running is dropped)."""

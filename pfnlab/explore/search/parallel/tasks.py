@@ -111,6 +111,8 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
     if ep is not None:
         ep.begin(task.search, caches, task.visible)
         dpor.on_complete = ep.completed
+        if hasattr(ep, "watch"):  # (Ray: batches carry what the task found so far)
+            ep.watch(dpor)
     with collecting(*task.records), searching():  # (a Ray worker did not inherit them)
         res = dpor.run()
     entries = []
