@@ -11,6 +11,7 @@ docs/reductions.md section 12).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,10 @@ class Relay:
         self.log: list[tuple[Any, ...]] = []
         self.partials: dict[int, Partial] = {}
         self.finished: set[int] = set()
+
+    def ready(self) -> int:
+        """Its process id, once it has started."""
+        return os.getpid()
 
     def put(self, serial: int, msg: tuple[Any, ...], partial: Partial) -> None:
         """Task ``serial``'s batch: ``msg`` for the others, ``partial`` kept (unless the
