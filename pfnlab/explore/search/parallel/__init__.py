@@ -1,7 +1,7 @@
 """One DPOR search on many workers: the coordinator (coordinator.py) runs the sequential
 algorithm over the first steps of every execution and hands the subtrees below to workers
-(workers.py: local processes or simulated in this process; ray_actors.py: Ray actors, on a
-cluster ray_cluster.py connects to), each running the
+(workers.py: local processes or simulated in this process; ray_actors.py: Ray actors,
+sharing through ray_exchange.py, on a cluster ray_cluster.py connects to), each running the
 sequential search below the frozen prefix (task_search.py) with a table of visited states
 shared with the others (exchange.py). docs/reductions.md section 12 argues it explores what
 the sequential search explores. A search is rounds of a coordinator (:func:`explore_parallel`,
