@@ -62,8 +62,9 @@ JobsOpt = Annotated[int | None, typer.Option(
 CellJobsOpt = Annotated[int, typer.Option("--jobs", help="Worker processes.")]
 CELL_JOBS = default_jobs()
 RayOpt = Annotated[str | None, typer.Option(
-    "--ray", help="Run the workers as Ray tasks: alone (or 'local') a local Ray instance "
-    "with --jobs CPUs, or the ADDRESS of a running cluster (pip install 'pfnlab\\[ray]').",
+    "--ray", help="Run the workers as Ray actors: alone (or 'local') a local Ray instance "
+    "with --jobs CPUs, or the ADDRESS of a running cluster (pip install 'pfnlab\\[ray]'; a "
+    "cluster with token authentication wants RAY_AUTH_MODE=token).",
     metavar="[local|ADDRESS]")]
 CellsRayOpt = Annotated[str | None, typer.Option(
     "--ray", help="Run the cells (one check each) as Ray tasks: alone (or 'local') a local "

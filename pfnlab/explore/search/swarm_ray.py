@@ -19,7 +19,7 @@ from typing import Any
 
 from pfnlab.explore.collect import active, fresh_records, merge_records
 from pfnlab.explore.program import Program
-from pfnlab.explore.search.parallel.workers import ray_init
+from pfnlab.explore.search.parallel.ray_cluster import ray_init
 from pfnlab.explore.search.swarm_workers import (
     FIRST_NOT_RUN,
     FIRST_STOPPED,

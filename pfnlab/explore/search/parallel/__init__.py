@@ -1,6 +1,7 @@
 """One DPOR search on many workers: the coordinator (coordinator.py) runs the sequential
 algorithm over the first steps of every execution and hands the subtrees below to workers
-(workers.py: local processes, Ray, or simulated in this process), each running the
+(workers.py: local processes or simulated in this process; ray_actors.py: Ray actors,
+sharing through ray_exchange.py, on a cluster ray_cluster.py connects to), each running the
 sequential search below the frozen prefix (task_search.py) with a table of visited states
 shared with the others (exchange.py). docs/reductions.md section 12 argues it explores what
 the sequential search explores. A search is rounds of a coordinator (:func:`explore_parallel`,
@@ -19,17 +20,15 @@ from pfnlab.explore.search.common import Budget, Clock, Result, Stats
 from pfnlab.explore.search.dpor import Dpor
 from pfnlab.explore.search.parallel.coordinator import MISSED, Coordinator
 from pfnlab.explore.search.parallel.outcome import Progress
+from pfnlab.explore.search.parallel.ray_actors import RayWorkers
+from pfnlab.explore.search.parallel.ray_cluster import RAY_START_INTERRUPTED, ray_init
 from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerDied, WorkerLost
 from pfnlab.explore.search.parallel.workers import (
-    RAY_START_INTERRUPTED,
     RETRIES,
     InProcess,
     LocalProcesses,
-    RayWorkers,
     WorkersNotStarted,
-    backend,
     default_workers,
-    ray_init,
 )
 from pfnlab.explore.search.strategy import rounds
 
@@ -105,6 +104,14 @@ def explore_parallel(
     res = results[0]
     res.stats.seconds = time.perf_counter() - start
     return res
+
+
+def backend(jobs: int, ray: str | None = None) -> LocalProcesses | RayWorkers:
+    """The backend for ``--jobs N`` and ``--ray [ADDRESS]`` (``ray`` "" = a local
+    instance)."""
+    if ray is not None:
+        return RayWorkers(jobs or None, ray or None)
+    return LocalProcesses(jobs)
 
 
 class Parallel(Dpor):

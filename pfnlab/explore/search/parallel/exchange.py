@@ -157,16 +157,26 @@ class Endpoint:
         self.publish()
 
     def publish(self) -> None:
-        """Send the completed states collected so far to every other worker. Sets go by
-        number: each distinct set (a summary, a sleep set) is sent once, as the numbers
-        of its elements (each distinct element also sent once), and then only its
-        number; unpickling a summary's tuples was most of the cost of the exchange."""
-        if not self.out:
+        """Send the completed states collected so far to every other worker."""
+        msg = self.encode()
+        if msg is None:
             return
+        for i, q in enumerate(self.inboxes):
+            if i != self.me:
+                q.put(msg)
+
+    def encode(self) -> tuple[Any, ...] | None:
+        """The completed states collected so far as a message (None: nothing to send).
+        Sets go by number: each distinct set (a summary, a sleep set) is sent once, as the
+        numbers of its elements (each distinct element also sent once), and then only its
+        number; unpickling a summary's tuples was most of the cost of the exchange. A
+        receiver decodes a sender's messages in the order they were sent."""
+        if not self.out:
+            return None
         entries = self.table.shipped(self.out)
         self.out = []
         if not entries:
-            return
+            return None
         codes, atoms = self.codes, self.atoms
         new_atoms: list[tuple[int, Any]] = []
         new_sets: list[tuple[int, tuple[int, ...]]] = []
@@ -187,33 +197,39 @@ class Endpoint:
                     new_sets.append((c, tuple(elems)))
                 pair.append(c)
             coded.append((fp, pair[0], pair[1]))
-        msg = (self.search, self.visible, self.me, new_atoms, new_sets, coded)
-        for i, q in enumerate(self.inboxes):
-            if i != self.me:
-                q.put(msg)
         self.sent += len(entries)
+        return (self.search, self.visible, self.me, new_atoms, new_sets, coded)
+
+    def decode(self, msg: tuple[Any, ...]) -> tuple[str, Any, list[Shared]]:
+        """Another worker's message: its search, visible fields and entries."""
+        search, visible, sender, new_atoms, new_sets, coded = msg
+        atoms = self.atoms_of.setdefault(sender, {})
+        atoms.update(new_atoms)
+        sets = self.decoded.setdefault(sender, {})
+        for c, elems in new_sets:
+            sets[c] = intern(frozenset([atoms[k] for k in elems]))
+        # a sender's messages arrive in order, each decoded above: its numbers are known
+        return search, visible, [(fp, sets[a], sets[b]) for fp, a, b in coded]
+
+    def merge(self, visible: Any, entries: list[Shared]) -> None:
+        """Take ``entries`` (explored with ``visible``) into the worker's tables (those of
+        the running task's table are :meth:`arrivals`)."""
+        self.caches.setdefault(visible, VisitedTable()).merge(entries)
+        self.received += len(entries)
+        if visible == self.visible:
+            self.arrived += [(fp, sleep) for fp, sleep, _s in entries]
 
     def drain(self) -> None:
         """Merge every message that has arrived (another search's are dropped)."""
         inbox = self.inboxes[self.me]
         while True:
             try:
-                search, visible, sender, new_atoms, new_sets, coded = inbox.get_nowait()
+                msg = inbox.get_nowait()
             except (queue.Empty, OSError, EOFError):
                 return
-            atoms = self.atoms_of.setdefault(sender, {})
-            atoms.update(new_atoms)
-            sets = self.decoded.setdefault(sender, {})
-            for c, elems in new_sets:
-                sets[c] = intern(frozenset([atoms[k] for k in elems]))
-            if search != self.search:
-                continue
-            # a sender's messages arrive in order, each decoded above: its numbers are known
-            entries = [(fp, sets[a], sets[b]) for fp, a, b in coded]
-            self.caches.setdefault(visible, VisitedTable()).merge(entries)
-            self.received += len(entries)
-            if visible == self.visible:
-                self.arrived += [(fp, sleep) for fp, sleep, _s in entries]
+            search, visible, entries = self.decode(msg)
+            if search == self.search:
+                self.merge(visible, entries)
 
 
 _ENDPOINT: list[Endpoint] = []

@@ -190,7 +190,7 @@ class TaskDpor(SourceDpor):
         key = (frozenset(self.visible), len(self.program.knowledge))
         got = pool.get(key) if pool is not None else None
         if got is None or got[0].program is not self.program or not got[0].snapshots_ok():
-            # (a Ray task brings its own unpickled copy of the program, whose promotions
+            # (another unpickled copy of the program, whose promotions
             # are its own: an execution of another copy would take other steps)
             # as replay_tids makes it: checks off along the prefix (they ran when the
             # coordinator found it), on from its end

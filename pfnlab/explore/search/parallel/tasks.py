@@ -117,6 +117,8 @@ def run_task(program: Program, task: Task, endpoint: Any = None) -> TaskResult:
         dpor.arrivals = ep.arrivals
         dpor.on_new = ep.visited_new
         dpor.poll_every = ep.poll_every
+        if hasattr(ep, "watch"):  # (Ray: batches carry what the task found so far)
+            ep.watch(dpor)
     with collecting(*task.records), searching():  # (a Ray worker did not inherit them)
         res = dpor.run()
     entries = []

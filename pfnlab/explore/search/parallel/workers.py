@@ -1,4 +1,5 @@
-"""Where the tasks of a parallel search run: local processes, or a Ray cluster.
+"""Where the tasks of a parallel search run: local processes (here), or a Ray cluster
+(ray_actors.py, connected by ray_cluster.py).
 
 A backend has ``name`` and ``workers``, and is driven by the coordinator (coordinator.py):
 ``start(program)``, ``submit(task)`` (any number, as the search finds them), ``pending()``
@@ -13,9 +14,8 @@ or None after ``timeout`` seconds: the coordinator refreshes its progress displa
   worker (exchange.py). A worker that dies (killed, out of memory) makes the search
   start again with new workers, ``RETRIES`` times at most; past that the search stops
   (``WorkerLost``).
-- :class:`RayWorkers` runs each task as a Ray task on a local Ray instance or an existing
-  cluster (``address``). The program travels by cloudpickle (model files' modules by
-  value); Ray runs again a task whose worker died (``max_retries``).
+- :class:`~.ray_actors.RayWorkers` runs one Ray actor per worker, on a local Ray instance
+  or an existing cluster, exchanging visited states as local processes do.
 
 Workers ignore Ctrl-C: the coordinator stops them and reports what was covered.
 """
@@ -24,19 +24,15 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import signal
 import sys
-import threading
 from collections import deque
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import replace
 from typing import Any, NoReturn
 
 from pfnlab.explore.program import Program
-from pfnlab.explore.search.common import INTERRUPTED_BY
 from pfnlab.explore.search.parallel.exchange import Exchange
 from pfnlab.explore.search.parallel.forking import signals_held, worker_started
 from pfnlab.explore.search.parallel.partitioned import (
@@ -47,15 +43,12 @@ from pfnlab.explore.search.parallel.partitioned import (
 from pfnlab.explore.search.parallel.tasks import Task, TaskResult, WorkerDied, WorkerLost, run_task
 from pfnlab.explore.search.visited import VisitedTable
 
-#: how many times a dead worker makes the search start again (local processes), or Ray
-#: runs again a task whose worker died
+#: how many times a dead worker makes the search start again (local processes), or a task
+#: whose Ray worker was lost runs again
 RETRIES = 2
 #: tasks a local worker has out at most: one running, one waiting so that it never
 #: waits for the coordinator
 AHEAD = 2
-
-RAY_HINT = ("Ray is not installed: pip install 'pfnlab[ray]' (or pip install 'ray>=2.9'), "
-            "or use local processes (--jobs N without --ray)")
 
 _PROGRAM: list[Program] = []  # the program the forked workers inherit
 
@@ -350,184 +343,3 @@ def _shutdown(ex: ProcessPoolExecutor) -> None:
     if writer is not None:
         with suppress(OSError):
             writer.close()
-
-
-#: set when an interrupt stopped Ray's start in this process (see :func:`ray_init`)
-RAY_START_INTERRUPTED: list[bool] = [False]
-
-
-def ray_init(cpus: int | None = None, address: str | None = None) -> Any:
-    """The ``ray`` module, connected: to the cluster at ``address``, else to a local
-    instance with ``cpus`` CPUs (the machine's cores); RuntimeError saying how to install
-    Ray when it is missing."""
-    # Ray's C++ handler of SIGTERM (a stack dump, then the process ends without its
-    # report) is off: Ray reads this when it is imported
-    os.environ.setdefault(_NO_RAY_HANDLER, "1")
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError(RAY_HINT) from None
-    with suppress(Exception):  # imported before: the constant it was read into
-        ray._private.ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
-    if not ray.is_initialized():
-        kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                              "configure_logging": False}
-        if address:
-            reachable(address)
-        else:
-            _quiet_auth_notice()
-            kw["num_cpus"] = cpus or default_workers()
-        with _own_signals():
-            try:
-                ray.init(address=address or None, **kw)
-            except BaseException as e:  # Ctrl-C while it starts: what it started goes
-                # (and the process must not run Ray's finalisers on a half-started core
-                # worker: they can crash it at exit, RAY_START_INTERRUPTED says so)
-                RAY_START_INTERRUPTED[0] = True
-                started = _descendants()
-                with suppress(Exception):
-                    ray.shutdown()
-                for pid in started:  # its agents outlive the shutdown of a raylet
-                    with suppress(OSError):  # that had not finished starting
-                        os.kill(pid, signal.SIGKILL)
-                if isinstance(e, SystemExit) and e.code == signal.SIGTERM:
-                    # SIGTERM while it started, to Ray's handler of the while
-                    INTERRUPTED_BY[0] = "SIGTERM"
-                    raise KeyboardInterrupt from None
-                raise
-    return ray
-
-
-def _descendants() -> list[int]:
-    """The processes below this one (Linux /proc; elsewhere none)."""
-    parent: dict[int, int] = {}
-    with suppress(OSError):
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                with suppress(OSError, ValueError, IndexError), \
-                        open(f"/proc/{entry}/stat") as fh:
-                    parent[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
-    out, todo = [], [os.getpid()]
-    while todo:
-        me = todo.pop()
-        kids = [pid for pid, pp in parent.items() if pp == me]
-        out += kids
-        todo += kids
-    return out
-
-
-@contextmanager
-def _own_signals() -> Iterator[None]:
-    """Ray's start-up puts in its own SIGTERM handler (one that exits): this process's
-    handlers of SIGINT and SIGTERM are put back when the block ends."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    prev = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in prev.items():
-            if handler is not None:
-                signal.signal(sig, handler)
-
-
-_NO_RAY_HANDLER = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
-
-
-def reachable(address: str, timeout: float = 5.0) -> None:
-    """RuntimeError unless something listens at a cluster's ``address`` (``HOST:PORT`` or
-    ``ray://HOST:PORT``; ``auto`` and other forms are left to Ray): Ray itself retries an
-    unreachable address without end, and Ctrl-C does not stop it."""
-    import socket
-
-    hostport = address.removeprefix("ray://")
-    host, sep, port = hostport.rpartition(":")
-    if not sep or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
-                                 timeout=timeout).close()
-    except OSError as e:
-        raise RuntimeError(
-            f"cannot reach the cluster at {address}: {e.strerror or e}; start it (ray start "
-            "--head) or give the address it printed, or use --ray local") from None
-
-
-def _quiet_auth_notice() -> None:
-    """Drop Ray's notice that a new local instance has token authentication on (its
-    default, which pfnlab keeps): printed on every run, it says nothing about the check.
-    Ray's other warnings, the one for authentication turned off included, still show."""
-    import logging
-
-    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
-    if not any(isinstance(f, _AuthNoticeFilter) for f in logger.filters):
-        logger.addFilter(_AuthNoticeFilter())
-
-
-class _AuthNoticeFilter:
-    """A logging filter: everything but "Token authentication is enabled for this Ray
-    cluster"."""
-
-    def filter(self, record: Any) -> bool:
-        return not str(record.msg).startswith("Token authentication is enabled for this")
-
-
-def _ray_task(program: Program, task: Task) -> TaskResult:
-    return run_task(program, task)
-
-
-class RayWorkers:
-    """Tasks as Ray tasks, on a local Ray instance (``address`` None) or a cluster."""
-
-    name = "Ray"
-
-    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
-        self.ray = ray = ray_init(workers, address)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.workers = max(1, min(workers, cpus) if workers else cpus)
-        self.refs: dict[Any, Task] = {}
-        self.program_ref: Any = None
-        self.remote: Any = None
-
-    def start(self, program: Program, shared: Any = None) -> None:
-        """Ship ``program`` to the cluster's object store (Ray decides which process runs
-        a task, so visited states are not shared between its workers yet)."""
-        from ray import cloudpickle
-
-        for name, mod in list(sys.modules.items()):
-            if name.startswith("pfnlab_model_") and mod is not None:
-                cloudpickle.register_pickle_by_value(mod)
-        self.remote = self.ray.remote(num_cpus=1, max_retries=RETRIES)(_ray_task)
-        self.program_ref = self.ray.put(program)
-
-    def submit(self, task: Task) -> None:
-        """Start ``task`` as a Ray task."""
-        self.refs[self.remote.remote(self.program_ref, task)] = task
-
-    def pending(self) -> int:
-        """Tasks submitted and not yet returned."""
-        return len(self.refs)
-
-    def next_result(self, timeout: float | None = None) -> TaskResult | None:
-        """The next task to finish (None if none did within ``timeout`` seconds)."""
-        done, _ = self.ray.wait(list(self.refs), num_returns=1, timeout=timeout)
-        if not done:
-            return None
-        self.refs.pop(done[0])
-        result: TaskResult = self.ray.get(done[0])
-        return result
-
-    def stop(self) -> None:
-        """Cancel what is still running."""
-        for ref in self.refs:
-            self.ray.cancel(ref, force=True)
-        self.refs.clear()
-
-
-def backend(jobs: int, ray: str | None = None) -> Any:
-    """The backend for ``--jobs N`` and ``--ray [ADDRESS]`` (``ray`` "" = a local
-    instance)."""
-    if ray is not None:
-        return RayWorkers(jobs or None, ray or None)
-    return LocalProcesses(jobs)
