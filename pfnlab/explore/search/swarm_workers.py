@@ -32,7 +32,7 @@ from pfnlab.explore.search.common import Budget, Result
 from pfnlab.explore.search.parallel.forking import signals_held, worker_started
 
 if TYPE_CHECKING:
-    from pfnlab.explore.search.swarm import Member
+    from pfnlab.explore.search.swarm_plan import Member
 
 #: past the swarm's deadline, a member still running gets this long to stop by itself
 #: (a search looks at its clock between steps) before it is killed
