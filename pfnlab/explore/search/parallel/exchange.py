@@ -177,26 +177,7 @@ class Endpoint:
         self.out = []
         if not entries:
             return None
-        codes, atoms = self.codes, self.atoms
-        new_atoms: list[tuple[int, Any]] = []
-        new_sets: list[tuple[int, tuple[int, ...]]] = []
-        coded = []
-        for fp, sleep, summary in entries:
-            pair = []
-            for x in (sleep, summary):
-                c = codes.get(id(x))
-                if c is None:
-                    c = codes[id(x)] = len(codes)
-                    elems = []
-                    for a in x:
-                        k = atoms.get(a)
-                        if k is None:
-                            k = atoms[a] = len(atoms)
-                            new_atoms.append((k, a))
-                        elems.append(k)
-                    new_sets.append((c, tuple(elems)))
-                pair.append(c)
-            coded.append((fp, pair[0], pair[1]))
+        new_atoms, new_sets, coded = code(entries, self.codes, self.atoms)
         self.sent += len(entries)
         return (self.search, self.visible, self.me, new_atoms, new_sets, coded)
 
@@ -230,6 +211,35 @@ class Endpoint:
             search, visible, entries = self.decode(msg)
             if search == self.search:
                 self.merge(visible, entries)
+
+
+def code(entries: list[Shared], codes: dict[int, int], atoms: dict[Any, int]
+         ) -> tuple[list[tuple[int, Any]], list[tuple[int, tuple[int, ...]]],
+                    list[tuple[int, int, int]]]:
+    """``entries`` coded for a receiver that knows the sets numbered in ``codes`` (by the
+    set's identity: sets are interned) and the elements numbered in ``atoms`` (both grow):
+    the new elements, the new sets (as element numbers), and each entry as (fingerprint,
+    sleep set's number, summary's number)."""
+    new_atoms: list[tuple[int, Any]] = []
+    new_sets: list[tuple[int, tuple[int, ...]]] = []
+    coded = []
+    for fp, sleep, summary in entries:
+        pair = []
+        for x in (sleep, summary):
+            c = codes.get(id(x))
+            if c is None:
+                c = codes[id(x)] = len(codes)
+                elems = []
+                for a in x:
+                    k = atoms.get(a)
+                    if k is None:
+                        k = atoms[a] = len(atoms)
+                        new_atoms.append((k, a))
+                    elems.append(k)
+                new_sets.append((c, tuple(elems)))
+            pair.append(c)
+        coded.append((fp, pair[0], pair[1]))
+    return new_atoms, new_sets, coded
 
 
 _ENDPOINT: list[Endpoint] = []

@@ -24,7 +24,7 @@ from __future__ import annotations
 import queue
 from typing import Any
 
-from pfnlab.explore.search.parallel.exchange import Endpoint
+from pfnlab.explore.search.parallel.exchange import Endpoint, code
 from pfnlab.explore.search.visited import Shipped, VisitedTable, intern
 
 #: fingerprints a worker collects for one owner before it asks
@@ -124,27 +124,8 @@ class PartitionedEndpoint(Endpoint):
             self._send(w, self.visible, batch)
 
     def _send(self, w: int, visible: Any, entries: list[Shipped]) -> None:
-        """Send ``entries`` to worker ``w``, sets by number (see Endpoint.publish)."""
-        codes, atoms = self.codes_to[w], self.atoms_to[w]
-        new_atoms: list[tuple[int, Any]] = []
-        new_sets: list[tuple[int, tuple[int, ...]]] = []
-        coded = []
-        for fp, sleep, summary in entries:
-            pair = []
-            for x in (sleep, summary):
-                c = codes.get(id(x))
-                if c is None:
-                    c = codes[id(x)] = len(codes)
-                    elems = []
-                    for a in x:
-                        k = atoms.get(a)
-                        if k is None:
-                            k = atoms[a] = len(atoms)
-                            new_atoms.append((k, a))
-                        elems.append(k)
-                    new_sets.append((c, tuple(elems)))
-                pair.append(c)
-            coded.append((fp, pair[0], pair[1]))
+        """Send ``entries`` to worker ``w``, sets by number (see Endpoint.encode)."""
+        new_atoms, new_sets, coded = code(entries, self.codes_to[w], self.atoms_to[w])
         self.inboxes[w].put(("e", self.search, visible, self.me, new_atoms, new_sets, coded))
         self.sent += len(coded)
 
@@ -160,7 +141,7 @@ class PartitionedEndpoint(Endpoint):
             if msg[0] == "q":
                 self._answer(*msg[1:])
             else:
-                self._merge(*msg[1:])
+                self._merge(msg[1:])
 
     def _answer(self, search: str, visible: Any, sender: int, fps: list[int]) -> None:
         if search != self.search:
@@ -177,20 +158,12 @@ class PartitionedEndpoint(Endpoint):
             self._send(sender, visible, found)
             self.answered += len(found)
 
-    def _merge(self, search: str, visible: Any, sender: int, new_atoms: list[Any],
-               new_sets: list[Any], coded: list[Any]) -> None:
-        atoms = self.atoms_of.setdefault(sender, {})
-        atoms.update(new_atoms)
-        sets = self.decoded.setdefault(sender, {})
-        for c, elems in new_sets:
-            sets[c] = intern(frozenset([atoms[k] for k in elems]))
+    def _merge(self, msg: tuple[Any, ...]) -> None:
+        search, visible, entries = self.decode(msg)
         if search != self.search:
             return
-        entries = [(fp, sets[a], sets[b]) for fp, a, b in coded]
-        self.caches.setdefault(visible, VisitedTable()).merge(entries)
-        self.received += len(entries)
-        if visible == self.visible:
-            self.arrived += [(fp, sleep) for fp, sleep, _s in entries]
+        sender = msg[2]
+        self.merge(visible, entries)
         forward: dict[int, list[Shipped]] = {}
         for e in entries:
             for asker in self.interest.pop((visible, e[0]), ()):
