@@ -330,6 +330,12 @@ def test_call_summaries_merge_states_and_agree() -> None:
 @example(WideSpec(threads=((("cs", 0, (("ghost", 0), ("pr", 0))), ("ghost", 0)), (("r", 0),)),
                   inits=(0,), nlocks=1, invariants=((("and", (("n", 1),)), False),),
                   goals=(), finals=()))
+# drawn by hypothesis: a plain read right after a critical section joins its step, so the
+# free the fine-grained search puts between the release and that read is found at the
+# section's read (a use after free either way, another access named)
+@example(WideSpec(threads=((("cs", 0, (("r", 0),)), ("pr", 0), ("r", 0), ("r", 0), ("r", 0)),
+                           (("free", "x0"),)),
+                  inits=(0,), nlocks=1, invariants=(), goals=(), finals=()))
 def test_reduced_steps_agree_with_every_intermediate_state(spec: WideSpec) -> None:
     """The oracle: the same program with ``reduce=False`` (every lock operation its own
     step) under brute force; the reduced program under brute force and cached DPOR.
@@ -357,10 +363,15 @@ def test_reduced_steps_agree_with_every_intermediate_state(spec: WideSpec) -> No
             # (test_differential.py::test_stable_invariants_are_compared_by_property)
             # so is one that reads a ghost: ghost updates ride along with whatever step they
             # fall in (Ghost's contract), so the reduced step may show a later value first
+            # and a use after free by property: a free the fine-grained search places
+            # between a step's accesses is found at the reduced step's first access to the
+            # object, which may be another one (docs/reductions.md section 5)
             ghostly = ghost_reading(spec)
-            assert not compare_violations(apart(ref.violations, ghostly),
-                                          apart(res.violations, ghostly),
+            assert not compare_violations(apart(_no_uaf(ref.violations), ghostly),
+                                          apart(_no_uaf(res.violations), ghostly),
                                           stable_invariants(prog))
+            assert _by_kind(ref.violations) - _by_kind(_no_uaf(ref.violations)) == \
+                _by_kind(res.violations) - _by_kind(_no_uaf(res.violations))
             assert ({v[:2] for v in ref.violations - apart(ref.violations, ghostly)}
                     == {v[:2] for v in res.violations - apart(res.violations, ghostly)})
             # each visibility round of DPOR runs at most brute force's executions
@@ -731,6 +742,10 @@ def test_guarded_fields_agree_with_every_intermediate_state(threads: Any, freer:
                                  stop_first=False, collect_final_states=True)):
             assert res.final_states == ref.final_states
             assert _by_kind(res.violations) == _by_kind(ref.violations)
+
+
+def _no_uaf(violations: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    return {v for v in violations if v[0] != "use-after-free"}
 
 
 def _by_kind(violations: set[tuple[str, str, str]]) -> set[tuple[str, ...]]:

@@ -137,15 +137,22 @@ def test_ctrl_c_gathers_what_the_running_members_covered() -> None:
 
     def tick(_done: object) -> None:
         ticks.append(1)
-        if len(ticks) == 3:  # the members have run some executions
+        # about 3 s in (a tick every 0.2 s): the members have started and run some
+        # executions even on a loaded machine (at 0.6 s, in the whole suite, one had not)
+        if len(ticks) == 15:
             raise KeyboardInterrupt
 
     ran = run_members(program, jobs, 2, tick=tick)
     assert ran.interrupted
     got = {o.member.index: o for o in ran.outcomes}
+    # a member the interrupt reaches inside the model (not at the search's own check) has
+    # nothing to send: it says so (seen about one run in three in the whole suite)
+    reported = [got[i] for i in (1, 2) if got[i].result is not None]
+    assert reported, got
+    for o in reported:
+        assert o.result is not None and o.result.interrupted and o.result.stats.executions > 0
     for i in (1, 2):
-        res = got[i].result
-        assert res is not None and res.interrupted and res.stats.executions > 0, got[i]
+        assert got[i].result is not None or got[i].status == "stopped: interrupted", got[i]
     assert got[3].result is None and got[3].status == "not run: interrupted"
 
 

@@ -193,7 +193,9 @@ def summary_races(s: Searching, summary: Summary, depth: int, ev: Event, top: No
     events = s.events
     tclock = list(top.tclock)
     tclock[ev.tid] = ev.clock
-    for q, o, f, w in summary:
+    # in a fixed order: which initial a race adds depends on what earlier ones added, and
+    # a set's order follows string hashing (PYTHONHASHSEED): counts varied run to run
+    for q, o, f, w in sorted(summary):
         for k in s.obj_events.get(o, ()):
             node = s.stack[k]
             if node.full:
