@@ -25,7 +25,7 @@ exploration, and its own summary is the union when it completes.
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pfnlab.explore.search.visited import Shipped, VisitedTable, intern
@@ -200,14 +200,18 @@ class Endpoint:
         if visible == self.visible:
             self.arrived += [(fp, sleep) for fp, sleep, _s in entries]
 
-    def drain(self) -> None:
-        """Merge every message that has arrived (another search's are dropped)."""
+    def messages(self) -> Iterator[tuple[Any, ...]]:
+        """The messages in this worker's inbox, oldest first, until it is empty."""
         inbox = self.inboxes[self.me]
         while True:
             try:
-                msg = inbox.get_nowait()
+                yield inbox.get_nowait()
             except (queue.Empty, OSError, EOFError):
                 return
+
+    def drain(self) -> None:
+        """Merge every message that has arrived (another search's are dropped)."""
+        for msg in self.messages():
             search, visible, entries = self.decode(msg)
             if search == self.search:
                 self.merge(visible, entries)

@@ -29,8 +29,6 @@ from pfnlab.explore.search.visited import Shipped, VisitedTable, intern
 
 #: fingerprints a worker collects for one owner before it asks
 QUERY_BATCH = 64
-#: search-loop iterations between two looks at the inbox (questions, answers)
-POLL = 32
 #: looks at the inbox between two sendings of the questions collected (a full batch goes at
 #: once): fewer, larger messages; an answer a little later costs little (a cut comes
 #: early in a large subtree, and a small one is done before any answer could come)
@@ -46,9 +44,6 @@ def owner_of(fp: int, workers: int) -> int:
 class PartitionedEndpoint(Endpoint):
     """A worker's side of a partitioned table (module docstring): the same coding of sets
     as :class:`~.exchange.Endpoint`, but per receiver, since each message goes to one."""
-
-    #: a question waits for the owner's look and then the asker's: look often
-    poll_every = POLL
 
     def __init__(self, me: int, inboxes: list[Any]) -> None:
         super().__init__(me, inboxes)
@@ -132,12 +127,7 @@ class PartitionedEndpoint(Endpoint):
     def drain(self) -> None:
         """Merge the entries that have arrived (forwarding those asked about), and answer
         the questions."""
-        inbox = self.inboxes[self.me]
-        while True:
-            try:
-                msg = inbox.get_nowait()
-            except (queue.Empty, OSError, EOFError):
-                return
+        for msg in self.messages():
             if msg[0] == "q":
                 self._answer(*msg[1:])
             else:

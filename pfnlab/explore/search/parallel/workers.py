@@ -190,6 +190,9 @@ class _Late:
 
     def completed(self, fp: int) -> None:
         """Now and then, merge some of what is left."""
+        self._now_and_then()
+
+    def _now_and_then(self) -> None:
         if self.entries and self.rng.random() < 0.2:
             k = self.rng.randrange(1, len(self.entries) + 1)
             self.table.merge(self.entries[:k])
@@ -203,7 +206,7 @@ class _Late:
     def arrivals(self) -> list[tuple[int, frozenset[int]]]:
         """What was merged since the last call (the search may cut a node there), and now
         and then a portion more."""
-        self.completed(-1)
+        self._now_and_then()
         out, self.arrived = self.arrived, []
         return out
 
