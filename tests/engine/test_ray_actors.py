@@ -122,3 +122,39 @@ def test_the_clusters_error_lines_go_to_standard_error() -> None:
     worker.print_to_stdstream({"pid": "raylet", "is_err": False, "lines": ["died"]}, False)
     worker.print_to_stdstream({"pid": 42, "is_err": False, "lines": ["print"]}, False)
     assert printed == [("raylet", True), (42, False)]
+
+
+class Counting(RayWorkers):
+    """Ray actors with a partitioned table whose exchange counters are kept, by actor
+    (each result carries its actor's counters so far)."""
+
+    def __init__(self) -> None:
+        super().__init__(2, batch=16)
+        self.latest: dict[int, dict[str, int]] = {}
+
+    def next_result(self, timeout: float | None = None) -> Any:
+        res = super().next_result(timeout)
+        if res is not None:
+            self.latest[res.worker] = res.exchange
+        return res
+
+
+def test_ray_actors_partition_the_table(local_ray: Any) -> None:
+    """Each actor keeps part of the table: states go to their owners, which answer the
+    others' questions; the verdicts are the sequential search's."""
+    def program() -> Any:
+        return SCENARIOS["devdax-unbind"].program(VARIANTS["v5.4"], vcpus=2, pages=2)
+
+    seq = explore_dpor(program(), stop_first=False, collect_final_states=True)
+    backend = Counting()
+    par = explore_parallel(program(), Budget(), backend, stop_first=False,
+                           collect_final_states=True)
+    assert {f.key for f in par.findings} == {f.key for f in seq.findings}
+    assert set(map(repr, seq.final_states)) <= set(map(repr, par.final_states))
+    assert par.violations == seq.violations and par.exhaustive
+    counters = backend.latest.values()  # (each round's actors are new ones)
+    assert sum(c["asked"] for c in counters) > 0
+    assert sum(c["answered"] for c in counters) > 0
+    assert sum(c["received"] for c in counters) > 0
+    # no actor holds every state the search visited
+    assert max(c["held"] for c in counters) < par.stats.states, (counters, par.stats.states)

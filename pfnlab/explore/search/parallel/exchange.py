@@ -141,8 +141,10 @@ class Endpoint:
         completed entry: nothing to ask)."""
 
     def counters(self) -> dict[str, int]:
-        """What this worker exchanged so far: entries sent and received."""
-        return {"sent": self.sent, "received": self.received}
+        """What this worker exchanged so far: entries sent and received; and the entries
+        its tables hold now."""
+        return {"sent": self.sent, "received": self.received,
+                "held": sum(len(t) for t in self.caches.values())}
 
     def completed(self, fp: int) -> None:
         """The search completed state ``fp``: publish in batches, and take in what the

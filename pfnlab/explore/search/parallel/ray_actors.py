@@ -32,6 +32,7 @@ from pfnlab.explore.program import Program
 from pfnlab.explore.search.parallel.exchange import BATCH
 from pfnlab.explore.search.parallel.ray_cluster import ray_init
 from pfnlab.explore.search.parallel.ray_exchange import Partial, RayEndpoint, Relay
+from pfnlab.explore.search.parallel.ray_partitioned import RayPartitionedEndpoint
 from pfnlab.explore.search.parallel.tasks import (
     Task,
     TaskResult,
@@ -47,11 +48,18 @@ START_WITHIN = 120.0
 
 
 class Worker:
-    """A Ray actor: one worker of a parallel search (number ``me``, never reused)."""
+    """A Ray actor: one worker of a parallel search (number ``me``, never reused), with
+    the whole table (``seat`` None) or the part of it that ``seat`` owns among those
+    ``seated`` (seat -> actor)."""
 
-    def __init__(self, program: Program, me: int, relay: Any, batch: int) -> None:
+    def __init__(self, program: Program, me: int, relay: Any, batch: int,
+                 seat: int | None = None, seated: dict[int, int] | None = None) -> None:
         self.program = program
-        self.endpoint = RayEndpoint(me, relay, batch)
+        self.endpoint: RayEndpoint | RayPartitionedEndpoint
+        if seat is None:
+            self.endpoint = RayEndpoint(me, relay, batch)
+        else:
+            self.endpoint = RayPartitionedEndpoint(seat, seated or {}, me, relay, batch)
 
     def ready(self) -> int:
         """Its process id, once it has started."""
@@ -73,6 +81,8 @@ class _Actor:
     handle: Any
     me: int
     started: float
+    #: its seat in a partitioned table (None: a whole table)
+    seat: int | None = None
     #: the serials of the tasks it has out
     out: set[int] = field(default_factory=set)
     pid: int = 0
@@ -82,13 +92,17 @@ class RayWorkers:
     """A parallel search's workers as Ray actors (the module docstring), on a local Ray
     instance with ``workers`` CPUs (``address`` None) or the cluster at ``address`` (at
     most ``workers`` of its CPUs; all of them by default). An actor sends its states
-    every ``batch`` completed ones."""
+    every ``batch`` completed ones; ``partitioned``: to their owners only, each actor
+    keeping a part of the table (ray_partitioned.py), else to every actor."""
 
     name = "Ray"
 
     def __init__(self, workers: int | None = None, address: str | None = None,
-                 batch: int = BATCH) -> None:
+                 batch: int = BATCH, partitioned: bool = True) -> None:
         self.batch = batch
+        self.partitioned = partitioned
+        #: seat -> the actor in it (a partitioned table)
+        self.seated: dict[int, int] = {}
         self.ray = ray = ray_init(workers, address)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = max(1, min(workers, cpus) if workers else cpus)
@@ -124,16 +138,26 @@ class RayWorkers:
             ray.get_runtime_context().get_node_id(), soft=True)
         self.relay = ray.remote(num_cpus=0)(Relay).options(
             scheduling_strategy=here).remote()
-        for _ in range(self.workers):
-            self._new_actor()
+        self.seated = {}
+        if self.partitioned:  # every seat taken before any actor sends to another
+            for seat in range(self.workers):
+                self.seated[seat] = self.incarnations + 1 + seat
+                self.ray.get(self.relay.seat.remote(seat, self.seated[seat]))
+        for seat in range(self.workers):
+            self._new_actor(seat if self.partitioned else None)
 
-    def _new_actor(self) -> None:
+    def _new_actor(self, seat: int | None) -> None:
+        """Start an actor (in ``seat`` of a partitioned table: taken at the relay first,
+        from a lost actor's successor on)."""
         self.incarnations += 1
+        me = self.incarnations
+        if seat is not None and self.seated.get(seat) != me:
+            self.seated[seat] = me
+            self.ray.get(self.relay.seat.remote(seat, me))
         cls = self.ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(Worker)
         handle = cls.options(scheduling_strategy="SPREAD").remote(
-            self.program_ref, self.incarnations, self.relay, self.batch)
-        self.starting[handle.ready.remote()] = _Actor(handle, self.incarnations,
-                                                      time.monotonic())
+            self.program_ref, me, self.relay, self.batch, seat, dict(self.seated))
+        self.starting[handle.ready.remote()] = _Actor(handle, me, time.monotonic(), seat)
 
     def submit(self, task: Task) -> None:
         """Queue ``task``: it goes to an actor as soon as one has fewer than ``AHEAD``
@@ -238,7 +262,7 @@ class RayWorkers:
         print(f"pfnlab: a Ray worker was lost ({type(error).__name__}); the {n} "
               f"subtree{'s' if n != 1 else ''} it had out run again on the others",
               file=sys.stderr)
-        self._new_actor()
+        self._new_actor(actor.seat)
 
     def _relay_lost(self) -> NoReturn:
         """What the lost tasks found is gone with the relay, and other actors may have

@@ -58,14 +58,24 @@ class Partial:
 
 
 class Relay:
-    """The log of the states the actors send, in the order it arrives (each actor reads
-    it from where it stopped), and what each unfinished task found up to its last batch
-    (:class:`Partial`), until the coordinator has its result."""
+    """What the actors send each other, and what each unfinished task found up to its
+    last batch (:class:`Partial`), until the coordinator has its result.
+
+    With a whole table in every actor (:class:`RayEndpoint`), a log of the states the
+    actors send, in the order it arrives, which each actor reads from where it stopped.
+    With a partitioned table (ray_partitioned.py), a mailbox per *seat* (an owner of
+    fingerprints: ``partitioned.owner_of``), emptied as its actor reads it; the relay
+    keeps no state. A seat is taken by one actor at a time: when a lost actor's seat is
+    taken by a new one, what was sent to or by the lost one is dropped (the numbers
+    its sets were coded with die with it), as is whatever is sent to it later."""
 
     def __init__(self) -> None:
         self.log: list[tuple[Any, ...]] = []
         self.partials: dict[int, Partial] = {}
         self.finished: set[int] = set()
+        #: seat -> the actor (its number) in it, and its mailbox: (sender, message)
+        self.seated: dict[int, int] = {}
+        self.boxes: dict[int, list[tuple[int, tuple[Any, ...]]]] = {}
 
     def ready(self) -> int:
         """Its process id, once it has started."""
@@ -77,6 +87,36 @@ class Relay:
         if serial not in self.finished:
             self.partials.setdefault(serial, Partial()).add(partial)
         self.log.append((serial, msg))
+
+    def seat(self, seat: int, actor: int) -> None:
+        """Actor ``actor`` takes seat ``seat`` (before it sends or reads anything)."""
+        old = self.seated.get(seat)
+        self.seated[seat] = actor
+        self.boxes[seat] = []
+        if old is not None:
+            for box in self.boxes.values():
+                box[:] = [m for m in box if m[0] != old]
+
+    def post(self, serial: int, seat: int, actor: int,
+             parcels: list[tuple[int, int, tuple[Any, ...]]], partial: Partial) -> None:
+        """Task ``serial``'s messages from actor ``actor`` in ``seat``: ``(seat, actor,
+        message)`` each, delivered if that actor is still in that seat; ``partial`` kept
+        as :meth:`put` keeps it."""
+        if serial not in self.finished:
+            self.partials.setdefault(serial, Partial()).add(partial)
+        if self.seated.get(seat) != actor:
+            return  # from an actor replaced meanwhile
+        for to, whom, msg in parcels:
+            if self.seated.get(to) == whom:
+                self.boxes[to].append((actor, msg))
+
+    def take(self, seat: int, actor: int
+             ) -> tuple[list[tuple[int, tuple[Any, ...]]], dict[int, int]]:
+        """The mailbox of ``seat`` (emptied) if ``actor`` sits there, and who sits where."""
+        if self.seated.get(seat) != actor:
+            return [], dict(self.seated)
+        box, self.boxes[seat] = self.boxes[seat], []
+        return box, dict(self.seated)
 
     def since(self, version: int) -> tuple[list[tuple[Any, ...]], int]:
         """What was logged since ``version``, and the version now."""
@@ -96,19 +136,11 @@ class Relay:
         return {s: self.partials.pop(s) for s in serials if s in self.partials}
 
 
-class RayEndpoint(Endpoint):
-    """An actor's side of the exchange: completed states go to the relay in batches,
-    each with what the task found up to it (:meth:`partial`), and the other actors'
-    states are merged as they come. Reading the relay never waits: a read is sent, and
-    taken when it has come back."""
+class FoundSoFar:
+    """What a task has found, handed out in parts: each batch an actor sends carries what
+    is new since its previous one (:class:`Partial`)."""
 
-    def __init__(self, me: int, relay: Any, batch: int = BATCH) -> None:
-        super().__init__(me, [])
-        self.relay = relay
-        self.batch = batch
-        self.serial = 0
-        self.version = 0
-        self.reading: Any = None
+    def __init__(self) -> None:
         self.dpor: Any = None
         self.sent_findings: dict[tuple[str, str], Finding] = {}
         self.sent_final: set[Any] = set()
@@ -122,7 +154,7 @@ class RayEndpoint(Endpoint):
         self.sent_reports = 0
 
     def partial(self) -> Partial:
-        """What the task found since its previous batch (goals, masked checks and fields
+        """What the task found since the previous call (goals, masked checks and fields
         read: so far)."""
         d = self.dpor
         if d is None:
@@ -142,6 +174,26 @@ class RayEndpoint(Endpoint):
             set(final), set(violations), list(reports), set(r.goals), dict(r.masked_by),
             frozenset(d.observed))
 
+
+class RayEndpoint(Endpoint):
+    """An actor's side of the exchange: completed states go to the relay in batches,
+    each with what the task found up to it (:class:`FoundSoFar`), and the other actors'
+    states are merged as they come. Reading the relay never waits: a read is sent, and
+    taken when it has come back."""
+
+    def __init__(self, me: int, relay: Any, batch: int = BATCH) -> None:
+        super().__init__(me, [])
+        self.relay = relay
+        self.batch = batch
+        self.serial = 0
+        self.version = 0
+        self.reading: Any = None
+        self.found = FoundSoFar()
+
+    def watch(self, dpor: Any) -> None:
+        """The task's search, whose findings go with the batches."""
+        self.found.watch(dpor)
+
     def completed(self, fp: int) -> None:
         """Publish in batches, and take in what has come."""
         self.out.append(fp)
@@ -154,7 +206,7 @@ class RayEndpoint(Endpoint):
         now, to the relay (without waiting)."""
         msg = self.encode()
         if msg is not None and self.relay is not None:
-            self.relay.put.remote(self.serial, msg, self.partial())
+            self.relay.put.remote(self.serial, msg, self.found.partial())
 
     def drain(self) -> None:
         """Merge what the last read of the relay brought, and send the next read."""
