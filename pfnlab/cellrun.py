@@ -70,26 +70,36 @@ def run_cells(cells: list[tuple[str, str, Options]], jobs: int,
             on_cell(cell)
 
     try:
-        if ray is not None:
+        if any(o.swarm is not None for _v, _s, o in cells):
+            # a swarm's members are the parallelism (processes or Ray tasks of its own):
+            # its cells run in turn, here
+            _run_here(work, finish)
+        elif ray is not None:
             run_cells_on_ray(cells, jobs if jobs > 1 else None, ray or None, finish)
         elif jobs > 1 and len(pairs) > 1 and "fork" in mp.get_all_start_methods():
             _run_forked(work, jobs, finish)
         else:
-            for item in work:
-                with _watched(item[3].seconds) as rang:
-                    try:
-                        i, cell = check_pair(item)
-                    except KeyboardInterrupt:  # the watchdog, outside the search
-                        if not rang:
-                            raise
-                        i, cell = item[0], lost_cell(*item[1:], _outside(item[3]))
-                finish(i, cell)
-                if interrupted(cell) and not rang:  # Ctrl-C, not the watchdog
-                    raise KeyboardInterrupt
+            _run_here(work, finish)
     except KeyboardInterrupt:
         raise MatrixInterrupted([done[i] for i in sorted(done)],
                                 [p for i, p in enumerate(pairs) if i not in done]) from None
     return [done[i] for i in sorted(done)]
+
+
+def _run_here(work: list[Work], finish: Callable[[int, Cell], object]) -> None:
+    """Each cell of ``work`` in turn, in this process (a cell spinning past its time
+    budget outside its search stopped by the watchdog)."""
+    for item in work:
+        with _watched(item[3].seconds) as rang:
+            try:
+                i, cell = check_pair(item)
+            except KeyboardInterrupt:  # the watchdog, outside the search
+                if not rang:
+                    raise
+                i, cell = item[0], lost_cell(*item[1:], _outside(item[3]))
+        finish(i, cell)
+        if interrupted(cell) and not rang:  # Ctrl-C, not the watchdog
+            raise KeyboardInterrupt
 
 
 def _run_forked(work: list[Work], jobs: int, finish: Callable[[int, Cell], object]) -> None:

@@ -25,6 +25,8 @@ from typing import Any
 from pfnlab import pipeline
 from pfnlab.explore.search import Budget
 from pfnlab.explore.search.common import masked
+from pfnlab.explore.search.strategy import Strategy
+from pfnlab.explore.search.swarm import FAMILY, Swarm, plan
 from pfnlab.kernel.variant import VARIANTS, Variant
 from pfnlab.model.scenario import SCENARIOS
 from pfnlab.properties import PROPERTIES
@@ -63,6 +65,11 @@ class Options:
     ray: str | None = None
     #: one execution longer than this many steps is a finding (Budget.max_steps)
     max_steps: int = 10_000
+    #: bug hunting: each cell is a swarm of this many members (search/swarm.py) planned
+    #: from ``seed``, on ``jobs`` processes (or Ray tasks with ``ray``), cells in turn;
+    #: ``strategy``, if one of swarm.FAMILY, is every member's
+    swarm: int | None = None
+    seed: int = 0
 
 
 def validate(opts: Options) -> None:
@@ -93,13 +100,15 @@ def validate(opts: Options) -> None:
         )
     if opts.jobs < 1:
         raise ValueError("--jobs must be at least 1")
+    if opts.swarm is not None and opts.swarm < 1:
+        raise ValueError(f"--swarm {opts.swarm}: a swarm has at least 1 member")
 
 
 def run_cell(variant: str | Variant, scenario: str, opts: Options) -> Cell:
     """Check one variant (by name, or a design not registered) against one scenario."""
     done = pipeline.check(
         variant, scenario,
-        pipeline.Search(strategy=opts.strategy,
+        pipeline.Search(strategy=cell_strategy(opts),
                         budget=Budget(executions=opts.executions, seconds=opts.seconds,
                                       max_steps=opts.max_steps),
                         minimal=False, preemptions=opts.preemptions,
@@ -149,6 +158,16 @@ def run_cell(variant: str | Variant, scenario: str, opts: Options) -> Cell:
         unreached=unreached,
         mm=opts.mm,
     )
+
+
+def cell_strategy(opts: Options) -> str | Strategy:
+    """What searches a cell: ``opts.strategy``, or a swarm of ``opts.swarm`` members (the
+    same members in every cell: one seed plans them all)."""
+    if opts.swarm is None:
+        return opts.strategy
+    family = (opts.strategy,) if opts.strategy in FAMILY else FAMILY
+    return Swarm(plan(opts.swarm, opts.seed, family), opts.seed, opts.jobs,
+                 opts.executions or 1000, opts.ray)
 
 
 class CellError(Exception):

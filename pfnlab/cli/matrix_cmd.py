@@ -39,6 +39,7 @@ from pfnlab.cli.common import (
 )
 from pfnlab.cli.guard import guarded
 from pfnlab.cli.output import stdout_console
+from pfnlab.cli.swarm_opts import SeedOpt, SwarmOpt, swarm_cells
 from pfnlab.kernel.variant import VARIANTS
 from pfnlab.matrix import (
     CELL_SECONDS,
@@ -112,6 +113,8 @@ def matrix(
     mm: MmOpt = None,
     model: ModelOpt = None,
     ray: CellsRayOpt = None,
+    swarm: SwarmOpt = None,
+    seed: SeedOpt = None,
 ) -> None:
     """Check every variant against every scenario and print one verdict table."""
     load(model)
@@ -129,6 +132,7 @@ def matrix(
         mm=mm,
         ray=ray_address(ray),
     ))
+    opts = swarm_cells(opts, swarm, seed, jobs, ray)
     t0 = time.perf_counter()
     n = len(opts.variants) * len(opts.scenarios)
     cells, not_run = run_cells_cli(lambda on_cell: run_matrix(opts, on_cell), n, ray)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from pfnlab.cli.common import check_jobs
 from pfnlab.cli.errors import fail
 from pfnlab.explore.search.parallel import default_workers
 from pfnlab.explore.search.swarm import FAMILY, Swarm, plan
+from pfnlab.matrix import Options
 
 SwarmOpt = Annotated[int | None, typer.Option(
     "--swarm", metavar="N", help="Bug hunting: N diversified searches (random walks, PCT, "
@@ -73,3 +75,17 @@ def swarm_strategy(n: int, strategy: str | None, seed: int | None, jobs: int | N
         seed = random.SystemRandom().randrange(2**32)
     family = (strategy,) if strategy is not None else FAMILY
     return Swarm(plan(n, seed, family), seed, workers, executions or 1000, address)
+
+
+def swarm_cells(opts: Options, n: int | None, seed: int | None, jobs: int | None,
+                ray: str | None) -> Options:
+    """``opts`` of a matrix or sweep whose cells are each a swarm of ``n`` members (None:
+    as they are): checked as ``check --swarm`` checks them, the seed drawn if not given,
+    the workers counted. ``--strategy dpor``, the default, lets the members take the
+    strategies of a swarm in turn."""
+    check_seed(seed, opts.strategy, n)
+    if n is None:
+        return opts
+    given = None if opts.strategy == "dpor" else opts.strategy
+    sw = swarm_strategy(n, given, seed, jobs, ray, False, opts.executions)
+    return replace(opts, swarm=n, seed=sw.seed, jobs=sw.workers, strategy=given or "swarm")

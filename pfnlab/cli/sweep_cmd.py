@@ -37,6 +37,7 @@ from pfnlab.cli.common import (
 from pfnlab.cli.guard import guarded
 from pfnlab.cli.matrix_cmd import exit_status, run_cells_cli
 from pfnlab.cli.output import stdout_console
+from pfnlab.cli.swarm_opts import SeedOpt, SwarmOpt, swarm_cells
 from pfnlab.kernel.variant import VARIANTS
 from pfnlab.matrix import CELL_SECONDS, Options
 from pfnlab.model.scenario import SCENARIOS
@@ -91,6 +92,8 @@ def sweep(
     jobs: CellJobsOpt = CELL_JOBS,
     model: ModelOpt = None,
     ray: CellsRayOpt = None,
+    swarm: SwarmOpt = None,
+    seed: SeedOpt = None,
 ) -> None:
     """Check every variant against every scenario over a grid of sizes and host mm versions."""
     load(model)
@@ -109,6 +112,8 @@ def sweep(
                      max_steps=max_steps, strategy=strategy, jobs=jobs,
                      ray=ray_address(ray)),
     )
+    assert opts.base is not None
+    opts.base = swarm_cells(opts.base, swarm, seed, jobs, ray)
     try:
         validate_sweep(opts)
     except ValueError as e:

@@ -133,3 +133,39 @@ def test_ctrl_c_reports_what_the_members_covered_and_leaves_no_process() -> None
     assert "interrupted (Ctrl-C)" in flat
     assert re.search(r"1: \d+ random executions \(seed \d+\) \(interrupted\)", flat), flat
     assert "3: not run: interrupted" in flat
+
+
+def test_matrix_and_sweep_run_a_swarm_in_each_cell_and_never_say_holds() -> None:
+    """``matrix --swarm N`` / ``sweep --swarm N``: each cell is a swarm of the same N
+    members (one seed plans them), found bugs are violations, and no property holds."""
+    code, doc = _json(["matrix", "-V", "v5.3", "-V", "v6.13", "-S", "devdax-unbind",
+                       "--swarm", "3", "--seed", "5", "--executions", "20", "--jobs", "1"])
+    assert code == 1  # v5.3's leak and hang
+    assert doc["parameters"]["swarm"] == 3 and doc["parameters"]["seed"] == 5
+    verdict = {(r["variant"], r["property"]): r["verdict"] for r in doc["results"]}
+    assert verdict[("v5.3", "teardown-terminates")] == "violated"
+    assert verdict[("v5.3", "refs-balanced")] == "violated"
+    assert "holds" not in verdict.values()
+    assert verdict[("v6.13", "teardown-terminates")] == "not-covered"
+    for r in doc["results"]:
+        if r["verdict"] != "n/a":
+            assert "3 of 3 swarm searches ran (seed 5)" in r["coverage"], r
+    code, doc = _json(["matrix", "-V", "v6.13", "-S", "devdax-unbind", "--swarm", "2",
+                       "--executions", "10", "--jobs", "1"])
+    assert code == 3  # no finding: inconclusive, never clean
+    assert "holds" not in {r["verdict"] for r in doc["results"]}
+    code, doc = _json(["sweep", "-V", "v5.3", "-S", "devdax-unbind", "--size", "vcpus=1,2",
+                       "--swarm", "2", "--seed", "5", "--executions", "20", "--jobs", "2"])
+    assert code == 1
+    assert sorted(c["sizes"]["vcpus"] for c in doc["cells"]) == [1, 2]
+    assert all("2 of 2 swarm searches ran (seed 5)" in r["coverage"]
+               for r in doc["results"] if r["verdict"] != "n/a")
+
+
+@pytest.mark.parametrize("command", ["matrix", "sweep"])
+def test_a_matrix_swarm_refuses_what_a_swarm_cannot_take(command: str) -> None:
+    r = CliRunner().invoke(app, [command, "-S", "devdax-unbind", "--swarm", "2",
+                                 "--strategy", "brute"])
+    assert r.exit_code == 2
+    assert "an exhaustive strategy would search the same executions in every member" in \
+        " ".join(r.output.split())
