@@ -131,7 +131,12 @@ def test_ctrl_c_reports_what_the_members_covered_and_leaves_no_process() -> None
         assert gone(members, 5)
     flat = " ".join(out.split())
     assert "interrupted (Ctrl-C)" in flat
+    # both running members report what they covered: the interrupt stops a member's
+    # search between two steps (common.request_stop), never outside its own handling
     assert re.search(r"1: \d+ random executions \(seed \d+\) \(interrupted\)", flat), flat
+    assert re.search(r"2: \d+ PCT executions \(depth \d+, seed \d+\) \(interrupted\)",
+                     flat), flat
+    assert "stopped: interrupted" not in flat, flat
     assert "3: not run: interrupted" in flat
 
 

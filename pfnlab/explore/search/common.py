@@ -17,6 +17,17 @@ from pfnlab.explore.shared import ALL_FIELDS
 #: what interrupts a search (its KeyboardInterrupt): Ctrl-C, unless the command line says
 #: it was a signal (``pfnlab check`` under ``timeout``: SIGTERM); the coverage text names it
 INTERRUPTED_BY = ["Ctrl-C"]
+#: set by :func:`request_stop`: every search of this process stops at its next look at
+#: its clock, as an interrupted one (a swarm member's way to be interrupted)
+_STOP = [False]
+
+
+def request_stop() -> None:
+    """Ask the searches of this process to stop between two steps, as if interrupted (a
+    signal handler may call it: it only sets a flag). Unlike a KeyboardInterrupt raised
+    at an arbitrary point, it can never land outside a search's own handling, so what
+    the search covered is always reported."""
+    _STOP[0] = True
 
 
 @dataclass(frozen=True)
@@ -158,8 +169,12 @@ class Clock:
             self.promotions = len(self.program.knowledge)
 
     def out(self, stats: Stats) -> bool:
-        """Whether the budget is used up or the search must restart (a promotion), and
-        report progress now and then."""
+        """Whether the budget is used up, the search was asked to stop
+        (:func:`request_stop`) or must restart (a promotion); and report progress now
+        and then."""
+        if _STOP[0]:
+            self.interrupted = True
+            return True
         if self.promoted_since():
             self.restart = True
             return True

@@ -9,8 +9,9 @@ when it starts (model files loaded with ``--model`` included), runs its search w
 facts its job names, and sends back its result, the facts it ended with and the side
 records (collect.py) it kept. A member that dies (killed, out of memory) is reported as
 such; the others go on. Ctrl-C interrupts the members running (SIGUSR1: a member ignores
-SIGINT, which is its parent's) and waits a moment for what they covered; those not started
-yet are reported as not run. A member still running past the swarm's deadline is killed.
+SIGINT, which is its parent's, and stops its search at the next step, as a budget does) and
+waits a moment for what they covered; those not started yet are reported as not run. A
+member still running past the swarm's deadline is killed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from pfnlab.explore.collect import active, collecting, fresh_records, merge_records
 from pfnlab.explore.program import Program
-from pfnlab.explore.search.common import Budget, Result
+from pfnlab.explore.search.common import Budget, Result, request_stop
 from pfnlab.explore.search.parallel.forking import signals_held, worker_started
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ class Ran:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    request_stop()  # the search stops at its next step and reports what it covered
 
 
 def run_job(program: Program, job: Job, records: tuple[Any, ...]) -> Result:
