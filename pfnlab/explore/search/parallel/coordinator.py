@@ -275,12 +275,7 @@ class Coordinator:
             tclock = (*node.tclock[:p], ev.clock, *node.tclock[p + 1:])
             if depth + 1 < self.depth:
                 cnode = dpor.node(ex, child_sleep, tclock)
-                for seq in follow:
-                    t = seq[0]
-                    if t in cnode.enabled and t not in cnode.sleep:
-                        cnode.backtrack.add(t)
-                        if len(seq) > 1:
-                            cnode.hints.setdefault(t, set()).add(seq[1:])
+                dpor._seed(cnode, node, p)  # (the hints in ``follow``)
                 self.tree.add(cnode, [*nodes, cnode], dpor.events, child)
                 start.node = cnode
             else:
