@@ -158,3 +158,40 @@ def test_ray_actors_partition_the_table(local_ray: Any) -> None:
     assert sum(c["received"] for c in counters) > 0
     # no actor holds every state the search visited
     assert max(c["held"] for c in counters) < par.stats.states, (counters, par.stats.states)
+
+
+class RelayKilling(RayWorkers):
+    """Ray actors whose relay is killed once a result is in and an actor has tasks out,
+    and then that actor: the search starts again (what the lost runs found went with
+    the relay), once."""
+
+    def __init__(self) -> None:
+        super().__init__(2, batch=4)
+        self.results = 0
+        self.killed = False
+
+    def next_result(self, timeout: float | None = None) -> Any:
+        res = super().next_result(timeout)
+        if res is not None:
+            self.results += 1
+        if not self.killed and self.results >= 1 and self.actors:
+            busiest = max(self.actors.values(), key=lambda a: len(a.out))
+            if busiest.out:
+                ray_module.kill(self.relay, no_restart=True)
+                ray_module.kill(busiest.handle, no_restart=True)
+                self.killed = True
+        return res
+
+
+def test_a_lost_relay_starts_the_search_again(local_ray: Any) -> None:
+    def program() -> Any:
+        return SCENARIOS["devdax-unbind"].program(VARIANTS["v5.3"], vcpus=2)
+
+    seq = explore_dpor(program(), stop_first=False, collect_final_states=True)
+    backend = RelayKilling()
+    par = explore_parallel(program(), Budget(), backend, stop_first=False,
+                           collect_final_states=True)
+    assert backend.killed and backend.relays_lost == 1, backend.relays_lost
+    assert {f.key for f in par.findings} == {f.key for f in seq.findings}
+    assert set(map(repr, seq.final_states)) <= set(map(repr, par.final_states))
+    assert par.violations == seq.violations and par.exhaustive
