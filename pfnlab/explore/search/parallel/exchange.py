@@ -98,9 +98,11 @@ class Endpoint:
     #: search-loop iterations between two looks at :meth:`arrivals`
     poll_every = 32
 
-    def __init__(self, me: int, inboxes: list[Any]) -> None:
+    def __init__(self, me: int, inboxes: list[Any], batch: int = BATCH) -> None:
         self.me = me
         self.inboxes = inboxes
+        #: completed states collected before they are published
+        self.batch = batch
         self.search = ""
         self.caches: dict[Any, VisitedTable] = {}
         self.visible: Any = None
@@ -150,7 +152,7 @@ class Endpoint:
         """The search completed state ``fp``: publish in batches, and take in what the
         others published."""
         self.out.append(fp)
-        if len(self.out) >= BATCH:
+        if len(self.out) >= self.batch:
             self.publish()
             self.drain()
 

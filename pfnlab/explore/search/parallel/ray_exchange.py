@@ -182,9 +182,8 @@ class RayEndpoint(Endpoint):
     taken when it has come back."""
 
     def __init__(self, me: int, relay: Any, batch: int = BATCH) -> None:
-        super().__init__(me, [])
+        super().__init__(me, [], batch)
         self.relay = relay
-        self.batch = batch
         self.serial = 0
         self.version = 0
         self.reading: Any = None
@@ -193,13 +192,6 @@ class RayEndpoint(Endpoint):
     def watch(self, dpor: Any) -> None:
         """The task's search, whose findings go with the batches."""
         self.found.watch(dpor)
-
-    def completed(self, fp: int) -> None:
-        """Publish in batches, and take in what has come."""
-        self.out.append(fp)
-        if len(self.out) >= self.batch:
-            self.publish()
-            self.drain()
 
     def publish(self) -> None:
         """Send the completed states collected so far, with what the task found up to

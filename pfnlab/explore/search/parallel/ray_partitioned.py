@@ -52,9 +52,9 @@ class RayPartitionedEndpoint(PartitionedEndpoint):
         self.seated = dict(seated)
         seats = len(seated)
         super().__init__(seat, [_Outbox(self, w) for w in range(seats)])
+        self.batch = batch
         self.actor = actor
         self.relay = relay
-        self.batch = batch
         self.serial = 0
         self.reading: Any = None
         self.found = FoundSoFar()
@@ -64,13 +64,6 @@ class RayPartitionedEndpoint(PartitionedEndpoint):
     def watch(self, dpor: Any) -> None:
         """The task's search, whose findings go with every post."""
         self.found.watch(dpor)
-
-    def completed(self, fp: int) -> None:
-        """Publish in batches, and take in what has come."""
-        self.out.append(fp)
-        if len(self.out) >= self.batch:
-            self.publish()
-            self.drain()
 
     def publish(self) -> None:
         """Send each completed state to its owner (partitioned.py), now."""
