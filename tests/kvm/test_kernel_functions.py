@@ -156,3 +156,33 @@ variant("kf-old-return", parent="v5.4", overrides={"hva_to_pfn_fast": fast_with_
     assert f"{path}:" in msg
     assert "returned (0x103, True)" in msg or "returned (259, True) (a tuple of 2)" in msg
     assert "but pfnlab's hva_to_pfn_fast() returns int | None" in msg
+
+
+def test_a_recursion_through_a_helper_names_the_model_files_line(model_file) -> None:
+    """An override that reaches itself through a helper of its own runs to Python's limit;
+    the finding names the model file's line in the cycle, not a frame of pfnlab's."""
+    from pfnlab.api import check
+
+    path = model_file(_SCENARIO + '''
+
+def base_release(pfn):
+    return KERNEL_FUNCTIONS["kvm_release_pfn_clean"](pfn)
+
+
+def release_through_a_helper(pfn):
+    """kvm_release_pfn_clean, meant to extend the base through a helper."""
+    return base_release(pfn)
+
+
+variant("kf-helper", parent="v5.4",
+        overrides={"kvm_release_pfn_clean": release_through_a_helper})
+''')
+    res = check("kf-helper", "kf-fault-vs-zap")
+    assert res.findings and {f.kind for f in res.findings} == {"exception"}
+    msg = res.findings[0].message
+    assert msg.startswith("RecursionError: ")
+    lines = path.read_text().splitlines()
+    at = {lines.index('    return KERNEL_FUNCTIONS["kvm_release_pfn_clean"](pfn)') + 1,
+          lines.index("    return base_release(pfn)") + 1}
+    assert any(msg.endswith(f"(in {fn}, {path}:{n})")
+               for fn in ("base_release", "release_through_a_helper") for n in at), msg
