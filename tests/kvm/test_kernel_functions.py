@@ -156,6 +156,10 @@ variant("kf-old-return", parent="v5.4", overrides={"hva_to_pfn_fast": fast_with_
     assert f"{path}:" in msg
     assert "returned (0x103, True)" in msg or "returned (259, True) (a tuple of 2)" in msg
     assert "but pfnlab's hva_to_pfn_fast() returns int | None" in msg
+    text = " ".join(res.report().split())
+    assert "kf-old-return / kf-fault-vs-zap: model error (exception)" in text
+    assert ("no race: vcpu0 alone runs into it, in program order (an error in the model's "
+            "code, not a finding about the design).") in text
 
 
 def test_a_recursion_through_a_helper_names_the_model_files_line(model_file) -> None:
