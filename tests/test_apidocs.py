@@ -83,6 +83,10 @@ def test_pdoc_builds_the_reference(tmp_path: Path) -> None:
     assert 'id="is_transparent_hugepage"' in mm
     for name in ("free", "note", "world", "World"):
         assert f'id="{name}"' in page, name
+    # what a model of an earlier release meets (docs/tutorial.md, "When pfnlab changes")
+    for name in ("PfnlabDeprecationWarning", "LibraryFunctionReplaced", "ReturnConventionError",
+                 "KernelFunctionRecursion"):
+        assert f'id="{name}"' in page, name
     # every kernel function of the library, on the page of the package it is imported from
     # (tests/kvm/test_importable.py: each is importable from one of them)
     from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS
