@@ -42,6 +42,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: ``KERNEL_FUNCTIONS``) before the call is refused as a recursion without end: the kernel's
 #: own recursions (page-table levels, a retried fault) stay far below it
 SELF_CALL_LIMIT = 32
+#: a stack this deep may hold an override SELF_CALL_LIMIT times (a level of an override
+#: calling itself is at least two frames: it and the dispatch)
+_DEEP = 2 * SELF_CALL_LIMIT
 
 #: kernel functions whose next dispatch runs the base model's version, not the override in
 #: force (pushed by :class:`KernelFunctionTable` for a 0.1-style lookup, taken by the
@@ -93,8 +96,9 @@ KERNEL_FUNCTIONS: dict[str, Callable[..., Any]] = KernelFunctionTable()
 
 
 class KernelFunctionRecursion(RecursionError):
-    """An override that calls itself :data:`SELF_CALL_LIMIT` deep: a recursion without end
-    (most often an override meant to extend the base model's version)."""
+    """An override found :data:`SELF_CALL_LIMIT` deep on its thread's stack (calling itself
+    by its name, through ``KERNEL_FUNCTIONS`` or through a helper): a recursion without end,
+    most often an override meant to extend the base model's version."""
 
 
 def _override(ctx: Any, name: str) -> Callable[..., Any] | None:
@@ -105,14 +109,21 @@ def _override(ctx: Any, name: str) -> Callable[..., Any] | None:
     return impl
 
 
-def _self_call(impl: Callable[..., Any], name: str, frame: Any) -> None:
-    """``frame`` (an override's, calling kernel function ``name`` whose override is
-    ``impl``) is ``impl`` itself: refuse the call once ``impl`` is :data:`SELF_CALL_LIMIT`
-    deep on the thread's stack, with what to write instead."""
-    code = frame.f_code
+def _self_call(impl: Callable[..., Any], name: str) -> None:
+    """Refuse a call of kernel function ``name``, whose override in force is ``impl``, once
+    ``impl`` runs :data:`SELF_CALL_LIMIT` deep on the thread's stack (calling itself by its
+    name, through ``KERNEL_FUNCTIONS``, or through a helper), with what to write instead.
+    Only a deep stack is walked: ``sys._getframe(_DEEP)`` fails fast on a shallow one."""
+    code = getattr(impl, "__code__", None)
+    if code is None:
+        return
+    try:
+        sys._getframe(_DEEP)
+    except ValueError:
+        return  # too shallow to hold the override SELF_CALL_LIMIT times
     depth = 0
-    f = frame
-    while f is not None and depth < SELF_CALL_LIMIT:
+    f: Any = sys._getframe(1)
+    while f is not None:
         depth += f.f_code is code
         f = f.f_back
     if depth < SELF_CALL_LIMIT:
@@ -177,8 +188,8 @@ def _dispatcher(fn: Callable[..., Any], name: str, pointer: bool, errnos: bool,
         if _BASE_NEXT and impl is not None and _BASE_NEXT[-1] == name:
             _BASE_NEXT.pop()
             impl = None
-        if impl is not None and sys._getframe(caller).f_code is getattr(impl, "__code__", None):
-            _self_call(impl, name, sys._getframe(caller))
+        if impl is not None:
+            _self_call(impl, name)
         rt = HOOKS.current
         if rt is None:
             return (fn if impl is None else impl)(*args, **kwargs)

@@ -162,10 +162,12 @@ variant("kf-old-return", parent="v5.4", overrides={"hva_to_pfn_fast": fast_with_
             "code, not a finding about the design).") in text
 
 
-def test_a_recursion_through_a_helper_names_the_model_files_line(model_file) -> None:
-    """An override that reaches itself through a helper of its own runs to Python's limit;
-    the finding names the model file's line in the cycle, not a frame of pfnlab's."""
+def test_an_override_reaching_itself_through_a_helper_is_refused_too(model_file) -> None:
+    """An override that reaches itself through a helper of its own (which looks the name
+    up in the table: the helper is no override, so the lookup runs the override) is refused
+    at the same depth, with the same message."""
     from pfnlab.api import check
+    from pfnlab.kernel.kfunc import SELF_CALL_LIMIT
 
     path = model_file(_SCENARIO + '''
 
@@ -184,9 +186,37 @@ variant("kf-helper", parent="v5.4",
     res = check("kf-helper", "kf-fault-vs-zap")
     assert res.findings and {f.kind for f in res.findings} == {"exception"}
     msg = res.findings[0].message
+    assert msg.startswith(f"KernelFunctionRecursion: release_through_a_helper ({path}:")
+    assert f"called kvm_release_pfn_clean() {SELF_CALL_LIMIT} deep" in msg
+    # the refused call: the helper's
+    line = path.read_text().splitlines().index(
+        '    return KERNEL_FUNCTIONS["kvm_release_pfn_clean"](pfn)') + 1
+    assert msg.endswith(f"(in base_release, {path}:{line})"), msg
+
+
+def test_a_recursion_error_names_the_model_files_line(model_file) -> None:
+    """A recursion of the model's own code (no override in it) runs to Python's limit;
+    the finding names the model file's line in the cycle, not a frame of pfnlab's."""
+    from pfnlab.api import check
+
+    path = model_file(_SCENARIO + '''
+
+def spin(pfn, n):
+    return spin(pfn, n + 1) if pfn_to_page(pfn) is not None else n
+
+
+def release_spinning(pfn):
+    """kvm_release_pfn_clean after a recursion without end of the model's own."""
+    spin(pfn, 0)
+    return kvm_release_pfn_clean.base(pfn)
+
+
+variant("kf-spin", parent="v5.4", overrides={"kvm_release_pfn_clean": release_spinning})
+''')
+    res = check("kf-spin", "kf-fault-vs-zap")
+    assert res.findings and {f.kind for f in res.findings} == {"exception"}
+    msg = res.findings[0].message
     assert msg.startswith("RecursionError: ")
-    lines = path.read_text().splitlines()
-    at = {lines.index('    return KERNEL_FUNCTIONS["kvm_release_pfn_clean"](pfn)') + 1,
-          lines.index("    return base_release(pfn)") + 1}
-    assert any(msg.endswith(f"(in {fn}, {path}:{n})")
-               for fn in ("base_release", "release_through_a_helper") for n in at), msg
+    line = path.read_text().splitlines().index(
+        "    return spin(pfn, n + 1) if pfn_to_page(pfn) is not None else n") + 1
+    assert msg.endswith(f"(in spin, {path}:{line})"), msg
