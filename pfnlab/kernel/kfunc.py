@@ -38,9 +38,10 @@ from pfnlab.kernel.operation import current_owner, enter_owner, leave_owner, own
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: how deep an override may call itself (by its kernel name, or through
-#: ``KERNEL_FUNCTIONS``) before the call is refused as a recursion without end: the kernel's
-#: own recursions (page-table levels, a retried fault) stay far below it
+#: how deep an override may run on its thread's stack (calling itself by its kernel name,
+#: through ``KERNEL_FUNCTIONS`` or a helper) before its next call is refused as a recursion
+#: without end: the kernel's own recursions (page-table levels, a retried fault) stay far
+#: below it
 SELF_CALL_LIMIT = 32
 #: a stack this deep may hold an override SELF_CALL_LIMIT times (a level of an override
 #: calling itself is at least two frames: it and the dispatch)
