@@ -45,6 +45,15 @@ Check
       :func:`diff` — which properties one variant fixes or breaks relative to another;
       :func:`report` — the mail-ready text of a result's findings;
     - :func:`load_model` — load a model file (what ``pfnlab --model FILE`` does).
+
+Upgrading (CHANGELOG.md; docs/tutorial.md, "When pfnlab changes")
+    - :class:`PfnlabDeprecationWarning` — a model file uses a name or calling convention a
+      later release removes (it still works, for at least one release);
+    - :class:`LibraryFunctionReplaced` — a ``@kfunc`` of a model file has the name of one of
+      pfnlab's own, which it replaces for the model's calls;
+    - :class:`ReturnConventionError` and :class:`KernelFunctionRecursion` — the model errors
+      of an override that returns another form of value than pfnlab's version, or calls
+      itself without end.
 """
 
 from pfnlab.explore import (
@@ -65,7 +74,14 @@ from pfnlab.explore import (
     wait_until,
 )
 from pfnlab.explore.shared import Field, Ghost, Guarded, Plain
-from pfnlab.kernel.kfunc import KERNEL_FUNCTIONS, kfunc
+from pfnlab.kernel.deprecation import PfnlabDeprecationWarning
+from pfnlab.kernel.kfunc import (
+    KERNEL_FUNCTIONS,
+    KernelFunctionRecursion,
+    LibraryFunctionReplaced,
+    ReturnConventionError,
+    kfunc,
+)
 from pfnlab.kernel.ordering import orders
 from pfnlab.kernel.variant import VARIANTS, Variant, register, variant
 from pfnlab.kernel.world import World, world
@@ -162,15 +178,19 @@ __all__ = [
     "Guarded",
     "Host",
     "Instance",
+    "KernelFunctionRecursion",
     "Kvm",
+    "LibraryFunctionReplaced",
     "Lock",
     "Memslot",
     "ModelFileError",
     "PfnCache",
+    "PfnlabDeprecationWarning",
     "Plain",
     "Property",
     "Region",
     "Result",
+    "ReturnConventionError",
     "Scenario",
     "Setup",
     "Shared",

@@ -156,6 +156,16 @@ def PageHuge(page: Page) -> bool:
 
 
 @kfunc
+def is_transparent_hugepage(page: Page) -> bool:
+    """mm/huge_memory.c v5.4 (static there; global from v5.8): a compound page whose head's
+    destructor is ``TRANSHUGE_PAGE_DTOR``, a THP (the huge zero page too, which the model
+    has not); a hugetlb or driver compound page, or a THP once split, is not one."""
+    if not PageCompound(page):
+        return False
+    return compound_head(page).kind == THP
+
+
+@kfunc
 def PageAnon(page: Page) -> bool:
     """include/linux/page-flags.h v5.4: page->mapping has PAGE_MAPPING_ANON (fixed here)."""
     return page.anon

@@ -74,7 +74,7 @@ def render_report(title: str, an: Analysis, *, full: bool = False,
         out += textwrap.wrap("cause: the leaked reference above; the racing pair below only "
                              "decides whether that reference is taken at all.", WIDTH,
                              subsequent_indent="  ")
-    out += causal_lines(an.causal)
+    out += causal_lines(an.causal, model_error=f.prop not in PROPERTIES)
     out.append("")
     # rows are numbered by trace entry: a lock operation joined to a step is a row of its
     # own, so say both counts where they differ

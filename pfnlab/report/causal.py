@@ -92,9 +92,15 @@ def _window_text(c: Causal) -> str:
             f"pair: {opened}. Or the second: {closed}.")
 
 
-def causal_lines(c: Causal, width: int = 80) -> list[str]:
+def causal_lines(c: Causal, width: int = 80, model_error: bool = False) -> list[str]:
     """The causal-core section of a text report; for a sequential bug (one thread shows it
-    alone) one line that says so, not a paragraph about orderings."""
+    alone) one line that says so, not a paragraph about orderings. A ``model_error`` (the
+    model's code raised, or misused a primitive) is no bug of the design: its one line
+    says so."""
+    if c.alone and model_error:
+        return textwrap.wrap(f"no race: {c.alone} alone runs into it, in program order (an "
+                             "error in the model's code, not a finding about the design).",
+                             width, subsequent_indent="  ")
     if c.alone:
         return textwrap.wrap(f"no race: {c.alone} alone shows it, in program order (a "
                              "sequential bug).", width, subsequent_indent="  ")

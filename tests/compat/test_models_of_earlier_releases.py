@@ -23,6 +23,12 @@ EXPECTED: dict[str, tuple[set[type[Warning]], str, dict[str, set[str]]]] = {
         "compat-retry-leak": {"refs-balanced"},
         "compat-retry-leak-fixed": set(),
     }),
+    # 0.1: an override extending the base model's version through KERNEL_FUNCTIONS[name]
+    # (0.2 made the table run the checked variant's version: the override itself)
+    "table_base_0_1.py": ({PfnlabDeprecationWarning}, "compat01-table-fault-vs-zap", {
+        "compat01-double-release": {"no-put-unreferenced"},
+        "compat01-single-release": set(),
+    }),
     # a @kfunc named like a kernel function pfnlab defined later (kvm_try_get_pfn, v6.0)
     "try_get_pfn_own.py": ({LibraryFunctionReplaced}, "compat-pfnmap-refcount0", {
         "compat-refcount-zero-buggy": {"no-put-unreferenced"},

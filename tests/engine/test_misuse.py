@@ -136,7 +136,7 @@ def lock_in_check() -> Instance:
         x.v = 1
 
     def inv() -> None:
-        lock.acquire()
+        lock.acquire()  # misuse: a lock in a check
 
     return Instance(threads={"t0": t0}, invariants=[Check("inv", inv)])
 
@@ -170,7 +170,8 @@ CASES: list[tuple[Callable[[], Instance], tuple[str, str], str]] = [
      f"(in t0, {HERE}:{line('misuse: free of a mover lock')})"),
     (lock_in_check, ("exception", "exception"),
      "check inv: RuntimeError(\"a lock was taken outside a model thread (in build() or a "
-     "check): only a thread's code takes locks\")"),
+     "check): only a thread's code takes locks\") "
+     f"(in inv, {HERE}:{line('misuse: a lock in a check')})"),
 ]
 
 

@@ -54,6 +54,11 @@ CASES = [
      "cow-retry-seq-and-count",
      ["do_wp_page()", "alloc_page()", "kvm.mmu_notifier_count 0 -> 1", "hva_to_pfn_slow()",
       "mmu_notifier_retry(kvm, 0x0)", "kvm.spte[0x0].spte None ->"]),
+    ("pgmap_rcu.py", "pgmap-lookup-vs-unbind", "pgmap-free-no-gp", "no-metadata-after-teardown",
+     "pgmap-synchronize-rcu",
+     ["memunmap_pages()", "pgmap dax0 ref 2 -> 1, killed", "arch_remove_memory()",
+      "pgmap_array_delete()", "pgmap_array.entry pgmap:dax0 ->", "free(pgmap:dax0)",
+      "pgmap dax0 ref 0 -> None"]),
 ]
 
 
@@ -302,3 +307,19 @@ def test_gpc_refresh_v5_17_leaks_a_reference_on_a_refresh_to_the_same_pfn() -> N
         pos.append(at)
         at += 1
     assert all(p >= 0 for p in pos), (steps, pos, leak)
+
+
+def test_rcu_needs_both_the_read_side_section_and_the_grace_period() -> None:
+    """Recipe 14 (issue 29, RCU): a lookup outside rcu_read_lock() is not waited for by
+    synchronize_rcu(); kfree_rcu instead of synchronize_rcu holds, with the goal reached;
+    the causal core names the kernel's ordering the example declares."""
+    pfnlab.load_model(EX / "pgmap_rcu.py")
+    bad = pfnlab.check("pgmap-lookup-no-rcu", "pgmap-lookup-vs-unbind")
+    assert bad.violated == ["no-metadata-after-teardown"], bad.summary()
+    assert [f.kind for f in bad.findings] == ["use-after-free"]
+    text = " ".join(pfnlab.check("pgmap-free-no-gp", "pgmap-lookup-vs-unbind").report().split())
+    assert "the kernel orders these with rcu_read_lock() around the load and the use" in text
+    good = pfnlab.check("pgmap-kfree-rcu", "pgmap-lookup-vs-unbind")
+    assert good.ok and good.exhaustive and not good.goals_missed, good.summary()
+    assert "no-metadata-after-teardown: fixed in pgmap-kfree-rcu" in pfnlab.diff(
+        "pgmap-lookup-no-rcu", "pgmap-kfree-rcu", "pgmap-lookup-vs-unbind")

@@ -19,6 +19,7 @@ from pfnlab.mm import (
     compound_head,
     get_page,
     get_page_unless_zero,
+    is_transparent_hugepage,
     is_zone_device_page,
     mark_page_accessed,
     page_count,
@@ -26,6 +27,7 @@ from pfnlab.mm import (
     page_to_pfn,
     pfn_to_page,
     put_page,
+    split_huge_page,
     split_huge_pmd,
     try_get_compound_head,
 )
@@ -149,3 +151,23 @@ def test_5_18_device_page_at_zero_keeps_pgmap_ref(make_host: Callable[..., Host]
     put_page(page)
     assert page.refcount == 1, "free_zone_device_page resets the count to 1"
     assert r.pgmap.peek_count() == 2
+
+
+def test_is_transparent_hugepage_asks_the_destructor_not_the_mapping(host: Host) -> None:
+    """mm/huge_memory.c: THP's compound destructor, whether or not a PMD maps it (unlike
+    PageTransCompoundMap); a hugetlb or driver compound page is none, a split THP no more."""
+    thp = host.add_thp(1)
+    ptes = host.add_thp(1, mapped=[0])
+    assert is_transparent_hugepage(pfn_to_page(thp.pfn))
+    assert is_transparent_hugepage(pfn_to_page(thp.pfn + 1))
+    assert is_transparent_hugepage(pfn_to_page(ptes.pfn + 1))
+    assert not PageTransCompoundMap(pfn_to_page(ptes.pfn))
+    assert not is_transparent_hugepage(pfn_to_page(host.add_hugetlb(1).pfn + 1))
+    assert not is_transparent_hugepage(pfn_to_page(host.add_compound(1).pfn + 1))
+    assert not is_transparent_hugepage(pfn_to_page(host.add_devdax(1).pfn))
+    assert not is_transparent_hugepage(pfn_to_page(host.add_anon(1).pfn))
+    head = pfn_to_page(thp.pfn)
+    get_page(head)
+    assert split_huge_page(host.mm, head)
+    assert not is_transparent_hugepage(head)
+    assert not is_transparent_hugepage(pfn_to_page(thp.pfn + 1))

@@ -36,7 +36,7 @@ from pfnlab.explore.findings import (
 from pfnlab.explore.races import Race
 from pfnlab.explore.runtime import locks
 from pfnlab.explore.runtime.ops import ACQUIRE, PEEK, READ
-from pfnlab.explore.runtime.sites import model_stack
+from pfnlab.explore.runtime.sites import model_frame, model_stack
 from pfnlab.explore.runtime.state import State
 from pfnlab.explore.runtime.threads import ThreadState
 from pfnlab.explore.schedule import Schedule, Step
@@ -126,7 +126,11 @@ class Checking(State):
         try:
             return check.fn()
         except Exception as e:
-            self._set_finding(None, EXCEPTION, "exception", f"check {check.name}: {e!r}")
+            at = model_frame(e)  # where the check raised: a line of the model file
+            self._set_finding(None, EXCEPTION, "exception",
+                              f"check {check.name}: {e!r}" + (f" ({at})" if at else ""))
+            if at and self.finding is not None:
+                self.finding.details.setdefault("where", at)
             return None
         finally:
             self.mode, self.peek = prev_mode, prev_peek

@@ -114,14 +114,23 @@ def shown(path: str) -> str:
     return rel if not rel.startswith("..") else path
 
 
+#: the pfnlab package (its kernel model and checker), told from a model file of a user's
+_PFNLAB = _EXPLORE.rsplit("/", 1)[0] + "/"
+
+
 def model_frame(e: BaseException) -> str:
     """``in FUNCTION, FILE:LINE`` of the innermost traceback frame in model code (not the
-    engine's), the file relative to the working directory when under it; "" if none."""
-    for fr in reversed(traceback.extract_tb(e.__traceback__)):
-        if fr.filename in ENGINE_FILES or fr.filename.startswith("<"):
-            continue
-        return f"in {fr.name}, {shown(fr.filename)}:{fr.lineno}"
-    return ""
+    engine's), the file relative to the working directory when under it; "" if none. For
+    a ``RecursionError``, whose innermost frame is anywhere in the cycle, the innermost
+    frame of a file outside pfnlab (the model file's code in the cycle) if there is one."""
+    frames = [fr for fr in traceback.extract_tb(e.__traceback__)
+              if fr.filename not in ENGINE_FILES and not fr.filename.startswith("<")]
+    if isinstance(e, RecursionError):
+        frames = [fr for fr in frames if not fr.filename.startswith(_PFNLAB)] or frames
+    if not frames:
+        return ""
+    fr = frames[-1]
+    return f"in {fr.name}, {shown(fr.filename)}:{fr.lineno}"
 
 
 def where_failed(e: BaseException) -> str:
