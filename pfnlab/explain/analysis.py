@@ -28,6 +28,8 @@ class Analysis:
     def decisive(self) -> set[int]:
         """Steps the short trace shows even when they only read."""
         pair = {s for s in (self.causal.first, self.causal.second) if s is not None}
+        if self.causal.via is not None:  # the write the later critical section never read
+            pair.add(self.causal.via.index)
         return self.ledger.decisive_steps() | pair
 
     def setup_end(self, keep: Iterable[int] = ()) -> int:
