@@ -111,7 +111,7 @@ def _window_text(c: Causal) -> str:
     return (f"the finding needs {b.thread}'s {_what(u)} (step {u.index}) before "
             f"{a.thread}'s {_what(w)} (step {w.index}), and then {a.thread}'s {_what(a)} "
             f"(step {c.first}) before {b.thread}'s {_what(b)} (step {c.second}): "
-            f"{a.thread}'s {_span(w.index, c.first)} ran inside {b.thread}'s window from step "
+            f"{a.thread}'s {_span(w.index, a.index)} ran inside {b.thread}'s window from step "
             f"{u.index} to step {c.second}. Run either pair the other way round and the "
             f"execution ends without a finding; nothing orders them. To order the first "
             f"pair: {opened}. Or the second: {closed}.")
