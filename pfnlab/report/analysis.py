@@ -58,7 +58,9 @@ def render_report(title: str, an: Analysis, *, full: bool = False,
         out = [f"{title}: model error ({f.kind}{'' if f.prop == f.kind else ', ' + f.prop})"]
     out += textwrap.wrap(f.message, WIDTH, initial_indent="  ", subsequent_indent="  ")
     if f.details.get("ends_execution"):
-        out += textwrap.wrap(ends_execution_sentence(an.unchecked), WIDTH,
+        from pfnlab.properties import BUILTIN
+
+        out += textwrap.wrap(ends_execution_sentence(an.unchecked, f.prop in BUILTIN), WIDTH,
                              initial_indent="  ", subsequent_indent="  ")
     out.append("")
     if an.chains:
@@ -170,11 +172,16 @@ def vacuous_lines(names: list[str]) -> list[str]:
     return out
 
 
-def ends_execution_sentence(unchecked: list[str]) -> str:
+def ends_execution_sentence(unchecked: list[str], builtin: bool = False) -> str:
     """What a report says of an invariant finding that ended its execution (an invariant
-    not declared stable: docs/reductions.md section 9), naming what it left unchecked."""
+    not declared stable: docs/reductions.md section 9), naming what it left unchecked; a
+    built-in one (``builtin``: secondary-coherent, which a refresh makes true again) is
+    not the user's to declare stable."""
     left = (f" ({', '.join(unchecked)}, violated in no execution, "
             f"{'is' if len(unchecked) == 1 else 'are'} not established)" if unchecked else "")
+    if builtin:
+        return ("(this built-in invariant can become true again, so it is not stable: its "
+                f"first violation ends its execution, and the rest of it is unchecked{left})")
     return ("(this invariant is not declared stable: its first violation ends its "
             f"execution, and the rest of it is unchecked{left}; declare it Check(..., "
             "stable=True) if, once false, it stays false, and executions go on past it)")

@@ -266,3 +266,20 @@ def test_a_custom_check_that_never_read_the_state_is_reported(
         assert doc["vacuous_checks"] == ["apic cache fresh"]
     # a built-in scenario's checks all read the model
     assert api.check("v5.4", "devdax-unbind").vacuous_checks == []
+
+
+def test_a_built_in_invariant_that_ends_its_execution_gives_no_advice_to_the_user() -> None:
+    """secondary-coherent (I12) is the library's, unstable because a refresh makes it true
+    again: the report says its violation ended the execution, and does not tell the user
+    to declare the library's check stable."""
+    from pfnlab.api import registries_restored
+    from pfnlab.cli.main import app
+
+    with registries_restored():
+        text = _cli(app, ["check", "examples/gpc_refresh.py", "gpc-v5.17", "gpc-refresh-vs-zap",
+                          "--jobs", "1"])
+    para = next(p for p in text.split("\n\n") if "secondary-coherent violated" in p)
+    assert " ".join(para.split()).endswith(
+        "(this built-in invariant can become true again, so it is not stable: its first "
+        "violation ends its execution, and the rest of it is unchecked)")
+    assert "Check(..., stable=True)" not in text
