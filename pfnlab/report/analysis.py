@@ -161,14 +161,16 @@ def _left_out(f: Finding, setup: int, hide: list[int]) -> str:
             "other thread's step touches, are left out; --full shows them)")
 
 
-def vacuous_lines(names: list[str]) -> list[str]:
+def vacuous_lines(names: list[str], why: dict[str, str] | None = None) -> list[str]:
     """The warning a report gives for each check of the model's own that never read shared
-    state (:mod:`pfnlab.model.vacuous`): it holds whatever the design does."""
+    state, or (``why``: what to say) read some but returned before its condition every
+    time (:mod:`pfnlab.model.vacuous`): it holds whatever the design does."""
     out: list[str] = []
     for n in names:
-        out += textwrap.wrap(f"check {n!r} never read any shared state: it holds vacuously "
-                             "(a wrong key or name, so that every lookup gave None?)", WIDTH,
-                             subsequent_indent="  ")
+        text = (why or {}).get(n) or (f"check {n!r} never read any shared state: it holds "
+                                      "vacuously (a wrong key or name, so that every lookup "
+                                      "gave None?)")
+        out += textwrap.wrap(text, WIDTH, subsequent_indent="  ")
     return out
 
 
