@@ -126,7 +126,9 @@ def render_report(title: str, an: Analysis, *, full: bool = False,
     out.append(render_mail(f, full=full, decisive=decisive, start=start, hide=set(hide)))
     if full and an.ledger.events:
         out.append("")
-        out += render_ledger(an.ledger)
+        # the leaks and underflows are said above the trace already (a hang's leaks in
+        # its chain, in other words: they are listed here)
+        out += render_ledger(an.ledger, leaks=bool(an.chains), underflows=False)
     return "\n".join(out)
 
 

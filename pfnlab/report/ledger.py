@@ -88,12 +88,13 @@ def ledger_json(led: Ledger) -> dict[str, Any]:
     }
 
 
-def render_ledger(led: Ledger) -> list[str]:
-    """The ledger section of a text report: leaks, underflows, then every get/put."""
+def render_ledger(led: Ledger, *, leaks: bool = True, underflows: bool = True) -> list[str]:
+    """The ledger section of a text report: leaks, underflows (unless the report said them
+    already: ``leaks``, ``underflows`` false), then every get/put."""
     out: list[str] = []
-    for lk in led.leaks:
+    for lk in led.leaks if leaks else []:
         out += textwrap.wrap("leak: " + leak_sentence(lk), 80, subsequent_indent="  ")
-    for u in led.underflows:
+    for u in led.underflows if underflows else []:
         out += textwrap.wrap("underflow: " + underflow_sentence(u), 80, subsequent_indent="  ")
     if led.events:
         out.append("references (step thread: change, owner, function):")
