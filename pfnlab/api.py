@@ -42,6 +42,8 @@ class Result:
     search: SearchResult
     #: the model's own checks that never read shared state: they hold vacuously
     vacuous_checks: list[str] = field(default_factory=list)
+    #: for a vacuous check that read shared state but returned early every time: why
+    vacuous_why: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -120,7 +122,8 @@ def check(variant: str, scenario: str, *, mm: str | None = None, strategy: str =
         strategy=strategy, stop_first=stop_first,
         budget=Budget(executions=executions, seconds=seconds), backend=workers),
         sizes=sizes, mm=mm)
-    return Result(variant, scenario, done.program, done.result, done.vacuous)
+    return Result(variant, scenario, done.program, done.result, done.vacuous,
+                  done.vacuous_why)
 
 
 def report(result: Result, full: bool = False) -> str:
@@ -135,7 +138,8 @@ def report(result: Result, full: bool = False) -> str:
     for an in analyses:
         an.unchecked = unchecked_after(an.finding, result.search, props)
     return "\n\n".join([*render_reports(title, analyses, full=full),
-                        *(["\n".join(vacuous_lines(result.vacuous_checks))]
+                        *(["\n".join(vacuous_lines(result.vacuous_checks,
+                                                   result.vacuous_why))]
                           if result.vacuous_checks else [])])
 
 

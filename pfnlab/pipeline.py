@@ -102,6 +102,8 @@ class Checked:
     lines: UnreachedLines | None = None
     #: the user's checks that never read shared state: they hold vacuously (vacuous.py)
     vacuous: list[str] = field(default_factory=list)
+    #: for those that read shared state but returned early every time: what to say
+    vacuous_why: dict[str, str] = field(default_factory=dict)
 
 
 def check(variant: str | Variant, scenario: str, search: Search = Search(), *,
@@ -133,6 +135,7 @@ def check(variant: str | Variant, scenario: str, search: Search = Search(), *,
         lines=review_lines(lt, rec.called, v, sc) if lt is not None and rec is not None
         else None,
         vacuous=watch.vacuous(),
+        vacuous_why=watch.why(),
     )
 
 

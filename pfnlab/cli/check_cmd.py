@@ -167,6 +167,7 @@ def check(
         doc = _json(variant, scenario, done.sizes, res, analyses)
         doc["unreached"] = unreached.as_json()
         doc["vacuous_checks"] = done.vacuous
+        doc["vacuous_why"] = done.vacuous_why
         if lines is not None:
             doc["unreached"]["lines"] = lines.as_json()
         doc["mm"] = mm
@@ -189,7 +190,7 @@ def check(
         from pfnlab.report.analysis import vacuous_lines
 
         print(_text(title, sc.properties, res, analyses, unexplained, full, cut,
-                    [*vacuous_lines(done.vacuous), *unreached.lines(),
+                    [*vacuous_lines(done.vacuous, done.vacuous_why), *unreached.lines(),
                      *(lines.lines() if lines else []), *notes]))
     for err in lost:
         say(err)

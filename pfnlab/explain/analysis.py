@@ -28,6 +28,10 @@ class Analysis:
     def decisive(self) -> set[int]:
         """Steps the short trace shows even when they only read."""
         pair = {s for s in (self.causal.first, self.causal.second) if s is not None}
+        if self.causal.via is not None:  # the write the later critical section never read
+            pair.add(self.causal.via.index)
+        if self.causal.window is not None:  # the lookup that opened the window, and the
+            pair |= {st.index for st in self.causal.window}  # change that ran into it
         return self.ledger.decisive_steps() | pair
 
     def setup_end(self, keep: Iterable[int] = ()) -> int:
@@ -46,6 +50,34 @@ class Analysis:
                     or any(o.thread != st.thread and conflicts(st, o) for o in tr[k + 1:])):
                 return k
         return 0
+
+    def setup_within(self, start: int, keep: Iterable[int] = ()) -> list[int]:
+        """The trace entries from ``start`` (:meth:`setup_end`) up to the race's first
+        step (the first of the causal core's steps) that are set-up unrelated to it, as
+        the leading ones: they change no reference count, are not deciding, carry no note,
+        are a plain access (not a lock, a wait or a free) and conflict with no step of
+        another thread. Set-up a thread ran after another thread's first step that matters
+        (a reference taken, a wait) but before the race (positions in the trace)."""
+        c = self.causal
+        if c.steps is None:
+            return []
+        tr = self.finding.trace
+        firsts = [st.index for st in (*c.steps, *(c.window or ()))]
+        if c.via is not None:
+            firsts.append(c.via.index)
+        counted = {e.step for e in self.ledger.events}
+        shown = self.decisive() | counted | set(keep)
+        out: list[int] = []
+        for k in range(start, len(tr)):
+            st = tr[k]
+            if st.index >= min(firsts):
+                break
+            if (st.index in shown or st.notes or st.joined
+                    or st.action not in ("read", "write", "rmw")
+                    or any(o.thread != st.thread and conflicts(st, o) for o in tr)):
+                continue
+            out.append(k)
+        return out
 
 
 def analyse(program: Program, finding: Finding, deadline: float | None = None) -> Analysis:

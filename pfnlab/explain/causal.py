@@ -56,6 +56,9 @@ class Causal:
     window: tuple[TraceStep, TraceStep] | None = None
     window_locks: dict[str, list[str]] = field(default_factory=dict)
     window_ordering: Ordering | None = None
+    #: for a pair under a common lock: the step of the first one's critical section that
+    #: writes the field whose declared ordering is ``ordering`` (the second's never reads it)
+    via: TraceStep | None = None
 
 
 def _accesses(st: TraceStep) -> set[tuple[str, str, bool]]:
@@ -148,20 +151,37 @@ def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
             order.append(st.thread)
         unit.append(len(order) - 1)
     tried = 0
-    for i, j in pairs[:max_pairs]:
-        if deadline is not None and time.perf_counter() >= deadline:
-            return Causal(tried=tried, out_of_time=True)
-        tried += 1
-        if _reversal_clean(program, finding, order, unit, i, j, max_steps):
+    found: Causal | None = None
+    with _Objects(program, order) as objs:
+        for i, j in pairs[:max_pairs]:
+            if deadline is not None and time.perf_counter() >= deadline:
+                if found is not None:
+                    break
+                return Causal(tried=tried, out_of_time=True)
+            declared = _declared(objs, tr[i], tr[j], serialised=bool(locks[i] & locks[j]))
+            if found is not None and declared is None:
+                continue  # looking on only for a pair the kernel has an ordering for
+            tried += 1
+            if not _reversal_clean(program, finding, order, unit, i, j, max_steps):
+                continue
             a, c = tr[i], tr[j]
-            found = Causal(i, j, (a, c),
-                           {a.thread: sorted(locks[i]), c.thread: sorted(locks[j])}, tried,
-                           ordering=_declared(program, order, a, c,
-                                              serialised=bool(locks[i] & locks[j])))
-            _window(program, finding, order, unit, locks, found, max_pairs, max_steps,
-                    deadline)
-            return found
-    return Causal(tried=tried)
+            pair = Causal(i, j, (a, c),
+                          {a.thread: sorted(locks[i]), c.thread: sorted(locks[j])}, tried,
+                          ordering=declared)
+            if declared is None and locks[i] & locks[j]:
+                pair.ordering, pair.via = _section_ordering(objs, tr, locks, i, j)
+            if pair.ordering is not None:
+                found = pair
+                break
+            # the nearest deciding pair has no kernel ordering: a fix is told only in
+            # generic terms; a pair further from the end that also decides the finding,
+            # on a field the kernel orders, is the one a fix orders (a lookup that ran
+            # before the PTE changed, rather than the reference counts that followed)
+            found = pair
+    if found is None:
+        return Causal(tried=tried)
+    _window(program, finding, order, unit, locks, found, max_pairs, max_steps, deadline)
+    return found
 
 
 def _reversal_clean(program: Program, finding: Finding, order: list[str], unit: list[int],
@@ -202,12 +222,47 @@ def _window(program: Program, finding: Finding, order: list[str], unit: list[int
             a, b = tr[u], tr[w]
             c.window = (a, b)
             c.window_locks = {t2: sorted(locks[u]), t1: sorted(locks[w])}
-            c.window_ordering = _declared(program, order, a, b,
-                                          serialised=bool(locks[u] & locks[w]))
+            with _Objects(program, order) as objs:
+                c.window_ordering = _declared(objs, a, b,
+                                              serialised=bool(locks[u] & locks[w]))
             return
 
 
-def _declared(program: Program, order: list[str], a: TraceStep, b: TraceStep,
+class _Objects:
+    """The model objects of the trace's execution by name, as it created them (what an
+    ordering is declared for is their class); the execution is run on demand, once."""
+
+    def __init__(self, program: Program, order: list[str]) -> None:
+        self.program, self.order = program, order
+        self.ex: Execution | None = None
+        self.by_name: dict[str, object] = {}
+
+    def get(self, name: str) -> object | None:
+        if self.ex is None:
+            self.ex = Execution(self.program)
+            _follow(self.ex, self.order)
+            self.by_name = {obj.__dict__["_name"]: obj for obj in self.ex.objects}
+        return self.by_name.get(name)
+
+    def __enter__(self) -> _Objects:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ex is not None:
+            self.ex.close()
+
+
+def _ordering_for(objs: _Objects, o: str, f: str, serialised: bool) -> Ordering | None:
+    """The ordering declared for field ``f`` of the object named ``o``, if it applies."""
+    obj = objs.get(o)
+    found = ordering_of(type(obj), f) if obj is not None else None
+    if (found is not None and not (found.lockless and serialised)
+            and found.orders_object(obj)):
+        return found
+    return None
+
+
+def _declared(objs: _Objects, a: TraceStep, b: TraceStep,
               serialised: bool = False) -> Ordering | None:
     """The kernel ordering declared for a field both steps touch (one writing; ``FREED``
     where one of them frees the object), looked up by the class of each object as the
@@ -216,18 +271,39 @@ def _declared(program: Program, order: list[str], a: TraceStep, b: TraceStep,
     shared = [(o, FREED if "*" in (f, f2) else f)
               for o, f, w in _accesses(a) for o2, f2, w2 in _accesses(b)
               if o == o2 and (f == f2 or "*" in (f, f2)) and (w or w2)]
-    if not shared:
-        return None
-    ex = Execution(program)
-    try:
-        _follow(ex, order)
-        objects = {obj.__dict__["_name"]: obj for obj in ex.objects}
-        for o, f in shared:
-            obj = objects.get(o)
-            found = ordering_of(type(obj), f) if obj is not None else None
-            if (found is not None and not (found.lockless and serialised)
-                    and found.orders_object(obj)):
-                return found
-    finally:
-        ex.close()
+    for o, f in shared:
+        found = _ordering_for(objs, o, f, serialised)
+        if found is not None:
+            return found
     return None
+
+
+def _section_ordering(objs: _Objects, tr: list[TraceStep], locks: list[frozenset[str]],
+                      i: int, j: int) -> tuple[Ordering | None, TraceStep | None]:
+    """For a pair of steps under a common lock whose own field the kernel orders by no
+    primitive: the ordering declared for a field the first step's critical section writes
+    and the second's does not read (an invalidation raising ``mmu_notifier_count`` under
+    ``kvm->mmu_lock``, a fault installing under it without looking), and the step that
+    writes it: the later critical section must look at that field and back off."""
+    common = locks[i] & locks[j]
+
+    def section(k: int) -> list[TraceStep]:
+        th, lo, hi = tr[k].thread, k, k
+        while lo > 0 and not (tr[lo].thread == th and tr[lo].action == "lock"
+                              and tr[lo].obj in common and not tr[lo].failed_attempt):
+            lo -= 1
+        while hi + 1 < len(tr) and not (tr[hi].thread == th and tr[hi].action == "unlock"
+                                        and tr[hi].obj in common):
+            hi += 1
+        return [st for st in tr[lo:hi + 1] if st.thread == th]
+
+    read_by_b = {(o, f) for st in section(j) for o, f, _w in _accesses(st)}
+    for st in section(i):
+        if st.action in ("lock", "unlock"):
+            continue
+        for o, f, w in sorted(_accesses(st)):
+            if w and (o, f) not in read_by_b:
+                found = _ordering_for(objs, o, f, True)
+                if found is not None:
+                    return found, st
+    return None, None

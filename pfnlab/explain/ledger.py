@@ -70,6 +70,16 @@ class Leak:
     handed_by: str = ""       # the function that stored it ("gpc_refresh")
     already_held: int | None = None  # the get whose reference that field held for this pfn
     put_once: int | None = None      # the one put of the two (matched to ``already_held``)
+    #: where the field held that pfn until a placeholder replaced it (a refresh that clears
+    #: the field while it looks up): the step, the function and the value written there
+    cleared_at: int | None = None
+    cleared_by: str = ""
+    cleared_to: Any = None
+    #: the step where the owner's thread took another reference on the page in the same
+    #: function while it held this one, never handed on (a retried lookup)
+    again_at: int | None = None
+    #: the execution ran to its end (a final check): the owner's thread finished
+    ended: bool = False
 
 
 @dataclass
@@ -158,7 +168,7 @@ def build_ledger(finding: Finding) -> Ledger:
         else:
             pending = open_gets.get(key)
             if pending:
-                g = hands.to_put(pending)
+                g = hands.to_put(pending, ev)
                 pending.remove(g)
                 g.match, ev.match = ev.step, g.step
             elif b <= 0 or not (dead or led.initial.get(st.obj, {}).get(owner, 0) > 0
@@ -172,7 +182,7 @@ def build_ledger(finding: Finding) -> Ledger:
         for gets in open_gets.values():
             for g in gets:
                 if g.obj.startswith("page@") and g.owner not in HOST_OWNERS:
-                    led.leaks.append(_explain_leak(finding, hands, puts, g))
+                    led.leaks.append(_explain_leak(finding, hands, puts, g, led.events))
     led.leaks.sort(key=lambda lk: lk.get.step)
     return led
 
@@ -203,6 +213,8 @@ class _Handoffs:
         self.holder: dict[tuple[str, str], RefEvent] = {}  # field -> the get it holds
         self.displaced: dict[int, RefEvent] = {}     # hand-off step -> the get it displaced
         self.dropped: list[RefEvent] = []            # displaced gets, in order
+        #: (thread, page) -> the get whose pfn the thread last took out of its field
+        self.taken_out: dict[tuple[str, str], RefEvent] = {}
 
     def got(self, g: RefEvent) -> None:
         """A get: find the write that hands its pfn to a field (before its thread's next
@@ -221,9 +233,16 @@ class _Handoffs:
                 return
 
     def stored(self, st: TraceStep, open_gets: dict[tuple[str, str], list[RefEvent]]) -> None:
-        """At a hand-off write: the field now holds its get; what it held is displaced."""
+        """At a hand-off write: the field now holds its get; what it held is displaced. At
+        a write that takes a held pfn out of its field (a release clearing the cache), that
+        field's get is the one the thread's next put of the page releases."""
         g = self.by_store.get(st.index)
         if g is None:
+            old = self.holder.get((st.obj, st.field))
+            if (st.action == "write" and old is not None and old.thread == st.thread
+                    and _holds_pfn(st.before, _pfn_of(old.obj))
+                    and not _holds_pfn(st.after, _pfn_of(old.obj))):
+                self.taken_out[(st.thread, old.obj)] = old
             return
         old = self.holder.get((st.obj, st.field))
         if old is not None and old.match is None and old in open_gets.get((old.obj, old.owner),
@@ -232,13 +251,27 @@ class _Handoffs:
             self.dropped.append(old)
         self.holder[(st.obj, st.field)] = g
 
-    def to_put(self, pending: list[RefEvent]) -> RefEvent:
+    def to_put(self, pending: list[RefEvent], put: RefEvent | None = None) -> RefEvent:
         """The pending get a put releases (see the class)."""
         for g in self.dropped:
             if g in pending:
                 return g
+        if put is not None:
+            out = self.taken_out.pop((put.thread, put.obj), None)
+            if out is not None and out in pending:
+                return out
         loose = [g for g in pending if g.step not in self.store_of]
         return (loose or pending)[-1]
+
+
+def _cleared(trace: list[TraceStep], hand: TraceStep, pfn: int) -> tuple[int | None, str, Any]:
+    """The last write before the hand-off ``hand`` that replaced ``pfn`` in its field with
+    something else (a placeholder): its step, function and value."""
+    for st in reversed(trace[:hand.index]):
+        if (st.action == "write" and (st.obj, st.field) == (hand.obj, hand.field)
+                and _holds_pfn(st.before, pfn) and not _holds_pfn(st.after, pfn)):
+            return st.index, (st.where[-1] if st.where else ""), st.after
+    return None, "", None
 
 
 def _release_put(trace: list[TraceStep], at: int, caller: str, obj: str,
@@ -260,9 +293,11 @@ def _within(trace: list[TraceStep], start: int, end: int, fn: str, thread: str) 
     return all(fn in st.where for st in trace[start:end + 1] if st.thread == thread)
 
 
-def _explain_leak(finding: Finding, hands: _Handoffs, puts: set[int], g: RefEvent) -> Leak:
+def _explain_leak(finding: Finding, hands: _Handoffs, puts: set[int], g: RefEvent,
+                  events: list[RefEvent]) -> Leak:
     """Find the release function the owner's thread ran after the get without a put, else
-    the shared field the pfn was handed to."""
+    the shared field the pfn was handed to, else the same lookup made again while the
+    reference was held (a retry that drops it)."""
     lk = Leak(g)
     for st in finding.trace[g.step + 1:]:
         if st.thread != g.thread:
@@ -282,13 +317,28 @@ def _explain_leak(finding: Finding, hands: _Handoffs, puts: set[int], g: RefEven
         lk.handed_to, lk.handed_at = f"{hand.obj}.{hand.field}", hand.index
         lk.handed_by, lk.decided_at = (hand.where[-1] if hand.where else ""), hand.index
         old = hands.displaced.get(hand.index)
-        # the field held this pfn already, and the function that stored it again did not
-        # put the reference it held: two references for one cached pfn
-        if (old is not None and hand.before == hand.after and old.match is not None
+        # the field held this pfn already (or until a placeholder replaced it, with no put
+        # of its reference since), and the function that stored it again did not put the
+        # reference it held: two references for one cached pfn
+        if (old is not None and old.obj == g.obj and old.match is not None
                 and not _within(finding.trace, hand.index, old.match, lk.handed_by, g.thread)):
             lk.already_held, lk.put_once = old.step, old.match
+            if hand.before != hand.after:
+                lk.cleared_at, lk.cleared_by, lk.cleared_to = _cleared(
+                    finding.trace, hand, _pfn_of(g.obj))
+    else:
+        # the thread's next reference on the page, taken by the same function, before any
+        # put of it by the owner: the lookup was made again and this one's reference dropped
+        for e in events:
+            if e.step <= g.step or e.obj != g.obj or e.owner != g.owner:
+                continue
+            if e.delta > 0 and e.thread == g.thread and e.site == g.site:
+                lk.again_at = e.step
+            break
+    lk.ended = finding.kind == FINAL
     # I1 is checked when the owner's operation returns: the path it took had no put (an
     # early return on an error path), which is not "never got there"
-    lk.returned = finding.prop == REFS_BALANCED and g.owner not in ("", g.thread) and \
-        finding.details.get("leaked_by") == g.owner
+    # (at the end of the execution every operation has returned)
+    lk.returned = finding.prop == REFS_BALANCED and g.owner not in ("", g.thread) and (
+        finding.details.get("leaked_by") == g.owner or finding.kind == FINAL)
     return lk

@@ -30,6 +30,7 @@ from typing import Any, cast
 
 from pfnlab.explore import Field, Shared, Stable, fail, free
 from pfnlab.kernel.kfunc import kfunc
+from pfnlab.kernel.ordering import FREED, orders
 from pfnlab.mm.hooks import (  # re-exported: pfnlab.mm.memmap.host as before
     host,
     run_ad_hooks,
@@ -70,6 +71,16 @@ class MemSectionUsage(Shared):
     reported under ``no-metadata-after-teardown`` (I3)."""
 
     subsection_map: Field[int] = Field(0)
+
+
+orders(MemSectionUsage, FREED,
+       primitive="RCU (kfree_rcu() of ms->usage, pfn_valid() inside rcu_read_lock_sched())",
+       how="section_deactivate() clears SECTION_HAS_MEM_MAP before it frees ms->usage, "
+           "and frees it with kfree_rcu(): usage outlives every pfn_valid() that found the "
+           "section valid inside its read-side section; a NULL usage read with READ_ONCE() "
+           "is 'not valid'",
+       where="mm/sparse.c and include/linux/mmzone.h, 5ec8e8ea8b77 (v6.8, "
+             "CVE-2023-52489); the NULL check from v6.10 (CVE-2024-41055)")
 
 
 class Section(Shared):

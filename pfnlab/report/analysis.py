@@ -13,6 +13,7 @@ from pfnlab.report.mailtrace import WIDTH, render_mail, shown_rows
 
 if TYPE_CHECKING:  # the type only: a report never re-runs an execution
     from pfnlab.explain.analysis import Analysis
+    from pfnlab.explore.findings import Finding
 
 
 def render_reports(title: str, analyses: list[Analysis], *, full: bool = False) -> list[str]:
@@ -57,7 +58,9 @@ def render_report(title: str, an: Analysis, *, full: bool = False,
         out = [f"{title}: model error ({f.kind}{'' if f.prop == f.kind else ', ' + f.prop})"]
     out += textwrap.wrap(f.message, WIDTH, initial_indent="  ", subsequent_indent="  ")
     if f.details.get("ends_execution"):
-        out += textwrap.wrap(ends_execution_sentence(an.unchecked), WIDTH,
+        from pfnlab.properties import BUILTIN
+
+        out += textwrap.wrap(ends_execution_sentence(an.unchecked, f.prop in BUILTIN), WIDTH,
                              initial_indent="  ", subsequent_indent="  ")
     out.append("")
     if an.chains:
@@ -95,6 +98,7 @@ def render_report(title: str, an: Analysis, *, full: bool = False,
         return "\n".join(out)
     decisive = an.decisive() | set(also_deciding or ())
     start = 0
+    hide: list[int] = []
     if same is not None:
         i, n = same
         other = f"finding {i + 1}" + (f" ({names[i]})" if names else "")
@@ -113,33 +117,75 @@ def render_report(title: str, an: Analysis, *, full: bool = False,
         setup = 0 if full else an.setup_end(decisive)
         if setup and shown_rows(f, range(setup), decisive=decisive):
             start = setup
-            out += textwrap.wrap(f"(steps {f.trace[0].index}-{f.trace[setup - 1].index}, "
-                                 "set-up before the race that no other thread's step "
-                                 "touches, are left out; --full shows them)", WIDTH)
+        if not full:
+            hide = [k for k in an.setup_within(setup, decisive)
+                    if shown_rows(f, range(k, k + 1), decisive=decisive)]
+        if start or hide:
+            out += textwrap.wrap(_left_out(f, start, hide), WIDTH)
     out.append("")
-    out.append(render_mail(f, full=full, decisive=decisive, start=start))
+    out.append(render_mail(f, full=full, decisive=decisive, start=start, hide=set(hide)))
     if full and an.ledger.events:
         out.append("")
-        out += render_ledger(an.ledger)
+        # the leaks and underflows are said above the trace already (a hang's leaks in
+        # its chain, in other words: they are listed here)
+        out += render_ledger(an.ledger, leaks=bool(an.chains), underflows=False)
     return "\n".join(out)
 
 
-def vacuous_lines(names: list[str]) -> list[str]:
+def _steps(indexes: list[int]) -> str:
+    """``step 3``, ``steps 0-1``, ``steps 3-4 and 7``: trace step numbers as ranges."""
+    runs: list[list[int]] = []
+    for i in indexes:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in runs]
+    one = len(indexes) == 1
+    return f"step{'' if one else 's'} " + (
+        parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1])
+
+
+def _left_out(f: Finding, setup: int, hide: list[int]) -> str:
+    """What a short trace says it left out: the set-up before the race (the first
+    ``setup`` entries), and set-up further on, still before the race (trace positions
+    ``hide``)."""
+    lead = (_steps(list(range(f.trace[0].index, f.trace[setup - 1].index + 1)))
+            if setup else "")
+    if not hide:
+        return (f"({lead}, set-up before the race that no other thread's step touches, "
+                f"{'is' if setup == 1 else 'are'} left out; --full shows them)")
+    threads = list(dict.fromkeys(f.trace[k].thread for k in hide))
+    within = " and ".join(
+        f"{t}'s {_steps([f.trace[k].index for k in hide if f.trace[k].thread == t])}"
+        for t in threads)
+    return (f"({lead + ' and ' if lead else ''}{within}, set-up before the race that no "
+            "other thread's step touches, are left out; --full shows them)")
+
+
+def vacuous_lines(names: list[str], why: dict[str, str] | None = None) -> list[str]:
     """The warning a report gives for each check of the model's own that never read shared
-    state (:mod:`pfnlab.model.vacuous`): it holds whatever the design does."""
+    state, or (``why``: what to say) read some but returned before its condition every
+    time (:mod:`pfnlab.model.vacuous`): it holds whatever the design does."""
     out: list[str] = []
     for n in names:
-        out += textwrap.wrap(f"check {n!r} never read any shared state: it holds vacuously "
-                             "(a wrong key or name, so that every lookup gave None?)", WIDTH,
-                             subsequent_indent="  ")
+        text = (why or {}).get(n) or (f"check {n!r} never read any shared state: it holds "
+                                      "vacuously (a wrong key or name, so that every lookup "
+                                      "gave None?)")
+        out += textwrap.wrap(text, WIDTH, subsequent_indent="  ")
     return out
 
 
-def ends_execution_sentence(unchecked: list[str]) -> str:
+def ends_execution_sentence(unchecked: list[str], builtin: bool = False) -> str:
     """What a report says of an invariant finding that ended its execution (an invariant
-    not declared stable: docs/reductions.md section 9), naming what it left unchecked."""
+    not declared stable: docs/reductions.md section 9), naming what it left unchecked; a
+    built-in one (``builtin``: secondary-coherent, which a refresh makes true again) is
+    not the user's to declare stable."""
     left = (f" ({', '.join(unchecked)}, violated in no execution, "
             f"{'is' if len(unchecked) == 1 else 'are'} not established)" if unchecked else "")
+    if builtin:
+        return ("(this built-in invariant can become true again, so it is not stable: its "
+                f"first violation ends its execution, and the rest of it is unchecked{left})")
     return ("(this invariant is not declared stable: its first violation ends its "
             f"execution, and the rest of it is unchecked{left}; declare it Check(..., "
             "stable=True) if, once false, it stays false, and executions go on past it)")

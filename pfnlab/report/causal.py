@@ -42,6 +42,13 @@ def causal_text(c: Causal) -> str:
     if c.ordering is not None:
         o = c.ordering
         fix = f"the kernel orders these with {o.primitive}: {o.how} ({o.where})"
+        if c.via is not None:
+            # a pair of critical sections under one lock: the first changed a field the
+            # second never looks at, and looking at it is how the kernel orders them
+            v = c.via
+            fix = (f"both hold {', '.join(sorted(common))}, and {a.thread}'s critical "
+                   f"section changed {_field(v)} (step {v.index}), which {b.thread}'s never "
+                   f"reads: {fix}")
     elif common:
         fix = (f"both hold {', '.join(sorted(common))}, but nothing makes {b.thread}'s "
                "critical section come first")
@@ -51,6 +58,19 @@ def causal_text(c: Causal) -> str:
     return (f"the finding needs {a.thread}'s {_what(a)} (step {c.first}) before {b.thread}'s "
             f"{_what(b)} (step {c.second}); run the other way round, the execution ends "
             f"without a finding, and nothing orders them. {held}: {fix}.")
+
+
+def _field(st: TraceStep) -> str:
+    """``kvm.mmu_notifier_count 0 -> 1``: the write a step (or what rode along) made to a
+    field the kernel orders."""
+    if st.action in ("write", "rmw"):
+        row = describe(st, full=True)
+        if row is not None:
+            return row.text
+    for action, obj, fld, before, after, _fn in st.plain:
+        if action != "read":
+            return f"{obj}.{fld} {before!r} -> {after!r}"
+    return f"{st.obj}.{st.field}"
 
 
 def _wait(a: TraceStep, b: TraceStep) -> str:
@@ -72,6 +92,11 @@ def _recheck(b: TraceStep, a: TraceStep) -> str:
             "since (a sequence count, retrying if it moved)")
 
 
+def _span(first: int, last: int) -> str:
+    """``step 5`` or ``steps 27-45``."""
+    return f"step {first}" if first == last else f"steps {first}-{last}"
+
+
 def _window_text(c: Causal) -> str:
     """The causal core of an atomicity violation: the pair that opened the window, the
     pair that closed it, and what would order either."""
@@ -86,7 +111,7 @@ def _window_text(c: Causal) -> str:
     return (f"the finding needs {b.thread}'s {_what(u)} (step {u.index}) before "
             f"{a.thread}'s {_what(w)} (step {w.index}), and then {a.thread}'s {_what(a)} "
             f"(step {c.first}) before {b.thread}'s {_what(b)} (step {c.second}): "
-            f"{a.thread}'s steps {w.index}-{c.first} ran inside {b.thread}'s window from step "
+            f"{a.thread}'s {_span(w.index, a.index)} ran inside {b.thread}'s window from step "
             f"{u.index} to step {c.second}. Run either pair the other way round and the "
             f"execution ends without a finding; nothing orders them. To order the first "
             f"pair: {opened}. Or the second: {closed}.")
@@ -155,10 +180,14 @@ def ordering(c: Causal) -> dict[str, Any] | None:
                   "instead_of": {"step": u.index, "thread": u.thread},
                   "kernel_primitive": None if wo is None else
                   {"primitive": wo.primitive, "how": wo.how, "where": wo.where}}
+    via = None
+    if c.via is not None:
+        v = c.via
+        via = {"step": v.index, "thread": v.thread, "object": v.obj, "field": v.field}
     return {"must_precede": {"step": c.second, "thread": b.thread},
             "instead_of": {"step": c.first, "thread": a.thread},
             "common_locks": common, "options": options, "kernel_primitive": primitive,
-            "window": window}
+            "via": via, "window": window}
 
 
 def causal_json(c: Causal) -> dict[str, Any]:

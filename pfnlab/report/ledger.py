@@ -7,6 +7,7 @@ import textwrap
 from typing import Any
 
 from pfnlab.explain.ledger import Leak, Ledger, RefEvent
+from pfnlab.report.mailtrace import short
 
 
 def why(e: RefEvent) -> str:
@@ -34,15 +35,28 @@ def leak_sentence(lk: Leak) -> str:
         if lk.because:
             s += f" because {lk.because}"
     elif lk.handed_to and lk.already_held is not None:
-        s += (f": {lk.handed_by} handed it to {lk.handed_to} at step {lk.handed_at}, which "
-              f"already held pfn {g.counter.split()[-1]} with the reference taken at step "
-              f"{lk.already_held}; two references for one cached pfn")
+        pfn = g.counter.split()[-1]
+        if lk.cleared_at is not None:
+            # the field was cleared while the lookup ran, the reference it held not put
+            held = (f"which held pfn {pfn} with the reference taken at step "
+                    f"{lk.already_held} until {lk.cleared_by} set it to "
+                    f"{short(lk.cleared_to)} at step {lk.cleared_at} without a put")
+        else:
+            held = (f"which already held pfn {pfn} with the reference taken at step "
+                    f"{lk.already_held}")
+        s += (f": {lk.handed_by} handed it to {lk.handed_to} at step {lk.handed_at}, "
+              f"{held}; two references for one cached pfn")
         s += "" if lk.put_once is None else f", and one put (step {lk.put_once})"
     elif lk.handed_to:
         s += (f": {lk.handed_by} handed it to {lk.handed_to} at step {lk.handed_at}, and "
               "no put of it followed")
+    elif lk.again_at is not None:
+        s += (f": {g.thread} looked the page up again in {g.site} at step {lk.again_at} "
+              "without a put of it (a retry that drops the reference it holds)")
     elif lk.returned:
         s += f": {g.owner} returned without a put of it (no release on its path)"
+    elif lk.ended:
+        s += f": {g.thread} ran to its end without a put of it"
     else:
         s += f": {g.thread} never reached a put of it"
     return s
@@ -53,7 +67,9 @@ def leak_json(lk: Leak) -> dict[str, Any]:
     return {"get": event_json(lk.get), "skipped_by": lk.skipped_by,
             "skipped_at": lk.skipped_at, "because": lk.because,
             "handed_to": lk.handed_to or None, "handed_at": lk.handed_at,
-            "already_held": lk.already_held, "sentence": leak_sentence(lk)}
+            "already_held": lk.already_held, "cleared_at": lk.cleared_at,
+            "again_at": lk.again_at,
+            "sentence": leak_sentence(lk)}
 
 
 def underflow_sentence(u: RefEvent) -> str:
@@ -72,12 +88,13 @@ def ledger_json(led: Ledger) -> dict[str, Any]:
     }
 
 
-def render_ledger(led: Ledger) -> list[str]:
-    """The ledger section of a text report: leaks, underflows, then every get/put."""
+def render_ledger(led: Ledger, *, leaks: bool = True, underflows: bool = True) -> list[str]:
+    """The ledger section of a text report: leaks, underflows (unless the report said them
+    already: ``leaks``, ``underflows`` false), then every get/put."""
     out: list[str] = []
-    for lk in led.leaks:
+    for lk in led.leaks if leaks else []:
         out += textwrap.wrap("leak: " + leak_sentence(lk), 80, subsequent_indent="  ")
-    for u in led.underflows:
+    for u in led.underflows if underflows else []:
         out += textwrap.wrap("underflow: " + underflow_sentence(u), 80, subsequent_indent="  ")
     if led.events:
         out.append("references (step thread: change, owner, function):")

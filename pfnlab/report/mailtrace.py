@@ -199,9 +199,10 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def render_mail(finding: Finding, *, full: bool = False, decisive: set[int] | None = None,
-                threads: list[str] | None = None, start: int = 0) -> str:
+                threads: list[str] | None = None, start: int = 0,
+                hide: set[int] | None = None) -> str:
     """The trace as columns per thread (see the module docstring), from trace entry
-    ``start`` on."""
+    ``start`` on, without the entries at the positions ``hide``."""
     decisive = set(decisive or ())
     if finding.trace:  # the step after which the finding shows is always one of them
         decisive.add(finding.trace[-1].index)
@@ -214,7 +215,9 @@ def render_mail(finding: Finding, *, full: bool = False, decisive: set[int] | No
     last_fn: dict[str, str] = {}
     last_thread = ""
     preds = predicates(finding.trace)
-    for st in finding.trace[start:]:
+    for k, st in enumerate(finding.trace[start:], start):
+        if hide and k in hide:
+            continue
         first = True
         for row in rows(st, full=full, decisive=st.index in decisive, preds=preds):
             col = names.index(row.thread) if row.thread in names else 0

@@ -266,3 +266,79 @@ def test_a_custom_check_that_never_read_the_state_is_reported(
         assert doc["vacuous_checks"] == ["apic cache fresh"]
     # a built-in scenario's checks all read the model
     assert api.check("v5.4", "devdax-unbind").vacuous_checks == []
+
+
+def test_a_built_in_invariant_that_ends_its_execution_gives_no_advice_to_the_user() -> None:
+    """secondary-coherent (I12) is the library's, unstable because a refresh makes it true
+    again: the report says its violation ended the execution, and does not tell the user
+    to declare the library's check stable."""
+    from pfnlab.api import registries_restored
+    from pfnlab.cli.main import app
+
+    with registries_restored():
+        text = _cli(app, ["check", "examples/gpc_refresh.py", "gpc-v5.17", "gpc-refresh-vs-zap",
+                          "--jobs", "1"])
+    para = next(p for p in text.split("\n\n") if "secondary-coherent violated" in p)
+    assert " ".join(para.split()).endswith(
+        "(this built-in invariant can become true again, so it is not stable: its first "
+        "violation ends its execution, and the rest of it is unchecked)")
+    assert "Check(..., stable=True)" not in text
+
+
+# The same wrong key, in a check that reads the PTE first: it reads shared state, so only
+# where it returned tells that it never reached its condition
+READ_THEN_VACUOUS = textwrap.dedent('''\
+    from pfnlab import Check, Host, PfnCache, define_property, instance, scenario, vm_on
+    from pfnlab import with_vcpus
+
+    define_property("cache-fresh", "the pfn cache maps what the host maps")
+
+
+    @scenario("wrong-key-after-read", sizes={"vcpus": 1, "pages": 1, "faults": 1},
+              properties=["cache-fresh", "refs-balanced"])
+    def build(variant, sz):
+        """a check that reads the PTE, then looks its cache up under a wrong key"""
+        host = Host()
+        ram = host.add_anon(1)
+        s = vm_on(host, [ram], 1)
+        caches = {"apic": PfnCache(s.kvm, "apic", 0)}
+        pte = host.mm.pte(ram.start)
+
+        def fresh():
+            val = pte.val                       # reads shared state
+            c = caches.get("apic-page")          # wrong key: always None
+            if c is None or not c.valid:
+                return None
+            return None if val is not None and val.pfn == c.pfn else f"{c.name} stale"
+
+        return instance(s, with_vcpus(s, sz, {}), ["refs-balanced"],
+                        invariants=[Check("apic cache fresh", fresh, "cache-fresh")])
+''')
+
+
+def test_a_check_that_returns_before_its_condition_every_time_is_reported(
+        model_file: Callable[..., Path]) -> None:
+    import json
+
+    from pfnlab.cli.main import app
+
+    path = model_file(READ_THEN_VACUOUS, "read_then_vacuous.py")
+    res = api.check("v5.4", "wrong-key-after-read")
+    assert res.ok and res.vacuous_checks == ["apic cache fresh"]
+    warning = ("check 'apic cache fresh' returned at line 21 of fresh (read_then_vacuous.py) "
+               "in every evaluation, never reaching its condition at line 22: it holds "
+               "vacuously (a wrong key or name, so that every lookup gave None, or an object "
+               "never in the state its condition is about?)")
+    assert " ".join(res.report().split()) == warning
+    text = _cli(app, ["check", str(path), "v5.4", "wrong-key-after-read", "--jobs", "1"])
+    assert warning in " ".join(text.split())
+    doc = json.loads(_cli(app, ["check", str(path), "v5.4", "wrong-key-after-read",
+                                "--jobs", "2", "--format", "json"]))
+    assert doc["vacuous_checks"] == ["apic cache fresh"]
+    assert doc["vacuous_why"] == {"apic cache fresh": warning}
+    # with the right key the cache is looked at, but never valid: the condition is still
+    # never reached (a check of a cache the scenario never fills)
+    right = READ_THEN_VACUOUS.replace('"apic-page"', '"apic"').replace(
+        "wrong-key-after-read", "right-key")
+    model_file(right, "right_key.py")
+    assert api.check("v5.4", "right-key").vacuous_checks == ["apic cache fresh"]

@@ -358,3 +358,96 @@ def test_a_predicate_read_under_a_lock_is_shown_on_the_lock_row(
     res = api.check("v5.4", "map-huge-locked")
     assert res.report() == LOCKED_REPORT.rstrip("\n")
     assert "       dev_is_huge(dev) = true" in res.report().splitlines()
+
+
+# The reader starts once the writer's first step opened the box, then sets up a box of its
+# own, then looks the box up and uses it: its set-up lies in the middle of the trace, after
+# a step that matters and before the race
+MID = textwrap.dedent('''\
+    from pfnlab import Host, Shared, define_property, fail, instance, scenario, vm_on, wait_until
+    from pfnlab.explore import Field
+
+    define_property("stable-read", "the reader uses the value it looked up")
+
+
+    class Box(Shared):
+        n = Field(0)
+
+
+    @scenario("lookup-race", sizes={}, properties=["stable-read"])
+    def build(variant, sz):
+        """the reader starts once the writer opened the box, sets up its own, then looks the
+        box up and uses it; the writer changes it"""
+        host = Host()
+        s = vm_on(host, [host.add_anon(1)], 1)
+        box, mine = Box("box"), Box("mine")
+
+        def writer():
+            box.n = 1
+            box.n = 2
+
+        def reader():
+            wait_until(lambda: box.n >= 1, what="box opened")
+            mine.n = 1
+            mine.n = 2
+            seen = box.n
+            if box.n != seen:
+                fail("stable-read", f"looked up {seen}, used {box.n}")
+
+        return instance(s, {"writer": writer, "reader": reader}, ["stable-read"])
+''')
+
+
+MID_TRACE = """\
+trace (9 scheduling steps as 8 rows, lock operations and reads under a pin
+joined to their steps; the deciding rows; --full for every row; minimal: fewest
+preemptions (2), then fewest steps (9) among executions showing this finding):
+(reader's steps 2-3, set-up before the race that no other thread's step touches,
+are left out; --full shows them)
+
+     writer                                reader
+     ------                                ------
+  0  writer()
+       box.n 0 -> 1
+  1                                        reader()
+                                             wait box opened
+  4                                          box.n == 1
+  5  writer()
+       box.n 1 -> 2
+  7                                        reader()
+                                             box.n == 2
+"""
+
+
+def test_set_up_in_the_middle_of_the_trace_is_left_out(
+        model_file: Callable[..., Path]) -> None:
+    """The reader's writes to its own box run after the writer's first step (which the
+    reader waits for) and before the race: set-up, left out like the set-up before the
+    first step that matters; --full shows them."""
+    model_file(MID, "mid.py")
+    res = api.check("v5.4", "lookup-race")
+    text = res.report()
+    assert text[text.index("trace ("):] == MID_TRACE.rstrip("\n")
+    assert "writer's step 5 ran inside reader's window from step 4 to step 7" in " ".join(
+        text.split())
+    full = res.report(full=True)
+    assert "left out" not in full
+    assert f"  2{' ' * 42}mine.n 0 -> 1" in full.splitlines()
+
+
+def test_the_lookup_that_opened_the_window_is_a_deciding_row() -> None:
+    """examples/pfncache.py: the causal core names vcpu0's lookup of the PTE as the step
+    that opened the window; the short trace shows it though it only reads."""
+    from pfnlab.api import load_model, registries_restored
+
+    with registries_restored():
+        load_model(Path("examples/pfncache.py"))
+        res = api.check("v5.4", "pfncache-vs-unbind")
+        assert [f.kind for f in res.search.findings].count("use-after-free") == 1
+        text = res.report()
+    lines = text.splitlines()
+    core = " ".join(text.split())
+    assert "ran inside vcpu0's window from step" in core
+    step = int(core.split("ran inside vcpu0's window from step ")[1].split()[0])
+    row = next(ln for ln in lines if ln.startswith(f"{step:3d}  "))
+    assert row.split()[1] == "gup_pte_range()"

@@ -133,3 +133,20 @@ def test_an_ordering_applies_only_to_the_objects_it_names() -> None:
     found = ordering_of(Page, "refcount")
     assert found is not None and found.primitive.startswith("get_dev_pagemap()")
     assert found.orders_object(device) and not found.orders_object(ordinary)
+
+
+def test_section_usage_freed_under_a_walker_is_ordered_by_rcu() -> None:
+    """examples/section_usage.py: v5.4's kfree of ms->usage against a pfn_valid() walker;
+    the kernel's fix (5ec8e8ea8b77) is RCU, not a lock or a wait."""
+    from pfnlab.api import registries_restored
+
+    with registries_restored():
+        f = _json(["check", "examples/section_usage.py", "usage-kfree",
+                   "pfn-walker-vs-hot-remove"])["findings"][0]
+    free, use = f["causal"]["deciding_pair"]
+    assert (free["thread"], free["action"], use["function"]) == ("admin", "free",
+                                                                 "pfn_section_valid")
+    order = f["causal"]["suggested_ordering"]
+    assert order["kernel_primitive"]["primitive"].startswith("RCU (kfree_rcu() of ms->usage")
+    assert "5ec8e8ea8b77" in order["kernel_primitive"]["where"]
+    assert "waiting for" not in f["causal"]["text"]
