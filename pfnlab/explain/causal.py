@@ -173,14 +173,21 @@ def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
             if pair.ordering is not None:
                 found = pair
                 break
-            # the nearest deciding pair has no kernel ordering: a fix is told only in
-            # generic terms; a pair further from the end that also decides the finding,
-            # on a field the kernel orders, is the one a fix orders (a lookup that ran
-            # before the PTE changed, rather than the reference counts that followed)
-            found = pair
+            if found is None:
+                _window(program, finding, order, unit, locks, pair, max_pairs, max_steps,
+                        deadline)
+                if pair.window_ordering is not None:
+                    return pair  # the window it closes is what the kernel orders
+            # the nearest deciding pair has no kernel ordering, nor has the lookup that
+            # opened its window: a fix is told only in generic terms; a pair further from
+            # the end that also decides the finding, on a field the kernel orders, is the
+            # one a fix orders (a lookup that ran before the PTE changed, rather than the
+            # reference counts that followed)
+            found = found or pair
     if found is None:
         return Causal(tried=tried)
-    _window(program, finding, order, unit, locks, found, max_pairs, max_steps, deadline)
+    if found.window is None:
+        _window(program, finding, order, unit, locks, found, max_pairs, max_steps, deadline)
     return found
 
 
