@@ -43,11 +43,49 @@ def test_one_path_for_two_outputs_is_refused(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-def test_output_dash_says_how_to_get_json_on_stdout() -> None:
-    out = run("check", "v5.3", "devdax-unbind", "--output", "-")
+@pytest.mark.parametrize("path", ["-", "/dev/stdout"])
+def test_output_dash_writes_the_json_report_on_standard_output(tmp_path: Path,
+                                                               path: str) -> None:
+    """As Unix tools do (it used to write a file named "-"): standard output holds the
+    JSON alone, for jq or replay, and the text report goes to standard error."""
+    out = run("check", "v5.3", "devdax-unbind", "--output", path, cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    doc = json.loads(out.stdout)
+    assert {f["property"] for f in doc["findings"]} == {"refs-balanced",
+                                                        "teardown-terminates"}
+    assert "teardown-terminates violated" in out.stderr
+    assert "JSON report written" not in out.stdout + out.stderr
+    assert list(tmp_path.iterdir()) == []
+    replay = subprocess.run([sys.executable, "-m", "pfnlab", "replay", "-"],
+                            input=out.stdout, capture_output=True, text=True, cwd=ROOT,
+                            timeout=300)
+    assert replay.returncode == 0, replay
+    assert replay.stdout.count(": reproduces:") == 2
+
+
+def test_diff_output_dash_and_html_dash_write_standard_output(tmp_path: Path) -> None:
+    out = run("diff", "v5.3", "v5.4", "devdax-unbind", "-o", "-", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert json.loads(out.stdout)["variant_b"] == "v5.4"
+    assert "teardown-terminates: fixed in v5.4" in out.stderr
+    out = run("check", "v5.3", "devdax-unbind", "--html", "-", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert out.stdout.startswith("<!DOCTYPE html>") and out.stdout.rstrip().endswith(
+        "</html>")
+    assert "teardown-terminates violated" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--output", "-", "--html", "-"], "--output - and --html - both write to standard "
+     "output: give --html a file name, e.g. report.html"),
+    (["--html", "-", "--format", "json"], "--format json and --html - both write to "
+     "standard output"),
+])
+def test_two_documents_on_standard_output_are_refused(args: list[str], says: str) -> None:
+    out = run("check", "v5.3", "devdax-unbind", *args)
     assert out.returncode == 2
-    assert "use --format json" in out.stderr
-    assert not (ROOT / "-").exists()
+    assert says in " ".join(out.stderr.split()) and out.stdout == ""
 
 
 def test_a_failed_write_keeps_the_old_report_and_leaves_no_partial_file(
