@@ -63,19 +63,6 @@ def test_output_dash_writes_the_json_report_on_standard_output(tmp_path: Path,
     assert replay.stdout.count(": reproduces:") == 2
 
 
-def test_diff_output_dash_and_html_dash_write_standard_output(tmp_path: Path) -> None:
-    out = run("diff", "v5.3", "v5.4", "devdax-unbind", "-o", "-", cwd=tmp_path)
-    assert out.returncode == 1, out.stderr
-    assert json.loads(out.stdout)["variant_b"] == "v5.4"
-    assert "teardown-terminates: fixed in v5.4" in out.stderr
-    out = run("check", "v5.3", "devdax-unbind", "--html", "-", cwd=tmp_path)
-    assert out.returncode == 1, out.stderr
-    assert out.stdout.startswith("<!DOCTYPE html>") and out.stdout.rstrip().endswith(
-        "</html>")
-    assert "teardown-terminates violated" in out.stderr
-    assert list(tmp_path.iterdir()) == []
-
-
 @pytest.mark.parametrize(("args", "says"), [
     (["--output", "-", "--html", "-"], "--output - and --html - both write to standard "
      "output: give --html a file name, e.g. report.html"),
