@@ -59,6 +59,11 @@ def gone(pids: list[int], within: float) -> bool:
     return False
 
 
+#: the workers :func:`workers_of` saw, by the pid of their command: killed on the way out
+#: of :func:`started` even when the command died first (a test that fails leaves none)
+_SEEN: dict[int, set[int]] = {}
+
+
 @contextlib.contextmanager
 def started(args: list[str], **kw: object) -> Iterator[subprocess.Popen[str]]:
     """``pfnlab ARGS`` running; on the way out it and every process it started are
@@ -67,17 +72,18 @@ def started(args: list[str], **kw: object) -> Iterator[subprocess.Popen[str]]:
                          stderr=subprocess.PIPE,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                          **kw)  # type: ignore[call-overload]
-    seen: set[int] = set()
+    seen = _SEEN.setdefault(p.pid, set())
     try:
         yield p
     finally:
         seen.update(children(p.pid))
+        del _SEEN[p.pid]
         with contextlib.suppress(ProcessLookupError):
             p.kill()
-        p.communicate(timeout=30)
-        for pid in seen:
+        for pid in seen:  # before waiting: an orphan holds the pipes open
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        p.communicate(timeout=30)
 
 
 def workers_of(p: subprocess.Popen[str], n: int, within: float = 20) -> list[int]:
@@ -85,6 +91,7 @@ def workers_of(p: subprocess.Popen[str], n: int, within: float = 20) -> list[int
     end = time.monotonic() + within
     while time.monotonic() < end:
         kids = children(p.pid)
+        _SEEN.get(p.pid, set()).update(kids)
         if len(kids) >= n:
             return kids
         time.sleep(0.05)
@@ -124,12 +131,13 @@ def test_the_readmes_timeout_example_prints_the_report() -> None:
 def test_one_ctrl_c_delivered_twice_is_one_interrupt_and_a_second_one_stops_at_once(
 ) -> None:
     with started([*SLOW_CHECK, "--jobs", "2"]) as p:
-        workers_of(p, 2)
+        kids = workers_of(p, 2)
         time.sleep(0.5)
         p.send_signal(signal.SIGINT)
         time.sleep(0.005)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=30)
+        assert gone(kids, 5), "a worker outlived its command"  # it used to run on
     assert p.returncode == 3, err
     assert "interrupted (Ctrl-C): no finding in what was explored" in " ".join(out.split())
     assert "interrupted again" not in err
@@ -146,8 +154,11 @@ def test_one_ctrl_c_delivered_twice_is_one_interrupt_and_a_second_one_stops_at_o
 @pytest.mark.parametrize("args", [
     [*SLOW_CHECK, "--jobs", "2"],
     ["matrix", "--jobs", "2", "-S", "devdax-unbind", "--size", "vcpus=3"],
-], ids=["check --jobs 2", "matrix"])
+    ["sweep", "--jobs", "2", "-S", "devdax-unbind", "--size", "vcpus=3"],
+    [*SLOW_CHECK, "--swarm", "4", "--jobs", "2", "--seed", "1"],
+], ids=["check --jobs 2", "matrix", "sweep", "check --swarm"])
 def test_workers_die_with_their_command_killed_by_sigkill(args: list[str]) -> None:
+    """Every command that forks workers: none runs on orphaned (a parent-death signal)."""
     with started(args) as p:
         kids = workers_of(p, 2)
         time.sleep(0.5)
