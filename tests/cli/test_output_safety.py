@@ -96,20 +96,24 @@ def test_a_failed_write_keeps_the_old_report_and_leaves_no_partial_file(
     assert oct(os.stat(path).st_mode & 0o777) == oct(0o640)  # the file keeps its mode
 
 
-def test_replaying_a_report_of_an_unknown_variant_is_bad_input(tmp_path: Path) -> None:
+def test_replaying_a_report_of_an_unknown_variant_or_scenario_is_bad_input(
+        tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     out = run("check", "v5.3", "devdax-unbind", "--output", str(report))
     assert out.returncode == 1, out.stderr
-    doc = json.loads(report.read_text())
-    doc["variant"] = "v5.33"
-    for f in doc.get("findings", []):
-        if "variant" in f:
-            f["variant"] = "v5.33"
-    report.write_text(json.dumps(doc))
-    out = run("replay", str(report))
-    assert out.returncode == 2, (out.stdout, out.stderr)
-    assert "the report names variant 'v5.33', which the model has not (did you mean " \
-           "v5.3" in out.stderr
+    saved = json.loads(report.read_text())
+    for key, typo, near in (("variant", "v5.33", "v5.3"),
+                            ("scenario", "devdax-unbindd", "devdax-unbind")):
+        doc = json.loads(json.dumps(saved))
+        doc[key] = typo
+        for f in doc.get("findings", []):
+            if key in f:
+                f[key] = typo
+        report.write_text(json.dumps(doc))
+        out = run("replay", str(report))
+        assert out.returncode == 2, (out.stdout, out.stderr)
+        assert f"the report names {key} {typo!r}, which the model has not (did you " \
+               f"mean {near}" in out.stderr
 
 
 def test_a_device_is_written_in_place_and_a_link_stays_a_link(tmp_path: Path) -> None:

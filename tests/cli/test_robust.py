@@ -171,6 +171,11 @@ EXITS = [
     (["diff", "v5.4", "v5.4", "devdax-unbind"], 0, "no difference"),
     (["diff", "v5.3", "v5.4", "devdax-unbind"], 1, "teardown-terminates: fixed in v5.4"),
     (["diff", "v5.3", "v5.4", "devdax-unbind", "--seconds", "1e-9"], 3, "NOT exhaustive"),
+    # sweep exits as matrix does (README)
+    (["sweep", "-V", "v6.13", "-S", "devdax-unbind"], 0, "1 hold everything"),
+    (["sweep", "-V", "v5.3", "-S", "devdax-unbind"], 1, "1 with violations"),
+    (["sweep", "-V", "v6.13", "-S", "devdax-unbind", "--seconds", "1e-9"], 3,
+     "1 not fully covered"),
     (["list"], 0, "variants:"),
     (["--version"], 0, "pfnlab "),
 ]
