@@ -3,7 +3,8 @@ each command, read from the Typer application itself, is given values no option
 accepts, and must refuse them with exit status 2 and one line, never a traceback (a flag,
 a value it does not take); every output option given ``-`` writes standard output, one
 document there and no file named "-"; every long-running command stopped by SIGTERM
-reports what it covered and exits 3.
+reports what it covered and exits 3; every command that starts workers (``--jobs``),
+killed by SIGKILL, leaves none running.
 
 A new command or option joins by default. An option that legitimately accepts any text
 (a path to write) belongs in :data:`PATHS`; one whose values cost time to try (a cluster
@@ -153,3 +154,22 @@ def test_sigterm_reports_what_was_covered(command: str) -> None:
 def test_every_long_running_command_is_tried_with_a_signal() -> None:
     quick = {"list", "replay"}  # they end within a second: nothing to interrupt
     assert set(LONG) == set(COMMANDS) - quick
+
+
+#: the commands that start worker processes (they take --jobs)
+FORKING = sorted(name for name, cmd in COMMANDS.items() if "--jobs" in _options(cmd))
+
+
+@pytest.mark.parametrize("command", FORKING)
+def test_no_worker_outlives_its_command_killed_by_sigkill(command: str) -> None:
+    """SIGKILL leaves no handler to stop the workers: they must die with their parent
+    (a parent-death signal), not run on orphaned. ``check --swarm``: test_faults.py."""
+    from tests.cli.test_faults import gone, started, workers_of
+
+    args = LONG[command] if "--jobs" in LONG[command] else [*LONG[command], "--jobs", "2"]
+    with started(args) as p:
+        kids = workers_of(p, 2)
+        time.sleep(0.5)
+        p.kill()
+        p.wait(timeout=10)
+        assert gone(kids, 5), "workers run on after their parent was killed"

@@ -152,15 +152,10 @@ def test_one_ctrl_c_delivered_twice_is_one_interrupt_and_a_second_one_stops_at_o
         assert gone(kids, 5), "a worker outlived its command"
 
 
-@pytest.mark.parametrize("args", [
-    [*SLOW_CHECK, "--jobs", "2"],
-    ["matrix", "--jobs", "2", "-S", "devdax-unbind", "--size", "vcpus=3"],
-    ["sweep", "--jobs", "2", "-S", "devdax-unbind", "--size", "vcpus=3"],
-    [*SLOW_CHECK, "--swarm", "4", "--jobs", "2", "--seed", "1"],
-], ids=["check --jobs 2", "matrix", "sweep", "check --swarm"])
-def test_workers_die_with_their_command_killed_by_sigkill(args: list[str]) -> None:
-    """Every command that forks workers: none runs on orphaned (a parent-death signal)."""
-    with started(args) as p:
+def test_swarm_members_die_with_their_command_killed_by_sigkill() -> None:
+    """A swarm forks members of its own (every command that forks workers is killed so in
+    test_fault_suite.py)."""
+    with started([*SLOW_CHECK, "--swarm", "4", "--jobs", "2", "--seed", "1"]) as p:
         kids = workers_of(p, 2)
         time.sleep(0.5)
         p.kill()
