@@ -119,6 +119,35 @@ def test_a_signal_to_the_process_then_its_group_is_one_interrupt(args: list[str]
     assert "Traceback" not in err
 
 
+EARLY = """import os, signal, sys
+import pfnlab.cli
+
+entry = sys.modules["pfnlab.cli.main"]
+parse = entry.ray_value_optional
+
+
+def signalled(argv):
+    os.kill(os.getpid(), signal.SIGTERM)  # handled here: installed, no command running
+    return parse(argv)
+
+
+entry.ray_value_optional = signalled
+sys.argv = ["pfnlab", "list"]
+entry.main()
+"""
+
+
+def test_a_signal_before_the_command_runs_is_one_line_and_exit_3() -> None:
+    """On a loaded machine timeout's signal can come while the command line is still
+    being parsed: it used to reach Typer as a KeyboardInterrupt (exit 130, nothing said)
+    or end in a traceback."""
+    out = subprocess.run([sys.executable, "-c", EARLY], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 3, out
+    assert out.stderr == "pfnlab: interrupted (SIGTERM) before there was anything to " \
+        "report\n" and out.stdout == ""
+
+
 @pytest.mark.skipif(shutil.which("timeout") is None, reason="needs GNU timeout")
 def test_the_readmes_timeout_example_prints_the_report() -> None:
     out = subprocess.run(["timeout", "-s", "TERM", "3", *PFNLAB, *SLOW_CHECK, "--jobs", "2"],
