@@ -49,6 +49,24 @@ def alive(pid: int) -> bool:
         return False
 
 
+def handles_signals(pid: int, within: float = 60) -> None:
+    """Wait until ``pid`` catches SIGTERM (/proc's SigCgt): pfnlab has installed its
+    handlers, so a signal from now on is reported, not the default death of a process
+    still importing (which takes seconds on a loaded machine)."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                caught = next(int(line.split()[1], 16) for line in fh
+                              if line.startswith("SigCgt:"))
+        except (OSError, StopIteration):
+            return  # it ended (or no /proc): the caller sees how
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.02)
+    pytest.fail(f"pfnlab (pid {pid}) installed no signal handler in {within} s")
+
+
 def gone(pids: list[int], within: float) -> bool:
     """Whether every one of ``pids`` ends within ``within`` seconds."""
     end = time.monotonic() + within

@@ -264,14 +264,19 @@ def test_the_matrix_fits_the_terminal(columns: int) -> None:
 def interrupt(args: list[str], delay: float, *, twice: bool = False,
               stderr: int | None = None, sig: int = signal.SIGINT
               ) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run pfnlab, send ``sig`` (SIGINT) after ``delay`` seconds; the result and the
-    seconds it took to exit after the signal."""
+    """Run pfnlab, send ``sig`` (SIGINT) after ``delay`` seconds (and half a second at
+    least after it installed its handlers); the result and the seconds it took to exit
+    after the signal."""
+    t_start = time.monotonic()
     p = subprocess.Popen([sys.executable, "-m", "pfnlab", *args], cwd=ROOT, text=True,
                          stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE if stderr is None else stderr,
                          # a background job starts with SIGINT ignored, and keeps it so
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(delay)
+    from tests.cli.test_faults import handles_signals
+
+    handles_signals(p.pid)  # (started: not still importing on a loaded machine)
+    time.sleep(max(0.5, delay - (time.monotonic() - t_start)))
     t0 = time.perf_counter()
     p.send_signal(sig)
     if twice:  # a second one, not the first delivered twice (interrupt.SAME_SIGNAL)
