@@ -231,6 +231,19 @@ def test_a_failed_write_says_what_was_lost(option: str) -> None:
     assert "teardown-terminates violated" in out.stdout  # the findings are still printed
 
 
+@pytest.mark.parametrize("args", [["list"], ["check", "v5.3", "devdax-unbind", "--format",
+                                             "json"]], ids=["list", "check json"])
+def test_standard_output_that_cannot_be_written_says_so(args: list[str]) -> None:
+    """A full disk under ``>`` (/dev/full): one line and exit 2, as for --output; it read
+    "pfnlab: pfnlab: error: OSError: [Errno 28]", as if the model had raised it."""
+    with open("/dev/full", "w") as full:
+        out = subprocess.run([sys.executable, "-m", "pfnlab", *args], stdout=full,
+                             stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr == "pfnlab: writing to standard output failed: No space left on " \
+        "device; the report was not saved\n", out.stderr
+
+
 # --------------------------------------------------------------------------- output layer
 @pytest.mark.parametrize("env", [{"PYTHONIOENCODING": "ascii"}, {"LC_ALL": "C"},
                                  {"PYTHONIOENCODING": "latin-1"}])
