@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from pfnlab.explore.search.common import INTERRUPTED_BY
-from pfnlab.explore.search.parallel.forking import signals_held, worker_started
+from pfnlab.explore.search.parallel.forking import start_worker, worker_started
 from pfnlab.matrix import Cell, CellError, Options, check_pair, interrupted, lost_cell, validate
 from pfnlab.ray_cells import run_cells_on_ray
 
@@ -113,12 +113,7 @@ def _run_forked(work: list[Work], jobs: int, finish: Callable[[int, Cell], objec
         while queue or running:
             while queue and len(running) < jobs:
                 item = queue.popleft()
-                recv, send = ctx.Pipe(duplex=False)
-                with signals_held():  # the worker forks here (forking.py)
-                    proc = ctx.Process(target=_cell_worker, args=(os.getpid(), item, send),
-                                       daemon=True)
-                    proc.start()
-                send.close()
+                recv, proc = start_worker(ctx, _cell_worker, (os.getpid(), item), jobs)
                 running[recv] = (proc, item)
             for conn in wait(list(running)):
                 assert isinstance(conn, Connection)

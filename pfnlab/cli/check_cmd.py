@@ -40,7 +40,7 @@ from pfnlab.cli.common import (
 )
 from pfnlab.cli.errors import fail, say
 from pfnlab.cli.guard import guarded
-from pfnlab.cli.output import check_outputs, write_file
+from pfnlab.cli.output import check_outputs, is_stdout, write_file
 from pfnlab.cli.progress import Status
 from pfnlab.cli.swarm_opts import SeedOpt, SwarmOpt, check_seed, swarm_strategy
 from pfnlab.explain.analysis import Analysis
@@ -82,7 +82,8 @@ def check(
         "--first/--all", help="Stop at the first finding, or collect every distinct one.")]
     = False,
     html: Annotated[str | None, typer.Option(
-        "--html", help="Also write a self-contained HTML report to this file.")] = None,
+        "--html", help="Also write a self-contained HTML report to this file ('-': "
+        "standard output, the text report then going to standard error).")] = None,
     full: FullOpt = False,
     output: OutputOpt = None,
     mm: MmOpt = None,
@@ -116,7 +117,8 @@ def check(
     opts = options(Options(variants=[variant], scenarios=[scenario], sizes=sizes(size),
                            executions=executions, seconds=seconds, strategy=strategy, mm=mm,
                            max_steps=max_steps))
-    check_outputs({"--output": output, "--html": html}, [m.path for m in loaded])
+    check_outputs({"--output": output, "--html": html}, [m.path for m in loaded],
+                  "--format json" if format == "json" and not output else None)
     sc = SCENARIOS[scenario]
     title = f"{variant} / {scenario}"
     start = time.perf_counter()
@@ -157,6 +159,8 @@ def check(
     cut = cut or bool(unexplained)
     code = exit_status(res, cut)
     lost: list[str] = []
+    # a report on standard output (-o -, --html -) moves the text report to standard error
+    text_out = sys.stderr if is_stdout(output) or is_stdout(html) else sys.stdout
     if html:
         page = _html(title, program, res, analyses)
         err = write_file(html, page, "--html", "the HTML report")
@@ -178,20 +182,21 @@ def check(
         if err:
             lost.append(err)
     notes = []
-    if html and not any(e.startswith("--html") for e in lost):
+    if html and not is_stdout(html) and not any(e.startswith("--html") for e in lost):
         notes.append(f"HTML report written to {html}")
     if format == "json" and not output:
         print(json.dumps(doc, indent=2))
         for line in notes:
             print(line, file=sys.stderr)
     else:
-        if output and not any(e.startswith("--output") for e in lost):
+        if output and not is_stdout(output) and not any(e.startswith("--output")
+                                                        for e in lost):
             notes.append(f"JSON report written to {output}")
         from pfnlab.report.analysis import vacuous_lines
 
         print(_text(title, sc.properties, res, analyses, unexplained, full, cut,
                     [*vacuous_lines(done.vacuous, done.vacuous_why), *unreached.lines(),
-                     *(lines.lines() if lines else []), *notes]))
+                     *(lines.lines() if lines else []), *notes]), file=text_out)
     for err in lost:
         say(err)
     if lost:

@@ -78,7 +78,8 @@ ModelOpt = Annotated[list[str] | None, typer.Option(
     "(repeatable); see docs/tutorial.md.")]
 OutputOpt = Annotated[str | None, typer.Option(
     "--output", "-o", help="Write the JSON report to this file (implies --format json); "
-    "checked writable before the search starts.")]
+    "checked writable before the search starts. '-': standard output, the text report "
+    "then going to standard error.")]
 
 
 def load(models: list[str] | None) -> list[ModelFile]:

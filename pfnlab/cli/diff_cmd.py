@@ -30,7 +30,7 @@ from pfnlab.cli.common import (
 )
 from pfnlab.cli.errors import fail, say
 from pfnlab.cli.guard import guarded
-from pfnlab.cli.output import check_outputs, write_file
+from pfnlab.cli.output import check_outputs, is_stdout, write_file
 from pfnlab.cli.progress import Status
 from pfnlab.explore.search import Budget
 from pfnlab.matrix import Options
@@ -106,6 +106,8 @@ def diff_cmd(
                               SCENARIOS[where[0]].build if where[0] else None) from None
     cut = interrupt.interrupted()
     lost = None
+    # the JSON report on standard output (-o -) moves the text report to standard error
+    text_out = sys.stderr if is_stdout(output) else sys.stdout
     if format == "json" or output:
         doc = diff_json(variant_a, variant_b, diffs, mm)
         doc["models"] = models_json(loaded)
@@ -118,8 +120,8 @@ def diff_cmd(
         else:
             print(json.dumps(doc, indent=2))
     if format != "json" or output:
-        print(render_diff(variant_a, variant_b, diffs, full=full))
-        if output and not lost:
+        print(render_diff(variant_a, variant_b, diffs, full=full), file=text_out)
+        if output and not lost and not is_stdout(output):
             print(f"JSON report written to {output}")
     if lost:
         say(lost)
@@ -127,7 +129,7 @@ def diff_cmd(
     if cut:
         print(f"interrupted ({interrupt.cause()}): {len(diffs)} of {len(names)} scenarios "
               f"compared; not compared: {', '.join(names[len(diffs):]) or 'none'}",
-              file=sys.stderr if format == "json" and not output else sys.stdout)
+              file=sys.stderr if format == "json" and not output else text_out)
         raise typer.Exit(exits.INCONCLUSIVE)
     changed = [p for sd in diffs for p in sd.props if p.change not in (BOTH, UNKNOWN)]
     unknown = [p for sd in diffs for p in sd.props if p.change == UNKNOWN]

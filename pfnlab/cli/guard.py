@@ -4,6 +4,7 @@ status of the table (exits.py), never a traceback unless ``PFNLAB_TRACEBACK`` is
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import sys
@@ -34,6 +35,10 @@ def guarded(fn: F) -> F:
         setup_streams()
         with interrupt.handling():
             code = _outcome(fn, args, kwargs)
+            try:  # what is still buffered for standard output fails here, not at exit
+                sys.stdout.flush()
+            except OSError as e:
+                code = _output_lost(e) if e.errno in WRITE_FAILED else code
             interrupt.finished(code)
         _exit_past_a_half_started_ray(code)
         raise typer.Exit(code)
@@ -57,7 +62,7 @@ def _exit_past_a_half_started_ray(code: int) -> None:
 
 def _outcome(fn: Callable[..., Any], args: Any, kwargs: Any) -> int:
     """Run ``fn``; its exit status (an error said on standard error)."""
-    from pfnlab.api import ModelFileError, model_error
+    from pfnlab.api import ModelFileError
 
     try:
         fn(*args, **kwargs)
@@ -79,11 +84,39 @@ def _outcome(fn: Callable[..., Any], args: Any, kwargs: Any) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return exits.USAGE
+    except OSError as e:
+        if e.errno in WRITE_FAILED:  # files are written by output.write_file, which says
+            return _output_lost(e)  # so itself, and model code's errors are model errors
+        return _unexpected(e)
     except Exception as e:
-        say(_escape(str(model_error(e, "error"))))
-        if os.environ.get("PFNLAB_TRACEBACK"):
-            traceback.print_exception(e)
-        else:
-            say("(PFNLAB_TRACEBACK=1 shows the Python traceback)")
-        return exits.USAGE
+        return _unexpected(e)
     return exits.CLEAN
+
+
+#: a write that failed for want of room, or of the device (``> /dev/full``, a full disk)
+WRITE_FAILED = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+def _output_lost(e: OSError) -> int:
+    """Standard output could not be written: one line saying so (not an error of the
+    model); what is still buffered for it is dropped. Exit status 2, as for an
+    ``--output`` file that could not be written."""
+    with contextlib.suppress(OSError):
+        say(f"writing to standard output failed: {e.strerror or e}; the report was not "
+            "saved")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return exits.USAGE
+
+
+def _unexpected(e: Exception) -> int:
+    """An exception nothing expected: one line naming the user's file and line if the
+    model raised it (the traceback with ``PFNLAB_TRACEBACK``); exit status 2."""
+    from pfnlab.api import model_error
+
+    say(_escape(str(model_error(e, "error"))))
+    if os.environ.get("PFNLAB_TRACEBACK"):
+        traceback.print_exception(e)
+    else:
+        say("(PFNLAB_TRACEBACK=1 shows the Python traceback)")
+    return exits.USAGE

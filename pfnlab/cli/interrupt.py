@@ -39,6 +39,9 @@ SAME_SIGNAL = 0.1
 _first: list[tuple[int, float]] = []
 #: the command's exit status once it has finished (then Ctrl-C just ends the process)
 _finished: list[int | None] = [None]
+#: whether a command runs (within :func:`handling`); before one does, the command line is
+#: being parsed and there is nothing to stop or report
+_running = [False]
 
 
 def _flush() -> None:
@@ -64,6 +67,11 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     if done is not None:  # the report is out: end with its status, quietly
         _flush()
         os._exit(done)
+    if not _running[0]:  # no command yet: a KeyboardInterrupt would reach Typer (exit 130)
+        _flush()
+        os.write(2, f"pfnlab: interrupted ({cause()}) before there was anything to "
+                    "report\n".encode())
+        os._exit(exits.INCONCLUSIVE)
     if _count[0] == 1:
         raise KeyboardInterrupt
     _flush()
@@ -74,7 +82,9 @@ def _handler(signum: int, frame: FrameType | None) -> None:
 
 def install() -> None:
     """For the ``pfnlab`` process: Ctrl-C and SIGTERM are handled here until the process
-    ends (a late one, while Python shuts down, must not kill it by the signal)."""
+    ends (a late one, while Python shuts down, must not kill it by the signal); one that
+    comes before the command runs (its line still being parsed, on a loaded machine)
+    exits 3 at once, "before there was anything to report", as one during it would."""
     for sig in SIGNALS:
         if signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, _handler)
@@ -105,9 +115,11 @@ def handling() -> Iterator[None]:
     INTERRUPTED_BY[0] = "Ctrl-C"
     for sig in mine:
         signal.signal(sig, _handler)
+    _running[0] = True
     try:
         yield
     finally:
+        _running[0] = False
         for sig in mine:
             signal.signal(sig, prev[sig])  # the process's own (install) stays
 

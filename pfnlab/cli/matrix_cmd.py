@@ -40,6 +40,7 @@ from pfnlab.cli.common import (
 from pfnlab.cli.guard import guarded
 from pfnlab.cli.output import stdout_console
 from pfnlab.cli.swarm_opts import SeedOpt, SwarmOpt, swarm_cells
+from pfnlab.explore.search.parallel import WorkersNotStarted
 from pfnlab.kernel.variant import VARIANTS
 from pfnlab.matrix import (
     CELL_SECONDS,
@@ -83,6 +84,8 @@ def run_cells_cli(run: Callable[[Callable[[Cell], object] | None], list[Cell]], 
         from pfnlab.api import ModelFileError
 
         raise ModelFileError(str(e)) from None
+    except WorkersNotStarted as e:  # the system refused the worker processes
+        fail(str(e))
     except RuntimeError as e:  # Ray missing, or it could not start
         fail(f"--ray {ray}: {e}")
 

@@ -4,6 +4,11 @@ cannot show a symbol), the width of tables, and output files checked before any 
 Every output path is checked writable before the search starts (a search can take
 minutes; a typo in ``--output`` must not lose it), and a write that still fails later (a
 full disk) is one line saying what was not saved, never a traceback.
+
+``-`` as an output path is standard output, as for other Unix tools (so is a path that
+names the file standard output already is: ``/dev/stdout``, or the file ``>`` redirected
+it to). A command that writes a report there prints its text report on standard error
+instead, so that standard output holds the one document (``pfnlab check ... -o - | jq``).
 """
 
 from __future__ import annotations
@@ -94,6 +99,24 @@ def stdout_console() -> Console:
 
 
 # --------------------------------------------------------------------------- files
+#: the output path that means standard output
+STDOUT = "-"
+
+
+def is_stdout(path: str | None) -> bool:
+    """Whether the output path ``path`` is standard output: ``-``, or the file standard
+    output already is (``/dev/stdout``, or the file it was redirected to: writing that
+    file beside the text report would mix the two, or replace it under the text)."""
+    if path is None:
+        return False
+    if path == STDOUT:
+        return True
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError):  # no such file; no real stdout
+        return False
+
+
 def check_writable(path: str, option: str) -> None:
     """Refuse ``path`` now unless the command will be able to write it later.
 
@@ -125,18 +148,25 @@ def _suffix(option: str) -> str:
     return ".html" if "html" in option else ".json"
 
 
-def check_outputs(outputs: dict[str, str | None], models: list[str]) -> None:
+def check_outputs(outputs: dict[str, str | None], models: list[str],
+                  stdout: str | None = None) -> None:
     """Refuse, before any work, output paths that would lose something: a path given to
-    two options (the second write would replace the first), a model file being checked
-    (the report would overwrite the model), ``-`` (not standard output: a file named
-    "-"); then :func:`check_writable` for each."""
+    two options (the second write would replace the first; standard output, ``-``,
+    included), standard output when ``stdout`` (say ``--format json``) already writes
+    there, a model file being checked (the report would overwrite the model); then
+    :func:`check_writable` for each file."""
     seen: dict[str, str] = {}
     for option, path in outputs.items():
         if path is None:
             continue
-        if path == "-":
-            raise UsageError(f"{option} -: reports are written to files; to print the JSON "
-                             "report on standard output use --format json")
+        if is_stdout(path):
+            other = seen.get(STDOUT) or stdout
+            if other:
+                raise UsageError(f"{other} and {option} {path} both write to standard "
+                                 f"output: give {option} a file name, e.g. "
+                                 f"report{_suffix(option)}")
+            seen[STDOUT] = f"{option} {path}"
+            continue
         real = os.path.realpath(path)
         for model in models:
             if real == os.path.realpath(model):
@@ -154,11 +184,23 @@ def check_outputs(outputs: dict[str, str | None], models: list[str]) -> None:
 def write_file(path: str, text: str, option: str, what: str) -> str | None:
     """Write ``text`` to ``path``; on failure the one-line reason (``what`` was not saved).
 
-    A regular file (or a new one) is written to a temporary file beside it that replaces
-    it only once written in full: a write that fails (a full disk) leaves an existing
-    file as it was and no partial file behind; a replaced file keeps its permissions, and
-    a symbolic link stays a link (its target is replaced). Anything else that exists (a
-    device, a pipe: ``/dev/stdout``) is written in place, never replaced."""
+    Standard output (:func:`is_stdout`) is written as it is (a reader that went away
+    raises ``BrokenPipeError``, which the command's guard handles). A regular file (or a
+    new one) is written to a temporary file beside it that replaces it only once written
+    in full: a write that fails (a full disk) leaves an existing file as it was and no
+    partial file behind; a replaced file keeps its permissions, and a symbolic link stays
+    a link (its target is replaced). Anything else that exists (a device, a pipe) is
+    written in place, never replaced."""
+    if is_stdout(path):
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            return (f"{option} {path}: writing to standard output failed: "
+                    f"{e.strerror or e}; {what} was not saved")
+        return None
     real = os.path.realpath(path)
     if os.path.exists(real) and not os.path.isfile(real):
         try:

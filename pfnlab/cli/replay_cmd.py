@@ -108,7 +108,8 @@ def check_report(doc: object, file: str) -> None:
 @app.command("replay", epilog=EPILOG)
 @guarded
 def replay_cmd(
-    file: Annotated[str, typer.Argument(help="A JSON report of pfnlab check or diff.")],
+    file: Annotated[str, typer.Argument(help="A JSON report of pfnlab check or diff ('-': "
+                                        "standard input, as pfnlab check -o - writes it).")],
     model: ModelOpt = None,
 ) -> None:
     """Re-run each saved finding's schedule; exit 0 only if every finding reproduces.
@@ -120,10 +121,15 @@ def replay_cmd(
     from pfnlab.reproduce import replay_saved
 
     try:
-        with open(file, "rb") as fh:
-            raw = fh.read()
+        if file == "-":  # pfnlab check ... -o - | pfnlab replay -
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(file, "rb") as fh:
+                raw = fh.read()
     except OSError as e:
         fail(f"{file}: cannot read it: {e.strerror or e}")
+    if file == "-":
+        file = "standard input"  # what the messages below call it
     try:
         doc = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

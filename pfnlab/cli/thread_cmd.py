@@ -11,7 +11,7 @@ from pfnlab.cli.app import app
 from pfnlab.cli.common import check_format
 from pfnlab.cli.errors import Inconclusive, say
 from pfnlab.cli.guard import guarded
-from pfnlab.cli.output import check_outputs, write_file
+from pfnlab.cli.output import check_outputs, is_stdout, write_file
 from pfnlab.cli.progress import Status
 
 EPILOG = exits.epilog(
@@ -27,7 +27,7 @@ def thread_cmd(
         "--format", help="Output format: text (mail-ready), md or html.")] = "text",
     output: Annotated[str | None, typer.Option(
         "--output", "-o", help="Write to this file instead of standard output (checked "
-        "writable before the runs start).")] = None,
+        "writable before the runs start; '-': standard output).")] = None,
 ) -> None:
     """Walk the 2019 ZONE_DEVICE thread: each claim, its runs and the computed verdict."""
     from pfnlab.report.html import render_html
@@ -61,7 +61,7 @@ def thread_cmd(
         out = render_markdown(report)
     else:
         out = render_text(report)
-    if output:
+    if output and not is_stdout(output):
         err = write_file(output, out, "--output", f"the {format} report")
         if err:
             say(err)

@@ -130,19 +130,49 @@ def test_more_jobs_than_the_machine_can_hold_are_refused(command: list[str]) -> 
     assert "devdax" not in text  # not blamed on the scenario
 
 
-def test_workers_the_system_refuses_are_a_usage_error_naming_the_limit() -> None:
+def few_files(n: int = 30) -> None:
+    """In the child: ``n`` open files at most (16 workers need more)."""
     import resource
 
-    def few_files() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (30, 30))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
 
-    out = subprocess.run([sys.executable, "-m", "pfnlab", "check", "v5.3", "devdax-unbind",
-                          "--jobs", "8"], capture_output=True, text=True, timeout=60,
-                         preexec_fn=few_files)
+
+@pytest.mark.parametrize("command", [
+    ["check", "v5.3", "devdax-unbind"],
+    ["check", "v5.3", "devdax-unbind", "--swarm", "16", "--seed", "1"],
+    ["matrix", "-S", "devdax-unbind"],  # (sweep forks its cells as matrix does)
+], ids=["check", "check --swarm", "matrix"])
+def test_workers_the_system_refuses_are_a_usage_error_naming_the_limit(
+        command: list[str]) -> None:
+    """Not an OSError blamed on the scenario (a swarm's, a matrix's and a sweep's)."""
+    out = subprocess.run([sys.executable, "-m", "pfnlab", *command, "--jobs", "16"],
+                         capture_output=True, text=True, timeout=60, preexec_fn=few_files)
     assert out.returncode == 2, out
     text = " ".join(out.stderr.split())
-    assert "could not start 8 worker processes: Too many open files; give fewer (--jobs)" \
-        in text and "devdax" not in text
+    assert text == "pfnlab: could not start 16 worker processes: Too many open files; give " \
+        "fewer (--jobs), or raise the limit (ulimit -n, ulimit -u)", text
+
+
+REFUSED_FILES = """
+import os
+from pfnlab import pipeline
+from pfnlab.explore.search.parallel import WorkersNotStarted, backend
+
+before = len(os.listdir("/proc/self/fd"))
+try:
+    pipeline.check("v5.3", "devdax-unbind", pipeline.Search(backend=backend(16, None)))
+except WorkersNotStarted:
+    print(len(os.listdir("/proc/self/fd")) - before)
+"""
+
+
+def test_workers_the_system_refuses_leave_the_files_they_took() -> None:
+    """The error used to hold the refused workers' pipes open (its traceback), so at the
+    limit even the import that prints the message failed: a traceback instead of it."""
+    out = subprocess.run([sys.executable, "-c", REFUSED_FILES], capture_output=True,
+                         text=True, timeout=60, preexec_fn=lambda: few_files(40))
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) <= 2, out.stdout  # (a pipe os.fork's caller may leak)
 
 
 @pytest.mark.parametrize("command", [["check", "v5.3", "devdax-unbind"],

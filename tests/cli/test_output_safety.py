@@ -43,11 +43,38 @@ def test_one_path_for_two_outputs_is_refused(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-def test_output_dash_says_how_to_get_json_on_stdout() -> None:
-    out = run("check", "v5.3", "devdax-unbind", "--output", "-")
+@pytest.mark.parametrize("path", ["-", "/dev/stdout"])
+def test_output_dash_writes_the_json_report_on_standard_output(tmp_path: Path,
+                                                               path: str) -> None:
+    """As Unix tools do (it used to write a file named "-"): standard output holds the
+    JSON alone, for jq or replay, and the text report goes to standard error."""
+    out = run("check", "v5.3", "devdax-unbind", "--output", path, cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    doc = json.loads(out.stdout)
+    assert {f["property"] for f in doc["findings"]} == {"refs-balanced",
+                                                        "teardown-terminates"}
+    assert "teardown-terminates violated" in out.stderr
+    assert "JSON report written" not in out.stdout + out.stderr
+    assert list(tmp_path.iterdir()) == []
+    if path != "-":
+        return
+    replay = subprocess.run([sys.executable, "-m", "pfnlab", "replay", "-"],
+                            input=out.stdout, capture_output=True, text=True, cwd=ROOT,
+                            timeout=300)
+    assert replay.returncode == 0, replay
+    assert replay.stdout.count(": reproduces:") == 2
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--output", "-", "--html", "-"], "--output - and --html - both write to standard "
+     "output: give --html a file name, e.g. report.html"),
+    (["--html", "-", "--format", "json"], "--format json and --html - both write to "
+     "standard output"),
+])
+def test_two_documents_on_standard_output_are_refused(args: list[str], says: str) -> None:
+    out = run("check", "v5.3", "devdax-unbind", *args)
     assert out.returncode == 2
-    assert "use --format json" in out.stderr
-    assert not (ROOT / "-").exists()
+    assert says in " ".join(out.stderr.split()) and out.stdout == ""
 
 
 def test_a_failed_write_keeps_the_old_report_and_leaves_no_partial_file(
@@ -71,20 +98,24 @@ def test_a_failed_write_keeps_the_old_report_and_leaves_no_partial_file(
     assert oct(os.stat(path).st_mode & 0o777) == oct(0o640)  # the file keeps its mode
 
 
-def test_replaying_a_report_of_an_unknown_variant_is_bad_input(tmp_path: Path) -> None:
+def test_replaying_a_report_of_an_unknown_variant_or_scenario_is_bad_input(
+        tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     out = run("check", "v5.3", "devdax-unbind", "--output", str(report))
     assert out.returncode == 1, out.stderr
-    doc = json.loads(report.read_text())
-    doc["variant"] = "v5.33"
-    for f in doc.get("findings", []):
-        if "variant" in f:
-            f["variant"] = "v5.33"
-    report.write_text(json.dumps(doc))
-    out = run("replay", str(report))
-    assert out.returncode == 2, (out.stdout, out.stderr)
-    assert "the report names variant 'v5.33', which the model has not (did you mean " \
-           "v5.3" in out.stderr
+    saved = json.loads(report.read_text())
+    for key, typo, near in (("variant", "v5.33", "v5.3"),
+                            ("scenario", "devdax-unbindd", "devdax-unbind")):
+        doc = json.loads(json.dumps(saved))
+        doc[key] = typo
+        for f in doc.get("findings", []):
+            if key in f:
+                f[key] = typo
+        report.write_text(json.dumps(doc))
+        out = run("replay", str(report))
+        assert out.returncode == 2, (out.stdout, out.stderr)
+        assert f"the report names {key} {typo!r}, which the model has not (did you " \
+               f"mean {near}" in out.stderr
 
 
 def test_a_device_is_written_in_place_and_a_link_stays_a_link(tmp_path: Path) -> None:

@@ -171,6 +171,11 @@ EXITS = [
     (["diff", "v5.4", "v5.4", "devdax-unbind"], 0, "no difference"),
     (["diff", "v5.3", "v5.4", "devdax-unbind"], 1, "teardown-terminates: fixed in v5.4"),
     (["diff", "v5.3", "v5.4", "devdax-unbind", "--seconds", "1e-9"], 3, "NOT exhaustive"),
+    # sweep exits as matrix does (README)
+    (["sweep", "-V", "v6.13", "-S", "devdax-unbind"], 0, "1 hold everything"),
+    (["sweep", "-V", "v5.3", "-S", "devdax-unbind"], 1, "1 with violations"),
+    (["sweep", "-V", "v6.13", "-S", "devdax-unbind", "--seconds", "1e-9"], 3,
+     "1 not fully covered"),
     (["list"], 0, "variants:"),
     (["--version"], 0, "pfnlab "),
 ]
@@ -226,6 +231,19 @@ def test_a_failed_write_says_what_was_lost(option: str) -> None:
     assert "teardown-terminates violated" in out.stdout  # the findings are still printed
 
 
+@pytest.mark.parametrize("args", [["list"], ["check", "v5.3", "devdax-unbind", "--format",
+                                             "json"]], ids=["list", "check json"])
+def test_standard_output_that_cannot_be_written_says_so(args: list[str]) -> None:
+    """A full disk under ``>`` (/dev/full): one line and exit 2, as for --output; it read
+    "pfnlab: pfnlab: error: OSError: [Errno 28]", as if the model had raised it."""
+    with open("/dev/full", "w") as full:
+        out = subprocess.run([sys.executable, "-m", "pfnlab", *args], stdout=full,
+                             stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr == "pfnlab: writing to standard output failed: No space left on " \
+        "device; the report was not saved\n", out.stderr
+
+
 # --------------------------------------------------------------------------- output layer
 @pytest.mark.parametrize("env", [{"PYTHONIOENCODING": "ascii"}, {"LC_ALL": "C"},
                                  {"PYTHONIOENCODING": "latin-1"}])
@@ -259,14 +277,19 @@ def test_the_matrix_fits_the_terminal(columns: int) -> None:
 def interrupt(args: list[str], delay: float, *, twice: bool = False,
               stderr: int | None = None, sig: int = signal.SIGINT
               ) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run pfnlab, send ``sig`` (SIGINT) after ``delay`` seconds; the result and the
-    seconds it took to exit after the signal."""
+    """Run pfnlab, send ``sig`` (SIGINT) after ``delay`` seconds (and half a second at
+    least after it installed its handlers); the result and the seconds it took to exit
+    after the signal."""
+    t_start = time.monotonic()
     p = subprocess.Popen([sys.executable, "-m", "pfnlab", *args], cwd=ROOT, text=True,
                          stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE if stderr is None else stderr,
                          # a background job starts with SIGINT ignored, and keeps it so
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(delay)
+    from tests.cli.test_faults import handles_signals
+
+    handles_signals(p.pid)  # (started: not still importing on a loaded machine)
+    time.sleep(max(0.5, delay - (time.monotonic() - t_start)))
     t0 = time.perf_counter()
     p.send_signal(sig)
     if twice:  # a second one, not the first delivered twice (interrupt.SAME_SIGNAL)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pfnlab.explore.collect import active, collecting, fresh_records, merge_records
 from pfnlab.explore.program import Program
 from pfnlab.explore.search.common import Budget, Result, request_stop
-from pfnlab.explore.search.parallel.forking import signals_held, worker_started
+from pfnlab.explore.search.parallel.forking import start_worker, worker_started
 
 if TYPE_CHECKING:
     from pfnlab.explore.search.swarm_plan import Member
@@ -161,12 +161,7 @@ def run_members(program: Program, jobs: list[Job], workers: int, *,
                     ran.outcomes.append(Outcome(job.member, None, status=NO_TIME))
                     continue
                 job = started
-                recv, send = ctx.Pipe(duplex=False)
-                with signals_held():
-                    proc = ctx.Process(target=_child, args=(os.getpid(), program, job, send),
-                                       daemon=True)
-                    proc.start()
-                send.close()
+                recv, proc = start_worker(ctx, _child, (os.getpid(), program, job), workers)
                 running[recv] = (job, proc)
             for ready in wait(list(running), timeout=TICK):
                 conn = next(c for c in running if c is ready)

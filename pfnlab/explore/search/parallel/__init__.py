@@ -19,6 +19,7 @@ from pfnlab.explore.runtime import Execution
 from pfnlab.explore.search.common import Budget, Clock, Result, Stats
 from pfnlab.explore.search.dpor import Dpor
 from pfnlab.explore.search.parallel.coordinator import MISSED, Coordinator
+from pfnlab.explore.search.parallel.forking import WorkersNotStarted
 from pfnlab.explore.search.parallel.outcome import Progress
 from pfnlab.explore.search.parallel.ray_actors import RayWorkers
 from pfnlab.explore.search.parallel.ray_cluster import RAY_START_INTERRUPTED, ray_init
@@ -27,7 +28,6 @@ from pfnlab.explore.search.parallel.workers import (
     RETRIES,
     InProcess,
     LocalProcesses,
-    WorkersNotStarted,
     default_workers,
 )
 from pfnlab.explore.search.strategy import rounds

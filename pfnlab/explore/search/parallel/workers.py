@@ -34,7 +34,7 @@ from typing import Any, NoReturn
 
 from pfnlab.explore.program import Program
 from pfnlab.explore.search.parallel.exchange import Exchange
-from pfnlab.explore.search.parallel.forking import signals_held, worker_started
+from pfnlab.explore.search.parallel.forking import refused, signals_held, worker_started
 from pfnlab.explore.search.parallel.partitioned import (
     ListQueue,
     PartitionedEndpoint,
@@ -51,11 +51,6 @@ RETRIES = 2
 AHEAD = 2
 
 _PROGRAM: list[Program] = []  # the program the forked workers inherit
-
-
-class WorkersNotStarted(RuntimeError):
-    """The system refused the worker processes (open files, processes, memory): the
-    message says what to lower."""
 
 
 def default_workers() -> int:
@@ -243,16 +238,23 @@ class LocalProcesses:
         processes, or too little memory)."""
         _PROGRAM.append(program)
         self.pools = []
+        why = ""
         try:
             self.exchange = Exchange(self.workers, mp.get_context("fork"),
                                      PartitionedEndpoint if self.partitioned else None)
             for w in range(self.workers):
                 self.pools.append(self._pool(w))
         except OSError as e:
+            why = str(e.strerror or e)
+        if why:
+            # stopped and raised here, past the except block: the OSError's traceback holds
+            # the half-started pool and its pipes, and at the limit of open files nothing
+            # could be done with them open, not even the import that prints the message
             self.stop()
-            raise WorkersNotStarted(
-                f"could not start {self.workers} worker processes: {e.strerror or e}; give "
-                f"fewer (--jobs), or raise the limit (ulimit -n, ulimit -u)") from None
+            import gc
+
+            gc.collect()  # a pool half started is cyclic garbage holding its pipes
+            raise refused(self.workers, why)
 
     def _pool(self, w: int) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(1, mp_context=mp.get_context("fork"), initializer=_init,
