@@ -33,7 +33,9 @@ class Killing(RayWorkers):
     ``after``-th result if that comes first."""
 
     def __init__(self, after: int, how: str) -> None:
-        super().__init__(2, batch=8)  # batches sent while tasks run
+        # batches sent while tasks run; the table partitioned when the process is killed,
+        # whole when the actor is killed through Ray (both ways of sharing are covered)
+        super().__init__(2, batch=8, partitioned=how == "process")
         self.after, self.how = after, how
         self.results = 0
         self.run_again = 0
@@ -129,7 +131,7 @@ class Counting(RayWorkers):
     (each result carries its actor's counters so far)."""
 
     def __init__(self) -> None:
-        super().__init__(2, batch=16)
+        super().__init__(2, batch=16, partitioned=True)
         self.latest: dict[int, dict[str, int]] = {}
 
     def next_result(self, timeout: float | None = None) -> Any:
@@ -166,7 +168,7 @@ class RelayKilling(RayWorkers):
     the relay), once."""
 
     def __init__(self) -> None:
-        super().__init__(2, batch=4)
+        super().__init__(2, batch=4, partitioned=True)
         self.results = 0
         self.killed = False
 

@@ -42,6 +42,11 @@ from pfnlab.explore.search.parallel.tasks import (
 )
 from pfnlab.explore.search.parallel.workers import AHEAD, RETRIES, sendable
 
+#: actors from which the table is partitioned by default: with fewer, each actor holds
+#: most of the table anyway (its own states and its share: 2 actors, about 80 %) and the
+#: owners' round trips through the relay cost more than they save (3 x 2 on a 2-CPU
+#: cluster: 51.7 s partitioned, 45.6 s whole, 51.2 s in one process; docs/performance.md)
+PARTITION_FROM = 4
 #: seconds a search waits for a new actor when it has no other (the cluster has no CPU
 #: free for it: its node is gone and no other node has room)
 START_WITHIN = 120.0
@@ -93,19 +98,21 @@ class RayWorkers:
     instance with ``workers`` CPUs (``address`` None) or the cluster at ``address`` (at
     most ``workers`` of its CPUs; all of them by default). An actor sends its states
     every ``batch`` completed ones; ``partitioned``: to their owners only, each actor
-    keeping a part of the table (ray_partitioned.py), else to every actor."""
+    keeping a part of the table (ray_partitioned.py), else to every actor; by default
+    partitioned from :data:`PARTITION_FROM` actors on."""
 
     name = "Ray"
 
     def __init__(self, workers: int | None = None, address: str | None = None,
-                 batch: int = BATCH, partitioned: bool = True) -> None:
+                 batch: int = BATCH, partitioned: bool | None = None) -> None:
         self.batch = batch
-        self.partitioned = partitioned
         #: seat -> the actor in it (a partitioned table)
         self.seated: dict[int, int] = {}
         self.ray = ray = ray_init(workers, address)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = max(1, min(workers, cpus) if workers else cpus)
+        self.partitioned = (self.workers >= PARTITION_FROM if partitioned is None
+                            else partitioned)
         self.actors: dict[int, _Actor] = {}
         self.starting: dict[Any, _Actor] = {}
         self.out: dict[Any, tuple[int, _Actor]] = {}

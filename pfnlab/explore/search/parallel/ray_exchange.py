@@ -19,6 +19,9 @@ from pfnlab.explore.findings import Finding
 from pfnlab.explore.search.parallel.exchange import BATCH, Endpoint
 from pfnlab.explore.search.parallel.tasks import TaskResult
 
+#: search-loop iterations between two looks of an actor at the relay (local workers: 32)
+RAY_POLL_EVERY = 256
+
 
 @dataclass
 class Partial:
@@ -180,6 +183,11 @@ class RayEndpoint(Endpoint):
     each with what the task found up to it (:class:`FoundSoFar`), and the other actors'
     states are merged as they come. Reading the relay never waits: a read is sent, and
     taken when it has come back."""
+
+    #: search-loop iterations between two looks at the relay: each look is a Ray call the
+    #: relay serves, and on a small cluster the relay's CPU is the actors' (measured:
+    #: bench/ray_cluster.py, docs/performance.md)
+    poll_every = RAY_POLL_EVERY
 
     def __init__(self, me: int, relay: Any, batch: int = BATCH) -> None:
         super().__init__(me, [], batch)

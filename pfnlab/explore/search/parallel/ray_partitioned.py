@@ -24,7 +24,7 @@ from typing import Any
 
 from pfnlab.explore.search.parallel.exchange import BATCH
 from pfnlab.explore.search.parallel.partitioned import PartitionedEndpoint
-from pfnlab.explore.search.parallel.ray_exchange import FoundSoFar
+from pfnlab.explore.search.parallel.ray_exchange import RAY_POLL_EVERY, FoundSoFar
 
 
 class _Outbox:
@@ -44,6 +44,11 @@ class RayPartitionedEndpoint(PartitionedEndpoint):
     """Actor ``actor``'s side of a partitioned table, in ``seat`` of those ``seated``
     (seat -> actor, as the coordinator seated them: module docstring). Reading the
     relay never waits: a read is sent, and taken when it has come back."""
+
+    #: search-loop iterations between two looks at the relay: each look is a Ray call the
+    #: relay serves, and on a small cluster the relay's CPU is the actors' (measured:
+    #: bench/ray_cluster.py, docs/performance.md)
+    poll_every = RAY_POLL_EVERY
 
     def __init__(self, seat: int, seated: dict[int, int], actor: int, relay: Any,
                  batch: int = BATCH) -> None:
