@@ -25,6 +25,7 @@ from pfnlab.explore.shared import (
     set_context,
 )
 from pfnlab.explore.stable import Stable
+from pfnlab.explore.rwlock import RwLock
 from pfnlab.explore.sync import Lock, Srcu, wait_for_change, wait_until
 from pfnlab.explore.threadstate import summarised
 
@@ -37,6 +38,7 @@ __all__ = [
     "Guarded",
     "Instance",
     "Lock",
+    "RwLock",
     "ModelViolation",
     "Plain",
     "Program",
