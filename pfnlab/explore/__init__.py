@@ -8,6 +8,7 @@ interleavings and reports :class:`Finding` s with replayable schedules.
 from pfnlab.explore.findings import Finding, ModelViolation, TraceStep, Violation, fail
 from pfnlab.explore.program import Check, Instance, Program, ThreadBody
 from pfnlab.explore.runtime import Execution, model_caller
+from pfnlab.explore.rwlock import RwLock
 from pfnlab.explore.schedule import Schedule, Step
 from pfnlab.explore.shared import (
     Field,
@@ -25,7 +26,6 @@ from pfnlab.explore.shared import (
     set_context,
 )
 from pfnlab.explore.stable import Stable
-from pfnlab.explore.rwlock import RwLock
 from pfnlab.explore.sync import Lock, Srcu, wait_for_change, wait_until
 from pfnlab.explore.threadstate import summarised
 
@@ -38,10 +38,10 @@ __all__ = [
     "Guarded",
     "Instance",
     "Lock",
-    "RwLock",
     "ModelViolation",
     "Plain",
     "Program",
+    "RwLock",
     "Schedule",
     "Shared",
     "Srcu",
