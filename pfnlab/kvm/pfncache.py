@@ -57,9 +57,9 @@ class PfnCache(Shared):
     ``gpc->lock`` is an rwlock in the kernel; here it is a :class:`~pfnlab.explore.Lock`,
     so two readers exclude each other. The bugs modelled are orders of a writer (refresh,
     invalidation, unmap) against a reader or another writer, which a lock keeps; only
-    readers running at once would be lost, and they change no field. A model whose readers
-    do race each other under the read lock can give its cache a
-    :class:`~pfnlab.explore.RwLock` (``read_lock``/``write_lock``) instead.
+    readers running at once would be lost, and they change no field. (For a model's own
+    objects, :class:`~pfnlab.explore.RwLock` is an ``rwlock_t`` whose readers hold it
+    together; the library's cache functions take this lock as an exclusive one.)
 
     Create it at set-up; it registers with ``kvm`` (``kvm.pfn_caches``, the kernel's
     ``kvm->gpc_list``), whose ``secondary-coherent`` check (I12) covers it. ``hva`` is the
