@@ -152,6 +152,7 @@ def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
         unit.append(len(order) - 1)
     tried = 0
     found: Causal | None = None
+    nearest: Causal | None = None
     with _Objects(program, order) as objs:
         for i, j in pairs[:max_pairs]:
             if deadline is not None and time.perf_counter() >= deadline:
@@ -173,11 +174,12 @@ def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
             if pair.ordering is not None:
                 found = pair
                 break
-            if found is None:
+            if found is None:  # the nearest deciding pair: its window is looked for once
                 _window(program, finding, order, unit, locks, pair, max_pairs, max_steps,
                         deadline)
                 if pair.window_ordering is not None:
                     return pair  # the window it closes is what the kernel orders
+                nearest = pair
             # the nearest deciding pair has no kernel ordering, nor has the lookup that
             # opened its window: a fix is told only in generic terms; a pair further from
             # the end that also decides the finding, on a field the kernel orders, is the
@@ -186,7 +188,7 @@ def causal_core(program: Program, finding: Finding, *, max_pairs: int = 60,
             found = found or pair
     if found is None:
         return Causal(tried=tried)
-    if found.window is None:
+    if found is not nearest:
         _window(program, finding, order, unit, locks, found, max_pairs, max_steps, deadline)
     return found
 
