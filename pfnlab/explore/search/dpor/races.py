@@ -31,6 +31,7 @@ acted on (``nfrozen``, ``reports``: parallel/task_search.py).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Protocol
 
 from pfnlab.explore.runtime import Execution, Footprint
@@ -189,29 +190,66 @@ def race(s: Searching, k: int, j: int, ej: Event) -> None:
 def summary_races(s: Searching, summary: Summary, depth: int, ev: Event, top: Node) -> None:
     """A cache hit at ``stack[depth]``: every stack event that may race with an access of
     the cached state's subtree gets an initial of the reversal, where the stack decides
-    one (see :func:`known_initials`), else its node fully expanded."""
-    events = s.events
+    one (see :func:`known_initials`), else its node fully expanded.
+
+    Thread by thread in a fixed order (which initial a race adds depends on what earlier
+    threads' races added); for one thread each racing stack event is handled once, fully
+    expanded if one of the thread's entries races with it through a lock word (what an
+    entry at a time would do: the rule for a data race adds an enabled thread, which a
+    full expansion then adds anyway)."""
+    events, stack, obj_events, nfrozen = s.events, s.stack, s.obj_events, s.nfrozen
     tclock = list(top.tclock)
     tclock[ev.tid] = ev.clock
-    # in a fixed order: which initial a race adds depends on what earlier ones added, and
-    # a set's order follows string hashing (PYTHONHASHSEED): counts varied run to run
+    for q, objects in _by_thread(summary):
+        tq = tclock[q]
+        for o, accesses in objects:
+            for k in obj_events.get(o, ()):
+                node = stack[k]
+                if node.full:
+                    continue
+                ek = events[k]
+                if ek.tid == q or ek.seq <= tq[ek.tid]:
+                    continue
+                how = _conflict(ek.fp, o, accesses)
+                if how is None:
+                    continue
+                if k < nfrozen:  # a frozen node: whoever froze it decides
+                    s.reports.append(("full", k))
+                elif how:  # a lock word: lock_races' rules
+                    expand_fully(node)
+                else:
+                    _summary_race(node, known_initials(events, k), q)
+
+
+def _conflict(fp: Footprint, o: int, accesses: tuple[tuple[str, bool], ...]) -> bool | None:
+    """Whether the accesses ``(field, write)`` of a summary to object ``o`` conflict with
+    footprint ``fp``: None if not, True if one does through a lock word (the first access
+    of ``fp`` each one conflicts with decides), else False."""
+    how: bool | None = None
+    for f, w in accesses:
+        for i2, f2, w2 in fp:
+            if i2 == o and (w or w2) and (f in (f2, ALL_FIELDS) or f2 == ALL_FIELDS):
+                if f2 == "owner" or f == "owner":
+                    return True
+                how = False
+                break
+    return how
+
+
+_ByThread = tuple[tuple[int, tuple[tuple[int, tuple[tuple[str, bool], ...]], ...]], ...]
+
+
+@lru_cache(maxsize=1 << 14)
+def _by_thread(summary: Summary) -> _ByThread:
+    """``summary`` as ``(thread, ((object, ((field, write), ...)), ...))``, every level
+    sorted: a fixed order (a set's follows string hashing, PYTHONHASHSEED: counts varied
+    run to run). Cached: the visited table keeps one object per distinct summary, hit
+    again and again (a frozenset keeps its hash)."""
+    out: dict[int, dict[int, list[tuple[str, bool]]]] = {}
     for q, o, f, w in sorted(summary):
-        for k in s.obj_events.get(o, ()):
-            node = s.stack[k]
-            if node.full:
-                continue
-            ek = events[k]
-            if ek.tid == q or ek.seq <= tclock[q][ek.tid]:
-                continue
-            for i2, f2, w2 in ek.fp:
-                if i2 == o and (w or w2) and (f in (f2, ALL_FIELDS) or f2 == ALL_FIELDS):
-                    if k < s.nfrozen:  # a frozen node: whoever froze it decides
-                        s.reports.append(("full", k))
-                    elif f2 == "owner" or f == "owner":  # a lock word: lock_races' rules
-                        expand_fully(node)
-                    else:
-                        _summary_race(node, known_initials(events, k), q)
-                    break
+        out.setdefault(q, {}).setdefault(o, []).append((f, w))
+    return tuple((q, tuple((o, tuple(acc)) for o, acc in objs.items()))
+                 for q, objs in out.items())
 
 
 def known_initials(events: list[Event], k: int) -> list[int] | None:
