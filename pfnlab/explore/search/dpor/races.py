@@ -239,12 +239,13 @@ def _conflict(fp: Footprint, o: int, accesses: tuple[tuple[str, bool], ...]) -> 
 _ByThread = tuple[tuple[int, tuple[tuple[int, tuple[tuple[str, bool], ...]], ...]], ...]
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 12)
 def _by_thread(summary: Summary) -> _ByThread:
     """``summary`` as ``(thread, ((object, ((field, write), ...)), ...))``, every level
     sorted: a fixed order (a set's follows string hashing, PYTHONHASHSEED: counts varied
-    run to run). Cached: the visited table keeps one object per distinct summary, hit
-    again and again (a frozenset keeps its hash)."""
+    run to run). Cached, the most recent 4,096: the visited table keeps one object per
+    distinct summary, hit again and again (a frozenset keeps its hash); at two vCPUs
+    `dirty-log-collapse` hits 2,200 distinct summaries 29,000 times."""
     out: dict[int, dict[int, list[tuple[str, bool]]]] = {}
     for q, o, f, w in sorted(summary):
         out.setdefault(q, {}).setdefault(o, []).append((f, w))
