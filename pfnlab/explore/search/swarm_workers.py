@@ -123,9 +123,9 @@ def _child(parent: int, program: Program, job: Job, conn: Connection) -> None:
         finally:
             signal.signal(INTERRUPT, signal.SIG_IGN)
         conn.send(("ok", res, program.knowledge.all(), records))
-    except KeyboardInterrupt:  # interrupted outside the search's own handling
-        conn.send(("interrupted", None, None, None))
     except BaseException as e:  # the model raised: the parent raises it again
+        # (Ctrl-C never reaches a member as KeyboardInterrupt: it ignores SIGINT, and the
+        # swarm's INTERRUPT only asks its search to stop, which then sends "ok")
         from pfnlab.explore.search.parallel.workers import sendable
 
         err = sendable(e) if isinstance(e, Exception) else RuntimeError(repr(e))
@@ -235,8 +235,6 @@ def _received(conn: Connection, job: Job, proc: Any) -> Outcome:
             "ending its process"))
     conn.close()
     proc.join()
-    if kind == "interrupted":
-        return Outcome(job.member, None, status="stopped: interrupted")
     if kind == "error":
         raise value
     merge_records(records, active())
