@@ -97,16 +97,24 @@ def _outcome(fn: Callable[..., Any], args: Any, kwargs: Any) -> int:
 WRITE_FAILED = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
 
 
-def _output_lost(e: OSError) -> int:
+def _output_lost(e: OSError, lost: str = "the report was not saved") -> int:
     """Standard output could not be written: one line saying so (not an error of the
     model); what is still buffered for it is dropped. Exit status 2, as for an
     ``--output`` file that could not be written."""
     with contextlib.suppress(OSError):
-        say(f"writing to standard output failed: {e.strerror or e}; the report was not "
-            "saved")
+        say(f"writing to standard output failed: {e.strerror or e}; {lost}")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     return exits.USAGE
+
+
+def output_lost_before_a_command(e: OSError) -> int:
+    """``--help``, ``--version`` or a usage message (written before any command runs,
+    outside :func:`guarded`) could not be written to standard output: its exit status,
+    after one line saying so; other errors are raised again."""
+    if e.errno not in WRITE_FAILED:
+        raise e
+    return _output_lost(e, "nothing was shown")
 
 
 def _unexpected(e: Exception) -> int:

@@ -10,6 +10,7 @@ import typer
 
 from pfnlab.cli import exits, interrupt
 from pfnlab.cli.app import app
+from pfnlab.cli.guard import output_lost_before_a_command
 from pfnlab.cli.matrix_cmd import matrix
 from pfnlab.cli.output import setup_streams
 
@@ -39,6 +40,8 @@ def main() -> None:
     interrupt.install()
     try:
         app(args=ray_value_optional(sys.argv[1:]), prog_name="pfnlab")
+    except OSError as e:  # --help or --version into a full device (> /dev/full)
+        sys.exit(output_lost_before_a_command(e))
     finally:
         interrupt.shutting_down()
 

@@ -244,6 +244,19 @@ def test_standard_output_that_cannot_be_written_says_so(args: list[str]) -> None
         "device; the report was not saved\n", out.stderr
 
 
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["check", "--help"]],
+                         ids=["help", "version", "check help"])
+def test_help_that_cannot_be_written_says_so(args: list[str]) -> None:
+    """``--help`` and ``--version`` are written before any command runs: into /dev/full
+    they ended in a Python traceback (OSError from rich or print) and exit 1."""
+    with open("/dev/full", "w") as full:
+        out = subprocess.run([sys.executable, "-m", "pfnlab", *args], stdout=full,
+                             stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr == "pfnlab: writing to standard output failed: No space left on " \
+        "device; nothing was shown\n", out.stderr
+
+
 # --------------------------------------------------------------------------- output layer
 @pytest.mark.parametrize("env", [{"PYTHONIOENCODING": "ascii"}, {"LC_ALL": "C"},
                                  {"PYTHONIOENCODING": "latin-1"}])
