@@ -236,12 +236,7 @@ def test_a_failed_write_says_what_was_lost(option: str) -> None:
 def test_standard_output_that_cannot_be_written_says_so(args: list[str]) -> None:
     """A full disk under ``>`` (/dev/full): one line and exit 2, as for --output; it read
     "pfnlab: pfnlab: error: OSError: [Errno 28]", as if the model had raised it."""
-    with open("/dev/full", "w") as full:
-        out = subprocess.run([sys.executable, "-m", "pfnlab", *args], stdout=full,
-                             stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
-    assert out.returncode == 2
-    assert out.stderr == "pfnlab: writing to standard output failed: No space left on " \
-        "device; the report was not saved\n", out.stderr
+    _into_a_full_device(args, "the report was not saved")
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["check", "--help"]],
@@ -249,12 +244,17 @@ def test_standard_output_that_cannot_be_written_says_so(args: list[str]) -> None
 def test_help_that_cannot_be_written_says_so(args: list[str]) -> None:
     """``--help`` and ``--version`` are written before any command runs: into /dev/full
     they ended in a Python traceback (OSError from rich or print) and exit 1."""
+    _into_a_full_device(args, "nothing was shown")
+
+
+def _into_a_full_device(args: list[str], lost: str) -> None:
+    """``pfnlab ARGS > /dev/full``: exit 2 and one line saying what was ``lost``."""
     with open("/dev/full", "w") as full:
         out = subprocess.run([sys.executable, "-m", "pfnlab", *args], stdout=full,
                              stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 2
     assert out.stderr == "pfnlab: writing to standard output failed: No space left on " \
-        "device; nothing was shown\n", out.stderr
+        f"device; {lost}\n", out.stderr
 
 
 # --------------------------------------------------------------------------- output layer
