@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -191,3 +193,38 @@ def test_a_cluster_nobody_listens_at_is_refused_at_once(command: list[str]) -> N
     assert out.returncode == 2, out
     assert f"--ray 127.0.0.1:{port}: cannot reach the cluster at 127.0.0.1:{port}: " \
         "Connection refused" in " ".join(out.stderr.split())
+
+
+@pytest.mark.parametrize("reply", [b"HTTP/1.1 400 Bad Request\r\n\r\n", b""],
+                         ids=["http", "silent"])
+def test_a_server_that_is_not_ray_is_refused_at_once(reply: bytes) -> None:
+    """Something listens but does not answer as Ray's GCS (an HTTP port, a server that
+    says nothing): Ray retried it for a minute, and a SIGTERM then took 20 s more."""
+    pytest.importorskip("ray")
+    import socket
+    import threading
+
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        port = srv.getsockname()[1]
+
+        def serve() -> None:
+            with suppress(OSError):
+                conn, _ = srv.accept()
+                with conn:
+                    conn.recv(64)
+                    if reply:
+                        conn.sendall(reply)
+                    else:
+                        time.sleep(6)  # past the probe's 5 s
+
+        threading.Thread(target=serve, daemon=True).start()
+        t0 = time.monotonic()
+        out = subprocess.run([sys.executable, "-m", "pfnlab", "check", "v5.3",
+                              "devdax-unbind", "--ray", f"127.0.0.1:{port}"],
+                             capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out
+    assert f"--ray 127.0.0.1:{port}: no Ray cluster at 127.0.0.1:{port}: something " \
+        "listens there but does not answer as Ray's GCS (gRPC)" in " ".join(out.stderr.split())
+    assert time.monotonic() - t0 < 20

@@ -129,7 +129,8 @@ _NO_RAY_HANDLER = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
 
 def reachable(address: str, timeout: float = 5.0) -> None:
     """RuntimeError unless something listens at a cluster's ``address`` (``HOST:PORT`` or
-    ``ray://HOST:PORT``; ``auto`` and other forms are left to Ray): Ray itself retries an
+    ``ray://HOST:PORT``; ``auto`` and other forms are left to Ray) and, at ``HOST:PORT``,
+    answers as a gRPC server does (:func:`_speaks_grpc`): Ray itself retries an
     unreachable address without end, and Ctrl-C does not stop it."""
     import socket
 
@@ -138,12 +139,42 @@ def reachable(address: str, timeout: float = 5.0) -> None:
     if not sep or not port.isdigit():
         return
     try:
-        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
-                                 timeout=timeout).close()
+        conn = socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
+                                        timeout=timeout)
     except OSError as e:
         raise RuntimeError(
             f"cannot reach the cluster at {address}: {e.strerror or e}; start it (ray start "
             "--head) or give the address it printed, or use --ray local") from None
+    with conn:
+        # (a ray:// client server is gRPC too, but untested here: left to Ray)
+        if (not address.startswith("ray://") and os.environ.get("RAY_USE_TLS", "0") in
+                ("", "0") and not _speaks_grpc(conn)):
+            raise RuntimeError(
+                f"no Ray cluster at {address}: something listens there but does not answer "
+                "as Ray's GCS (gRPC); give the address `ray start --head` printed (its GCS "
+                "port, 6379 unless --port said otherwise), or use --ray local")
+
+
+#: an HTTP/2 client's connection preface and an empty SETTINGS frame (RFC 9113 3.4, 6.5)
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _speaks_grpc(conn: Any) -> bool:
+    """Whether the server on ``conn`` answers the HTTP/2 preface with a SETTINGS frame, as
+    every gRPC server (Ray's GCS, its client server) does at once. Ray itself would retry
+    a server that does not (an HTTP/1 port, say) for a minute, and Ctrl-C would not stop
+    it."""
+    try:
+        conn.sendall(_HTTP2_PREFACE)
+        head = b""
+        while len(head) < 9:
+            chunk = conn.recv(9 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except OSError:
+        return False
+    return len(head) == 9 and head[3] == 0x04  # the frame's type: SETTINGS
 
 
 def _quiet_auth_notice() -> None:
