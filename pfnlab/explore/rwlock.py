@@ -37,10 +37,13 @@ class RwLock(Shared):
     def _label(self) -> str:
         return str(self.__dict__["_name"])
 
+    def _guard_and_me(self) -> tuple[Lock, str]:
+        """The inner lock, and the name of the thread calling (``setup`` outside one)."""
+        return self.__dict__["guard"], current_thread() or "setup"
+
     def read_lock(self) -> None:
         """``read_lock()``: enter a read section once no writer holds it."""
-        guard: Lock = self.__dict__["guard"]
-        me = current_thread() or "setup"
+        guard, me = self._guard_and_me()
         while True:
             guard.acquire()
             if self.writer is None:
@@ -52,8 +55,7 @@ class RwLock(Shared):
 
     def read_unlock(self) -> None:
         """``read_unlock()``: leave the read section this thread entered."""
-        guard: Lock = self.__dict__["guard"]
-        me = current_thread() or "setup"
+        guard, me = self._guard_and_me()
         guard.acquire()
         readers = self.readers
         if me not in readers:
@@ -65,8 +67,7 @@ class RwLock(Shared):
 
     def write_lock(self) -> None:
         """``write_lock()``: take it alone, once no reader and no writer holds it."""
-        guard: Lock = self.__dict__["guard"]
-        me = current_thread() or "setup"
+        guard, me = self._guard_and_me()
         while True:
             guard.acquire()
             if self.writer is None and not self.readers:
@@ -79,8 +80,7 @@ class RwLock(Shared):
 
     def write_unlock(self) -> None:
         """``write_unlock()``: release it (held for writing by this thread)."""
-        guard: Lock = self.__dict__["guard"]
-        me = current_thread() or "setup"
+        guard, me = self._guard_and_me()
         guard.acquire()
         if self.writer != me:
             holder = self.writer

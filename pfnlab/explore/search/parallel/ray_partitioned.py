@@ -45,10 +45,7 @@ class RayPartitionedEndpoint(PartitionedEndpoint):
     (seat -> actor, as the coordinator seated them: module docstring). Reading the
     relay never waits: a read is sent, and taken when it has come back."""
 
-    #: search-loop iterations between two looks at the relay: each look is a Ray call the
-    #: relay serves, and on a small cluster the relay's CPU is the actors' (measured:
-    #: bench/ray_cluster.py, docs/performance.md)
-    poll_every = RAY_POLL_EVERY
+    poll_every = RAY_POLL_EVERY  #: (as RayEndpoint's: each look is a call the relay serves)
 
     def __init__(self, seat: int, seated: dict[int, int], actor: int, relay: Any,
                  batch: int = BATCH) -> None:
